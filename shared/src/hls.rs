@@ -1,0 +1,159 @@
+//! HLS playlists (RFC 8216) rendered through `m3u8-rs`.
+
+use m3u8_rs::{Key, KeyMethod, Map, MasterPlaylist, MediaPlaylist, MediaPlaylistType, MediaSegment, Resolution, VariantStream};
+
+use crate::segment_cipher::Iv;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentKey {
+    /// What `EXT-X-KEY`'s `URI` names.
+    pub uri: String,
+    pub iv: Iv,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    pub uri: String,
+    pub duration: f64,
+    pub key: SegmentKey,
+}
+
+/// A VOD media playlist in which every segment carries its own `EXT-X-KEY` (explicit IV).
+///
+/// `init_uri` is the fMP4 init section (`EXT-X-MAP`), which stays unencrypted so that it can be
+/// declared before the first key tag.
+pub fn media_playlist(segments: &[Segment], init_uri: Option<&str>) -> String {
+    // RFC 8216 §4.3.3.1: every EXTINF rounded to the nearest integer must not exceed it.
+    let target = segments.iter().map(|s| s.duration.round() as u64).max().unwrap_or(1).max(1);
+    let segments = segments
+        .iter()
+        .enumerate()
+        .map(|(i, s)| MediaSegment {
+            uri: s.uri.clone(),
+            duration: s.duration as f32,
+            key: Some(Key {
+                method: KeyMethod::AES128,
+                uri: Some(s.key.uri.clone()),
+                iv: Some(s.key.iv.to_hls_attribute()),
+                keyformat: None,
+                keyformatversions: None,
+            }),
+            map: match (i, init_uri) {
+                (0, Some(uri)) => Some(Map { uri: uri.to_string(), ..Default::default() }),
+                _ => None,
+            },
+            ..Default::default()
+        })
+        .collect();
+    let playlist = MediaPlaylist {
+        version: Some(if init_uri.is_some() { 6 } else { 3 }),
+        target_duration: target,
+        media_sequence: 0,
+        segments,
+        end_list: true,
+        playlist_type: Some(MediaPlaylistType::Vod),
+        independent_segments: true,
+        ..Default::default()
+    };
+    render(|w| playlist.write_to(w))
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    pub uri: String,
+    /// Peak segment bit rate, bits per second.
+    pub bandwidth: u64,
+    pub average_bandwidth: u64,
+    pub codecs: String,
+    pub resolution: Option<(u32, u32)>,
+    pub frame_rate: Option<f64>,
+}
+
+pub fn master_playlist(variants: &[Variant], fmp4: bool) -> String {
+    let playlist = MasterPlaylist {
+        version: Some(if fmp4 { 6 } else { 3 }),
+        independent_segments: true,
+        variants: variants
+            .iter()
+            .map(|v| VariantStream {
+                uri: v.uri.clone(),
+                bandwidth: v.bandwidth,
+                average_bandwidth: Some(v.average_bandwidth),
+                codecs: Some(v.codecs.clone()),
+                resolution: v.resolution.map(|(w, h)| Resolution { width: w.into(), height: h.into() }),
+                frame_rate: v.frame_rate.map(|f| (f * 1000.0).round() / 1000.0),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    render(|w| playlist.write_to(w))
+}
+
+fn render(write: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> String {
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail, and m3u8-rs only writes UTF-8 text.
+    let _ = write(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(i: usize, d: f64) -> Segment {
+        Segment {
+            uri: format!("seg_{i:05}.ts"),
+            duration: d,
+            key: SegmentKey { uri: "../key.bin".into(), iv: Iv([i as u8; 16]) },
+        }
+    }
+
+    #[test]
+    fn media_playlist_is_vod_with_explicit_ivs() {
+        let text = media_playlist(&[seg(0, 6.006), seg(1, 6.006), seg(2, 2.5)], None);
+        assert!(text.starts_with("#EXTM3U\n"));
+        assert!(text.contains("#EXT-X-TARGETDURATION:6\n"), "{text}");
+        assert!(text.contains("#EXT-X-PLAYLIST-TYPE:VOD"));
+        assert!(text.contains("#EXT-X-ENDLIST"));
+        assert_eq!(text.matches("#EXT-X-KEY:METHOD=AES-128,URI=\"../key.bin\",IV=0x").count(), 3);
+        assert!(text.contains(&format!("IV=0x{}", "01".repeat(16))));
+        let parsed = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
+        assert_eq!(parsed.segments.len(), 3);
+    }
+
+    #[test]
+    fn target_duration_covers_rounded_segments() {
+        let text = media_playlist(&[seg(0, 6.6)], None);
+        assert!(text.contains("#EXT-X-TARGETDURATION:7\n"));
+    }
+
+    #[test]
+    fn fmp4_playlist_declares_the_init_section() {
+        let text = media_playlist(&[seg(0, 6.0)], Some("init.mp4"));
+        assert!(text.contains("#EXT-X-MAP:URI=\"init.mp4\""));
+        assert!(text.contains("#EXT-X-VERSION:6"));
+    }
+
+    #[test]
+    fn master_lists_variants_with_attributes() {
+        let text = master_playlist(
+            &[Variant {
+                uri: "720p/index.m3u8".into(),
+                bandwidth: 3_100_000,
+                average_bandwidth: 2_900_000,
+                codecs: "avc1.64001f,mp4a.40.2".into(),
+                resolution: Some((1280, 720)),
+                frame_rate: Some(30000.0 / 1001.0),
+            }],
+            false,
+        );
+        assert!(text.contains("#EXT-X-INDEPENDENT-SEGMENTS"));
+        assert!(text.contains("BANDWIDTH=3100000"));
+        assert!(text.contains("AVERAGE-BANDWIDTH=2900000"));
+        assert!(text.contains("CODECS=\"avc1.64001f,mp4a.40.2\""));
+        assert!(text.contains("RESOLUTION=1280x720"));
+        assert!(text.contains("FRAME-RATE=29.97"));
+        assert!(text.contains("720p/index.m3u8"));
+    }
+}

@@ -1,0 +1,459 @@
+//! Encoding profiles and ladder planning: which renditions a source gets, and at what size.
+//!
+//! A profile is a list of rungs, each a bounding box with bitrates. Planning never upscales: a
+//! rung whose box is larger than the source is dropped, except the lowest rung, which is always
+//! kept (capped at the source size) so every playable source yields at least one rendition.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Container {
+    /// MPEG-2 transport stream segments (`.ts`): the widest player support.
+    #[default]
+    Ts,
+    /// Fragmented MP4 segments (`.m4s`) with an `EXT-X-MAP` init section; needed for AV1.
+    Fmp4,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoCodec {
+    H264,
+    Hevc,
+    Av1,
+}
+
+impl VideoCodec {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VideoCodec::H264 => "h264",
+            VideoCodec::Hevc => "hevc",
+            VideoCodec::Av1 => "av1",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rung {
+    /// Folder name of the rendition: lowercase letters, digits, `-` and `_`.
+    pub name: String,
+    /// Bounding box (landscape orientation; swapped for portrait sources).
+    pub width: u32,
+    pub height: u32,
+    #[serde(default = "default_codec")]
+    pub codec: VideoCodec,
+    pub video_kbps: u32,
+    /// Peak rate for the encoder's VBV; defaults to 107 % of `video_kbps`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_kbps: Option<u32>,
+    pub audio_kbps: u32,
+    /// Extra encoder options passed through to FFmpeg (for example `{"tune":"film"}`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub encoder_options: BTreeMap<String, String>,
+}
+
+fn default_codec() -> VideoCodec {
+    VideoCodec::H264
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub name: String,
+    #[serde(default)]
+    pub container: Container,
+    #[serde(default = "default_segment_seconds")]
+    pub segment_seconds: f64,
+    #[serde(default = "default_gop_seconds")]
+    pub gop_seconds: f64,
+    pub rungs: Vec<Rung>,
+}
+
+fn default_segment_seconds() -> f64 {
+    6.0
+}
+
+fn default_gop_seconds() -> f64 {
+    2.0
+}
+
+pub const BUILT_IN_PROFILES: [&str; 3] = ["default", "hevc-4k", "av1-archive"];
+
+fn rung(name: &str, width: u32, height: u32, codec: VideoCodec, video_kbps: u32, audio_kbps: u32) -> Rung {
+    Rung {
+        name: name.into(),
+        width,
+        height,
+        codec,
+        video_kbps,
+        max_kbps: None,
+        audio_kbps,
+        encoder_options: BTreeMap::new(),
+    }
+}
+
+fn h264_ladder() -> Vec<Rung> {
+    vec![
+        rung("1080p", 1920, 1080, VideoCodec::H264, 5000, 192),
+        rung("720p", 1280, 720, VideoCodec::H264, 2800, 128),
+        rung("480p", 854, 480, VideoCodec::H264, 1400, 96),
+        rung("360p", 640, 360, VideoCodec::H264, 800, 64),
+    ]
+}
+
+impl Profile {
+    /// One of [`BUILT_IN_PROFILES`].
+    pub fn built_in(name: &str) -> Option<Profile> {
+        let (container, rungs) = match name {
+            "default" => (Container::Ts, h264_ladder()),
+            "hevc-4k" => {
+                let mut rungs = vec![rung("2160p", 3840, 2160, VideoCodec::Hevc, 12000, 192)];
+                rungs.extend(h264_ladder());
+                (Container::Fmp4, rungs)
+            }
+            "av1-archive" => (
+                Container::Fmp4,
+                vec![
+                    rung("2160p", 3840, 2160, VideoCodec::Av1, 8000, 192),
+                    rung("1080p", 1920, 1080, VideoCodec::Av1, 3000, 192),
+                    rung("720p", 1280, 720, VideoCodec::Av1, 1600, 128),
+                    rung("360p", 640, 360, VideoCodec::Av1, 500, 64),
+                ],
+            ),
+            _ => return None,
+        };
+        Some(Profile {
+            name: name.into(),
+            container,
+            segment_seconds: default_segment_seconds(),
+            gop_seconds: default_gop_seconds(),
+            rungs,
+        })
+    }
+
+    /// Parses and validates a profile file's JSON; errors name the offending field.
+    pub fn from_json(text: &str) -> Result<Profile, Error> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let profile: Profile = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." { "(document)".to_string() } else { path };
+            Error::profile(field, e.into_inner().to_string())
+        })?;
+        profile.validate()?;
+        Ok(profile)
+    }
+
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.name.trim().is_empty() {
+            return Err(Error::profile("name", "must not be empty"));
+        }
+        if !(1.0..=30.0).contains(&self.segment_seconds) {
+            return Err(Error::profile(
+                "segment_seconds",
+                format!("{} is out of range (expected 1 to 30)", self.segment_seconds),
+            ));
+        }
+        if !(0.5..=10.0).contains(&self.gop_seconds) || self.gop_seconds > self.segment_seconds {
+            return Err(Error::profile(
+                "gop_seconds",
+                format!(
+                    "{} is out of range (expected 0.5 to 10, and at most segment_seconds)",
+                    self.gop_seconds
+                ),
+            ));
+        }
+        if self.rungs.is_empty() || self.rungs.len() > 12 {
+            return Err(Error::profile("rungs", "expected 1 to 12 rungs"));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, r) in self.rungs.iter().enumerate() {
+            let field = |f: &str| format!("rungs[{i}].{f}");
+            let name_ok = !r.name.is_empty()
+                && r.name.len() <= 32
+                && r.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+                && r.name != "audio"
+                && r.name != "thumbnails";
+            if !name_ok {
+                return Err(Error::profile(
+                    field("name"),
+                    format!("{:?} must be 1-32 characters of a-z, 0-9, '-' or '_' (not \"audio\" or \"thumbnails\")", r.name),
+                ));
+            }
+            if !names.insert(r.name.as_str()) {
+                return Err(Error::profile(field("name"), format!("{:?} is used by two rungs", r.name)));
+            }
+            for (f, v) in [("width", r.width), ("height", r.height)] {
+                if !(16..=8192).contains(&v) || v % 2 != 0 {
+                    return Err(Error::profile(field(f), format!("{v} is invalid (expected an even number from 16 to 8192)")));
+                }
+            }
+            if !(50..=200_000).contains(&r.video_kbps) {
+                return Err(Error::profile(field("video_kbps"), format!("{} is out of range (expected 50 to 200000)", r.video_kbps)));
+            }
+            if let Some(max) = r.max_kbps {
+                if max < r.video_kbps || max > 400_000 {
+                    return Err(Error::profile(field("max_kbps"), format!("{max} must be at least video_kbps ({}) and at most 400000", r.video_kbps)));
+                }
+            }
+            if !(16..=512).contains(&r.audio_kbps) {
+                return Err(Error::profile(field("audio_kbps"), format!("{} is out of range (expected 16 to 512)", r.audio_kbps)));
+            }
+            if r.codec == VideoCodec::Av1 && self.container != Container::Fmp4 {
+                return Err(Error::profile(field("codec"), "av1 needs \"container\": \"fmp4\" (AV1 is not carried in MPEG-TS)"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Rung {
+    pub fn max_kbps(&self) -> u32 {
+        self.max_kbps.unwrap_or(self.video_kbps * 107 / 100)
+    }
+}
+
+/// What planning needs to know about the source, after rotation is applied.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SourceGeometry {
+    pub width: u32,
+    pub height: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedRung {
+    pub rung: Rung,
+    pub width: u32,
+    pub height: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DroppedRung {
+    pub name: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Ladder {
+    pub renditions: Vec<PlannedRung>,
+    pub dropped: Vec<DroppedRung>,
+}
+
+/// Plans the video renditions for a source: never upscaled, aspect kept, even dimensions.
+pub fn plan_video(profile: &Profile, source: SourceGeometry) -> Ladder {
+    let portrait = source.height > source.width;
+    let mut rungs: Vec<&Rung> = profile.rungs.iter().collect();
+    rungs.sort_by_key(|r| std::cmp::Reverse(u64::from(r.width) * u64::from(r.height)));
+    let lowest = rungs.len().saturating_sub(1);
+
+    let mut renditions: Vec<PlannedRung> = Vec::new();
+    let mut dropped = Vec::new();
+    for (i, r) in rungs.into_iter().enumerate() {
+        let (box_w, box_h) = if portrait { (r.height, r.width) } else { (r.width, r.height) };
+        let factor = (f64::from(box_w) / f64::from(source.width)).min(f64::from(box_h) / f64::from(source.height));
+        if factor > 1.0 + 1e-9 && i != lowest {
+            dropped.push(DroppedRung {
+                name: r.name.clone(),
+                reason: format!(
+                    "{}x{} would upscale the {}x{} source",
+                    box_w, box_h, source.width, source.height
+                ),
+            });
+            continue;
+        }
+        let factor = factor.min(1.0);
+        let width = even(f64::from(source.width) * factor).min(box_w.max(2));
+        let height = even(f64::from(source.height) * factor).min(box_h.max(2));
+        if renditions.iter().any(|p| p.width == width && p.height == height && p.rung.codec == r.codec) {
+            dropped.push(DroppedRung {
+                name: r.name.clone(),
+                reason: format!("same {width}x{height} size as a larger rung"),
+            });
+            continue;
+        }
+        renditions.push(PlannedRung { rung: r.clone(), width, height });
+    }
+    Ladder { renditions, dropped }
+}
+
+fn even(x: f64) -> u32 {
+    let v = ((x / 2.0).round() * 2.0) as u32;
+    v.max(2)
+}
+
+/// The rendition an audio-only source gets: AAC at the profile's highest audio rate.
+pub fn audio_only_kbps(profile: &Profile) -> u32 {
+    profile.rungs.iter().map(|r| r.audio_kbps).max().unwrap_or(128)
+}
+
+const STANDARD_RATES: [(u32, u32); 9] = [
+    (24000, 1001),
+    (24, 1),
+    (25, 1),
+    (30000, 1001),
+    (30, 1),
+    (48, 1),
+    (50, 1),
+    (60000, 1001),
+    (60, 1),
+];
+
+/// Chooses the constant output frame rate (as a fraction) for a possibly variable-rate source.
+///
+/// `average` is the measured mean rate, `nominal` the container's declared rate. The result is
+/// at most 60 fps (higher rates are halved until they fit) and snapped to a broadcast rate when
+/// within 3 %, so a jittery 29.6 fps phone clip plays out at 30000/1001.
+pub fn output_frame_rate(average: Option<(u32, u32)>, nominal: Option<(u32, u32)>) -> (u32, u32) {
+    let as_f = |(n, d): (u32, u32)| if d == 0 { 0.0 } else { f64::from(n) / f64::from(d) };
+    let valid = |r: &(u32, u32)| (1.0..=1000.0).contains(&as_f(*r));
+    let Some(picked) = average.filter(valid).or(nominal.filter(valid)) else {
+        return (30, 1);
+    };
+    let mut fps = as_f(picked);
+    let mut exact = picked;
+    while fps > 60.5 {
+        fps /= 2.0;
+        exact = (exact.0, exact.1 * 2);
+    }
+    let nearest = STANDARD_RATES
+        .iter()
+        .copied()
+        .min_by(|a, b| (as_f(*a) - fps).abs().total_cmp(&(as_f(*b) - fps).abs()))
+        .unwrap_or((30, 1));
+    if (as_f(nearest) - fps).abs() / fps <= 0.03 {
+        nearest
+    } else if exact.1 <= 1001 && exact.0 <= 60_000 {
+        let g = gcd(exact.0, exact.1);
+        (exact.0 / g, exact.1 / g)
+    } else {
+        ((fps.round() as u32).max(1), 1)
+    }
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 { a.max(1) } else { gcd(b, a % b) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn default() -> Profile {
+        Profile::built_in("default").unwrap()
+    }
+
+    fn sizes(l: &Ladder) -> Vec<(String, u32, u32)> {
+        l.renditions.iter().map(|p| (p.rung.name.clone(), p.width, p.height)).collect()
+    }
+
+    #[test]
+    fn full_hd_source_gets_the_whole_ladder() {
+        let l = plan_video(&default(), SourceGeometry { width: 1920, height: 1080 });
+        assert_eq!(
+            sizes(&l),
+            vec![
+                ("1080p".into(), 1920, 1080),
+                ("720p".into(), 1280, 720),
+                ("480p".into(), 854, 480),
+                ("360p".into(), 640, 360)
+            ]
+        );
+        assert!(l.dropped.is_empty());
+    }
+
+    #[test]
+    fn rungs_above_the_source_are_dropped() {
+        let l = plan_video(&default(), SourceGeometry { width: 1280, height: 720 });
+        assert_eq!(sizes(&l).len(), 3);
+        assert_eq!(l.dropped.len(), 1);
+        assert_eq!(l.dropped[0].name, "1080p");
+        assert!(l.dropped[0].reason.contains("upscale"));
+    }
+
+    #[test]
+    fn tiny_source_keeps_lowest_rung_at_source_size() {
+        let l = plan_video(&default(), SourceGeometry { width: 320, height: 180 });
+        assert_eq!(sizes(&l), vec![("360p".into(), 320, 180)]);
+        assert_eq!(l.dropped.len(), 3);
+    }
+
+    #[test]
+    fn aspect_is_kept_with_even_dimensions() {
+        let l = plan_video(&default(), SourceGeometry { width: 1920, height: 800 });
+        assert_eq!(sizes(&l)[0], ("1080p".into(), 1920, 800));
+        assert_eq!(sizes(&l)[1], ("720p".into(), 1280, 534));
+        for p in &l.renditions {
+            assert_eq!(p.width % 2, 0);
+            assert_eq!(p.height % 2, 0);
+        }
+        let odd = plan_video(&default(), SourceGeometry { width: 853, height: 479 });
+        assert!(odd.renditions.iter().all(|p| p.width % 2 == 0 && p.height % 2 == 0));
+    }
+
+    #[test]
+    fn portrait_sources_use_portrait_boxes() {
+        let l = plan_video(&default(), SourceGeometry { width: 1080, height: 1920 });
+        assert_eq!(sizes(&l)[0], ("1080p".into(), 1080, 1920));
+        assert_eq!(sizes(&l)[3], ("360p".into(), 360, 640));
+    }
+
+    #[test]
+    fn built_in_profiles_are_valid() {
+        for name in BUILT_IN_PROFILES {
+            Profile::built_in(name).unwrap().validate().unwrap();
+        }
+        let hevc = Profile::built_in("hevc-4k").unwrap();
+        assert_eq!(hevc.rungs[0].codec, VideoCodec::Hevc);
+        assert_eq!(hevc.rungs.len(), 5);
+        assert!(Profile::built_in("nope").is_none());
+    }
+
+    #[test]
+    fn profile_errors_name_the_field() {
+        let err = Profile::from_json(r#"{"name":"x","rungs":[{"name":"a","width":640,"height":"360","video_kbps":800,"audio_kbps":64}]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("rungs[0].height"), "{err}");
+
+        let err = Profile::from_json(r#"{"name":"x","rungs":[{"name":"a","width":641,"height":360,"video_kbps":800,"audio_kbps":64}]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("rungs[0].width") && err.contains("even"), "{err}");
+
+        let err = Profile::from_json(r#"{"name":"x","rungs":[{"name":"a","width":640,"height":360,"video_kbps":800,"audio_kbps":64,"bogus":1}]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bogus"), "{err}");
+
+        let err = Profile::from_json(r#"{"name":"x","rungs":[{"name":"a","width":640,"height":360,"codec":"av1","video_kbps":800,"audio_kbps":64}]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("rungs[0].codec") && err.contains("fmp4"), "{err}");
+
+        let err = Profile::from_json("{not json").unwrap_err().to_string();
+        assert!(err.starts_with("invalid profile"), "{err}");
+    }
+
+    #[test]
+    fn profile_json_round_trips() {
+        let p = default();
+        let text = serde_json::to_string(&p).unwrap();
+        assert_eq!(Profile::from_json(&text).unwrap(), p);
+    }
+
+    #[test]
+    fn frame_rate_is_constant_capped_and_snapped() {
+        assert_eq!(output_frame_rate(Some((30000, 1001)), None), (30000, 1001));
+        assert_eq!(output_frame_rate(Some((2960, 100)), Some((90000, 1))), (30000, 1001));
+        assert_eq!(output_frame_rate(Some((120, 1)), None), (60, 1));
+        assert_eq!(output_frame_rate(Some((0, 0)), Some((25, 1))), (25, 1));
+        assert_eq!(output_frame_rate(None, None), (30, 1));
+        assert_eq!(output_frame_rate(Some((15, 1)), None), (15, 1));
+        assert_eq!(output_frame_rate(Some((1234567, 100000)), None), (12, 1));
+    }
+}
