@@ -1,1 +1,87 @@
-fn main(){}
+//! `vaultstream-transcode`: turns a video into an AES-128-encrypted adaptive-bitrate HLS ladder.
+//!
+//! The pipeline reads top to bottom as its modules: [`probe`] → ladder planning (in the
+//! `vaultstream` core) → decode and [`normalize`] → per-[`rendition`] scale and [`encoder`] →
+//! [`mux`] into segments cut by [`keyframes`] → encrypt with [`keys`] → [`publish`].
+
+mod cli;
+mod encoder;
+mod error;
+mod interleave;
+mod keyframes;
+mod keys;
+mod mux;
+mod normalize;
+mod pipeline;
+mod probe;
+mod progress;
+mod publish;
+mod rendition;
+mod thumbnails;
+mod watchdog;
+
+use std::io::IsTerminal;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::error::{TranscodeError, EXIT_OK};
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        builder.init();
+    } else {
+        builder.json().flatten_event(true).init();
+    }
+    // FFmpeg's own messages are off unless asked for: they would interleave with ours and
+    // everything they say about a bad input is reported through our errors.
+    let level = match std::env::var("VAULTSTREAM_FFMPEG_LOG").as_deref() {
+        Ok("debug") => ffmpeg_next::util::log::Level::Debug,
+        Ok("info") => ffmpeg_next::util::log::Level::Info,
+        Ok("warning") => ffmpeg_next::util::log::Level::Warning,
+        Ok("error") => ffmpeg_next::util::log::Level::Error,
+        _ => ffmpeg_next::util::log::Level::Quiet,
+    };
+    ffmpeg_next::util::log::set_level(level);
+}
+
+fn run(cli: Cli) -> Result<(), TranscodeError> {
+    ffmpeg_next::init().map_err(|e| TranscodeError::Fatal(format!("initialising FFmpeg: {e}")))?;
+    match cli.command {
+        Command::Local(args) => {
+            let job = pipeline::Job::from_args(args)?;
+            let (out_dir, manifest) = pipeline::run_local(job)?;
+            let summary = serde_json::json!({
+                "status": manifest.status,
+                "reason": manifest.reason,
+                "master": out_dir.join("master.m3u8"),
+                "manifest": out_dir.join("manifest.json"),
+                "key_files": manifest.keys.iter().map(|k| &k.file).collect::<Vec<_>>(),
+                "renditions": manifest.renditions.iter().map(|r| &r.name).collect::<Vec<_>>(),
+                "encoders": manifest.encoders.iter().map(|e| &e.name).collect::<Vec<_>>(),
+                "wall_seconds": manifest.figures.wall_seconds,
+            });
+            println!("{summary}");
+            if let Some(reason) = &manifest.reason {
+                tracing::warn!(%reason, "published partially");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    init_logging();
+    let code = match run(cli) {
+        Ok(()) => EXIT_OK,
+        Err(err) => {
+            tracing::error!(error = %err, exit_code = err.exit_code(), "transcode failed");
+            eprintln!("error: {err}");
+            err.exit_code()
+        }
+    };
+    std::process::exit(code);
+}

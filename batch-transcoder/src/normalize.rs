@@ -1,0 +1,152 @@
+//! Turns decoded frames into what every rendition shares, once per source (libavfilter):
+//! video upright, square-pixelled and at a constant frame rate; audio as 48 kHz stereo float
+//! planar in AAC-sized frames, padded or trimmed to stay in sync.
+
+use ffmpeg_next as ff;
+use ff::{filter, frame, Rational};
+
+use crate::error::{Result, TranscodeError};
+use crate::probe::VideoSource;
+
+pub const AUDIO_RATE: u32 = 48_000;
+/// Samples per AAC-LC frame.
+pub const AUDIO_FRAME: u32 = 1024;
+
+fn graph_error(what: &str) -> impl Fn(ff::Error) -> TranscodeError + '_ {
+    move |e| TranscodeError::Fatal(format!("building the {what} filter graph: {e}"))
+}
+
+/// Filters that rotate a picture clockwise by `degrees`, as FFmpeg's CLI autorotation does.
+pub fn rotation_filters(degrees: u32) -> &'static [&'static str] {
+    match degrees {
+        90 => &["transpose=clock"],
+        180 => &["hflip", "vflip"],
+        270 => &["transpose=cclock"],
+        _ => &[],
+    }
+}
+
+pub struct VideoNormalizer {
+    graph: filter::Graph,
+    /// Where the last input frame ends (input time base), so the constant-rate output keeps it.
+    end_pts: Option<i64>,
+    nominal_duration: i64,
+}
+
+impl VideoNormalizer {
+    pub fn new(
+        source: &VideoSource,
+        format: ff::format::Pixel,
+        sample_aspect: Rational,
+        stream_time_base: Rational,
+        fps: (u32, u32),
+    ) -> Result<Self> {
+        let err = graph_error("video");
+        let mut graph = filter::Graph::new();
+        let sar = if sample_aspect.numerator() > 0 && sample_aspect.denominator() > 0 {
+            sample_aspect
+        } else {
+            Rational::new(1, 1)
+        };
+        let args = format!(
+            "video_size={}x{}:pix_fmt={}:time_base={}/{}:pixel_aspect={}/{}",
+            source.width,
+            source.height,
+            ff::ffi::AVPixelFormat::from(format) as i32,
+            stream_time_base.numerator(),
+            stream_time_base.denominator(),
+            sar.numerator(),
+            sar.denominator()
+        );
+        let buffer = filter::find("buffer").ok_or_else(|| TranscodeError::Fatal("libavfilter lacks `buffer`".into()))?;
+        let sink = filter::find("buffersink").ok_or_else(|| TranscodeError::Fatal("libavfilter lacks `buffersink`".into()))?;
+        graph.add(&buffer, "in", &args).map_err(&err)?;
+        graph.add(&sink, "out", "").map_err(&err)?;
+
+        let mut chain: Vec<String> = rotation_filters(source.rotation).iter().map(|s| s.to_string()).collect();
+        if sar.numerator() != sar.denominator() {
+            chain.push("scale=w=trunc(iw*sar/2)*2:h=ih:flags=bicubic".into());
+            chain.push("setsar=1".into());
+        }
+        chain.push(format!("fps=fps={}/{}:start_time=0:round=near", fps.0, fps.1));
+        graph.output("in", 0).and_then(|p| p.input("out", 0)).and_then(|p| p.parse(&chain.join(","))).map_err(&err)?;
+        graph.validate().map_err(&err)?;
+        // One output frame's length in input ticks, for input frames that carry no duration.
+        let nominal_duration = (f64::from(fps.1) / f64::from(fps.0) / f64::from(stream_time_base)).round().max(1.0) as i64;
+        Ok(VideoNormalizer { graph, end_pts: None, nominal_duration })
+    }
+
+    pub fn push(&mut self, frame: &frame::Video) -> Result<()> {
+        if let Some(pts) = frame.pts() {
+            let duration = frame.packet().duration;
+            let end = pts + if duration > 0 { duration } else { self.nominal_duration };
+            self.end_pts = Some(self.end_pts.map_or(end, |e| e.max(end)));
+        }
+        named(&mut self.graph, "in")?.source().add(frame).map_err(|e| TranscodeError::Fatal(format!("feeding the video filter: {e}")))
+    }
+
+    /// Ends the input at the end of the last frame (not its start), as FFmpeg's CLI does, so
+    /// the rate conversion emits that frame too.
+    pub fn flush(&mut self) -> Result<()> {
+        let mut source = named(&mut self.graph, "in")?;
+        let result = match self.end_pts {
+            Some(end) => source.source().close(end),
+            None => source.source().flush(),
+        };
+        result.map_err(|e| TranscodeError::Fatal(format!("flushing the video filter: {e}")))
+    }
+
+    /// The next normalized frame, if one is ready.
+    pub fn pull(&mut self) -> Option<frame::Video> {
+        let mut out = frame::Video::empty();
+        let mut sink = named(&mut self.graph, "out").ok()?;
+        sink.sink().frame(&mut out).ok().map(|_| out)
+    }
+}
+
+fn named(graph: &mut filter::Graph, name: &str) -> Result<filter::Context> {
+    graph.get(name).ok_or_else(|| TranscodeError::Fatal(format!("filter graph has no `{name}` context")))
+}
+
+pub struct AudioNormalizer {
+    graph: filter::Graph,
+}
+
+impl AudioNormalizer {
+    /// `format`, `rate` and `layout` describe the decoder's output. Frames must arrive with
+    /// timestamps in `1/rate` counted from the source's start, so audio and video share time zero.
+    pub fn new(format: ff::format::Sample, rate: u32, layout: ff::ChannelLayout) -> Result<Self> {
+        let err = graph_error("audio");
+        let mut graph = filter::Graph::new();
+        let args = format!(
+            "time_base=1/{rate}:sample_rate={rate}:sample_fmt={}:channel_layout=0x{:x}",
+            format.name(),
+            layout.bits()
+        );
+        let abuffer = filter::find("abuffer").ok_or_else(|| TranscodeError::Fatal("libavfilter lacks `abuffer`".into()))?;
+        let sink = filter::find("abuffersink").ok_or_else(|| TranscodeError::Fatal("libavfilter lacks `abuffersink`".into()))?;
+        graph.add(&abuffer, "in", &args).map_err(&err)?;
+        graph.add(&sink, "out", "").map_err(&err)?;
+        let chain = format!(
+            "aresample={AUDIO_RATE}:async=1:first_pts=0,aformat=sample_fmts=fltp:channel_layouts=stereo"
+        );
+        graph.output("in", 0).and_then(|p| p.input("out", 0)).and_then(|p| p.parse(&chain)).map_err(&err)?;
+        graph.validate().map_err(&err)?;
+        named(&mut graph, "out")?.sink().set_frame_size(AUDIO_FRAME);
+        Ok(AudioNormalizer { graph })
+    }
+
+    pub fn push(&mut self, frame: &frame::Audio) -> Result<()> {
+        named(&mut self.graph, "in")?.source().add(frame).map_err(|e| TranscodeError::Fatal(format!("feeding the audio filter: {e}")))
+    }
+
+    pub fn flush(&mut self) -> Result<()> {
+        named(&mut self.graph, "in")?.source().flush().map_err(|e| TranscodeError::Fatal(format!("flushing the audio filter: {e}")))
+    }
+
+    pub fn pull(&mut self) -> Option<frame::Audio> {
+        let mut out = frame::Audio::empty();
+        let mut sink = named(&mut self.graph, "out").ok()?;
+        sink.sink().frame(&mut out).ok().map(|_| out)
+    }
+}

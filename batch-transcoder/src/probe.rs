@@ -1,0 +1,220 @@
+//! Probe and validate the source before any work: what streams it has, how big and how long it
+//! claims to be, and whether we can decode it at all.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use ffmpeg_next as ff;
+use ff::format::context::Input;
+use ff::media::Type as Media;
+use serde::Serialize;
+
+use crate::error::{Result, TranscodeError};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_width: u32,
+    pub max_height: u32,
+    pub max_duration: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VideoSource {
+    pub index: usize,
+    pub codec: String,
+    /// Coded size.
+    pub width: u32,
+    pub height: u32,
+    /// Size as displayed: square pixels, rotation applied.
+    pub display_width: u32,
+    pub display_height: u32,
+    /// Clockwise rotation to apply for display: 0, 90, 180 or 270.
+    pub rotation: u32,
+    pub pixel_format: String,
+    pub average_frame_rate: Option<(u32, u32)>,
+    pub nominal_frame_rate: Option<(u32, u32)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AudioSource {
+    pub index: usize,
+    pub codec: String,
+    pub sample_rate: u32,
+    pub channels: u16,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceInfo {
+    pub format: String,
+    pub size_bytes: u64,
+    /// Declared duration in seconds, when the container states one.
+    pub duration: Option<f64>,
+    /// Earliest start time (seconds) of the chosen streams; output timestamps start from here.
+    pub start_time: f64,
+    pub video: Option<VideoSource>,
+    pub audio: Option<AudioSource>,
+}
+
+/// Opens the source for demuxing; `abort` interrupts blocking I/O when the watchdog fires.
+pub fn open(path: &Path, abort: Arc<AtomicBool>) -> Result<(Input, u64)> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| TranscodeError::Usage(format!("cannot read input {}: {e}", path.display())))?;
+    if !meta.is_file() && !is_fifo(&meta) {
+        return Err(TranscodeError::Usage(format!("input {} is not a file", path.display())));
+    }
+    if meta.len() == 0 && meta.is_file() {
+        return Err(TranscodeError::InvalidInput(format!("{} is empty (0 bytes)", path.display())));
+    }
+    let input = ff::format::input_with_interrupt(path, move || abort.load(Ordering::Relaxed)).map_err(|e| match e {
+        ff::Error::Exit => TranscodeError::Temporary("reading the input was interrupted".into()),
+        e => TranscodeError::InvalidInput(format!(
+            "{} is not a media file FFmpeg can read ({e}); it may be truncated, damaged or not a video at all",
+            path.display()
+        )),
+    })?;
+    Ok((input, meta.len()))
+}
+
+fn is_fifo(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    meta.file_type().is_fifo()
+}
+
+fn rational(r: ff::Rational) -> Option<(u32, u32)> {
+    (r.numerator() > 0 && r.denominator() > 0).then(|| (r.numerator() as u32, r.denominator() as u32))
+}
+
+/// Clockwise display rotation from a stream's display matrix, as FFmpeg's CLI computes it.
+fn rotation(stream: &ff::format::stream::Stream) -> u32 {
+    for side in stream.side_data() {
+        if side.kind() == ff::codec::packet::side_data::Type::DisplayMatrix && side.data().len() >= 36 {
+            // SAFETY: the display matrix side data is nine i32 values (checked length above);
+            // av_display_rotation_get only reads them.
+            let theta = unsafe { ff::ffi::av_display_rotation_get(side.data().as_ptr() as *const i32) };
+            if theta.is_nan() {
+                return 0;
+            }
+            let clockwise = (-theta).round() as i64;
+            return (((clockwise % 360) + 360) % 360 / 90 * 90) as u32;
+        }
+    }
+    0
+}
+
+fn codec_name(id: ff::codec::Id) -> String {
+    format!("{id:?}").to_lowercase()
+}
+
+/// Describes and validates the opened source. Errors here are exit 65: the file itself is bad.
+pub fn inspect(input: &Input, size_bytes: u64, limits: &Limits) -> Result<SourceInfo> {
+    let mut video: Option<VideoSource> = None;
+    let mut audio: Option<AudioSource> = None;
+    let mut starts = Vec::new();
+    let mut rejected = Vec::new();
+
+    for stream in input.streams() {
+        let params = stream.parameters();
+        let id = params.id();
+        let medium = params.medium();
+        if medium != Media::Video && medium != Media::Audio {
+            continue;
+        }
+        if stream.disposition().contains(ff::format::stream::Disposition::ATTACHED_PIC) {
+            continue;
+        }
+        if ff::decoder::find(id).is_none() {
+            rejected.push(format!("stream {} ({}) has no decoder", stream.index(), codec_name(id)));
+            continue;
+        }
+        let Ok(ctx) = ff::codec::Context::from_parameters(params) else {
+            rejected.push(format!("stream {} has unusable codec parameters", stream.index()));
+            continue;
+        };
+        let tb = stream.time_base();
+        let start = (stream.start_time() != ff::ffi::AV_NOPTS_VALUE)
+            .then(|| stream.start_time() as f64 * f64::from(tb));
+        match medium {
+            Media::Video if video.is_none() => {
+                let Ok(dec) = ctx.decoder().video() else {
+                    rejected.push(format!("stream {} ({}) cannot be decoded", stream.index(), codec_name(id)));
+                    continue;
+                };
+                let (w, h) = (dec.width(), dec.height());
+                if w == 0 || h == 0 {
+                    rejected.push(format!("video stream {} declares no picture size", stream.index()));
+                    continue;
+                }
+                if w > limits.max_width || h > limits.max_height {
+                    return Err(TranscodeError::InvalidInput(format!(
+                        "the video is {w}x{h}, larger than the accepted {}x{} (--max-width/--max-height)",
+                        limits.max_width, limits.max_height
+                    )));
+                }
+                let sar = dec.aspect_ratio();
+                let square_w = if sar.numerator() > 0 && sar.denominator() > 0 && sar.numerator() != sar.denominator() {
+                    ((f64::from(w) * f64::from(sar)).round() as u32).max(2)
+                } else {
+                    w
+                };
+                let rot = rotation(&stream);
+                let (dw, dh) = if rot % 180 == 90 { (h, square_w) } else { (square_w, h) };
+                video = Some(VideoSource {
+                    index: stream.index(),
+                    codec: codec_name(id),
+                    width: w,
+                    height: h,
+                    display_width: dw,
+                    display_height: dh,
+                    rotation: rot,
+                    pixel_format: format!("{:?}", dec.format()).to_lowercase(),
+                    average_frame_rate: rational(stream.avg_frame_rate()),
+                    nominal_frame_rate: rational(stream.rate()),
+                });
+                starts.extend(start);
+            }
+            Media::Audio if audio.is_none() => {
+                let Ok(dec) = ctx.decoder().audio() else {
+                    rejected.push(format!("stream {} ({}) cannot be decoded", stream.index(), codec_name(id)));
+                    continue;
+                };
+                if dec.rate() == 0 || dec.channels() == 0 {
+                    rejected.push(format!("audio stream {} declares no sample rate or channels", stream.index()));
+                    continue;
+                }
+                audio = Some(AudioSource {
+                    index: stream.index(),
+                    codec: codec_name(id),
+                    sample_rate: dec.rate(),
+                    channels: dec.channels(),
+                });
+                starts.extend(start);
+            }
+            _ => {}
+        }
+    }
+
+    if video.is_none() && audio.is_none() {
+        let detail = if rejected.is_empty() { "it has no video or audio stream".to_string() } else { rejected.join("; ") };
+        return Err(TranscodeError::InvalidInput(format!("nothing to transcode: {detail}")));
+    }
+
+    let duration = (input.duration() > 0).then(|| input.duration() as f64 / f64::from(ff::ffi::AV_TIME_BASE));
+    if let Some(d) = duration {
+        if d > limits.max_duration {
+            return Err(TranscodeError::InvalidInput(format!(
+                "the source declares {d:.1} s, longer than the accepted {:.0} s (--max-duration)",
+                limits.max_duration
+            )));
+        }
+    }
+
+    Ok(SourceInfo {
+        format: input.format().name().to_string(),
+        size_bytes,
+        duration,
+        start_time: starts.into_iter().reduce(f64::min).unwrap_or(0.0),
+        video,
+        audio,
+    })
+}

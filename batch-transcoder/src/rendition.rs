@@ -1,0 +1,389 @@
+//! One rendition of the ladder, run on its own thread: scale → encode → interleave → segment →
+//! encrypt → write. A failure here fails only this rendition; the others still publish.
+
+use std::path::PathBuf;
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+
+use ffmpeg_next as ff;
+use ff::software::scaling;
+use ff::{frame, Packet, Rational, Rescale};
+use serde::Serialize;
+use vaultstream::codec_string;
+use vaultstream::hls::{Segment, SegmentKey};
+use vaultstream::ladder::{Container, VideoCodec};
+use vaultstream::segment_cipher::{encrypt_segment_in_place, Iv};
+
+use crate::encoder::{self, VideoEncoder, VideoSettings};
+use crate::interleave::Interleaver;
+use crate::keyframes::Timeline;
+use crate::keys::KeyRing;
+use crate::mux::{SegmentMuxer, StreamSpec};
+
+/// What the decoder thread hands every rendition.
+pub enum Work {
+    Video(Arc<frame::Video>),
+    Audio(Arc<frame::Audio>),
+}
+
+#[derive(Debug, Clone)]
+pub struct VideoPlan {
+    pub codec: VideoCodec,
+    pub encoder: String,
+    /// Under `--encoder auto`, a hardware encoder that fails to open here falls back to this.
+    pub fallback: Option<String>,
+    pub preset: String,
+    pub settings: VideoSettings,
+    /// Time base of incoming (normalized) frames.
+    pub input_time_base: Rational,
+}
+
+#[derive(Debug, Clone)]
+pub struct RenditionPlan {
+    pub name: String,
+    pub dir: PathBuf,
+    pub container: Container,
+    pub timeline: Timeline,
+    pub video: Option<VideoPlan>,
+    pub audio_kbps: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SegmentRecord {
+    pub uri: String,
+    pub duration: f64,
+    pub bytes: u64,
+    pub key_uri: String,
+    pub iv: String,
+    #[serde(skip)]
+    pub iv_bytes: Iv,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RenditionOutput {
+    pub name: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub codecs: String,
+    pub encoder: Option<String>,
+    pub init_segment: Option<String>,
+    pub frames: u64,
+    pub segments: Vec<SegmentRecord>,
+    /// Peak and average segment bit rate (bits per second, as delivered: encrypted).
+    pub bandwidth: u64,
+    pub average_bandwidth: u64,
+}
+
+impl RenditionOutput {
+    pub fn playlist_segments(&self) -> Vec<Segment> {
+        self.segments
+            .iter()
+            .map(|s| Segment {
+                uri: s.uri.clone(),
+                duration: s.duration,
+                key: SegmentKey { uri: s.key_uri.clone(), iv: s.iv_bytes },
+            })
+            .collect()
+    }
+}
+
+struct VideoPath {
+    encoder: VideoEncoder,
+    encoder_name: String,
+    time_base: Rational,
+    input_time_base: Rational,
+    scaler: Option<scaling::Context>,
+    first_index: Option<i64>,
+    frames: u64,
+}
+
+struct AudioPath {
+    encoder: ff::encoder::Audio,
+    time_base: Rational,
+}
+
+struct Segmenter<'k> {
+    muxer: SegmentMuxer,
+    keys: &'k KeyRing,
+    plan_dir: PathBuf,
+    extension: &'static str,
+    timeline: Timeline,
+    cut_on_video: bool,
+    current: Option<(i64, f64)>,
+    end_time: f64,
+    segments: Vec<SegmentRecord>,
+    video_codec_string: Option<String>,
+}
+
+impl Segmenter<'_> {
+    fn accept(&mut self, stream: usize, is_video: bool, mut packet: Packet, time_base: Rational) -> Result<(), String> {
+        let seconds = |ts: Option<i64>| ts.map(|t| t as f64 * f64::from(time_base));
+        let pts = seconds(packet.pts()).or(seconds(packet.dts())).unwrap_or(self.end_time);
+        let duration = packet.duration() as f64 * f64::from(time_base);
+        let cut_point = if self.cut_on_video { is_video && packet.is_key() } else { true };
+        if is_video && self.video_codec_string.is_none() && packet.is_key() {
+            self.video_codec_string = packet.data().and_then(|d| codec_string::h264_from_annexb(d).or_else(|| codec_string::hevc_from_annexb(d)));
+        }
+        if cut_point {
+            let index = self.timeline.segment_index(pts);
+            match self.current {
+                None => self.current = Some((index, pts)),
+                Some((current, start)) if index > current => {
+                    let bytes = self.muxer.cut()?;
+                    self.emit(bytes, pts - start)?;
+                    self.current = Some((index, pts));
+                }
+                Some(_) => {}
+            }
+        }
+        self.end_time = self.end_time.max(pts + duration);
+        self.muxer.write(stream, &mut packet)
+    }
+
+    fn emit(&mut self, mut bytes: Vec<u8>, duration: f64) -> Result<(), String> {
+        let number = self.segments.len();
+        let (key, key_uri) = self.keys.for_segment(number).map_err(|e| e.to_string())?;
+        let iv = Iv::random().map_err(|e| e.to_string())?;
+        encrypt_segment_in_place(&key, &iv, &mut bytes);
+        let uri = format!("seg_{number:05}.{}", self.extension);
+        std::fs::write(self.plan_dir.join(&uri), &bytes).map_err(|e| format!("writing {uri}: {e}"))?;
+        self.segments.push(SegmentRecord {
+            uri,
+            duration,
+            bytes: bytes.len() as u64,
+            key_uri,
+            iv: iv.to_hls_attribute(),
+            iv_bytes: iv,
+        });
+        Ok(())
+    }
+}
+
+/// Runs one rendition to completion.
+pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing) -> Result<RenditionOutput, String> {
+    std::fs::create_dir_all(&plan.dir).map_err(|e| format!("creating {}: {e}", plan.dir.display()))?;
+    let global_header = plan.container == Container::Fmp4;
+
+    let mut video = match &plan.video {
+        Some(v) => Some(open_video_path(v, global_header)?),
+        None => None,
+    };
+    let mut audio = match plan.audio_kbps {
+        Some(kbps) => {
+            let enc = encoder::open_aac(kbps, global_header).map_err(|e| e.to_string())?;
+            let time_base = enc.time_base();
+            Some(AudioPath { encoder: enc, time_base })
+        }
+        None => None,
+    };
+
+    let mut specs = Vec::new();
+    if let Some(v) = &video {
+        specs.push(StreamSpec { encoder: unsafe { v.encoder.encoder.as_ptr() }, time_base: v.time_base });
+    }
+    if let Some(a) = &audio {
+        specs.push(StreamSpec { encoder: unsafe { a.encoder.as_ptr() }, time_base: a.time_base });
+    }
+    let (muxer, init) = SegmentMuxer::new(plan.container, &specs)?;
+    let init_segment = match init {
+        Some(bytes) => {
+            std::fs::write(plan.dir.join("init.mp4"), bytes).map_err(|e| format!("writing init.mp4: {e}"))?;
+            Some("init.mp4".to_string())
+        }
+        None => None,
+    };
+    let video_stream = video.as_ref().map(|_| 0usize);
+    let audio_stream = audio.as_ref().map(|_| usize::from(video.is_some()));
+    let stream_count = specs.len();
+    let mut segmenter = Segmenter {
+        muxer,
+        keys,
+        plan_dir: plan.dir.clone(),
+        extension: if plan.container == Container::Fmp4 { "m4s" } else { "ts" },
+        timeline: plan.timeline,
+        cut_on_video: video.is_some(),
+        current: None,
+        end_time: 0.0,
+        segments: Vec::new(),
+        video_codec_string: None,
+    };
+    let mut interleaver: Interleaver<Packet> = Interleaver::new(stream_count);
+    let time_bases: Vec<Rational> = specs.iter().map(|s| s.time_base).collect();
+
+    let drain = |interleaver: &mut Interleaver<Packet>, segmenter: &mut Segmenter| -> Result<(), String> {
+        while let Some((stream, packet)) = interleaver.pop() {
+            segmenter.accept(stream, Some(stream) == video_stream, packet, time_bases[stream])?;
+        }
+        Ok(())
+    };
+
+    for item in work.iter() {
+        match item {
+            Work::Video(frame) => {
+                if let (Some(v), Some(s)) = (video.as_mut(), video_stream) {
+                    let prepared = prepare_frame(v, &frame, &plan.timeline)?;
+                    v.encoder.encoder.send_frame(&prepared).map_err(|e| format!("{}: encoding: {e}", v.encoder_name))?;
+                    v.frames += 1;
+                    receive(&mut v.encoder.encoder, s, v.time_base, &mut interleaver)?;
+                }
+            }
+            Work::Audio(frame) => {
+                if let (Some(a), Some(s)) = (audio.as_mut(), audio_stream) {
+                    a.encoder.send_frame(&frame).map_err(|e| format!("aac: encoding: {e}"))?;
+                    receive(&mut a.encoder, s, a.time_base, &mut interleaver)?;
+                }
+            }
+        }
+        drain(&mut interleaver, &mut segmenter)?;
+    }
+
+    // The decoder hung up: flush encoders, then whatever is still queued.
+    if let (Some(v), Some(s)) = (video.as_mut(), video_stream) {
+        v.encoder.encoder.send_eof().map_err(|e| format!("flushing {}: {e}", v.encoder_name))?;
+        receive(&mut v.encoder.encoder, s, v.time_base, &mut interleaver)?;
+        interleaver.close(s);
+    }
+    if let (Some(a), Some(s)) = (audio.as_mut(), audio_stream) {
+        a.encoder.send_eof().map_err(|e| format!("flushing aac: {e}"))?;
+        receive(&mut a.encoder, s, a.time_base, &mut interleaver)?;
+        interleaver.close(s);
+    }
+    drain(&mut interleaver, &mut segmenter)?;
+
+    let Some((_, start)) = segmenter.current else {
+        return Err("the encoder produced no packets".into());
+    };
+    let last_duration = segmenter.end_time - start;
+    let tail = segmenter.muxer.finish()?;
+    segmenter.emit(tail, last_duration)?;
+
+    let total_bytes: u64 = segmenter.segments.iter().map(|s| s.bytes).sum();
+    let total_seconds: f64 = segmenter.segments.iter().map(|s| s.duration).sum();
+    let bandwidth = segmenter
+        .segments
+        .iter()
+        .filter(|s| s.duration > 0.0)
+        .map(|s| (s.bytes as f64 * 8.0 / s.duration).ceil() as u64)
+        .max()
+        .unwrap_or(0);
+    let average_bandwidth = if total_seconds > 0.0 { (total_bytes as f64 * 8.0 / total_seconds).ceil() as u64 } else { 0 };
+
+    let video_codec = match (&plan.video, &init_segment) {
+        (None, _) => None,
+        (Some(_), Some(init)) => std::fs::read(plan.dir.join(init)).ok().and_then(|b| codec_string::from_mp4_init(&b)),
+        (Some(_), None) => segmenter.video_codec_string.clone(),
+    };
+    let video_codec = match (&plan.video, video_codec) {
+        (Some(v), None) => Some(fallback_codec_string(v.codec).to_string()),
+        (_, c) => c,
+    };
+    let codecs = video_codec
+        .into_iter()
+        .chain(audio.as_ref().map(|_| codec_string::AAC_LC.to_string()))
+        .collect::<Vec<_>>()
+        .join(",");
+
+    Ok(RenditionOutput {
+        name: plan.name.clone(),
+        width: plan.video.as_ref().map(|v| v.settings.width),
+        height: plan.video.as_ref().map(|v| v.settings.height),
+        codecs,
+        encoder: video.as_ref().map(|v| v.encoder_name.clone()),
+        init_segment,
+        frames: video.as_ref().map_or(0, |v| v.frames),
+        segments: segmenter.segments,
+        bandwidth,
+        average_bandwidth,
+    })
+}
+
+fn fallback_codec_string(codec: VideoCodec) -> &'static str {
+    match codec {
+        VideoCodec::H264 => "avc1.640028",
+        VideoCodec::Hevc => "hvc1.1.6.L150.90",
+        VideoCodec::Av1 => "av01.0.08M.08",
+    }
+}
+
+fn open_video_path(plan: &VideoPlan, global_header: bool) -> Result<VideoPath, String> {
+    let mut settings = plan.settings.clone();
+    settings.global_header = global_header;
+    let (encoder, name) = match encoder::open_video(&plan.encoder, plan.codec, &plan.preset, &settings) {
+        Ok(e) => (e, plan.encoder.clone()),
+        Err(reason) => match &plan.fallback {
+            Some(fallback) => {
+                tracing::warn!(encoder = %plan.encoder, %reason, %fallback, "hardware encoder failed to open for this rendition; using software");
+                let e = encoder::open_video(fallback, plan.codec, &plan.preset, &settings).map_err(|r| format!("{fallback}: {r}"))?;
+                (e, fallback.clone())
+            }
+            None => return Err(format!("{}: {reason}", plan.encoder)),
+        },
+    };
+    let time_base = encoder.encoder.time_base();
+    Ok(VideoPath {
+        encoder,
+        encoder_name: name,
+        time_base,
+        input_time_base: plan.input_time_base,
+        scaler: None,
+        first_index: None,
+        frames: 0,
+    })
+}
+
+/// Scales a shared normalized frame to this rendition, stamps its output index and forces an
+/// IDR where the timeline says a GOP or segment starts.
+fn prepare_frame(v: &mut VideoPath, input: &frame::Video, timeline: &Timeline) -> Result<frame::Video, String> {
+    let (width, height, format) = (v.encoder.encoder.width(), v.encoder.encoder.height(), v.encoder.input_format);
+    let mut out = if input.width() == width && input.height() == height && input.format() == format {
+        let mut shared = frame::Video::empty();
+        // SAFETY: both are valid frames; av_frame_ref adds a reference to the same buffers, and
+        // the fields we change afterwards (pts, pict_type) live in the new AVFrame only.
+        let r = unsafe { ff::ffi::av_frame_ref(shared.as_mut_ptr(), input.as_ptr()) };
+        if r < 0 {
+            return Err(format!("referencing a frame: {}", ff::Error::from(r)));
+        }
+        shared
+    } else {
+        let scaler = match &mut v.scaler {
+            Some(s) if s.input().format == input.format() && s.input().width == input.width() && s.input().height == input.height() => s,
+            slot => slot.insert(
+                scaling::Context::get(input.format(), input.width(), input.height(), format, width, height, scaling::Flags::BICUBIC)
+                    .map_err(|e| format!("creating the scaler: {e}"))?,
+            ),
+        };
+        let mut scaled = frame::Video::new(format, width, height);
+        scaler.run(input, &mut scaled).map_err(|e| format!("scaling: {e}"))?;
+        scaled
+    };
+    let index = input.pts().unwrap_or(0);
+    let index = if v.input_time_base == v.time_base { index } else { index.rescale(v.input_time_base, v.time_base) };
+    let first = *v.first_index.get_or_insert(index);
+    out.set_pts(Some(index));
+    out.set_kind(if timeline.is_keyframe(index, first) { ff::picture::Type::I } else { ff::picture::Type::None });
+    match &v.encoder.upload {
+        Some(upload) => upload.upload(&out).map_err(|e| e.to_string()),
+        None => Ok(out),
+    }
+}
+
+/// Moves every packet the encoder has ready into the interleaver.
+fn receive(
+    encoder: &mut ff::encoder::Encoder,
+    stream: usize,
+    time_base: Rational,
+    interleaver: &mut Interleaver<Packet>,
+) -> Result<(), String> {
+    loop {
+        let mut packet = Packet::empty();
+        match encoder.receive_packet(&mut packet) {
+            Ok(()) => {
+                let dts = packet.dts().or(packet.pts()).unwrap_or(0) as f64 * f64::from(time_base);
+                interleaver.push(stream, dts, packet);
+            }
+            Err(ff::Error::Eof) => return Ok(()),
+            Err(ff::Error::Other { errno }) if errno == libc::EAGAIN => return Ok(()),
+            Err(e) => return Err(format!("receiving encoded packets: {e}")),
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Poster and periodic thumbnails, taken from the same decode pass as the ladder.
+
+use std::path::PathBuf;
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+
+use ffmpeg_next as ff;
+use ff::software::scaling;
+use ff::{codec, encoder, format::Pixel, frame, Packet, Rational};
+use serde::Serialize;
+
+pub const THUMBNAIL_INTERVAL: f64 = 10.0;
+pub const THUMBNAIL_WIDTH: u32 = 320;
+/// The poster is taken from the first frame at or after this time (or the first frame at all).
+pub const POSTER_AT: f64 = 1.0;
+
+pub enum Shot {
+    Poster(Arc<frame::Video>),
+    Thumbnail { index: usize, time: f64, frame: Arc<frame::Video> },
+}
+
+/// Decides, frame by frame, which output frames become pictures.
+#[derive(Debug, Default)]
+pub struct ShotPicker {
+    next_thumbnail: usize,
+    poster_taken: bool,
+}
+
+impl ShotPicker {
+    /// `time` of the current frame; `last` says whether it is the final frame (a clip shorter
+    /// than `POSTER_AT` still gets a poster).
+    pub fn pick(&mut self, time: f64) -> (bool, Option<usize>) {
+        let poster = !self.poster_taken && time + 1e-6 >= POSTER_AT;
+        if poster {
+            self.poster_taken = true;
+        }
+        let thumb = (time + 1e-6 >= self.next_thumbnail as f64 * THUMBNAIL_INTERVAL).then(|| {
+            self.next_thumbnail += 1;
+            self.next_thumbnail - 1
+        });
+        (poster, thumb)
+    }
+
+    pub fn poster_taken(&self) -> bool {
+        self.poster_taken
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Thumbnail {
+    pub uri: String,
+    pub time: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Pictures {
+    pub poster: Option<String>,
+    pub thumbnails: Vec<Thumbnail>,
+}
+
+fn even(v: f64) -> u32 {
+    (((v / 2.0).round() * 2.0) as u32).max(2)
+}
+
+fn encode_jpeg(input: &frame::Video, width: u32, height: u32) -> Result<Vec<u8>, String> {
+    let mut scaler = scaling::Context::get(input.format(), input.width(), input.height(), Pixel::YUVJ420P, width, height, scaling::Flags::BICUBIC)
+        .map_err(|e| format!("thumbnail scaler: {e}"))?;
+    let mut scaled = frame::Video::new(Pixel::YUVJ420P, width, height);
+    scaler.run(input, &mut scaled).map_err(|e| format!("thumbnail scaling: {e}"))?;
+    scaled.set_pts(Some(0));
+
+    let mjpeg = encoder::find_by_name("mjpeg").ok_or("this FFmpeg build has no mjpeg encoder")?;
+    let mut enc = codec::Context::new_with_codec(mjpeg).encoder().video().map_err(|e| e.to_string())?;
+    enc.set_width(width);
+    enc.set_height(height);
+    enc.set_format(Pixel::YUVJ420P);
+    enc.set_time_base(Rational::new(1, 25));
+    enc.set_flags(codec::Flags::QSCALE);
+    // Quality 3 on JPEG's 2..31 scale, in FFmpeg's lambda units.
+    enc.set_global_quality(3 * ff::ffi::FF_QP2LAMBDA);
+    enc.set_qmin(2);
+    enc.set_qmax(5);
+    let mut enc = enc.open_as(mjpeg).map_err(|e| format!("opening mjpeg: {e}"))?;
+    // SAFETY: the quality field is read by the mjpeg encoder for this frame only.
+    unsafe { (*scaled.as_mut_ptr()).quality = 3 * ff::ffi::FF_QP2LAMBDA };
+    enc.send_frame(&scaled).map_err(|e| format!("encoding jpeg: {e}"))?;
+    enc.send_eof().map_err(|e| format!("encoding jpeg: {e}"))?;
+    let mut packet = Packet::empty();
+    enc.receive_packet(&mut packet).map_err(|e| format!("encoding jpeg: {e}"))?;
+    Ok(packet.data().unwrap_or_default().to_vec())
+}
+
+/// Writes `poster.jpg` (at `poster_size`) and `thumbnails/thumb_NNNNN.jpg` into `dir`.
+pub fn run(dir: PathBuf, poster_size: (u32, u32), shots: Receiver<Shot>) -> Result<Pictures, String> {
+    let thumbs_dir = dir.join("thumbnails");
+    std::fs::create_dir_all(&thumbs_dir).map_err(|e| format!("creating {}: {e}", thumbs_dir.display()))?;
+    let mut pictures = Pictures::default();
+    for shot in shots.iter() {
+        match shot {
+            Shot::Poster(frame) => {
+                let jpeg = encode_jpeg(&frame, poster_size.0, poster_size.1)?;
+                std::fs::write(dir.join("poster.jpg"), jpeg).map_err(|e| format!("writing poster.jpg: {e}"))?;
+                pictures.poster = Some("poster.jpg".into());
+            }
+            Shot::Thumbnail { index, time, frame } => {
+                let height = even(f64::from(THUMBNAIL_WIDTH) * f64::from(frame.height()) / f64::from(frame.width()));
+                let jpeg = encode_jpeg(&frame, THUMBNAIL_WIDTH, height)?;
+                let uri = format!("thumbnails/thumb_{index:05}.jpg");
+                std::fs::write(dir.join(&uri), jpeg).map_err(|e| format!("writing {uri}: {e}"))?;
+                pictures.thumbnails.push(Thumbnail { uri, time });
+            }
+        }
+    }
+    Ok(pictures)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thumbnails_every_ten_seconds_and_one_poster() {
+        let mut picker = ShotPicker::default();
+        let picks: Vec<_> = (0..750).map(|i| picker.pick(f64::from(i) / 30.0)).collect();
+        let thumbs: Vec<usize> = picks.iter().enumerate().filter(|(_, p)| p.1.is_some()).map(|(i, _)| i).collect();
+        assert_eq!(thumbs, vec![0, 300, 600]);
+        let posters: Vec<usize> = picks.iter().enumerate().filter(|(_, p)| p.0).map(|(i, _)| i).collect();
+        assert_eq!(posters, vec![30]);
+    }
+}
