@@ -226,10 +226,15 @@ fn describe_open_error(name: &str, e: ff::Error) -> String {
     }
 }
 
-/// Opens `name` at a small size to learn whether it works on this machine at all.
+/// Learns whether `name` works on this machine: software encoders only need to be in the
+/// FFmpeg build; hardware encoders are opened at a small size, which is where a missing GPU,
+/// device or driver shows.
 pub fn probe(name: &str, codec_kind: VideoCodec) -> std::result::Result<(), String> {
     if encoder::find_by_name(name).is_none() {
         return Err("not included in this FFmpeg build".into());
+    }
+    if Backend::of(name) == Backend::Software {
+        return Ok(());
     }
     let settings = VideoSettings {
         width: 640,
@@ -241,7 +246,12 @@ pub fn probe(name: &str, codec_kind: VideoCodec) -> std::result::Result<(), Stri
         global_header: false,
         extra_options: Vec::new(),
     };
-    open_video(name, codec_kind, "veryfast", &settings).map(|_| ())
+    let mut opened = open_video(name, codec_kind, "veryfast", &settings)?;
+    // Close it the way encoders expect (some block in teardown without an end of stream).
+    let _ = opened.encoder.send_eof();
+    let mut packet = ff::Packet::empty();
+    while opened.encoder.receive_packet(&mut packet).is_ok() {}
+    Ok(())
 }
 
 pub fn open_aac(bitrate_kbps: u32, global_header: bool) -> Result<encoder::Audio> {

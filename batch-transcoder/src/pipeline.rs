@@ -365,10 +365,11 @@ fn transcode(
     for plan in plans {
         let (tx, rx) = sync_channel(QUEUE_DEPTH);
         let ring = Arc::clone(&ring);
+        let dog = Arc::clone(watchdog);
         let name = plan.name.clone();
         let handle = std::thread::Builder::new()
             .name(format!("rendition-{name}"))
-            .spawn(move || rendition::run(plan, rx, &ring))
+            .spawn(move || rendition::run(plan, rx, &ring, &dog))
             .map_err(|e| TranscodeError::Fatal(format!("starting a rendition thread: {e}")))?;
         fanout.renditions.push((name, tx, handle));
     }
@@ -390,6 +391,7 @@ fn transcode(
     let mut last_video: Option<Arc<frame::Video>> = None;
     let mut read_error = None;
     let mut packets = 0u64;
+    let mut packet_bytes = 0u64;
     loop {
         watchdog.progress(Phase::Reading);
         let mut packet = Packet::empty();
@@ -404,6 +406,7 @@ fn transcode(
         }
         watchdog.progress(Phase::Decoding);
         packets += 1;
+        packet_bytes += packet.size() as u64;
         if let Some((index, decoder, tb, start, norm)) = video_in.as_mut() {
             if packet.stream() == *index {
                 if decoder.send_packet(&packet).is_err() {
@@ -432,6 +435,7 @@ fn transcode(
         }
     }
     // Flush decoders and filters.
+    watchdog.progress(Phase::Finishing);
     if let Some((_, decoder, tb, start, norm)) = video_in.as_mut() {
         let _ = decoder.send_eof();
         drain_video(decoder, *tb, *start, norm, &source, video_tb, timeline, &fanout, &mut picker, &mut stats, &mut last_video)?;
@@ -491,7 +495,7 @@ fn transcode(
     };
 
     // Judge the source now that it has been read in full.
-    validate_decode(&source, &stats, packets, read_error.as_deref())?;
+    validate_decode(&source, &stats, (packets, packet_bytes), read_error.as_deref())?;
     if outputs.is_empty() {
         let reasons: Vec<String> = failed.iter().map(|f| format!("{}: {}", f.name, f.reason)).collect();
         return Err(TranscodeError::Fatal(format!("every rendition failed ({})", reasons.join("; "))));
@@ -580,9 +584,12 @@ impl DecodeStats {
     }
 }
 
+/// Files this small may be mostly container overhead; the readable-fraction check skips them.
+const MIN_SIZE_FOR_READABLE_CHECK: u64 = 64 * 1024;
+
 /// A source is rejected after decoding when it turned out to be broken: nothing decodable,
-/// mostly undecodable, or much shorter than it claims (truncated).
-fn validate_decode(source: &SourceInfo, stats: &DecodeStats, packets: u64, read_error: Option<&str>) -> Result<()> {
+/// mostly undecodable, mostly unreadable bytes, or much shorter than it claims (truncated).
+fn validate_decode(source: &SourceInfo, stats: &DecodeStats, (packets, packet_bytes): (u64, u64), read_error: Option<&str>) -> Result<()> {
     if source.video.is_some() && stats.video_frames == 0 {
         return Err(TranscodeError::InvalidInput(format!(
             "no video frame could be decoded ({} decode errors{})",
@@ -597,6 +604,13 @@ fn validate_decode(source: &SourceInfo, stats: &DecodeStats, packets: u64, read_
         return Err(TranscodeError::InvalidInput(format!(
             "{} of {packets} packets failed to decode; the file is damaged",
             stats.decode_errors
+        )));
+    }
+    if source.size_bytes >= MIN_SIZE_FOR_READABLE_CHECK && packet_bytes * 4 < source.size_bytes {
+        return Err(TranscodeError::InvalidInput(format!(
+            "only {:.0}% of the file's {} bytes is media FFmpeg can read; the rest is damaged or not media",
+            packet_bytes as f64 * 100.0 / source.size_bytes as f64,
+            source.size_bytes
         )));
     }
     if let Some(declared) = source.duration {

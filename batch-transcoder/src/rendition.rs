@@ -19,6 +19,7 @@ use crate::interleave::Interleaver;
 use crate::keyframes::Timeline;
 use crate::keys::KeyRing;
 use crate::mux::{SegmentMuxer, StreamSpec};
+use crate::watchdog::Watchdog;
 
 /// What the decoder thread hands every rendition.
 pub enum Work {
@@ -160,7 +161,7 @@ impl Segmenter<'_> {
 }
 
 /// Runs one rendition to completion.
-pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing) -> Result<RenditionOutput, String> {
+pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: &Watchdog) -> Result<RenditionOutput, String> {
     std::fs::create_dir_all(&plan.dir).map_err(|e| format!("creating {}: {e}", plan.dir.display()))?;
     let global_header = plan.container == Container::Fmp4;
 
@@ -235,6 +236,7 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing) -> Result<
             }
         }
         drain(&mut interleaver, &mut segmenter)?;
+        watchdog.heartbeat();
     }
 
     // The decoder hung up: flush encoders, then whatever is still queued.

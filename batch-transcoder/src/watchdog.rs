@@ -15,6 +15,8 @@ use crate::error::TranscodeError;
 pub enum Phase {
     Reading = 0,
     Decoding = 1,
+    /// Input fully read; waiting for encoders to drain.
+    Finishing = 2,
 }
 
 pub struct Watchdog {
@@ -43,6 +45,11 @@ impl Watchdog {
         self.phase.store(phase as u8, Ordering::Relaxed);
     }
 
+    /// Progress from a worker: keeps the run alive without changing what the main thread does.
+    pub fn heartbeat(&self) {
+        self.last_progress_ms.store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
     pub fn stop(&self) {
         self.done.store(true, Ordering::Relaxed);
     }
@@ -54,10 +61,14 @@ impl Watchdog {
     /// The error a stall means: stuck input may recover on retry, a stuck decoder will not.
     pub fn stall_error(&self) -> TranscodeError {
         let secs = self.timeout.as_secs();
-        if self.phase.load(Ordering::Relaxed) == Phase::Reading as u8 {
-            TranscodeError::Temporary(format!("the input delivered no data for {secs} s (--stall-timeout); giving up"))
-        } else {
-            TranscodeError::InvalidInput(format!("decoding made no progress for {secs} s (--stall-timeout); the file is likely malformed"))
+        match self.phase.load(Ordering::Relaxed) {
+            p if p == Phase::Reading as u8 => {
+                TranscodeError::Temporary(format!("the input delivered no data for {secs} s (--stall-timeout); giving up"))
+            }
+            p if p == Phase::Decoding as u8 => TranscodeError::InvalidInput(format!(
+                "decoding made no progress for {secs} s (--stall-timeout); the file is likely malformed"
+            )),
+            _ => TranscodeError::Fatal(format!("the encoders made no progress for {secs} s (--stall-timeout)")),
         }
     }
 

@@ -1,0 +1,432 @@
+//! End-to-end tests of `vaultstream-transcode local` with real FFmpeg, ffprobe and openssl.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+#[test]
+fn ladder_plays_in_ffmpeg_with_every_source_frame_and_aligned_idrs() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = clip(dir.path(), "src.mp4", 1280, 720, 30, 13, true);
+    let t = transcode_ok(dir.path(), &src, &[]);
+
+    let master = t.read("master.m3u8");
+    assert!(master.contains("#EXT-X-INDEPENDENT-SEGMENTS"), "{master}");
+    for (name, w, h) in [("720p", 1280, 720), ("480p", 854, 480), ("360p", 640, 360)] {
+        let line = master.lines().find(|l| l.starts_with("#EXT-X-STREAM-INF") && l.contains(&format!("RESOLUTION={w}x{h}"))).unwrap_or_else(|| panic!("{name} missing: {master}"));
+        assert!(line.contains("AVERAGE-BANDWIDTH=") && line.contains("FRAME-RATE=30") && line.contains("mp4a.40.2") && line.contains("avc1.64"), "{line}");
+    }
+    assert!(!master.contains("1080p"), "a 720p source must not be upscaled: {master}");
+
+    let mut boundaries = None;
+    for name in ["720p", "480p", "360p"] {
+        let playlist_path = t.out.join(name).join("index.m3u8");
+        assert_eq!(frame_count(&playlist_path, "v:0"), 13 * 30, "{name} lost or duplicated frames");
+        let playlist = t.read(&format!("{name}/index.m3u8"));
+        assert!(playlist.contains("#EXT-X-PLAYLIST-TYPE:VOD") && playlist.contains("#EXT-X-ENDLIST"));
+        assert!(playlist.contains("#EXT-X-TARGETDURATION:6"), "{playlist}");
+        let durations: Vec<String> = playlist.lines().filter(|l| l.starts_with("#EXTINF")).map(str::to_string).collect();
+        assert_eq!(durations.len(), 3, "13 s in 6 s segments: {playlist}");
+        match &boundaries {
+            None => boundaries = Some(durations.clone()),
+            Some(b) => assert_eq!(&durations[..2], &b[..2], "segment boundaries differ between rungs"),
+        }
+        // Every segment decrypts with openssl and starts with an IDR frame.
+        for (i, (uri, key_uri, iv)) in segments(&playlist).iter().enumerate() {
+            assert_eq!(key_uri, "../../out.key");
+            let plain = dir.path().join(format!("{name}-{i}.ts"));
+            openssl_decrypt(&t.out.join(name).join(uri), &t.key_hex(), iv, &plain);
+            let (key, kind) = first_video_frame(&plain);
+            assert!(key && kind == "I", "{name} segment {i} starts with {kind}");
+        }
+    }
+    let manifest = t.manifest();
+    assert_eq!(manifest["status"], "complete");
+    assert_eq!(manifest["renditions"].as_array().unwrap().len(), 3);
+    assert_eq!(manifest["dropped_renditions"][0]["name"], "1080p");
+    assert_eq!(manifest["keys"][0]["id"], "k0");
+    assert!(manifest["keys"][0].get("key").is_none());
+}
+
+#[test]
+fn a_raw_segment_is_not_decodable_without_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = clip(dir.path(), "src.mp4", 640, 360, 25, 3, true);
+    let t = transcode_ok(dir.path(), &src, &[]);
+    let segment = t.out.join("360p/seg_00000.ts");
+    let raw = std::fs::read(&segment).unwrap();
+    assert_ne!(raw[0], 0x47, "an encrypted segment must not start with a TS sync byte");
+    let probe = run(Command::new("ffprobe").args(["-v", "error", "-show_streams"]).arg(&segment));
+    assert!(!probe.status.success() || String::from_utf8_lossy(&probe.stdout).trim().is_empty(), "ffprobe read streams from ciphertext");
+
+    let playlist = t.read("360p/index.m3u8");
+    let (_, _, iv) = &segments(&playlist)[0];
+    let wrong = dir.path().join("wrong.ts");
+    let attempt = run(Command::new("openssl")
+        .args(["enc", "-d", "-aes-128-cbc", "-K", "000102030405060708090a0b0c0d0e0f", "-iv", iv, "-in"])
+        .arg(&segment)
+        .arg("-out")
+        .arg(&wrong));
+    if attempt.status.success() {
+        assert_ne!(std::fs::read(&wrong).unwrap().first(), Some(&0x47));
+    }
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&t.key_file).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(&t.key_file).unwrap().len(), 16);
+}
+
+#[test]
+fn key_periods_rotate_keys_and_still_play() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = clip(dir.path(), "src.mp4", 640, 360, 30, 6, true);
+    let t = transcode_ok(dir.path(), &src, &["--segment-seconds", "2", "--key-period-segments", "1", "--key-hex", "00112233445566778899aabbccddeeff"]);
+    assert_eq!(t.key_hex(), "00112233445566778899aabbccddeeff");
+    let playlist = t.read("360p/index.m3u8");
+    let segs = segments(&playlist);
+    assert_eq!(segs.len(), 3, "{playlist}");
+    let uris: Vec<&str> = segs.iter().map(|s| s.1.as_str()).collect();
+    assert_eq!(uris, vec!["../../out.key", "../../out.key.k1", "../../out.key.k2"]);
+    let ivs: std::collections::HashSet<&str> = segs.iter().map(|s| s.2.as_str()).collect();
+    assert_eq!(ivs.len(), 3, "every segment gets its own IV");
+    let k1 = std::fs::read(dir.path().join("out.key.k1")).unwrap();
+    assert_ne!(hex(&k1), t.key_hex());
+    assert_eq!(frame_count(&t.out.join("360p/index.m3u8"), "v:0"), 180);
+    let keys = t.manifest()["keys"].as_array().unwrap().clone();
+    assert_eq!(keys.iter().map(|k| k["id"].as_str().unwrap().to_string()).collect::<Vec<_>>(), vec!["k0", "k1", "k2"]);
+    assert_eq!(keys[2]["first_segment"], 2);
+}
+
+#[test]
+fn key_uri_template_names_each_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = clip(dir.path(), "src.mp4", 320, 180, 25, 2, false);
+    let t = transcode_ok(dir.path(), &src, &["--key-uri", "https://keys.example/v1/keys/c1/{key_id}"]);
+    let playlist = t.read("360p/index.m3u8");
+    assert!(playlist.contains("URI=\"https://keys.example/v1/keys/c1/k0\""), "{playlist}");
+}
+
+#[test]
+fn audio_only_input_gives_an_audio_rendition() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("tone.m4a");
+    generate(&src, &["sine=f=330:r=44100:d=8"], &["-c:a", "aac"]);
+    let t = transcode_ok(dir.path(), &src, &[]);
+    let master = t.read("master.m3u8");
+    assert!(master.contains("CODECS=\"mp4a.40.2\"") && !master.contains("RESOLUTION"), "{master}");
+    assert!(master.contains("audio/index.m3u8"));
+    let lines = probe_playlist(&t.out.join("audio/index.m3u8"), "stream=codec_name,sample_rate,channels", "a:0");
+    assert_eq!(lines[0], "aac,48000,2");
+    assert!(!t.out.join("poster.jpg").exists());
+}
+
+#[test]
+fn video_without_audio_gives_video_only_renditions() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = clip(dir.path(), "silent.mp4", 640, 360, 30, 3, false);
+    let t = transcode_ok(dir.path(), &src, &[]);
+    let master = t.read("master.m3u8");
+    assert!(!master.contains("mp4a"), "{master}");
+    assert!(probe_playlist(&t.out.join("360p/index.m3u8"), "stream=codec_type", "a").is_empty());
+    assert_eq!(frame_count(&t.out.join("360p/index.m3u8"), "v:0"), 90);
+}
+
+#[test]
+fn rotation_metadata_is_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let landscape = dir.path().join("landscape.mp4");
+    generate(&landscape, &["testsrc2=s=640x360:r=30:d=2"], &["-c:v", "libx264", "-preset", "ultrafast"]);
+    // A stream copy with `rotate` writes a display matrix, as phones do.
+    let src = dir.path().join("phone.mp4");
+    ok(Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&landscape).args(["-c", "copy", "-metadata:s:v:0", "rotate=90"]).arg(&src));
+    let t = transcode_ok(dir.path(), &src, &[]);
+    let master = t.read("master.m3u8");
+    assert!(master.contains("RESOLUTION=360x640"), "portrait output expected: {master}");
+    let dims = probe_playlist(&t.out.join("360p/index.m3u8"), "stream=width,height", "v:0");
+    assert_eq!(dims[0], "360,640");
+    assert_eq!(t.manifest()["source"]["video"]["rotation"], 270, "FFmpeg's convention: 90° counter-clockwise");
+}
+
+#[test]
+fn ten_bit_422_becomes_8bit_420_high_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("pro.mov");
+    generate(&src, &["testsrc2=s=640x360:r=25:d=2"], &["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv422p10le"]);
+    let t = transcode_ok(dir.path(), &src, &[]);
+    let info = probe_playlist(&t.out.join("360p/index.m3u8"), "stream=pix_fmt,profile", "v:0");
+    assert_eq!(info[0], "High,yuv420p");
+    assert_eq!(t.manifest()["source"]["video"]["pixel_format"], "yuv422p10le");
+}
+
+#[test]
+fn variable_frame_rate_becomes_constant() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("vfr.mkv");
+    // Timestamps jitter: every third frame arrives 12 ms late.
+    generate(
+        &src,
+        &["testsrc2=s=320x240:r=30:d=4"],
+        &["-vf", "setpts='(N/30+if(eq(mod(N,3),0),0.012,0))/TB'", "-vsync", "vfr", "-c:v", "libx264", "-preset", "ultrafast"],
+    );
+    let t = transcode_ok(dir.path(), &src, &[]);
+    assert_eq!(t.manifest()["frame_rate"], "30/1");
+    let times = probe_playlist(&t.out.join("360p/index.m3u8"), "frame=pts_time", "v:0");
+    let times: Vec<f64> = times.iter().filter_map(|l| l.trim_end_matches(',').parse().ok()).collect();
+    assert!(times.len() >= 110, "{}", times.len());
+    for w in times.windows(2) {
+        assert!(((w[1] - w[0]) - 1.0 / 30.0).abs() < 0.002, "non-constant frame interval {:?}", w);
+    }
+}
+
+#[test]
+fn thumbnails_and_poster_come_from_the_same_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = clip(dir.path(), "src.mp4", 640, 360, 30, 12, false);
+    let t = transcode_ok(dir.path(), &src, &[]);
+    for (file, dims) in [("poster.jpg", "640,360"), ("thumbnails/thumb_00000.jpg", "320,180"), ("thumbnails/thumb_00001.jpg", "320,180")] {
+        let out = ok(Command::new("ffprobe").args(["-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0"]).arg(t.out.join(file)));
+        assert_eq!(out.trim(), format!("mjpeg,{dims}"), "{file}");
+    }
+    assert!(!t.out.join("thumbnails/thumb_00002.jpg").exists());
+    assert_eq!(t.manifest()["pictures"]["thumbnails"][1]["time"], 10.0);
+}
+
+#[test]
+fn progress_is_json_lines_when_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = clip(dir.path(), "src.mp4", 320, 180, 25, 2, true);
+    let t = transcode_ok(dir.path(), &src, &[]);
+    let progress: Vec<serde_json::Value> = t
+        .stderr()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["event"] == "progress")
+        .collect();
+    assert!(!progress.is_empty(), "{}", t.stderr());
+    assert!(progress.iter().all(|p| p["duration_seconds"].is_number()));
+    let summary: serde_json::Value = serde_json::from_slice(&t.output.stdout).unwrap();
+    assert_eq!(summary["status"], "complete");
+}
+
+fn assert_nothing_published(t: &Transcode) {
+    assert!(!t.out.exists(), "output folder left behind: {:?}", std::fs::read_dir(&t.out).map(|d| d.count()));
+    assert!(!t.key_file.exists(), "key file left behind");
+}
+
+fn assert_invalid(t: &Transcode, needle: &str) {
+    assert_eq!(t.code(), 65, "expected exit 65: {}", t.stderr());
+    assert!(t.stderr().contains(needle), "error should mention {needle:?}: {}", t.stderr());
+    assert_nothing_published(t);
+}
+
+#[test]
+fn hostile_and_broken_inputs_exit_65_and_publish_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = |name: &str| {
+        let d = dir.path().join(name);
+        std::fs::create_dir(&d).unwrap();
+        d
+    };
+
+    let d = case("empty");
+    std::fs::write(d.join("empty.mp4"), b"").unwrap();
+    assert_invalid(&transcode(&d, &d.join("empty.mp4"), &[]), "empty");
+
+    let d = case("text");
+    std::fs::write(d.join("notes.mp4"), "this is not a video\n".repeat(100)).unwrap();
+    assert_invalid(&transcode(&d, &d.join("notes.mp4"), &[]), "not a media file");
+
+    let d = case("subtitles");
+    let srt = d.join("subs.srt");
+    std::fs::write(&srt, "1\n00:00:00,000 --> 00:00:01,000\nhello\n").unwrap();
+    ok(Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&srt).arg(d.join("subs.mkv")));
+    assert_invalid(&transcode(&d, &d.join("subs.mkv"), &[]), "no video or audio stream");
+
+    let d = case("truncated-faststart");
+    let full = d.join("full.mp4");
+    generate(&full, &["testsrc2=s=640x360:r=30:d=8"], &["-c:v", "libx264", "-preset", "ultrafast", "-movflags", "+faststart"]);
+    let bytes = std::fs::read(&full).unwrap();
+    std::fs::write(d.join("cut.mp4"), &bytes[..bytes.len() * 2 / 5]).unwrap();
+    assert_invalid(&transcode(&d, &d.join("cut.mp4"), &[]), "truncated");
+
+    let d = case("truncated-moov");
+    let full = d.join("full.mp4");
+    generate(&full, &["testsrc2=s=320x240:r=30:d=4"], &["-c:v", "libx264", "-preset", "ultrafast"]);
+    let bytes = std::fs::read(&full).unwrap();
+    std::fs::write(d.join("cut.mp4"), &bytes[..bytes.len() / 2]).unwrap();
+    assert_invalid(&transcode(&d, &d.join("cut.mp4"), &[]), "truncated");
+
+    let d = case("too-wide");
+    let wide = d.join("wide.nut");
+    generate(&wide, &["color=c=blue:s=8200x16:r=1:d=1"], &["-c:v", "rawvideo", "-pix_fmt", "gray"]);
+    assert_invalid(&transcode(&d, &wide, &[]), "8200x16, larger than the accepted 8192x8192");
+
+    let d = case("limits");
+    let small = clip(&d, "small.mp4", 320, 180, 25, 4, false);
+    assert_invalid(&transcode(&d, &small, &["--max-width", "256"]), "--max-width");
+    assert_invalid(&transcode(&d, &small, &["--max-duration", "2"]), "--max-duration");
+
+    let d = case("garbage-in-container");
+    let good = clip(&d, "good.ts", 640, 360, 25, 4, false);
+    let mut bytes = std::fs::read(&good).unwrap();
+    let mut state = 12345u32;
+    for b in bytes.iter_mut().skip(4096) {
+        state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        *b = (state >> 16) as u8;
+    }
+    std::fs::write(d.join("noise.ts"), &bytes).unwrap();
+    assert_invalid(&transcode(&d, &d.join("noise.ts"), &[]), "damaged");
+}
+
+#[test]
+fn a_stalled_input_ends_with_a_retryable_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("stuck.ts");
+    ok(Command::new("mkfifo").arg(&fifo));
+    // Hold the writing end open without writing: reads block forever.
+    let writer = std::thread::spawn({
+        let fifo = fifo.clone();
+        move || {
+            let f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+            std::thread::sleep(std::time::Duration::from_secs(20));
+            drop(f);
+        }
+    });
+    let started = std::time::Instant::now();
+    let t = transcode(dir.path(), &fifo, &["--stall-timeout", "2"]);
+    assert_eq!(t.code(), 75, "{}", t.stderr());
+    assert!(t.stderr().contains("no data for 2 s"), "{}", t.stderr());
+    assert!(started.elapsed().as_secs() < 19, "the watchdog did not end the run");
+    assert_nothing_published(&t);
+    drop(writer);
+}
+
+fn chosen_encoder(t: &Transcode) -> serde_json::Value {
+    t.manifest()["encoders"][0].clone()
+}
+
+#[test]
+fn auto_encoder_falls_back_to_software_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = clip(dir.path(), "src.mp4", 320, 180, 25, 2, false);
+    let t = transcode_ok(dir.path(), &src, &["--encoder", "auto"]);
+    let enc = chosen_encoder(&t);
+    let order = ["h264_nvenc", "h264_qsv", "h264_vaapi", "libx264"];
+    let chosen = enc["name"].as_str().unwrap();
+    let position = order.iter().position(|n| *n == chosen).expect("a known encoder");
+    let passed: Vec<&str> = enc["passed_over"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(passed, order[..position].to_vec(), "every better encoder is tried first, in order");
+    for p in enc["passed_over"].as_array().unwrap() {
+        assert!(!p["reason"].as_str().unwrap().is_empty());
+    }
+    if chosen == "libx264" {
+        assert_eq!(enc["backend"], "software");
+        assert!(t.stderr().contains("passed over encoder"), "the log says why: {}", t.stderr());
+    }
+    assert_eq!(t.manifest()["renditions"][0]["encoder"], chosen);
+}
+
+#[test]
+fn forcing_an_unavailable_hardware_encoder_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = clip(dir.path(), "src.mp4", 320, 180, 25, 2, false);
+    for name in ["h264_nvenc", "h264_qsv", "h264_vaapi"] {
+        let d = dir.path().join(name);
+        std::fs::create_dir(&d).unwrap();
+        let t = transcode(&d, &src, &["--encoder", name]);
+        if t.code() == 0 {
+            eprintln!("{name} works on this machine; nothing to check");
+            continue;
+        }
+        assert_eq!(t.code(), 1, "{}", t.stderr());
+        assert!(t.stderr().contains(&format!("the requested encoder {name} cannot be used here")), "{}", t.stderr());
+        assert_nothing_published(&t);
+    }
+}
+
+#[test]
+fn usage_errors_exit_2_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = clip(dir.path(), "src.mp4", 320, 180, 25, 1, false);
+    let bad_profile = dir.path().join("bad.json");
+    std::fs::write(&bad_profile, r#"{"name":"p","rungs":[{"name":"a","width":640,"height":361,"video_kbps":800,"audio_kbps":64}]}"#).unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["--profile".into(), bad_profile.display().to_string()], "rungs[0].height"),
+        (vec!["--profile".into(), "no-such-profile".into()], "not a built-in profile"),
+        (vec!["--preset".into(), "warp".into()], "--preset warp is unknown"),
+        (vec!["--encoder".into(), "mpeg4".into()], "not a video encoder"),
+        (vec!["--encoder".into(), "libx265".into()], "has no hevc rung"),
+        (vec!["--key-hex".into(), "abc".into()], "32 hex digits"),
+        (vec!["--segment-seconds".into(), "0.2".into()], "--segment-seconds"),
+        (vec!["--key-period-segments".into(), "2".into(), "--key-uri".into(), "https://k/fixed".into()], "{key_id}"),
+    ];
+    for (i, (args, needle)) in cases.iter().enumerate() {
+        let d = dir.path().join(format!("case{i}"));
+        std::fs::create_dir(&d).unwrap();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let t = transcode(&d, &src, &args);
+        assert_eq!(t.code(), 2, "{args:?}: {}", t.stderr());
+        assert!(t.stderr().contains(needle), "{args:?} should mention {needle:?}: {}", t.stderr());
+        assert!(!t.out.join("master.m3u8").exists());
+    }
+    let missing = transcode(dir.path(), Path::new("/nonexistent/video.mp4"), &[]);
+    assert_eq!(missing.code(), 2);
+
+    // A non-empty output folder is never overwritten.
+    let d = dir.path().join("occupied");
+    std::fs::create_dir_all(d.join("out")).unwrap();
+    std::fs::write(d.join("out/master.m3u8"), "keep me").unwrap();
+    let t = transcode(&d, &src, &[]);
+    assert_eq!(t.code(), 2);
+    assert_eq!(std::fs::read_to_string(d.join("out/master.m3u8")).unwrap(), "keep me");
+}
+
+#[test]
+fn a_failing_rung_is_left_out_and_the_rest_published_partial() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = clip(dir.path(), "src.mp4", 640, 360, 25, 3, true);
+    let profile = dir.path().join("p.json");
+    std::fs::write(
+        &profile,
+        r#"{"name":"two","rungs":[
+            {"name":"360p","width":640,"height":360,"video_kbps":800,"audio_kbps":64},
+            {"name":"240p","width":426,"height":240,"video_kbps":400,"audio_kbps":48,"encoder_options":{"profile":"no-such-profile"}}]}"#,
+    )
+    .unwrap();
+    let t = transcode_ok(dir.path(), &src, &["--profile", profile.to_str().unwrap()]);
+    let manifest = t.manifest();
+    assert_eq!(manifest["status"], "partial");
+    assert_eq!(manifest["failed_renditions"][0]["name"], "240p");
+    assert!(manifest["reason"].as_str().unwrap().contains("240p"));
+    let master = t.read("master.m3u8");
+    assert!(master.contains("360p/index.m3u8") && !master.contains("240p"), "{master}");
+    assert!(!t.out.join("240p").exists());
+    assert_eq!(frame_count(&t.out.join("360p/index.m3u8"), "v:0"), 75);
+}
+
+#[test]
+fn av1_archive_profile_writes_fmp4_that_plays() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = clip(dir.path(), "src.mp4", 640, 360, 24, 2, true);
+    let t = transcode_ok(dir.path(), &src, &["--profile", "av1-archive", "--preset", "ultrafast"]);
+    let master = t.read("master.m3u8");
+    assert!(master.contains("CODECS=\"av01.0.") && master.contains("#EXT-X-VERSION:6"), "{master}");
+    let playlist = t.read("360p/index.m3u8");
+    assert!(playlist.contains("#EXT-X-MAP:URI=\"init.mp4\"") && playlist.contains("seg_00000.m4s"), "{playlist}");
+    assert_eq!(frame_count(&t.out.join("360p/index.m3u8"), "v:0"), 48);
+    let codec = probe_playlist(&t.out.join("360p/index.m3u8"), "stream=codec_name", "v:0");
+    assert_eq!(codec[0], "av1");
+}
+
+#[test]
+fn hevc_rungs_write_fmp4_with_hvc1_codecs() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = clip(dir.path(), "src.mp4", 640, 360, 25, 2, true);
+    let profile = dir.path().join("hevc.json");
+    std::fs::write(&profile, r#"{"name":"hevc-small","container":"fmp4","rungs":[{"name":"360p","width":640,"height":360,"codec":"hevc","video_kbps":600,"audio_kbps":64}]}"#).unwrap();
+    let t = transcode_ok(dir.path(), &src, &["--profile", profile.to_str().unwrap(), "--preset", "ultrafast"]);
+    assert!(t.read("master.m3u8").contains("CODECS=\"hvc1.1."), "{}", t.read("master.m3u8"));
+    assert_eq!(frame_count(&t.out.join("360p/index.m3u8"), "v:0"), 50);
+}
