@@ -1,1 +1,20 @@
+//! Cross-crate end-to-end tests live in `tests/`; this library only locates the workspace's
+//! built binaries for them.
 
+use std::path::PathBuf;
+
+/// Path of a workspace binary built into the same target folder as the running test.
+///
+/// The README's test command builds every binary before running the tests.
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target layout");
+    let path = profile_dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build the binaries first (cargo build --workspace --bins), as scripts/test.sh does",
+        path.display()
+    );
+    path
+}
