@@ -47,7 +47,27 @@ fn init_logging() {
     ffmpeg_next::util::log::set_level(level);
 }
 
+/// x86-64 builds are compiled for AES-NI (.cargo/config.toml); say so instead of crashing on a
+/// CPU without it. CPUID is read directly: with the feature compiled in, std's detection macro
+/// answers "yes" without asking the CPU.
+#[cfg(target_arch = "x86_64")]
+fn check_cpu() -> Result<(), TranscodeError> {
+    #[allow(unused_unsafe)]
+    // SAFETY: CPUID leaf 1 exists on every x86-64 CPU.
+    let ecx = unsafe { std::arch::x86_64::__cpuid(1) }.ecx;
+    if ecx & (1 << 25) == 0 {
+        return Err(TranscodeError::Fatal("this CPU lacks AES-NI, which this x86-64 build requires".into()));
+    }
+    Ok(())
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn check_cpu() -> Result<(), TranscodeError> {
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<(), TranscodeError> {
+    check_cpu()?;
     ffmpeg_next::init().map_err(|e| TranscodeError::Fatal(format!("initialising FFmpeg: {e}")))?;
     match cli.command {
         Command::Local(args) => {
