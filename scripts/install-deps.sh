@@ -2,28 +2,37 @@
 # Installs what building and testing VaultStream needs on Debian, when it is missing.
 # Idempotent: a machine that has everything is left alone.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
+# FFmpeg and its libraries (transcoder), clang (bindgen), openssl (tests decrypt segments with
+# it), chromium and node (browser playback tests with hls.js).
 packages=(ffmpeg libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev libavdevice-dev
-          libswscale-dev libswresample-dev pkg-config clang libclang-dev openssl)
+          libswscale-dev libswresample-dev pkg-config clang libclang-dev openssl chromium)
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then packages+=(nodejs npm); fi
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  echo "installing: ${missing[*]}" >&2
+  apt_install() {
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  }
+  # A transient dpkg lock or interrupted install is retried once after repairing dpkg.
+  if ! apt_install; then
+    echo "apt-get failed; repairing dpkg and retrying once" >&2
+    sleep 5
+    $sudo dpkg --configure -a || true
+    apt_install
+  fi
 fi
 
-sudo=""
-if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-echo "installing: ${missing[*]}" >&2
-apt_install() {
-  $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
-# A transient dpkg lock or interrupted install is retried once after repairing dpkg.
-if ! apt_install; then
-  echo "apt-get failed; repairing dpkg and retrying once" >&2
-  sleep 5
-  $sudo dpkg --configure -a || true
-  apt_install
+# hls.js and playwright-core for the browser tests, exactly as package-lock.json pins them.
+if [ ! -d tests/browser/node_modules ] || [ tests/browser/package-lock.json -nt tests/browser/node_modules ]; then
+  npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 fi

@@ -6,4 +6,13 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 # The cross-crate end-to-end tests run the built binaries, so build them first.
 cargo build --workspace --bins --locked
-cargo test --workspace --locked --no-fail-fast
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole suite (cargo prints one per test binary).
+awk '/^test result:/ {p += $4; f += $6} END {printf "%d passed, %d failed\n", p, f}' "$log"
+exit "$status"

@@ -62,6 +62,11 @@ impl SegmentMuxer {
             }
             // Room for the PCR ahead of the first timestamps, as FFmpeg's CLI gives MPEG-TS.
             (*ctx).max_delay = 700_000;
+            if container == Container::Ts {
+                // That delay already keeps B-frame DTS positive; shifting everything to make DTS
+                // non-negative would start video two frames after audio, a hole players seek over.
+                (*ctx).avoid_negative_ts = 0;
+            }
             check("opening the memory buffer", avio_open_dyn_buf(&mut (*ctx).pb))?;
             let mut options: *mut AVDictionary = ptr::null_mut();
             if container == Container::Fmp4 {

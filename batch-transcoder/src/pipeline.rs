@@ -561,7 +561,6 @@ fn transcode(
         },
         source,
     };
-    let _ = fps;
     Ok((manifest, entries, master))
 }
 
