@@ -222,9 +222,20 @@ fn cpu_seconds() -> f64 {
     }
 }
 
+type Worker<T> = std::thread::JoinHandle<std::result::Result<T, String>>;
+
 struct Fanout {
-    renditions: Vec<(String, SyncSender<Work>, std::thread::JoinHandle<std::result::Result<RenditionOutput, String>>)>,
-    pictures: Option<(SyncSender<Shot>, std::thread::JoinHandle<std::result::Result<Pictures, String>>)>,
+    renditions: Vec<(String, SyncSender<Work>, Worker<RenditionOutput>)>,
+    pictures: Option<(SyncSender<Shot>, Worker<Pictures>)>,
+}
+
+/// Where normalized frames go: every rendition, the thumbnail picker, and the statistics.
+struct Dispatch<'a> {
+    fanout: &'a Fanout,
+    timeline: Timeline,
+    picker: ShotPicker,
+    stats: DecodeStats,
+    last_video: Option<Arc<frame::Video>>,
 }
 
 impl Fanout {
@@ -386,9 +397,7 @@ fn transcode(
 
     // Decode once.
     let mut progress = Progress::new(source.duration);
-    let mut picker = ShotPicker::default();
-    let mut stats = DecodeStats::default();
-    let mut last_video: Option<Arc<frame::Video>> = None;
+    let mut out = Dispatch { fanout: &fanout, timeline, picker: ShotPicker::default(), stats: DecodeStats::default(), last_video: None };
     let mut read_error = None;
     let mut packets = 0u64;
     let mut packet_bytes = 0u64;
@@ -410,21 +419,21 @@ fn transcode(
         if let Some((index, decoder, tb, start, norm)) = video_in.as_mut() {
             if packet.stream() == *index {
                 if decoder.send_packet(&packet).is_err() {
-                    stats.decode_errors += 1;
+                    out.stats.decode_errors += 1;
                 }
-                drain_video(decoder, *tb, *start, norm, &source, video_tb, timeline, &fanout, &mut picker, &mut stats, &mut last_video)?;
+                drain_video(decoder, *tb, *start, norm, &source, &mut out)?;
             }
         }
         if let Some((index, decoder, tb, norm)) = audio_in.as_mut() {
             if packet.stream() == *index {
                 if decoder.send_packet(&packet).is_err() {
-                    stats.decode_errors += 1;
+                    out.stats.decode_errors += 1;
                 }
-                drain_audio(decoder, *tb, source.start_time, norm, &fanout, &mut stats)?;
+                drain_audio(decoder, *tb, source.start_time, norm, &mut out)?;
             }
         }
-        progress.update(stats.position());
-        if stats.position() > job.limits.max_duration + 1.0 {
+        progress.update(out.stats.position());
+        if out.stats.position() > job.limits.max_duration + 1.0 {
             return Err(TranscodeError::InvalidInput(format!(
                 "the source runs longer than the accepted {:.0} s (--max-duration)",
                 job.limits.max_duration
@@ -438,31 +447,32 @@ fn transcode(
     watchdog.progress(Phase::Finishing);
     if let Some((_, decoder, tb, start, norm)) = video_in.as_mut() {
         let _ = decoder.send_eof();
-        drain_video(decoder, *tb, *start, norm, &source, video_tb, timeline, &fanout, &mut picker, &mut stats, &mut last_video)?;
+        drain_video(decoder, *tb, *start, norm, &source, &mut out)?;
         if let Some(n) = norm.as_mut() {
             n.flush()?;
             while let Some(f) = n.pull() {
-                dispatch_video(f, video_tb, timeline, &fanout, &mut picker, &mut stats, &mut last_video);
+                out.video(f);
             }
         }
     }
     if let Some((_, decoder, tb, norm)) = audio_in.as_mut() {
         let _ = decoder.send_eof();
-        drain_audio(decoder, *tb, source.start_time, norm, &fanout, &mut stats)?;
+        drain_audio(decoder, *tb, source.start_time, norm, &mut out)?;
         if let Some(n) = norm.as_mut() {
             n.flush()?;
             while let Some(f) = n.pull() {
-                dispatch_audio(f, &fanout, &mut stats);
+                out.audio(f);
             }
         }
     }
-    if !picker.poster_taken() {
-        if let (Some((tx, _)), Some(frame)) = (&fanout.pictures, last_video.take()) {
+    if !out.picker.poster_taken() {
+        if let (Some((tx, _)), Some(frame)) = (&fanout.pictures, out.last_video.take()) {
             let _ = tx.send(Shot::Poster(frame));
         }
     }
-    progress.update(stats.position());
+    progress.update(out.stats.position());
     progress.finish();
+    let stats = out.stats;
 
     // Collect renditions.
     let Fanout { renditions, pictures } = fanout;
@@ -624,69 +634,61 @@ fn validate_decode(source: &SourceInfo, stats: &DecodeStats, (packets, packet_by
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 fn drain_video(
     decoder: &mut ff::decoder::Video,
     time_base: Rational,
     start: i64,
     norm: &mut Option<VideoNormalizer>,
     source: &SourceInfo,
-    out_tb: Rational,
-    timeline: Timeline,
-    fanout: &Fanout,
-    picker: &mut ShotPicker,
-    stats: &mut DecodeStats,
-    last_video: &mut Option<Arc<frame::Video>>,
+    out: &mut Dispatch,
 ) -> Result<()> {
     let mut decoded = frame::Video::empty();
     while decoder.receive_frame(&mut decoded).is_ok() {
-        stats.video_frames += 1;
+        out.stats.video_frames += 1;
         let pts = decoded.timestamp().or(decoded.pts()).unwrap_or(0) - start;
         decoded.set_pts(Some(pts));
         if norm.is_none() {
             let v = source.video.as_ref().ok_or_else(|| TranscodeError::Fatal("video frames without a video stream".into()))?;
-            *norm = Some(VideoNormalizer::new(
-                v,
-                decoded.format(),
-                decoded.aspect_ratio(),
-                time_base,
-                (timeline.fps_num, timeline.fps_den),
-            )?);
+            let fps = (out.timeline.fps_num, out.timeline.fps_den);
+            *norm = Some(VideoNormalizer::new(v, decoded.format(), decoded.aspect_ratio(), time_base, fps)?);
         }
         if let Some(n) = norm.as_mut() {
             n.push(&decoded)?;
             while let Some(f) = n.pull() {
-                dispatch_video(f, out_tb, timeline, fanout, picker, stats, last_video);
+                out.video(f);
             }
         }
     }
     Ok(())
 }
 
-fn dispatch_video(
-    frame: frame::Video,
-    out_tb: Rational,
-    timeline: Timeline,
-    fanout: &Fanout,
-    picker: &mut ShotPicker,
-    stats: &mut DecodeStats,
-    last_video: &mut Option<Arc<frame::Video>>,
-) {
-    let index = frame.pts().unwrap_or(0);
-    let time = timeline.frame_time(index);
-    stats.video_end = stats.video_end.max(time + f64::from(out_tb));
-    let shared = Arc::new(frame);
-    fanout.send(|| Work::Video(Arc::clone(&shared)));
-    let (poster, thumbnail) = picker.pick(time);
-    if let Some((tx, _)) = &fanout.pictures {
-        if poster {
-            let _ = tx.send(Shot::Poster(Arc::clone(&shared)));
+impl Dispatch<'_> {
+    fn video(&mut self, frame: frame::Video) {
+        let time = self.timeline.frame_time(frame.pts().unwrap_or(0));
+        let frame_length = f64::from(self.timeline.fps_den) / f64::from(self.timeline.fps_num);
+        self.stats.video_end = self.stats.video_end.max(time + frame_length);
+        let shared = Arc::new(frame);
+        self.fanout.send(|| Work::Video(Arc::clone(&shared)));
+        let (poster, thumbnail) = self.picker.pick(time);
+        if let Some((tx, _)) = &self.fanout.pictures {
+            if poster {
+                let _ = tx.send(Shot::Poster(Arc::clone(&shared)));
+            }
+            if let Some(index) = thumbnail {
+                let _ = tx.send(Shot::Thumbnail { index, time, frame: Arc::clone(&shared) });
+            }
         }
-        if let Some(index) = thumbnail {
-            let _ = tx.send(Shot::Thumbnail { index, time, frame: Arc::clone(&shared) });
-        }
+        self.last_video = Some(shared);
     }
-    *last_video = Some(shared);
+
+    fn audio(&mut self, frame: frame::Audio) {
+        self.stats.audio_frames += 1;
+        let rate = f64::from(crate::normalize::AUDIO_RATE);
+        let end = (frame.pts().unwrap_or(0) as f64 + frame.samples() as f64) / rate;
+        self.stats.audio_end = self.stats.audio_end.max(end);
+        let shared = Arc::new(frame);
+        self.fanout.send(|| Work::Audio(Arc::clone(&shared)));
+    }
 }
 
 fn drain_audio(
@@ -694,8 +696,7 @@ fn drain_audio(
     time_base: Rational,
     start_time: f64,
     norm: &mut Option<AudioNormalizer>,
-    fanout: &Fanout,
-    stats: &mut DecodeStats,
+    out: &mut Dispatch,
 ) -> Result<()> {
     let mut decoded = frame::Audio::empty();
     while decoder.receive_frame(&mut decoded).is_ok() {
@@ -718,17 +719,9 @@ fn drain_audio(
         if let Some(n) = norm.as_mut() {
             n.push(&decoded)?;
             while let Some(f) = n.pull() {
-                dispatch_audio(f, fanout, stats);
+                out.audio(f);
             }
         }
     }
     Ok(())
-}
-
-fn dispatch_audio(frame: frame::Audio, fanout: &Fanout, stats: &mut DecodeStats) {
-    stats.audio_frames += 1;
-    let end = frame.pts().unwrap_or(0) as f64 / f64::from(crate::normalize::AUDIO_RATE) + frame.samples() as f64 / f64::from(crate::normalize::AUDIO_RATE);
-    stats.audio_end = stats.audio_end.max(end);
-    let shared = Arc::new(frame);
-    fanout.send(|| Work::Audio(Arc::clone(&shared)));
 }
