@@ -90,7 +90,7 @@ for entry in "${LADDER[@]}"; do
   b=$(psnr "$OUT/ours-1/$name/index.m3u8" "$w" "$h")
   d=$(awk -v a="$a" -v b="$b" 'BEGIN{printf "%+.3f", b-a}')
   echo "| $name | $a | $b | $d |"
-  psnr_json+="\"$name\":{\"ffmpeg\":$a,\"vaultstream\":$b,\"delta\":$d},"
+  psnr_json+="\"$name\":{\"ffmpeg\":$a,\"vaultstream\":$b,\"delta\":${d#+}},"
 done
 echo "${psnr_json%,}}" > "$OUT/psnr.json"
 
