@@ -12,8 +12,16 @@ pub const AUDIO_RATE: u32 = 48_000;
 /// Samples per AAC-LC frame.
 pub const AUDIO_FRAME: u32 = 1024;
 
-fn graph_error(what: &str) -> impl Fn(ff::Error) -> TranscodeError + '_ {
-    move |e| TranscodeError::Fatal(format!("building the {what} filter graph: {e}"))
+/// A filter graph `in` (source filter with `args`) → `chain` → `out` (sink filter).
+fn build_graph(what: &str, (source, args): (&str, &str), sink: &str, chain: &str) -> Result<filter::Graph> {
+    let err = |e: ff::Error| TranscodeError::Fatal(format!("building the {what} filter graph: {e}"));
+    let find = |name: &str| filter::find(name).ok_or_else(|| TranscodeError::Fatal(format!("libavfilter lacks `{name}`")));
+    let mut graph = filter::Graph::new();
+    graph.add(&find(source)?, "in", args).map_err(err)?;
+    graph.add(&find(sink)?, "out", "").map_err(err)?;
+    graph.output("in", 0).and_then(|p| p.input("out", 0)).and_then(|p| p.parse(chain)).map_err(err)?;
+    graph.validate().map_err(err)?;
+    Ok(graph)
 }
 
 /// Filters that rotate a picture clockwise by `degrees`, as FFmpeg's CLI autorotation does.
@@ -41,8 +49,6 @@ impl VideoNormalizer {
         stream_time_base: Rational,
         fps: (u32, u32),
     ) -> Result<Self> {
-        let err = graph_error("video");
-        let mut graph = filter::Graph::new();
         let sar = if sample_aspect.numerator() > 0 && sample_aspect.denominator() > 0 {
             sample_aspect
         } else {
@@ -58,19 +64,13 @@ impl VideoNormalizer {
             sar.numerator(),
             sar.denominator()
         );
-        let buffer = filter::find("buffer").ok_or_else(|| TranscodeError::Fatal("libavfilter lacks `buffer`".into()))?;
-        let sink = filter::find("buffersink").ok_or_else(|| TranscodeError::Fatal("libavfilter lacks `buffersink`".into()))?;
-        graph.add(&buffer, "in", &args).map_err(&err)?;
-        graph.add(&sink, "out", "").map_err(&err)?;
-
         let mut chain: Vec<String> = rotation_filters(source.rotation).iter().map(|s| s.to_string()).collect();
         if sar.numerator() != sar.denominator() {
             chain.push("scale=w=trunc(iw*sar/2)*2:h=ih:flags=bicubic".into());
             chain.push("setsar=1".into());
         }
         chain.push(format!("fps=fps={}/{}:start_time=0:round=near", fps.0, fps.1));
-        graph.output("in", 0).and_then(|p| p.input("out", 0)).and_then(|p| p.parse(&chain.join(","))).map_err(&err)?;
-        graph.validate().map_err(&err)?;
+        let graph = build_graph("video", ("buffer", &args), "buffersink", &chain.join(","))?;
         // One output frame's length in input ticks, for input frames that carry no duration.
         let nominal_duration = (f64::from(fps.1) / f64::from(fps.0) / f64::from(stream_time_base)).round().max(1.0) as i64;
         Ok(VideoNormalizer { graph, end_pts: None, nominal_duration })
@@ -116,22 +116,13 @@ impl AudioNormalizer {
     /// `format`, `rate` and `layout` describe the decoder's output. Frames must arrive with
     /// timestamps in `1/rate` counted from the source's start, so audio and video share time zero.
     pub fn new(format: ff::format::Sample, rate: u32, layout: ff::ChannelLayout) -> Result<Self> {
-        let err = graph_error("audio");
-        let mut graph = filter::Graph::new();
         let args = format!(
             "time_base=1/{rate}:sample_rate={rate}:sample_fmt={}:channel_layout=0x{:x}",
             format.name(),
             layout.bits()
         );
-        let abuffer = filter::find("abuffer").ok_or_else(|| TranscodeError::Fatal("libavfilter lacks `abuffer`".into()))?;
-        let sink = filter::find("abuffersink").ok_or_else(|| TranscodeError::Fatal("libavfilter lacks `abuffersink`".into()))?;
-        graph.add(&abuffer, "in", &args).map_err(&err)?;
-        graph.add(&sink, "out", "").map_err(&err)?;
-        let chain = format!(
-            "aresample={AUDIO_RATE}:async=1:first_pts=0,aformat=sample_fmts=fltp:channel_layouts=stereo"
-        );
-        graph.output("in", 0).and_then(|p| p.input("out", 0)).and_then(|p| p.parse(&chain)).map_err(&err)?;
-        graph.validate().map_err(&err)?;
+        let chain = format!("aresample={AUDIO_RATE}:async=1:first_pts=0,aformat=sample_fmts=fltp:channel_layouts=stereo");
+        let mut graph = build_graph("audio", ("abuffer", &args), "abuffersink", &chain)?;
         named(&mut graph, "out")?.sink().set_frame_size(AUDIO_FRAME);
         Ok(AudioNormalizer { graph })
     }

@@ -280,9 +280,7 @@ fn transcode(
 
     let mut selections: Vec<Selection> = Vec::new();
     if let Some(plan) = &ladder_plan {
-        let mut codecs: Vec<VideoCodec> = plan.renditions.iter().map(|r| r.rung.codec).collect();
-        codecs.dedup();
-        for codec in codecs {
+        for codec in plan.renditions.iter().map(|r| r.rung.codec) {
             if selections.iter().any(|s| s.codec == codec.as_str()) {
                 continue;
             }

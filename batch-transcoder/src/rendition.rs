@@ -186,12 +186,12 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
         specs.push(StreamSpec { encoder: unsafe { a.encoder.as_ptr() }, time_base: a.time_base });
     }
     let (muxer, init) = SegmentMuxer::new(plan.container, &specs)?;
-    let init_segment = match init {
+    let (init_segment, init_codec) = match init {
         Some(bytes) => {
-            std::fs::write(plan.dir.join("init.mp4"), bytes).map_err(|e| format!("writing init.mp4: {e}"))?;
-            Some("init.mp4".to_string())
+            std::fs::write(plan.dir.join("init.mp4"), &bytes).map_err(|e| format!("writing init.mp4: {e}"))?;
+            (Some("init.mp4".to_string()), codec_string::from_mp4_init(&bytes))
         }
-        None => None,
+        None => (None, None),
     };
     let video_stream = video.as_ref().map(|_| 0usize);
     let audio_stream = audio.as_ref().map(|_| usize::from(video.is_some()));
@@ -272,7 +272,7 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
 
     let video_codec = match (&plan.video, &init_segment) {
         (None, _) => None,
-        (Some(_), Some(init)) => std::fs::read(plan.dir.join(init)).ok().and_then(|b| codec_string::from_mp4_init(&b)),
+        (Some(_), Some(_)) => init_codec,
         (Some(_), None) => segmenter.video_codec_string.clone(),
     };
     let video_codec = match (&plan.video, video_codec) {

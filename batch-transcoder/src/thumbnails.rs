@@ -58,10 +58,6 @@ pub struct Pictures {
     pub thumbnails: Vec<Thumbnail>,
 }
 
-fn even(v: f64) -> u32 {
-    (((v / 2.0).round() * 2.0) as u32).max(2)
-}
-
 fn encode_jpeg(input: &frame::Video, width: u32, height: u32) -> Result<Vec<u8>, String> {
     let mut scaler = scaling::Context::get(input.format(), input.width(), input.height(), Pixel::YUVJ420P, width, height, scaling::Flags::BICUBIC)
         .map_err(|e| format!("thumbnail scaler: {e}"))?;
@@ -103,7 +99,7 @@ pub fn run(dir: PathBuf, poster_size: (u32, u32), shots: Receiver<Shot>) -> Resu
                 pictures.poster = Some("poster.jpg".into());
             }
             Shot::Thumbnail { index, time, frame } => {
-                let height = even(f64::from(THUMBNAIL_WIDTH) * f64::from(frame.height()) / f64::from(frame.width()));
+                let height = vaultstream::ladder::even(f64::from(THUMBNAIL_WIDTH) * f64::from(frame.height()) / f64::from(frame.width()));
                 let jpeg = encode_jpeg(&frame, THUMBNAIL_WIDTH, height)?;
                 let uri = format!("thumbnails/thumb_{index:05}.jpg");
                 std::fs::write(dir.join(&uri), jpeg).map_err(|e| format!("writing {uri}: {e}"))?;

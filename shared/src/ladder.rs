@@ -281,9 +281,9 @@ pub fn plan_video(profile: &Profile, source: SourceGeometry) -> Ladder {
     Ladder { renditions, dropped }
 }
 
-fn even(x: f64) -> u32 {
-    let v = ((x / 2.0).round() * 2.0) as u32;
-    v.max(2)
+/// Rounds a scaled dimension to the nearest even number (4:2:0 chroma needs even sizes), at least 2.
+pub fn even(x: f64) -> u32 {
+    (((x / 2.0).round() * 2.0) as u32).max(2)
 }
 
 /// The rendition an audio-only source gets: AAC at the profile's highest audio rate.
