@@ -56,7 +56,7 @@ impl fmt::Debug for ContentKey {
 ///
 /// Key ids appear in URLs (`/v1/keys/{content_id}/{key_id}`), so they are restricted to a
 /// small, path-safe alphabet.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct KeyId(String);
 

@@ -1,0 +1,92 @@
+//! Serving personalised playlists to the holder of a playback token.
+
+use std::sync::Arc;
+
+use crate::access::{personalize, record, AccessError, Decided, RequestMeta};
+use crate::audit::{AuditEvent, AuditSink};
+use crate::cdn::TenantHosts;
+use crate::identity::SessionRevocations;
+use crate::ids::{ContentId, RenditionName};
+use crate::origin::{PlaylistPath, PlaylistStore};
+use crate::session_token::{Expected, TokenClaims, TokenError, TokenKind, TokenSigner};
+
+pub struct ManifestService {
+    pub playlists: Arc<dyn PlaylistStore>,
+    pub revocations: Arc<dyn SessionRevocations>,
+    pub audit: Arc<dyn AuditSink>,
+    pub hosts: Arc<TenantHosts>,
+    pub tokens: Arc<TokenSigner>,
+    pub api_base_url: String,
+    /// Lifetime of the key tokens written into media playlists, seconds.
+    pub key_token_ttl_seconds: u64,
+}
+
+impl From<TokenError> for AccessError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Malformed | TokenError::BadSignature | TokenError::Expired => AccessError::Unauthenticated(format!("{e}; start playback again")),
+            other => AccessError::Forbidden(other.to_string()),
+        }
+    }
+}
+
+pub(crate) async fn ensure_live_session(revocations: &dyn SessionRevocations, claims: &TokenClaims) -> Result<(), AccessError> {
+    match revocations.is_revoked(&claims.tenant, &claims.session).await {
+        Ok(false) => Ok(()),
+        Ok(true) => Err(AccessError::Unauthenticated("the session was revoked".into())),
+        Err(e) => Err(AccessError::Unavailable(e)),
+    }
+}
+
+impl ManifestService {
+    /// `rendition` is `None` for the master playlist.
+    pub async fn serve(&self, content_id: &str, rendition: Option<&str>, token: Option<&str>, meta: &RequestMeta) -> Result<String, AccessError> {
+        let resource = match rendition {
+            Some(r) => format!("content/{content_id}/{r}/index.m3u8"),
+            None => format!("content/{content_id}/master.m3u8"),
+        };
+        let content = ContentId::parse(content_id).map_err(|e| AccessError::BadRequest(e.to_string()));
+        let verified = match (&content, token) {
+            (Err(e), _) => Err(e.clone()),
+            (Ok(_), None) => Err(AccessError::Unauthenticated("the playback token is missing; use the manifest_url from the playback call".into())),
+            (Ok(content), Some(token)) => self.tokens.verify(token, Expected { kind: TokenKind::Playback, content, key_id: None, session: None }, meta.now).map_err(AccessError::from),
+        };
+        // Denials with no verifiable token carry no tenant; they go to the unauthenticated ledger.
+        let (tenant, actor) = match &verified {
+            Ok(c) => (c.tenant.clone(), c.session.to_string()),
+            Err(_) => (AuditEvent::unauthenticated_tenant(), "anonymous".to_string()),
+        };
+        let outcome = match verified {
+            Ok(claims) => self.render(&claims, rendition, token.unwrap_or_default(), meta).await,
+            Err(e) => Err(e),
+        };
+        let decided = Decided { tenant, actor: &actor, action: "manifest.read", resource };
+        record(self.audit.as_ref(), decided, meta, outcome).await
+    }
+
+    async fn render(&self, claims: &TokenClaims, rendition: Option<&str>, token: &str, meta: &RequestMeta) -> Result<String, AccessError> {
+        let path = match rendition {
+            None => PlaylistPath::Master,
+            Some(r) => PlaylistPath::Media(RenditionName::parse(r).map_err(|e| AccessError::BadRequest(e.to_string()))?),
+        };
+        ensure_live_session(self.revocations.as_ref(), claims).await?;
+        let content = &claims.content;
+        let text = self
+            .playlists
+            .get(&claims.tenant, content, &path)
+            .await
+            .map_err(|e| AccessError::Unavailable(e.to_string()))?
+            .ok_or_else(|| AccessError::NotFound(format!("playlist {} of content {content}", path.relative())))?;
+        match path {
+            PlaylistPath::Master => personalize::master(&text, |r| format!("{}/v1/manifests/{content}/{r}/index.m3u8?token={token}", self.api_base_url)),
+            PlaylistPath::Media(r) => {
+                let cdn = format!("{}{r}/", self.hosts.content_base(&claims.tenant, content));
+                let expires_at = (meta.now + self.key_token_ttl_seconds).min(claims.expires_at.max(meta.now + 1));
+                personalize::media(&text, &cdn, |key_id| {
+                    let key_token = self.tokens.mint(&TokenClaims { kind: TokenKind::Key, key_id: Some(key_id.clone()), expires_at, ..claims.clone() });
+                    format!("{}/v1/keys/{content}/{key_id}?token={key_token}", self.api_base_url)
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! The access path's use cases, one module each, over the ports (catalog, key vault, playlist
+//! store, audit sink, session revocations, policy signer). The Lambda handlers only translate
+//! HTTP to these calls and back.
+//!
+//! Three checks per playback (DESIGN.md): the session ([`authorize`]), content authorization
+//! ([`playback`]: `content:read`, same tenant, playable), and the key token ([`key_delivery`]),
+//! which is minted only by [`manifest`] after the first two passed. Every decision is audited;
+//! a grant whose audit record cannot be written is not given.
+
+pub mod authorize;
+pub mod key_delivery;
+pub mod manifest;
+pub mod personalize;
+pub mod playback;
+
+use crate::audit::{AuditError, AuditEvent, AuditSink, Decision};
+use crate::ids::TenantId;
+
+/// Facts about the request that go into the audit record.
+#[derive(Debug, Clone)]
+pub struct RequestMeta {
+    pub request_id: String,
+    pub source_ip: Option<String>,
+    /// Epoch seconds.
+    pub now: u64,
+}
+
+/// How a refusal is answered. Messages say what was wrong and never carry keys, tokens or
+/// another tenant's data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccessError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    Forbidden(String),
+    /// Absent, or another tenant's: the two answer alike.
+    #[error("{0} does not exist")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl AccessError {
+    pub fn status(&self) -> u16 {
+        match self {
+            AccessError::BadRequest(_) => 400,
+            AccessError::Unauthenticated(_) => 401,
+            AccessError::Forbidden(_) => 403,
+            AccessError::NotFound(_) => 404,
+            AccessError::Conflict(_) => 409,
+            AccessError::Unavailable(_) => 503,
+            AccessError::Internal(_) => 500,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            AccessError::BadRequest(_) => "invalid_request",
+            AccessError::Unauthenticated(_) => "unauthenticated",
+            AccessError::Forbidden(_) => "forbidden",
+            AccessError::NotFound(_) => "not_found",
+            AccessError::Conflict(_) => "not_playable",
+            AccessError::Unavailable(_) => "try_again",
+            AccessError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// Details of our own failures stay in the logs.
+    pub fn public_message(&self) -> String {
+        match self {
+            AccessError::Unavailable(_) => "a dependency is unavailable; retry shortly".into(),
+            AccessError::Internal(_) => "something went wrong on our side".into(),
+            other => other.to_string(),
+        }
+    }
+
+    fn audit_reason(&self) -> String {
+        format!("{}: {}", self.code(), self)
+    }
+}
+
+/// One decision for the ledger.
+pub(crate) struct Decided<'a> {
+    pub tenant: TenantId,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub resource: String,
+}
+
+impl Decided<'_> {
+    fn event(self, decision: Decision, reason: String, meta: &RequestMeta) -> AuditEvent {
+        AuditEvent {
+            tenant: self.tenant,
+            actor: self.actor.to_string(),
+            action: self.action.to_string(),
+            resource: self.resource,
+            decision,
+            reason,
+            request_id: meta.request_id.clone(),
+            source_ip: meta.source_ip.clone(),
+        }
+    }
+}
+
+fn audit_failed(e: AuditError) -> AccessError {
+    tracing::error!(error = %e, "audit append failed");
+    AccessError::Unavailable(format!("audit: {e}"))
+}
+
+/// Records the outcome. A grant that cannot be recorded becomes a 503: nothing is granted
+/// off the books. A denial is returned as it was even when its record could not be written.
+pub(crate) async fn record<T>(audit: &dyn AuditSink, decided: Decided<'_>, meta: &RequestMeta, outcome: Result<T, AccessError>) -> Result<T, AccessError> {
+    match outcome {
+        Ok(value) => {
+            audit.append(decided.event(Decision::Allow, "granted".into(), meta)).await.map_err(audit_failed)?;
+            Ok(value)
+        }
+        Err(err) => {
+            if let Err(e) = audit.append(decided.event(Decision::Deny, err.audit_reason(), meta)).await {
+                tracing::error!(error = %e, "audit append of a denial failed");
+            }
+            Err(err)
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Personalised playlists. The origin's playlists name keys as `key://{key_id}`; here each key
+//! URI becomes a signed, session-bound key URL, variant URIs become manifest URLs carrying the
+//! playback token, and segment and init URIs become absolute CDN URLs (fetched with cookies).
+
+use m3u8_rs::Playlist;
+
+use crate::access::AccessError;
+use crate::ids::RenditionName;
+use crate::KeyId;
+
+pub const KEY_URI_SCHEME: &str = "key://";
+
+fn parse(text: &str) -> Result<Playlist, AccessError> {
+    m3u8_rs::parse_playlist_res(text.as_bytes()).map_err(|_| AccessError::Internal("a stored playlist does not parse".into()))
+}
+
+fn render(playlist: &Playlist) -> Result<String, AccessError> {
+    let mut out = Vec::new();
+    match playlist {
+        Playlist::MasterPlaylist(p) => p.write_to(&mut out),
+        Playlist::MediaPlaylist(p) => p.write_to(&mut out),
+    }
+    .map_err(|e| AccessError::Internal(format!("playlist rendering failed: {e}")))?;
+    String::from_utf8(out).map_err(|_| AccessError::Internal("playlist rendering produced non-UTF-8".into()))
+}
+
+/// The rendition a variant URI names (`720p/index.m3u8` → `720p`); anything else is refused so
+/// a stored playlist cannot point viewers elsewhere.
+fn variant_rendition(uri: &str) -> Result<RenditionName, AccessError> {
+    uri.strip_suffix("/index.m3u8")
+        .and_then(|name| RenditionName::parse(name).ok())
+        .ok_or_else(|| AccessError::Internal(format!("the master playlist names an unexpected variant URI {uri:?}")))
+}
+
+/// `variant_url(rendition)` gives the manifest URL of that rendition's playlist.
+pub fn master(text: &str, variant_url: impl Fn(&RenditionName) -> String) -> Result<String, AccessError> {
+    let mut playlist = parse(text)?;
+    let Playlist::MasterPlaylist(master) = &mut playlist else {
+        return Err(AccessError::Internal("master.m3u8 is a media playlist".into()));
+    };
+    for variant in &mut master.variants {
+        variant.uri = variant_url(&variant_rendition(&variant.uri)?);
+    }
+    for alternative in &mut master.alternatives {
+        if let Some(uri) = &alternative.uri {
+            alternative.uri = Some(variant_url(&variant_rendition(uri)?));
+        }
+    }
+    render(&playlist)
+}
+
+/// `key_url(key_id)` gives a signed key URL; `cdn_base` is the rendition's folder on the CDN,
+/// ending in `/`.
+pub fn media(text: &str, cdn_base: &str, mut key_url: impl FnMut(&KeyId) -> String) -> Result<String, AccessError> {
+    let mut playlist = parse(text)?;
+    let Playlist::MediaPlaylist(media) = &mut playlist else {
+        return Err(AccessError::Internal("index.m3u8 is a master playlist".into()));
+    };
+    let relative = |uri: &str| -> Result<String, AccessError> {
+        let ok = !uri.is_empty() && !uri.contains("..") && !uri.contains("://") && !uri.starts_with('/') && !uri.contains('?');
+        if ok {
+            Ok(format!("{cdn_base}{uri}"))
+        } else {
+            Err(AccessError::Internal(format!("a media playlist names an unexpected URI {uri:?}")))
+        }
+    };
+    for segment in &mut media.segments {
+        segment.uri = relative(&segment.uri)?;
+        if let Some(map) = &mut segment.map {
+            map.uri = relative(&map.uri)?;
+        }
+        if let Some(key) = &mut segment.key {
+            if let Some(uri) = &key.uri {
+                let id = uri
+                    .strip_prefix(KEY_URI_SCHEME)
+                    .and_then(|id| KeyId::try_from(id.to_string()).ok())
+                    .ok_or_else(|| AccessError::Internal(format!("a media playlist names key URI {uri:?}, not key://<key_id>")))?;
+                key.uri = Some(key_url(&id));
+            }
+        }
+    }
+    render(&playlist)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MASTER: &str = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360,CODECS=\"avc1.64001e,mp4a.40.2\"\n360p/index.m3u8\n";
+    const MEDIA: &str = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:6\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-KEY:METHOD=AES-128,URI=\"key://k0\",IV=0x00000000000000000000000000000001\n#EXTINF:6.0,\nseg_00000.ts\n#EXT-X-KEY:METHOD=AES-128,URI=\"key://k1\",IV=0x00000000000000000000000000000002\n#EXTINF:4.0,\nseg_00001.ts\n#EXT-X-ENDLIST\n";
+
+    #[test]
+    fn master_variants_become_manifest_urls() {
+        let out = master(MASTER, |r| format!("https://api/v1/manifests/c1/{r}/index.m3u8?token=T")).unwrap();
+        assert!(out.contains("\nhttps://api/v1/manifests/c1/360p/index.m3u8?token=T\n"), "{out}");
+        assert!(out.contains("CODECS=\"avc1.64001e,mp4a.40.2\""));
+        assert!(master("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nhttps://evil/x.m3u8\n", |_| String::new()).is_err());
+    }
+
+    #[test]
+    fn media_keys_and_segments_are_rewritten() {
+        let mut seen = Vec::new();
+        let out = media(MEDIA, "https://h.cdn.example.com/acme/c1/360p/", |k| {
+            seen.push(k.to_string());
+            format!("https://api/v1/keys/c1/{k}?token=K")
+        })
+        .unwrap();
+        assert_eq!(seen, ["k0", "k1"]);
+        assert!(out.contains("URI=\"https://api/v1/keys/c1/k0?token=K\",IV=0x00000000000000000000000000000001"), "{out}");
+        assert!(out.contains("\nhttps://h.cdn.example.com/acme/c1/360p/seg_00001.ts\n"));
+        assert!(!out.contains("key://"));
+        assert!(out.contains("#EXT-X-ENDLIST"));
+    }
+
+    #[test]
+    fn unexpected_uris_are_refused() {
+        let bad_key = MEDIA.replace("key://k0", "https://evil/key");
+        assert!(media(&bad_key, "https://cdn/", |_| String::new()).is_err());
+        let escape = MEDIA.replace("seg_00000.ts", "../../other/seg.ts");
+        assert!(media(&escape, "https://cdn/", |_| String::new()).is_err());
+    }
+}

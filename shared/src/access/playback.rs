@@ -1,0 +1,105 @@
+//! Check two: may this principal play this content? Then hand out what playback needs: signed
+//! cookies for the content's folder on the tenant's CDN host and a manifest URL carrying a
+//! session-bound playback token.
+
+use std::sync::Arc;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
+use crate::access::{record, AccessError, Decided, RequestMeta};
+use crate::audit::AuditSink;
+use crate::catalog::{ContentCatalog, ContentRecord};
+use crate::cdn::{sign_cookies, Policy, PolicySigner, SignError, SignedCookies, TenantHosts};
+use crate::ids::ContentId;
+use crate::principal::{Principal, Scope};
+use crate::service_secret::ServiceSecret;
+use crate::session_token::{Delivery, TokenClaims, TokenKind, TokenSigner};
+use crate::session_wrap::SessionKek;
+
+/// The content authorization rule, on its own so it can be read and tested at a glance.
+pub fn authorize_playback(principal: &Principal, content_id: &ContentId, record: Option<&ContentRecord>) -> Result<(), AccessError> {
+    if !principal.may(Scope::ContentRead) {
+        return Err(AccessError::Forbidden("playing content needs the content:read scope".into()));
+    }
+    // Records are looked up under the principal's tenant; the check is repeated so that a
+    // catalog returning another tenant's record still cannot leak it.
+    let record = record.filter(|r| r.tenant == principal.tenant).ok_or_else(|| AccessError::NotFound(format!("content {content_id}")))?;
+    if !record.status.is_playable() {
+        return Err(AccessError::Conflict(format!("content {content_id} is {} and cannot be played yet", record.status)));
+    }
+    Ok(())
+}
+
+#[derive(Debug)]
+pub struct PlaybackGrant {
+    pub manifest_url: String,
+    /// Epoch seconds; the cookies and the playback token expire together.
+    pub expires_at: u64,
+    pub cookies: SignedCookies,
+    /// Where the cookies belong: the tenant's CDN host and the content's folder.
+    pub cookie_domain: String,
+    pub cookie_path: String,
+    /// Wrapped delivery only: the session's key-encryption key, base64.
+    pub session_key: Option<String>,
+}
+
+pub struct PlaybackService {
+    pub catalog: Arc<dyn ContentCatalog>,
+    pub audit: Arc<dyn AuditSink>,
+    pub signer: Arc<dyn PolicySigner>,
+    pub hosts: Arc<TenantHosts>,
+    pub tokens: Arc<TokenSigner>,
+    pub secret: Arc<ServiceSecret>,
+    /// `https://api.example.com`, no trailing slash.
+    pub api_base_url: String,
+    /// Lifetime of the cookies and the playback token, seconds.
+    pub ttl_seconds: u64,
+}
+
+impl From<SignError> for AccessError {
+    fn from(e: SignError) -> Self {
+        match e {
+            SignError::Unavailable(m) => AccessError::Unavailable(m),
+            other => AccessError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl PlaybackService {
+    pub async fn start(&self, principal: &Principal, content_id: &str, delivery: Delivery, meta: &RequestMeta) -> Result<PlaybackGrant, AccessError> {
+        let resource = format!("content/{content_id}");
+        let outcome = self.decide(principal, content_id, delivery, meta).await;
+        let decided = Decided { tenant: principal.tenant.clone(), actor: &principal.subject, action: "content.playback", resource };
+        record(self.audit.as_ref(), decided, meta, outcome).await
+    }
+
+    async fn decide(&self, principal: &Principal, content_id: &str, delivery: Delivery, meta: &RequestMeta) -> Result<PlaybackGrant, AccessError> {
+        let content = ContentId::parse(content_id).map_err(|e| AccessError::BadRequest(e.to_string()))?;
+        let stored = self.catalog.get(&principal.tenant, &content).await.map_err(|e| AccessError::Unavailable(e.to_string()))?;
+        authorize_playback(principal, &content, stored.as_ref())?;
+
+        let expires_at = meta.now + self.ttl_seconds;
+        let base = self.hosts.content_base(&principal.tenant, &content);
+        let policy = Policy { resource: format!("{base}*"), date_less_than: expires_at, date_greater_than: None, ip_address: None };
+        let cookies = sign_cookies(self.signer.as_ref(), &policy).await?;
+        let token = self.tokens.mint(&TokenClaims {
+            kind: TokenKind::Playback,
+            tenant: principal.tenant.clone(),
+            content: content.clone(),
+            session: principal.session.clone(),
+            key_id: None,
+            delivery,
+            expires_at,
+        });
+        let session_key = (delivery == Delivery::Wrapped).then(|| STANDARD.encode(SessionKek::derive(&self.secret, &principal.tenant, &principal.session, &content).expose()));
+        Ok(PlaybackGrant {
+            manifest_url: format!("{}/v1/manifests/{content}/master.m3u8?token={token}", self.api_base_url),
+            expires_at,
+            cookies,
+            cookie_domain: self.hosts.host(&principal.tenant),
+            cookie_path: format!("/{}/{content}/", principal.tenant),
+            session_key,
+        })
+    }
+}

@@ -1,0 +1,14 @@
+//! The append-only, tamper-evident audit ledger: every access decision and state change, hash
+//! chained per tenant, day and shard in DynamoDB.
+//!
+//! - [`record`]: what a record holds and its canonical encoding and hash.
+//! - [`ledger`]: appending (conditional transactions that advance the chain head).
+//! - [`verify`]: reading a chain back and naming the first modified, missing or reordered record.
+
+pub mod ledger;
+pub mod record;
+pub mod verify;
+
+pub use ledger::{AuditError, AuditSink, DynamoLedger};
+pub use record::{AuditEvent, AuditRecord, ChainId, Decision};
+pub use verify::{verify_day, ChainReport, Problem};

@@ -1,0 +1,53 @@
+//! CloudFront private content: policies, signatures, signed URLs and cookies exactly as
+//! CloudFront (and `aws cloudfront sign`) expect them, and each tenant's CDN host name.
+
+pub mod policy;
+pub mod signed;
+pub mod signer;
+pub mod tenant_host;
+
+pub use policy::Policy;
+pub use signed::{sign_cookies, sign_url, SignedCookies};
+pub use signer::{HashAlgorithm, KeyKind, KmsPolicySigner, PemPolicySigner, PolicySigner, SignError};
+pub use tenant_host::TenantHosts;
+
+/// CloudFront's URL-safe base64: standard base64 with `+ = /` replaced by `- _ ~`.
+pub fn cloudfront_base64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .encode(bytes)
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '=' => '_',
+            '/' => '~',
+            c => c,
+        })
+        .collect()
+}
+
+/// The inverse, for verifying what we (or anyone) signed.
+pub fn cloudfront_base64_decode(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let standard: String = text
+        .chars()
+        .map(|c| match c {
+            '-' => '+',
+            '_' => '=',
+            '~' => '/',
+            c => c,
+        })
+        .collect();
+    base64::engine::general_purpose::STANDARD.decode(standard).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_alphabet_is_cloudfronts() {
+        let bytes = [0xfb, 0xff, 0xfe, 0x3e];
+        let text = super::cloudfront_base64(&bytes);
+        assert_eq!(text, "-~~-Pg__");
+        assert_eq!(super::cloudfront_base64_decode(&text).unwrap(), bytes);
+    }
+}

@@ -1,0 +1,197 @@
+//! Who signs policies: a PEM key in process (local stack, tests, operators' CLI) or an
+//! asymmetric KMS key, so the production signing key never leaves KMS.
+//!
+//! PEM signing goes through OpenSSL: it does RSA-SHA1 (CloudFront's default) as well as SHA-256
+//! and ECDSA, and the pure-Rust `rsa` crate carries an open timing advisory for private-key use.
+
+use async_trait::async_trait;
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::{KeySpec, MessageType, SigningAlgorithmSpec};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{Id, PKey, Private};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashAlgorithm {
+    /// CloudFront's default; nothing is added to the URL or cookies.
+    Sha1,
+    /// Announced with `Hash-Algorithm=SHA256` (URLs) or `CloudFront-Hash-Algorithm` (cookies).
+    Sha256,
+}
+
+impl HashAlgorithm {
+    pub fn parse(text: &str) -> Result<Self, SignError> {
+        match text.to_ascii_uppercase().as_str() {
+            "SHA1" | "SHA-1" => Ok(HashAlgorithm::Sha1),
+            "SHA256" | "SHA-256" => Ok(HashAlgorithm::Sha256),
+            _ => Err(SignError::Config(format!("hash algorithm {text:?} is not SHA1 or SHA256"))),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            HashAlgorithm::Sha1 => "SHA1",
+            HashAlgorithm::Sha256 => "SHA256",
+        }
+    }
+
+    fn digest(self) -> MessageDigest {
+        match self {
+            HashAlgorithm::Sha1 => MessageDigest::sha1(),
+            HashAlgorithm::Sha256 => MessageDigest::sha256(),
+        }
+    }
+}
+
+/// The key types CloudFront accepts in a trusted key group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Rsa2048,
+    EcP256,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    #[error("invalid signing key: {0}")]
+    Key(String),
+    #[error("invalid signing configuration: {0}")]
+    Config(String),
+    #[error("signing failed: {0}")]
+    Failed(String),
+    #[error("KMS could not sign right now: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait PolicySigner: Send + Sync {
+    /// The public key's id in CloudFront (`Key-Pair-Id`).
+    fn key_pair_id(&self) -> &str;
+    fn hash_algorithm(&self) -> HashAlgorithm;
+    /// Signs the policy bytes: PKCS#1 v1.5 for RSA, DER-encoded ECDSA for P-256.
+    async fn sign(&self, policy: &[u8]) -> Result<Vec<u8>, SignError>;
+}
+
+pub struct PemPolicySigner {
+    key: PKey<Private>,
+    kind: KeyKind,
+    hash: HashAlgorithm,
+    key_pair_id: String,
+}
+
+impl std::fmt::Debug for PemPolicySigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PemPolicySigner").field("kind", &self.kind).field("hash", &self.hash).field("key_pair_id", &self.key_pair_id).finish_non_exhaustive()
+    }
+}
+
+impl PemPolicySigner {
+    /// Accepts PKCS#1 (`BEGIN RSA PRIVATE KEY`), SEC1 (`BEGIN EC PRIVATE KEY`) and PKCS#8
+    /// (`BEGIN PRIVATE KEY`) PEM; the key type is detected, and must be RSA-2048 or P-256.
+    pub fn from_pem(pem: &[u8], key_pair_id: impl Into<String>, hash: HashAlgorithm) -> Result<Self, SignError> {
+        let key_pair_id = key_pair_id.into();
+        if key_pair_id.is_empty() || !key_pair_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(SignError::Config(format!("key pair id {key_pair_id:?} must be non-empty and alphanumeric")));
+        }
+        if !pem.windows(10).any(|w| w == b"-----BEGIN") {
+            return Err(SignError::Key("not a PEM file (no -----BEGIN line)".into()));
+        }
+        let key = PKey::private_key_from_pem(pem).map_err(|_| SignError::Key("the PEM does not hold a readable private key (a public key or certificate will not do)".into()))?;
+        let kind = match key.id() {
+            Id::RSA => {
+                let bits = key.bits();
+                if bits != 2048 {
+                    return Err(SignError::Key(format!("CloudFront accepts RSA keys of 2048 bits; this one has {bits}")));
+                }
+                KeyKind::Rsa2048
+            }
+            Id::EC => {
+                let curve = key.ec_key().ok().and_then(|ec| ec.group().curve_name());
+                if curve != Some(Nid::X9_62_PRIME256V1) {
+                    return Err(SignError::Key("CloudFront accepts ECDSA keys on P-256 (prime256v1) only".into()));
+                }
+                KeyKind::EcP256
+            }
+            other => return Err(SignError::Key(format!("unsupported key type {other:?}; use RSA-2048 or ECDSA P-256"))),
+        };
+        Ok(PemPolicySigner { key, kind, hash, key_pair_id })
+    }
+
+    pub fn kind(&self) -> KeyKind {
+        self.kind
+    }
+
+    pub fn sign_now(&self, policy: &[u8]) -> Result<Vec<u8>, SignError> {
+        let mut signer = openssl::sign::Signer::new(self.hash.digest(), &self.key).map_err(|e| SignError::Failed(e.to_string()))?;
+        signer.sign_oneshot_to_vec(policy).map_err(|e| SignError::Failed(e.to_string()))
+    }
+
+    /// The public half as PEM (SubjectPublicKeyInfo), as uploaded to CloudFront.
+    pub fn public_key_pem(&self) -> Result<String, SignError> {
+        let pem = self.key.public_key_to_pem().map_err(|e| SignError::Failed(e.to_string()))?;
+        String::from_utf8(pem).map_err(|e| SignError::Failed(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl PolicySigner for PemPolicySigner {
+    fn key_pair_id(&self) -> &str {
+        &self.key_pair_id
+    }
+
+    fn hash_algorithm(&self) -> HashAlgorithm {
+        self.hash
+    }
+
+    async fn sign(&self, policy: &[u8]) -> Result<Vec<u8>, SignError> {
+        self.sign_now(policy)
+    }
+}
+
+/// Signs with an asymmetric KMS key (`RSA_2048` or `ECC_NIST_P256`, `SIGN_VERIFY`). KMS signs
+/// SHA-256 digests only, so these signatures always use `Hash-Algorithm=SHA256`.
+pub struct KmsPolicySigner {
+    client: aws_sdk_kms::Client,
+    key_id: String,
+    key_pair_id: String,
+    algorithm: SigningAlgorithmSpec,
+}
+
+impl KmsPolicySigner {
+    /// Reads the key's spec once (`GetPublicKey`) to pick the signing algorithm.
+    pub async fn connect(client: aws_sdk_kms::Client, key_id: impl Into<String>, key_pair_id: impl Into<String>) -> Result<Self, SignError> {
+        let key_id = key_id.into();
+        let public = client.get_public_key().key_id(&key_id).send().await.map_err(|e| SignError::Config(format!("cannot read KMS key {key_id}: {}", aws_sdk_kms::error::DisplayErrorContext(&e))))?;
+        let algorithm = match public.key_spec() {
+            Some(KeySpec::Rsa2048) => SigningAlgorithmSpec::RsassaPkcs1V15Sha256,
+            Some(KeySpec::EccNistP256) => SigningAlgorithmSpec::EcdsaSha256,
+            other => return Err(SignError::Config(format!("KMS key {key_id} has spec {other:?}; CloudFront needs RSA_2048 or ECC_NIST_P256"))),
+        };
+        Ok(KmsPolicySigner { client, key_id, key_pair_id: key_pair_id.into(), algorithm })
+    }
+}
+
+#[async_trait]
+impl PolicySigner for KmsPolicySigner {
+    fn key_pair_id(&self) -> &str {
+        &self.key_pair_id
+    }
+
+    fn hash_algorithm(&self) -> HashAlgorithm {
+        HashAlgorithm::Sha256
+    }
+
+    async fn sign(&self, policy: &[u8]) -> Result<Vec<u8>, SignError> {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, policy);
+        let out = self
+            .client
+            .sign()
+            .key_id(&self.key_id)
+            .message(Blob::new(digest.as_ref()))
+            .message_type(MessageType::Digest)
+            .signing_algorithm(self.algorithm.clone())
+            .send()
+            .await
+            .map_err(|e| SignError::Unavailable(aws_sdk_kms::error::DisplayErrorContext(&e).to_string()))?;
+        out.signature.map(Blob::into_inner).ok_or_else(|| SignError::Failed("KMS returned no signature".into()))
+    }
+}
