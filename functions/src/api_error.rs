@@ -51,6 +51,20 @@ impl ApiError {
         }
     }
 
+    /// The access path's refusals carry their own status and code.
+    pub fn from_access(err: &vaultstream::access::AccessError) -> Self {
+        let status = match err.status() {
+            400 => Status::BadRequest,
+            401 => Status::Unauthorized,
+            403 => Status::Forbidden,
+            404 => Status::NotFound,
+            409 => Status::Conflict,
+            503 => Status::Unavailable,
+            _ => Status::Internal,
+        };
+        ApiError::new(status, err.code(), err.public_message())
+    }
+
     pub fn status_code(&self) -> u16 {
         self.status as u16
     }

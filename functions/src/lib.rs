@@ -1,4 +1,10 @@
-//! VaultStream's Lambda functions: one thin binary per function under `src/bin/` (added with
-//! the access-path work), sharing the API contract's response shapes defined here.
+//! VaultStream's Lambda functions. Each binary under `src/bin/` is a few lines that read the
+//! configuration once, build its handler from [`handlers`] and hand it to the Lambda runtime;
+//! the rules live in the `vaultstream` core.
 
 pub mod api_error;
+pub mod env;
+pub mod handlers;
+pub mod http;
+pub mod logging;
+pub mod wiring;

@@ -23,6 +23,7 @@ pub async fn authorize(authenticator: &Authenticator, audit: &dyn AuditSink, aut
         Ok(p) => (p.tenant.clone(), p.subject.clone()),
         Err(_) => (AuditEvent::unauthenticated_tenant(), "anonymous".to_string()),
     };
+    tracing::Span::current().record("tenant", tenant.as_str());
     let decided = Decided { tenant, actor: &actor, action: "session.authorize", resource: format!("route/{route}") };
     record(audit, decided, meta, outcome).await
 }

@@ -77,6 +77,7 @@ impl KeyDeliveryService {
             Ok((c, _)) => (c.tenant.clone(), c.session.to_string()),
             Err(_) => (AuditEvent::unauthenticated_tenant(), "anonymous".to_string()),
         };
+        tracing::Span::current().record("tenant", tenant.as_str());
         let outcome = match verified {
             Ok((claims, key)) => {
                 async {

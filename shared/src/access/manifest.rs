@@ -56,6 +56,7 @@ impl ManifestService {
             Ok(c) => (c.tenant.clone(), c.session.to_string()),
             Err(_) => (AuditEvent::unauthenticated_tenant(), "anonymous".to_string()),
         };
+        tracing::Span::current().record("tenant", tenant.as_str());
         let outcome = match verified {
             Ok(claims) => self.render(&claims, rendition, token.unwrap_or_default(), meta).await,
             Err(e) => Err(e),

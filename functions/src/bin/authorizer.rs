@@ -1,0 +1,21 @@
+//! The `authorizer` Lambda function: API Gateway HTTP API Lambda authorizer, simple responses.
+
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use vaultstream_functions::env::Env;
+use vaultstream_functions::handlers::authorizer::Authorizer;
+use vaultstream_functions::{logging, wiring::Aws};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    logging::init();
+    let env = Env::from_process();
+    let handler = Arc::new(Authorizer::from_env(&env, &Aws::from_env(&env).await).await?);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| {
+        let handler = Arc::clone(&handler);
+        async move { handler.handle(event.payload).await.map_err(Error::from) }
+    }))
+    .await
+}

@@ -1,0 +1,70 @@
+//! `GET /v1/keys/{content_id}/{key_id}?token=…`: 16 key bytes (or 24 wrapped bytes),
+//! `Cache-Control: no-store`.
+
+use std::sync::Arc;
+
+use lambda_http::{Body, Request, Response};
+use tracing::Instrument;
+use vaultstream::access::key_delivery::{KeyDeliveryService, PresentedSession};
+use vaultstream::access::AccessError;
+use vaultstream::identity::Authenticator;
+
+use crate::env::{ConfigError, Env};
+use crate::http::{access_error, header, meta, path_after, private, query};
+use crate::wiring::{self, Aws};
+
+pub struct KeyDelivery {
+    pub service: KeyDeliveryService,
+    /// When configured, a caller that also sends `Authorization` (SDK clients) must hold the
+    /// session the key token was minted for.
+    pub authenticator: Option<Authenticator>,
+}
+
+impl KeyDelivery {
+    pub async fn from_env(env: &Env, aws: &Aws) -> Result<Self, ConfigError> {
+        let secret = wiring::service_secret(env)?;
+        let vault = Arc::new(vaultstream::content_keys::KmsKeyVault::new(aws.kms.clone(), None));
+        let service = KeyDeliveryService {
+            tokens: wiring::token_signer(&secret),
+            revocations: wiring::sessions(env, aws)?,
+            catalog: wiring::catalog(env, aws)?,
+            vault,
+            audit: wiring::audit(env, aws)?,
+            secret,
+        };
+        let authenticator = if env.optional("VAULTSTREAM_JWT_ISSUER").is_some() { Some(wiring::authenticator(env, aws)?) } else { None };
+        Ok(KeyDelivery { service, authenticator })
+    }
+
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        let meta = meta(&request);
+        let parts = path_after(&request, "/v1/keys/").unwrap_or_default();
+        let ids = match parts.as_slice() {
+            [content, key] => Some((content.to_string(), key.to_string())),
+            _ => None,
+        };
+        let span = tracing::info_span!("key_delivery", request_id = %meta.request_id, tenant = tracing::field::Empty, content_id = ids.as_ref().map(|i| i.0.as_str()).unwrap_or("-"));
+        async {
+            let Some((content_id, key_id)) = ids else {
+                return access_error(&AccessError::NotFound("key".into()));
+            };
+            let presented = match (&self.authenticator, header(&request, "authorization")) {
+                (Some(auth), Some(value)) => match auth.authenticate(Some(value), meta.now).await {
+                    Ok(p) => Some(PresentedSession { tenant: p.tenant, session: p.session }),
+                    Err(e) => return access_error(&AccessError::from(e)),
+                },
+                _ => None,
+            };
+            let token = query(&request, "token");
+            match self.service.deliver(&content_id, &key_id, token.as_deref(), presented.as_ref(), &meta).await {
+                Ok(bytes) => {
+                    tracing::info!(status = 200, key_id = %key_id, "key delivered");
+                    private(200, "application/octet-stream").body(Body::Binary(bytes.as_bytes().to_vec())).expect("valid response")
+                }
+                Err(e) => access_error(&e),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}

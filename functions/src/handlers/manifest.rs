@@ -1,0 +1,57 @@
+//! `GET /v1/manifests/{content_id}/master.m3u8?token=…` and
+//! `GET /v1/manifests/{content_id}/{rendition}/index.m3u8?token=…`: personalised playlists.
+
+use lambda_http::{Body, Request, Response};
+use tracing::Instrument;
+use vaultstream::access::manifest::ManifestService;
+use vaultstream::access::AccessError;
+
+use crate::env::{ConfigError, Env};
+use crate::http::{access_error, meta, path_after, private, query};
+use crate::wiring::{self, Aws};
+
+pub struct Manifest {
+    pub service: ManifestService,
+}
+
+impl Manifest {
+    pub async fn from_env(env: &Env, aws: &Aws) -> Result<Self, ConfigError> {
+        let secret = wiring::service_secret(env)?;
+        let service = ManifestService {
+            playlists: std::sync::Arc::new(vaultstream::origin::S3Playlists::new(aws.s3.clone(), env.required("VAULTSTREAM_ORIGIN_BUCKET")?)),
+            revocations: wiring::sessions(env, aws)?,
+            audit: wiring::audit(env, aws)?,
+            hosts: wiring::tenant_hosts(env, &secret)?,
+            tokens: wiring::token_signer(&secret),
+            api_base_url: wiring::api_base_url(env)?,
+            key_token_ttl_seconds: env.number("VAULTSTREAM_KEY_TOKEN_TTL_SECONDS", 300u64)?,
+        };
+        Ok(Manifest { service })
+    }
+
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        let meta = meta(&request);
+        let parts = path_after(&request, "/v1/manifests/").unwrap_or_default();
+        let (content_id, rendition) = match parts.as_slice() {
+            [id, "master.m3u8"] => (Some(id.to_string()), None),
+            [id, rendition, "index.m3u8"] => (Some(id.to_string()), Some(rendition.to_string())),
+            _ => (None, None),
+        };
+        let span = tracing::info_span!("manifest", request_id = %meta.request_id, tenant = tracing::field::Empty, content_id = content_id.as_deref().unwrap_or("-"));
+        async {
+            let Some(content_id) = content_id else {
+                return access_error(&AccessError::NotFound("playlist".into()));
+            };
+            let token = query(&request, "token");
+            match self.service.serve(&content_id, rendition.as_deref(), token.as_deref(), &meta).await {
+                Ok(playlist) => {
+                    tracing::info!(status = 200, rendition = rendition.as_deref().unwrap_or("master"), "playlist served");
+                    private(200, "application/vnd.apple.mpegurl").body(Body::Text(playlist)).expect("valid response")
+                }
+                Err(e) => access_error(&e),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}

@@ -1,0 +1,63 @@
+//! Small helpers between API Gateway HTTP API events and the core.
+
+use lambda_http::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use lambda_http::http::StatusCode;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use vaultstream::access::{AccessError, RequestMeta};
+
+use crate::api_error::ApiError;
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Request id and source address from API Gateway's request context (the Lambda request id when
+/// there is none).
+pub fn meta(request: &Request) -> RequestMeta {
+    let (mut request_id, mut source_ip) = (None, None);
+    if let Some(RequestContext::ApiGatewayV2(ctx)) = request.request_context_ref() {
+        request_id = ctx.request_id.clone();
+        source_ip = ctx.http.source_ip.clone();
+    }
+    let request_id = request_id.or_else(|| request.lambda_context_ref().map(|c| c.request_id.clone())).unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    RequestMeta { request_id, source_ip, now: now() }
+}
+
+pub fn query(request: &Request, name: &str) -> Option<String> {
+    request.query_string_parameters_ref().and_then(|q| q.first(name)).map(str::to_string)
+}
+
+pub fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
+    request.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The path after `prefix`, split on `/` (API Gateway has already percent-decoded nothing here;
+/// segments are validated as ids by the core).
+pub fn path_after<'a>(request: &'a Request, prefix: &str) -> Option<Vec<&'a str>> {
+    request.raw_http_path().strip_prefix(prefix).map(|rest| rest.split('/').collect())
+}
+
+fn with_no_store(builder: lambda_http::http::response::Builder) -> lambda_http::http::response::Builder {
+    builder.header(CACHE_CONTROL, "private, no-store").header("x-content-type-options", "nosniff")
+}
+
+pub fn error_response(err: &ApiError) -> Response<Body> {
+    with_no_store(Response::builder().status(StatusCode::from_u16(err.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)))
+        .header(CONTENT_TYPE, "application/json")
+        .body(Body::Text(err.body()))
+        .expect("static headers are valid")
+}
+
+pub fn access_error(err: &AccessError) -> Response<Body> {
+    match err {
+        AccessError::Unavailable(detail) | AccessError::Internal(detail) => tracing::error!(status = err.status(), detail = %detail, "request failed"),
+        _ => tracing::info!(status = err.status(), reason = %err, "request refused"),
+    }
+    error_response(&ApiError::from_access(err))
+}
+
+/// A response that no cache keeps: personalised playlists, keys, playback grants.
+pub fn private(status: u16, content_type: &str) -> lambda_http::http::response::Builder {
+    with_no_store(Response::builder().status(status)).header(CONTENT_TYPE, content_type)
+}

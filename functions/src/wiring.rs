@@ -1,0 +1,115 @@
+//! Builds the core's services from configuration and AWS clients. Every function uses the
+//! pieces it needs and reads only their variables.
+
+use std::sync::Arc;
+
+use vaultstream::audit::{AuditSink, DynamoLedger};
+use vaultstream::catalog::DynamoCatalog;
+use vaultstream::cdn::{HashAlgorithm, KmsPolicySigner, PemPolicySigner, PolicySigner, TenantHosts};
+use vaultstream::identity::{Authenticator, DynamoApiTokens, DynamoSessions, FileJwks, HttpJwks, JwksCache, JwtSettings, JwtVerifier};
+use vaultstream::service_secret::ServiceSecret;
+use vaultstream::session_token::TokenSigner;
+use zeroize::Zeroizing;
+
+use crate::env::{ConfigError, Env};
+
+/// The AWS clients, configured from the standard chain (`AWS_ENDPOINT_URL` points them at an
+/// emulator; S3 then uses path-style addressing).
+#[derive(Clone)]
+pub struct Aws {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub kms: aws_sdk_kms::Client,
+    pub s3: aws_sdk_s3::Client,
+}
+
+impl Aws {
+    pub async fn from_env(env: &Env) -> Self {
+        let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::from_sdk_config(&shared, env.optional("AWS_ENDPOINT_URL").is_some())
+    }
+
+    pub fn from_sdk_config(shared: &aws_config::SdkConfig, path_style: bool) -> Self {
+        let s3 = aws_sdk_s3::config::Builder::from(shared).force_path_style(path_style).build();
+        Aws { dynamodb: aws_sdk_dynamodb::Client::new(shared), kms: aws_sdk_kms::Client::new(shared), s3: aws_sdk_s3::Client::from_conf(s3) }
+    }
+}
+
+pub fn service_secret(env: &Env) -> Result<Arc<ServiceSecret>, ConfigError> {
+    const NAME: &str = "VAULTSTREAM_SERVICE_SECRET";
+    ServiceSecret::from_hex(env.required(NAME)?).map(Arc::new).map_err(|e| ConfigError::new(NAME, e.to_string()))
+}
+
+pub fn token_signer(secret: &ServiceSecret) -> Arc<TokenSigner> {
+    Arc::new(TokenSigner::new(secret))
+}
+
+pub fn audit(env: &Env, aws: &Aws) -> Result<Arc<dyn AuditSink>, ConfigError> {
+    let table = env.required("VAULTSTREAM_AUDIT_TABLE")?;
+    let shards = env.number("VAULTSTREAM_AUDIT_SHARDS", 4u16)?;
+    Ok(Arc::new(DynamoLedger::new(aws.dynamodb.clone(), table, shards)))
+}
+
+pub fn catalog(env: &Env, aws: &Aws) -> Result<Arc<DynamoCatalog>, ConfigError> {
+    Ok(Arc::new(DynamoCatalog::new(aws.dynamodb.clone(), env.required("VAULTSTREAM_CONTENT_TABLE")?)))
+}
+
+pub fn sessions(env: &Env, aws: &Aws) -> Result<Arc<DynamoSessions>, ConfigError> {
+    Ok(Arc::new(DynamoSessions::new(aws.dynamodb.clone(), env.required("VAULTSTREAM_TOKENS_TABLE")?)))
+}
+
+pub fn api_base_url(env: &Env) -> Result<String, ConfigError> {
+    const NAME: &str = "VAULTSTREAM_API_BASE_URL";
+    let url = env.required(NAME)?.trim_end_matches('/').to_string();
+    url::Url::parse(&url).map_err(|e| ConfigError::new(NAME, format!("{url:?} is not a URL: {e}")))?;
+    Ok(url)
+}
+
+pub fn tenant_hosts(env: &Env, secret: &ServiceSecret) -> Result<Arc<TenantHosts>, ConfigError> {
+    let domain = env.required("VAULTSTREAM_CDN_DOMAIN")?;
+    let scheme = env.optional("VAULTSTREAM_CDN_SCHEME").unwrap_or("https");
+    if scheme != "https" && scheme != "http" {
+        return Err(ConfigError::new("VAULTSTREAM_CDN_SCHEME", "must be https or http"));
+    }
+    let port = env.optional("VAULTSTREAM_CDN_PORT").map(|p| p.parse::<u16>().map_err(|_| ConfigError::new("VAULTSTREAM_CDN_PORT", "is not a port number"))).transpose()?;
+    Ok(Arc::new(TenantHosts::new(secret, domain).with_origin(scheme, port)))
+}
+
+/// A KMS key (`VAULTSTREAM_CLOUDFRONT_KMS_KEY_ID`, production) or a PEM
+/// (`VAULTSTREAM_CLOUDFRONT_PRIVATE_KEY_FILE`, local stack and tests).
+pub async fn policy_signer(env: &Env, aws: &Aws) -> Result<Arc<dyn PolicySigner>, ConfigError> {
+    let key_pair_id = env.required("VAULTSTREAM_CLOUDFRONT_KEY_PAIR_ID")?;
+    if let Some(kms_key) = env.optional("VAULTSTREAM_CLOUDFRONT_KMS_KEY_ID") {
+        let signer = KmsPolicySigner::connect(aws.kms.clone(), kms_key, key_pair_id).await.map_err(|e| ConfigError::new("VAULTSTREAM_CLOUDFRONT_KMS_KEY_ID", e.to_string()))?;
+        return Ok(Arc::new(signer));
+    }
+    const FILE: &str = "VAULTSTREAM_CLOUDFRONT_PRIVATE_KEY_FILE";
+    let path = env.optional(FILE).ok_or_else(|| ConfigError::new(FILE, "is not set (nor VAULTSTREAM_CLOUDFRONT_KMS_KEY_ID)"))?;
+    let pem = Zeroizing::new(std::fs::read(path).map_err(|e| ConfigError::new(FILE, format!("{path}: {e}")))?);
+    let hash = HashAlgorithm::parse(env.optional("VAULTSTREAM_CLOUDFRONT_HASH_ALGORITHM").unwrap_or("SHA1")).map_err(|e| ConfigError::new("VAULTSTREAM_CLOUDFRONT_HASH_ALGORITHM", e.to_string()))?;
+    let signer = PemPolicySigner::from_pem(&pem, key_pair_id, hash).map_err(|e| ConfigError::new(FILE, e.to_string()))?;
+    Ok(Arc::new(signer))
+}
+
+pub fn jwt_verifier(env: &Env) -> Result<JwtVerifier, ConfigError> {
+    const ALGS: &str = "VAULTSTREAM_JWT_ALGORITHMS";
+    let algorithms = JwtSettings::parse_algorithms(env.optional(ALGS).unwrap_or("RS256,ES256")).map_err(|e| ConfigError::new(ALGS, e))?;
+    let hs256_secret = env.optional("VAULTSTREAM_JWT_HS256_SECRET").map(|s| Zeroizing::new(s.as_bytes().to_vec()));
+    let settings = JwtSettings {
+        issuer: env.required("VAULTSTREAM_JWT_ISSUER")?.to_string(),
+        audience: env.required("VAULTSTREAM_JWT_AUDIENCE")?.to_string(),
+        algorithms,
+        hs256_secret,
+        leeway_seconds: env.number("VAULTSTREAM_JWT_LEEWAY_SECONDS", 60u64)?,
+    };
+    let jwks = match (env.optional("VAULTSTREAM_JWKS_URL"), env.optional("VAULTSTREAM_JWKS_FILE")) {
+        (Some(url), _) => Some(JwksCache::new(Box::new(HttpJwks::new(url)))),
+        (None, Some(path)) => Some(JwksCache::new(Box::new(FileJwks(path.into())))),
+        (None, None) => None,
+    };
+    JwtVerifier::new(settings, jwks).map_err(|e| ConfigError::new(ALGS, e))
+}
+
+pub fn authenticator(env: &Env, aws: &Aws) -> Result<Authenticator, ConfigError> {
+    let tokens = Arc::new(DynamoApiTokens::new(aws.dynamodb.clone(), env.required("VAULTSTREAM_TOKENS_TABLE")?));
+    Ok(Authenticator { jwt: jwt_verifier(env)?, api_tokens: tokens })
+}
