@@ -104,29 +104,42 @@ impl TokenSigner {
 
     /// Checks the MAC first (constant time), then what the claims say against the request.
     pub fn verify(&self, token: &str, expected: Expected<'_>, now: u64) -> Result<TokenClaims, TokenError> {
+        let claims = self.open(token)?;
+        claims.check(expected, now)?;
+        Ok(claims)
+    }
+
+    /// The claims of a token whose MAC verifies, before they are checked against a request:
+    /// enough to know whose token it is (and so whose ledger a refusal belongs in).
+    pub fn open(&self, token: &str) -> Result<TokenClaims, TokenError> {
         let (payload, tag) = token.split_once('.').ok_or(TokenError::Malformed)?;
         let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| TokenError::Malformed)?;
         let mut message = DOMAIN.to_vec();
         message.extend_from_slice(payload.as_bytes());
         hmac::verify(&self.key, &message, &tag).map_err(|_| TokenError::BadSignature)?;
         let bytes = URL_SAFE_NO_PAD.decode(payload).map_err(|_| TokenError::Malformed)?;
-        let claims: TokenClaims = serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)?;
-        if claims.kind != expected.kind {
-            return Err(TokenError::WrongKind(claims.kind, expected.kind));
+        serde_json::from_slice(&bytes).map_err(|_| TokenError::Malformed)
+    }
+}
+
+impl TokenClaims {
+    pub fn check(&self, expected: Expected<'_>, now: u64) -> Result<(), TokenError> {
+        if self.kind != expected.kind {
+            return Err(TokenError::WrongKind(self.kind, expected.kind));
         }
-        if now >= claims.expires_at {
+        if now >= self.expires_at {
             return Err(TokenError::Expired);
         }
-        if &claims.content != expected.content {
+        if &self.content != expected.content {
             return Err(TokenError::WrongContent);
         }
-        if claims.key_id.as_ref() != expected.key_id {
+        if self.key_id.as_ref() != expected.key_id {
             return Err(TokenError::WrongKey);
         }
-        if expected.session.is_some_and(|s| s != &claims.session) {
+        if expected.session.is_some_and(|s| s != &self.session) {
             return Err(TokenError::WrongSession);
         }
-        Ok(claims)
+        Ok(())
     }
 }
 

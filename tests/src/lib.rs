@@ -1,5 +1,9 @@
-//! Cross-crate end-to-end tests live in `tests/`; this library only locates the workspace's
-//! built binaries for them.
+//! Cross-crate end-to-end tests live in `tests/`; this library holds what they share: the
+//! workspace's built binaries, the moto server, and a provisioned access-path stack.
+
+pub mod flow;
+pub mod moto;
+pub mod stack;
 
 use std::path::PathBuf;
 

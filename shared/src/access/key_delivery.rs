@@ -62,20 +62,22 @@ impl KeyDeliveryService {
         let resource = format!("content/{content_id}/key/{key_id}");
         let content = ContentId::parse(content_id).map_err(|e| AccessError::BadRequest(e.to_string()));
         let key = KeyId::try_from(key_id.to_string()).map_err(|e| AccessError::BadRequest(e.to_string()));
-        let verified = match (content, key, token) {
+        let opened = token.map(|t| self.tokens.open(t));
+        let verified = match (content, key, &opened) {
             (Err(e), _, _) | (_, Err(e), _) => Err(e),
             (_, _, None) => Err(AccessError::Unauthenticated("the key token is missing; key URLs come from the personalised playlist".into())),
-            (Ok(content), Ok(key), Some(token)) => {
+            (_, _, Some(Err(e))) => Err(AccessError::from(e.clone())),
+            (Ok(content), Ok(key), Some(Ok(claims))) => {
                 let expected = Expected { kind: TokenKind::Key, content: &content, key_id: Some(&key), session: presented.map(|p| &p.session) };
-                self.tokens.verify(token, expected, meta.now).map_err(AccessError::from).and_then(|claims| match presented {
+                claims.check(expected, meta.now).map_err(AccessError::from).and_then(|()| match presented {
                     Some(p) if p.tenant != claims.tenant => Err(AccessError::Forbidden("the token was issued for another session".into())),
-                    _ => Ok((claims, key)),
+                    _ => Ok((claims.clone(), key)),
                 })
             }
         };
-        let (tenant, actor) = match &verified {
-            Ok((c, _)) => (c.tenant.clone(), c.session.to_string()),
-            Err(_) => (AuditEvent::unauthenticated_tenant(), "anonymous".to_string()),
+        let (tenant, actor) = match &opened {
+            Some(Ok(c)) => (c.tenant.clone(), c.session.to_string()),
+            _ => (AuditEvent::unauthenticated_tenant(), "anonymous".to_string()),
         };
         tracing::Span::current().record("tenant", tenant.as_str());
         let outcome = match verified {

@@ -1,0 +1,41 @@
+//! One moto server (AWS wire-protocol emulator) per test binary, on a free loopback port.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use aws_sdk_dynamodb::config::{Credentials, Region};
+
+static ENDPOINT: OnceLock<String> = OnceLock::new();
+
+/// The endpoint URL of this test binary's moto server, starting it on first use.
+pub fn endpoint() -> &'static str {
+    ENDPOINT.get_or_init(|| {
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port").port();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("moto/serve.py");
+        let python = std::env::var("VAULTSTREAM_PYTHON").unwrap_or_else(|_| "python3".into());
+        let mut child = Command::new(python)
+            .arg(script)
+            .arg(port.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 with moto[server] (scripts/install-deps.sh installs it)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut line).expect("moto's ready line");
+        assert_eq!(line.trim(), "ready", "moto did not start; is moto[server] installed? (pip install -r tests/moto/requirements.txt)");
+        format!("http://127.0.0.1:{port}")
+    })
+}
+
+/// SDK configuration pointed at moto, with throwaway static credentials.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+        .load()
+        .await
+}

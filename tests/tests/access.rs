@@ -1,0 +1,320 @@
+//! The access path end to end against moto in server mode: JWT → authorizer → playback →
+//! personalised playlists → key delivery → the 16 bytes that decrypt a segment the transcoder
+//! made. Plus every way in that must stay shut, and the audit ledger that records it all.
+
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+use vaultstream::audit::Decision;
+use vaultstream::catalog::{ContentCatalog, ContentRecord, ContentStatus, DynamoCatalog};
+use vaultstream::content_keys::KeyVault;
+use vaultstream::identity::{ApiTokenRecord, ApiTokenStore, DynamoApiTokens, DynamoSessions, NewApiToken, SessionRevocations};
+use vaultstream::ids::{ContentId, SessionId, TenantId};
+use vaultstream::principal::Scope;
+use vaultstream::session_wrap::SessionKek;
+use vaultstream_functions::handlers::manifest::Manifest;
+use vaultstream_tests::flow::*;
+use vaultstream_tests::stack::{authorizer_event, claims, http_event, now, Stack};
+
+#[tokio::test]
+async fn jwt_to_key_bytes_that_decrypt_a_transcoded_segment() {
+    let stack = Stack::provision().await;
+    let f = functions(&stack).await;
+    let published = publish(&stack, "acme", "movie1").await;
+    let jwt = stack.jwt(Algorithm::RS256, &claims("acme", "viewer-1", "content:read", "sess-1"));
+    let seen = play(&f, &jwt, "movie1").await;
+
+    assert_eq!(hex::encode(&seen.key), published.key_hex, "key delivery returns the content key");
+    // The media playlist points segments at the tenant's CDN host and keys at signed key URLs.
+    assert!(seen.media.contains(".cdn.vaultstream.test/acme/movie1/"), "{}", seen.media);
+    assert!(!seen.media.contains("key://"));
+    assert!(seen.master.contains("/v1/manifests/movie1/"));
+    // Decrypt the first segment of the rendition the playlist names, with the delivered key and
+    // the playlist's IV, and find MPEG-TS inside.
+    let line = seen.media.lines().find(|l| l.starts_with("#EXT-X-KEY")).unwrap();
+    let iv_hex = line.split("IV=0x").nth(1).unwrap().split(',').next().unwrap();
+    let segment_url = seen.media.lines().find(|l| l.starts_with("https://") && l.ends_with(".ts")).unwrap();
+    let relative = segment_url.split("/acme/movie1/").nth(1).unwrap();
+    let encrypted = std::fs::read(published.out.path().join("hls").join(relative)).unwrap();
+    let key = vaultstream::ContentKey::from_bytes(seen.key.clone().try_into().unwrap());
+    let iv = vaultstream::segment_cipher::Iv(hex::decode(iv_hex).unwrap().try_into().unwrap());
+    let plain = vaultstream::segment_cipher::decrypt_segment(&key, &iv, &encrypted).expect("the delivered key decrypts the segment");
+    assert_eq!(plain[0], 0x47, "decrypted segment is MPEG-TS");
+
+    // The cookies are a custom policy over the content's folder, signed by the CloudFront key.
+    let cookies = &seen.playback["cookies"];
+    let policy = vaultstream::cdn::cloudfront_base64_decode(cookies["CloudFront-Policy"].as_str().unwrap()).unwrap();
+    let policy_text = String::from_utf8(policy.clone()).unwrap();
+    assert!(policy_text.contains(".cdn.vaultstream.test/acme/movie1/*"), "{policy_text}");
+    let signature = vaultstream::cdn::cloudfront_base64_decode(cookies["CloudFront-Signature"].as_str().unwrap()).unwrap();
+    let public = openssl::pkey::PKey::public_key_from_pem(&stack.cloudfront_public_pem).unwrap();
+    let mut verifier = openssl::sign::Verifier::new(openssl::hash::MessageDigest::sha1(), &public).unwrap();
+    assert!(verifier.verify_oneshot(&signature, &policy).unwrap(), "cookie signature verifies with the CloudFront public key");
+    assert_eq!(cookies["CloudFront-Key-Pair-Id"], "K2JCJMDEHXQW5F");
+
+    // Every step is in the tenant's ledger, as grants, and the chain verifies.
+    let records = ledger(&stack, "acme").await;
+    let actions: Vec<_> = records.iter().map(|r| (r.event.action.as_str(), r.event.decision)).collect();
+    assert_eq!(
+        actions,
+        [("session.authorize", Decision::Allow), ("content.playback", Decision::Allow), ("manifest.read", Decision::Allow), ("manifest.read", Decision::Allow), ("key.fetch", Decision::Allow)]
+    );
+    assert!(records.iter().all(|r| r.event.source_ip.as_deref() == Some("203.0.113.7")));
+    let (_, day) = vaultstream::audit::ledger::now_rfc3339_millis();
+    let reports = vaultstream::audit::verify_day(&stack.aws.dynamodb, &stack.audit_table, &TenantId::parse("acme").unwrap(), &day, 1).await.unwrap();
+    assert!(reports[0].is_intact(), "{:?}", reports[0].problem);
+    assert_eq!(reports[0].records, 5);
+}
+
+#[tokio::test]
+async fn es256_jwts_and_api_tokens_are_accepted() {
+    let stack = Stack::provision().await;
+    let f = functions(&stack).await;
+    let es = stack.jwt(Algorithm::ES256, &claims("acme", "viewer-2", "content:read", "sess-2"));
+    let ctx = authorize(&f, &es).await.expect("ES256 accepted");
+    assert_eq!(ctx["tenant"], "acme");
+    assert_eq!(ctx["sid"], "sess-2");
+
+    let store = DynamoApiTokens::new(stack.aws.dynamodb.clone(), &stack.tokens_table);
+    let token = NewApiToken::generate().unwrap();
+    let record = ApiTokenRecord { tenant: TenantId::parse("acme").unwrap(), subject: "ci-bot".into(), scopes: [Scope::ContentRead].into(), expires_at: now() + 60, revoked: false };
+    store.insert(&token.hash, &record).await.unwrap();
+    let ctx = authorize(&f, &token.secret).await.expect("API token accepted");
+    assert_eq!(ctx["sub"], "ci-bot");
+    assert_eq!(ctx["credential"], "api_token");
+    // Only the hash is stored.
+    let scan = stack.aws.dynamodb.scan().table_name(&stack.tokens_table).send().await.unwrap();
+    assert!(!format!("{:?}", scan.items).contains(token.secret.as_str()));
+
+    let expired = NewApiToken::generate().unwrap();
+    store.insert(&expired.hash, &ApiTokenRecord { expires_at: now() - 1, ..record.clone() }).await.unwrap();
+    assert!(authorize(&f, &expired.secret).await.is_none());
+    let revoked = NewApiToken::generate().unwrap();
+    store.insert(&revoked.hash, &ApiTokenRecord { revoked: true, ..record }).await.unwrap();
+    assert!(authorize(&f, &revoked.secret).await.is_none());
+    assert!(authorize(&f, &format!("vst_{}", "A".repeat(43))).await.is_none(), "unknown API token");
+}
+
+#[tokio::test]
+async fn bad_jwts_are_refused_and_audited() {
+    let stack = Stack::provision().await;
+    let f = functions(&stack).await;
+    let good = claims("acme", "mallory", "content:read", "sess-m");
+    let with = |patch: Value| {
+        let mut c = good.clone();
+        for (k, v) in patch.as_object().unwrap() {
+            if v.is_null() {
+                c.as_object_mut().unwrap().remove(k);
+            } else {
+                c[k] = v.clone();
+            }
+        }
+        c
+    };
+    let now = now();
+    let mut cases: Vec<(&str, String)> = vec![
+        ("expired", stack.jwt(Algorithm::RS256, &with(json!({"exp": now - 120, "iat": now - 720})))),
+        ("not yet valid", stack.jwt(Algorithm::RS256, &with(json!({"nbf": now + 600, "exp": now + 1200})))),
+        ("issued in the future", stack.jwt(Algorithm::RS256, &with(json!({"iat": now + 600})))),
+        ("wrong audience", stack.jwt(Algorithm::RS256, &with(json!({"aud": "another-api"})))),
+        ("wrong issuer", stack.jwt(Algorithm::RS256, &with(json!({"iss": "https://evil.example/"})))),
+        ("no tenant", stack.jwt(Algorithm::RS256, &with(json!({"tenant": null})))),
+        ("tenant with a path", stack.jwt(Algorithm::RS256, &with(json!({"tenant": "../acme"})))),
+        ("no session", stack.jwt(Algorithm::RS256, &with(json!({"sid": null})))),
+        ("HS256 not configured", stack.jwt(Algorithm::HS256, &good)),
+    ];
+    // alg none: header and payload, empty signature.
+    let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(good.to_string());
+    cases.push(("alg none", format!("{none_header}.{payload}.")));
+    // HS/RS confusion: HS256 signed with the RSA public key as the HMAC secret, naming its kid.
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some(vaultstream_tests::stack::RSA_KID.into());
+    cases.push(("HS/RS confusion", jsonwebtoken::encode(&header, &good, &EncodingKey::from_secret(&stack.rsa_jwt_public_pem)).unwrap()));
+    // An RS256 header over an ES256 key id.
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(vaultstream_tests::stack::EC_KID.into());
+    cases.push(("algorithm not the key's", jsonwebtoken::encode(&header, &good, &EncodingKey::from_rsa_pem(&stack.rsa_jwt_pem).unwrap()).unwrap()));
+    // Tampered payload: promote to admin, keep the signature.
+    let genuine = stack.jwt(Algorithm::RS256, &good);
+    let parts: Vec<&str> = genuine.split('.').collect();
+    let forged = URL_SAFE_NO_PAD.encode(with(json!({"scope": "admin", "tenant": "globex"})).to_string());
+    cases.push(("tampered", format!("{}.{forged}.{}", parts[0], parts[2])));
+    cases.push(("garbage", "not-a-jwt".into()));
+
+    for (name, token) in &cases {
+        assert!(authorize(&f, token).await.is_none(), "{name}: a bad token was accepted");
+    }
+    let out = f.authorizer.handle(authorizer_event("GET /v1/content/{content_id}", None)).await.unwrap();
+    assert!(!out.is_authorized, "no credential");
+    assert!(authorize(&f, &genuine).await.is_some(), "the genuine token still works");
+
+    let denials = ledger(&stack, "_unauthenticated").await;
+    assert_eq!(denials.len(), cases.len() + 1, "every refusal is audited");
+    assert!(denials.iter().all(|r| r.event.decision == Decision::Deny && r.event.action == "session.authorize"));
+    let reasons: Vec<_> = denials.iter().map(|r| r.event.reason.clone()).collect();
+    assert!(reasons.iter().any(|r| r.contains("expired")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("audience")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("not accepted")), "{reasons:?}");
+}
+
+#[tokio::test]
+async fn tenants_cannot_reach_each_other() {
+    let stack = Stack::provision().await;
+    let f = functions(&stack).await;
+    let _a = publish(&stack, "acme", "secret-film").await;
+    let _b = publish(&stack, "globex", "own-film").await;
+
+    let a_viewer = stack.jwt(Algorithm::RS256, &claims("acme", "alice", "content:read", "sess-a"));
+    let a_seen = play(&f, &a_viewer, "secret-film").await;
+    let b_viewer = stack.jwt(Algorithm::RS256, &claims("globex", "bob", "content:read", "sess-b"));
+    let b_creator = stack.jwt(Algorithm::RS256, &claims("globex", "carol", "content:write", "sess-c"));
+    let b_seen = play(&f, &b_viewer, "own-film").await;
+
+    // Playback of A's content: absent for B's viewer, forbidden for B's creator (no content:read).
+    let ctx = authorize(&f, &b_viewer).await.unwrap();
+    let r = start_playback(&f, &ctx, "secret-film", None).await;
+    assert_eq!((r.status().as_u16(), error_code(&r)), (404, "not_found".into()));
+    assert!(!body_text(&r).contains("acme"));
+    let ctx = authorize(&f, &b_creator).await.unwrap();
+    let r = start_playback(&f, &ctx, "secret-film", None).await;
+    assert_eq!(r.status(), 403);
+    // A forged authorizer context can only come from API Gateway; a missing one fails closed.
+    let r = f.playback.handle(http_event("POST", "/v1/content/secret-film/playback", &[], &[], None, None)).await;
+    assert_eq!(r.status(), 401);
+
+    // B's playback token against A's manifests, and B's key token against A's keys.
+    let b_token = b_seen.playback["manifest_url"].as_str().unwrap().split("token=").nth(1).unwrap().to_string();
+    for path in ["/v1/manifests/secret-film/master.m3u8", "/v1/manifests/secret-film/360p/index.m3u8"] {
+        let r = f.manifest.handle(http_event("GET", path, &[("token", &b_token)], &[], None, None)).await;
+        assert_eq!(r.status(), 403, "{path}: {}", body_text(&r));
+    }
+    let b_key_token = b_seen.key_url.split("token=").nth(1).unwrap();
+    let r = f.keys.handle(http_event("GET", "/v1/keys/secret-film/k0", &[("token", b_key_token)], &[], None, None)).await;
+    assert_eq!(r.status(), 403);
+    // A's key URL presented together with B's credentials: the token is not B's session.
+    let r = get(&f, &a_seen.key_url, &[("authorization", &format!("Bearer {b_viewer}"))]).await;
+    assert_eq!(r.status(), 403, "{}", body_text(&r));
+    // No token at all.
+    let r = f.keys.handle(http_event("GET", "/v1/keys/secret-film/k0", &[], &[], None, None)).await;
+    assert_eq!((r.status().as_u16(), error_code(&r)), (401, "unauthenticated".into()));
+
+    let b_records = ledger(&stack, "globex").await;
+    let b_denials: Vec<_> = b_records.iter().filter(|r| r.event.decision == Decision::Deny).map(|r| (r.event.action.as_str(), r.event.resource.as_str())).collect();
+    assert!(b_denials.contains(&("content.playback", "content/secret-film")), "{b_denials:?}");
+    assert_eq!(b_denials.iter().filter(|(a, _)| *a == "content.playback").count(), 2);
+    assert_eq!(b_denials.iter().filter(|(a, _)| *a == "manifest.read").count(), 2);
+    assert_eq!(b_denials.iter().filter(|(a, _)| *a == "key.fetch").count(), 1);
+    // A's key token presented with B's credentials is recorded where the token belongs: in A's
+    // ledger, so tenant A sees the attempt on its session.
+    let a_denials: Vec<_> = ledger(&stack, "acme").await.into_iter().filter(|r| r.event.decision == Decision::Deny).collect();
+    assert_eq!(a_denials.len(), 1);
+    assert_eq!(a_denials[0].event.action, "key.fetch");
+    assert!(a_denials[0].event.reason.contains("another session"), "{}", a_denials[0].event.reason);
+}
+
+#[tokio::test]
+async fn key_tokens_are_bound_to_content_key_session_and_time() {
+    let stack = Stack::provision().await;
+    let f = functions(&stack).await;
+    let _one = publish(&stack, "acme", "one").await;
+    let _two = publish(&stack, "acme", "two").await;
+    let jwt = stack.jwt(Algorithm::RS256, &claims("acme", "v", "content:read", "sess-k"));
+    let seen = play(&f, &jwt, "one").await;
+    let token = seen.key_url.split("token=").nth(1).unwrap().to_string();
+
+    let cases = [
+        ("/v1/keys/two/k0", 403, "another content item"),
+        ("/v1/keys/one/k1", 403, "another key id"),
+        ("/v1/keys/one/..%2Fk0", 400, "a path-escaping key id"),
+    ];
+    for (path, status, what) in cases {
+        let r = f.keys.handle(http_event("GET", path, &[("token", &token)], &[], None, None)).await;
+        assert_eq!(r.status().as_u16(), status, "{what}: {}", body_text(&r));
+    }
+    // Another session's credentials with this session's key token.
+    let other = stack.jwt(Algorithm::RS256, &claims("acme", "v", "content:read", "sess-other"));
+    let r = get(&f, &seen.key_url, &[("authorization", &format!("Bearer {other}"))]).await;
+    assert_eq!(r.status(), 403);
+    // The playback token is not a key token, and a key token is not a playback token.
+    let playback_token = seen.playback["manifest_url"].as_str().unwrap().split("token=").nth(1).unwrap().to_string();
+    let r = f.keys.handle(http_event("GET", "/v1/keys/one/k0", &[("token", &playback_token)], &[], None, None)).await;
+    assert_eq!(r.status(), 403);
+    let r = f.manifest.handle(http_event("GET", "/v1/manifests/one/master.m3u8", &[("token", &token)], &[], None, None)).await;
+    assert_eq!(r.status(), 403);
+    // A flipped bit in the MAC.
+    let mut bad = token.clone().into_bytes();
+    let last = bad.len() - 2;
+    bad[last] = if bad[last] == b'A' { b'B' } else { b'A' };
+    let r = f.keys.handle(http_event("GET", "/v1/keys/one/k0", &[("token", std::str::from_utf8(&bad).unwrap())], &[], None, None)).await;
+    assert_eq!(r.status(), 401);
+    // Expired: a key token minted with no lifetime left.
+    let mut short = stack.env();
+    short = vaultstream_functions::env::Env::from_pairs(
+        [("VAULTSTREAM_KEY_TOKEN_TTL_SECONDS", "0")].into_iter().map(|(k, v)| (k.to_string(), v.to_string())).chain(env_pairs(&short)),
+    );
+    let expiring = Manifest::from_env(&short, &stack.aws).await.unwrap();
+    let variant = seen.master.lines().find(|l| l.starts_with("https://")).unwrap();
+    let (path, ptoken) = split_url(variant);
+    let media = body_text(&expiring.handle(http_event("GET", &path, &[("token", &ptoken)], &[], None, None)).await);
+    let stale_key_url = media.lines().find_map(|l| l.split("URI=\"").nth(1)).and_then(|r| r.split('"').next()).unwrap().to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let r = get(&f, &stale_key_url, &[]).await;
+    assert_eq!(r.status(), 401, "{}", body_text(&r));
+    assert!(body_text(&r).contains("expired"));
+    // A revoked session loses its keys and playlists at once.
+    let sessions = DynamoSessions::new(stack.aws.dynamodb.clone(), &stack.tokens_table);
+    assert_eq!(get(&f, &seen.key_url, &[]).await.status(), 200);
+    sessions.revoke(&TenantId::parse("acme").unwrap(), &SessionId::parse("sess-k").unwrap(), now()).await.unwrap();
+    assert_eq!(get(&f, &seen.key_url, &[]).await.status(), 401);
+    assert_eq!(get(&f, seen.playback["manifest_url"].as_str().unwrap(), &[]).await.status(), 401);
+}
+
+fn env_pairs(env: &vaultstream_functions::env::Env) -> Vec<(String, String)> {
+    let names = [
+        "VAULTSTREAM_CONTENT_TABLE", "VAULTSTREAM_TOKENS_TABLE", "VAULTSTREAM_AUDIT_TABLE", "VAULTSTREAM_AUDIT_SHARDS", "VAULTSTREAM_ORIGIN_BUCKET",
+        "VAULTSTREAM_SERVICE_SECRET", "VAULTSTREAM_API_BASE_URL", "VAULTSTREAM_CDN_DOMAIN",
+    ];
+    names.iter().filter_map(|n| env.optional(n).map(|v| (n.to_string(), v.to_string()))).collect()
+}
+
+#[tokio::test]
+async fn wrapped_delivery_for_sdk_clients() {
+    let stack = Stack::provision().await;
+    let f = functions(&stack).await;
+    let published = publish(&stack, "acme", "sdk-film").await;
+    let jwt = stack.jwt(Algorithm::ES256, &claims("acme", "sdk", "content:read", "sess-w"));
+    let ctx = authorize(&f, &jwt).await.unwrap();
+    let r = start_playback(&f, &ctx, "sdk-film", Some(r#"{"delivery":"wrapped"}"#)).await;
+    assert_eq!(r.status(), 200, "{}", body_text(&r));
+    let grant: Value = serde_json::from_str(&body_text(&r)).unwrap();
+    let kek = SessionKek::from_bytes(STANDARD.decode(grant["session_key"].as_str().unwrap()).unwrap().try_into().unwrap());
+    let media = body_text(&get(&f, &body_text(&get(&f, grant["manifest_url"].as_str().unwrap(), &[]).await).lines().find(|l| l.starts_with("https://")).unwrap().to_string(), &[]).await);
+    let key_url = media.lines().find_map(|l| l.split("URI=\"").nth(1)).and_then(|r| r.split('"').next()).unwrap().to_string();
+    let wrapped = body_bytes(&get(&f, &key_url, &[]).await);
+    assert_eq!(wrapped.len(), 24);
+    assert_ne!(hex::encode(&wrapped[..16]), published.key_hex);
+    assert_eq!(hex::encode(kek.unwrap(&wrapped).unwrap().expose()), published.key_hex);
+    let r = start_playback(&f, &ctx, "sdk-film", Some(r#"{"delivery":"smoke-signals"}"#)).await;
+    assert_eq!((r.status().as_u16(), error_code(&r)), (400, "invalid_request".into()));
+}
+
+#[tokio::test]
+async fn unplayable_content_is_a_conflict() {
+    let stack = Stack::provision().await;
+    let f = functions(&stack).await;
+    let catalog = DynamoCatalog::new(stack.aws.dynamodb.clone(), &stack.content_table);
+    let record = ContentRecord { tenant: TenantId::parse("acme").unwrap(), content_id: ContentId::parse("pending").unwrap(), status: ContentStatus::Processing, title: "t".into(), keys: Default::default() };
+    catalog.create(&record).await.unwrap();
+    let ctx = authorize(&f, &stack.jwt(Algorithm::RS256, &claims("acme", "v", "content:read", "s1"))).await.unwrap();
+    let r = start_playback(&f, &ctx, "pending", None).await;
+    assert_eq!((r.status().as_u16(), error_code(&r)), (409, "not_playable".into()));
+    assert!(body_text(&r).contains("PROCESSING"));
+    let r = start_playback(&f, &ctx, "a/b", None).await;
+    assert_eq!(r.status(), 404, "a path that is not a route");
+    let r = start_playback(&f, &ctx, "bad..id", None).await;
+    assert_eq!(r.status(), 400);
+}
+
