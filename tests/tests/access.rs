@@ -9,7 +9,6 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use vaultstream::audit::Decision;
 use vaultstream::catalog::{ContentCatalog, ContentRecord, ContentStatus, DynamoCatalog};
-use vaultstream::content_keys::KeyVault;
 use vaultstream::identity::{ApiTokenRecord, ApiTokenStore, DynamoApiTokens, DynamoSessions, NewApiToken, SessionRevocations};
 use vaultstream::ids::{ContentId, SessionId, TenantId};
 use vaultstream::principal::Scope;

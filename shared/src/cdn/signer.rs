@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_kms::primitives::Blob;
-use aws_sdk_kms::types::{KeySpec, MessageType, SigningAlgorithmSpec};
+use aws_sdk_kms::types::{CustomerMasterKeySpec, KeySpec, MessageType, SigningAlgorithmSpec};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, Private};
@@ -161,11 +161,18 @@ impl KmsPolicySigner {
     pub async fn connect(client: aws_sdk_kms::Client, key_id: impl Into<String>, key_pair_id: impl Into<String>) -> Result<Self, SignError> {
         let key_id = key_id.into();
         let public = client.get_public_key().key_id(&key_id).send().await.map_err(|e| SignError::Config(format!("cannot read KMS key {key_id}: {}", aws_sdk_kms::error::DisplayErrorContext(&e))))?;
-        let algorithm = match public.key_spec() {
-            Some(KeySpec::Rsa2048) => SigningAlgorithmSpec::RsassaPkcs1V15Sha256,
-            Some(KeySpec::EccNistP256) => SigningAlgorithmSpec::EcdsaSha256,
-            other => return Err(SignError::Config(format!("KMS key {key_id} has spec {other:?}; CloudFront needs RSA_2048 or ECC_NIST_P256"))),
-        };
+        #[allow(deprecated)]
+        let spec = public.key_spec().map(KeySpec::as_str).or(public.customer_master_key_spec().map(CustomerMasterKeySpec::as_str));
+        if let Some(spec) = spec {
+            if !matches!(spec, "RSA_2048" | "ECC_NIST_P256") {
+                return Err(SignError::Config(format!("KMS key {key_id} has spec {spec}; CloudFront needs RSA_2048 or ECC_NIST_P256")));
+            }
+        }
+        let offered = public.signing_algorithms();
+        let algorithm = [SigningAlgorithmSpec::RsassaPkcs1V15Sha256, SigningAlgorithmSpec::EcdsaSha256]
+            .into_iter()
+            .find(|a| offered.contains(a))
+            .ok_or_else(|| SignError::Config(format!("KMS key {key_id} cannot sign with RSASSA_PKCS1_V1_5_SHA_256 or ECDSA_SHA_256; CloudFront needs an RSA_2048 or ECC_NIST_P256 signing key")))?;
         Ok(KmsPolicySigner { client, key_id, key_pair_id: key_pair_id.into(), algorithm })
     }
 }
@@ -181,13 +188,19 @@ impl PolicySigner for KmsPolicySigner {
     }
 
     async fn sign(&self, policy: &[u8]) -> Result<Vec<u8>, SignError> {
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, policy);
+        // KMS takes up to 4 KiB as a raw message (policies are a few hundred bytes); anything
+        // longer is sent as its SHA-256 digest.
+        let (message, kind) = if policy.len() <= 4096 {
+            (policy.to_vec(), MessageType::Raw)
+        } else {
+            (aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, policy).as_ref().to_vec(), MessageType::Digest)
+        };
         let out = self
             .client
             .sign()
             .key_id(&self.key_id)
-            .message(Blob::new(digest.as_ref()))
-            .message_type(MessageType::Digest)
+            .message(Blob::new(message))
+            .message_type(kind)
             .signing_algorithm(self.algorithm.clone())
             .send()
             .await
