@@ -4,10 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# FFmpeg and its libraries (transcoder), clang (bindgen), openssl (tests decrypt segments with
-# it), chromium and node (browser playback tests with hls.js).
+# FFmpeg and its libraries (transcoder), clang (bindgen), cmake (aws-lc), OpenSSL and its headers
+# (CloudFront PEM signing; tests decrypt segments with the CLI), python3 with pip and venv (moto),
+# chromium and node (browser playback tests with hls.js).
 packages=(ffmpeg libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev libavdevice-dev
-          libswscale-dev libswresample-dev pkg-config clang libclang-dev openssl chromium)
+          libswscale-dev libswresample-dev pkg-config clang libclang-dev cmake openssl libssl-dev
+          chromium)
+if ! command -v python3 >/dev/null; then packages+=(python3 python3-pip python3-venv); fi
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then packages+=(nodejs npm); fi
 
 missing=()
@@ -35,4 +38,14 @@ fi
 # hls.js and playwright-core for the browser tests, exactly as package-lock.json pins them.
 if [ ! -d tests/browser/node_modules ] || [ tests/browser/package-lock.json -nt tests/browser/node_modules ]; then
   npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+fi
+
+# moto in server mode: the AWS emulator the integration tests talk to on 127.0.0.1. A Python that
+# already has the pinned version is used as it is; otherwise it goes into a project venv.
+moto_version=$(sed -n 's/^moto\[server\]==//p' tests/moto/requirements.txt)
+has_moto() { "$1" -c "import moto, flask, flask_cors, sys; sys.exit(moto.__version__ != '$moto_version')" 2>/dev/null; }
+if ! has_moto python3 && ! has_moto .venv-moto/bin/python; then
+  echo "installing moto[server]==$moto_version into .venv-moto" >&2
+  python3 -m venv .venv-moto
+  .venv-moto/bin/pip install --quiet --disable-pip-version-check -r tests/moto/requirements.txt
 fi

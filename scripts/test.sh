@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
+# The integration tests start moto with this Python (the venv when install-deps made one).
+if [ -x .venv-moto/bin/python ]; then export VAULTSTREAM_PYTHON="$PWD/.venv-moto/bin/python"; fi
 # The cross-crate end-to-end tests run the built binaries, so build them first.
 cargo build --workspace --bins --locked
 

@@ -58,7 +58,8 @@ else:
     policy = signer.build_policy(url if resource == '-' else resource, ts(expires), ts(start) if start != '-' else None, ip if ip != '-' else None)
     print(signer.generate_presigned_url(url, policy=policy))
 "#;
-    let out = Command::new("python3")
+    let python = std::env::var("VAULTSTREAM_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = Command::new(python)
         .args(["-c", script, pem, url, &expires.to_string(), resource.unwrap_or("-"), &start.map(|s| s.to_string()).unwrap_or("-".into()), ip.unwrap_or("-")])
         .output()
         .unwrap();

@@ -6,7 +6,9 @@
 
 use async_trait::async_trait;
 use aws_sdk_kms::primitives::Blob;
-use aws_sdk_kms::types::{CustomerMasterKeySpec, KeySpec, MessageType, SigningAlgorithmSpec};
+#[allow(deprecated)]
+use aws_sdk_kms::types::CustomerMasterKeySpec;
+use aws_sdk_kms::types::{KeySpec, MessageType, SigningAlgorithmSpec};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, Private};

@@ -1,0 +1,34 @@
+//! Every events/ fixture parses as the event its function reads, and its function answers it
+//! (with a refusal: the fixtures carry placeholder tokens).
+
+use std::path::Path;
+
+use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
+use jsonwebtoken::Algorithm;
+use vaultstream_functions::handlers::{authorizer::Authorizer, key_delivery::KeyDelivery, manifest::Manifest};
+use vaultstream_tests::stack::Stack;
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../events").join(name)).unwrap()
+}
+
+#[tokio::test]
+async fn fixtures_are_valid_events() {
+    let stack = Stack::provision().await;
+    let env = stack.env();
+
+    let event: ApiGatewayV2CustomAuthorizerV2Request = serde_json::from_str(&fixture("authorizer.json")).unwrap();
+    let authorizer = Authorizer::from_env(&env, &stack.aws).await.unwrap();
+    assert!(!authorizer.handle(event.clone()).await.unwrap().is_authorized, "the placeholder JWT is refused");
+    let mut real = event;
+    let jwt = stack.jwt(Algorithm::RS256, &vaultstream_tests::stack::claims("acme", "viewer-1", "content:read", "sess-1"));
+    real.headers.insert("authorization", format!("Bearer {jwt}").parse().unwrap());
+    assert!(authorizer.handle(real).await.unwrap().is_authorized, "with a real JWT the same event is authorized");
+
+    let playback = lambda_http::request::from_str(&fixture("playback.json")).unwrap();
+    assert_eq!(playback.uri().path(), "/v1/content/movie1/playback");
+    let manifest = Manifest::from_env(&env, &stack.aws).await.unwrap();
+    assert_eq!(manifest.handle(lambda_http::request::from_str(&fixture("manifest.json")).unwrap()).await.status(), 401);
+    let keys = KeyDelivery::from_env(&env, &stack.aws).await.unwrap();
+    assert_eq!(keys.handle(lambda_http::request::from_str(&fixture("key_delivery.json")).unwrap()).await.status(), 401);
+}
