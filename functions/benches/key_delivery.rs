@@ -19,6 +19,7 @@ use vaultstream::ids::{ContentId, SessionId, TenantId};
 use vaultstream::service_secret::ServiceSecret;
 use vaultstream::session_token::{Delivery, TokenClaims, TokenKind, TokenSigner};
 use vaultstream::{ContentKey, KeyId};
+use vaultstream_functions::runtime::HttpFunction;
 use vaultstream_functions::handlers::key_delivery::KeyDelivery;
 
 struct Catalog(ContentRecord);

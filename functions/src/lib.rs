@@ -7,4 +7,5 @@ pub mod env;
 pub mod handlers;
 pub mod http;
 pub mod logging;
+pub mod runtime;
 pub mod wiring;

@@ -13,6 +13,7 @@ use vaultstream::catalog::{ContentCatalog, ContentRecord, ContentStatus, DynamoC
 use vaultstream::content_keys::{KeyVault, KmsKeyVault};
 use vaultstream::ids::{ContentId, TenantId};
 use vaultstream::KeyId;
+use vaultstream_functions::runtime::HttpFunction;
 use vaultstream_functions::handlers::{authorizer::Authorizer, key_delivery::KeyDelivery, manifest::Manifest, playback::Playback};
 
 use crate::stack::{authorizer_event, http_event, Stack};

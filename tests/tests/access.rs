@@ -13,6 +13,7 @@ use vaultstream::identity::{ApiTokenRecord, ApiTokenStore, DynamoApiTokens, Dyna
 use vaultstream::ids::{ContentId, SessionId, TenantId};
 use vaultstream::principal::Scope;
 use vaultstream::session_wrap::SessionKek;
+use vaultstream_functions::runtime::HttpFunction;
 use vaultstream_functions::handlers::manifest::Manifest;
 use vaultstream_tests::flow::*;
 use vaultstream_tests::stack::{authorizer_event, claims, http_event, now, Stack};

@@ -10,6 +10,7 @@ use vaultstream::access::AccessError;
 use vaultstream::identity::Authenticator;
 
 use crate::env::{ConfigError, Env};
+use crate::runtime::HttpFunction;
 use crate::http::{access_error, header, meta, path_after, private, query};
 use crate::wiring::{self, Aws};
 
@@ -20,8 +21,9 @@ pub struct KeyDelivery {
     pub authenticator: Option<Authenticator>,
 }
 
-impl KeyDelivery {
-    pub async fn from_env(env: &Env, aws: &Aws) -> Result<Self, ConfigError> {
+#[async_trait::async_trait]
+impl HttpFunction for KeyDelivery {
+    async fn from_env(env: &Env, aws: &Aws) -> Result<Self, ConfigError> {
         let secret = wiring::service_secret(env)?;
         let vault = Arc::new(vaultstream::content_keys::KmsKeyVault::new(aws.kms.clone(), None));
         let service = KeyDeliveryService {
@@ -36,7 +38,7 @@ impl KeyDelivery {
         Ok(KeyDelivery { service, authenticator })
     }
 
-    pub async fn handle(&self, request: Request) -> Response<Body> {
+    async fn handle(&self, request: Request) -> Response<Body> {
         let meta = meta(&request);
         let parts = path_after(&request, "/v1/keys/").unwrap_or_default();
         let ids = match parts.as_slice() {

@@ -7,6 +7,7 @@ use vaultstream::access::manifest::ManifestService;
 use vaultstream::access::AccessError;
 
 use crate::env::{ConfigError, Env};
+use crate::runtime::HttpFunction;
 use crate::http::{access_error, meta, path_after, private, query};
 use crate::wiring::{self, Aws};
 
@@ -14,8 +15,9 @@ pub struct Manifest {
     pub service: ManifestService,
 }
 
-impl Manifest {
-    pub async fn from_env(env: &Env, aws: &Aws) -> Result<Self, ConfigError> {
+#[async_trait::async_trait]
+impl HttpFunction for Manifest {
+    async fn from_env(env: &Env, aws: &Aws) -> Result<Self, ConfigError> {
         let secret = wiring::service_secret(env)?;
         let service = ManifestService {
             playlists: std::sync::Arc::new(vaultstream::origin::S3Playlists::new(aws.s3.clone(), env.required("VAULTSTREAM_ORIGIN_BUCKET")?)),
@@ -29,7 +31,7 @@ impl Manifest {
         Ok(Manifest { service })
     }
 
-    pub async fn handle(&self, request: Request) -> Response<Body> {
+    async fn handle(&self, request: Request) -> Response<Body> {
         let meta = meta(&request);
         let parts = path_after(&request, "/v1/manifests/").unwrap_or_default();
         let (content_id, rendition) = match parts.as_slice() {

@@ -1,7 +1,5 @@
 //! `POST /v1/content/{content_id}/playback`: signed cookies and a manifest URL.
 
-use std::sync::Arc;
-
 use lambda_http::http::header::SET_COOKIE;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -14,6 +12,7 @@ use vaultstream::principal::Principal;
 use vaultstream::session_token::Delivery;
 
 use crate::env::{ConfigError, Env};
+use crate::runtime::HttpFunction;
 use crate::http::{access_error, meta, path_after, private};
 use crate::wiring::{self, Aws};
 
@@ -28,8 +27,9 @@ pub struct Playback {
     pub service: PlaybackService,
 }
 
-impl Playback {
-    pub async fn from_env(env: &Env, aws: &Aws) -> Result<Self, ConfigError> {
+#[async_trait::async_trait]
+impl HttpFunction for Playback {
+    async fn from_env(env: &Env, aws: &Aws) -> Result<Self, ConfigError> {
         let secret = wiring::service_secret(env)?;
         let service = PlaybackService {
             catalog: wiring::catalog(env, aws)?,
@@ -44,7 +44,7 @@ impl Playback {
         Ok(Playback { service })
     }
 
-    pub async fn handle(&self, request: Request) -> Response<Body> {
+    async fn handle(&self, request: Request) -> Response<Body> {
         let meta = meta(&request);
         let content_id = path_after(&request, "/v1/content/").and_then(|parts| match parts.as_slice() {
             [id, "playback"] => Some(id.to_string()),
@@ -102,5 +102,3 @@ impl Playback {
         .await
     }
 }
-
-pub type Shared = Arc<Playback>;

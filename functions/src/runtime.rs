@@ -1,0 +1,27 @@
+//! What every HTTP function's `main` does: JSON logs, configuration read once, AWS clients, then
+//! the Lambda runtime with the handler shared across invocations.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use lambda_http::{service_fn, Body, Error, Request, Response};
+
+use crate::env::{ConfigError, Env};
+use crate::wiring::Aws;
+
+#[async_trait]
+pub trait HttpFunction: Sized + Send + Sync + 'static {
+    async fn from_env(env: &Env, aws: &Aws) -> Result<Self, ConfigError>;
+    async fn handle(&self, request: Request) -> Response<Body>;
+}
+
+pub async fn serve<F: HttpFunction>() -> Result<(), Error> {
+    crate::logging::init();
+    let env = Env::from_process();
+    let function = Arc::new(F::from_env(&env, &Aws::from_env(&env).await).await?);
+    lambda_http::run(service_fn(move |request: Request| {
+        let function = Arc::clone(&function);
+        async move { Ok::<_, Error>(function.handle(request).await) }
+    }))
+    .await
+}
