@@ -43,10 +43,18 @@ fn with_no_store(builder: lambda_http::http::response::Builder) -> lambda_http::
 }
 
 pub fn error_response(err: &ApiError) -> Response<Body> {
-    with_no_store(Response::builder().status(StatusCode::from_u16(err.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)))
-        .header(CONTENT_TYPE, "application/json")
-        .body(Body::Text(err.body()))
-        .expect("static headers are valid")
+    let builder = with_no_store(Response::builder().status(StatusCode::from_u16(err.status_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)));
+    finish(builder.header(CONTENT_TYPE, "application/json"), Body::Text(err.body()))
+}
+
+/// Builds the response; a header that does not encode becomes a bare 500 instead of a panic.
+pub fn finish(builder: lambda_http::http::response::Builder, body: Body) -> Response<Body> {
+    builder.body(body).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "response could not be built");
+        let mut response = Response::new(Body::Empty);
+        *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        response
+    })
 }
 
 pub fn access_error(err: &AccessError) -> Response<Body> {

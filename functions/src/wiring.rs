@@ -102,7 +102,7 @@ pub fn jwt_verifier(env: &Env) -> Result<JwtVerifier, ConfigError> {
         leeway_seconds: env.number("VAULTSTREAM_JWT_LEEWAY_SECONDS", 60u64)?,
     };
     let jwks = match (env.optional("VAULTSTREAM_JWKS_URL"), env.optional("VAULTSTREAM_JWKS_FILE")) {
-        (Some(url), _) => Some(JwksCache::new(Box::new(HttpJwks::new(url)))),
+        (Some(url), _) => Some(JwksCache::new(Box::new(HttpJwks::new(url).map_err(|e| ConfigError::new("VAULTSTREAM_JWKS_URL", e))?))),
         (None, Some(path)) => Some(JwksCache::new(Box::new(FileJwks(path.into())))),
         (None, None) => None,
     };

@@ -119,8 +119,8 @@ async fn fetches_over_http() {
             stream.write_all(response.as_bytes()).unwrap();
         }
     });
-    let cache = JwksCache::new(Box::new(HttpJwks::new(url)));
+    let cache = JwksCache::new(Box::new(HttpJwks::new(url).unwrap()));
     assert!(cache.key("http-key").await.is_ok());
-    let down = JwksCache::new(Box::new(HttpJwks::new("http://127.0.0.1:9/jwks.json")));
+    let down = JwksCache::new(Box::new(HttpJwks::new("http://127.0.0.1:9/jwks.json").unwrap()));
     assert!(matches!(down.key("x").await, Err(AuthError::Unavailable(_))));
 }

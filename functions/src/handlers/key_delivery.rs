@@ -11,7 +11,7 @@ use vaultstream::identity::Authenticator;
 
 use crate::env::{ConfigError, Env};
 use crate::runtime::HttpFunction;
-use crate::http::{access_error, header, meta, path_after, private, query};
+use crate::http::{finish, access_error, header, meta, path_after, private, query};
 use crate::wiring::{self, Aws};
 
 pub struct KeyDelivery {
@@ -61,7 +61,7 @@ impl HttpFunction for KeyDelivery {
             match self.service.deliver(&content_id, &key_id, token.as_deref(), presented.as_ref(), &meta).await {
                 Ok(bytes) => {
                     tracing::info!(status = 200, key_id = %key_id, "key delivered");
-                    private(200, "application/octet-stream").body(Body::Binary(bytes.as_bytes().to_vec())).expect("valid response")
+                    finish(private(200, "application/octet-stream"), Body::Binary(bytes.as_bytes().to_vec()))
                 }
                 Err(e) => access_error(&e),
             }

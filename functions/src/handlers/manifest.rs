@@ -8,7 +8,7 @@ use vaultstream::access::AccessError;
 
 use crate::env::{ConfigError, Env};
 use crate::runtime::HttpFunction;
-use crate::http::{access_error, meta, path_after, private, query};
+use crate::http::{finish, access_error, meta, path_after, private, query};
 use crate::wiring::{self, Aws};
 
 pub struct Manifest {
@@ -48,7 +48,7 @@ impl HttpFunction for Manifest {
             match self.service.serve(&content_id, rendition.as_deref(), token.as_deref(), &meta).await {
                 Ok(playlist) => {
                     tracing::info!(status = 200, rendition = rendition.as_deref().unwrap_or("master"), "playlist served");
-                    private(200, "application/vnd.apple.mpegurl").body(Body::Text(playlist)).expect("valid response")
+                    finish(private(200, "application/vnd.apple.mpegurl"), Body::Text(playlist))
                 }
                 Err(e) => access_error(&e),
             }

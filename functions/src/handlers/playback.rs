@@ -13,7 +13,7 @@ use vaultstream::session_token::Delivery;
 
 use crate::env::{ConfigError, Env};
 use crate::runtime::HttpFunction;
-use crate::http::{access_error, meta, path_after, private};
+use crate::http::{finish, access_error, meta, path_after, private};
 use crate::wiring::{self, Aws};
 
 #[derive(Deserialize, Default)]
@@ -93,7 +93,7 @@ impl HttpFunction for Playback {
                         response = response.header(SET_COOKIE, cookie);
                     }
                     tracing::info!(status = 200, "playback granted");
-                    response.body(Body::Text(json.to_string())).expect("valid response")
+                    finish(response, Body::Text(json.to_string()))
                 }
                 Err(e) => access_error(&e),
             }

@@ -128,16 +128,17 @@ impl DynamoLedger {
         ])
     }
 
-    fn build_put(&self, item: HashMap<String, AttributeValue>, condition: &str, values: Option<(&str, AttributeValue)>) -> TransactWriteItem {
+    fn build_put(&self, item: HashMap<String, AttributeValue>, condition: &str, values: Option<(&str, AttributeValue)>) -> Result<TransactWriteItem, AuditError> {
         let mut put = Put::builder().table_name(&self.table).set_item(Some(item)).condition_expression(condition);
         if let Some((name, value)) = values {
             put = put.expression_attribute_names("#seq", "seq").expression_attribute_values(name, value);
         }
-        TransactWriteItem::builder().put(put.build().expect("table, item and condition are set")).build()
+        let put = put.build().map_err(|e| AuditError::Unavailable(format!("cannot build the ledger write: {e}")))?;
+        Ok(TransactWriteItem::builder().put(put).build())
     }
 
     async fn try_append(&self, record: &AuditRecord, extended: u64) -> Result<bool, AuditError> {
-        let record_put = self.build_put(Self::record_item(record), "attribute_not_exists(pk)", None);
+        let record_put = self.build_put(Self::record_item(record), "attribute_not_exists(pk)", None)?;
         let head_item = HashMap::from([
             ("pk".to_string(), s(record.chain.to_string())),
             ("sk".to_string(), s(HEAD_SK)),
@@ -145,9 +146,9 @@ impl DynamoLedger {
             ("hash".to_string(), s(&record.hash)),
         ]);
         let head_put = if extended == 0 {
-            self.build_put(head_item, "attribute_not_exists(pk)", None)
+            self.build_put(head_item, "attribute_not_exists(pk)", None)?
         } else {
-            self.build_put(head_item, "#seq = :extended", Some((":extended", AttributeValue::N(extended.to_string()))))
+            self.build_put(head_item, "#seq = :extended", Some((":extended", AttributeValue::N(extended.to_string()))))?
         };
         match self.client.transact_write_items().transact_items(record_put).transact_items(head_put).send().await {
             Ok(_) => Ok(true),
