@@ -39,7 +39,7 @@ impl KeyVault for Vault {
     async fn generate(&self, _: &TenantId, _: &ContentId) -> Result<(ContentKey, WrappedKey), KeyVaultError> {
         unreachable!()
     }
-    async fn unwrap(&self, _: &TenantId, _: &ContentId, _: &WrappedKey) -> Result<ContentKey, KeyVaultError> {
+    async fn decrypt(&self, _: &TenantId, _: &ContentId, _: &WrappedKey) -> Result<ContentKey, KeyVaultError> {
         Ok(ContentKey::from_bytes([7; 16]))
     }
 }

@@ -47,7 +47,7 @@ pub enum KeyVaultError {
 #[async_trait]
 pub trait KeyVault: Send + Sync {
     async fn generate(&self, tenant: &TenantId, content: &ContentId) -> Result<(ContentKey, WrappedKey), KeyVaultError>;
-    async fn unwrap(&self, tenant: &TenantId, content: &ContentId, wrapped: &WrappedKey) -> Result<ContentKey, KeyVaultError>;
+    async fn decrypt(&self, tenant: &TenantId, content: &ContentId, wrapped: &WrappedKey) -> Result<ContentKey, KeyVaultError>;
 }
 
 pub fn encryption_context(tenant: &TenantId, content: &ContentId) -> HashMap<String, String> {
@@ -91,7 +91,7 @@ impl KeyVault for KmsKeyVault {
         Ok((plaintext_key(out.plaintext)?, WrappedKey(blob.into_inner())))
     }
 
-    async fn unwrap(&self, tenant: &TenantId, content: &ContentId, wrapped: &WrappedKey) -> Result<ContentKey, KeyVaultError> {
+    async fn decrypt(&self, tenant: &TenantId, content: &ContentId, wrapped: &WrappedKey) -> Result<ContentKey, KeyVaultError> {
         let result = self.client.decrypt().ciphertext_blob(Blob::new(wrapped.0.clone())).set_encryption_context(Some(encryption_context(tenant, content))).send().await;
         match result {
             Ok(out) => plaintext_key(out.plaintext),

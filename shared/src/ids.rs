@@ -88,6 +88,16 @@ id_type!(
     "rendition name"
 );
 
+impl TenantId {
+    /// The ledger for decisions about requests that carried no verifiable identity. A leading
+    /// `_` never comes from an identity provider's tenant ids in this deployment.
+    pub const UNAUTHENTICATED: &'static str = "_unauthenticated";
+
+    pub fn unauthenticated() -> Self {
+        TenantId(Self::UNAUTHENTICATED.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +108,11 @@ mod tests {
             assert!(TenantId::parse(bad).is_err(), "{bad:?} was accepted");
         }
         assert_eq!(ContentId::parse("c_01-Ab").unwrap().as_str(), "c_01-Ab");
+    }
+
+    #[test]
+    fn the_unauthenticated_tenant_is_a_valid_id() {
+        assert_eq!(TenantId::parse(TenantId::UNAUTHENTICATED).unwrap(), TenantId::unauthenticated());
     }
 
     #[test]

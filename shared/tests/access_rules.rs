@@ -44,7 +44,7 @@ impl KeyVault for Vault {
     async fn generate(&self, _: &TenantId, _: &ContentId) -> Result<(ContentKey, WrappedKey), KeyVaultError> {
         Err(KeyVaultError::Refused("not in this test".into()))
     }
-    async fn unwrap(&self, _: &TenantId, _: &ContentId, _: &WrappedKey) -> Result<ContentKey, KeyVaultError> {
+    async fn decrypt(&self, _: &TenantId, _: &ContentId, _: &WrappedKey) -> Result<ContentKey, KeyVaultError> {
         match self.0 {
             VaultMode::Ok => Ok(ContentKey::from_bytes([3; 16])),
             VaultMode::Throttled => Err(KeyVaultError::Unavailable("ThrottlingException".into())),

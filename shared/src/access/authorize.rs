@@ -1,8 +1,9 @@
 //! Check one: the session. Used by the API Gateway authorizer.
 
 use crate::access::{record, AccessError, Decided, RequestMeta};
-use crate::audit::{AuditEvent, AuditSink};
+use crate::audit::AuditSink;
 use crate::identity::{AuthError, Authenticator};
+use crate::ids::TenantId;
 use crate::principal::Principal;
 
 impl From<AuthError> for AccessError {
@@ -21,7 +22,7 @@ pub async fn authorize(authenticator: &Authenticator, audit: &dyn AuditSink, aut
     let outcome = authenticator.authenticate(authorization, meta.now).await.map_err(AccessError::from);
     let (tenant, actor) = match &outcome {
         Ok(p) => (p.tenant.clone(), p.subject.clone()),
-        Err(_) => (AuditEvent::unauthenticated_tenant(), "anonymous".to_string()),
+        Err(_) => (TenantId::unauthenticated(), "anonymous".to_string()),
     };
     tracing::Span::current().record("tenant", tenant.as_str());
     let decided = Decided { tenant, actor: &actor, action: "session.authorize", resource: format!("route/{route}") };

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::access::manifest::ensure_live_session;
 use crate::access::{record, AccessError, Decided, RequestMeta};
-use crate::audit::{AuditEvent, AuditSink};
+use crate::audit::AuditSink;
 use crate::catalog::ContentCatalog;
 use crate::content_key::ContentKey;
 use crate::content_keys::{KeyVault, KeyVaultError};
@@ -77,7 +77,7 @@ impl KeyDeliveryService {
         };
         let (tenant, actor) = match &opened {
             Some(Ok(c)) => (c.tenant.clone(), c.session.to_string()),
-            _ => (AuditEvent::unauthenticated_tenant(), "anonymous".to_string()),
+            _ => (TenantId::unauthenticated(), "anonymous".to_string()),
         };
         tracing::Span::current().record("tenant", tenant.as_str());
         let outcome = match verified {
@@ -86,7 +86,7 @@ impl KeyDeliveryService {
                     ensure_live_session(self.revocations.as_ref(), &claims).await?;
                     let record = self.catalog.get(&claims.tenant, &claims.content).await.map_err(|e| AccessError::Unavailable(e.to_string()))?;
                     let wrapped = record.as_ref().and_then(|r| r.keys.get(&key)).ok_or_else(|| AccessError::NotFound(format!("key {key} of content {}", claims.content)))?;
-                    let plain = self.vault.unwrap(&claims.tenant, &claims.content, wrapped).await.map_err(|e| match e {
+                    let plain = self.vault.decrypt(&claims.tenant, &claims.content, wrapped).await.map_err(|e| match e {
                         KeyVaultError::Unavailable(m) => AccessError::Unavailable(m),
                         other => AccessError::Internal(other.to_string()),
                     })?;

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use crate::access::{personalize, record, AccessError, Decided, RequestMeta};
-use crate::audit::{AuditEvent, AuditSink};
+use crate::audit::AuditSink;
 use crate::cdn::TenantHosts;
 use crate::identity::SessionRevocations;
-use crate::ids::{ContentId, RenditionName};
+use crate::ids::{TenantId, ContentId, RenditionName};
 use crate::origin::{PlaylistPath, PlaylistStore};
 use crate::session_token::{Expected, TokenClaims, TokenError, TokenKind, TokenSigner};
 
@@ -57,7 +57,7 @@ impl ManifestService {
         // there is no tenant, and it goes to the unauthenticated ledger.
         let (tenant, actor) = match &opened {
             Some(Ok(c)) => (c.tenant.clone(), c.session.to_string()),
-            _ => (AuditEvent::unauthenticated_tenant(), "anonymous".to_string()),
+            _ => (TenantId::unauthenticated(), "anonymous".to_string()),
         };
         tracing::Span::current().record("tenant", tenant.as_str());
         let outcome = match verified {

@@ -37,7 +37,7 @@ impl Decision {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEvent {
     /// Whose ledger this lands in. Requests with no verifiable identity go to
-    /// [`AuditEvent::UNAUTHENTICATED`].
+    /// [`TenantId::unauthenticated`].
     pub tenant: TenantId,
     /// Subject of the principal, or `anonymous`.
     pub actor: String,
@@ -50,14 +50,6 @@ pub struct AuditEvent {
     pub reason: String,
     pub request_id: String,
     pub source_ip: Option<String>,
-}
-
-impl AuditEvent {
-    pub const UNAUTHENTICATED: &'static str = "_unauthenticated";
-
-    pub fn unauthenticated_tenant() -> TenantId {
-        TenantId::parse(Self::UNAUTHENTICATED).expect("valid tenant id")
-    }
 }
 
 /// One chain: `{tenant}#{YYYY-MM-DD}#{shard}`.
