@@ -3,9 +3,11 @@
 //! - `demo`: the main job end to end on this machine (generate, transcode, verify playback).
 //! - `cdn sign-url` / `cdn sign-cookies`: CloudFront signing with the options of
 //!   `aws cloudfront sign`.
+//! - `bootstrap`: provisions a deployment's resources in an emulator (moto, LocalStack).
 //! - `audit verify`: checks a tenant's audit ledger and names the first bad record.
 
 mod audit;
+mod bootstrap;
 mod cdn;
 mod demo;
 
@@ -37,6 +39,8 @@ enum Cmd {
     /// Inspect the audit ledger.
     #[command(subcommand)]
     Audit(audit::AuditCmd),
+    /// Provision a deployment's buckets, tables, keys, secret and queues in an AWS emulator.
+    Bootstrap(bootstrap::BootstrapArgs),
 }
 
 /// How a command failed: the caller's input (exit 2) or anything else (exit 1).
@@ -57,6 +61,7 @@ fn main() {
         Cmd::Demo { out, seconds } => demo::demo(&out, seconds).map_err(Failure::from),
         Cmd::Cdn(cmd) => cdn::run(cmd),
         Cmd::Audit(cmd) => audit::run(cmd),
+        Cmd::Bootstrap(args) => bootstrap::run(args),
     };
     match result {
         Ok(()) => {}

@@ -20,6 +20,7 @@ pub struct Aws {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub kms: aws_sdk_kms::Client,
     pub s3: aws_sdk_s3::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
 }
 
 impl Aws {
@@ -30,13 +31,26 @@ impl Aws {
 
     pub fn from_sdk_config(shared: &aws_config::SdkConfig, path_style: bool) -> Self {
         let s3 = aws_sdk_s3::config::Builder::from(shared).force_path_style(path_style).build();
-        Aws { dynamodb: aws_sdk_dynamodb::Client::new(shared), kms: aws_sdk_kms::Client::new(shared), s3: aws_sdk_s3::Client::from_conf(s3) }
+        Aws { dynamodb: aws_sdk_dynamodb::Client::new(shared), kms: aws_sdk_kms::Client::new(shared), s3: aws_sdk_s3::Client::from_conf(s3), secrets: aws_sdk_secretsmanager::Client::new(shared) }
     }
 }
 
-pub fn service_secret(env: &Env) -> Result<Arc<ServiceSecret>, ConfigError> {
-    const NAME: &str = "VAULTSTREAM_SERVICE_SECRET";
-    ServiceSecret::from_hex(env.required(NAME)?).map(Arc::new).map_err(|e| ConfigError::new(NAME, e.to_string()))
+/// The root token secret: from Secrets Manager (`VAULTSTREAM_SERVICE_SECRET_ARN`, how deployments
+/// set it, so the value is in no function configuration) or inline hex (`VAULTSTREAM_SERVICE_SECRET`,
+/// the local stack and tests). Read once per cold start.
+pub async fn service_secret(env: &Env, aws: &Aws) -> Result<Arc<ServiceSecret>, ConfigError> {
+    const INLINE: &str = "VAULTSTREAM_SERVICE_SECRET";
+    const ARN: &str = "VAULTSTREAM_SERVICE_SECRET_ARN";
+    let (name, hex) = match (env.optional(ARN), env.optional(INLINE)) {
+        (Some(arn), _) => {
+            let found = aws.secrets.get_secret_value().secret_id(arn).send().await.map_err(|e| ConfigError::new(ARN, format!("could not be read: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(&e))))?;
+            let value = found.secret_string().ok_or_else(|| ConfigError::new(ARN, "names a secret without a string value"))?;
+            (ARN, Zeroizing::new(value.trim().to_string()))
+        }
+        (None, Some(inline)) => (INLINE, Zeroizing::new(inline.to_string())),
+        (None, None) => return Err(ConfigError::new(ARN, "is not set (nor VAULTSTREAM_SERVICE_SECRET)")),
+    };
+    ServiceSecret::from_hex(&hex).map(Arc::new).map_err(|e| ConfigError::new(name, e.to_string()))
 }
 
 pub fn token_signer(secret: &ServiceSecret) -> Arc<TokenSigner> {

@@ -15,9 +15,12 @@
 //! - [`cdn`]: CloudFront policies, signed URLs and cookies, tenant host names.
 //! - [`audit`]: the hash-chained ledger and its verifier.
 //! - [`access`]: the use cases the Lambda functions call.
+//!
+//! - [`bootstrap`]: provisions a deployment's resources in an emulator (local stack, tests, LocalStack).
 
 pub mod access;
 pub mod audit;
+pub mod bootstrap;
 pub mod catalog;
 pub mod cdn;
 pub mod codec_string;

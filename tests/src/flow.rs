@@ -105,7 +105,7 @@ pub async fn upload_dir(stack: &Stack, dir: &Path, prefix: &str) {
             Box::pin(upload_dir(stack, &path, &format!("{prefix}/{name}"))).await;
         } else {
             let body = std::fs::read(&path).unwrap();
-            stack.aws.s3.put_object().bucket(&stack.bucket).key(format!("{prefix}/{name}")).body(body.into()).send().await.unwrap();
+            stack.aws.s3.put_object().bucket(&stack.bucket).key(format!("{prefix}/{name}")).body(body.into()).send().await.map_err(aws_sdk_s3::error::DisplayErrorContext).unwrap();
         }
     }
 }

@@ -1,10 +1,10 @@
-//! A freshly provisioned access-path stack in moto: tables, bucket, KMS key, CloudFront key,
-//! identity-provider keys and a JWKS file, plus the environment the functions read. Every stack
-//! uses its own random names, so tests share one moto server without seeing each other.
+//! A freshly provisioned stack in moto, by the same bootstrap as the local stack and LocalStack
+//! (`vaultstream::bootstrap`), plus identity-provider keys, a JWKS file, a CloudFront key file and
+//! the environment the functions read. Every stack uses its own random prefix, so tests share one
+//! moto server without seeing each other.
 
 use std::path::{Path, PathBuf};
 
-use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use openssl::ec::{EcGroup, EcKey};
@@ -18,7 +18,6 @@ use vaultstream_functions::wiring::Aws;
 pub const ISSUER: &str = "https://idp.vaultstream.test/";
 pub const AUDIENCE: &str = "vaultstream-api";
 pub const HS256_SECRET: &str = "local-stack-shared-secret-of-at-least-32-bytes";
-pub const SERVICE_SECRET_HEX: &str = "5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5c0ffee5";
 
 pub struct Stack {
     pub aws: Aws,
@@ -29,6 +28,10 @@ pub struct Stack {
     pub audit_table: String,
     pub bucket: String,
     pub content_cmk: String,
+    /// Everything the bootstrap provisioned.
+    pub outputs: vaultstream::bootstrap::Outputs,
+    /// The service secret's value, read back from Secrets Manager (for leak checks).
+    pub service_secret_hex: String,
     pub rsa_jwt_pem: Vec<u8>,
     pub ec_jwt_pem: Vec<u8>,
     /// The RSA JWT key's public half, PEM: what an HS/RS confusion attack uses as HMAC secret.
@@ -39,20 +42,6 @@ pub struct Stack {
 
 pub const RSA_KID: &str = "rsa-1";
 pub const EC_KID: &str = "ec-1";
-
-async fn create_table(aws: &Aws, name: &str) {
-    aws.dynamodb
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(AttributeDefinition::builder().attribute_name("pk").attribute_type(ScalarAttributeType::S).build().unwrap())
-        .attribute_definitions(AttributeDefinition::builder().attribute_name("sk").attribute_type(ScalarAttributeType::S).build().unwrap())
-        .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().unwrap())
-        .key_schema(KeySchemaElement::builder().attribute_name("sk").key_type(KeyType::Range).build().unwrap())
-        .send()
-        .await
-        .expect("create table in moto");
-}
 
 fn jwk(pem: &[u8], alg: Algorithm, kid: &str) -> Jwk {
     let key = match alg {
@@ -66,15 +55,16 @@ fn jwk(pem: &[u8], alg: Algorithm, kid: &str) -> Jwk {
 
 impl Stack {
     pub async fn provision() -> Stack {
-        let aws = Aws::from_sdk_config(&crate::moto::sdk_config().await, true);
+        let config = crate::moto::sdk_config().await;
+        let aws = Aws::from_sdk_config(&config, true);
         let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
-        let (content_table, tokens_table, audit_table) = (format!("content-{suffix}"), format!("tokens-{suffix}"), format!("audit-{suffix}"));
-        for t in [&content_table, &tokens_table, &audit_table] {
-            create_table(&aws, t).await;
-        }
-        let bucket = format!("origin-{suffix}");
-        aws.s3.create_bucket().bucket(&bucket).send().await.expect("create bucket in moto");
-        let content_cmk = aws.kms.create_key().description("content keys").send().await.unwrap().key_metadata.unwrap().key_id;
+        let clients = vaultstream::bootstrap::Clients::from_sdk_config(&config);
+        let outputs = vaultstream::bootstrap::provision(&clients, &format!("t{suffix}")).await.expect("bootstrap in moto");
+        let secret = aws.secrets.get_secret_value().secret_id(&outputs.service_secret_arn).send().await.expect("read the service secret");
+        let service_secret_hex = secret.secret_string().expect("a string secret").to_string();
+        let (content_table, tokens_table, audit_table) = (outputs.content_table.clone(), outputs.tokens_table.clone(), outputs.audit_table.clone());
+        let bucket = outputs.origin_bucket.clone();
+        let content_cmk = outputs.content_key_id.clone();
 
         let dir = tempfile::tempdir().unwrap();
         let rsa = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
@@ -96,6 +86,8 @@ impl Stack {
             audit_table,
             bucket,
             content_cmk,
+            outputs,
+            service_secret_hex,
             rsa_jwt_public_pem: rsa.public_key_to_pem().unwrap(),
             rsa_jwt_pem,
             ec_jwt_pem,
@@ -113,7 +105,7 @@ impl Stack {
             ("VAULTSTREAM_AUDIT_TABLE", self.audit_table.clone()),
             ("VAULTSTREAM_AUDIT_SHARDS", "1".into()),
             ("VAULTSTREAM_ORIGIN_BUCKET", self.bucket.clone()),
-            ("VAULTSTREAM_SERVICE_SECRET", SERVICE_SECRET_HEX.into()),
+            ("VAULTSTREAM_SERVICE_SECRET_ARN", self.outputs.service_secret_arn.clone()),
             ("VAULTSTREAM_API_BASE_URL", "https://api.vaultstream.test".into()),
             ("VAULTSTREAM_CDN_DOMAIN", "vaultstream.test".into()),
             ("VAULTSTREAM_JWT_ISSUER", ISSUER.into()),

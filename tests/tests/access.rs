@@ -275,7 +275,7 @@ async fn key_tokens_are_bound_to_content_key_session_and_time() {
 fn env_pairs(env: &vaultstream_functions::env::Env) -> Vec<(String, String)> {
     let names = [
         "VAULTSTREAM_CONTENT_TABLE", "VAULTSTREAM_TOKENS_TABLE", "VAULTSTREAM_AUDIT_TABLE", "VAULTSTREAM_AUDIT_SHARDS", "VAULTSTREAM_ORIGIN_BUCKET",
-        "VAULTSTREAM_SERVICE_SECRET", "VAULTSTREAM_API_BASE_URL", "VAULTSTREAM_CDN_DOMAIN",
+        "VAULTSTREAM_SERVICE_SECRET_ARN", "VAULTSTREAM_API_BASE_URL", "VAULTSTREAM_CDN_DOMAIN",
     ];
     names.iter().filter_map(|n| env.optional(n).map(|v| (n.to_string(), v.to_string()))).collect()
 }

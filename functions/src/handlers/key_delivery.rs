@@ -24,7 +24,7 @@ pub struct KeyDelivery {
 #[async_trait::async_trait]
 impl HttpFunction for KeyDelivery {
     async fn from_env(env: &Env, aws: &Aws) -> Result<Self, ConfigError> {
-        let secret = wiring::service_secret(env)?;
+        let secret = wiring::service_secret(env, aws).await?;
         let vault = Arc::new(vaultstream::content_keys::KmsKeyVault::new(aws.kms.clone(), None));
         let service = KeyDeliveryService {
             tokens: wiring::token_signer(&secret),

@@ -18,7 +18,7 @@ pub struct Manifest {
 #[async_trait::async_trait]
 impl HttpFunction for Manifest {
     async fn from_env(env: &Env, aws: &Aws) -> Result<Self, ConfigError> {
-        let secret = wiring::service_secret(env)?;
+        let secret = wiring::service_secret(env, aws).await?;
         let service = ManifestService {
             playlists: std::sync::Arc::new(vaultstream::origin::S3Playlists::new(aws.s3.clone(), env.required("VAULTSTREAM_ORIGIN_BUCKET")?)),
             revocations: wiring::sessions(env, aws)?,

@@ -30,7 +30,7 @@ pub struct Playback {
 #[async_trait::async_trait]
 impl HttpFunction for Playback {
     async fn from_env(env: &Env, aws: &Aws) -> Result<Self, ConfigError> {
-        let secret = wiring::service_secret(env)?;
+        let secret = wiring::service_secret(env, aws).await?;
         let service = PlaybackService {
             catalog: wiring::catalog(env, aws)?,
             audit: wiring::audit(env, aws)?,

@@ -1,0 +1,123 @@
+// AWS Batch for `vaultstream-transcode run`: GPU (g4dn/g5 on the NVIDIA ECS AMI, Spot first with
+// on-demand fallback), CPU Spot (x86 and Graviton) and audio environments; a job queue each for
+// video-GPU, video-CPU and audio; job definitions whose retry strategy exits on 65 (invalid input,
+// never retried) and retries on 75 (temporary failure) and on Spot reclaims.
+import { Aws } from 'aws-cdk-lib';
+import * as batch from 'aws-cdk-lib/aws-batch';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { Construct } from 'constructs';
+
+export interface TranscodingProps {
+  prefix: string;
+  vpcId: string;
+  subnetIds: string[];
+  image: string;
+  minWarmVcpus: number;
+  maxVcpus: number;
+  jobRole: iam.IRole;
+  environment: Record<string, string>;
+  exitCodes: { invalid_input: number; temporary_failure: number };
+}
+
+interface Environment {
+  id: string;
+  type: 'SPOT' | 'EC2';
+  instanceTypes: string[];
+  image: 'ECS_AL2023' | 'ECS_AL2023_NVIDIA';
+  minvCpus: number;
+}
+
+export class Transcoding extends Construct {
+  readonly queues: Record<'videoGpu' | 'videoCpu' | 'audio', batch.CfnJobQueue>;
+  readonly jobDefinitions: batch.CfnJobDefinition[] = [];
+
+  constructor(scope: Construct, id: string, props: TranscodingProps) {
+    super(scope, id);
+    const instanceRole = new iam.Role(this, 'InstanceRole', {
+      assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
+      managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AmazonEC2ContainerServiceforEC2Role')],
+    });
+    const profile = new iam.CfnInstanceProfile(this, 'InstanceProfile', { roles: [instanceRole.roleName] });
+    const securityGroup = new ec2.CfnSecurityGroup(this, 'Workers', {
+      vpcId: props.vpcId,
+      groupDescription: 'VaultStream transcode workers: no inbound, HTTPS out to S3, KMS, DynamoDB and ECR',
+      securityGroupEgress: [{ ipProtocol: 'tcp', fromPort: 443, toPort: 443, cidrIp: '0.0.0.0/0', description: 'HTTPS to AWS APIs' }],
+    });
+
+    const environment = (e: Environment) => new batch.CfnComputeEnvironment(this, e.id, {
+      type: 'MANAGED',
+      state: 'ENABLED',
+      computeResources: {
+        type: e.type,
+        allocationStrategy: e.type === 'SPOT' ? 'SPOT_PRICE_CAPACITY_OPTIMIZED' : 'BEST_FIT_PROGRESSIVE',
+        minvCpus: e.minvCpus,
+        maxvCpus: props.maxVcpus,
+        instanceTypes: e.instanceTypes,
+        subnets: props.subnetIds,
+        securityGroupIds: [securityGroup.attrGroupId],
+        instanceRole: profile.attrArn,
+        ec2Configuration: [{ imageType: e.image }],
+        tags: { Name: `${props.prefix}-${e.id}` },
+      },
+      replaceComputeEnvironment: false,
+    });
+    const gpuSpot = environment({ id: 'GpuSpot', type: 'SPOT', instanceTypes: ['g4dn', 'g5'], image: 'ECS_AL2023_NVIDIA', minvCpus: 0 });
+    const gpuOnDemand = environment({ id: 'GpuOnDemand', type: 'EC2', instanceTypes: ['g4dn', 'g5'], image: 'ECS_AL2023_NVIDIA', minvCpus: 0 });
+    // The warm workers live here: most sources are not 2160p, so the CPU queue takes them.
+    const cpuX86 = environment({ id: 'CpuSpotX86', type: 'SPOT', instanceTypes: ['c6i', 'c7i'], image: 'ECS_AL2023', minvCpus: props.minWarmVcpus });
+    const cpuArm = environment({ id: 'CpuSpotGraviton', type: 'SPOT', instanceTypes: ['c7g', 'c6g'], image: 'ECS_AL2023', minvCpus: 0 });
+    const audio = environment({ id: 'AudioSpot', type: 'SPOT', instanceTypes: ['c7g.large', 'c6g.large'], image: 'ECS_AL2023', minvCpus: 0 });
+
+    const queue = (qid: string, name: string, order: batch.CfnComputeEnvironment[]) => new batch.CfnJobQueue(this, qid, {
+      jobQueueName: `${props.prefix}-${name}`,
+      priority: 1,
+      state: 'ENABLED',
+      computeEnvironmentOrder: order.map((ce, i) => ({ order: i + 1, computeEnvironment: ce.attrComputeEnvironmentArn })),
+    });
+    this.queues = {
+      videoGpu: queue('VideoGpuQueue', 'video-gpu', [gpuSpot, gpuOnDemand]),
+      videoCpu: queue('VideoCpuQueue', 'video-cpu', [cpuX86, cpuArm]),
+      audio: queue('AudioQueue', 'audio', [audio]),
+    };
+
+    const retryStrategy = {
+      attempts: 3,
+      evaluateOnExit: [
+        { onExitCode: String(props.exitCodes.invalid_input), action: 'EXIT' },
+        { onExitCode: String(props.exitCodes.temporary_failure), action: 'RETRY' },
+        { onStatusReason: 'Host EC2*', action: 'RETRY' },
+        { onReason: '*', action: 'EXIT' },
+      ],
+    };
+    const definition = (did: string, name: string, vcpus: number, memoryMiB: number, gpus: number, timeoutSeconds: number) => {
+      const resourceRequirements = [{ type: 'VCPU', value: String(vcpus) }, { type: 'MEMORY', value: String(memoryMiB) }];
+      if (gpus > 0) resourceRequirements.push({ type: 'GPU', value: String(gpus) });
+      const def = new batch.CfnJobDefinition(this, did, {
+        jobDefinitionName: `${props.prefix}-${name}`,
+        type: 'container',
+        platformCapabilities: ['EC2'],
+        propagateTags: true,
+        timeout: { attemptDurationSeconds: timeoutSeconds },
+        retryStrategy,
+        parameters: { profile: 'default' },
+        containerProperties: {
+          image: props.image,
+          jobRoleArn: props.jobRole.roleArn,
+          command: ['run', '--tenant', 'Ref::tenant', '--content-id', 'Ref::content_id', '--source-key', 'Ref::source_key', '--profile', 'Ref::profile'],
+          resourceRequirements,
+          environment: Object.entries({ ...props.environment, AWS_REGION: Aws.REGION }).sort().map(([name, value]) => ({ name, value })),
+          readonlyRootFilesystem: false,
+          privileged: false,
+          user: '10001',
+          logConfiguration: { logDriver: 'awslogs' },
+        },
+      });
+      this.jobDefinitions.push(def);
+      return def;
+    };
+    definition('VideoGpuJob', 'video-gpu', 4, 15000, 1, 4 * 3600);
+    definition('VideoCpuJob', 'video-cpu', 4, 7500, 0, 8 * 3600);
+    definition('AudioJob', 'audio', 1, 1900, 0, 3600);
+  }
+}

@@ -1,0 +1,149 @@
+// The whole deployment. infra/terraform describes the same resources; infra/tests/parity.py
+// keeps them in step with each other and with infra/contract.json.
+import * as path from 'path';
+import { CfnOutput, CfnParameter, Stack, StackProps } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { Construct } from 'constructs';
+import { Api } from './api';
+import { loadContract, ResourceName } from './contract';
+import { Delivery } from './delivery';
+import { Functions, Grantable, contractStatements } from './functions';
+import { encryptionContextConditions, Keys, viaS3Conditions } from './keys';
+import { Ledger, vaultTable } from './ledger';
+import { Queues } from './queues';
+import { bucketName, Storage } from './storage';
+import { Transcoding } from './transcoding';
+
+export interface VaultStreamProps extends StackProps {
+  /** Prefix of every resource name. */
+  prefix: string;
+  /** Where `cargo lambda build` left `<function>/bootstrap.zip`. */
+  lambdaDir: string;
+}
+
+export class VaultStreamStack extends Stack {
+  constructor(scope: Construct, id: string, props: VaultStreamProps) {
+    super(scope, id, props);
+    const contract = loadContract();
+    const prefix = props.prefix;
+    const param = (name: string, description: string, extra: Partial<{ type: string; default: string | number; minValue: number }> = {}) =>
+      new CfnParameter(this, name, { type: 'String', description, ...extra });
+    const domainName = param('DomainName', 'Tenants are served at <label>.cdn.<DomainName>').valueAsString;
+    const certificateArn = param('CdnCertificateArn', 'ACM certificate (us-east-1) for *.cdn.<DomainName>').valueAsString;
+    const playerOrigin = param('PlayerOrigin', 'Origin of the web player allowed by CORS, e.g. https://watch.example.com').valueAsString;
+    const jwtIssuer = param('JwtIssuer', "Identity provider's issuer (iss)").valueAsString;
+    const jwtAudience = param('JwtAudience', 'Audience (aud) of VaultStream tokens', { default: 'vaultstream-api' }).valueAsString;
+    const jwksUrl = param('JwksUrl', "Identity provider's JWKS URL").valueAsString;
+    const vpcId = param('VpcId', 'VPC of the transcode workers', { type: 'AWS::EC2::VPC::Id' }).valueAsString;
+    const subnetIds = param('SubnetIds', 'Private subnets (with egress) of the transcode workers', { type: 'List<AWS::EC2::Subnet::Id>' }).valueAsList;
+    const image = param('TranscoderImage', 'ECR image URI of batch-transcoder/Dockerfile').valueAsString;
+    const minWarmVcpus = param('MinWarmVcpus', 'vCPUs kept warm in the CPU environment (2 workers x 4 vCPUs)', { type: 'Number', default: 8, minValue: 0 }).valueAsNumber;
+    const maxVcpus = param('MaxVcpus', 'Upper bound of every compute environment', { type: 'Number', default: 256, minValue: 1 }).valueAsNumber;
+    const rateLimit = param('CdnRateLimit', 'Requests per IP per 5 minutes before WAF blocks', { type: 'Number', default: 3000, minValue: 100 }).valueAsNumber;
+
+    const keys = new Keys(this, 'Keys', { prefix });
+    const storage = new Storage(this, 'Storage', { prefix, originKey: keys.origin });
+    const content = vaultTable(this, 'Catalog', `${prefix}-content`);
+    const tokens = vaultTable(this, 'Tokens', `${prefix}-tokens`);
+    const ledger = new Ledger(this, 'Ledger', { prefix, archive: storage.auditArchive, deniedActions: contract.ledger_denied_actions });
+    const queues = new Queues(this, 'Queues', { prefix, source: storage.source, sourceBucketName: bucketName(prefix, 'source') });
+
+    const contextConditions = encryptionContextConditions(contract.kms_encryption_context_keys);
+    const resources: Record<ResourceName, Grantable> = {
+      source_bucket: { arns: [storage.source.arnForObjects('source/*')] },
+      origin_bucket: { arns: [storage.origin.arnForObjects('*')] },
+      content_table: { arns: [content.tableArn] },
+      tokens_table: { arns: [tokens.tableArn] },
+      audit_table: { arns: [ledger.table.tableArn] },
+      content_key: { arns: [keys.content.keyArn], conditions: contextConditions },
+      origin_key: { arns: [keys.origin.keyArn], conditions: viaS3Conditions() },
+      signing_key: { arns: [keys.signing.keyArn] },
+      service_secret: { arns: [keys.serviceSecret.secretArn] },
+    };
+
+    const cdnDomain = `cdn.${domainName}`;
+    const functions = new Functions(this, 'Functions', {
+      prefix,
+      lambdaDir: props.lambdaDir,
+      contracts: contract.functions,
+      resources,
+      environment: {
+        VAULTSTREAM_CONTENT_TABLE: content.tableName,
+        VAULTSTREAM_TOKENS_TABLE: tokens.tableName,
+        VAULTSTREAM_AUDIT_TABLE: ledger.table.tableName,
+        VAULTSTREAM_AUDIT_SHARDS: '4',
+        VAULTSTREAM_ORIGIN_BUCKET: storage.origin.bucketName,
+        VAULTSTREAM_SERVICE_SECRET_ARN: keys.serviceSecret.secretArn,
+        // Manifest and key URLs go through CloudFront (api.cdn.<domain>), never cached there.
+        VAULTSTREAM_API_BASE_URL: `https://api.${cdnDomain}`,
+        VAULTSTREAM_CDN_DOMAIN: domainName,
+        VAULTSTREAM_PLAYBACK_TTL_SECONDS: '1800',
+        VAULTSTREAM_KEY_TOKEN_TTL_SECONDS: '300',
+        VAULTSTREAM_JWT_ISSUER: jwtIssuer,
+        VAULTSTREAM_JWT_AUDIENCE: jwtAudience,
+        VAULTSTREAM_JWT_ALGORITHMS: 'RS256,ES256',
+        VAULTSTREAM_JWKS_URL: jwksUrl,
+        VAULTSTREAM_CLOUDFRONT_KMS_KEY_ID: keys.signing.keyArn,
+        VAULTSTREAM_CLOUDFRONT_HASH_ALGORITHM: 'SHA256',
+        VAULTSTREAM_CLOUDFRONT_KEY_PAIR_ID: '', // set below, once the public key exists
+      },
+    });
+    const api = new Api(this, 'Api', { prefix, functions: functions.byName, routes: contract.routes, throttleRate: 200, throttleBurst: 400 });
+    const delivery = new Delivery(this, 'Delivery', {
+      prefix, domainName, certificateArn, playerOrigin,
+      origin: storage.origin, originKey: keys.origin, signingKey: keys.signing,
+      apiDomainName: api.domainName, accessLogs: storage.accessLogs, rateLimitPer5Min: rateLimit,
+    });
+    functions.byName['playback'].addEnvironment('VAULTSTREAM_CLOUDFRONT_KEY_PAIR_ID', delivery.publicKey.ref);
+
+    const transcoderRole = new iam.Role(this, 'TranscoderRole', {
+      assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com'),
+      description: 'VaultStream transcode jobs: only what infra/contract.json grants them',
+    });
+    new iam.Policy(this, 'TranscoderContract', { roles: [transcoderRole], statements: contractStatements(contract.transcoder.permissions, resources) });
+    const transcoderEnv: Record<string, string> = {
+      VAULTSTREAM_SOURCE_BUCKET: storage.source.bucketName,
+      VAULTSTREAM_ORIGIN_BUCKET: storage.origin.bucketName,
+      VAULTSTREAM_CONTENT_TABLE: content.tableName,
+      VAULTSTREAM_AUDIT_TABLE: ledger.table.tableName,
+      VAULTSTREAM_AUDIT_SHARDS: '4',
+      VAULTSTREAM_CONTENT_KEY_ID: keys.content.keyArn,
+    };
+    const transcoding = new Transcoding(this, 'Transcoding', {
+      prefix, vpcId, subnetIds, image, minWarmVcpus, maxVcpus, jobRole: transcoderRole, environment: transcoderEnv, exitCodes: contract.transcoder.exit_codes,
+    });
+    queues.watchJobs(Object.values(transcoding.queues).map((q) => q.attrJobQueueArn));
+
+    // Key policies: the only principals that may use each key, and how.
+    Keys.allow(keys.content, 'TranscoderGeneratesContentKeys', transcoderRole, ['kms:GenerateDataKey'], contextConditions);
+    Keys.allow(keys.content, 'KeyDeliveryDecryptsContentKeys', functions.roles['key_delivery'], ['kms:Decrypt'], contextConditions);
+    Keys.allow(keys.origin, 'TranscoderWritesOrigin', transcoderRole, ['kms:GenerateDataKey'], viaS3Conditions());
+    Keys.allow(keys.origin, 'ManifestReadsOrigin', functions.roles['manifest'], ['kms:Decrypt'], viaS3Conditions());
+    Keys.allow(keys.signing, 'PlaybackSignsCookies', functions.roles['playback'], ['kms:GetPublicKey', 'kms:Sign']);
+
+    const outputs: Record<string, string> = {
+      ApiUrl: api.url,
+      CdnDomain: delivery.distribution.attrDomainName,
+      SourceBucket: storage.source.bucketName,
+      OriginBucket: storage.origin.bucketName,
+      AuditArchiveBucket: storage.auditArchive.bucketName,
+      ContentTable: content.tableName,
+      TokensTable: tokens.tableName,
+      AuditTable: ledger.table.tableName,
+      ContentKeyId: keys.content.keyId,
+      CloudFrontSigningKeyId: keys.signing.keyId,
+      ServiceSecretArn: keys.serviceSecret.secretArn,
+      IngestQueueUrl: queues.ingest.queueUrl,
+      IngestDlqUrl: queues.ingestDlq.queueUrl,
+      RetryQueueUrl: queues.retry.queueUrl,
+      FailuresDlqUrl: queues.failuresDlq.queueUrl,
+    };
+    for (const name of contract.outputs) {
+      if (outputs[name] === undefined) throw new Error(`contract output ${name} is not defined`);
+      new CfnOutput(this, name, { value: outputs[name] });
+    }
+    new CfnOutput(this, 'TenantHostStoreArn', { value: delivery.tenantHosts.attrArn, description: 'Key value store: tenant host label -> tenant id' });
+  }
+}
+
+export const DEFAULT_LAMBDA_DIR = path.resolve(__dirname, '..', '..', '..', '..', 'target', 'lambda');

@@ -1,0 +1,153 @@
+// Assertions on the synthesized template: the properties the security model depends on.
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { App, Aspects } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { loadContract } from '../lib/contract';
+import { justifyFindings } from '../lib/nag';
+import { DEFAULT_LAMBDA_DIR, VaultStreamStack } from '../lib/vaultstream-stack';
+
+const contract = loadContract();
+
+/** The real cargo lambda output when it exists; otherwise stand-in zips (the template is the same). */
+function lambdaDir(): string {
+  if (Object.keys(contract.functions).every((f) => fs.existsSync(path.join(DEFAULT_LAMBDA_DIR, f, 'bootstrap.zip')))) return DEFAULT_LAMBDA_DIR;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultstream-lambda-'));
+  for (const f of Object.keys(contract.functions)) {
+    fs.mkdirSync(path.join(dir, f));
+    fs.writeFileSync(path.join(dir, f, 'bootstrap.zip'), 'stand-in');
+  }
+  return dir;
+}
+
+const app = new App();
+const stack = new VaultStreamStack(app, 'VaultStream', { prefix: 'vaultstream', lambdaDir: lambdaDir(), env: { region: 'us-east-1' } });
+justifyFindings(stack);
+Aspects.of(app).add(new AwsSolutionsChecks());
+const template = Template.fromStack(stack);
+const resources = template.toJSON().Resources as Record<string, { Type: string; Properties: any }>;
+const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
+const statementsOf = (doc: any): any[] => doc.Statement;
+const actionsOf = (s: any): string[] => [].concat(s.Action);
+const ledgerId = ofType('AWS::DynamoDB::Table').find(([, r]) => JSON.stringify(r.Properties.TableName).includes('-audit'))![0];
+
+test('cdk-nag AwsSolutions: no unsuppressed errors or warnings', () => {
+  const errors = Annotations.fromStack(stack).findError('*', Match.stringLikeRegexp('AwsSolutions-.*'));
+  const warnings = Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('AwsSolutions-.*'));
+  assert.deepEqual([...errors, ...warnings].map((e) => `${e.id}: ${e.entry.data}`), []);
+});
+
+test('the ledger table: deletion protection, PITR, stream to the archive, rewrites denied to everyone', () => {
+  const table = resources[ledgerId].Properties;
+  assert.equal(table.DeletionProtectionEnabled, true);
+  assert.equal(table.PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled, true);
+  assert.ok(table.KinesisStreamSpecification.StreamArn);
+  const deny = statementsOf(table.ResourcePolicy.PolicyDocument).find((s) => s.Effect === 'Deny');
+  assert.deepEqual(deny.Principal, { AWS: '*' });
+  assert.deepEqual([...actionsOf(deny)].sort(), [...contract.ledger_denied_actions].sort());
+  template.hasResourceProperties('AWS::KinesisFirehose::DeliveryStream', { DeliveryStreamType: 'KinesisStreamAsSource' });
+});
+
+test('no identity policy grants a ledger rewrite or a wildcard action on the ledger or a key', () => {
+  const keyIds = ofType('AWS::KMS::Key').map(([id]) => id);
+  for (const [id, policy] of ofType('AWS::IAM::Policy')) {
+    for (const s of statementsOf(policy.Properties.PolicyDocument)) {
+      const resources = JSON.stringify(s.Resource);
+      for (const action of actionsOf(s)) {
+        assert.ok(!action.includes('*'), `${id} grants ${action}`);
+        if (resources.includes(ledgerId)) assert.ok(!contract.ledger_denied_actions.includes(action), `${id} grants ${action} on the ledger`);
+      }
+      if (keyIds.some((k) => resources.includes(k))) assert.ok(actionsOf(s).every((a) => a.startsWith('kms:')), `${id}`);
+    }
+  }
+  for (const [id, key] of ofType('AWS::KMS::Key')) {
+    for (const s of statementsOf(key.Properties.KeyPolicy)) {
+      for (const action of actionsOf(s)) assert.ok(!action.includes('*'), `key ${id} policy grants ${action}`);
+    }
+  }
+});
+
+test('content keys: only the transcoder generates and only key delivery decrypts, bound to the encryption context', () => {
+  const content = ofType('AWS::KMS::Key').find(([, k]) => k.Properties.Description.startsWith('VaultStream content keys'))![1];
+  const usage = statementsOf(content.Properties.KeyPolicy).filter((s) => s.Sid !== 'KeyAdministration');
+  assert.deepEqual(usage.map((s) => [s.Sid, actionsOf(s)]), [
+    ['TranscoderGeneratesContentKeys', ['kms:GenerateDataKey']],
+    ['KeyDeliveryDecryptsContentKeys', ['kms:Decrypt']],
+  ]);
+  for (const s of usage) {
+    assert.deepEqual(s.Condition['ForAllValues:StringEquals']['kms:EncryptionContextKeys'], contract.kms_encryption_context_keys);
+    assert.deepEqual(Object.keys(s.Condition.Null).sort(), ['kms:EncryptionContext:content_id', 'kms:EncryptionContext:tenant']);
+  }
+  const admin = statementsOf(content.Properties.KeyPolicy).find((s) => s.Sid === 'KeyAdministration');
+  assert.ok(!actionsOf(admin).some((a) => ['kms:Decrypt', 'kms:GenerateDataKey', 'kms:Encrypt'].includes(a)), 'administrators must not use the key');
+});
+
+test('buckets: private, versioned, TLS-only; source events are ObjectCreated:*; the archive is Object Lock compliance and never expires', () => {
+  for (const [id, b] of ofType('AWS::S3::Bucket')) {
+    assert.deepEqual(b.Properties.PublicAccessBlockConfiguration, { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true }, id);
+    assert.equal(b.Properties.VersioningConfiguration.Status, 'Enabled', id);
+  }
+  for (const [id, p] of ofType('AWS::S3::BucketPolicy')) {
+    assert.ok(JSON.stringify(p.Properties.PolicyDocument).includes('aws:SecureTransport'), id);
+  }
+  template.hasResourceProperties('AWS::S3::Bucket', { NotificationConfiguration: { QueueConfigurations: [Match.objectLike({ Event: 's3:ObjectCreated:*' })] } });
+  const archive = ofType('AWS::S3::Bucket').find(([, b]) => b.Properties.ObjectLockEnabled)![1].Properties;
+  assert.equal(archive.ObjectLockConfiguration.Rule.DefaultRetention.Mode, 'COMPLIANCE');
+  const rules = archive.LifecycleConfiguration.Rules;
+  assert.equal(rules[0].Transitions[0].TransitionInDays, 90);
+  assert.ok(rules.every((r: any) => !r.ExpirationInDays && !r.NoncurrentVersionExpiration), 'archived records must never expire');
+  template.hasResourceProperties('AWS::S3::Bucket', { BucketEncryption: { ServerSideEncryptionConfiguration: [Match.objectLike({ ServerSideEncryptionByDefault: Match.objectLike({ SSEAlgorithm: 'aws:kms' }) })] } });
+});
+
+test('CloudFront: OAC origin, trusted key group on segments, uncached API routes, tenant-host function, WAF, TLS 1.2', () => {
+  const config = ofType('AWS::CloudFront::Distribution')[0][1].Properties.DistributionConfig;
+  const origin = config.Origins.find((o: any) => o.Id === 'origin');
+  assert.ok(origin.OriginAccessControlId);
+  assert.ok(config.DefaultCacheBehavior.TrustedKeyGroups.length === 1);
+  assert.equal(config.DefaultCacheBehavior.FunctionAssociations[0].EventType, 'viewer-request');
+  assert.deepEqual(config.CacheBehaviors.map((b: any) => b.PathPattern), ['/v1/manifests/*', '/v1/keys/*']);
+  for (const b of config.CacheBehaviors) assert.equal(b.CachePolicyId, '4135ea2d-6df8-44a3-9df3-4b5a84be39ad', 'API routes must not be cached');
+  assert.equal(config.ViewerCertificate.MinimumProtocolVersion, 'TLSv1.2_2021');
+  assert.ok(config.WebACLId);
+  const waf = ofType('AWS::WAFv2::WebACL')[0][1].Properties;
+  assert.ok(waf.Rules.some((r: any) => r.Statement.RateBasedStatement));
+  assert.ok(waf.Rules.some((r: any) => r.Statement.ManagedRuleGroupStatement?.Name === 'AWSManagedRulesCommonRuleSet'));
+  template.hasResourceProperties('AWS::CloudFront::OriginAccessControl', { OriginAccessControlConfig: Match.objectLike({ SigningBehavior: 'always' }) });
+  template.hasResourceProperties('AWS::CloudFront::ResponseHeadersPolicy', Match.objectLike({}));
+});
+
+test('Batch: three queues; retry strategy exits on 65 and retries on 75; GPU on the NVIDIA AMI with on-demand fallback', () => {
+  assert.equal(ofType('AWS::Batch::JobQueue').length, 3);
+  for (const [id, def] of ofType('AWS::Batch::JobDefinition')) {
+    const onExit = def.Properties.RetryStrategy.EvaluateOnExit;
+    assert.deepEqual(onExit[0], { OnExitCode: '65', Action: 'EXIT' }, id);
+    assert.deepEqual(onExit[1], { OnExitCode: '75', Action: 'RETRY' }, id);
+    assert.ok(def.Properties.Timeout.AttemptDurationSeconds > 0, id);
+  }
+  const gpu = ofType('AWS::Batch::ComputeEnvironment').filter(([, c]) => c.Properties.ComputeResources.Ec2Configuration[0].ImageType === 'ECS_AL2023_NVIDIA');
+  assert.deepEqual(gpu.map(([, c]) => c.Properties.ComputeResources.Type).sort(), ['EC2', 'SPOT']);
+});
+
+test('functions: every binary, arm64 provided.al2023, JSON logs, X-Ray, exactly the contract variables', () => {
+  const fns = ofType('AWS::Lambda::Function').filter(([, f]) => f.Properties.Runtime === 'provided.al2023');
+  assert.equal(fns.length, Object.keys(contract.functions).length);
+  for (const [id, f] of fns) {
+    assert.deepEqual(f.Properties.Architectures, ['arm64'], id);
+    assert.equal(f.Properties.TracingConfig.Mode, 'Active', id);
+    assert.equal(f.Properties.LoggingConfig.LogFormat, 'JSON', id);
+    const name = Object.keys(contract.functions).find((n) => id.startsWith(`Functions${n.replace(/_/g, '')}`))!;
+    assert.deepEqual(Object.keys(f.Properties.Environment.Variables).sort(), [...contract.functions[name].env].sort(), id);
+  }
+  const routes = ofType('AWS::ApiGatewayV2::Route').map(([, r]) => [r.Properties.RouteKey, r.Properties.AuthorizationType]);
+  assert.deepEqual(routes.sort(), contract.routes.map((r) => [r.route, r.authorizer ? 'CUSTOM' : 'NONE']).sort());
+  template.hasResourceProperties('AWS::ApiGatewayV2::Stage', { DefaultRouteSettings: Match.objectLike({ ThrottlingRateLimit: Match.anyValue() }) });
+});
+
+test('outputs: everything the README and the local stack name', () => {
+  const outputs = Object.keys(template.toJSON().Outputs);
+  for (const name of contract.outputs) assert.ok(outputs.includes(name), name);
+});

@@ -1,0 +1,370 @@
+//! Provisions a deployment's stateful resources in an AWS emulator: the one code path behind the
+//! Docker-free local stack, the integration tests (moto) and LocalStack's init hook.
+//!
+//! It creates what CDK and Terraform declare for the same deployment (`infra/`), with the same
+//! protections where the emulator carries them: an Object Lock (compliance) audit archive, a ledger
+//! table with deletion protection, point-in-time recovery, a stream and a resource policy that
+//! denies rewrites, SSE-KMS on the origin, private versioned buckets, a source bucket whose
+//! `ObjectCreated:*` events reach the ingest queue, and dead-letter queues. Running it again over
+//! the same prefix changes nothing and returns the same outputs.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, PointInTimeRecoverySpecification, ScalarAttributeType, StreamSpecification, StreamViewType,
+};
+use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+use aws_sdk_s3::types::{
+    BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, DefaultRetention, Event, ExpirationStatus,
+    LifecycleRule, LifecycleRuleFilter, NotificationConfiguration, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode, ObjectLockRule,
+    PublicAccessBlockConfiguration, QueueConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+    ServerSideEncryptionRule, Transition, TransitionStorageClass, VersioningConfiguration,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde::Serialize;
+
+/// The AWS clients the bootstrap needs, pointed at the emulator.
+#[derive(Clone)]
+pub struct Clients {
+    pub s3: aws_sdk_s3::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub kms: aws_sdk_kms::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+}
+
+impl Clients {
+    /// Clients from a loaded SDK configuration; emulators need path-style S3 addressing.
+    pub fn from_sdk_config(config: &aws_config::SdkConfig) -> Self {
+        let s3 = aws_sdk_s3::config::Builder::from(config).force_path_style(true).build();
+        Clients {
+            s3: aws_sdk_s3::Client::from_conf(s3),
+            dynamodb: aws_sdk_dynamodb::Client::new(config),
+            kms: aws_sdk_kms::Client::new(config),
+            sqs: aws_sdk_sqs::Client::new(config),
+            secrets: aws_sdk_secretsmanager::Client::new(config),
+        }
+    }
+}
+
+/// What was provisioned, under the output names CDK and Terraform use (`infra/contract.json`).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Outputs {
+    pub source_bucket: String,
+    pub origin_bucket: String,
+    pub audit_archive_bucket: String,
+    pub content_table: String,
+    pub tokens_table: String,
+    pub audit_table: String,
+    pub content_key_id: String,
+    pub cloudfront_signing_key_id: String,
+    pub service_secret_arn: String,
+    pub ingest_queue_url: String,
+    pub ingest_dlq_url: String,
+    pub retry_queue_url: String,
+    pub failures_dlq_url: String,
+}
+
+/// How long archived audit records are locked against deletion, in years (compliance mode).
+pub const AUDIT_RETENTION_YEARS: i32 = 7;
+/// Archived audit records move to cold storage after this many days.
+pub const AUDIT_COLD_AFTER_DAYS: i32 = 90;
+/// Receives before a message moves to its dead-letter queue.
+pub const MAX_RECEIVES: u32 = 5;
+/// The retry queue's delivery delay, in seconds (the first backoff step).
+pub const RETRY_DELAY_SECONDS: u32 = 60;
+
+#[derive(Debug, thiserror::Error)]
+#[error("could not provision {resource}: {message}")]
+pub struct BootstrapError {
+    pub resource: String,
+    pub message: String,
+}
+
+fn failed<E: std::error::Error>(resource: &str) -> impl FnOnce(E) -> BootstrapError + '_ {
+    move |e| BootstrapError { resource: resource.to_string(), message: aws_error_text(&e) }
+}
+
+fn aws_error_text<E: std::error::Error>(e: &E) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        text = format!("{text}: {inner}");
+        source = inner.source();
+    }
+    text
+}
+
+/// A prefix becomes part of bucket, table, queue and alias names, so it is held to the strictest of
+/// their rules: lowercase letters, digits and inner hyphens, 3 to 40 characters.
+pub fn validate_prefix(prefix: &str) -> Result<(), String> {
+    let ok_chars = prefix.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !(3..=40).contains(&prefix.len()) || !ok_chars || prefix.starts_with('-') || prefix.ends_with('-') {
+        return Err(format!("prefix {prefix:?} must be 3 to 40 lowercase letters, digits or inner hyphens"));
+    }
+    Ok(())
+}
+
+/// Creates (or finds) every resource of the deployment named by `prefix`.
+pub async fn provision(clients: &Clients, prefix: &str) -> Result<Outputs, BootstrapError> {
+    validate_prefix(prefix).map_err(|message| BootstrapError { resource: "the deployment".into(), message })?;
+    let name = |role: &str| format!("{prefix}-{role}");
+
+    let content_key_id = kms_key(clients, &name("content-keys"), KeySpec::SymmetricDefault, KeyUsageType::EncryptDecrypt).await?;
+    let cloudfront_signing_key_id = kms_key(clients, &name("cloudfront-signing"), KeySpec::Rsa2048, KeyUsageType::SignVerify).await?;
+    // The origin bucket has its own key: CloudFront may decrypt stored objects with it, while the
+    // content key only ever decrypts for key delivery.
+    let origin_key_id = kms_key(clients, &name("origin-storage"), KeySpec::SymmetricDefault, KeyUsageType::EncryptDecrypt).await?;
+    let service_secret_arn = service_secret(clients, &name("service-secret")).await?;
+
+    let content_table = name("content");
+    let tokens_table = name("tokens");
+    let audit_table = name("audit");
+    table(clients, &content_table, TableKind::Plain).await?;
+    table(clients, &tokens_table, TableKind::Plain).await?;
+    table(clients, &audit_table, TableKind::Ledger).await?;
+
+    let ingest_dlq_url = queue(clients, &name("ingest-dlq"), None, 0).await?;
+    let ingest_queue_url = queue(clients, &name("ingest"), Some(&ingest_dlq_url), 0).await?;
+    let failures_dlq_url = queue(clients, &name("failures-dlq"), None, 0).await?;
+    let retry_queue_url = queue(clients, &name("retry"), Some(&failures_dlq_url), RETRY_DELAY_SECONDS).await?;
+
+    let source_bucket = name("source");
+    let origin_bucket = name("origin");
+    let audit_archive_bucket = name("audit-archive");
+    bucket(clients, &source_bucket, false).await?;
+    bucket(clients, &origin_bucket, false).await?;
+    bucket(clients, &audit_archive_bucket, true).await?;
+    origin_encryption(clients, &origin_bucket, &origin_key_id).await?;
+    audit_archive_rules(clients, &audit_archive_bucket).await?;
+    source_notifications(clients, &source_bucket, &ingest_queue_url).await?;
+
+    Ok(Outputs {
+        source_bucket,
+        origin_bucket,
+        audit_archive_bucket,
+        content_table,
+        tokens_table,
+        audit_table,
+        content_key_id,
+        cloudfront_signing_key_id,
+        service_secret_arn,
+        ingest_queue_url,
+        ingest_dlq_url,
+        retry_queue_url,
+        failures_dlq_url,
+    })
+}
+
+/// A KMS key found by its alias, created with the alias the first time.
+async fn kms_key(clients: &Clients, alias_name: &str, spec: KeySpec, usage: KeyUsageType) -> Result<String, BootstrapError> {
+    let alias = format!("alias/{alias_name}");
+    let mut aliases = clients.kms.list_aliases().into_paginator().items().send();
+    while let Some(entry) = aliases.next().await {
+        let entry = entry.map_err(failed(&alias))?;
+        if entry.alias_name() == Some(alias.as_str()) {
+            if let Some(key) = entry.target_key_id() {
+                return Ok(key.to_string());
+            }
+        }
+    }
+    let created = clients.kms.create_key().key_spec(spec).key_usage(usage).description(format!("VaultStream {alias_name}")).send().await.map_err(failed(&alias))?;
+    let key_id = created.key_metadata().map(|m| m.key_id().to_string()).ok_or_else(|| BootstrapError { resource: alias.clone(), message: "KMS returned no key id".into() })?;
+    clients.kms.create_alias().alias_name(&alias).target_key_id(&key_id).send().await.map_err(failed(&alias))?;
+    Ok(key_id)
+}
+
+/// The root secret for playback and key tokens: 32 random bytes, hex, generated once.
+async fn service_secret(clients: &Clients, name: &str) -> Result<String, BootstrapError> {
+    match clients.secrets.describe_secret().secret_id(name).send().await {
+        Ok(found) => return found.arn().map(str::to_string).ok_or_else(|| BootstrapError { resource: name.into(), message: "secret has no ARN".into() }),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {}
+        Err(e) => return Err(failed(name)(e)),
+    }
+    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+    getrandom::getrandom(bytes.as_mut()).map_err(|e| BootstrapError { resource: name.into(), message: e.to_string() })?;
+    let created = clients
+        .secrets
+        .create_secret()
+        .name(name)
+        .description("VaultStream service secret: root of the playback and key token MACs")
+        .secret_string(hex::encode(bytes.as_ref()))
+        .send()
+        .await
+        .map_err(failed(name))?;
+    created.arn().map(str::to_string).ok_or_else(|| BootstrapError { resource: name.into(), message: "secret has no ARN".into() })
+}
+
+#[derive(PartialEq)]
+enum TableKind {
+    Plain,
+    /// The audit ledger: deletion protection, a stream for the archive, a policy denying rewrites.
+    Ledger,
+}
+
+/// Every table keys on `pk` + `sk` (strings), on demand, with point-in-time recovery.
+async fn table(clients: &Clients, name: &str, kind: TableKind) -> Result<(), BootstrapError> {
+    let attribute = |n: &str| AttributeDefinition::builder().attribute_name(n).attribute_type(ScalarAttributeType::S).build();
+    let key = |n: &str, t: KeyType| KeySchemaElement::builder().attribute_name(n).key_type(t).build();
+    let ledger = kind == TableKind::Ledger;
+    let mut create = clients
+        .dynamodb
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attribute("pk").map_err(failed(name))?)
+        .attribute_definitions(attribute("sk").map_err(failed(name))?)
+        .key_schema(key("pk", KeyType::Hash).map_err(failed(name))?)
+        .key_schema(key("sk", KeyType::Range).map_err(failed(name))?)
+        .deletion_protection_enabled(ledger);
+    if ledger {
+        let stream = StreamSpecification::builder().stream_enabled(true).stream_view_type(StreamViewType::NewImage).build().map_err(failed(name))?;
+        create = create.stream_specification(stream);
+    }
+    let created = match create.send().await {
+        Ok(out) => out.table_description().and_then(|d| d.table_arn()).map(str::to_string),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => None,
+        Err(e) => return Err(failed(name)(e)),
+    };
+    let recovery = PointInTimeRecoverySpecification::builder().point_in_time_recovery_enabled(true).build().map_err(failed(name))?;
+    clients.dynamodb.update_continuous_backups().table_name(name).point_in_time_recovery_specification(recovery).send().await.map_err(failed(name))?;
+    if let (true, Some(arn)) = (ledger, created) {
+        clients.dynamodb.put_resource_policy().resource_arn(&arn).policy(ledger_policy(&arn).to_string()).send().await.map_err(failed(name))?;
+    }
+    Ok(())
+}
+
+/// The same explicit deny CDK and Terraform attach to the ledger table: nobody rewrites history.
+pub fn ledger_policy(table_arn: &str) -> serde_json::Value {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "LedgerIsAppendOnly",
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Action": LEDGER_DENIED_ACTIONS,
+            "Resource": table_arn
+        }]
+    })
+}
+
+/// What no principal may do to the audit ledger (`infra/contract.json` lists the same).
+pub const LEDGER_DENIED_ACTIONS: [&str; 6] =
+    ["dynamodb:DeleteItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete", "dynamodb:DeleteTable"];
+
+async fn queue(clients: &Clients, name: &str, dead_letter_url: Option<&str>, delay_seconds: u32) -> Result<String, BootstrapError> {
+    let mut create = clients
+        .sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::SqsManagedSseEnabled, "true")
+        .attributes(QueueAttributeName::MessageRetentionPeriod, (14 * 24 * 3600).to_string())
+        .attributes(QueueAttributeName::DelaySeconds, delay_seconds.to_string());
+    if let Some(dlq) = dead_letter_url {
+        let dlq_arn = queue_arn(clients, dlq).await?;
+        let redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVES});
+        create = create.attributes(QueueAttributeName::RedrivePolicy, redrive.to_string());
+    }
+    let created = create.send().await.map_err(failed(name))?;
+    created.queue_url().map(str::to_string).ok_or_else(|| BootstrapError { resource: name.into(), message: "SQS returned no queue URL".into() })
+}
+
+async fn queue_arn(clients: &Clients, url: &str) -> Result<String, BootstrapError> {
+    let attrs = clients.sqs.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::QueueArn).send().await.map_err(failed(url))?;
+    attrs
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .cloned()
+        .ok_or_else(|| BootstrapError { resource: url.into(), message: "SQS returned no queue ARN".into() })
+}
+
+/// A private, versioned bucket; `object_lock` can only be chosen at creation. (CDK and Terraform
+/// also deny plain HTTP; emulators are reached over plain HTTP on loopback, where that policy
+/// would refuse every call, so the bootstrap leaves it out.)
+async fn bucket(clients: &Clients, name: &str, object_lock: bool) -> Result<(), BootstrapError> {
+    let region = clients.s3.config().region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
+    let mut create = clients.s3.create_bucket().bucket(name).object_lock_enabled_for_bucket(object_lock);
+    if region != "us-east-1" {
+        create = create.create_bucket_configuration(CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(region.as_str())).build());
+    }
+    match create.send().await {
+        Ok(_) => {}
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_bucket_already_owned_by_you()) => {}
+        Err(e) => return Err(failed(name)(e)),
+    }
+    let block = PublicAccessBlockConfiguration::builder().block_public_acls(true).ignore_public_acls(true).block_public_policy(true).restrict_public_buckets(true).build();
+    clients.s3.put_public_access_block().bucket(name).public_access_block_configuration(block).send().await.map_err(failed(name))?;
+    let versioning = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
+    clients.s3.put_bucket_versioning().bucket(name).versioning_configuration(versioning).send().await.map_err(failed(name))?;
+    Ok(())
+}
+
+async fn origin_encryption(clients: &Clients, bucket: &str, key_id: &str) -> Result<(), BootstrapError> {
+    let default = ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::AwsKms).kms_master_key_id(key_id).build().map_err(failed(bucket))?;
+    let rule = ServerSideEncryptionRule::builder().apply_server_side_encryption_by_default(default).bucket_key_enabled(true).build();
+    let config = ServerSideEncryptionConfiguration::builder().rules(rule).build().map_err(failed(bucket))?;
+    clients.s3.put_bucket_encryption().bucket(bucket).server_side_encryption_configuration(config).send().await.map_err(failed(bucket))?;
+    Ok(())
+}
+
+/// Compliance-mode retention (not even the root user can shorten it) and cold storage after 90
+/// days, with no expiration rule: archived records are never deleted.
+async fn audit_archive_rules(clients: &Clients, bucket: &str) -> Result<(), BootstrapError> {
+    let retention = DefaultRetention::builder().mode(ObjectLockRetentionMode::Compliance).years(AUDIT_RETENTION_YEARS).build();
+    let lock = ObjectLockConfiguration::builder().object_lock_enabled(ObjectLockEnabled::Enabled).rule(ObjectLockRule::builder().default_retention(retention).build()).build();
+    clients.s3.put_object_lock_configuration().bucket(bucket).object_lock_configuration(lock).send().await.map_err(failed(bucket))?;
+    let transition = Transition::builder().days(AUDIT_COLD_AFTER_DAYS).storage_class(TransitionStorageClass::DeepArchive).build();
+    let rule = LifecycleRule::builder()
+        .id("cold-after-90-days")
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix("").build())
+        .transitions(transition)
+        .build()
+        .map_err(failed(bucket))?;
+    let lifecycle = BucketLifecycleConfiguration::builder().rules(rule).build().map_err(failed(bucket))?;
+    clients.s3.put_bucket_lifecycle_configuration().bucket(bucket).lifecycle_configuration(lifecycle).send().await.map_err(failed(bucket))?;
+    Ok(())
+}
+
+/// `ObjectCreated:*`, not only `Put`: a multipart upload completes as `CompleteMultipartUpload`.
+async fn source_notifications(clients: &Clients, bucket: &str, ingest_url: &str) -> Result<(), BootstrapError> {
+    let queue_arn = queue_arn(clients, ingest_url).await?;
+    let allow_s3 = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "SourceBucketEvents", "Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"},
+            "Action": "sqs:SendMessage", "Resource": queue_arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": format!("arn:aws:s3:::{bucket}")}}
+        }]
+    });
+    clients.sqs.set_queue_attributes().queue_url(ingest_url).attributes(QueueAttributeName::Policy, allow_s3.to_string()).send().await.map_err(failed(ingest_url))?;
+    let target = QueueConfiguration::builder().id("ingest").queue_arn(&queue_arn).events(Event::from("s3:ObjectCreated:*")).build().map_err(failed(bucket))?;
+    let config = NotificationConfiguration::builder().queue_configurations(target).build();
+    clients.s3.put_bucket_notification_configuration().bucket(bucket).notification_configuration(config).send().await.map_err(failed(bucket))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_must_fit_every_resource_name() {
+        assert!(validate_prefix("vaultstream-local").is_ok());
+        for bad in ["", "ab", "Upper", "-lead", "trail-", "under_score", "dot.ted", &"x".repeat(41)] {
+            assert!(validate_prefix(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn the_ledger_policy_denies_every_rewrite_to_everyone() {
+        let policy = ledger_policy("arn:aws:dynamodb:us-east-1:123456789012:table/x-audit");
+        let statement = &policy["Statement"][0];
+        assert_eq!(statement["Effect"], "Deny");
+        assert_eq!(statement["Principal"]["AWS"], "*");
+        let actions: Vec<&str> = statement["Action"].as_array().unwrap().iter().filter_map(|a| a.as_str()).collect();
+        for action in ["dynamodb:DeleteItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "dynamodb:DeleteTable"] {
+            assert!(actions.contains(&action), "{action} not denied");
+        }
+        assert!(actions.iter().any(|a| a.starts_with("dynamodb:PartiQL")));
+    }
+}
