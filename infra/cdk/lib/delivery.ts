@@ -1,6 +1,8 @@
 // CloudFront: segments from the origin bucket through Origin Access Control behind a trusted key
 // group (signed cookies); manifest and key routes to the API, never cached; a CloudFront Function
 // that checks a tenant's subdomain against its path prefix; `*.cdn.<domain>`; WAF; security headers.
+import * as fs from 'fs';
+import * as path from 'path';
 import { Aws, CustomResource, Duration } from 'aws-cdk-lib';
 import * as cloudfront from 'aws-cdk-lib/aws-cloudfront';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -16,28 +18,8 @@ const CACHING_OPTIMIZED = '658327ea-f89d-4fab-a63d-7e88639e58f6';
 const CACHING_DISABLED = '4135ea2d-6df8-44a3-9df3-4b5a84be39ad';
 const ALL_VIEWER_EXCEPT_HOST = 'b689b0a8-53d0-40ab-baf2-68738e2966ac';
 
-/**
- * The viewer-request function: `{label}.cdn.<domain>/{tenant}/...` passes only when the key value
- * store maps `label` to `tenant`. Labels are HMACs of tenant ids, so they cannot be enumerated.
- */
-export const TENANT_HOST_FUNCTION = `import cf from 'cloudfront';
-const kvs = cf.kvs();
-function refuse() {
-  return { statusCode: 403, statusDescription: 'Forbidden',
-    headers: { 'content-type': { value: 'application/json' }, 'cache-control': { value: 'no-store' } },
-    body: { encoding: 'text', data: '{"error":{"code":"wrong_tenant_host","message":"this host does not serve that path"}}' } };
-}
-async function handler(event) {
-  const request = event.request;
-  const host = request.headers.host ? request.headers.host.value : '';
-  const label = host.split('.')[0];
-  const tenant = request.uri.split('/')[1] || '';
-  if (!label || !tenant) return refuse();
-  let expected = null;
-  try { expected = await kvs.get(label); } catch (e) { expected = null; }
-  return expected === tenant ? request : refuse();
-}
-`;
+/** The viewer-request function (infra/shared/tenant-host.js, shared with Terraform). */
+export const TENANT_HOST_FUNCTION = fs.readFileSync(path.resolve(__dirname, '..', '..', '..', 'shared', 'tenant-host.js'), 'utf8');
 
 /** Reads the KMS signing key's public half as PEM, for CloudFront's key group. */
 const PUBLIC_KEY_PROVIDER = `const { KMSClient, GetPublicKeyCommand } = require('@aws-sdk/client-kms');
