@@ -9,6 +9,9 @@ if [ -x .venv-moto/bin/python ]; then export VAULTSTREAM_PYTHON="$PWD/.venv-moto
 # The cross-crate end-to-end tests run the built binaries, so build them first.
 cargo build --workspace --bins --locked
 
+# CDK, Terraform, checkov, cfn-lint and their parity, offline.
+bash scripts/check-infra.sh
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e

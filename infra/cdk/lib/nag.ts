@@ -21,7 +21,6 @@ export function justifyFindings(stack: Stack): void {
       reason: 'Batch container instances need the ECS agent policy AWS maintains for them (AmazonEC2ContainerServiceforEC2Role); it grants no data access.',
       appliesTo: ['Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role'],
     },
-    { id: 'AwsSolutions-S1', reason: 'The access-log bucket is the server access log destination of the others; logging it to itself would loop.' },
     { id: 'AwsSolutions-SMG4', reason: 'The service secret roots every outstanding playback and key token; it is rotated by a planned re-key (README: Operations), not on a schedule that would cut viewers off.' },
     { id: 'AwsSolutions-APIG4', reason: 'Manifest and key routes authorise with a signed, session-bound token in the URL (checked by the function, audited); the playback route uses the Lambda authorizer.' },
     { id: 'AwsSolutions-KDF1', reason: 'Firehose server-side encryption exists only for Direct PUT sources; this stream reads the KMS-encrypted ledger change stream and writes to the encrypted archive bucket.' },

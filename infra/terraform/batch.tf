@@ -1,0 +1,195 @@
+# AWS Batch for `vaultstream-transcode run`: GPU (g4dn/g5 on the NVIDIA ECS AMI, Spot first with
+# on-demand fallback), CPU Spot (x86 and Graviton) and audio environments; a job queue each for
+# video-GPU, video-CPU and audio; job definitions whose retry strategy exits on 65 (invalid input,
+# never retried) and retries on 75 (temporary failure) and on Spot reclaims.
+
+data "aws_iam_policy_document" "ec2_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "batch_instance" {
+  name_prefix        = "${var.prefix}-batch-instance-"
+  assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
+}
+
+resource "aws_iam_role_policy_attachment" "batch_instance" {
+  role       = aws_iam_role.batch_instance.name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role"
+}
+
+resource "aws_iam_instance_profile" "batch_instance" {
+  name_prefix = "${var.prefix}-batch-"
+  role        = aws_iam_role.batch_instance.name
+}
+
+resource "aws_security_group" "workers" {
+  name_prefix = "${var.prefix}-workers-"
+  vpc_id      = var.vpc_id
+  description = "VaultStream transcode workers: no inbound, HTTPS out to S3, KMS, DynamoDB and ECR"
+  egress {
+    description = "HTTPS to AWS APIs"
+    protocol    = "tcp"
+    from_port   = 443
+    to_port     = 443
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+  # checkov:skip=CKV_AWS_382:Workers reach S3, KMS, DynamoDB and ECR over HTTPS only; the subnets' routing limits where.
+}
+
+locals {
+  compute_environments = {
+    gpu_spot      = { type = "SPOT", instance_types = ["g4dn", "g5"], image = "ECS_AL2023_NVIDIA", min_vcpus = 0 }
+    gpu_on_demand = { type = "EC2", instance_types = ["g4dn", "g5"], image = "ECS_AL2023_NVIDIA", min_vcpus = 0 }
+    # The warm workers live here: most sources are not 2160p, so the CPU queue takes them.
+    cpu_spot_x86      = { type = "SPOT", instance_types = ["c6i", "c7i"], image = "ECS_AL2023", min_vcpus = var.min_warm_vcpus }
+    cpu_spot_graviton = { type = "SPOT", instance_types = ["c7g", "c6g"], image = "ECS_AL2023", min_vcpus = 0 }
+    audio_spot        = { type = "SPOT", instance_types = ["c7g.large", "c6g.large"], image = "ECS_AL2023", min_vcpus = 0 }
+  }
+  job_queues = {
+    video-gpu = ["gpu_spot", "gpu_on_demand"]
+    video-cpu = ["cpu_spot_x86", "cpu_spot_graviton"]
+    audio     = ["audio_spot"]
+  }
+  job_definitions = {
+    video-gpu = { vcpus = 4, memory = 15000, gpus = 1, timeout = 4 * 3600 }
+    video-cpu = { vcpus = 4, memory = 7500, gpus = 0, timeout = 8 * 3600 }
+    audio     = { vcpus = 1, memory = 1900, gpus = 0, timeout = 3600 }
+  }
+}
+
+resource "aws_batch_compute_environment" "all" {
+  for_each = local.compute_environments
+  name     = "${var.prefix}-${replace(each.key, "_", "-")}"
+  type     = "MANAGED"
+  state    = "ENABLED"
+  compute_resources {
+    type                = each.value.type
+    allocation_strategy = each.value.type == "SPOT" ? "SPOT_PRICE_CAPACITY_OPTIMIZED" : "BEST_FIT_PROGRESSIVE"
+    min_vcpus           = each.value.min_vcpus
+    max_vcpus           = var.max_vcpus
+    instance_type       = each.value.instance_types
+    subnets             = var.subnet_ids
+    security_group_ids  = [aws_security_group.workers.id]
+    instance_role       = aws_iam_instance_profile.batch_instance.arn
+    ec2_configuration {
+      image_type = each.value.image
+    }
+    tags = { Name = "${var.prefix}-${each.key}" }
+  }
+}
+
+resource "aws_batch_job_queue" "all" {
+  for_each = local.job_queues
+  name     = "${var.prefix}-${each.key}"
+  state    = "ENABLED"
+  priority = 1
+  dynamic "compute_environment_order" {
+    for_each = each.value
+    content {
+      order               = compute_environment_order.key + 1
+      compute_environment = aws_batch_compute_environment.all[compute_environment_order.value].arn
+    }
+  }
+}
+
+resource "aws_batch_job_definition" "all" {
+  for_each              = local.job_definitions
+  name                  = "${var.prefix}-${each.key}"
+  type                  = "container"
+  platform_capabilities = ["EC2"]
+  propagate_tags        = true
+  parameters            = { profile = "default" }
+  timeout {
+    attempt_duration_seconds = each.value.timeout
+  }
+  retry_strategy {
+    attempts = 3
+    evaluate_on_exit {
+      on_exit_code = tostring(local.contract.transcoder.exit_codes.invalid_input)
+      action       = "EXIT"
+    }
+    evaluate_on_exit {
+      on_exit_code = tostring(local.contract.transcoder.exit_codes.temporary_failure)
+      action       = "RETRY"
+    }
+    evaluate_on_exit {
+      on_status_reason = "Host EC2*"
+      action           = "RETRY"
+    }
+    evaluate_on_exit {
+      on_reason = "*"
+      action    = "EXIT"
+    }
+  }
+  container_properties = jsonencode({
+    image      = var.transcoder_image
+    jobRoleArn = aws_iam_role.transcoder.arn
+    command    = ["run", "--tenant", "Ref::tenant", "--content-id", "Ref::content_id", "--source-key", "Ref::source_key", "--profile", "Ref::profile"]
+    resourceRequirements = concat(
+      [{ type = "VCPU", value = tostring(each.value.vcpus) }, { type = "MEMORY", value = tostring(each.value.memory) }],
+      each.value.gpus > 0 ? [{ type = "GPU", value = tostring(each.value.gpus) }] : []
+    )
+    environment            = [for k, v in merge(local.transcoder_env, { AWS_REGION = local.region }) : { name = k, value = v }]
+    readonlyRootFilesystem = false
+    privileged             = false
+    user                   = "10001"
+    logConfiguration       = { logDriver = "awslogs" }
+  })
+}
+
+data "aws_iam_policy_document" "ecs_tasks_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "transcoder" {
+  name_prefix        = "${var.prefix}-transcoder-"
+  description        = "VaultStream transcode jobs: only what infra/contract.json grants them"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+}
+
+data "aws_iam_policy_document" "transcoder" {
+  dynamic "statement" {
+    for_each = local.contract.transcoder.permissions
+    content {
+      sid       = join("", [for part in split("_", statement.key) : title(part)])
+      actions   = statement.value
+      resources = local.grantable[statement.key].arns
+      dynamic "condition" {
+        for_each = local.grantable[statement.key].conditions
+        content {
+          test     = condition.value.test
+          variable = condition.value.variable
+          values   = condition.value.values
+        }
+      }
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "transcoder" {
+  role   = aws_iam_role.transcoder.id
+  policy = data.aws_iam_policy_document.transcoder.json
+}
+
+locals {
+  transcoder_env = {
+    VAULTSTREAM_SOURCE_BUCKET  = aws_s3_bucket.source.bucket
+    VAULTSTREAM_ORIGIN_BUCKET  = aws_s3_bucket.origin.bucket
+    VAULTSTREAM_CONTENT_TABLE  = aws_dynamodb_table.content.name
+    VAULTSTREAM_AUDIT_TABLE    = aws_dynamodb_table.audit.name
+    VAULTSTREAM_AUDIT_SHARDS   = "4"
+    VAULTSTREAM_CONTENT_KEY_ID = aws_kms_key.content.arn
+  }
+}

@@ -1,0 +1,137 @@
+# One Lambda per binary of functions/: provided.al2023 on arm64 from `cargo lambda build`, JSON
+# logs to its own log group, X-Ray active, and a role with exactly the contract's permissions.
+
+locals {
+  context_conditions = concat(
+    [{ test = "ForAllValues:StringEquals", variable = "kms:EncryptionContextKeys", values = local.context_keys }],
+    [for k in local.context_keys : { test = "Null", variable = "kms:EncryptionContext:${k}", values = ["false"] }]
+  )
+  via_s3_conditions = [{ test = "StringEquals", variable = "kms:ViaService", values = ["s3.${local.region}.amazonaws.com"] }]
+
+  # What each contract resource name means here (the CDK stack has the same map).
+  grantable = {
+    source_bucket  = { arns = ["${aws_s3_bucket.source.arn}/source/*"], conditions = [] }
+    origin_bucket  = { arns = ["${aws_s3_bucket.origin.arn}/*"], conditions = [] }
+    content_table  = { arns = [aws_dynamodb_table.content.arn], conditions = [] }
+    tokens_table   = { arns = [aws_dynamodb_table.tokens.arn], conditions = [] }
+    audit_table    = { arns = [aws_dynamodb_table.audit.arn], conditions = [] }
+    content_key    = { arns = [aws_kms_key.content.arn], conditions = local.context_conditions }
+    origin_key     = { arns = [aws_kms_key.origin.arn], conditions = local.via_s3_conditions }
+    signing_key    = { arns = [aws_kms_key.signing.arn], conditions = [] }
+    service_secret = { arns = [aws_secretsmanager_secret.service.arn], conditions = [] }
+  }
+
+  # Every variable a function may read; each function gets the ones its contract lists.
+  function_env = {
+    VAULTSTREAM_CONTENT_TABLE      = aws_dynamodb_table.content.name
+    VAULTSTREAM_TOKENS_TABLE       = aws_dynamodb_table.tokens.name
+    VAULTSTREAM_AUDIT_TABLE        = aws_dynamodb_table.audit.name
+    VAULTSTREAM_AUDIT_SHARDS       = "4"
+    VAULTSTREAM_ORIGIN_BUCKET      = aws_s3_bucket.origin.bucket
+    VAULTSTREAM_SERVICE_SECRET_ARN = aws_secretsmanager_secret.service.arn
+    # Manifest and key URLs go through CloudFront (api.cdn.<domain>), never cached there.
+    VAULTSTREAM_API_BASE_URL              = "https://api.${local.cdn}"
+    VAULTSTREAM_CDN_DOMAIN                = var.domain_name
+    VAULTSTREAM_PLAYBACK_TTL_SECONDS      = "1800"
+    VAULTSTREAM_KEY_TOKEN_TTL_SECONDS     = "300"
+    VAULTSTREAM_JWT_ISSUER                = var.jwt_issuer
+    VAULTSTREAM_JWT_AUDIENCE              = var.jwt_audience
+    VAULTSTREAM_JWT_ALGORITHMS            = "RS256,ES256"
+    VAULTSTREAM_JWKS_URL                  = var.jwks_url
+    VAULTSTREAM_CLOUDFRONT_KMS_KEY_ID     = aws_kms_key.signing.arn
+    VAULTSTREAM_CLOUDFRONT_HASH_ALGORITHM = "SHA256"
+    VAULTSTREAM_CLOUDFRONT_KEY_PAIR_ID    = aws_cloudfront_public_key.signing.id
+  }
+}
+
+data "aws_iam_policy_document" "lambda_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_cloudwatch_log_group" "function" {
+  for_each          = local.contract.functions
+  name              = "/aws/lambda/${var.prefix}-${replace(each.key, "_", "-")}"
+  retention_in_days = 365
+  # checkov:skip=CKV_AWS_158:Logs carry no keys or tokens (tested); the AWS managed key encrypts them.
+}
+
+resource "aws_iam_role" "function" {
+  for_each           = local.contract.functions
+  name_prefix        = "${var.prefix}-${replace(each.key, "_", "-")}-"
+  description        = "VaultStream ${each.key}: only what infra/contract.json grants it"
+  assume_role_policy = data.aws_iam_policy_document.lambda_assume.json
+}
+
+data "aws_iam_policy_document" "function" {
+  for_each = local.contract.functions
+  dynamic "statement" {
+    for_each = each.value.permissions
+    content {
+      sid       = join("", [for part in split("_", statement.key) : title(part)])
+      actions   = statement.value
+      resources = local.grantable[statement.key].arns
+      dynamic "condition" {
+        for_each = local.grantable[statement.key].conditions
+        content {
+          test     = condition.value.test
+          variable = condition.value.variable
+          values   = condition.value.values
+        }
+      }
+    }
+  }
+  statement {
+    sid       = "OwnLogGroup"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.function[each.key].arn}:*"]
+  }
+  # X-Ray has no resource-level permissions for these actions.
+  statement {
+    sid       = "Tracing"
+    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role_policy" "function" {
+  for_each = local.contract.functions
+  role     = aws_iam_role.function[each.key].id
+  policy   = data.aws_iam_policy_document.function[each.key].json
+}
+
+resource "aws_lambda_function" "function" {
+  for_each         = local.contract.functions
+  function_name    = "${var.prefix}-${replace(each.key, "_", "-")}"
+  role             = aws_iam_role.function[each.key].arn
+  runtime          = "provided.al2023"
+  architectures    = ["arm64"]
+  handler          = "bootstrap"
+  filename         = "${var.lambda_dir}/${each.key}/bootstrap.zip"
+  source_code_hash = filebase64sha256("${var.lambda_dir}/${each.key}/bootstrap.zip")
+  memory_size      = each.value.memory_mb
+  timeout          = each.value.timeout_s
+  environment {
+    variables = { for name in each.value.env : name => local.function_env[name] }
+  }
+  tracing_config {
+    mode = "Active"
+  }
+  logging_config {
+    log_format            = "JSON"
+    log_group             = aws_cloudwatch_log_group.function[each.key].name
+    application_log_level = "INFO"
+    system_log_level      = "WARN"
+  }
+  depends_on = [aws_iam_role_policy.function]
+  # checkov:skip=CKV_AWS_116:API Gateway invokes these synchronously; a failed request is answered, not queued.
+  # checkov:skip=CKV_AWS_117:The functions call only AWS APIs and the IdP's JWKS over TLS; a VPC would add NAT cost and cold-start latency to every playback.
+  # checkov:skip=CKV_AWS_173:The variables are names and ARNs, no secrets (the service secret is read from Secrets Manager).
+  # checkov:skip=CKV_AWS_115:Concurrency is bounded by the API's throttling; a reserved limit would starve key delivery during a premiere.
+  # checkov:skip=CKV_AWS_272:Code signing is left to the deploy pipeline (cargo lambda build output); see README.
+}

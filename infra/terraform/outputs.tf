@@ -1,0 +1,66 @@
+# The same outputs as the CDK stack (infra/contract.json lists them), in Terraform's snake_case.
+
+output "api_url" {
+  value = aws_apigatewayv2_api.http.api_endpoint
+}
+
+output "cdn_domain" {
+  value = aws_cloudfront_distribution.cdn.domain_name
+}
+
+output "source_bucket" {
+  value = aws_s3_bucket.source.bucket
+}
+
+output "origin_bucket" {
+  value = aws_s3_bucket.origin.bucket
+}
+
+output "audit_archive_bucket" {
+  value = aws_s3_bucket.audit_archive.bucket
+}
+
+output "content_table" {
+  value = aws_dynamodb_table.content.name
+}
+
+output "tokens_table" {
+  value = aws_dynamodb_table.tokens.name
+}
+
+output "audit_table" {
+  value = aws_dynamodb_table.audit.name
+}
+
+output "content_key_id" {
+  value = aws_kms_key.content.key_id
+}
+
+output "cloud_front_signing_key_id" {
+  value = aws_kms_key.signing.key_id
+}
+
+output "service_secret_arn" {
+  value = aws_secretsmanager_secret.service.arn
+}
+
+output "ingest_queue_url" {
+  value = aws_sqs_queue.ingest.url
+}
+
+output "ingest_dlq_url" {
+  value = aws_sqs_queue.ingest_dlq.url
+}
+
+output "retry_queue_url" {
+  value = aws_sqs_queue.retry.url
+}
+
+output "failures_dlq_url" {
+  value = aws_sqs_queue.failures_dlq.url
+}
+
+output "tenant_host_store_arn" {
+  description = "Key value store: tenant host label -> tenant id"
+  value       = aws_cloudfront_key_value_store.tenant_hosts.arn
+}

@@ -1,0 +1,75 @@
+variable "prefix" {
+  description = "Prefix of every resource name"
+  type        = string
+  default     = "vaultstream"
+}
+
+variable "lambda_dir" {
+  description = "Where `cargo lambda build --release --arm64 --output-format zip` left <function>/bootstrap.zip"
+  type        = string
+  default     = "../../target/lambda"
+}
+
+variable "domain_name" {
+  description = "Tenants are served at <label>.cdn.<domain_name>"
+  type        = string
+}
+
+variable "cdn_certificate_arn" {
+  description = "ACM certificate (us-east-1) for *.cdn.<domain_name>"
+  type        = string
+}
+
+variable "player_origin" {
+  description = "Origin of the web player allowed by CORS, e.g. https://watch.example.com"
+  type        = string
+}
+
+variable "jwt_issuer" {
+  description = "Identity provider's issuer (iss)"
+  type        = string
+}
+
+variable "jwt_audience" {
+  description = "Audience (aud) of VaultStream tokens"
+  type        = string
+  default     = "vaultstream-api"
+}
+
+variable "jwks_url" {
+  description = "Identity provider's JWKS URL"
+  type        = string
+}
+
+variable "vpc_id" {
+  description = "VPC of the transcode workers"
+  type        = string
+}
+
+variable "subnet_ids" {
+  description = "Private subnets (with egress) of the transcode workers"
+  type        = list(string)
+}
+
+variable "transcoder_image" {
+  description = "ECR image URI of batch-transcoder/Dockerfile"
+  type        = string
+}
+
+variable "min_warm_vcpus" {
+  description = "vCPUs kept warm in the CPU environment (2 workers x 4 vCPUs)"
+  type        = number
+  default     = 8
+}
+
+variable "max_vcpus" {
+  description = "Upper bound of every compute environment"
+  type        = number
+  default     = 256
+}
+
+variable "cdn_rate_limit" {
+  description = "Requests per IP per 5 minutes before WAF blocks"
+  type        = number
+  default     = 3000
+}

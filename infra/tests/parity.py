@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""CDK and Terraform describe the same deployment, and both match the code.
+
+Parses infra/terraform/*.tf (python-hcl2) and the synthesized CloudFormation template, and fails
+when a resource, a function permission, a route, an output or a ledger protection exists in one
+and not the other, or when the functions read a variable that infra/contract.json does not know.
+Usage: parity.py TEMPLATE_JSON
+"""
+import glob
+import json
+import os
+import re
+import sys
+from collections import Counter
+
+import hcl2
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+CONTRACT = json.load(open(os.path.join(ROOT, "infra", "contract.json")))
+TF_DIR = os.environ.get("PARITY_TERRAFORM_DIR", os.path.join(ROOT, "infra", "terraform"))
+
+# CloudFormation type -> Terraform type, for the resources both declare one to one. Bucket
+# settings that are sub-resources in Terraform (versioning, encryption, ...) are checked as
+# properties instead; `ONLY_IN` lists what one tool needs and the other does not, with why.
+TYPES = {
+    "AWS::S3::Bucket": "aws_s3_bucket",
+    "AWS::S3::BucketPolicy": "aws_s3_bucket_policy",
+    "AWS::DynamoDB::Table": "aws_dynamodb_table",
+    "AWS::KMS::Key": "aws_kms_key",
+    "AWS::KMS::Alias": "aws_kms_alias",
+    "AWS::SecretsManager::Secret": "aws_secretsmanager_secret",
+    "AWS::SQS::Queue": "aws_sqs_queue",
+    "AWS::SQS::QueuePolicy": "aws_sqs_queue_policy",
+    "AWS::Kinesis::Stream": "aws_kinesis_stream",
+    "AWS::KinesisFirehose::DeliveryStream": "aws_kinesis_firehose_delivery_stream",
+    "AWS::Events::EventBus": "aws_cloudwatch_event_bus",
+    "AWS::Events::Rule": "aws_cloudwatch_event_rule",
+    "AWS::Batch::ComputeEnvironment": "aws_batch_compute_environment",
+    "AWS::Batch::JobQueue": "aws_batch_job_queue",
+    "AWS::Batch::JobDefinition": "aws_batch_job_definition",
+    "AWS::EC2::SecurityGroup": "aws_security_group",
+    "AWS::IAM::InstanceProfile": "aws_iam_instance_profile",
+    "AWS::ApiGatewayV2::Api": "aws_apigatewayv2_api",
+    "AWS::ApiGatewayV2::Stage": "aws_apigatewayv2_stage",
+    "AWS::ApiGatewayV2::Authorizer": "aws_apigatewayv2_authorizer",
+    "AWS::ApiGatewayV2::Integration": "aws_apigatewayv2_integration",
+    "AWS::ApiGatewayV2::Route": "aws_apigatewayv2_route",
+    "AWS::Lambda::Permission": "aws_lambda_permission",
+    "AWS::CloudFront::Distribution": "aws_cloudfront_distribution",
+    "AWS::CloudFront::OriginAccessControl": "aws_cloudfront_origin_access_control",
+    "AWS::CloudFront::PublicKey": "aws_cloudfront_public_key",
+    "AWS::CloudFront::KeyGroup": "aws_cloudfront_key_group",
+    "AWS::CloudFront::KeyValueStore": "aws_cloudfront_key_value_store",
+    "AWS::CloudFront::Function": "aws_cloudfront_function",
+    "AWS::CloudFront::ResponseHeadersPolicy": "aws_cloudfront_response_headers_policy",
+    "AWS::WAFv2::WebACL": "aws_wafv2_web_acl",
+}
+ONLY_IN = {
+    # CDK reads the signing key's public PEM with a custom resource (one Node.js function, its role,
+    # log group and policy); Terraform has the data source aws_kms_public_key.
+    "cdk_lambda_functions": 1,
+    # Terraform needs a streaming-destination resource, event targets and an events role that
+    # CloudFormation expresses as properties of the table and the rule.
+}
+
+
+def tf_resources():
+    resources = []
+    for path in sorted(glob.glob(os.path.join(TF_DIR, "*.tf"))):
+        with open(path) as f:
+            doc = hcl2.load(f)
+        for block in doc.get("resource", []):
+            for rtype, named in block.items():
+                for name, body in named.items():
+                    resources.append((rtype.strip('"'), name.strip('"'), body))
+    return resources
+
+
+def tf_data():
+    blocks = []
+    for path in sorted(glob.glob(os.path.join(TF_DIR, "*.tf"))):
+        with open(path) as f:
+            for block in hcl2.load(f).get("data", []):
+                for dtype, named in block.items():
+                    for name, body in named.items():
+                        blocks.append((dtype.strip('"'), name.strip('"'), body))
+    return blocks
+
+
+def val(v):
+    """python-hcl2 wraps attribute values in one-element lists."""
+    return v[0] if isinstance(v, list) and len(v) == 1 else v
+
+
+def tf_count(body):
+    """How many instances a resource has: for_each over the contract or a literal map/list."""
+    fe = val(body.get("for_each"))
+    if fe is None:
+        return 1
+    if isinstance(fe, str):
+        fe = fe[2:-1] if fe.startswith("${") else fe
+        if fe.startswith("{for k , v in local.all_buckets") and 'k != "access_logs"' in fe:
+            return 3
+        known = {
+            "local.contract.functions": len(CONTRACT["functions"]),
+            "local.all_buckets": 4,
+            "local.queues": 4,
+            "local.compute_environments": 5,
+            "local.job_queues": 3,
+            "local.job_definitions": 3,
+            "local.routes": len(CONTRACT["routes"]),
+            "local.routed_functions": len({r["function"] for r in CONTRACT["routes"]}),
+        }
+        if fe in known:
+            return known[fe]
+        raise SystemExit(f"parity.py does not know how many instances for_each = {fe} has; add it")
+    return len(fe)
+
+
+def main(template_path):
+    template = json.load(open(template_path))
+    cfn = template["Resources"]
+    tf = tf_resources()
+    problems = []
+
+    # 1. Resources, type by type.
+    cfn_counts = Counter(r["Type"] for r in cfn.values())
+    tf_counts = Counter()
+    for rtype, _, body in tf:
+        tf_counts[rtype] += tf_count(body)
+    cdk_only_lambdas = ONLY_IN["cdk_lambda_functions"]
+    for cfn_type, tf_type in TYPES.items():
+        a, b = cfn_counts.get(cfn_type, 0), tf_counts.get(tf_type, 0)
+        if a != b:
+            problems.append(f"{cfn_type}: {a} in CDK, {b} {tf_type} in Terraform")
+    fns = cfn_counts["AWS::Lambda::Function"] - cdk_only_lambdas
+    if fns != tf_counts["aws_lambda_function"]:
+        problems.append(f"Lambda functions: {fns} in CDK, {tf_counts['aws_lambda_function']} in Terraform")
+
+    # 2. Function permissions: CDK's contract policies against the contract Terraform expands.
+    by_role = {}
+    for rid, r in cfn.items():
+        if r["Type"] == "AWS::IAM::Policy" and rid.startswith("Functions") and "Contract" in rid:
+            name = next(n for n in CONTRACT["functions"] if rid.startswith(f"Functions{n.replace('_', '')}Contract"))
+            by_role[name] = {s["Sid"]: sorted([s["Action"]] if isinstance(s["Action"], str) else s["Action"]) for s in r["Properties"]["PolicyDocument"]["Statement"]}
+    tf_text = "\n".join(open(p).read() for p in glob.glob(os.path.join(TF_DIR, "*.tf")))
+    grantable = re.search(r"grantable = \{(.*?)\n  \}", tf_text, re.S).group(1)
+    tf_grantable = set(re.findall(r"^\s+(\w+)\s+=", grantable, re.M))
+    for name, spec in CONTRACT["functions"].items():
+        expected = {"".join(p.title() for p in res.split("_")): sorted(actions) for res, actions in spec["permissions"].items()}
+        if by_role.get(name) != expected:
+            problems.append(f"{name}: CDK grants {by_role.get(name)}, the contract (and so Terraform) {expected}")
+        for res in spec["permissions"]:
+            if res not in tf_grantable:
+                problems.append(f"{name}: Terraform has no ARN for {res}")
+    for res in CONTRACT["transcoder"]["permissions"]:
+        if res not in tf_grantable:
+            problems.append(f"transcoder: Terraform has no ARN for {res}")
+
+    # 3. Ledger protections in both.
+    ledger = next(r for r in cfn.values() if r["Type"] == "AWS::DynamoDB::Table" and r["Properties"].get("DeletionProtectionEnabled"))
+    denied = ledger["Properties"]["ResourcePolicy"]["PolicyDocument"]["Statement"][0]["Action"]
+    if sorted(denied) != sorted(CONTRACT["ledger_denied_actions"]):
+        problems.append(f"CDK ledger policy denies {denied}")
+    audit = next(body for rtype, name, body in tf if rtype == "aws_dynamodb_table" and name == "audit")
+    if val(audit.get("deletion_protection_enabled")) is not True:
+        problems.append("Terraform ledger table lacks deletion protection")
+    pitr = audit.get("point_in_time_recovery") or [{}]
+    if val(pitr[0].get("enabled")) is not True:
+        problems.append("Terraform ledger table lacks point-in-time recovery")
+    if not any(rtype == "aws_dynamodb_resource_policy" for rtype, _, _ in tf):
+        problems.append("Terraform ledger table has no resource policy")
+    if "local.contract.ledger_denied_actions" not in tf_text:
+        problems.append("Terraform ledger policy does not deny the contract's actions")
+    if not any(rtype == "aws_dynamodb_kinesis_streaming_destination" for rtype, _, _ in tf) or "KinesisStreamSpecification" not in json.dumps(ledger):
+        problems.append("the ledger's change stream to the archive is missing in one of them")
+    for rtype, name, body in tf + tf_data():
+        granting = rtype in ("aws_iam_role_policy", "aws_iam_policy") or (rtype == "aws_iam_policy_document" and name != "ledger")
+        if granting and any(a in json.dumps(body) for a in CONTRACT["ledger_denied_actions"]):
+            problems.append(f"Terraform {rtype}.{name} grants a ledger rewrite")
+
+    # 4. Object Lock, retry strategy, ObjectCreated:* in Terraform (CDK's are asserted in its tests).
+    for needle, what in [('mode  = "COMPLIANCE"', "Object Lock compliance"), ('"s3:ObjectCreated:*"', "ObjectCreated:*"),
+                         ("exit_codes.invalid_input", "exit on 65"), ("exit_codes.temporary_failure", "retry on 75"),
+                         ("trusted_key_groups", "trusted key group"), ("origin_access_control_id", "OAC")]:
+        if needle not in tf_text:
+            problems.append(f"Terraform lacks {what}")
+
+    # 5. Routes and outputs.
+    cfn_routes = sorted(r["Properties"]["RouteKey"] for r in cfn.values() if r["Type"] == "AWS::ApiGatewayV2::Route")
+    if cfn_routes != sorted(r["route"] for r in CONTRACT["routes"]):
+        problems.append(f"CDK routes {cfn_routes}")
+    if "for r in local.contract.routes" not in tf_text:
+        problems.append("Terraform routes are not the contract's")
+    snake = lambda s: re.sub(r"(?<!^)(?=[A-Z])", "_", s).lower()
+    tf_outputs = {list(o.keys())[0].strip('"') for p in glob.glob(os.path.join(TF_DIR, "*.tf")) for o in hcl2.load(open(p)).get("output", [])}
+    for name in CONTRACT["outputs"]:
+        if name not in template.get("Outputs", {}):
+            problems.append(f"CDK lacks output {name}")
+        if snake(name) not in tf_outputs:
+            problems.append(f"Terraform lacks output {snake(name)}")
+
+    # 6. The code reads only variables the contract knows, and every deployed one is read.
+    read = set()
+    for path in glob.glob(os.path.join(ROOT, "functions", "src", "**", "*.rs"), recursive=True):
+        read |= set(re.findall(r'"(VAULTSTREAM_[A-Z0-9_]+)"', open(path).read()))
+    deployed = {v for f in CONTRACT["functions"].values() for v in f["env"]}
+    known = deployed | set(CONTRACT["local_only_env"])
+    for v in sorted(read - known):
+        problems.append(f"functions read {v}, which infra/contract.json does not list")
+    for v in sorted(deployed - read):
+        problems.append(f"the contract deploys {v}, which no function reads")
+    tf_env = set(re.findall(r"^\s+(VAULTSTREAM_[A-Z0-9_]+)\s+=", re.search(r"function_env = \{(.*?)\n  \}", tf_text, re.S).group(1), re.M))
+    for v in sorted(deployed - tf_env):
+        problems.append(f"Terraform sets no value for {v}")
+
+    total_cfn = len([r for r in cfn.values() if r["Type"] != "AWS::CDK::Metadata"])
+    total_tf = sum(tf_count(b) for _, _, b in tf)
+    print(f"resources: CDK template {total_cfn}, Terraform {total_tf} (instances after for_each)")
+    if problems:
+        print("parity FAILED:")
+        for p in problems:
+            print("  -", p)
+        return 1
+    print(f"parity ok: {len(TYPES) + 1} resource types, {len(CONTRACT['functions'])} functions' permissions, routes, outputs, ledger protections")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The parity test must fail when Terraform drops a resource, a permission or a ledger protection:
+# each case breaks a copy of infra/terraform and expects parity.py to name the difference.
+set -euo pipefail
+template=$1
+here=$(cd "$(dirname "$0")" && pwd)
+expect_failure() {  # NAME SED_SCRIPT FILE EXPECTED_TEXT
+    local dir; dir=$(mktemp -d)
+    cp "$here"/../terraform/*.tf "$dir"/
+    sed -i "$2" "$dir/$3"
+    if out=$(PARITY_TERRAFORM_DIR="$dir" python "$here/parity.py" "$template"); then
+        echo "parity self-test '$1': parity.py passed a broken Terraform"; exit 1
+    fi
+    grep -qF "$4" <<<"$out" || { echo "parity self-test '$1': expected '$4' in:"; echo "$out"; exit 1; }
+    rm -rf "$dir"
+}
+expect_failure "ledger deletion protection" 's/deletion_protection_enabled = true/deletion_protection_enabled = false/' tables.tf "lacks deletion protection"
+expect_failure "ledger resource policy" 's/resource "aws_dynamodb_resource_policy" "ledger"/resource "null_resource" "ledger"/' tables.tf "has no resource policy"
+expect_failure "a queue" '/^resource "aws_sqs_queue" "failures_dlq" {/,/^}/d' queues.tf "AWS::SQS::Queue"
+expect_failure "a function permission" 's/    signing_key    = /    signing_keys   = /' functions.tf "Terraform has no ARN for signing_key"
+expect_failure "a ledger rewrite grant" 's/"xray:PutTelemetryRecords"\]/"xray:PutTelemetryRecords", "dynamodb:UpdateItem"]/' functions.tf "grants a ledger rewrite"
+expect_failure "an output" 's/^output "audit_table"/output "audit_table_name"/' outputs.tf "lacks output audit_table"
+echo "parity self-test: 6 broken copies of Terraform refused"
