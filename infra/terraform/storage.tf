@@ -69,7 +69,7 @@ resource "aws_s3_bucket_versioning" "all" {
 resource "aws_s3_bucket_ownership_controls" "all" {
   for_each = local.all_buckets
   # checkov:skip=CKV2_AWS_65:Only the access-log bucket keeps ACLs: CloudFront standard logging delivers with them.
-  bucket   = each.value.id
+  bucket = each.value.id
   rule {
     # CloudFront standard logs are delivered with ACLs, so the log bucket keeps object writers.
     object_ownership = each.key == "access_logs" ? "ObjectWriter" : "BucketOwnerEnforced"
