@@ -23,47 +23,27 @@ data "aws_iam_policy_document" "content_key" {
       identifiers = ["arn:${local.partition}:iam::${local.account}:root"]
     }
   }
-  statement {
-    sid       = "TranscoderGeneratesContentKeys"
-    actions   = ["kms:GenerateDataKey"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = [aws_iam_role.transcoder.arn]
+  # Only the transcoder generates and only key delivery decrypts, each bound to one content item.
+  dynamic "statement" {
+    for_each = {
+      TranscoderGeneratesContentKeys = { action = "kms:GenerateDataKey", role = aws_iam_role.transcoder.arn }
+      KeyDeliveryDecryptsContentKeys = { action = "kms:Decrypt", role = aws_iam_role.function["key_delivery"].arn }
     }
-    condition {
-      test     = "ForAllValues:StringEquals"
-      variable = "kms:EncryptionContextKeys"
-      values   = local.context_keys
-    }
-    dynamic "condition" {
-      for_each = local.context_keys
-      content {
-        test     = "Null"
-        variable = "kms:EncryptionContext:${condition.value}"
-        values   = ["false"]
+    content {
+      sid       = statement.key
+      actions   = [statement.value.action]
+      resources = ["*"]
+      principals {
+        type        = "AWS"
+        identifiers = [statement.value.role]
       }
-    }
-  }
-  statement {
-    sid       = "KeyDeliveryDecryptsContentKeys"
-    actions   = ["kms:Decrypt"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = [aws_iam_role.function["key_delivery"].arn]
-    }
-    condition {
-      test     = "ForAllValues:StringEquals"
-      variable = "kms:EncryptionContextKeys"
-      values   = local.context_keys
-    }
-    dynamic "condition" {
-      for_each = local.context_keys
-      content {
-        test     = "Null"
-        variable = "kms:EncryptionContext:${condition.value}"
-        values   = ["false"]
+      dynamic "condition" {
+        for_each = local.context_conditions
+        content {
+          test     = condition.value.test
+          variable = condition.value.variable
+          values   = condition.value.values
+        }
       }
     }
   }

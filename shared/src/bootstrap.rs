@@ -81,17 +81,7 @@ pub struct BootstrapError {
 }
 
 fn failed<E: std::error::Error>(resource: &str) -> impl FnOnce(E) -> BootstrapError + '_ {
-    move |e| BootstrapError { resource: resource.to_string(), message: aws_error_text(&e) }
-}
-
-fn aws_error_text<E: std::error::Error>(e: &E) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        text = format!("{text}: {inner}");
-        source = inner.source();
-    }
-    text
+    move |e| BootstrapError { resource: resource.to_string(), message: aws_sdk_s3::error::DisplayErrorContext(&e).to_string() }
 }
 
 /// A prefix becomes part of bucket, table, queue and alias names, so it is held to the strictest of
