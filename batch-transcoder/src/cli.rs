@@ -19,17 +19,17 @@ pub struct Cli {
 pub enum Command {
     /// Transcode a local file into a local folder.
     Local(LocalArgs),
+    /// The AWS Batch job: transcode a content item's upload from the source bucket into a new
+    /// version in the origin bucket, with its KMS-wrapped key, and publish it.
+    #[command(after_help = "Exit codes: 0 published (READY or PARTIAL) or nothing to do, 2 usage, \
+                            65 invalid source (the content is FAILED_INVALID), 75 temporary failure \
+                            (job_events retries it), 1 anything else.")]
+    Run(RunArgs),
 }
 
+/// How to encode: shared by both modes.
 #[derive(Debug, Args)]
-pub struct LocalArgs {
-    /// The source video or audio file.
-    pub input: PathBuf,
-
-    /// Output folder (created; must be empty): master.m3u8, one folder per rendition, manifest.json.
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
-
+pub struct EncodingArgs {
     /// Built-in profile (default, hevc-4k, av1-archive) or a JSON profile file.
     #[arg(long, value_name = "NAME|FILE", default_value = "default")]
     pub profile: String,
@@ -42,6 +42,43 @@ pub struct LocalArgs {
     /// Speed preset in x264 terms (ultrafast ... veryslow); mapped for other encoders.
     #[arg(long, value_name = "NAME", default_value = "veryfast")]
     pub preset: String,
+
+    /// Target segment length in seconds (default: the profile's, 6).
+    #[arg(long, value_name = "N")]
+    pub segment_seconds: Option<f64>,
+}
+
+/// What sources are accepted and how long a stuck run may wait: shared by both modes.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Largest accepted source width.
+    #[arg(long, value_name = "PIXELS", default_value_t = 8192)]
+    pub max_width: u32,
+
+    /// Largest accepted source height.
+    #[arg(long, value_name = "PIXELS", default_value_t = 8192)]
+    pub max_height: u32,
+
+    /// Longest accepted source, in seconds (default 12 h).
+    #[arg(long, value_name = "SECONDS", default_value_t = 43_200.0)]
+    pub max_duration: f64,
+
+    /// Give up when reading or decoding makes no progress for this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub stall_timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct LocalArgs {
+    /// The source video or audio file.
+    pub input: PathBuf,
+
+    /// Output folder (created; must be empty): master.m3u8, one folder per rendition, manifest.json.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    #[command(flatten)]
+    pub encoding: EncodingArgs,
 
     /// Where the first content key is written (16 raw bytes, mode 0600); later key periods add
     /// `.k1`, `.k2`, ... Default: `<DIR>.key` beside the output folder, never inside it.
@@ -62,23 +99,61 @@ pub struct LocalArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub key_period_segments: Option<u32>,
 
-    /// Target segment length in seconds (default: the profile's, 6).
-    #[arg(long, value_name = "N")]
-    pub segment_seconds: Option<f64>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
 
-    /// Largest accepted source width.
-    #[arg(long, value_name = "PIXELS", default_value_t = 8192)]
-    pub max_width: u32,
+/// The Batch job's arguments: the job definition passes the first four (from the job's
+/// parameters); the rest come from the job definition's environment.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The content's tenant (the job may touch nothing of any other tenant).
+    #[arg(long)]
+    pub tenant: String,
 
-    /// Largest accepted source height.
-    #[arg(long, value_name = "PIXELS", default_value_t = 8192)]
-    pub max_height: u32,
+    /// The content item to transcode.
+    #[arg(long)]
+    pub content_id: String,
 
-    /// Longest accepted source, in seconds (default 12 h).
-    #[arg(long, value_name = "SECONDS", default_value_t = 43_200.0)]
-    pub max_duration: f64,
+    /// The uploaded source's key in the source bucket: source/{tenant}/{content_id}/original.
+    #[arg(long, value_name = "KEY")]
+    pub source_key: String,
 
-    /// Give up when reading or decoding makes no progress for this many seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
-    pub stall_timeout: u64,
+    #[command(flatten)]
+    pub encoding: EncodingArgs,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+
+    #[arg(long, env = "VAULTSTREAM_SOURCE_BUCKET", value_name = "BUCKET")]
+    pub source_bucket: String,
+
+    #[arg(long, env = "VAULTSTREAM_ORIGIN_BUCKET", value_name = "BUCKET")]
+    pub origin_bucket: String,
+
+    #[arg(long, env = "VAULTSTREAM_CONTENT_TABLE", value_name = "TABLE")]
+    pub content_table: String,
+
+    #[arg(long, env = "VAULTSTREAM_AUDIT_TABLE", value_name = "TABLE")]
+    pub audit_table: String,
+
+    /// Audit chains per tenant and day, as the functions are configured.
+    #[arg(long, env = "VAULTSTREAM_AUDIT_SHARDS", value_name = "N", default_value_t = 4)]
+    pub audit_shards: u16,
+
+    /// The content-key CMK (id, ARN or alias) new content keys are generated under.
+    #[arg(long, env = "VAULTSTREAM_CONTENT_KEY_ID", value_name = "KEY")]
+    pub content_key_id: String,
+
+    /// What a vCPU-second costs, in US dollars, for the job's cost estimate.
+    #[arg(long, env = "VAULTSTREAM_PRICE_PER_VCPU_SECOND", value_name = "USD", default_value_t = 0.0)]
+    pub price_per_vcpu_second: f64,
+
+    /// Where the source and the encrypted segments are kept while the job runs.
+    #[arg(long, env = "VAULTSTREAM_SCRATCH_DIR", value_name = "DIR", default_value_os_t = std::env::temp_dir())]
+    pub scratch_dir: PathBuf,
+
+    /// Objects uploaded to the origin at once.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub upload_concurrency: u32,
 }

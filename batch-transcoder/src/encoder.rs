@@ -3,8 +3,8 @@
 
 use std::ptr;
 
-use ffmpeg_next as ff;
 use ff::{codec, encoder, format::Pixel, Dictionary, Rational};
+use ffmpeg_next as ff;
 use serde::Serialize;
 use vaultstream::ladder::VideoCodec;
 
@@ -59,16 +59,11 @@ pub struct Selection {
 
 /// Picks the encoder for `codec`. `requested` is `auto` or an encoder name; `try_open` reports
 /// why a candidate cannot be used (absent from the FFmpeg build, no device, no driver, ...).
-pub fn select(
-    codec: VideoCodec,
-    requested: &str,
-    try_open: &mut dyn FnMut(&str) -> std::result::Result<(), String>,
-) -> Result<Selection> {
+pub fn select(codec: VideoCodec, requested: &str, try_open: &mut dyn FnMut(&str) -> std::result::Result<(), String>) -> Result<Selection> {
     let all = candidates(codec);
     if requested != "auto" {
-        try_open(requested).map_err(|reason| {
-            TranscodeError::Fatal(format!("the requested encoder {requested} cannot be used here: {reason}"))
-        })?;
+        try_open(requested)
+            .map_err(|reason| TranscodeError::Fatal(format!("the requested encoder {requested} cannot be used here: {reason}")))?;
         return Ok(Selection {
             codec: codec.as_str(),
             name: requested.to_string(),

@@ -1,5 +1,7 @@
 use thiserror::Error;
 
+pub use vaultstream::ErrorClass;
+
 /// Every way a transcode can end badly, each mapped to one exit code of the CLI contract.
 #[derive(Debug, Error)]
 pub enum TranscodeError {
@@ -33,6 +35,15 @@ impl TranscodeError {
         }
     }
 
+    /// What a caller should do about it: fix the input, retry, or get an operator.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            TranscodeError::Usage(_) | TranscodeError::InvalidInput(_) => ErrorClass::Client,
+            TranscodeError::Temporary(_) => ErrorClass::Retryable,
+            TranscodeError::Fatal(_) => ErrorClass::Fatal,
+        }
+    }
+
     /// Output I/O: a full disk may clear up; a permission problem will not.
     pub fn output(context: &str, err: std::io::Error) -> Self {
         match err.kind() {
@@ -57,3 +68,18 @@ impl From<vaultstream::Error> for TranscodeError {
 }
 
 pub type Result<T, E = TranscodeError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_worth_retrying_and_a_forbidden_folder_is_not() {
+        let full = TranscodeError::output("writing seg_00003.ts", std::io::Error::from(std::io::ErrorKind::StorageFull));
+        assert_eq!((full.exit_code(), full.class()), (EXIT_TEMPORARY, ErrorClass::Retryable));
+        let too_big = TranscodeError::output("writing seg_00003.ts", std::io::Error::from(std::io::ErrorKind::FileTooLarge));
+        assert_eq!(too_big.exit_code(), EXIT_TEMPORARY);
+        let denied = TranscodeError::output("writing seg_00003.ts", std::io::Error::from(std::io::ErrorKind::PermissionDenied));
+        assert_eq!((denied.exit_code(), denied.class()), (EXIT_FATAL, ErrorClass::Fatal));
+    }
+}

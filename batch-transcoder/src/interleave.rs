@@ -32,13 +32,8 @@ impl<T> Interleaver<T> {
         if blocked {
             return None;
         }
-        let stream = self
-            .queues
-            .iter()
-            .enumerate()
-            .filter_map(|(i, q)| q.front().map(|(dts, _)| (i, *dts)))
-            .min_by(|a, b| a.1.total_cmp(&b.1))?
-            .0;
+        let stream =
+            self.queues.iter().enumerate().filter_map(|(i, q)| q.front().map(|(dts, _)| (i, *dts))).min_by(|a, b| a.1.total_cmp(&b.1))?.0;
         self.queues[stream].pop_front().map(|(_, item)| (stream, item))
     }
 }

@@ -1,8 +1,9 @@
 //! Content keys for one transcode: key periods, key files and the URIs playlists name.
 //!
-//! Key `k0` is the one given with `--key-hex` (or a fresh random one); each later period
-//! (`--key-period-segments N`) gets a fresh random key. Every rendition asks for the key of a
-//! segment index, so all rungs switch keys at the same segment.
+//! Key `k0` is the one given with `--key-hex` (or a fresh random one, or in `run` mode the one
+//! KMS unwrapped); each later period (`--key-period-segments N`) gets a fresh random key. Every
+//! rendition asks for the key of a segment index, so all rungs switch keys at the same segment.
+//! `local` writes each key to a file it was asked for; `run` keeps keys in memory only.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -17,10 +18,19 @@ use crate::error::{Result, TranscodeError};
 
 pub const KEY_ID_PLACEHOLDER: &str = "{key_id}";
 
+/// Where keys are kept besides memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyStorage {
+    /// A key file (16 raw bytes, mode 0600); `None` until the default path is known.
+    File(Option<PathBuf>),
+    /// Nowhere: `run` mode, where KMS holds the wrapped key and nothing may touch disk.
+    MemoryOnly,
+}
+
 struct PeriodKey {
     id: KeyId,
     key: ContentKey,
-    file: PathBuf,
+    file: Option<PathBuf>,
 }
 
 /// What manifest.json records about a key: never the key itself.
@@ -29,13 +39,14 @@ pub struct KeyRecord {
     pub id: KeyId,
     pub first_segment: usize,
     pub uri: String,
-    pub file: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
 }
 
 pub struct KeyRing {
     keys: Mutex<Vec<PeriodKey>>,
     period_segments: Option<usize>,
-    base_file: PathBuf,
+    base_file: Option<PathBuf>,
     uri_template: Option<String>,
     /// The default URI: the key file's path relative to a rendition folder.
     relative_uri: String,
@@ -45,7 +56,7 @@ impl KeyRing {
     /// `out_dir` must already exist (it anchors the default relative URI).
     pub fn new(
         first: ContentKey,
-        key_file: PathBuf,
+        storage: KeyStorage,
         period_segments: Option<usize>,
         uri_template: Option<String>,
         out_dir: &Path,
@@ -57,35 +68,45 @@ impl KeyRing {
                 )));
             }
         }
-        let key_file = absolute(&key_file)?;
-        let key_dir_probe = out_dir.join("rendition");
-        let relative_uri = pathdiff::diff_paths(&key_file, &key_dir_probe)
-            .map(|p| p.to_string_lossy().replace('\\', "/"))
-            .ok_or_else(|| TranscodeError::Usage("cannot express the key file relative to the output folder; pass --key-uri".into()))?;
-        let ring = KeyRing {
-            keys: Mutex::new(Vec::new()),
-            period_segments,
-            base_file: key_file.clone(),
-            uri_template,
-            relative_uri,
+        let (base_file, relative_uri) = match storage {
+            KeyStorage::File(Some(file)) => {
+                let key_file = absolute(&file)?;
+                let key_dir_probe = out_dir.join("rendition");
+                let relative_uri =
+                    pathdiff::diff_paths(&key_file, &key_dir_probe).map(|p| p.to_string_lossy().replace('\\', "/")).ok_or_else(|| {
+                        TranscodeError::Usage("cannot express the key file relative to the output folder; pass --key-uri".into())
+                    })?;
+                (Some(key_file), relative_uri)
+            }
+            KeyStorage::File(None) => return Err(TranscodeError::Fatal("a key file was asked for without a path".into())),
+            KeyStorage::MemoryOnly => {
+                if uri_template.is_none() || period_segments.is_some() {
+                    return Err(TranscodeError::Fatal("keys kept in memory need a key URI template and a single key period".into()));
+                }
+                (None, String::new())
+            }
         };
-        ring.store(PeriodKey { id: KeyId::for_period(0), key: first, file: key_file })?;
+        let ring = KeyRing { keys: Mutex::new(Vec::new()), period_segments, base_file, uri_template, relative_uri };
+        ring.store(PeriodKey { id: KeyId::for_period(0), key: first, file: ring.file_for(0) })?;
         Ok(ring)
     }
 
     fn store(&self, period: PeriodKey) -> Result<()> {
-        write_key_file(&period.file, &period.key)?;
+        if let Some(file) = &period.file {
+            write_key_file(file, &period.key)?;
+        }
         self.keys.lock().map_err(|_| TranscodeError::Fatal("key ring lock poisoned".into()))?.push(period);
         Ok(())
     }
 
-    fn file_for(&self, period: usize) -> PathBuf {
+    fn file_for(&self, period: usize) -> Option<PathBuf> {
+        let base = self.base_file.as_ref()?;
         if period == 0 {
-            return self.base_file.clone();
+            return Some(base.clone());
         }
-        let mut name = self.base_file.as_os_str().to_owned();
+        let mut name = base.as_os_str().to_owned();
         name.push(format!(".{}", KeyId::for_period(period)));
-        PathBuf::from(name)
+        Some(PathBuf::from(name))
     }
 
     fn uri_for(&self, period: usize) -> String {
@@ -93,7 +114,7 @@ impl KeyRing {
         match &self.uri_template {
             Some(template) => template.replace(KEY_ID_PLACEHOLDER, id.as_str()),
             None => {
-                let file = self.file_for(period);
+                let file = self.file_for(period).unwrap_or_default();
                 let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 match self.relative_uri.rsplit_once('/') {
                     Some((dir, _)) => format!("{dir}/{name}"),
@@ -111,7 +132,9 @@ impl KeyRing {
             let next = keys.len();
             let key = ContentKey::generate()?;
             let file = self.file_for(next);
-            write_key_file(&file, &key)?;
+            if let Some(file) = &file {
+                write_key_file(file, &key)?;
+            }
             keys.push(PeriodKey { id: KeyId::for_period(next), key, file });
         }
         Ok((keys[period].key.clone(), self.uri_for(period)))
@@ -135,8 +158,8 @@ impl KeyRing {
 
     /// Removes every key file this run wrote (used when nothing gets published).
     pub fn discard(&self) {
-        for record in self.records() {
-            let _ = std::fs::remove_file(record.file);
+        for file in self.records().into_iter().filter_map(|r| r.file) {
+            let _ = std::fs::remove_file(file);
         }
     }
 }
@@ -168,7 +191,7 @@ mod tests {
         let out = dir.path().join("out");
         std::fs::create_dir(&out).unwrap();
         let key = ContentKey::from_hex("00112233445566778899aabbccddeeff").unwrap();
-        let ring = KeyRing::new(key.clone(), dir.path().join("out.key"), Some(2), None, &out).unwrap();
+        let ring = KeyRing::new(key.clone(), KeyStorage::File(Some(dir.path().join("out.key"))), Some(2), None, &out).unwrap();
         let (k0, uri0) = ring.for_segment(1).unwrap();
         assert_eq!(k0, key);
         assert_eq!(uri0, "../../out.key");
@@ -190,19 +213,36 @@ mod tests {
     fn templates_need_the_placeholder_with_periods() {
         let dir = tempfile::tempdir().unwrap();
         let key = ContentKey::generate().unwrap();
-        let err = KeyRing::new(key.clone(), dir.path().join("a.key"), Some(3), Some("https://k/x".into()), dir.path())
-            .err()
-            .unwrap();
+        let err =
+            KeyRing::new(key.clone(), KeyStorage::File(Some(dir.path().join("a.key"))), Some(3), Some("https://k/x".into()), dir.path())
+                .err()
+                .unwrap();
         assert!(err.to_string().contains("{key_id}"));
-        let ring = KeyRing::new(key, dir.path().join("b.key"), Some(3), Some("skd://c1/{key_id}".into()), dir.path()).unwrap();
+        let ring =
+            KeyRing::new(key, KeyStorage::File(Some(dir.path().join("b.key"))), Some(3), Some("skd://c1/{key_id}".into()), dir.path())
+                .unwrap();
         assert_eq!(ring.for_segment(7).unwrap().1, "skd://c1/k2");
+    }
+
+    #[test]
+    fn memory_only_keys_write_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = ContentKey::generate().unwrap();
+        let ring = KeyRing::new(key.clone(), KeyStorage::MemoryOnly, None, Some("key://{key_id}".into()), dir.path()).unwrap();
+        assert_eq!(ring.for_segment(40).unwrap(), (key, "key://k0".to_string()));
+        assert!(ring.records()[0].file.is_none());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing was written");
+        assert!(KeyRing::new(ContentKey::generate().unwrap(), KeyStorage::MemoryOnly, Some(2), Some("key://{key_id}".into()), dir.path())
+            .is_err());
     }
 
     #[test]
     fn existing_key_files_are_never_overwritten() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("x.key"), b"old").unwrap();
-        let err = KeyRing::new(ContentKey::generate().unwrap(), dir.path().join("x.key"), None, None, dir.path()).err().unwrap();
+        let err = KeyRing::new(ContentKey::generate().unwrap(), KeyStorage::File(Some(dir.path().join("x.key"))), None, None, dir.path())
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("refusing to overwrite"));
         assert_eq!(std::fs::read(dir.path().join("x.key")).unwrap(), b"old");
     }

@@ -1,22 +1,33 @@
 //! `vaultstream-transcode`: turns a video into an AES-128-encrypted adaptive-bitrate HLS ladder.
 //!
-//! The pipeline reads top to bottom as its modules: [`probe`] → ladder planning (in the
-//! `vaultstream` core) → decode and [`normalize`] → per-[`rendition`] scale and [`encoder`] →
-//! [`mux`] into segments cut by [`keyframes`] → encrypt with [`keys`] → [`publish`].
+//! The [`pipeline`] reads top to bottom as its modules: [`probe`] → [`plan`] → [`decode`] and
+//! [`normalize`] → [`fanout`] to each [`rendition`] (scale, [`encoder`], [`mux`] into segments cut
+//! by [`keyframes`], encrypt with [`keys`]) → collect → [`publish`]. `local` mode ([`job`]) works
+//! on files; `run` mode ([`run`]) is the AWS Batch job around the same pipeline: the source from
+//! S3 ([`source`]), the key from KMS, the output to a new version in the origin bucket
+//! ([`origin_upload`]), the content record moved along.
 
 mod cli;
+mod decode;
 mod encoder;
 mod error;
+mod fanout;
 mod interleave;
+mod job;
 mod keyframes;
 mod keys;
+mod manifest;
 mod mux;
 mod normalize;
+mod origin_upload;
 mod pipeline;
+mod plan;
 mod probe;
 mod progress;
 mod publish;
 mod rendition;
+mod run;
+mod source;
 mod thumbnails;
 mod watchdog;
 
@@ -70,15 +81,16 @@ fn run(cli: Cli) -> Result<(), TranscodeError> {
     check_cpu()?;
     ffmpeg_next::init().map_err(|e| TranscodeError::Fatal(format!("initialising FFmpeg: {e}")))?;
     match cli.command {
+        Command::Run(args) => run::run(args),
         Command::Local(args) => {
-            let job = pipeline::Job::from_args(args)?;
-            let (out_dir, manifest) = pipeline::run_local(job)?;
+            let job = job::Job::from_args(args)?;
+            let pipeline::LocalOutput { dir: out_dir, manifest, .. } = pipeline::run_local(job, None)?;
             let summary = serde_json::json!({
                 "status": manifest.status,
                 "reason": manifest.reason,
                 "master": out_dir.join("master.m3u8"),
                 "manifest": out_dir.join("manifest.json"),
-                "key_files": manifest.keys.iter().map(|k| &k.file).collect::<Vec<_>>(),
+                "key_files": manifest.keys.iter().filter_map(|k| k.file.as_ref()).collect::<Vec<_>>(),
                 "renditions": manifest.renditions.iter().map(|r| &r.name).collect::<Vec<_>>(),
                 "encoders": manifest.encoders.iter().map(|e| &e.name).collect::<Vec<_>>(),
                 "wall_seconds": manifest.figures.wall_seconds,

@@ -7,11 +7,13 @@
 use std::ffi::CString;
 use std::ptr;
 
-use ffmpeg_next as ff;
 use ff::ffi::*;
 use ff::packet::Mut as _;
 use ff::{Packet, Rational};
+use ffmpeg_next as ff;
 use vaultstream::ladder::Container;
+
+use crate::error::{Result, TranscodeError};
 
 pub struct StreamSpec {
     /// The opened encoder whose parameters describe the stream.
@@ -28,9 +30,9 @@ pub struct SegmentMuxer {
 // SAFETY: the muxer is owned and used by exactly one rendition worker thread.
 unsafe impl Send for SegmentMuxer {}
 
-fn check(what: &str, r: i32) -> Result<i32, String> {
+fn check(what: &str, r: i32) -> Result<i32> {
     if r < 0 {
-        Err(format!("{what}: {}", ff::Error::from(r)))
+        Err(TranscodeError::Fatal(format!("{what}: {}", ff::Error::from(r))))
     } else {
         Ok(r)
     }
@@ -39,12 +41,12 @@ fn check(what: &str, r: i32) -> Result<i32, String> {
 impl SegmentMuxer {
     /// Creates the muxer and writes its header. For fMP4 the header is the init section, returned
     /// as the second value.
-    pub fn new(container: Container, streams: &[StreamSpec]) -> Result<(Self, Option<Vec<u8>>), String> {
+    pub fn new(container: Container, streams: &[StreamSpec]) -> Result<(Self, Option<Vec<u8>>)> {
         let format = CString::new(match container {
             Container::Ts => "mpegts",
             Container::Fmp4 => "mp4",
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| TranscodeError::Fatal(e.to_string()))?;
         let mut ctx: *mut AVFormatContext = ptr::null_mut();
         // SAFETY: plain FFmpeg allocation calls; every pointer is checked before use and the
         // context is owned by the returned value (freed in Drop).
@@ -54,7 +56,7 @@ impl SegmentMuxer {
             for spec in streams {
                 let st = avformat_new_stream(ctx, ptr::null());
                 if st.is_null() {
-                    return Err("allocating a muxer stream".into());
+                    return Err(TranscodeError::Fatal("allocating a muxer stream".into()));
                 }
                 check("copying encoder parameters", avcodec_parameters_from_context((*st).codecpar, spec.encoder))?;
                 (*st).time_base = spec.time_base.into();
@@ -70,7 +72,10 @@ impl SegmentMuxer {
             check("opening the memory buffer", avio_open_dyn_buf(&mut (*ctx).pb))?;
             let mut options: *mut AVDictionary = ptr::null_mut();
             if container == Container::Fmp4 {
-                let (k, v) = (CString::new("movflags").unwrap_or_default(), CString::new("+frag_custom+empty_moov+default_base_moof+skip_trailer").unwrap_or_default());
+                let (k, v) = (
+                    CString::new("movflags").unwrap_or_default(),
+                    CString::new("+frag_custom+empty_moov+default_base_moof+skip_trailer").unwrap_or_default(),
+                );
                 av_dict_set(&mut options, k.as_ptr(), v.as_ptr(), 0);
             }
             let r = avformat_write_header(ctx, &mut options);
@@ -85,7 +90,7 @@ impl SegmentMuxer {
     }
 
     /// Writes one packet of stream `index` (timestamps in its encoder's time base).
-    pub fn write(&mut self, index: usize, packet: &mut Packet) -> Result<(), String> {
+    pub fn write(&mut self, index: usize, packet: &mut Packet) -> Result<()> {
         // SAFETY: `ctx` is valid while self lives and has `encoder_time_bases.len()` streams.
         unsafe {
             let st = *(*self.ctx).streams.add(index);
@@ -97,7 +102,7 @@ impl SegmentMuxer {
     }
 
     /// Ends the current segment and returns its bytes; the next packet starts a new one.
-    pub fn cut(&mut self) -> Result<Vec<u8>, String> {
+    pub fn cut(&mut self) -> Result<Vec<u8>> {
         // SAFETY: a null packet asks a muxer with AVFMT_ALLOW_FLUSH to flush buffered data.
         unsafe {
             check("flushing the segment", av_write_frame(self.ctx, ptr::null_mut()))?;
@@ -112,7 +117,7 @@ impl SegmentMuxer {
     }
 
     /// Writes the trailer and returns the last segment's bytes.
-    pub fn finish(&mut self) -> Result<Vec<u8>, String> {
+    pub fn finish(&mut self) -> Result<Vec<u8>> {
         // SAFETY: ctx is valid; callers write the trailer once, then Drop frees the context.
         unsafe {
             check("flushing the last segment", av_write_frame(self.ctx, ptr::null_mut()))?;
@@ -122,7 +127,7 @@ impl SegmentMuxer {
     }
 
     /// Moves everything written so far out of the memory buffer and opens a fresh one.
-    fn take(&mut self) -> Result<Vec<u8>, String> {
+    fn take(&mut self) -> Result<Vec<u8>> {
         // SAFETY: pb is a dynamic buffer opened by avio_open_dyn_buf; closing it hands us a
         // buffer of `len` bytes that we copy and free.
         unsafe {

@@ -2,8 +2,8 @@
 //! video upright, square-pixelled and at a constant frame rate; audio as 48 kHz stereo float
 //! planar in AAC-sized frames, padded or trimmed to stay in sync.
 
-use ffmpeg_next as ff;
 use ff::{filter, frame, Rational};
+use ffmpeg_next as ff;
 
 use crate::error::{Result, TranscodeError};
 use crate::probe::VideoSource;
@@ -49,11 +49,7 @@ impl VideoNormalizer {
         stream_time_base: Rational,
         fps: (u32, u32),
     ) -> Result<Self> {
-        let sar = if sample_aspect.numerator() > 0 && sample_aspect.denominator() > 0 {
-            sample_aspect
-        } else {
-            Rational::new(1, 1)
-        };
+        let sar = if sample_aspect.numerator() > 0 && sample_aspect.denominator() > 0 { sample_aspect } else { Rational::new(1, 1) };
         let args = format!(
             "video_size={}x{}:pix_fmt={}:time_base={}/{}:pixel_aspect={}/{}",
             source.width,
@@ -116,11 +112,7 @@ impl AudioNormalizer {
     /// `format`, `rate` and `layout` describe the decoder's output. Frames must arrive with
     /// timestamps in `1/rate` counted from the source's start, so audio and video share time zero.
     pub fn new(format: ff::format::Sample, rate: u32, layout: ff::ChannelLayout) -> Result<Self> {
-        let args = format!(
-            "time_base=1/{rate}:sample_rate={rate}:sample_fmt={}:channel_layout=0x{:x}",
-            format.name(),
-            layout.bits()
-        );
+        let args = format!("time_base=1/{rate}:sample_rate={rate}:sample_fmt={}:channel_layout=0x{:x}", format.name(), layout.bits());
         let chain = format!("aresample={AUDIO_RATE}:async=1:first_pts=0,aformat=sample_fmts=fltp:channel_layouts=stereo");
         let mut graph = build_graph("audio", ("abuffer", &args), "abuffersink", &chain)?;
         named(&mut graph, "out")?.sink().set_frame_size(AUDIO_FRAME);

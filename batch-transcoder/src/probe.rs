@@ -5,9 +5,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use ffmpeg_next as ff;
 use ff::format::context::Input;
 use ff::media::Type as Media;
+use ffmpeg_next as ff;
 use serde::Serialize;
 
 use crate::error::{Result, TranscodeError};
@@ -58,8 +58,7 @@ pub struct SourceInfo {
 
 /// Opens the source for demuxing; `abort` interrupts blocking I/O when the watchdog fires.
 pub fn open(path: &Path, abort: Arc<AtomicBool>) -> Result<(Input, u64)> {
-    let meta = std::fs::metadata(path)
-        .map_err(|e| TranscodeError::Usage(format!("cannot read input {}: {e}", path.display())))?;
+    let meta = std::fs::metadata(path).map_err(|e| TranscodeError::Usage(format!("cannot read input {}: {e}", path.display())))?;
     if !meta.is_file() && !is_fifo(&meta) {
         return Err(TranscodeError::Usage(format!("input {} is not a file", path.display())));
     }
@@ -132,8 +131,7 @@ pub fn inspect(input: &Input, size_bytes: u64, limits: &Limits) -> Result<Source
             continue;
         };
         let tb = stream.time_base();
-        let start = (stream.start_time() != ff::ffi::AV_NOPTS_VALUE)
-            .then(|| stream.start_time() as f64 * f64::from(tb));
+        let start = (stream.start_time() != ff::ffi::AV_NOPTS_VALUE).then(|| stream.start_time() as f64 * f64::from(tb));
         match medium {
             Media::Video if video.is_none() => {
                 let Ok(dec) = ctx.decoder().video() else {
@@ -182,12 +180,8 @@ pub fn inspect(input: &Input, size_bytes: u64, limits: &Limits) -> Result<Source
                     rejected.push(format!("audio stream {} declares no sample rate or channels", stream.index()));
                     continue;
                 }
-                audio = Some(AudioSource {
-                    index: stream.index(),
-                    codec: codec_name(id),
-                    sample_rate: dec.rate(),
-                    channels: dec.channels(),
-                });
+                audio =
+                    Some(AudioSource { index: stream.index(), codec: codec_name(id), sample_rate: dec.rate(), channels: dec.channels() });
                 starts.extend(start);
             }
             _ => {}

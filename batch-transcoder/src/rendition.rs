@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
-use ffmpeg_next as ff;
 use ff::software::scaling;
 use ff::{frame, Packet, Rational, Rescale};
+use ffmpeg_next as ff;
 use serde::Serialize;
 use vaultstream::codec_string;
 use vaultstream::hls::{Segment, SegmentKey};
@@ -15,6 +15,7 @@ use vaultstream::ladder::{Container, VideoCodec};
 use vaultstream::segment_cipher::{encrypt_segment_in_place, Iv};
 
 use crate::encoder::{self, VideoEncoder, VideoSettings};
+use crate::error::{Result, TranscodeError};
 use crate::interleave::Interleaver;
 use crate::keyframes::Timeline;
 use crate::keys::KeyRing;
@@ -79,11 +80,7 @@ impl RenditionOutput {
     pub fn playlist_segments(&self) -> Vec<Segment> {
         self.segments
             .iter()
-            .map(|s| Segment {
-                uri: s.uri.clone(),
-                duration: s.duration,
-                key: SegmentKey { uri: s.key_uri.clone(), iv: s.iv_bytes },
-            })
+            .map(|s| Segment { uri: s.uri.clone(), duration: s.duration, key: SegmentKey { uri: s.key_uri.clone(), iv: s.iv_bytes } })
             .collect()
     }
 }
@@ -117,13 +114,14 @@ struct Segmenter<'k> {
 }
 
 impl Segmenter<'_> {
-    fn accept(&mut self, stream: usize, is_video: bool, mut packet: Packet, time_base: Rational) -> Result<(), String> {
+    fn accept(&mut self, stream: usize, is_video: bool, mut packet: Packet, time_base: Rational) -> Result<()> {
         let seconds = |ts: Option<i64>| ts.map(|t| t as f64 * f64::from(time_base));
         let pts = seconds(packet.pts()).or(seconds(packet.dts())).unwrap_or(self.end_time);
         let duration = packet.duration() as f64 * f64::from(time_base);
         let cut_point = if self.cut_on_video { is_video && packet.is_key() } else { true };
         if is_video && self.video_codec_string.is_none() && packet.is_key() {
-            self.video_codec_string = packet.data().and_then(|d| codec_string::h264_from_annexb(d).or_else(|| codec_string::hevc_from_annexb(d)));
+            self.video_codec_string =
+                packet.data().and_then(|d| codec_string::h264_from_annexb(d).or_else(|| codec_string::hevc_from_annexb(d)));
         }
         if cut_point {
             let index = self.timeline.segment_index(pts);
@@ -141,28 +139,21 @@ impl Segmenter<'_> {
         self.muxer.write(stream, &mut packet)
     }
 
-    fn emit(&mut self, mut bytes: Vec<u8>, duration: f64) -> Result<(), String> {
+    fn emit(&mut self, mut bytes: Vec<u8>, duration: f64) -> Result<()> {
         let number = self.segments.len();
-        let (key, key_uri) = self.keys.for_segment(number).map_err(|e| e.to_string())?;
-        let iv = Iv::random().map_err(|e| e.to_string())?;
+        let (key, key_uri) = self.keys.for_segment(number)?;
+        let iv = Iv::random()?;
         encrypt_segment_in_place(&key, &iv, &mut bytes);
         let uri = format!("seg_{number:05}.{}", self.extension);
-        std::fs::write(self.plan_dir.join(&uri), &bytes).map_err(|e| format!("writing {uri}: {e}"))?;
-        self.segments.push(SegmentRecord {
-            uri,
-            duration,
-            bytes: bytes.len() as u64,
-            key_uri,
-            iv: iv.to_hls_attribute(),
-            iv_bytes: iv,
-        });
+        std::fs::write(self.plan_dir.join(&uri), &bytes).map_err(|e| TranscodeError::output(&format!("writing {uri}"), e))?;
+        self.segments.push(SegmentRecord { uri, duration, bytes: bytes.len() as u64, key_uri, iv: iv.to_hls_attribute(), iv_bytes: iv });
         Ok(())
     }
 }
 
 /// Runs one rendition to completion.
-pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: &Watchdog) -> Result<RenditionOutput, String> {
-    std::fs::create_dir_all(&plan.dir).map_err(|e| format!("creating {}: {e}", plan.dir.display()))?;
+pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: &Watchdog) -> Result<RenditionOutput> {
+    std::fs::create_dir_all(&plan.dir).map_err(|e| TranscodeError::output(&format!("creating {}", plan.dir.display()), e))?;
     let global_header = plan.container == Container::Fmp4;
 
     let mut video = match &plan.video {
@@ -171,7 +162,7 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
     };
     let mut audio = match plan.audio_kbps {
         Some(kbps) => {
-            let enc = encoder::open_aac(kbps, global_header).map_err(|e| e.to_string())?;
+            let enc = encoder::open_aac(kbps, global_header)?;
             let time_base = enc.time_base();
             Some(AudioPath { encoder: enc, time_base })
         }
@@ -188,7 +179,7 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
     let (muxer, init) = SegmentMuxer::new(plan.container, &specs)?;
     let (init_segment, init_codec) = match init {
         Some(bytes) => {
-            std::fs::write(plan.dir.join("init.mp4"), &bytes).map_err(|e| format!("writing init.mp4: {e}"))?;
+            std::fs::write(plan.dir.join("init.mp4"), &bytes).map_err(|e| TranscodeError::output("writing init.mp4", e))?;
             (Some("init.mp4".to_string()), codec_string::from_mp4_init(&bytes))
         }
         None => (None, None),
@@ -211,7 +202,7 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
     let mut interleaver: Interleaver<Packet> = Interleaver::new(stream_count);
     let time_bases: Vec<Rational> = specs.iter().map(|s| s.time_base).collect();
 
-    let drain = |interleaver: &mut Interleaver<Packet>, segmenter: &mut Segmenter| -> Result<(), String> {
+    let drain = |interleaver: &mut Interleaver<Packet>, segmenter: &mut Segmenter| -> Result<()> {
         while let Some((stream, packet)) = interleaver.pop() {
             segmenter.accept(stream, Some(stream) == video_stream, packet, time_bases[stream])?;
         }
@@ -223,14 +214,17 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
             Work::Video(frame) => {
                 if let (Some(v), Some(s)) = (video.as_mut(), video_stream) {
                     let prepared = prepare_frame(v, &frame, &plan.timeline)?;
-                    v.encoder.encoder.send_frame(&prepared).map_err(|e| format!("{}: encoding: {e}", v.encoder_name))?;
+                    v.encoder
+                        .encoder
+                        .send_frame(&prepared)
+                        .map_err(|e| TranscodeError::Fatal(format!("{}: encoding: {e}", v.encoder_name)))?;
                     v.frames += 1;
                     receive(&mut v.encoder.encoder, s, v.time_base, &mut interleaver)?;
                 }
             }
             Work::Audio(frame) => {
                 if let (Some(a), Some(s)) = (audio.as_mut(), audio_stream) {
-                    a.encoder.send_frame(&frame).map_err(|e| format!("aac: encoding: {e}"))?;
+                    a.encoder.send_frame(&frame).map_err(|e| TranscodeError::Fatal(format!("aac: encoding: {e}")))?;
                     receive(&mut a.encoder, s, a.time_base, &mut interleaver)?;
                 }
             }
@@ -241,19 +235,19 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
 
     // The decoder hung up: flush encoders, then whatever is still queued.
     if let (Some(v), Some(s)) = (video.as_mut(), video_stream) {
-        v.encoder.encoder.send_eof().map_err(|e| format!("flushing {}: {e}", v.encoder_name))?;
+        v.encoder.encoder.send_eof().map_err(|e| TranscodeError::Fatal(format!("flushing {}: {e}", v.encoder_name)))?;
         receive(&mut v.encoder.encoder, s, v.time_base, &mut interleaver)?;
         interleaver.close(s);
     }
     if let (Some(a), Some(s)) = (audio.as_mut(), audio_stream) {
-        a.encoder.send_eof().map_err(|e| format!("flushing aac: {e}"))?;
+        a.encoder.send_eof().map_err(|e| TranscodeError::Fatal(format!("flushing aac: {e}")))?;
         receive(&mut a.encoder, s, a.time_base, &mut interleaver)?;
         interleaver.close(s);
     }
     drain(&mut interleaver, &mut segmenter)?;
 
     let Some((_, start)) = segmenter.current else {
-        return Err("the encoder produced no packets".into());
+        return Err(TranscodeError::Fatal("the encoder produced no packets".into()));
     };
     let last_duration = segmenter.end_time - start;
     let tail = segmenter.muxer.finish()?;
@@ -279,11 +273,7 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
         (Some(v), None) => Some(fallback_codec_string(v.codec).to_string()),
         (_, c) => c,
     };
-    let codecs = video_codec
-        .into_iter()
-        .chain(audio.as_ref().map(|_| codec_string::AAC_LC.to_string()))
-        .collect::<Vec<_>>()
-        .join(",");
+    let codecs = video_codec.into_iter().chain(audio.as_ref().map(|_| codec_string::AAC_LC.to_string())).collect::<Vec<_>>().join(",");
 
     Ok(RenditionOutput {
         name: plan.name.clone(),
@@ -307,7 +297,7 @@ fn fallback_codec_string(codec: VideoCodec) -> &'static str {
     }
 }
 
-fn open_video_path(plan: &VideoPlan, global_header: bool) -> Result<VideoPath, String> {
+fn open_video_path(plan: &VideoPlan, global_header: bool) -> Result<VideoPath> {
     let mut settings = plan.settings.clone();
     settings.global_header = global_header;
     let (encoder, name) = match encoder::open_video(&plan.encoder, plan.codec, &plan.preset, &settings) {
@@ -315,10 +305,11 @@ fn open_video_path(plan: &VideoPlan, global_header: bool) -> Result<VideoPath, S
         Err(reason) => match &plan.fallback {
             Some(fallback) => {
                 tracing::warn!(encoder = %plan.encoder, %reason, %fallback, "hardware encoder failed to open for this rendition; using software");
-                let e = encoder::open_video(fallback, plan.codec, &plan.preset, &settings).map_err(|r| format!("{fallback}: {r}"))?;
+                let e = encoder::open_video(fallback, plan.codec, &plan.preset, &settings)
+                    .map_err(|r| TranscodeError::Fatal(format!("{fallback}: {r}")))?;
                 (e, fallback.clone())
             }
-            None => return Err(format!("{}: {reason}", plan.encoder)),
+            None => return Err(TranscodeError::Fatal(format!("{}: {reason}", plan.encoder))),
         },
     };
     let time_base = encoder.encoder.time_base();
@@ -335,7 +326,7 @@ fn open_video_path(plan: &VideoPlan, global_header: bool) -> Result<VideoPath, S
 
 /// Scales a shared normalized frame to this rendition, stamps its output index and forces an
 /// IDR where the timeline says a GOP or segment starts.
-fn prepare_frame(v: &mut VideoPath, input: &frame::Video, timeline: &Timeline) -> Result<frame::Video, String> {
+fn prepare_frame(v: &mut VideoPath, input: &frame::Video, timeline: &Timeline) -> Result<frame::Video> {
     let (width, height, format) = (v.encoder.encoder.width(), v.encoder.encoder.height(), v.encoder.input_format);
     let mut out = if input.width() == width && input.height() == height && input.format() == format {
         let mut shared = frame::Video::empty();
@@ -343,7 +334,7 @@ fn prepare_frame(v: &mut VideoPath, input: &frame::Video, timeline: &Timeline) -
         // the fields we change afterwards (pts, pict_type) live in the new AVFrame only.
         let r = unsafe { ff::ffi::av_frame_ref(shared.as_mut_ptr(), input.as_ptr()) };
         if r < 0 {
-            return Err(format!("referencing a frame: {}", ff::Error::from(r)));
+            return Err(TranscodeError::Fatal(format!("referencing a frame: {}", ff::Error::from(r))));
         }
         shared
     } else {
@@ -351,11 +342,11 @@ fn prepare_frame(v: &mut VideoPath, input: &frame::Video, timeline: &Timeline) -
             Some(s) if s.input().format == input.format() && s.input().width == input.width() && s.input().height == input.height() => s,
             slot => slot.insert(
                 scaling::Context::get(input.format(), input.width(), input.height(), format, width, height, scaling::Flags::BICUBIC)
-                    .map_err(|e| format!("creating the scaler: {e}"))?,
+                    .map_err(|e| TranscodeError::Fatal(format!("creating the scaler: {e}")))?,
             ),
         };
         let mut scaled = frame::Video::new(format, width, height);
-        scaler.run(input, &mut scaled).map_err(|e| format!("scaling: {e}"))?;
+        scaler.run(input, &mut scaled).map_err(|e| TranscodeError::Fatal(format!("scaling: {e}")))?;
         scaled
     };
     let index = input.pts().unwrap_or(0);
@@ -364,18 +355,13 @@ fn prepare_frame(v: &mut VideoPath, input: &frame::Video, timeline: &Timeline) -
     out.set_pts(Some(index));
     out.set_kind(if timeline.is_keyframe(index, first) { ff::picture::Type::I } else { ff::picture::Type::None });
     match &v.encoder.upload {
-        Some(upload) => upload.upload(&out).map_err(|e| e.to_string()),
+        Some(upload) => upload.upload(&out),
         None => Ok(out),
     }
 }
 
 /// Moves every packet the encoder has ready into the interleaver.
-fn receive(
-    encoder: &mut ff::encoder::Encoder,
-    stream: usize,
-    time_base: Rational,
-    interleaver: &mut Interleaver<Packet>,
-) -> Result<(), String> {
+fn receive(encoder: &mut ff::encoder::Encoder, stream: usize, time_base: Rational, interleaver: &mut Interleaver<Packet>) -> Result<()> {
     loop {
         let mut packet = Packet::empty();
         match encoder.receive_packet(&mut packet) {
@@ -385,7 +371,7 @@ fn receive(
             }
             Err(ff::Error::Eof) => return Ok(()),
             Err(ff::Error::Other { errno }) if errno == libc::EAGAIN => return Ok(()),
-            Err(e) => return Err(format!("receiving encoded packets: {e}")),
+            Err(e) => return Err(TranscodeError::Fatal(format!("receiving encoded packets: {e}"))),
         }
     }
 }

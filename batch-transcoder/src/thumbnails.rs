@@ -4,10 +4,12 @@ use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 
-use ffmpeg_next as ff;
 use ff::software::scaling;
 use ff::{codec, encoder, format::Pixel, frame, Packet, Rational};
+use ffmpeg_next as ff;
 use serde::Serialize;
+
+use crate::error::{Result, TranscodeError};
 
 pub const THUMBNAIL_INTERVAL: f64 = 10.0;
 pub const THUMBNAIL_WIDTH: u32 = 320;
@@ -58,15 +60,17 @@ pub struct Pictures {
     pub thumbnails: Vec<Thumbnail>,
 }
 
-fn encode_jpeg(input: &frame::Video, width: u32, height: u32) -> Result<Vec<u8>, String> {
-    let mut scaler = scaling::Context::get(input.format(), input.width(), input.height(), Pixel::YUVJ420P, width, height, scaling::Flags::BICUBIC)
-        .map_err(|e| format!("thumbnail scaler: {e}"))?;
+fn encode_jpeg(input: &frame::Video, width: u32, height: u32) -> Result<Vec<u8>> {
+    let fatal = |what: &str, e: ff::Error| TranscodeError::Fatal(format!("{what}: {e}"));
+    let mut scaler =
+        scaling::Context::get(input.format(), input.width(), input.height(), Pixel::YUVJ420P, width, height, scaling::Flags::BICUBIC)
+            .map_err(|e| fatal("thumbnail scaler", e))?;
     let mut scaled = frame::Video::new(Pixel::YUVJ420P, width, height);
-    scaler.run(input, &mut scaled).map_err(|e| format!("thumbnail scaling: {e}"))?;
+    scaler.run(input, &mut scaled).map_err(|e| fatal("thumbnail scaling", e))?;
     scaled.set_pts(Some(0));
 
-    let mjpeg = encoder::find_by_name("mjpeg").ok_or("this FFmpeg build has no mjpeg encoder")?;
-    let mut enc = codec::Context::new_with_codec(mjpeg).encoder().video().map_err(|e| e.to_string())?;
+    let mjpeg = encoder::find_by_name("mjpeg").ok_or_else(|| TranscodeError::Fatal("this FFmpeg build has no mjpeg encoder".into()))?;
+    let mut enc = codec::Context::new_with_codec(mjpeg).encoder().video().map_err(|e| fatal("mjpeg encoder", e))?;
     enc.set_width(width);
     enc.set_height(height);
     enc.set_format(Pixel::YUVJ420P);
@@ -76,33 +80,33 @@ fn encode_jpeg(input: &frame::Video, width: u32, height: u32) -> Result<Vec<u8>,
     enc.set_global_quality(3 * ff::ffi::FF_QP2LAMBDA);
     enc.set_qmin(2);
     enc.set_qmax(5);
-    let mut enc = enc.open_as(mjpeg).map_err(|e| format!("opening mjpeg: {e}"))?;
+    let mut enc = enc.open_as(mjpeg).map_err(|e| fatal("opening mjpeg", e))?;
     // SAFETY: the quality field is read by the mjpeg encoder for this frame only.
     unsafe { (*scaled.as_mut_ptr()).quality = 3 * ff::ffi::FF_QP2LAMBDA };
-    enc.send_frame(&scaled).map_err(|e| format!("encoding jpeg: {e}"))?;
-    enc.send_eof().map_err(|e| format!("encoding jpeg: {e}"))?;
+    enc.send_frame(&scaled).map_err(|e| fatal("encoding jpeg", e))?;
+    enc.send_eof().map_err(|e| fatal("encoding jpeg", e))?;
     let mut packet = Packet::empty();
-    enc.receive_packet(&mut packet).map_err(|e| format!("encoding jpeg: {e}"))?;
+    enc.receive_packet(&mut packet).map_err(|e| fatal("encoding jpeg", e))?;
     Ok(packet.data().unwrap_or_default().to_vec())
 }
 
 /// Writes `poster.jpg` (at `poster_size`) and `thumbnails/thumb_NNNNN.jpg` into `dir`.
-pub fn run(dir: PathBuf, poster_size: (u32, u32), shots: Receiver<Shot>) -> Result<Pictures, String> {
+pub fn run(dir: PathBuf, poster_size: (u32, u32), shots: Receiver<Shot>) -> Result<Pictures> {
     let thumbs_dir = dir.join("thumbnails");
-    std::fs::create_dir_all(&thumbs_dir).map_err(|e| format!("creating {}: {e}", thumbs_dir.display()))?;
+    std::fs::create_dir_all(&thumbs_dir).map_err(|e| TranscodeError::output(&format!("creating {}", thumbs_dir.display()), e))?;
     let mut pictures = Pictures::default();
     for shot in shots.iter() {
         match shot {
             Shot::Poster(frame) => {
                 let jpeg = encode_jpeg(&frame, poster_size.0, poster_size.1)?;
-                std::fs::write(dir.join("poster.jpg"), jpeg).map_err(|e| format!("writing poster.jpg: {e}"))?;
+                std::fs::write(dir.join("poster.jpg"), jpeg).map_err(|e| TranscodeError::output("writing poster.jpg", e))?;
                 pictures.poster = Some("poster.jpg".into());
             }
             Shot::Thumbnail { index, time, frame } => {
                 let height = vaultstream::ladder::even(f64::from(THUMBNAIL_WIDTH) * f64::from(frame.height()) / f64::from(frame.width()));
                 let jpeg = encode_jpeg(&frame, THUMBNAIL_WIDTH, height)?;
                 let uri = format!("thumbnails/thumb_{index:05}.jpg");
-                std::fs::write(dir.join(&uri), jpeg).map_err(|e| format!("writing {uri}: {e}"))?;
+                std::fs::write(dir.join(&uri), jpeg).map_err(|e| TranscodeError::output(&format!("writing {uri}"), e))?;
                 pictures.thumbnails.push(Thumbnail { uri, time });
             }
         }

@@ -16,8 +16,14 @@ fn ladder_plays_in_ffmpeg_with_every_source_frame_and_aligned_idrs() {
     let master = t.read("master.m3u8");
     assert!(master.contains("#EXT-X-INDEPENDENT-SEGMENTS"), "{master}");
     for (name, w, h) in [("720p", 1280, 720), ("480p", 854, 480), ("360p", 640, 360)] {
-        let line = master.lines().find(|l| l.starts_with("#EXT-X-STREAM-INF") && l.contains(&format!("RESOLUTION={w}x{h}"))).unwrap_or_else(|| panic!("{name} missing: {master}"));
-        assert!(line.contains("AVERAGE-BANDWIDTH=") && line.contains("FRAME-RATE=30") && line.contains("mp4a.40.2") && line.contains("avc1.64"), "{line}");
+        let line = master
+            .lines()
+            .find(|l| l.starts_with("#EXT-X-STREAM-INF") && l.contains(&format!("RESOLUTION={w}x{h}")))
+            .unwrap_or_else(|| panic!("{name} missing: {master}"));
+        assert!(
+            line.contains("AVERAGE-BANDWIDTH=") && line.contains("FRAME-RATE=30") && line.contains("mp4a.40.2") && line.contains("avc1.64"),
+            "{line}"
+        );
     }
     assert!(!master.contains("1080p"), "a 720p source must not be upscaled: {master}");
 
@@ -84,7 +90,11 @@ fn a_raw_segment_is_not_decodable_without_the_key() {
 fn key_periods_rotate_keys_and_still_play() {
     let dir = tempfile::tempdir().unwrap();
     let src = clip(dir.path(), "src.mp4", 640, 360, 30, 6, true);
-    let t = transcode_ok(dir.path(), &src, &["--segment-seconds", "2", "--key-period-segments", "1", "--key-hex", "00112233445566778899aabbccddeeff"]);
+    let t = transcode_ok(
+        dir.path(),
+        &src,
+        &["--segment-seconds", "2", "--key-period-segments", "1", "--key-hex", "00112233445566778899aabbccddeeff"],
+    );
     assert_eq!(t.key_hex(), "00112233445566778899aabbccddeeff");
     let playlist = t.read("360p/index.m3u8");
     let segs = segments(&playlist);
@@ -188,7 +198,9 @@ fn thumbnails_and_poster_come_from_the_same_pass() {
     let src = clip(dir.path(), "src.mp4", 640, 360, 30, 12, false);
     let t = transcode_ok(dir.path(), &src, &[]);
     for (file, dims) in [("poster.jpg", "640,360"), ("thumbnails/thumb_00000.jpg", "320,180"), ("thumbnails/thumb_00001.jpg", "320,180")] {
-        let out = ok(Command::new("ffprobe").args(["-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0"]).arg(t.out.join(file)));
+        let out = ok(Command::new("ffprobe")
+            .args(["-v", "error", "-show_entries", "stream=codec_name,width,height", "-of", "csv=p=0"])
+            .arg(t.out.join(file)));
         assert_eq!(out.trim(), format!("mjpeg,{dims}"), "{file}");
     }
     assert!(!t.out.join("thumbnails/thumb_00002.jpg").exists());
@@ -200,12 +212,8 @@ fn progress_is_json_lines_when_not_a_terminal() {
     let dir = tempfile::tempdir().unwrap();
     let src = clip(dir.path(), "src.mp4", 320, 180, 25, 2, true);
     let t = transcode_ok(dir.path(), &src, &[]);
-    let progress: Vec<serde_json::Value> = t
-        .stderr()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["event"] == "progress")
-        .collect();
+    let progress: Vec<serde_json::Value> =
+        t.stderr().lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).filter(|v| v["event"] == "progress").collect();
     assert!(!progress.is_empty(), "{}", t.stderr());
     assert!(progress.iter().all(|p| p["duration_seconds"].is_number()));
     let summary: serde_json::Value = serde_json::from_slice(&t.output.stdout).unwrap();
@@ -305,6 +313,35 @@ fn a_stalled_input_ends_with_a_retryable_error() {
     drop(writer);
 }
 
+/// Writing a segment fails for a reason every rendition shares (here a file-size limit standing in
+/// for a full disk, which a test cannot arrange without privileges): the job is retryable, and
+/// nothing is published partial.
+#[test]
+fn a_failed_segment_write_is_retryable_and_publishes_nothing() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let src = clip(dir.path(), "src.mp4", 640, 360, 25, 3, true);
+    let (out, key_file) = (dir.path().join("out"), dir.path().join("out.key"));
+    let mut cmd = Command::new(BIN);
+    cmd.arg("local").arg(&src).arg("--out").arg(&out).arg("--key-file").arg(&key_file).args(["--segment-seconds", "2"]);
+    // SAFETY: between fork and exec only async-signal-safe calls: setrlimit and signal.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit { rlim_cur: 64 * 1024, rlim_max: 64 * 1024 };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Without this the kernel ends the process with SIGXFSZ instead of failing the write.
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let t = Transcode { out, key_file, output: run(&mut cmd) };
+    assert_eq!(t.code(), 75, "{}", t.stderr());
+    assert!(t.stderr().contains("writing seg_") || t.stderr().contains("writing init"), "{}", t.stderr());
+    assert_nothing_published(&t);
+}
+
 fn chosen_encoder(t: &Transcode) -> serde_json::Value {
     t.manifest()["encoders"][0].clone()
 }
@@ -353,7 +390,8 @@ fn usage_errors_exit_2_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let src = clip(dir.path(), "src.mp4", 320, 180, 25, 1, false);
     let bad_profile = dir.path().join("bad.json");
-    std::fs::write(&bad_profile, r#"{"name":"p","rungs":[{"name":"a","width":640,"height":361,"video_kbps":800,"audio_kbps":64}]}"#).unwrap();
+    std::fs::write(&bad_profile, r#"{"name":"p","rungs":[{"name":"a","width":640,"height":361,"video_kbps":800,"audio_kbps":64}]}"#)
+        .unwrap();
     let cases: Vec<(Vec<String>, &str)> = vec![
         (vec!["--profile".into(), bad_profile.display().to_string()], "rungs[0].height"),
         (vec!["--profile".into(), "no-such-profile".into()], "not a built-in profile"),

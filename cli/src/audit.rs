@@ -43,7 +43,7 @@ pub fn run(cmd: AuditCmd) -> Result<(), Failure> {
     let reports = runtime.block_on(async {
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let client = aws_sdk_dynamodb::Client::new(&config);
-        vaultstream::audit::verify_day(&client, &table, &tenant, &day, shards).await
+        vaultstream::aws::ledger::verify_day(&client, &table, &tenant, &day, shards).await
     });
     let reports = reports.map_err(|e| Failure::Other(anyhow!("cannot read the ledger: {e}")))?;
     let mut broken = 0;

@@ -22,14 +22,16 @@ pub struct BootstrapArgs {
 }
 
 pub fn run(args: BootstrapArgs) -> Result<(), Failure> {
-    vaultstream::bootstrap::validate_prefix(&args.prefix).map_err(|e| Failure::Usage(format!("--prefix: {e}")))?;
+    vaultstream_cli::provision::validate_prefix(&args.prefix).map_err(|e| Failure::Usage(format!("--prefix: {e}")))?;
     if std::env::var_os("AWS_ENDPOINT_URL").is_none_or(|v| v.is_empty()) {
-        return Err(Failure::Usage("bootstrap provisions an emulator: set AWS_ENDPOINT_URL (deploy to AWS with infra/cdk or infra/terraform)".into()));
+        return Err(Failure::Usage(
+            "bootstrap provisions an emulator: set AWS_ENDPOINT_URL (deploy to AWS with infra/cdk or infra/terraform)".into(),
+        ));
     }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let outputs = runtime.block_on(async {
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        vaultstream::bootstrap::provision(&vaultstream::bootstrap::Clients::from_sdk_config(&config), &args.prefix).await
+        vaultstream_cli::provision::provision(&vaultstream_cli::provision::Clients::from_sdk_config(&config), &args.prefix).await
     });
     let outputs = outputs.map_err(anyhow::Error::from)?;
     let json = serde_json::to_string_pretty(&outputs).context("rendering the outputs")?;

@@ -49,13 +49,21 @@ pub struct SignArgs {
 /// Epoch seconds, RFC 3339, `YYYY-MM-DDTHH:MM:SS` (UTC) or `YYYY-MM-DD` (midnight UTC).
 pub fn parse_time(option: &str, text: &str) -> Result<u64, Failure> {
     let text = text.trim();
-    let bad = || Failure::Usage(format!("--{option}: {text:?} is not epoch seconds or an ISO 8601 date/time (e.g. 2027-01-01 or 2027-01-01T12:00:00Z)"));
+    let bad = || {
+        Failure::Usage(format!(
+            "--{option}: {text:?} is not epoch seconds or an ISO 8601 date/time (e.g. 2027-01-01 or 2027-01-01T12:00:00Z)"
+        ))
+    };
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         return text.parse().map_err(|_| bad());
     }
     let parsed = OffsetDateTime::parse(text, &Rfc3339)
         .ok()
-        .or_else(|| PrimitiveDateTime::parse(text, format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]")).ok().map(|t| t.assume_utc()))
+        .or_else(|| {
+            PrimitiveDateTime::parse(text, format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"))
+                .ok()
+                .map(|t| t.assume_utc())
+        })
         .or_else(|| Date::parse(text, format_description!("[year]-[month]-[day]")).ok().map(|d| d.midnight().assume_utc()))
         .ok_or_else(bad)?;
     u64::try_from(parsed.unix_timestamp()).map_err(|_| bad())

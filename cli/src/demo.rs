@@ -22,10 +22,7 @@ fn transcoder() -> Result<PathBuf> {
     if sibling.exists() {
         return Ok(sibling);
     }
-    bail!(
-        "vaultstream-transcode is not next to {} ; build the workspace first: cargo build --release --workspace --bins",
-        here.display()
-    )
+    bail!("vaultstream-transcode is not next to {} ; build the workspace first: cargo build --release --workspace --bins", here.display())
 }
 
 fn run(cmd: &mut Command, what: &str) -> Result<std::process::Output> {
@@ -73,7 +70,10 @@ pub fn demo(parent: &Path, seconds: u32) -> Result<()> {
     eprintln!("3/3 checking playback: FFmpeg fetches the key, decrypts and decodes every rendition");
     let master = hls.join("master.m3u8");
     run(
-        Command::new("ffmpeg").args(["-v", "error", "-allowed_extensions", "ALL", "-i"]).arg(&master).args(["-map", "0", "-f", "null", "-"]),
+        Command::new("ffmpeg")
+            .args(["-v", "error", "-allowed_extensions", "ALL", "-i"])
+            .arg(&master)
+            .args(["-map", "0", "-f", "null", "-"]),
         "ffmpeg (playback check)",
     )?;
     let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(hls.join("manifest.json"))?)?;
@@ -90,4 +90,3 @@ pub fn demo(parent: &Path, seconds: u32) -> Result<()> {
     println!("Play it:  ffplay -allowed_extensions ALL {}", master.display());
     Ok(())
 }
-

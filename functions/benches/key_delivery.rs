@@ -1,75 +1,23 @@
-//! Key-delivery handler time in process, AWS calls stubbed by in-memory ports (catalog, KMS,
-//! revocations, and an audit sink that still hashes and chains every record). Prints p50/p99
+//! Key-delivery handler time in process, AWS calls replaced by the in-memory adapters (catalog,
+//! key vault, revocations, and a ledger that still hashes and chains every record). Prints p50/p99
 //! over many requests beside the reference: a handler that only builds the same 16-byte
 //! `no-store` response. Goal: p99 ≤ 1 ms.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
-use async_trait::async_trait;
 use hdrhistogram::Histogram;
 use lambda_http::{Body, Request, Response};
 use vaultstream::access::key_delivery::KeyDeliveryService;
-use vaultstream::audit::{AuditError, AuditEvent, AuditRecord, AuditSink, ChainId};
-use vaultstream::catalog::{CatalogError, ContentCatalog, ContentRecord, ContentStatus};
-use vaultstream::content_keys::{KeyVault, KeyVaultError, WrappedKey};
-use vaultstream::identity::SessionRevocations;
+use vaultstream::catalog::{ContentRecord, ContentStatus};
+use vaultstream::content_keys::KeyVault;
 use vaultstream::ids::{ContentId, SessionId, TenantId};
+use vaultstream::memory::{MemoryCatalog, MemoryKeyVault, MemoryLedger, MemorySessions};
 use vaultstream::service_secret::ServiceSecret;
 use vaultstream::session_token::{Delivery, TokenClaims, TokenKind, TokenSigner};
-use vaultstream::{ContentKey, KeyId};
-use vaultstream_functions::runtime::HttpFunction;
+use vaultstream::KeyId;
 use vaultstream_functions::handlers::key_delivery::KeyDelivery;
-
-struct Catalog(ContentRecord);
-#[async_trait]
-impl ContentCatalog for Catalog {
-    async fn get(&self, _: &TenantId, _: &ContentId) -> Result<Option<ContentRecord>, CatalogError> {
-        Ok(Some(self.0.clone()))
-    }
-    async fn create(&self, _: &ContentRecord) -> Result<(), CatalogError> {
-        Ok(())
-    }
-}
-
-struct Vault;
-#[async_trait]
-impl KeyVault for Vault {
-    async fn generate(&self, _: &TenantId, _: &ContentId) -> Result<(ContentKey, WrappedKey), KeyVaultError> {
-        unreachable!()
-    }
-    async fn decrypt(&self, _: &TenantId, _: &ContentId, _: &WrappedKey) -> Result<ContentKey, KeyVaultError> {
-        Ok(ContentKey::from_bytes([7; 16]))
-    }
-}
-
-struct Live;
-#[async_trait]
-impl SessionRevocations for Live {
-    async fn is_revoked(&self, _: &TenantId, _: &SessionId) -> Result<bool, String> {
-        Ok(false)
-    }
-    async fn revoke(&self, _: &TenantId, _: &SessionId, _: u64) -> Result<(), String> {
-        Ok(())
-    }
-}
-
-/// Chains records in memory exactly as the ledger does, minus the network.
-#[derive(Default)]
-struct MemoryLedger(Mutex<HashMap<String, (u64, String)>>);
-#[async_trait]
-impl AuditSink for MemoryLedger {
-    async fn append(&self, event: AuditEvent) -> Result<AuditRecord, AuditError> {
-        let (time, day) = vaultstream::audit::ledger::now_rfc3339_millis();
-        let chain = ChainId { tenant: event.tenant.clone(), day, shard: 0 };
-        let mut heads = self.0.lock().unwrap();
-        let head = heads.entry(chain.to_string()).or_insert_with(|| (0, chain.genesis_hash()));
-        let record = AuditRecord::new(chain, head.0 + 1, time, event, head.1.clone());
-        *head = (record.seq, record.hash.clone());
-        Ok(record)
-    }
-}
+use vaultstream_functions::runtime::HttpFunction;
 
 fn request(token: &str) -> Request {
     let event = serde_json::json!({
@@ -93,18 +41,29 @@ fn main() {
     let tokens = Arc::new(TokenSigner::new(&secret));
     let tenant = TenantId::parse("acme").unwrap();
     let content = ContentId::parse("movie1").unwrap();
-    let record = ContentRecord { tenant: tenant.clone(), content_id: content.clone(), status: ContentStatus::Ready, title: "m".into(), keys: [(KeyId::for_period(0), WrappedKey::new(vec![9; 184]))].into() };
+    let vault = Arc::new(MemoryKeyVault::new());
+    let (_, wrapped) = rt.block_on(vault.generate(&tenant, &content)).unwrap();
+    let mut record = ContentRecord::new(tenant.clone(), content.clone(), ContentStatus::Ready, "m");
+    record.keys.insert(KeyId::for_period(0), wrapped);
     let service = KeyDeliveryService {
         tokens: tokens.clone(),
-        revocations: Arc::new(Live),
-        catalog: Arc::new(Catalog(record)),
-        vault: Arc::new(Vault),
-        audit: Arc::new(MemoryLedger::default()),
+        revocations: Arc::new(MemorySessions::new()),
+        catalog: Arc::new(MemoryCatalog::with([record])),
+        vault,
+        audit: Arc::new(MemoryLedger::new()),
         secret,
     };
     let handler = KeyDelivery { service, authenticator: None };
     let expires_at = vaultstream_functions::http::now() + 3600;
-    let token = tokens.mint(&TokenClaims { kind: TokenKind::Key, tenant, content, session: SessionId::parse("s1").unwrap(), key_id: Some(KeyId::for_period(0)), delivery: Delivery::Raw, expires_at });
+    let token = tokens.mint(&TokenClaims {
+        kind: TokenKind::Key,
+        tenant,
+        content,
+        session: SessionId::parse("s1").unwrap(),
+        key_id: Some(KeyId::for_period(0)),
+        delivery: Delivery::Raw,
+        expires_at,
+    });
     let iterations: usize = std::env::var("ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
 
     let (mut ours, mut theirs) = (Histogram::<u64>::new(3).unwrap(), Histogram::<u64>::new(3).unwrap());
@@ -126,7 +85,17 @@ fn main() {
         }
     }
     let us = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
-    println!("key_delivery handler: p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs over {iterations} requests", us(&ours, 0.5), us(&ours, 0.99), ours.max() as f64 / 1000.0);
+    println!(
+        "key_delivery handler: p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs over {iterations} requests",
+        us(&ours, 0.5),
+        us(&ours, 0.99),
+        ours.max() as f64 / 1000.0
+    );
     println!("reference (response only): p50 {:.1} µs, p99 {:.1} µs", us(&theirs, 0.5), us(&theirs, 0.99));
-    println!("RESULT key_delivery_p99_us={:.1} reference_p99_us={:.1} goal_p99_us=1000 meets_goal={}", us(&ours, 0.99), us(&theirs, 0.99), us(&ours, 0.99) <= 1000.0);
+    println!(
+        "RESULT key_delivery_p99_us={:.1} reference_p99_us={:.1} goal_p99_us=1000 meets_goal={}",
+        us(&ours, 0.99),
+        us(&theirs, 0.99),
+        us(&ours, 0.99) <= 1000.0
+    );
 }

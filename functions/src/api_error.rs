@@ -46,7 +46,9 @@ impl ApiError {
     pub fn from_core(err: &vaultstream::Error) -> Self {
         match err.class() {
             vaultstream::ErrorClass::Client => ApiError::new(Status::BadRequest, "invalid_request", err.to_string()),
-            vaultstream::ErrorClass::Retryable => ApiError::new(Status::Unavailable, "try_again", "a dependency is unavailable; retry shortly"),
+            vaultstream::ErrorClass::Retryable => {
+                ApiError::new(Status::Unavailable, "try_again", "a dependency is unavailable; retry shortly")
+            }
             vaultstream::ErrorClass::Fatal => ApiError::new(Status::Internal, "internal_error", "something went wrong on our side"),
         }
     }
@@ -59,6 +61,8 @@ impl ApiError {
             403 => Status::Forbidden,
             404 => Status::NotFound,
             409 => Status::Conflict,
+            413 => Status::PayloadTooLarge,
+            415 => Status::UnsupportedMediaType,
             503 => Status::Unavailable,
             _ => Status::Internal,
         };

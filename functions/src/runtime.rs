@@ -18,7 +18,7 @@ pub trait HttpFunction: Sized + Send + Sync + 'static {
 pub async fn serve<F: HttpFunction>() -> Result<(), Error> {
     crate::logging::init();
     let env = Env::from_process();
-    let function = Arc::new(F::from_env(&env, &Aws::from_env(&env).await).await?);
+    let function = Arc::new(F::from_env(&env, &crate::wiring::aws(&env).await).await?);
     lambda_http::run(service_fn(move |request: Request| {
         let function = Arc::clone(&function);
         async move { Ok::<_, Error>(function.handle(request).await) }

@@ -3,36 +3,24 @@
 
 use std::sync::Arc;
 
-use vaultstream::audit::{AuditSink, DynamoLedger};
-use vaultstream::catalog::DynamoCatalog;
-use vaultstream::cdn::{HashAlgorithm, KmsPolicySigner, PemPolicySigner, PolicySigner, TenantHosts};
-use vaultstream::identity::{Authenticator, DynamoApiTokens, DynamoSessions, FileJwks, HttpJwks, JwksCache, JwtSettings, JwtVerifier};
+use vaultstream::audit::AuditSink;
+use vaultstream::aws::{DynamoApiTokens, DynamoCatalog, DynamoLedger, DynamoSessions, KmsPolicySigner};
+use vaultstream::cdn::{HashAlgorithm, PemPolicySigner, PolicySigner, TenantHosts};
+use vaultstream::identity::{Authenticator, FileJwks, HttpJwks, JwksCache, JwtSettings, JwtVerifier};
 use vaultstream::service_secret::ServiceSecret;
 use vaultstream::session_token::TokenSigner;
 use zeroize::Zeroizing;
 
 use crate::env::{ConfigError, Env};
 
-/// The AWS clients, configured from the standard chain (`AWS_ENDPOINT_URL` points them at an
-/// emulator; S3 then uses path-style addressing).
-#[derive(Clone)]
-pub struct Aws {
-    pub dynamodb: aws_sdk_dynamodb::Client,
-    pub kms: aws_sdk_kms::Client,
-    pub s3: aws_sdk_s3::Client,
-    pub secrets: aws_sdk_secretsmanager::Client,
-}
+/// The AWS clients every function builds once (`vaultstream::aws::Clients`).
+pub type Aws = vaultstream::aws::Clients;
 
-impl Aws {
-    pub async fn from_env(env: &Env) -> Self {
-        let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Self::from_sdk_config(&shared, env.optional("AWS_ENDPOINT_URL").is_some())
-    }
-
-    pub fn from_sdk_config(shared: &aws_config::SdkConfig, path_style: bool) -> Self {
-        let s3 = aws_sdk_s3::config::Builder::from(shared).force_path_style(path_style).build();
-        Aws { dynamodb: aws_sdk_dynamodb::Client::new(shared), kms: aws_sdk_kms::Client::new(shared), s3: aws_sdk_s3::Client::from_conf(s3), secrets: aws_sdk_secretsmanager::Client::new(shared) }
-    }
+/// Clients from the standard chain; `AWS_ENDPOINT_URL` points them at an emulator, where S3 uses
+/// path-style addressing.
+pub async fn aws(env: &Env) -> Aws {
+    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    Aws::from_sdk_config(&shared, env.optional("AWS_ENDPOINT_URL").is_some())
 }
 
 /// The root token secret: from Secrets Manager (`VAULTSTREAM_SERVICE_SECRET_ARN`, how deployments
@@ -43,7 +31,9 @@ pub async fn service_secret(env: &Env, aws: &Aws) -> Result<Arc<ServiceSecret>, 
     const ARN: &str = "VAULTSTREAM_SERVICE_SECRET_ARN";
     let (name, hex) = match (env.optional(ARN), env.optional(INLINE)) {
         (Some(arn), _) => {
-            let found = aws.secrets.get_secret_value().secret_id(arn).send().await.map_err(|e| ConfigError::new(ARN, format!("could not be read: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(&e))))?;
+            let found = aws.secrets.get_secret_value().secret_id(arn).send().await.map_err(|e| {
+                ConfigError::new(ARN, format!("could not be read: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(&e)))
+            })?;
             let value = found.secret_string().ok_or_else(|| ConfigError::new(ARN, "names a secret without a string value"))?;
             (ARN, Zeroizing::new(value.trim().to_string()))
         }
@@ -84,7 +74,10 @@ pub fn tenant_hosts(env: &Env, secret: &ServiceSecret) -> Result<Arc<TenantHosts
     if scheme != "https" && scheme != "http" {
         return Err(ConfigError::new("VAULTSTREAM_CDN_SCHEME", "must be https or http"));
     }
-    let port = env.optional("VAULTSTREAM_CDN_PORT").map(|p| p.parse::<u16>().map_err(|_| ConfigError::new("VAULTSTREAM_CDN_PORT", "is not a port number"))).transpose()?;
+    let port = env
+        .optional("VAULTSTREAM_CDN_PORT")
+        .map(|p| p.parse::<u16>().map_err(|_| ConfigError::new("VAULTSTREAM_CDN_PORT", "is not a port number")))
+        .transpose()?;
     Ok(Arc::new(TenantHosts::new(secret, domain).with_origin(scheme, port)))
 }
 
@@ -93,13 +86,16 @@ pub fn tenant_hosts(env: &Env, secret: &ServiceSecret) -> Result<Arc<TenantHosts
 pub async fn policy_signer(env: &Env, aws: &Aws) -> Result<Arc<dyn PolicySigner>, ConfigError> {
     let key_pair_id = env.required("VAULTSTREAM_CLOUDFRONT_KEY_PAIR_ID")?;
     if let Some(kms_key) = env.optional("VAULTSTREAM_CLOUDFRONT_KMS_KEY_ID") {
-        let signer = KmsPolicySigner::connect(aws.kms.clone(), kms_key, key_pair_id).await.map_err(|e| ConfigError::new("VAULTSTREAM_CLOUDFRONT_KMS_KEY_ID", e.to_string()))?;
+        let signer = KmsPolicySigner::connect(aws.kms.clone(), kms_key, key_pair_id)
+            .await
+            .map_err(|e| ConfigError::new("VAULTSTREAM_CLOUDFRONT_KMS_KEY_ID", e.to_string()))?;
         return Ok(Arc::new(signer));
     }
     const FILE: &str = "VAULTSTREAM_CLOUDFRONT_PRIVATE_KEY_FILE";
     let path = env.optional(FILE).ok_or_else(|| ConfigError::new(FILE, "is not set (nor VAULTSTREAM_CLOUDFRONT_KMS_KEY_ID)"))?;
     let pem = Zeroizing::new(std::fs::read(path).map_err(|e| ConfigError::new(FILE, format!("{path}: {e}")))?);
-    let hash = HashAlgorithm::parse(env.optional("VAULTSTREAM_CLOUDFRONT_HASH_ALGORITHM").unwrap_or("SHA1")).map_err(|e| ConfigError::new("VAULTSTREAM_CLOUDFRONT_HASH_ALGORITHM", e.to_string()))?;
+    let hash = HashAlgorithm::parse(env.optional("VAULTSTREAM_CLOUDFRONT_HASH_ALGORITHM").unwrap_or("SHA1"))
+        .map_err(|e| ConfigError::new("VAULTSTREAM_CLOUDFRONT_HASH_ALGORITHM", e.to_string()))?;
     let signer = PemPolicySigner::from_pem(&pem, key_pair_id, hash).map_err(|e| ConfigError::new(FILE, e.to_string()))?;
     Ok(Arc::new(signer))
 }
@@ -126,4 +122,9 @@ pub fn jwt_verifier(env: &Env) -> Result<JwtVerifier, ConfigError> {
 pub fn authenticator(env: &Env, aws: &Aws) -> Result<Authenticator, ConfigError> {
     let tokens = Arc::new(DynamoApiTokens::new(aws.dynamodb.clone(), env.required("VAULTSTREAM_TOKENS_TABLE")?));
     Ok(Authenticator { jwt: jwt_verifier(env)?, api_tokens: tokens })
+}
+
+/// A bucket, table, queue or bus name from its variable.
+pub fn name(env: &Env, variable: &str) -> Result<String, ConfigError> {
+    Ok(env.required(variable)?.to_string())
 }

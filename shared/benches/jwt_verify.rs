@@ -21,8 +21,14 @@ fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let rsa = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap().private_key_to_pem_pkcs8().unwrap();
-    let ec = PKey::from_ec_key(EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap()).unwrap().private_key_to_pem_pkcs8().unwrap();
-    let keys = [(Algorithm::RS256, EncodingKey::from_rsa_pem(&rsa).unwrap(), "r"), (Algorithm::ES256, EncodingKey::from_ec_pem(&ec).unwrap(), "e")];
+    let ec = PKey::from_ec_key(EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap())
+        .unwrap()
+        .private_key_to_pem_pkcs8()
+        .unwrap();
+    let keys = [
+        (Algorithm::RS256, EncodingKey::from_rsa_pem(&rsa).unwrap(), "r"),
+        (Algorithm::ES256, EncodingKey::from_ec_pem(&ec).unwrap(), "e"),
+    ];
     let jwks = JwkSet {
         keys: keys
             .iter()
@@ -61,7 +67,9 @@ fn bench(c: &mut Criterion) {
         let mut validation = Validation::new(alg);
         validation.set_audience(&["aud"]);
         validation.set_issuer(&["iss"]);
-        group.bench_function(format!("{name}/jsonwebtoken"), |b| b.iter(|| jsonwebtoken::decode::<serde_json::Value>(&token, &decoding, &validation).unwrap()));
+        group.bench_function(format!("{name}/jsonwebtoken"), |b| {
+            b.iter(|| jsonwebtoken::decode::<serde_json::Value>(&token, &decoding, &validation).unwrap())
+        });
     }
     group.finish();
 }

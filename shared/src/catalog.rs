@@ -1,20 +1,23 @@
-//! Content records: status, and the KMS ciphertext of each content key (never the key itself).
+//! Content records and the port that stores them. A record is the one place a title's state
+//! lives: what the creator declared, where its upload is, which job works on it, what was
+//! published, and the KMS ciphertext of its keys (never the keys themselves).
 //!
-//! DynamoDB layout: `pk` = `TENANT#{tenant}`, `sk` = `CONTENT#{content_id}`. Every lookup is
-//! keyed by the caller's own tenant, so another tenant's content is simply absent.
+//! Every lookup is keyed by the caller's own tenant, so another tenant's content is simply absent.
+//! Changes are conditional ([`Expect`] + [`Patch`]): the rules in [`crate::ingest`] name each
+//! transition as the state it expects and what it sets, and the adapters apply that atomically,
+//! so a duplicate event, a stale job or a rerun can never move a record backwards.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
 use crate::content_keys::WrappedKey;
-use crate::ids::{ContentId, TenantId};
+use crate::ids::{ContentId, TenantId, VersionId};
 use crate::KeyId;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ContentStatus {
     AwaitingUpload,
@@ -47,6 +50,11 @@ impl ContentStatus {
     pub fn is_playable(self) -> bool {
         matches!(self, ContentStatus::Ready | ContentStatus::Partial)
     }
+
+    /// Nothing moves a record out of these states (a new upload is a new content item).
+    pub fn is_final(self) -> bool {
+        matches!(self, ContentStatus::Ready | ContentStatus::Partial | ContentStatus::Failed | ContentStatus::FailedInvalid)
+    }
 }
 
 impl fmt::Display for ContentStatus {
@@ -55,14 +63,232 @@ impl fmt::Display for ContentStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the creator declared before uploading, and where the upload goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceFile {
+    pub filename: String,
+    pub content_type: String,
+    pub size_bytes: u64,
+    /// `source/{tenant}/{content_id}/original` in the source bucket.
+    pub key: String,
+}
+
+/// How the source is being uploaded: one presigned PUT, or a multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum UploadPlan {
+    Put,
+    Multipart { upload_id: String, part_size: u64, parts: u32 },
+}
+
+/// The Batch job currently responsible for the content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRef {
+    pub id: String,
+    pub queue: String,
+}
+
+/// A published rendition, as the status API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rendition {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    pub bandwidth: u64,
+    pub codecs: String,
+}
+
+/// Why content could not be published, in words the creator can act on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub code: String,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        Failure { code: code.to_string(), message: message.into() }
+    }
+}
+
+/// What one transcode job cost: wall and CPU time, how fast, with what, how much it wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobFigures {
+    pub wall_seconds: f64,
+    pub cpu_seconds: f64,
+    pub realtime_factor: Option<f64>,
+    pub encoder: String,
+    pub output_bytes: u64,
+    /// CPU seconds times the configured price per vCPU-second, in US dollars.
+    pub estimated_cost_usd: f64,
+}
+
+/// Where the published files are: `{tenant}/{content_id}/{version}/` in the origin bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Publication {
+    pub version: VersionId,
+    pub renditions: Vec<Rendition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<f64>,
+    /// Relative to the version folder (`poster.jpg`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poster: Option<String>,
+    #[serde(default)]
+    pub thumbnails: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct ContentRecord {
     pub tenant: TenantId,
     pub content_id: ContentId,
     pub status: ContentStatus,
     pub title: String,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    /// The encoding profile (`default`, `hevc-4k`, `av1-archive`).
+    pub profile: String,
+    pub source: Option<SourceFile>,
+    pub upload: Option<UploadPlan>,
+    /// The ETag of the uploaded object dispatch accepted; the transcoder reads exactly that object.
+    pub source_etag: Option<String>,
+    /// The SQS message that claimed the dispatch, so its redelivery (and only it) may resume.
+    pub dispatch_claim: Option<String>,
+    pub job: Option<JobRef>,
+    /// Transcode attempts started so far (resubmissions included).
+    pub attempts: u32,
+    /// Percent of the source transcoded by the running job.
+    pub progress: Option<f64>,
+    pub publication: Option<Publication>,
+    pub failure: Option<Failure>,
+    pub figures: Option<JobFigures>,
     /// KMS ciphertext blobs, bound to `{tenant, content_id}` by the encryption context.
     pub keys: BTreeMap<KeyId, WrappedKey>,
+}
+
+impl ContentRecord {
+    /// A record with only its identity, status and title set.
+    pub fn new(tenant: TenantId, content_id: ContentId, status: ContentStatus, title: impl Into<String>) -> Self {
+        ContentRecord {
+            tenant,
+            content_id,
+            status,
+            title: title.into(),
+            created_at: String::new(),
+            profile: "default".into(),
+            source: None,
+            upload: None,
+            source_etag: None,
+            dispatch_claim: None,
+            job: None,
+            attempts: 0,
+            progress: None,
+            publication: None,
+            failure: None,
+            figures: None,
+            keys: BTreeMap::new(),
+        }
+    }
+}
+
+/// What a conditional change expects to find. Every field left `None` is not checked.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Expect {
+    /// The record's status is one of these (when not empty).
+    pub status_in: Vec<ContentStatus>,
+    /// `Some(None)`: no ETag recorded yet; `Some(Some(e))`: exactly `e`.
+    pub source_etag: Option<Option<String>>,
+    pub dispatch_claim: Option<Option<String>>,
+    /// `Some(None)`: no job recorded; `Some(Some(id))`: that job.
+    pub job_id: Option<Option<String>>,
+    pub attempts: Option<u32>,
+}
+
+impl Expect {
+    pub fn status(statuses: &[ContentStatus]) -> Self {
+        Expect { status_in: statuses.to_vec(), ..Default::default() }
+    }
+
+    /// Whether `record` satisfies every expectation (what the adapters' conditions express).
+    pub fn holds_for(&self, record: &ContentRecord) -> bool {
+        (self.status_in.is_empty() || self.status_in.contains(&record.status))
+            && self.source_etag.as_ref().is_none_or(|e| *e == record.source_etag)
+            && self.dispatch_claim.as_ref().is_none_or(|c| *c == record.dispatch_claim)
+            && self.job_id.as_ref().is_none_or(|j| j.as_deref() == record.job.as_ref().map(|j| j.id.as_str()))
+            && self.attempts.is_none_or(|a| a == record.attempts)
+    }
+}
+
+/// What a change sets. `None` leaves a field alone; for optional fields `Some(None)` removes it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Patch {
+    pub status: Option<ContentStatus>,
+    pub source_etag: Option<String>,
+    pub dispatch_claim: Option<String>,
+    pub job: Option<Option<JobRef>>,
+    pub attempts: Option<u32>,
+    pub progress: Option<Option<f64>>,
+    pub publication: Option<Publication>,
+    pub failure: Option<Option<Failure>>,
+    pub figures: Option<JobFigures>,
+}
+
+impl Patch {
+    /// Applies the change to an in-memory copy (what the adapters' update expressions do).
+    pub fn apply_to(&self, record: &mut ContentRecord) {
+        if let Some(s) = self.status {
+            record.status = s;
+        }
+        if let Some(e) = &self.source_etag {
+            record.source_etag = Some(e.clone());
+        }
+        if let Some(c) = &self.dispatch_claim {
+            record.dispatch_claim = Some(c.clone());
+        }
+        if let Some(j) = &self.job {
+            record.job = j.clone();
+        }
+        if let Some(a) = self.attempts {
+            record.attempts = a;
+        }
+        if let Some(p) = self.progress {
+            record.progress = p;
+        }
+        if let Some(p) = &self.publication {
+            record.publication = Some(p.clone());
+        }
+        if let Some(f) = &self.failure {
+            record.failure = f.clone();
+        }
+        if let Some(f) = &self.figures {
+            record.figures = Some(f.clone());
+        }
+    }
+}
+
+/// An idempotent create: the same key with the same request finds the content it made before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyClaim {
+    /// SHA-256 (hex) of the client's `Idempotency-Key`.
+    pub key_hash: String,
+    /// SHA-256 (hex) of the request body it came with.
+    pub request_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created {
+    New,
+    /// The key was used before with the same request: this is the content it created.
+    Existing(Box<ContentRecord>),
+}
+
+/// One page of a tenant's titles, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub items: Vec<ContentRecord>,
+    /// Where the next page starts (the last item's id), when there may be more.
+    pub next_after: Option<ContentId>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +297,12 @@ pub enum CatalogError {
     Unavailable(String),
     #[error("content {0} already exists")]
     AlreadyExists(ContentId),
+    /// The idempotency key was used before with a different request.
+    #[error("the idempotency key was already used for a different request")]
+    IdempotencyConflict,
+    /// The record is absent or not in the state the change expected.
+    #[error("content {0} is not in the expected state")]
+    Precondition(ContentId),
     #[error("stored content record is unreadable: {0}")]
     Corrupt(String),
 }
@@ -78,61 +310,19 @@ pub enum CatalogError {
 #[async_trait]
 pub trait ContentCatalog: Send + Sync {
     async fn get(&self, tenant: &TenantId, content: &ContentId) -> Result<Option<ContentRecord>, CatalogError>;
-    /// Creates a record; never overwrites one.
-    async fn create(&self, record: &ContentRecord) -> Result<(), CatalogError>;
-}
-
-pub struct DynamoCatalog {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
-}
-
-impl DynamoCatalog {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        DynamoCatalog { client, table: table.into() }
-    }
-
-    fn key(tenant: &TenantId, content: &ContentId) -> [(String, AttributeValue); 2] {
-        [("pk".into(), AttributeValue::S(format!("TENANT#{tenant}"))), ("sk".into(), AttributeValue::S(format!("CONTENT#{content}")))]
-    }
-}
-
-fn unavailable<E: std::error::Error + 'static>(e: E) -> CatalogError {
-    CatalogError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
-}
-
-#[async_trait]
-impl ContentCatalog for DynamoCatalog {
-    async fn get(&self, tenant: &TenantId, content: &ContentId) -> Result<Option<ContentRecord>, CatalogError> {
-        let out = self.client.get_item().table_name(&self.table).set_key(Some(HashMap::from(Self::key(tenant, content)))).send().await.map_err(unavailable)?;
-        let Some(item) = out.item else { return Ok(None) };
-        let corrupt = |what: &str| CatalogError::Corrupt(format!("content {content}: {what}"));
-        let status = item.get("status").and_then(|v| v.as_s().ok()).and_then(|s| ContentStatus::parse(s)).ok_or_else(|| corrupt("bad status"))?;
-        let title = item.get("title").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-        let mut keys = BTreeMap::new();
-        if let Some(AttributeValue::M(map)) = item.get("keys") {
-            for (id, blob) in map {
-                let id = KeyId::try_from(id.clone()).map_err(|_| corrupt("bad key id"))?;
-                let blob = blob.as_b().map_err(|_| corrupt("key blob is not binary"))?;
-                keys.insert(id, WrappedKey::new(blob.as_ref().to_vec()));
-            }
-        }
-        Ok(Some(ContentRecord { tenant: tenant.clone(), content_id: content.clone(), status, title, keys }))
-    }
-
-    async fn create(&self, record: &ContentRecord) -> Result<(), CatalogError> {
-        let mut item = HashMap::from(Self::key(&record.tenant, &record.content_id));
-        item.insert("status".into(), AttributeValue::S(record.status.as_str().into()));
-        item.insert("title".into(), AttributeValue::S(record.title.clone()));
-        item.insert("tenant".into(), AttributeValue::S(record.tenant.to_string()));
-        item.insert("content_id".into(), AttributeValue::S(record.content_id.to_string()));
-        let keys = record.keys.iter().map(|(id, blob)| (id.to_string(), AttributeValue::B(blob.as_bytes().to_vec().into()))).collect();
-        item.insert("keys".into(), AttributeValue::M(keys));
-        let result = self.client.put_item().table_name(&self.table).set_item(Some(item)).condition_expression("attribute_not_exists(pk)").send().await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Err(CatalogError::AlreadyExists(record.content_id.clone())),
-            Err(e) => Err(unavailable(e)),
-        }
-    }
+    /// Creates a record; never overwrites one. With a claim, creates it only if the key is new.
+    async fn create(&self, record: &ContentRecord, idempotency: Option<&IdempotencyClaim>) -> Result<Created, CatalogError>;
+    /// The tenant's titles, newest first, starting after `after`.
+    async fn list(&self, tenant: &TenantId, limit: u32, after: Option<&ContentId>) -> Result<Page, CatalogError>;
+    /// Applies `patch` if the record exists and `expect` holds, atomically; returns the result.
+    async fn update(&self, tenant: &TenantId, content: &ContentId, expect: &Expect, patch: &Patch) -> Result<ContentRecord, CatalogError>;
+    /// Stores a key's blob unless one is already stored under that id; returns the stored blob,
+    /// so concurrent runs of a transcode all end up with the same key.
+    async fn put_key_if_absent(
+        &self,
+        tenant: &TenantId,
+        content: &ContentId,
+        key_id: &KeyId,
+        wrapped: &WrappedKey,
+    ) -> Result<WrappedKey, CatalogError>;
 }

@@ -32,11 +32,7 @@ impl ContentKey {
         let digits = trimmed.strip_prefix("0x").unwrap_or(trimmed);
         let mut bytes = [0u8; KEY_LEN];
         hex::decode_to_slice(digits, &mut bytes).map_err(|_| {
-            Error::InvalidKey(format!(
-                "expected {} hex digits (a 128-bit key), got {} characters",
-                KEY_LEN * 2,
-                digits.len()
-            ))
+            Error::InvalidKey(format!("expected {} hex digits (a 128-bit key), got {} characters", KEY_LEN * 2, digits.len()))
         })?;
         Ok(ContentKey(bytes))
     }
@@ -74,15 +70,11 @@ impl TryFrom<String> for KeyId {
     type Error = Error;
 
     fn try_from(value: String) -> Result<Self, Error> {
-        let ok = !value.is_empty()
-            && value.len() <= 64
-            && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let ok = !value.is_empty() && value.len() <= 64 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if ok {
             Ok(KeyId(value))
         } else {
-            Err(Error::InvalidKey(format!(
-                "key id {value:?} must be 1-64 characters of A-Z, a-z, 0-9, '-' or '_'"
-            )))
+            Err(Error::InvalidKey(format!("key id {value:?} must be 1-64 characters of A-Z, a-z, 0-9, '-' or '_'")))
         }
     }
 }

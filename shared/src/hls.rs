@@ -102,11 +102,7 @@ mod tests {
     use super::*;
 
     fn seg(i: usize, d: f64) -> Segment {
-        Segment {
-            uri: format!("seg_{i:05}.ts"),
-            duration: d,
-            key: SegmentKey { uri: "../key.bin".into(), iv: Iv([i as u8; 16]) },
-        }
+        Segment { uri: format!("seg_{i:05}.ts"), duration: d, key: SegmentKey { uri: "../key.bin".into(), iv: Iv([i as u8; 16]) } }
     }
 
     #[test]

@@ -83,6 +83,11 @@ id_type!(
     "session id"
 );
 id_type!(
+    /// A published version of a content item (`v` + a time-ordered id), one folder in the origin.
+    VersionId,
+    "version id"
+);
+id_type!(
     /// A rendition folder name (`720p`, `audio`), as the transcoder writes it.
     RenditionName,
     "rendition name"
@@ -95,6 +100,14 @@ impl TenantId {
 
     pub fn unauthenticated() -> Self {
         TenantId(Self::UNAUTHENTICATED.to_string())
+    }
+
+    /// The ledger for pipeline decisions about events that name no valid tenant (an object
+    /// written outside the source layout, a malformed message).
+    pub const SYSTEM: &'static str = "_system";
+
+    pub fn system() -> Self {
+        TenantId(Self::SYSTEM.to_string())
     }
 }
 

@@ -86,16 +86,7 @@ fn default_gop_seconds() -> f64 {
 pub const BUILT_IN_PROFILES: [&str; 3] = ["default", "hevc-4k", "av1-archive"];
 
 fn rung(name: &str, width: u32, height: u32, codec: VideoCodec, video_kbps: u32, audio_kbps: u32) -> Rung {
-    Rung {
-        name: name.into(),
-        width,
-        height,
-        codec,
-        video_kbps,
-        max_kbps: None,
-        audio_kbps,
-        encoder_options: BTreeMap::new(),
-    }
+    Rung { name: name.into(), width, height, codec, video_kbps, max_kbps: None, audio_kbps, encoder_options: BTreeMap::new() }
 }
 
 fn h264_ladder() -> Vec<Rung> {
@@ -154,18 +145,12 @@ impl Profile {
             return Err(Error::profile("name", "must not be empty"));
         }
         if !(1.0..=30.0).contains(&self.segment_seconds) {
-            return Err(Error::profile(
-                "segment_seconds",
-                format!("{} is out of range (expected 1 to 30)", self.segment_seconds),
-            ));
+            return Err(Error::profile("segment_seconds", format!("{} is out of range (expected 1 to 30)", self.segment_seconds)));
         }
         if !(0.5..=10.0).contains(&self.gop_seconds) || self.gop_seconds > self.segment_seconds {
             return Err(Error::profile(
                 "gop_seconds",
-                format!(
-                    "{} is out of range (expected 0.5 to 10, and at most segment_seconds)",
-                    self.gop_seconds
-                ),
+                format!("{} is out of range (expected 0.5 to 10, and at most segment_seconds)", self.gop_seconds),
             ));
         }
         if self.rungs.is_empty() || self.rungs.len() > 12 {
@@ -198,7 +183,10 @@ impl Profile {
             }
             if let Some(max) = r.max_kbps {
                 if max < r.video_kbps || max > 400_000 {
-                    return Err(Error::profile(field("max_kbps"), format!("{max} must be at least video_kbps ({}) and at most 400000", r.video_kbps)));
+                    return Err(Error::profile(
+                        field("max_kbps"),
+                        format!("{max} must be at least video_kbps ({}) and at most 400000", r.video_kbps),
+                    ));
                 }
             }
             if !(16..=512).contains(&r.audio_kbps) {
@@ -259,10 +247,7 @@ pub fn plan_video(profile: &Profile, source: SourceGeometry) -> Ladder {
         if factor > 1.0 + 1e-9 && i != lowest {
             dropped.push(DroppedRung {
                 name: r.name.clone(),
-                reason: format!(
-                    "{}x{} would upscale the {}x{} source",
-                    box_w, box_h, source.width, source.height
-                ),
+                reason: format!("{}x{} would upscale the {}x{} source", box_w, box_h, source.width, source.height),
             });
             continue;
         }
@@ -270,10 +255,7 @@ pub fn plan_video(profile: &Profile, source: SourceGeometry) -> Ladder {
         let width = even(f64::from(source.width) * factor).min(box_w.max(2));
         let height = even(f64::from(source.height) * factor).min(box_h.max(2));
         if renditions.iter().any(|p| p.width == width && p.height == height && p.rung.codec == r.codec) {
-            dropped.push(DroppedRung {
-                name: r.name.clone(),
-                reason: format!("same {width}x{height} size as a larger rung"),
-            });
+            dropped.push(DroppedRung { name: r.name.clone(), reason: format!("same {width}x{height} size as a larger rung") });
             continue;
         }
         renditions.push(PlannedRung { rung: r.clone(), width, height });
@@ -291,17 +273,7 @@ pub fn audio_only_kbps(profile: &Profile) -> u32 {
     profile.rungs.iter().map(|r| r.audio_kbps).max().unwrap_or(128)
 }
 
-const STANDARD_RATES: [(u32, u32); 9] = [
-    (24000, 1001),
-    (24, 1),
-    (25, 1),
-    (30000, 1001),
-    (30, 1),
-    (48, 1),
-    (50, 1),
-    (60000, 1001),
-    (60, 1),
-];
+const STANDARD_RATES: [(u32, u32); 9] = [(24000, 1001), (24, 1), (25, 1), (30000, 1001), (30, 1), (48, 1), (50, 1), (60000, 1001), (60, 1)];
 
 /// Chooses the constant output frame rate (as a fraction) for a possibly variable-rate source.
 ///
@@ -320,11 +292,8 @@ pub fn output_frame_rate(average: Option<(u32, u32)>, nominal: Option<(u32, u32)
         fps /= 2.0;
         exact = (exact.0, exact.1 * 2);
     }
-    let nearest = STANDARD_RATES
-        .iter()
-        .copied()
-        .min_by(|a, b| (as_f(*a) - fps).abs().total_cmp(&(as_f(*b) - fps).abs()))
-        .unwrap_or((30, 1));
+    let nearest =
+        STANDARD_RATES.iter().copied().min_by(|a, b| (as_f(*a) - fps).abs().total_cmp(&(as_f(*b) - fps).abs())).unwrap_or((30, 1));
     if (as_f(nearest) - fps).abs() / fps <= 0.03 {
         nearest
     } else if exact.1 <= 1001 && exact.0 <= 60_000 {
@@ -336,7 +305,11 @@ pub fn output_frame_rate(average: Option<(u32, u32)>, nominal: Option<(u32, u32)
 }
 
 fn gcd(a: u32, b: u32) -> u32 {
-    if b == 0 { a.max(1) } else { gcd(b, a % b) }
+    if b == 0 {
+        a.max(1)
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 #[cfg(test)]
@@ -356,12 +329,7 @@ mod tests {
         let l = plan_video(&default(), SourceGeometry { width: 1920, height: 1080 });
         assert_eq!(
             sizes(&l),
-            vec![
-                ("1080p".into(), 1920, 1080),
-                ("720p".into(), 1280, 720),
-                ("480p".into(), 854, 480),
-                ("360p".into(), 640, 360)
-            ]
+            vec![("1080p".into(), 1920, 1080), ("720p".into(), 1280, 720), ("480p".into(), 854, 480), ("360p".into(), 640, 360)]
         );
         assert!(l.dropped.is_empty());
     }
@@ -425,14 +393,18 @@ mod tests {
             .to_string();
         assert!(err.contains("rungs[0].width") && err.contains("even"), "{err}");
 
-        let err = Profile::from_json(r#"{"name":"x","rungs":[{"name":"a","width":640,"height":360,"video_kbps":800,"audio_kbps":64,"bogus":1}]}"#)
-            .unwrap_err()
-            .to_string();
+        let err = Profile::from_json(
+            r#"{"name":"x","rungs":[{"name":"a","width":640,"height":360,"video_kbps":800,"audio_kbps":64,"bogus":1}]}"#,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("bogus"), "{err}");
 
-        let err = Profile::from_json(r#"{"name":"x","rungs":[{"name":"a","width":640,"height":360,"codec":"av1","video_kbps":800,"audio_kbps":64}]}"#)
-            .unwrap_err()
-            .to_string();
+        let err = Profile::from_json(
+            r#"{"name":"x","rungs":[{"name":"a","width":640,"height":360,"codec":"av1","video_kbps":800,"audio_kbps":64}]}"#,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("rungs[0].codec") && err.contains("fmp4"), "{err}");
 
         let err = Profile::from_json("{not json").unwrap_err().to_string();

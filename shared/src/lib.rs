@@ -1,36 +1,47 @@
 //! VaultStream's domain core: the rules every binary shares, with no Lambda runtime and no FFmpeg.
+//! Rules and the ports they need sit at the top; adapters live apart, the AWS ones in [`aws`] and
+//! the in-memory ones in [`memory`].
 //!
+//! Media:
 //! - [`content_key`]: the per-content AES-128 key, zeroized and unprintable, and its key ids.
 //! - [`segment_cipher`]: AES-128-CBC + PKCS7 over whole HLS segments (RFC 8216 §5.2).
 //! - [`ladder`]: encoding profiles (built-in and JSON) and how a ladder is planned for a source.
 //! - [`codec_string`]: RFC 6381 `CODECS` values read from the encoded bitstream.
 //! - [`hls`]: master and media playlists, rendered through `m3u8-rs`.
-//! - [`error`]: the crate's classified error type.
 //!
-//! The access path (viewers, keys, audit):
+//! Content and ingest:
 //! - [`ids`], [`principal`]: validated identifiers and the verified caller.
+//! - [`catalog`]: content records, their states and the conditional changes that move them.
+//! - [`ingest`]: the upload, dispatch and job-outcome rules, and the ports they drive (source
+//!   objects, Batch jobs, retries, notifications).
+//! - [`content_keys`], [`origin`]: KMS-wrapped keys, published versions and playlists.
+//!
+//! Access (viewers, keys, audit):
 //! - [`identity`]: JWTs against a JWKS, API tokens, revoked sessions.
-//! - [`catalog`], [`content_keys`], [`origin`]: content records, KMS-wrapped keys, playlists.
 //! - [`service_secret`], [`session_token`], [`session_wrap`]: HMAC tokens and wrapped delivery.
 //! - [`cdn`]: CloudFront policies, signed URLs and cookies, tenant host names.
 //! - [`audit`]: the hash-chained ledger and its verifier.
-//! - [`access`]: the use cases the Lambda functions call.
+//! - [`access`]: the use cases the viewer-facing Lambda functions call.
 //!
-//! - [`bootstrap`]: provisions a deployment's resources in an emulator (local stack, tests, LocalStack).
+//! Adapters: [`aws`] (DynamoDB, S3, KMS, SQS, Batch, EventBridge) and [`memory`].
+//! [`error`] is the crate's classified error type; [`clock`] the time the rules read.
 
 pub mod access;
 pub mod audit;
-pub mod bootstrap;
+pub mod aws;
 pub mod catalog;
 pub mod cdn;
+pub mod clock;
 pub mod codec_string;
-pub mod content_keys;
 pub mod content_key;
+pub mod content_keys;
 pub mod error;
 pub mod hls;
 pub mod identity;
 pub mod ids;
+pub mod ingest;
 pub mod ladder;
+pub mod memory;
 pub mod origin;
 pub mod principal;
 pub mod segment_cipher;

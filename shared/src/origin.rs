@@ -1,10 +1,27 @@
-//! Published HLS playlists in the origin bucket, under `{tenant}/{content_id}/`. The manifest
-//! function reads them to personalise; segments are never read here (viewers fetch them from
-//! the CDN with signed cookies).
+//! Published HLS in the origin bucket. Each transcode publishes a complete new version under
+//! `{tenant}/{content_id}/{version}/` and only then names it in the content record, so a reader
+//! following the record always finds a whole set and a rerun never mixes versions. The manifest
+//! function reads playlists to personalise them; segments are never read here (viewers fetch them
+//! from the CDN with signed cookies).
 
 use async_trait::async_trait;
 
-use crate::ids::{ContentId, RenditionName, TenantId};
+use crate::ids::{ContentId, RenditionName, TenantId, VersionId};
+
+/// One published version of a content item.
+#[derive(Debug, Clone, Copy)]
+pub struct Published<'a> {
+    pub tenant: &'a TenantId,
+    pub content: &'a ContentId,
+    pub version: &'a VersionId,
+}
+
+impl Published<'_> {
+    /// `{tenant}/{content_id}/{version}/`: where every file of this version lives.
+    pub fn prefix(&self) -> String {
+        format!("{}/{}/{}/", self.tenant, self.content, self.version)
+    }
+}
 
 /// Which playlist of a content item.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,8 +38,8 @@ impl PlaylistPath {
         }
     }
 
-    pub fn object_key(&self, tenant: &TenantId, content: &ContentId) -> String {
-        format!("{tenant}/{content}/{}", self.relative())
+    pub fn object_key(&self, published: &Published<'_>) -> String {
+        format!("{}{}", published.prefix(), self.relative())
     }
 }
 
@@ -36,30 +53,5 @@ pub enum OriginError {
 
 #[async_trait]
 pub trait PlaylistStore: Send + Sync {
-    async fn get(&self, tenant: &TenantId, content: &ContentId, path: &PlaylistPath) -> Result<Option<String>, OriginError>;
-}
-
-pub struct S3Playlists {
-    client: aws_sdk_s3::Client,
-    bucket: String,
-}
-
-impl S3Playlists {
-    pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
-        S3Playlists { client, bucket: bucket.into() }
-    }
-}
-
-#[async_trait]
-impl PlaylistStore for S3Playlists {
-    async fn get(&self, tenant: &TenantId, content: &ContentId, path: &PlaylistPath) -> Result<Option<String>, OriginError> {
-        let key = path.object_key(tenant, content);
-        let out = match self.client.get_object().bucket(&self.bucket).key(&key).send().await {
-            Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-            Err(e) => return Err(OriginError::Unavailable(aws_sdk_s3::error::DisplayErrorContext(&e).to_string())),
-        };
-        let bytes = out.body.collect().await.map_err(|e| OriginError::Unavailable(e.to_string()))?.into_bytes();
-        String::from_utf8(bytes.to_vec()).map(Some).map_err(|_| OriginError::NotText)
-    }
+    async fn get(&self, published: &Published<'_>, path: &PlaylistPath) -> Result<Option<String>, OriginError>;
 }

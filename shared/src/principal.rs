@@ -95,7 +95,10 @@ impl Principal {
     /// it is still validated so that a misconfigured route fails closed.
     pub fn from_context(context: &HashMap<String, Value>) -> Result<Self, InvalidId> {
         let text = |name: &'static str| {
-            context.get(name).and_then(Value::as_str).ok_or(InvalidId { kind: "authorizer context", reason: format!("`{name}` is missing") })
+            context
+                .get(name)
+                .and_then(Value::as_str)
+                .ok_or(InvalidId { kind: "authorizer context", reason: format!("`{name}` is missing") })
         };
         Ok(Principal {
             tenant: TenantId::parse(text("tenant")?)?,

@@ -39,10 +39,7 @@ pub fn encrypt_segment_in_place(key: &ContentKey, iv: &Iv, buffer: &mut Vec<u8>)
     buffer.resize(len + IV_LEN - len % IV_LEN, 0);
     let cipher = Encryptor::new(key.expose().into(), (&iv.0).into());
     // The buffer was just sized to a whole number of blocks with room for the padding.
-    let written = cipher
-        .encrypt_padded_mut::<Pkcs7>(buffer, len)
-        .map(|out| out.len())
-        .unwrap_or(0);
+    let written = cipher.encrypt_padded_mut::<Pkcs7>(buffer, len).map(|out| out.len()).unwrap_or(0);
     debug_assert_eq!(written, buffer.len());
 }
 

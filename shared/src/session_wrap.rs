@@ -25,7 +25,11 @@ impl std::fmt::Debug for SessionKek {
 
 impl SessionKek {
     pub fn derive(secret: &ServiceSecret, tenant: &TenantId, session: &SessionId, content: &ContentId) -> Self {
-        let okm = secret.derive(Purpose::SessionWrap, &[tenant.as_str().as_bytes(), session.as_str().as_bytes(), content.as_str().as_bytes()], KEY_LEN);
+        let okm = secret.derive(
+            Purpose::SessionWrap,
+            &[tenant.as_str().as_bytes(), session.as_str().as_bytes(), content.as_str().as_bytes()],
+            KEY_LEN,
+        );
         let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
         bytes.copy_from_slice(&okm);
         SessionKek(bytes)
@@ -52,7 +56,8 @@ impl SessionKek {
     pub fn unwrap(&self, wrapped: &[u8]) -> Result<ContentKey, crate::Error> {
         let kek = AesKek::new(&AES_128, &*self.0).expect("16-byte KEK");
         let mut out = Zeroizing::new([0u8; WRAPPED_LEN]);
-        let plain = kek.unwrap(wrapped, &mut *out).map_err(|_| crate::Error::InvalidKey("wrapped key failed its integrity check".into()))?;
+        let plain =
+            kek.unwrap(wrapped, &mut *out).map_err(|_| crate::Error::InvalidKey("wrapped key failed its integrity check".into()))?;
         let bytes: [u8; KEY_LEN] = (&*plain).try_into().map_err(|_| crate::Error::InvalidKey("wrapped key has the wrong length".into()))?;
         Ok(ContentKey::from_bytes(bytes))
     }

@@ -18,7 +18,8 @@ use vaultstream::identity::{AuthError, HttpJwks, JwksCache, JwksSource};
 
 fn ec_jwk(kid: &str) -> Jwk {
     let key = PKey::from_ec_key(EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap()).unwrap();
-    let mut jwk = Jwk::from_encoding_key(&EncodingKey::from_ec_pem(&key.private_key_to_pem_pkcs8().unwrap()).unwrap(), Algorithm::ES256).unwrap();
+    let mut jwk =
+        Jwk::from_encoding_key(&EncodingKey::from_ec_pem(&key.private_key_to_pem_pkcs8().unwrap()).unwrap(), Algorithm::ES256).unwrap();
     jwk.common.key_id = Some(kid.into());
     jwk
 }
@@ -115,7 +116,10 @@ async fn fetches_over_http() {
         if let Some(Ok(mut stream)) = listener.incoming().next() {
             let mut buf = [0u8; 2048];
             let _ = stream.read(&mut buf);
-            let response = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
             stream.write_all(response.as_bytes()).unwrap();
         }
     });

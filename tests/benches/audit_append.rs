@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use vaultstream::audit::{AuditEvent, AuditSink, Decision, DynamoLedger};
+use vaultstream::audit::{AuditEvent, AuditSink, Decision};
+use vaultstream::aws::DynamoLedger;
 use vaultstream::ids::TenantId;
 use vaultstream_tests::stack::Stack;
 
@@ -50,9 +51,16 @@ fn main() {
         let (gc, gp) = (median(growing.0), median(growing.1));
         println!("small tables:  chained median {fc:.2} ms, plain PutItem median {fp:.2} ms");
         println!("growing table: chained median {gc:.2} ms, plain PutItem median {gp:.2} ms ({n} appends)");
-        println!("RESULT audit_chained_over_plain_small_tables={:.3} audit_chained_over_plain_growing_table={:.3} goal=1.5", fc / fp, gc / gp);
+        println!(
+            "RESULT audit_chained_over_plain_small_tables={:.3} audit_chained_over_plain_growing_table={:.3} goal=1.5",
+            fc / fp,
+            gc / gp
+        );
         let (_, day) = vaultstream::audit::ledger::now_rfc3339_millis();
-        let reports = vaultstream::audit::verify_day(&stack.aws.dynamodb, &stack.audit_table, &TenantId::parse("acme").unwrap(), &day, 1).await.unwrap();
+        let reports =
+            vaultstream::aws::ledger::verify_day(&stack.aws.dynamodb, &stack.audit_table, &TenantId::parse("acme").unwrap(), &day, 1)
+                .await
+                .unwrap();
         assert!(reports[0].is_intact(), "{:?}", reports[0].problem);
     });
 }
@@ -70,7 +78,16 @@ async fn run(stack: &Stack, n: usize, warmup: usize) -> (Vec<f64>, Vec<f64>) {
         let mut item: HashMap<String, AttributeValue> = HashMap::new();
         item.insert("pk".into(), AttributeValue::S(format!("plain#{}", record.chain)));
         item.insert("sk".into(), AttributeValue::S(format!("r#{:020}", record.seq)));
-        for (k, v) in [("time", &record.time), ("actor", &record.event.actor), ("action", &record.event.action), ("resource", &record.event.resource), ("reason", &record.event.reason), ("request_id", &record.event.request_id), ("prev_hash", &record.prev_hash), ("hash", &record.hash)] {
+        for (k, v) in [
+            ("time", &record.time),
+            ("actor", &record.event.actor),
+            ("action", &record.event.action),
+            ("resource", &record.event.resource),
+            ("reason", &record.event.reason),
+            ("request_id", &record.event.request_id),
+            ("prev_hash", &record.prev_hash),
+            ("hash", &record.hash),
+        ] {
             item.insert(k.into(), AttributeValue::S(v.clone()));
         }
         item.insert("seq".into(), AttributeValue::N(record.seq.to_string()));

@@ -7,14 +7,15 @@ use std::process::Command;
 
 use lambda_http::{Body, Response};
 use serde_json::Value;
-use vaultstream::audit::verify::read_chain;
 use vaultstream::audit::ChainId;
-use vaultstream::catalog::{ContentCatalog, ContentRecord, ContentStatus, DynamoCatalog};
-use vaultstream::content_keys::{KeyVault, KmsKeyVault};
-use vaultstream::ids::{ContentId, TenantId};
+use vaultstream::aws::ledger::read_chain;
+use vaultstream::aws::{DynamoCatalog, KmsKeyVault};
+use vaultstream::catalog::{ContentCatalog, ContentRecord, ContentStatus, Publication};
+use vaultstream::content_keys::KeyVault;
+use vaultstream::ids::{ContentId, TenantId, VersionId};
 use vaultstream::KeyId;
-use vaultstream_functions::runtime::HttpFunction;
 use vaultstream_functions::handlers::{authorizer::Authorizer, key_delivery::KeyDelivery, manifest::Manifest, playback::Playback};
+use vaultstream_functions::runtime::HttpFunction;
 
 use crate::stack::{authorizer_event, http_event, Stack};
 use crate::workspace_binary;
@@ -58,6 +59,9 @@ pub fn split_url(url: &str) -> (String, String) {
     (path.to_string(), query.strip_prefix("token=").expect("token=").to_string())
 }
 
+/// The version `publish` writes: `{tenant}/{content}/v1/` in the origin bucket.
+pub const VERSION: &str = "v1";
+
 /// A transcoded, published content item: its output folder, key and KMS blob in the catalog.
 pub struct Published {
     pub out: tempfile::TempDir,
@@ -72,7 +76,26 @@ pub async fn publish(stack: &Stack, tenant: &str, content: &str) -> Published {
     let out = tempfile::tempdir().unwrap();
     let clip = out.path().join("clip.mp4");
     let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=3", "-f", "lavfi", "-i", "sine=f=440:r=48000:d=3", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest"])
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=320x240:r=25:d=3",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=f=440:r=48000:d=3",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ])
         .arg(&clip)
         .status()
         .unwrap();
@@ -90,10 +113,18 @@ pub async fn publish(stack: &Stack, tenant: &str, content: &str) -> Published {
         .output()
         .unwrap();
     assert!(run.status.success(), "transcode failed: {}", String::from_utf8_lossy(&run.stderr));
-    upload_dir(stack, &hls, &format!("{tenant}/{content}")).await;
+    upload_dir(stack, &hls, &format!("{tenant}/{content}/{VERSION}")).await;
     let catalog = DynamoCatalog::new(stack.aws.dynamodb.clone(), &stack.content_table);
-    let record = ContentRecord { tenant: t, content_id: c, status: ContentStatus::Ready, title: "clip".into(), keys: [(KeyId::for_period(0), blob)].into() };
-    catalog.create(&record).await.unwrap();
+    let mut record = ContentRecord::new(t, c, ContentStatus::Ready, "clip");
+    record.keys.insert(KeyId::for_period(0), blob);
+    record.publication = Some(Publication {
+        version: VersionId::parse(VERSION).unwrap(),
+        renditions: Vec::new(),
+        duration_seconds: Some(3.0),
+        poster: None,
+        thumbnails: Vec::new(),
+    });
+    catalog.create(&record, None).await.unwrap();
     Published { out, key_hex }
 }
 
@@ -105,13 +136,24 @@ pub async fn upload_dir(stack: &Stack, dir: &Path, prefix: &str) {
             Box::pin(upload_dir(stack, &path, &format!("{prefix}/{name}"))).await;
         } else {
             let body = std::fs::read(&path).unwrap();
-            stack.aws.s3.put_object().bucket(&stack.bucket).key(format!("{prefix}/{name}")).body(body.into()).send().await.map_err(aws_sdk_s3::error::DisplayErrorContext).unwrap();
+            stack
+                .aws
+                .s3
+                .put_object()
+                .bucket(&stack.bucket)
+                .key(format!("{prefix}/{name}"))
+                .body(body.into())
+                .send()
+                .await
+                .map_err(aws_sdk_s3::error::DisplayErrorContext)
+                .unwrap();
         }
     }
 }
 
 pub async fn authorize(f: &Functions, token: &str) -> Option<HashMap<String, Value>> {
-    let out = f.authorizer.handle(authorizer_event("POST /v1/content/{content_id}/playback", Some(&format!("Bearer {token}")))).await.unwrap();
+    let out =
+        f.authorizer.handle(authorizer_event("POST /v1/content/{content_id}/playback", Some(&format!("Bearer {token}")))).await.unwrap();
     out.is_authorized.then_some(out.context)
 }
 
@@ -172,4 +214,3 @@ pub async fn play(f: &Functions, jwt: &str, content: &str) -> Playthrough {
     assert_eq!(key_response.headers()["content-type"], "application/octet-stream");
     Playthrough { playback, master, media, key_url, key: body_bytes(&key_response) }
 }
-

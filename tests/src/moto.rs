@@ -16,6 +16,8 @@ pub fn endpoint() -> &'static str {
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port").port();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("moto/serve.py");
         let python = std::env::var("VAULTSTREAM_PYTHON").unwrap_or_else(|_| "python3".into());
+        // Never waited on: the server polls its parent and exits with the test binary.
+        #[allow(clippy::zombie_processes)]
         let mut child = Command::new(python)
             .arg(script)
             .arg(port.to_string())

@@ -1,5 +1,5 @@
 //! A freshly provisioned stack in moto, by the same bootstrap as the local stack and LocalStack
-//! (`vaultstream::bootstrap`), plus identity-provider keys, a JWKS file, a CloudFront key file and
+//! (`vaultstream_cli::provision`), plus identity-provider keys, a JWKS file, a CloudFront key file and
 //! the environment the functions read. Every stack uses its own random prefix, so tests share one
 //! moto server without seeing each other.
 
@@ -29,7 +29,7 @@ pub struct Stack {
     pub bucket: String,
     pub content_cmk: String,
     /// Everything the bootstrap provisioned.
-    pub outputs: vaultstream::bootstrap::Outputs,
+    pub outputs: vaultstream_cli::provision::Outputs,
     /// The service secret's value, read back from Secrets Manager (for leak checks).
     pub service_secret_hex: String,
     pub rsa_jwt_pem: Vec<u8>,
@@ -58,11 +58,12 @@ impl Stack {
         let config = crate::moto::sdk_config().await;
         let aws = Aws::from_sdk_config(&config, true);
         let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
-        let clients = vaultstream::bootstrap::Clients::from_sdk_config(&config);
-        let outputs = vaultstream::bootstrap::provision(&clients, &format!("t{suffix}")).await.expect("bootstrap in moto");
+        let clients = vaultstream_cli::provision::Clients::from_sdk_config(&config);
+        let outputs = vaultstream_cli::provision::provision(&clients, &format!("t{suffix}")).await.expect("bootstrap in moto");
         let secret = aws.secrets.get_secret_value().secret_id(&outputs.service_secret_arn).send().await.expect("read the service secret");
         let service_secret_hex = secret.secret_string().expect("a string secret").to_string();
-        let (content_table, tokens_table, audit_table) = (outputs.content_table.clone(), outputs.tokens_table.clone(), outputs.audit_table.clone());
+        let (content_table, tokens_table, audit_table) =
+            (outputs.content_table.clone(), outputs.tokens_table.clone(), outputs.audit_table.clone());
         let bucket = outputs.origin_bucket.clone();
         let content_cmk = outputs.content_key_id.clone();
 
@@ -144,7 +145,14 @@ pub fn claims(tenant: &str, sub: &str, scope: &str, sid: &str) -> Value {
 }
 
 /// An API Gateway HTTP API (payload 2.0) event, as Lambda receives it.
-pub fn http_event(method: &str, path: &str, query: &[(&str, &str)], headers: &[(&str, &str)], authorizer: Option<&Value>, body: Option<&str>) -> lambda_http::Request {
+pub fn http_event(
+    method: &str,
+    path: &str,
+    query: &[(&str, &str)],
+    headers: &[(&str, &str)],
+    authorizer: Option<&Value>,
+    body: Option<&str>,
+) -> lambda_http::Request {
     let raw_query = query.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
     let mut context = json!({
         "accountId": "123456789012", "apiId": "api", "domainName": "api.vaultstream.test", "domainPrefix": "api",
@@ -165,7 +173,8 @@ pub fn http_event(method: &str, path: &str, query: &[(&str, &str)], headers: &[(
 
 /// The authorizer's event for `route` with an optional `Authorization` header.
 pub fn authorizer_event(route: &str, authorization: Option<&str>) -> aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request {
-    let headers: serde_json::Map<String, Value> = authorization.map(|a| ("authorization".to_string(), Value::from(a))).into_iter().collect();
+    let headers: serde_json::Map<String, Value> =
+        authorization.map(|a| ("authorization".to_string(), Value::from(a))).into_iter().collect();
     serde_json::from_value(json!({
         "version": "2.0", "type": "REQUEST", "routeArn": "arn:aws:execute-api:us-east-1:123456789012:api/$default/POST/v1/content",
         "identitySource": [authorization.unwrap_or("")], "routeKey": route, "rawPath": "/v1/content/x/playback", "rawQueryString": "",

@@ -2,19 +2,19 @@
 //! personalised playlists → key delivery → the 16 bytes that decrypt a segment the transcoder
 //! made. Plus every way in that must stay shut, and the audit ledger that records it all.
 
-
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use vaultstream::audit::Decision;
-use vaultstream::catalog::{ContentCatalog, ContentRecord, ContentStatus, DynamoCatalog};
-use vaultstream::identity::{ApiTokenRecord, ApiTokenStore, DynamoApiTokens, DynamoSessions, NewApiToken, SessionRevocations};
+use vaultstream::aws::{DynamoApiTokens, DynamoCatalog, DynamoSessions};
+use vaultstream::catalog::{ContentCatalog, ContentRecord, ContentStatus};
+use vaultstream::identity::{ApiTokenRecord, ApiTokenStore, NewApiToken, SessionRevocations};
 use vaultstream::ids::{ContentId, SessionId, TenantId};
 use vaultstream::principal::Scope;
 use vaultstream::session_wrap::SessionKek;
-use vaultstream_functions::runtime::HttpFunction;
 use vaultstream_functions::handlers::manifest::Manifest;
+use vaultstream_functions::runtime::HttpFunction;
 use vaultstream_tests::flow::*;
 use vaultstream_tests::stack::{authorizer_event, claims, http_event, now, Stack};
 
@@ -28,7 +28,8 @@ async fn jwt_to_key_bytes_that_decrypt_a_transcoded_segment() {
 
     assert_eq!(hex::encode(&seen.key), published.key_hex, "key delivery returns the content key");
     // The media playlist points segments at the tenant's CDN host and keys at signed key URLs.
-    assert!(seen.media.contains(".cdn.vaultstream.test/acme/movie1/"), "{}", seen.media);
+    // Segments are those of the version the record names as published.
+    assert!(seen.media.contains(".cdn.vaultstream.test/acme/movie1/v1/"), "{}", seen.media);
     assert!(!seen.media.contains("key://"));
     assert!(seen.master.contains("/v1/manifests/movie1/"));
     // Decrypt the first segment of the rendition the playlist names, with the delivered key and
@@ -36,7 +37,7 @@ async fn jwt_to_key_bytes_that_decrypt_a_transcoded_segment() {
     let line = seen.media.lines().find(|l| l.starts_with("#EXT-X-KEY")).unwrap();
     let iv_hex = line.split("IV=0x").nth(1).unwrap().split(',').next().unwrap();
     let segment_url = seen.media.lines().find(|l| l.starts_with("https://") && l.ends_with(".ts")).unwrap();
-    let relative = segment_url.split("/acme/movie1/").nth(1).unwrap();
+    let relative = segment_url.split("/acme/movie1/v1/").nth(1).unwrap();
     let encrypted = std::fs::read(published.out.path().join("hls").join(relative)).unwrap();
     let key = vaultstream::ContentKey::from_bytes(seen.key.clone().try_into().unwrap());
     let iv = vaultstream::segment_cipher::Iv(hex::decode(iv_hex).unwrap().try_into().unwrap());
@@ -59,11 +60,19 @@ async fn jwt_to_key_bytes_that_decrypt_a_transcoded_segment() {
     let actions: Vec<_> = records.iter().map(|r| (r.event.action.as_str(), r.event.decision)).collect();
     assert_eq!(
         actions,
-        [("session.authorize", Decision::Allow), ("content.playback", Decision::Allow), ("manifest.read", Decision::Allow), ("manifest.read", Decision::Allow), ("key.fetch", Decision::Allow)]
+        [
+            ("session.authorize", Decision::Allow),
+            ("content.playback", Decision::Allow),
+            ("manifest.read", Decision::Allow),
+            ("manifest.read", Decision::Allow),
+            ("key.fetch", Decision::Allow)
+        ]
     );
     assert!(records.iter().all(|r| r.event.source_ip.as_deref() == Some("203.0.113.7")));
     let (_, day) = vaultstream::audit::ledger::now_rfc3339_millis();
-    let reports = vaultstream::audit::verify_day(&stack.aws.dynamodb, &stack.audit_table, &TenantId::parse("acme").unwrap(), &day, 1).await.unwrap();
+    let reports = vaultstream::aws::ledger::verify_day(&stack.aws.dynamodb, &stack.audit_table, &TenantId::parse("acme").unwrap(), &day, 1)
+        .await
+        .unwrap();
     assert!(reports[0].is_intact(), "{:?}", reports[0].problem);
     assert_eq!(reports[0].records, 5);
 }
@@ -79,7 +88,13 @@ async fn es256_jwts_and_api_tokens_are_accepted() {
 
     let store = DynamoApiTokens::new(stack.aws.dynamodb.clone(), &stack.tokens_table);
     let token = NewApiToken::generate().unwrap();
-    let record = ApiTokenRecord { tenant: TenantId::parse("acme").unwrap(), subject: "ci-bot".into(), scopes: [Scope::ContentRead].into(), expires_at: now() + 60, revoked: false };
+    let record = ApiTokenRecord {
+        tenant: TenantId::parse("acme").unwrap(),
+        subject: "ci-bot".into(),
+        scopes: [Scope::ContentRead].into(),
+        expires_at: now() + 60,
+        revoked: false,
+    };
     store.insert(&token.hash, &record).await.unwrap();
     let ctx = authorize(&f, &token.secret).await.expect("API token accepted");
     assert_eq!(ctx["sub"], "ci-bot");
@@ -136,7 +151,10 @@ async fn bad_jwts_are_refused_and_audited() {
     // An RS256 header over an ES256 key id.
     let mut header = Header::new(Algorithm::RS256);
     header.kid = Some(vaultstream_tests::stack::EC_KID.into());
-    cases.push(("algorithm not the key's", jsonwebtoken::encode(&header, &good, &EncodingKey::from_rsa_pem(&stack.rsa_jwt_pem).unwrap()).unwrap()));
+    cases.push((
+        "algorithm not the key's",
+        jsonwebtoken::encode(&header, &good, &EncodingKey::from_rsa_pem(&stack.rsa_jwt_pem).unwrap()).unwrap(),
+    ));
     // Tampered payload: promote to admin, keep the signature.
     let genuine = stack.jwt(Algorithm::RS256, &good);
     let parts: Vec<&str> = genuine.split('.').collect();
@@ -202,7 +220,11 @@ async fn tenants_cannot_reach_each_other() {
     assert_eq!((r.status().as_u16(), error_code(&r)), (401, "unauthenticated".into()));
 
     let b_records = ledger(&stack, "globex").await;
-    let b_denials: Vec<_> = b_records.iter().filter(|r| r.event.decision == Decision::Deny).map(|r| (r.event.action.as_str(), r.event.resource.as_str())).collect();
+    let b_denials: Vec<_> = b_records
+        .iter()
+        .filter(|r| r.event.decision == Decision::Deny)
+        .map(|r| (r.event.action.as_str(), r.event.resource.as_str()))
+        .collect();
     assert!(b_denials.contains(&("content.playback", "content/secret-film")), "{b_denials:?}");
     assert_eq!(b_denials.iter().filter(|(a, _)| *a == "content.playback").count(), 2);
     assert_eq!(b_denials.iter().filter(|(a, _)| *a == "manifest.read").count(), 2);
@@ -274,8 +296,14 @@ async fn key_tokens_are_bound_to_content_key_session_and_time() {
 
 fn env_pairs(env: &vaultstream_functions::env::Env) -> Vec<(String, String)> {
     let names = [
-        "VAULTSTREAM_CONTENT_TABLE", "VAULTSTREAM_TOKENS_TABLE", "VAULTSTREAM_AUDIT_TABLE", "VAULTSTREAM_AUDIT_SHARDS", "VAULTSTREAM_ORIGIN_BUCKET",
-        "VAULTSTREAM_SERVICE_SECRET_ARN", "VAULTSTREAM_API_BASE_URL", "VAULTSTREAM_CDN_DOMAIN",
+        "VAULTSTREAM_CONTENT_TABLE",
+        "VAULTSTREAM_TOKENS_TABLE",
+        "VAULTSTREAM_AUDIT_TABLE",
+        "VAULTSTREAM_AUDIT_SHARDS",
+        "VAULTSTREAM_ORIGIN_BUCKET",
+        "VAULTSTREAM_SERVICE_SECRET_ARN",
+        "VAULTSTREAM_API_BASE_URL",
+        "VAULTSTREAM_CDN_DOMAIN",
     ];
     names.iter().filter_map(|n| env.optional(n).map(|v| (n.to_string(), v.to_string()))).collect()
 }
@@ -291,7 +319,9 @@ async fn wrapped_delivery_for_sdk_clients() {
     assert_eq!(r.status(), 200, "{}", body_text(&r));
     let grant: Value = serde_json::from_str(&body_text(&r)).unwrap();
     let kek = SessionKek::from_bytes(STANDARD.decode(grant["session_key"].as_str().unwrap()).unwrap().try_into().unwrap());
-    let media = body_text(&get(&f, &body_text(&get(&f, grant["manifest_url"].as_str().unwrap(), &[]).await).lines().find(|l| l.starts_with("https://")).unwrap().to_string(), &[]).await);
+    let master = body_text(&get(&f, grant["manifest_url"].as_str().unwrap(), &[]).await);
+    let variant = master.lines().find(|l| l.starts_with("https://")).unwrap();
+    let media = body_text(&get(&f, variant, &[]).await);
     let key_url = media.lines().find_map(|l| l.split("URI=\"").nth(1)).and_then(|r| r.split('"').next()).unwrap().to_string();
     let wrapped = body_bytes(&get(&f, &key_url, &[]).await);
     assert_eq!(wrapped.len(), 24);
@@ -306,8 +336,8 @@ async fn unplayable_content_is_a_conflict() {
     let stack = Stack::provision().await;
     let f = functions(&stack).await;
     let catalog = DynamoCatalog::new(stack.aws.dynamodb.clone(), &stack.content_table);
-    let record = ContentRecord { tenant: TenantId::parse("acme").unwrap(), content_id: ContentId::parse("pending").unwrap(), status: ContentStatus::Processing, title: "t".into(), keys: Default::default() };
-    catalog.create(&record).await.unwrap();
+    let record = ContentRecord::new(TenantId::parse("acme").unwrap(), ContentId::parse("pending").unwrap(), ContentStatus::Processing, "t");
+    catalog.create(&record, None).await.unwrap();
     let ctx = authorize(&f, &stack.jwt(Algorithm::RS256, &claims("acme", "v", "content:read", "s1"))).await.unwrap();
     let r = start_playback(&f, &ctx, "pending", None).await;
     assert_eq!((r.status().as_u16(), error_code(&r)), (409, "not_playable".into()));
@@ -317,4 +347,3 @@ async fn unplayable_content_is_a_conflict() {
     let r = start_playback(&f, &ctx, "bad..id", None).await;
     assert_eq!(r.status(), 400);
 }
-

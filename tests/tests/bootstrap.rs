@@ -7,7 +7,7 @@ use std::process::Command;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
-use vaultstream::bootstrap::{provision, Clients, Outputs};
+use vaultstream_cli::provision::{provision, Clients, Outputs};
 use vaultstream_tests::{moto, workspace_binary};
 
 async fn clients() -> Clients {
@@ -44,7 +44,8 @@ async fn provisions_every_resource_with_its_protections_and_is_idempotent() {
     assert_eq!(other.deletion_protection_enabled, Some(false));
 
     // The archive: Object Lock in compliance mode, cold after 90 days, never expiring.
-    let lock = c.s3.get_object_lock_configuration().bucket(&first.audit_archive_bucket).send().await.unwrap().object_lock_configuration.unwrap();
+    let lock =
+        c.s3.get_object_lock_configuration().bucket(&first.audit_archive_bucket).send().await.unwrap().object_lock_configuration.unwrap();
     let retention = lock.rule.unwrap().default_retention.unwrap();
     assert_eq!(retention.mode.unwrap().as_str(), "COMPLIANCE");
     let lifecycle = c.s3.get_bucket_lifecycle_configuration().bucket(&first.audit_archive_bucket).send().await.unwrap();
@@ -55,7 +56,10 @@ async fn provisions_every_resource_with_its_protections_and_is_idempotent() {
     // Every bucket private and versioned; the origin encrypted with its own KMS key.
     for bucket in [&first.source_bucket, &first.origin_bucket, &first.audit_archive_bucket] {
         let block = c.s3.get_public_access_block().bucket(bucket).send().await.unwrap().public_access_block_configuration.unwrap();
-        assert_eq!((block.block_public_acls, block.block_public_policy, block.ignore_public_acls, block.restrict_public_buckets), (Some(true), Some(true), Some(true), Some(true)));
+        assert_eq!(
+            (block.block_public_acls, block.block_public_policy, block.ignore_public_acls, block.restrict_public_buckets),
+            (Some(true), Some(true), Some(true), Some(true))
+        );
         // Versioning is set too, but moto 5.2 answers GetBucketVersioning with an XML root the SDK
         // rejects; the CDK and Terraform checks assert it instead.
     }
@@ -89,9 +93,13 @@ async fn an_upload_to_the_source_bucket_reaches_the_ingest_queue() {
     let out: Outputs = provision(&c, &fresh_prefix()).await.unwrap();
     let key = "source/acme/film-1/original";
     c.s3.put_object().bucket(&out.source_bucket).key(key).body(ByteStream::from_static(b"not yet a film")).send().await.unwrap();
-    let received = c.sqs.receive_message().queue_url(&out.ingest_queue_url).max_number_of_messages(10).wait_time_seconds(2).send().await.unwrap();
+    let received =
+        c.sqs.receive_message().queue_url(&out.ingest_queue_url).max_number_of_messages(10).wait_time_seconds(2).send().await.unwrap();
     let bodies: Vec<Value> = received.messages().iter().filter_map(|m| m.body()).filter_map(|b| serde_json::from_str(b).ok()).collect();
-    let record = bodies.iter().flat_map(|b| b["Records"].as_array().cloned().unwrap_or_default()).find(|r| r["s3"]["object"]["key"] == key || r["s3"]["object"]["key"] == key.replace('/', "%2F"));
+    let record = bodies
+        .iter()
+        .flat_map(|b| b["Records"].as_array().cloned().unwrap_or_default())
+        .find(|r| r["s3"]["object"]["key"] == key || r["s3"]["object"]["key"] == key.replace('/', "%2F"));
     let record = record.unwrap_or_else(|| panic!("no ObjectCreated event for {key} in {bodies:?}"));
     assert!(record["eventName"].as_str().unwrap().starts_with("ObjectCreated:"));
 }
@@ -100,7 +108,12 @@ fn bootstrap_cli(args: &[&str], endpoint: Option<&str>) -> std::process::Output 
     let mut cmd = Command::new(workspace_binary("vaultstream"));
     cmd.arg("bootstrap").args(args).env_remove("AWS_ENDPOINT_URL");
     if let Some(url) = endpoint {
-        cmd.envs([("AWS_ENDPOINT_URL", url), ("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_REGION", "us-east-1")]);
+        cmd.envs([
+            ("AWS_ENDPOINT_URL", url),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", "us-east-1"),
+        ]);
     }
     cmd.output().expect("run vaultstream bootstrap")
 }

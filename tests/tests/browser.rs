@@ -15,7 +15,8 @@ fn play(root: &Path, master: &str) -> serde_json::Value {
     );
     let out = Command::new("node").arg(&script).arg(root).arg(master).arg("4").output().expect("node runs");
     assert!(out.status.success(), "play.mjs failed: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("play.mjs printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("play.mjs printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 fn transcode(root: &Path) {

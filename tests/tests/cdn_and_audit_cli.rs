@@ -13,8 +13,9 @@ use openssl::nid::Nid;
 use openssl::pkey::PKey;
 use openssl::rsa::Rsa;
 use openssl::sign::Verifier;
-use vaultstream::audit::{AuditEvent, AuditSink, Decision, DynamoLedger};
-use vaultstream::cdn::{cloudfront_base64_decode, sign_cookies, KmsPolicySigner, Policy, PolicySigner};
+use vaultstream::audit::{AuditEvent, AuditSink, Decision};
+use vaultstream::aws::{DynamoLedger, KmsPolicySigner};
+use vaultstream::cdn::{cloudfront_base64_decode, sign_cookies, Policy, PolicySigner};
 use vaultstream::ids::TenantId;
 use vaultstream_tests::stack::Stack;
 use vaultstream_tests::workspace_binary;
@@ -60,7 +61,16 @@ else:
 "#;
     let python = std::env::var("VAULTSTREAM_PYTHON").unwrap_or_else(|_| "python3".into());
     let out = Command::new(python)
-        .args(["-c", script, pem, url, &expires.to_string(), resource.unwrap_or("-"), &start.map(|s| s.to_string()).unwrap_or("-".into()), ip.unwrap_or("-")])
+        .args([
+            "-c",
+            script,
+            pem,
+            url,
+            &expires.to_string(),
+            resource.unwrap_or("-"),
+            &start.map(|s| s.to_string()).unwrap_or("-".into()),
+            ip.unwrap_or("-"),
+        ])
         .output()
         .unwrap();
     stdout(&out)
@@ -75,15 +85,47 @@ fn canned_and_custom_urls_match_botocore_byte_for_byte() {
     let dir = tempfile::tempdir().unwrap();
     let pem = write_rsa(dir.path(), 2048);
     let url = "https://d111111abcdef8.cloudfront.net/horizon.jpg?large=yes&license=yes";
-    let ours = stdout(&cli(&["cdn", "sign-url", "--url", url, "--key-pair-id", "K2JCJMDEHXQW5F", "--private-key", &format!("file://{pem}"), "--date-less-than", "2030-01-01"]));
+    let ours = stdout(&cli(&[
+        "cdn",
+        "sign-url",
+        "--url",
+        url,
+        "--key-pair-id",
+        "K2JCJMDEHXQW5F",
+        "--private-key",
+        &format!("file://{pem}"),
+        "--date-less-than",
+        "2030-01-01",
+    ]));
     assert_eq!(ours, botocore_sign(&pem, url, 1893456000, None, None, None));
     assert!(ours.contains("&Expires=1893456000&Signature="), "canned: {ours}");
 
     let ours = stdout(&cli(&[
-        "cdn", "sign-url", "--url", "https://d111111abcdef8.cloudfront.net/movies/a.m3u8", "--policy-resource", "https://d111111abcdef8.cloudfront.net/movies/*",
-        "--key-pair-id", "K2JCJMDEHXQW5F", "--private-key", &pem, "--date-less-than", "1893456000", "--date-greater-than", "2026-01-01T00:00:00Z", "--ip-address", "192.0.2.0/24",
+        "cdn",
+        "sign-url",
+        "--url",
+        "https://d111111abcdef8.cloudfront.net/movies/a.m3u8",
+        "--policy-resource",
+        "https://d111111abcdef8.cloudfront.net/movies/*",
+        "--key-pair-id",
+        "K2JCJMDEHXQW5F",
+        "--private-key",
+        &pem,
+        "--date-less-than",
+        "1893456000",
+        "--date-greater-than",
+        "2026-01-01T00:00:00Z",
+        "--ip-address",
+        "192.0.2.0/24",
     ]));
-    let theirs = botocore_sign(&pem, "https://d111111abcdef8.cloudfront.net/movies/a.m3u8", 1893456000, Some("https://d111111abcdef8.cloudfront.net/movies/*"), Some(1767225600), Some("192.0.2.0/24"));
+    let theirs = botocore_sign(
+        &pem,
+        "https://d111111abcdef8.cloudfront.net/movies/a.m3u8",
+        1893456000,
+        Some("https://d111111abcdef8.cloudfront.net/movies/*"),
+        Some(1767225600),
+        Some("192.0.2.0/24"),
+    );
     assert_eq!(ours, theirs);
     assert!(ours.contains("?Policy="), "custom: {ours}");
 }
@@ -92,7 +134,20 @@ fn canned_and_custom_urls_match_botocore_byte_for_byte() {
 fn sha256_and_ecdsa_signatures_verify_with_the_public_key() {
     let dir = tempfile::tempdir().unwrap();
     for (pem, digest) in [(write_ec(dir.path()), "SHA256"), (write_ec(dir.path()), "SHA1"), (write_rsa(dir.path(), 2048), "SHA256")] {
-        let url = stdout(&cli(&["cdn", "sign-url", "--url", "https://d1.cloudfront.net/a.ts", "--key-pair-id", "K1", "--private-key", &pem, "--date-less-than", "2030-01-01", "--hash-algorithm", digest]));
+        let url = stdout(&cli(&[
+            "cdn",
+            "sign-url",
+            "--url",
+            "https://d1.cloudfront.net/a.ts",
+            "--key-pair-id",
+            "K1",
+            "--private-key",
+            &pem,
+            "--date-less-than",
+            "2030-01-01",
+            "--hash-algorithm",
+            digest,
+        ]));
         assert_eq!(url.contains("&Hash-Algorithm=SHA256"), digest == "SHA256", "{url}");
         let signature = cloudfront_base64_decode(query_param(&url, "Signature")).unwrap();
         let policy = Policy::expiring("https://d1.cloudfront.net/a.ts", 1893456000).to_json().unwrap();
@@ -107,15 +162,41 @@ fn sha256_and_ecdsa_signatures_verify_with_the_public_key() {
 fn cookies_as_json_canned_or_custom() {
     let dir = tempfile::tempdir().unwrap();
     let pem = write_rsa(dir.path(), 2048);
-    let canned: serde_json::Value = serde_json::from_str(&stdout(&cli(&["cdn", "sign-cookies", "--url", "https://d1.cloudfront.net/a.ts", "--key-pair-id", "K1", "--private-key", &pem, "--date-less-than", "1893456000"]))).unwrap();
+    let canned: serde_json::Value = serde_json::from_str(&stdout(&cli(&[
+        "cdn",
+        "sign-cookies",
+        "--url",
+        "https://d1.cloudfront.net/a.ts",
+        "--key-pair-id",
+        "K1",
+        "--private-key",
+        &pem,
+        "--date-less-than",
+        "1893456000",
+    ])))
+    .unwrap();
     assert_eq!(canned["CloudFront-Expires"], "1893456000");
     assert_eq!(canned["CloudFront-Key-Pair-Id"], "K1");
     let custom: serde_json::Value = serde_json::from_str(&stdout(&cli(&[
-        "cdn", "sign-cookies", "--url", "https://d1.cloudfront.net/movies/*", "--key-pair-id", "K1", "--private-key", &pem, "--date-less-than", "1893456000", "--hash-algorithm", "SHA256",
+        "cdn",
+        "sign-cookies",
+        "--url",
+        "https://d1.cloudfront.net/movies/*",
+        "--key-pair-id",
+        "K1",
+        "--private-key",
+        &pem,
+        "--date-less-than",
+        "1893456000",
+        "--hash-algorithm",
+        "SHA256",
     ])))
     .unwrap();
     let policy = String::from_utf8(cloudfront_base64_decode(custom["CloudFront-Policy"].as_str().unwrap()).unwrap()).unwrap();
-    assert_eq!(policy, r#"{"Statement":[{"Resource":"https://d1.cloudfront.net/movies/*","Condition":{"DateLessThan":{"AWS:EpochTime":1893456000}}}]}"#);
+    assert_eq!(
+        policy,
+        r#"{"Statement":[{"Resource":"https://d1.cloudfront.net/movies/*","Condition":{"DateLessThan":{"AWS:EpochTime":1893456000}}}]}"#
+    );
     assert_eq!(custom["CloudFront-Hash-Algorithm"], "SHA256");
 }
 
@@ -137,12 +218,36 @@ fn bad_keys_and_dates_are_clear_usage_errors() {
         (&good, "2030-13-45", "ISO 8601"),
     ];
     for (key, date, expected) in cases {
-        let out = cli(&["cdn", "sign-url", "--url", "https://d1.cloudfront.net/a", "--key-pair-id", "K1", "--private-key", key, "--date-less-than", date]);
+        let out = cli(&[
+            "cdn",
+            "sign-url",
+            "--url",
+            "https://d1.cloudfront.net/a",
+            "--key-pair-id",
+            "K1",
+            "--private-key",
+            key,
+            "--date-less-than",
+            date,
+        ]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{key} {date}: {stderr}");
         assert!(stderr.contains(expected), "{key} {date}: {stderr}");
     }
-    let out = cli(&["cdn", "sign-url", "--url", "https://d1.cloudfront.net/a", "--key-pair-id", "K1", "--private-key", &good, "--date-less-than", "2030-01-01", "--date-greater-than", "2031-01-01"]);
+    let out = cli(&[
+        "cdn",
+        "sign-url",
+        "--url",
+        "https://d1.cloudfront.net/a",
+        "--key-pair-id",
+        "K1",
+        "--private-key",
+        &good,
+        "--date-less-than",
+        "2030-01-01",
+        "--date-greater-than",
+        "2031-01-01",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not before the expiry"));
 }
@@ -151,7 +256,18 @@ fn bad_keys_and_dates_are_clear_usage_errors() {
 async fn kms_signing_verifies_with_the_kms_public_key() {
     let stack = Stack::provision().await;
     for spec in [KeySpec::Rsa2048, KeySpec::EccNistP256] {
-        let key = stack.aws.kms.create_key().key_spec(spec.clone()).key_usage(KeyUsageType::SignVerify).send().await.unwrap().key_metadata.unwrap().key_id;
+        let key = stack
+            .aws
+            .kms
+            .create_key()
+            .key_spec(spec.clone())
+            .key_usage(KeyUsageType::SignVerify)
+            .send()
+            .await
+            .unwrap()
+            .key_metadata
+            .unwrap()
+            .key_id;
         let signer = KmsPolicySigner::connect(stack.aws.kms.clone(), &key, "K3KMS").await.unwrap();
         let cookies = sign_cookies(&signer, &Policy::expiring("https://x.cdn.example.com/acme/c1/*", 1893456000)).await.unwrap();
         assert_eq!(cookies.get("CloudFront-Hash-Algorithm"), Some("SHA256"));
@@ -192,7 +308,18 @@ fn sk(seq: u64) -> AttributeValue {
 }
 
 async fn item(stack: &Stack, pk: &str, seq: u64) -> std::collections::HashMap<String, AttributeValue> {
-    stack.aws.dynamodb.get_item().table_name(&stack.audit_table).key("pk", AttributeValue::S(pk.into())).key("sk", sk(seq)).send().await.unwrap().item.unwrap()
+    stack
+        .aws
+        .dynamodb
+        .get_item()
+        .table_name(&stack.audit_table)
+        .key("pk", AttributeValue::S(pk.into()))
+        .key("sk", sk(seq))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap()
 }
 
 fn verify(stack: &Stack) -> Output {
@@ -279,7 +406,9 @@ async fn concurrent_appenders_on_one_chain_keep_it_intact() {
         t.await.unwrap();
     }
     let (_, day) = vaultstream::audit::ledger::now_rfc3339_millis();
-    let reports = vaultstream::audit::verify_day(&stack.aws.dynamodb, &stack.audit_table, &TenantId::parse("acme").unwrap(), &day, 1).await.unwrap();
+    let reports = vaultstream::aws::ledger::verify_day(&stack.aws.dynamodb, &stack.audit_table, &TenantId::parse("acme").unwrap(), &day, 1)
+        .await
+        .unwrap();
     assert!(reports[0].is_intact(), "{:?}", reports[0].problem);
     assert_eq!(reports[0].records, 20);
 }

@@ -7,11 +7,7 @@ use vaultstream_tests::workspace_binary;
 #[test]
 fn demo_produces_a_playable_encrypted_ladder() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(workspace_binary("vaultstream"))
-        .args(["demo", "--seconds", "4", "--out"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let out = Command::new(workspace_binary("vaultstream")).args(["demo", "--seconds", "4", "--out"]).arg(dir.path()).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "demo failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
 

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use jsonwebtoken::Algorithm;
-use vaultstream_functions::runtime::HttpFunction;
 use vaultstream_functions::handlers::{authorizer::Authorizer, key_delivery::KeyDelivery, manifest::Manifest};
+use vaultstream_functions::runtime::HttpFunction;
 use vaultstream_tests::stack::Stack;
 
 fn fixture(name: &str) -> String {

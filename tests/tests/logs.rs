@@ -29,7 +29,12 @@ impl Write for Capture {
 async fn no_key_or_token_reaches_the_logs() {
     let capture = Capture::default();
     let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt().json().with_current_span(true).with_max_level(tracing::Level::INFO).with_writer(move || writer.clone()).finish();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let stack = Stack::provision().await;

@@ -133,17 +133,24 @@ pub fn segments(playlist: &str) -> Vec<(String, String, String)> {
 
 /// Decrypts a segment with `openssl enc -d -aes-128-cbc` into `dest`.
 pub fn openssl_decrypt(segment: &Path, key_hex: &str, iv_hex: &str, dest: &Path) {
-    ok(Command::new("openssl")
-        .args(["enc", "-d", "-aes-128-cbc", "-K", key_hex, "-iv", iv_hex, "-in"])
-        .arg(segment)
-        .arg("-out")
-        .arg(dest));
+    ok(Command::new("openssl").args(["enc", "-d", "-aes-128-cbc", "-K", key_hex, "-iv", iv_hex, "-in"]).arg(segment).arg("-out").arg(dest));
 }
 
 /// (key_frame, pict_type) of the first video frame of a plain media file.
 pub fn first_video_frame(path: &Path) -> (bool, String) {
     let out = ok(Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-read_intervals", "%+#1", "-show_entries", "frame=key_frame,pict_type", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-read_intervals",
+            "%+#1",
+            "-show_entries",
+            "frame=key_frame,pict_type",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(path));
     let line = out.lines().next().unwrap_or_default().to_string();
     let mut parts = line.split(',');

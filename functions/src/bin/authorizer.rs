@@ -6,13 +6,13 @@ use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use vaultstream_functions::env::Env;
 use vaultstream_functions::handlers::authorizer::Authorizer;
-use vaultstream_functions::{logging, wiring::Aws};
+use vaultstream_functions::{logging, wiring};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     logging::init();
     let env = Env::from_process();
-    let handler = Arc::new(Authorizer::from_env(&env, &Aws::from_env(&env).await).await?);
+    let handler = Arc::new(Authorizer::from_env(&env, &wiring::aws(&env).await).await?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| {
         let handler = Arc::clone(&handler);
         async move { handler.handle(event.payload).await.map_err(Error::from) }

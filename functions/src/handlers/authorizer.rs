@@ -31,9 +31,13 @@ impl Authorizer {
         Ok(Authorizer { authenticator: wiring::authenticator(env, aws)?, audit: wiring::audit(env, aws)? })
     }
 
-    pub async fn handle(&self, event: ApiGatewayV2CustomAuthorizerV2Request) -> Result<ApiGatewayV2CustomAuthorizerSimpleResponse<HashMap<String, Value>>, Unavailable> {
+    pub async fn handle(
+        &self,
+        event: ApiGatewayV2CustomAuthorizerV2Request,
+    ) -> Result<ApiGatewayV2CustomAuthorizerSimpleResponse<HashMap<String, Value>>, Unavailable> {
         let ctx = &event.request_context;
-        let meta = RequestMeta { request_id: ctx.request_id.clone().unwrap_or_default(), source_ip: ctx.http.source_ip.clone(), now: now() };
+        let meta =
+            RequestMeta { request_id: ctx.request_id.clone().unwrap_or_default(), source_ip: ctx.http.source_ip.clone(), now: now() };
         let route = event.route_key.clone().unwrap_or_else(|| "-".into());
         let authorization = event.headers.get("authorization").and_then(|v| v.to_str().ok());
         let span = tracing::info_span!("authorizer", request_id = %meta.request_id, tenant = tracing::field::Empty, content_id = tracing::field::Empty);

@@ -10,8 +10,8 @@ use vaultstream::access::AccessError;
 use vaultstream::identity::Authenticator;
 
 use crate::env::{ConfigError, Env};
+use crate::http::{access_error, finish, header, meta, path_after, private, query};
 use crate::runtime::HttpFunction;
-use crate::http::{finish, access_error, header, meta, path_after, private, query};
 use crate::wiring::{self, Aws};
 
 pub struct KeyDelivery {
@@ -25,7 +25,7 @@ pub struct KeyDelivery {
 impl HttpFunction for KeyDelivery {
     async fn from_env(env: &Env, aws: &Aws) -> Result<Self, ConfigError> {
         let secret = wiring::service_secret(env, aws).await?;
-        let vault = Arc::new(vaultstream::content_keys::KmsKeyVault::new(aws.kms.clone(), None));
+        let vault = Arc::new(vaultstream::aws::KmsKeyVault::new(aws.kms.clone(), None));
         let service = KeyDeliveryService {
             tokens: wiring::token_signer(&secret),
             revocations: wiring::sessions(env, aws)?,

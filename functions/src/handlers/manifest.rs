@@ -7,8 +7,8 @@ use vaultstream::access::manifest::ManifestService;
 use vaultstream::access::AccessError;
 
 use crate::env::{ConfigError, Env};
+use crate::http::{access_error, finish, meta, path_after, private, query};
 use crate::runtime::HttpFunction;
-use crate::http::{finish, access_error, meta, path_after, private, query};
 use crate::wiring::{self, Aws};
 
 pub struct Manifest {
@@ -20,7 +20,8 @@ impl HttpFunction for Manifest {
     async fn from_env(env: &Env, aws: &Aws) -> Result<Self, ConfigError> {
         let secret = wiring::service_secret(env, aws).await?;
         let service = ManifestService {
-            playlists: std::sync::Arc::new(vaultstream::origin::S3Playlists::new(aws.s3.clone(), env.required("VAULTSTREAM_ORIGIN_BUCKET")?)),
+            catalog: wiring::catalog(env, aws)?,
+            playlists: std::sync::Arc::new(vaultstream::aws::S3Playlists::new(aws.s3.clone(), env.required("VAULTSTREAM_ORIGIN_BUCKET")?)),
             revocations: wiring::sessions(env, aws)?,
             audit: wiring::audit(env, aws)?,
             hosts: wiring::tenant_hosts(env, &secret)?,

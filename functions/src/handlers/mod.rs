@@ -1,6 +1,10 @@
 //! One module per Lambda function: parse the event, call the core, shape the response.
 
 pub mod authorizer;
+pub mod content;
+pub mod dispatch;
+pub mod job_events;
 pub mod key_delivery;
 pub mod manifest;
 pub mod playback;
+pub mod upload_url;

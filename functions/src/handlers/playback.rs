@@ -1,19 +1,16 @@
 //! `POST /v1/content/{content_id}/playback`: signed cookies and a manifest URL.
 
 use lambda_http::http::header::SET_COOKIE;
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use time::format_description::well_known::Rfc3339;
 use tracing::Instrument;
 use vaultstream::access::playback::PlaybackService;
 use vaultstream::access::AccessError;
-use vaultstream::principal::Principal;
 use vaultstream::session_token::Delivery;
 
 use crate::env::{ConfigError, Env};
+use crate::http::{access_error, finish, json_body, meta, path_after, principal, private, rfc3339};
 use crate::runtime::HttpFunction;
-use crate::http::{finish, access_error, meta, path_after, private};
 use crate::wiring::{self, Aws};
 
 #[derive(Deserialize, Default)]
@@ -55,34 +52,19 @@ impl HttpFunction for Playback {
             let Some(content_id) = content_id else {
                 return access_error(&AccessError::NotFound("route".into()));
             };
-            // Only API Gateway writes the authorizer context: it is the verified principal.
-            let principal = match &request.request_context_ref() {
-                Some(RequestContext::ApiGatewayV2(ctx)) => ctx.authorizer.as_ref().and_then(|a| Principal::from_context(&a.fields).ok()),
-                _ => None,
-            };
-            let Some(principal) = principal else {
+            let Some(principal) = principal(&request) else {
                 return access_error(&AccessError::Unauthenticated("no verified session reached this route".into()));
             };
             tracing::Span::current().record("tenant", principal.tenant.as_str());
-            let body: PlaybackRequest = match request.body() {
-                Body::Empty => PlaybackRequest::default(),
-                Body::Text(t) if t.trim().is_empty() => PlaybackRequest::default(),
-                Body::Text(t) => match serde_json::from_str(t) {
-                    Ok(b) => b,
-                    Err(e) => return access_error(&AccessError::BadRequest(format!("the request body is not valid: {e}"))),
-                },
-                Body::Binary(b) => match serde_json::from_slice(b) {
-                    Ok(b) => b,
-                    Err(e) => return access_error(&AccessError::BadRequest(format!("the request body is not valid: {e}"))),
-                },
-                _ => PlaybackRequest::default(),
+            let body: PlaybackRequest = match json_body(&request) {
+                Ok(body) => body.unwrap_or_default(),
+                Err(e) => return access_error(&e),
             };
             match self.service.start(&principal, &content_id, body.delivery, &meta).await {
                 Ok(grant) => {
-                    let expires_at = time::OffsetDateTime::from_unix_timestamp(grant.expires_at as i64).ok().and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default();
                     let mut json = serde_json::json!({
                         "manifest_url": grant.manifest_url,
-                        "expires_at": expires_at,
+                        "expires_at": rfc3339(grant.expires_at),
                         "cookies": grant.cookies.to_json(),
                     });
                     if let Some(key) = &grant.session_key {

@@ -18,7 +18,13 @@ impl From<AuthError> for AccessError {
 
 /// Authenticates the `Authorization` header for `route` and audits the decision: in the
 /// principal's tenant when the credential verified, under the unauthenticated ledger otherwise.
-pub async fn authorize(authenticator: &Authenticator, audit: &dyn AuditSink, authorization: Option<&str>, route: &str, meta: &RequestMeta) -> Result<Principal, AccessError> {
+pub async fn authorize(
+    authenticator: &Authenticator,
+    audit: &dyn AuditSink,
+    authorization: Option<&str>,
+    route: &str,
+    meta: &RequestMeta,
+) -> Result<Principal, AccessError> {
     let outcome = authenticator.authenticate(authorization, meta.now).await.map_err(AccessError::from);
     let (tenant, actor) = match &outcome {
         Ok(p) => (p.tenant.clone(), p.subject.clone()),

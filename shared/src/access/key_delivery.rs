@@ -58,17 +58,27 @@ pub struct KeyDeliveryService {
 }
 
 impl KeyDeliveryService {
-    pub async fn deliver(&self, content_id: &str, key_id: &str, token: Option<&str>, presented: Option<&PresentedSession>, meta: &RequestMeta) -> Result<KeyBytes, AccessError> {
+    pub async fn deliver(
+        &self,
+        content_id: &str,
+        key_id: &str,
+        token: Option<&str>,
+        presented: Option<&PresentedSession>,
+        meta: &RequestMeta,
+    ) -> Result<KeyBytes, AccessError> {
         let resource = format!("content/{content_id}/key/{key_id}");
         let content = ContentId::parse(content_id).map_err(|e| AccessError::BadRequest(e.to_string()));
         let key = KeyId::try_from(key_id.to_string()).map_err(|e| AccessError::BadRequest(e.to_string()));
         let opened = token.map(|t| self.tokens.open(t));
         let verified = match (content, key, &opened) {
             (Err(e), _, _) | (_, Err(e), _) => Err(e),
-            (_, _, None) => Err(AccessError::Unauthenticated("the key token is missing; key URLs come from the personalised playlist".into())),
+            (_, _, None) => {
+                Err(AccessError::Unauthenticated("the key token is missing; key URLs come from the personalised playlist".into()))
+            }
             (_, _, Some(Err(e))) => Err(AccessError::from(e.clone())),
             (Ok(content), Ok(key), Some(Ok(claims))) => {
-                let expected = Expected { kind: TokenKind::Key, content: &content, key_id: Some(&key), session: presented.map(|p| &p.session) };
+                let expected =
+                    Expected { kind: TokenKind::Key, content: &content, key_id: Some(&key), session: presented.map(|p| &p.session) };
                 claims.check(expected, meta.now).map_err(AccessError::from).and_then(|()| match presented {
                     Some(p) if p.tenant != claims.tenant => Err(AccessError::Forbidden("the token was issued for another session".into())),
                     _ => Ok((claims.clone(), key)),
@@ -84,15 +94,21 @@ impl KeyDeliveryService {
             Ok((claims, key)) => {
                 async {
                     ensure_live_session(self.revocations.as_ref(), &claims).await?;
-                    let record = self.catalog.get(&claims.tenant, &claims.content).await.map_err(|e| AccessError::Unavailable(e.to_string()))?;
-                    let wrapped = record.as_ref().and_then(|r| r.keys.get(&key)).ok_or_else(|| AccessError::NotFound(format!("key {key} of content {}", claims.content)))?;
+                    let record =
+                        self.catalog.get(&claims.tenant, &claims.content).await.map_err(|e| AccessError::Unavailable(e.to_string()))?;
+                    let wrapped = record
+                        .as_ref()
+                        .and_then(|r| r.keys.get(&key))
+                        .ok_or_else(|| AccessError::NotFound(format!("key {key} of content {}", claims.content)))?;
                     let plain = self.vault.decrypt(&claims.tenant, &claims.content, wrapped).await.map_err(|e| match e {
                         KeyVaultError::Unavailable(m) => AccessError::Unavailable(m),
                         other => AccessError::Internal(other.to_string()),
                     })?;
                     Ok(match claims.delivery {
                         Delivery::Raw => KeyBytes::Raw(plain),
-                        Delivery::Wrapped => KeyBytes::Wrapped(SessionKek::derive(&self.secret, &claims.tenant, &claims.session, &claims.content).wrap(&plain)),
+                        Delivery::Wrapped => KeyBytes::Wrapped(
+                            SessionKek::derive(&self.secret, &claims.tenant, &claims.session, &claims.content).wrap(&plain),
+                        ),
                     })
                 }
                 .await

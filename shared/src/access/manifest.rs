@@ -1,16 +1,20 @@
-//! Serving personalised playlists to the holder of a playback token.
+//! Serving personalised playlists to the holder of a playback token, from the version the
+//! content record names as published (so a rerun of the transcode switches viewers to a whole
+//! new version, never a mix).
 
 use std::sync::Arc;
 
 use crate::access::{personalize, record, AccessError, Decided, RequestMeta};
 use crate::audit::AuditSink;
+use crate::catalog::ContentCatalog;
 use crate::cdn::TenantHosts;
 use crate::identity::SessionRevocations;
-use crate::ids::{TenantId, ContentId, RenditionName};
-use crate::origin::{PlaylistPath, PlaylistStore};
+use crate::ids::{ContentId, RenditionName, TenantId};
+use crate::origin::{PlaylistPath, PlaylistStore, Published};
 use crate::session_token::{Expected, TokenClaims, TokenError, TokenKind, TokenSigner};
 
 pub struct ManifestService {
+    pub catalog: Arc<dyn ContentCatalog>,
     pub playlists: Arc<dyn PlaylistStore>,
     pub revocations: Arc<dyn SessionRevocations>,
     pub audit: Arc<dyn AuditSink>,
@@ -24,7 +28,9 @@ pub struct ManifestService {
 impl From<TokenError> for AccessError {
     fn from(e: TokenError) -> Self {
         match e {
-            TokenError::Malformed | TokenError::BadSignature | TokenError::Expired => AccessError::Unauthenticated(format!("{e}; start playback again")),
+            TokenError::Malformed | TokenError::BadSignature | TokenError::Expired => {
+                AccessError::Unauthenticated(format!("{e}; start playback again"))
+            }
             other => AccessError::Forbidden(other.to_string()),
         }
     }
@@ -40,7 +46,13 @@ pub(crate) async fn ensure_live_session(revocations: &dyn SessionRevocations, cl
 
 impl ManifestService {
     /// `rendition` is `None` for the master playlist.
-    pub async fn serve(&self, content_id: &str, rendition: Option<&str>, token: Option<&str>, meta: &RequestMeta) -> Result<String, AccessError> {
+    pub async fn serve(
+        &self,
+        content_id: &str,
+        rendition: Option<&str>,
+        token: Option<&str>,
+        meta: &RequestMeta,
+    ) -> Result<String, AccessError> {
         let resource = match rendition {
             Some(r) => format!("content/{content_id}/{r}/index.m3u8"),
             None => format!("content/{content_id}/master.m3u8"),
@@ -49,9 +61,14 @@ impl ManifestService {
         let opened = token.map(|t| self.tokens.open(t));
         let verified = match (&content, &opened) {
             (Err(e), _) => Err(e.clone()),
-            (Ok(_), None) => Err(AccessError::Unauthenticated("the playback token is missing; use the manifest_url from the playback call".into())),
+            (Ok(_), None) => {
+                Err(AccessError::Unauthenticated("the playback token is missing; use the manifest_url from the playback call".into()))
+            }
             (Ok(_), Some(Err(e))) => Err(AccessError::from(e.clone())),
-            (Ok(content), Some(Ok(claims))) => claims.check(Expected { kind: TokenKind::Playback, content, key_id: None, session: None }, meta.now).map(|()| claims.clone()).map_err(AccessError::from),
+            (Ok(content), Some(Ok(claims))) => claims
+                .check(Expected { kind: TokenKind::Playback, content, key_id: None, session: None }, meta.now)
+                .map(|()| claims.clone())
+                .map_err(AccessError::from),
         };
         // A refusal goes to the ledger of the tenant whose token it was; with no genuine token
         // there is no tenant, and it goes to the unauthenticated ledger.
@@ -75,19 +92,32 @@ impl ManifestService {
         };
         ensure_live_session(self.revocations.as_ref(), claims).await?;
         let content = &claims.content;
+        let stored = self.catalog.get(&claims.tenant, content).await.map_err(|e| AccessError::Unavailable(e.to_string()))?;
+        let stored = stored.filter(|r| r.tenant == claims.tenant).ok_or_else(|| AccessError::NotFound(format!("content {content}")))?;
+        if !stored.status.is_playable() {
+            return Err(AccessError::Conflict(format!("content {content} is {} and cannot be played", stored.status)));
+        }
+        let publication = stored
+            .publication
+            .as_ref()
+            .ok_or_else(|| AccessError::Internal(format!("content {content} is {} but names no published version", stored.status)))?;
+        let published = Published { tenant: &claims.tenant, content, version: &publication.version };
         let text = self
             .playlists
-            .get(&claims.tenant, content, &path)
+            .get(&published, &path)
             .await
             .map_err(|e| AccessError::Unavailable(e.to_string()))?
             .ok_or_else(|| AccessError::NotFound(format!("playlist {} of content {content}", path.relative())))?;
         match path {
-            PlaylistPath::Master => personalize::master(&text, |r| format!("{}/v1/manifests/{content}/{r}/index.m3u8?token={token}", self.api_base_url)),
+            PlaylistPath::Master => {
+                personalize::master(&text, |r| format!("{}/v1/manifests/{content}/{r}/index.m3u8?token={token}", self.api_base_url))
+            }
             PlaylistPath::Media(r) => {
-                let cdn = format!("{}{r}/", self.hosts.content_base(&claims.tenant, content));
+                let cdn = format!("{}{}/{r}/", self.hosts.content_base(&claims.tenant, content), publication.version);
                 let expires_at = (meta.now + self.key_token_ttl_seconds).min(claims.expires_at.max(meta.now + 1));
                 personalize::media(&text, &cdn, |key_id| {
-                    let key_token = self.tokens.mint(&TokenClaims { kind: TokenKind::Key, key_id: Some(key_id.clone()), expires_at, ..claims.clone() });
+                    let key_token =
+                        self.tokens.mint(&TokenClaims { kind: TokenKind::Key, key_id: Some(key_id.clone()), expires_at, ..claims.clone() });
                     format!("{}/v1/keys/{content}/{key_id}?token={key_token}", self.api_base_url)
                 })
             }

@@ -1,6 +1,7 @@
 //! The access path's use cases, one module each, over the ports (catalog, key vault, playlist
 //! store, audit sink, session revocations, policy signer). The Lambda handlers only translate
-//! HTTP to these calls and back.
+//! HTTP to these calls and back. [`AccessError`] is how every API use case (the ingest ones in
+//! [`crate::ingest`] too) refuses, and [`record`] how every decision reaches the ledger.
 //!
 //! Three checks per playback (DESIGN.md): the session ([`authorize`]), content authorization
 //! ([`playback`]: `content:read`, same tenant, playable), and the key token ([`key_delivery`]),
@@ -38,8 +39,19 @@ pub enum AccessError {
     /// Absent, or another tenant's: the two answer alike.
     #[error("{0} does not exist")]
     NotFound(String),
+    /// The content exists but is not in a state that can be played.
     #[error("{0}")]
     Conflict(String),
+    /// The content exists but is in the wrong state for this request.
+    #[error("{0}")]
+    WrongState(String),
+    /// An idempotency key was reused with a different request.
+    #[error("{0}")]
+    IdempotencyConflict(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -53,7 +65,9 @@ impl AccessError {
             AccessError::Unauthenticated(_) => 401,
             AccessError::Forbidden(_) => 403,
             AccessError::NotFound(_) => 404,
-            AccessError::Conflict(_) => 409,
+            AccessError::Conflict(_) | AccessError::WrongState(_) | AccessError::IdempotencyConflict(_) => 409,
+            AccessError::TooLarge(_) => 413,
+            AccessError::UnsupportedMediaType(_) => 415,
             AccessError::Unavailable(_) => 503,
             AccessError::Internal(_) => 500,
         }
@@ -66,6 +80,10 @@ impl AccessError {
             AccessError::Forbidden(_) => "forbidden",
             AccessError::NotFound(_) => "not_found",
             AccessError::Conflict(_) => "not_playable",
+            AccessError::WrongState(_) => "wrong_state",
+            AccessError::IdempotencyConflict(_) => "idempotency_conflict",
+            AccessError::TooLarge(_) => "too_large",
+            AccessError::UnsupportedMediaType(_) => "unsupported_media_type",
             AccessError::Unavailable(_) => "try_again",
             AccessError::Internal(_) => "internal_error",
         }
@@ -86,7 +104,7 @@ impl AccessError {
 }
 
 /// One decision for the ledger.
-pub(crate) struct Decided<'a> {
+pub struct Decided<'a> {
     pub tenant: TenantId,
     pub actor: &'a str,
     pub action: &'a str,
@@ -115,7 +133,12 @@ fn audit_failed(e: AuditError) -> AccessError {
 
 /// Records the outcome. A grant that cannot be recorded becomes a 503: nothing is granted
 /// off the books. A denial is returned as it was even when its record could not be written.
-pub(crate) async fn record<T>(audit: &dyn AuditSink, decided: Decided<'_>, meta: &RequestMeta, outcome: Result<T, AccessError>) -> Result<T, AccessError> {
+pub async fn record<T>(
+    audit: &dyn AuditSink,
+    decided: Decided<'_>,
+    meta: &RequestMeta,
+    outcome: Result<T, AccessError>,
+) -> Result<T, AccessError> {
     match outcome {
         Ok(value) => {
             audit.append(decided.event(Decision::Allow, "granted".into(), meta)).await.map_err(audit_failed)?;

@@ -67,14 +67,26 @@ impl From<SignError> for AccessError {
 }
 
 impl PlaybackService {
-    pub async fn start(&self, principal: &Principal, content_id: &str, delivery: Delivery, meta: &RequestMeta) -> Result<PlaybackGrant, AccessError> {
+    pub async fn start(
+        &self,
+        principal: &Principal,
+        content_id: &str,
+        delivery: Delivery,
+        meta: &RequestMeta,
+    ) -> Result<PlaybackGrant, AccessError> {
         let resource = format!("content/{content_id}");
         let outcome = self.decide(principal, content_id, delivery, meta).await;
         let decided = Decided { tenant: principal.tenant.clone(), actor: &principal.subject, action: "content.playback", resource };
         record(self.audit.as_ref(), decided, meta, outcome).await
     }
 
-    async fn decide(&self, principal: &Principal, content_id: &str, delivery: Delivery, meta: &RequestMeta) -> Result<PlaybackGrant, AccessError> {
+    async fn decide(
+        &self,
+        principal: &Principal,
+        content_id: &str,
+        delivery: Delivery,
+        meta: &RequestMeta,
+    ) -> Result<PlaybackGrant, AccessError> {
         let content = ContentId::parse(content_id).map_err(|e| AccessError::BadRequest(e.to_string()))?;
         let stored = self.catalog.get(&principal.tenant, &content).await.map_err(|e| AccessError::Unavailable(e.to_string()))?;
         authorize_playback(principal, &content, stored.as_ref())?;
@@ -92,7 +104,8 @@ impl PlaybackService {
             delivery,
             expires_at,
         });
-        let session_key = (delivery == Delivery::Wrapped).then(|| STANDARD.encode(SessionKek::derive(&self.secret, &principal.tenant, &principal.session, &content).expose()));
+        let session_key = (delivery == Delivery::Wrapped)
+            .then(|| STANDARD.encode(SessionKek::derive(&self.secret, &principal.tenant, &principal.session, &content).expose()));
         Ok(PlaybackGrant {
             manifest_url: format!("{}/v1/manifests/{content}/master.m3u8?token={token}", self.api_base_url),
             expires_at,

@@ -1,23 +1,9 @@
-//! Appending to the ledger in DynamoDB.
+//! The ledger port: where decisions are appended, and the storage layout every adapter shares.
 //!
-//! Table layout: partition key `pk` = chain id, sort key `sk` = `r#{seq:020}` for records and
-//! `head` for the chain head (`seq`, `hash` of the last record). One append is one
-//! `TransactWriteItems`: put the record if `attribute_not_exists(pk)`, and put the head if it
-//! still names the sequence number we extended. A writer that lost a race re-reads the head and
-//! retries. Records are never updated or deleted: no code path here (or anywhere in the project)
-//! calls `UpdateItem` or `DeleteItem` on this table.
-//!
-//! Each ledger instance appends to one shard, chosen at random when it starts, and caches that
-//! shard's head, so the common case is a single round trip and concurrent Lambda instances
-//! rarely contend.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::Duration;
+//! Layout: partition key `pk` = chain id, sort key `sk` = `r#{seq:020}` for records and `head`
+//! for the chain head (`seq`, `hash` of the last record). Records are never updated or deleted.
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -39,23 +25,9 @@ pub trait AuditSink: Send + Sync {
     async fn append(&self, event: AuditEvent) -> Result<AuditRecord, AuditError>;
 }
 
-#[derive(Debug, Clone)]
-struct Head {
-    seq: u64,
-    hash: String,
-}
+pub const HEAD_SK: &str = "head";
 
-pub struct DynamoLedger {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
-    shard: u16,
-    heads: Mutex<HashMap<String, Head>>,
-    max_attempts: u32,
-}
-
-pub(crate) const HEAD_SK: &str = "head";
-
-pub(crate) fn record_sk(seq: u64) -> String {
+pub fn record_sk(seq: u64) -> String {
     format!("r#{seq:020}")
 }
 
@@ -65,130 +37,6 @@ pub fn now_rfc3339_millis() -> (String, String) {
     let time = now.format(&Rfc3339).unwrap_or_else(|_| now.unix_timestamp().to_string());
     let day = format!("{:04}-{:02}-{:02}", now.year(), now.month() as u8, now.day());
     (time, day)
-}
-
-fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-impl DynamoLedger {
-    /// `shards` chains per tenant and day; this instance writes to one of them at random.
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>, shards: u16) -> Self {
-        let mut r = [0u8; 2];
-        let _ = getrandom::getrandom(&mut r);
-        let shards = shards.max(1);
-        Self::on_shard(client, table, u16::from_le_bytes(r) % shards)
-    }
-
-    pub fn on_shard(client: aws_sdk_dynamodb::Client, table: impl Into<String>, shard: u16) -> Self {
-        DynamoLedger { client, table: table.into(), shard, heads: Mutex::new(HashMap::new()), max_attempts: 8 }
-    }
-
-    pub fn shard(&self) -> u16 {
-        self.shard
-    }
-
-    async fn read_head(&self, chain: &ChainId) -> Result<Head, AuditError> {
-        let pk = chain.to_string();
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(&pk))
-            .key("sk", s(HEAD_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| AuditError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()))?;
-        let Some(item) = out.item else {
-            return Ok(Head { seq: 0, hash: chain.genesis_hash() });
-        };
-        let seq = item.get("seq").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).ok_or_else(|| AuditError::CorruptHead(pk.clone(), "no seq".into()))?;
-        let hash = item.get("hash").and_then(|v| v.as_s().ok()).cloned().ok_or_else(|| AuditError::CorruptHead(pk.clone(), "no hash".into()))?;
-        Ok(Head { seq, hash })
-    }
-
-    fn record_item(record: &AuditRecord) -> HashMap<String, AttributeValue> {
-        let e = &record.event;
-        HashMap::from([
-            ("pk".into(), s(record.chain.to_string())),
-            ("sk".into(), s(record_sk(record.seq))),
-            ("seq".into(), AttributeValue::N(record.seq.to_string())),
-            ("time".into(), s(&record.time)),
-            ("tenant".into(), s(e.tenant.as_str())),
-            ("actor".into(), s(&e.actor)),
-            ("action".into(), s(&e.action)),
-            ("resource".into(), s(&e.resource)),
-            ("decision".into(), s(e.decision.as_str())),
-            ("reason".into(), s(&e.reason)),
-            ("request_id".into(), s(&e.request_id)),
-            ("source_ip".into(), s(e.source_ip.clone().unwrap_or_default())),
-            ("prev_hash".into(), s(&record.prev_hash)),
-            ("hash".into(), s(&record.hash)),
-        ])
-    }
-
-    fn build_put(&self, item: HashMap<String, AttributeValue>, condition: &str, values: Option<(&str, AttributeValue)>) -> Result<TransactWriteItem, AuditError> {
-        let mut put = Put::builder().table_name(&self.table).set_item(Some(item)).condition_expression(condition);
-        if let Some((name, value)) = values {
-            put = put.expression_attribute_names("#seq", "seq").expression_attribute_values(name, value);
-        }
-        let put = put.build().map_err(|e| AuditError::Unavailable(format!("cannot build the ledger write: {e}")))?;
-        Ok(TransactWriteItem::builder().put(put).build())
-    }
-
-    async fn try_append(&self, record: &AuditRecord, extended: u64) -> Result<bool, AuditError> {
-        let record_put = self.build_put(Self::record_item(record), "attribute_not_exists(pk)", None)?;
-        let head_item = HashMap::from([
-            ("pk".to_string(), s(record.chain.to_string())),
-            ("sk".to_string(), s(HEAD_SK)),
-            ("seq".to_string(), AttributeValue::N(record.seq.to_string())),
-            ("hash".to_string(), s(&record.hash)),
-        ]);
-        let head_put = if extended == 0 {
-            self.build_put(head_item, "attribute_not_exists(pk)", None)?
-        } else {
-            self.build_put(head_item, "#seq = :extended", Some((":extended", AttributeValue::N(extended.to_string()))))?
-        };
-        match self.client.transact_write_items().transact_items(record_put).transact_items(head_put).send().await {
-            Ok(_) => Ok(true),
-            Err(err) => match err.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(_)) => Ok(false),
-                _ => Err(AuditError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(&err).to_string())),
-            },
-        }
-    }
-
-    pub async fn append_at(&self, event: AuditEvent, time: String, day: String) -> Result<AuditRecord, AuditError> {
-        let chain = ChainId { tenant: event.tenant.clone(), day, shard: self.shard };
-        let key = chain.to_string();
-        for attempt in 0..self.max_attempts {
-            let cached = self.heads.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
-            let head = match cached {
-                Some(head) => head,
-                None => self.read_head(&chain).await?,
-            };
-            let record = AuditRecord::new(chain.clone(), head.seq + 1, time.clone(), event.clone(), head.hash.clone());
-            if self.try_append(&record, head.seq).await? {
-                self.heads.lock().unwrap_or_else(|p| p.into_inner()).insert(key, Head { seq: record.seq, hash: record.hash.clone() });
-                return Ok(record);
-            }
-            // Someone else extended the chain: forget what we knew and back off a little.
-            self.heads.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
-            let mut jitter = [0u8; 1];
-            let _ = getrandom::getrandom(&mut jitter);
-            tokio::time::sleep(Duration::from_micros((1u64 << attempt.min(6)) * 500 + u64::from(jitter[0]) * 4)).await;
-        }
-        Err(AuditError::Contended { chain: key, attempts: self.max_attempts })
-    }
-}
-
-#[async_trait]
-impl AuditSink for DynamoLedger {
-    async fn append(&self, event: AuditEvent) -> Result<AuditRecord, AuditError> {
-        let (time, day) = now_rfc3339_millis();
-        self.append_at(event, time, day).await
-    }
 }
 
 /// Used where a tenant is needed for a chain id in tests and tools.

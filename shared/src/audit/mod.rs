@@ -2,13 +2,13 @@
 //! chained per tenant, day and shard in DynamoDB.
 //!
 //! - [`record`]: what a record holds and its canonical encoding and hash.
-//! - [`ledger`]: appending (conditional transactions that advance the chain head).
+//! - [`ledger`]: the port records are appended through, and the storage layout.
 //! - [`verify`]: reading a chain back and naming the first modified, missing or reordered record.
 
 pub mod ledger;
 pub mod record;
 pub mod verify;
 
-pub use ledger::{AuditError, AuditSink, DynamoLedger};
+pub use ledger::{AuditError, AuditSink};
 pub use record::{AuditEvent, AuditRecord, ChainId, Decision};
-pub use verify::{verify_day, ChainReport, Problem};
+pub use verify::{check_chain, ChainItems, ChainReport, Problem};

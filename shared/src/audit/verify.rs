@@ -3,14 +3,10 @@
 //! off after the last one), reordered (a record sits at another record's position) or detached
 //! (its `prev_hash` does not name the record before it).
 
-use std::collections::HashMap;
 use std::fmt;
 
-use aws_sdk_dynamodb::types::AttributeValue;
-
 use crate::audit::ledger::{record_sk, HEAD_SK};
-use crate::audit::record::{AuditEvent, AuditRecord, ChainId, Decision};
-use crate::ids::TenantId;
+use crate::audit::record::{AuditRecord, ChainId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
@@ -33,7 +29,9 @@ impl fmt::Display for Problem {
         match self {
             Problem::Modified { seq } => write!(f, "record {seq} was modified: its content no longer matches its hash"),
             Problem::Missing { seq } => write!(f, "record {seq} is missing"),
-            Problem::Reordered { position, found } => write!(f, "record {found} sits at position {position}: records were swapped or reordered"),
+            Problem::Reordered { position, found } => {
+                write!(f, "record {found} sits at position {position}: records were swapped or reordered")
+            }
             Problem::Detached { seq } => write!(f, "record {seq} does not follow the record before it (prev_hash mismatch)"),
             Problem::Truncated { last, head } => write!(f, "records {}..={head} are missing after record {last}", last + 1),
             Problem::Unreadable { sk, reason } => write!(f, "item {sk} is not a readable record: {reason}"),
@@ -54,82 +52,30 @@ impl ChainReport {
     }
 }
 
-fn text(item: &HashMap<String, AttributeValue>, name: &str) -> Result<String, String> {
-    item.get(name).and_then(|v| v.as_s().ok()).cloned().ok_or_else(|| format!("`{name}` is missing or not a string"))
+/// One chain as storage holds it: each record item under its sort key (or why it could not be
+/// read as a record), and the head's sequence number when there is a head.
+#[derive(Debug, Default)]
+pub struct ChainItems {
+    pub records: Vec<(String, Result<AuditRecord, String>)>,
+    pub head: Option<Result<u64, String>>,
 }
 
-fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Result<u64, String> {
-    item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).ok_or_else(|| format!("`{name}` is missing or not a number"))
-}
-
-fn parse_record(chain: &ChainId, item: &HashMap<String, AttributeValue>) -> Result<AuditRecord, String> {
-    let source_ip = text(item, "source_ip")?;
-    Ok(AuditRecord {
-        chain: chain.clone(),
-        seq: number(item, "seq")?,
-        time: text(item, "time")?,
-        event: AuditEvent {
-            tenant: TenantId::parse(text(item, "tenant")?).map_err(|e| e.to_string())?,
-            actor: text(item, "actor")?,
-            action: text(item, "action")?,
-            resource: text(item, "resource")?,
-            decision: Decision::parse(&text(item, "decision")?).ok_or("`decision` is not allow or deny")?,
-            reason: text(item, "reason")?,
-            request_id: text(item, "request_id")?,
-            source_ip: (!source_ip.is_empty()).then_some(source_ip),
-        },
-        prev_hash: text(item, "prev_hash")?,
-        hash: text(item, "hash")?,
-    })
-}
-
-async fn read_items(client: &aws_sdk_dynamodb::Client, table: &str, pk: &str) -> Result<Vec<HashMap<String, AttributeValue>>, String> {
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let out = client
-            .query()
-            .table_name(table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(pk.to_string()))
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string())?;
-        items.extend(out.items.unwrap_or_default());
-        match out.last_evaluated_key {
-            Some(key) if !key.is_empty() => start = Some(key),
-            _ => return Ok(items),
-        }
-    }
-}
-
-/// Checks one chain item by item, in sort-key order.
-pub fn check_chain(chain: &ChainId, items: &[HashMap<String, AttributeValue>]) -> ChainReport {
-    let mut head = None;
-    let mut records = Vec::new();
-    for item in items {
-        let sk = text(item, "sk").unwrap_or_default();
-        if sk == HEAD_SK {
-            head = Some(number(item, "seq"));
-        } else {
-            records.push((sk, item));
-        }
-    }
+/// Checks one chain record by record, in sort-key order.
+pub fn check_chain(chain: &ChainId, items: ChainItems) -> ChainReport {
+    let ChainItems { mut records, head } = items;
     records.sort_by(|a, b| a.0.cmp(&b.0));
     let report = |records: u64, problem| ChainReport { chain: chain.clone(), records, problem };
     let mut prev_hash = chain.genesis_hash();
     let mut expected = 1u64;
-    for (count, (sk, item)) in records.iter().enumerate() {
+    for (count, (sk, record)) in records.into_iter().enumerate() {
         let count = count as u64;
         let position = sk.strip_prefix("r#").and_then(|n| n.parse::<u64>().ok());
         let Some(position) = position else {
-            return report(count, Some(Problem::Unreadable { sk: sk.clone(), reason: "sort key is not r#<seq>".into() }));
+            return report(count, Some(Problem::Unreadable { sk, reason: "sort key is not r#<seq>".into() }));
         };
-        let record = match parse_record(chain, item) {
+        let record = match record {
             Ok(r) => r,
-            Err(reason) => return report(count, Some(Problem::Unreadable { sk: sk.clone(), reason })),
+            Err(reason) => return report(count, Some(Problem::Unreadable { sk, reason })),
         };
         if position > expected {
             return report(count, Some(Problem::Missing { seq: expected }));
@@ -143,7 +89,7 @@ pub fn check_chain(chain: &ChainId, items: &[HashMap<String, AttributeValue>]) -
         if record.prev_hash != prev_hash {
             return report(count, Some(Problem::Detached { seq: record.seq }));
         }
-        debug_assert_eq!(sk, &record_sk(record.seq));
+        debug_assert_eq!(sk, record_sk(record.seq));
         prev_hash = record.hash;
         expected += 1;
     }
@@ -154,21 +100,4 @@ pub fn check_chain(chain: &ChainId, items: &[HashMap<String, AttributeValue>]) -
         None if last > 0 => report(last, Some(Problem::Unreadable { sk: HEAD_SK.into(), reason: "the chain head is missing".into() })),
         _ => report(last, None),
     }
-}
-
-/// Checks every shard of one tenant's day.
-pub async fn verify_day(client: &aws_sdk_dynamodb::Client, table: &str, tenant: &TenantId, day: &str, shards: u16) -> Result<Vec<ChainReport>, String> {
-    let mut reports = Vec::new();
-    for shard in 0..shards.max(1) {
-        let chain = ChainId { tenant: tenant.clone(), day: day.to_string(), shard };
-        let items = read_items(client, table, &chain.to_string()).await?;
-        reports.push(check_chain(&chain, &items));
-    }
-    Ok(reports)
-}
-
-/// All records of one chain, in order, for readers (the CLI, the archive).
-pub async fn read_chain(client: &aws_sdk_dynamodb::Client, table: &str, chain: &ChainId) -> Result<Vec<AuditRecord>, String> {
-    let items = read_items(client, table, &chain.to_string()).await?;
-    items.iter().filter(|i| text(i, "sk").is_ok_and(|sk| sk != HEAD_SK)).map(|i| parse_record(chain, i)).collect()
 }

@@ -8,7 +8,7 @@ pub mod tenant_host;
 
 pub use policy::Policy;
 pub use signed::{sign_cookies, sign_url, SignedCookies};
-pub use signer::{HashAlgorithm, KeyKind, KmsPolicySigner, PemPolicySigner, PolicySigner, SignError};
+pub use signer::{HashAlgorithm, KeyKind, PemPolicySigner, PolicySigner, SignError};
 pub use tenant_host::TenantHosts;
 
 /// CloudFront's URL-safe base64: standard base64 with `+ = /` replaced by `- _ ~`.

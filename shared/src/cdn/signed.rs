@@ -1,8 +1,8 @@
 //! Signed URLs and signed cookies from a policy.
 
+use crate::cdn::cloudfront_base64;
 use crate::cdn::policy::{InvalidPolicy, Policy};
 use crate::cdn::signer::{HashAlgorithm, PolicySigner, SignError};
-use crate::cdn::cloudfront_base64;
 
 impl From<InvalidPolicy> for SignError {
     fn from(e: InvalidPolicy) -> Self {

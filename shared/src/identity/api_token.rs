@@ -5,11 +5,10 @@
 //! DynamoDB layout (tokens table): `pk` = `TOKEN#{sha256 hex}`. Lookups happen before the
 //! tenant is known, so this is the one table keyed by something other than the tenant.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 use aws_lc_rs::digest;
-use aws_sdk_dynamodb::types::AttributeValue;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use zeroize::Zeroizing;
@@ -77,62 +76,4 @@ pub async fn authenticate(store: &dyn ApiTokenStore, token: &str, now: u64) -> R
         scopes: record.scopes,
         credential: Credential::ApiToken,
     })
-}
-
-pub struct DynamoApiTokens {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
-}
-
-impl DynamoApiTokens {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        DynamoApiTokens { client, table: table.into() }
-    }
-}
-
-#[async_trait]
-impl ApiTokenStore for DynamoApiTokens {
-    async fn find(&self, hash: &str) -> Result<Option<ApiTokenRecord>, String> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(format!("TOKEN#{hash}")))
-            .key("sk", AttributeValue::S("TOKEN".into()))
-            .send()
-            .await
-            .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string())?;
-        let Some(item) = out.item else { return Ok(None) };
-        let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().ok_or(format!("API token record lacks `{name}`"));
-        let expires_at = item.get("expires_at").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok()).ok_or("API token record lacks `expires_at`")?;
-        Ok(Some(ApiTokenRecord {
-            tenant: TenantId::parse(text("tenant")?).map_err(|e| e.to_string())?,
-            subject: text("sub")?,
-            scopes: Scope::parse_list(&text("scope")?),
-            expires_at,
-            revoked: item.get("revoked").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
-        }))
-    }
-
-    async fn insert(&self, hash: &str, record: &ApiTokenRecord) -> Result<(), String> {
-        let scope = record.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ");
-        let item = HashMap::from([
-            ("pk".to_string(), AttributeValue::S(format!("TOKEN#{hash}"))),
-            ("sk".to_string(), AttributeValue::S("TOKEN".into())),
-            ("tenant".to_string(), AttributeValue::S(record.tenant.to_string())),
-            ("sub".to_string(), AttributeValue::S(record.subject.clone())),
-            ("scope".to_string(), AttributeValue::S(scope)),
-            ("expires_at".to_string(), AttributeValue::N(record.expires_at.to_string())),
-            ("revoked".to_string(), AttributeValue::Bool(record.revoked)),
-        ]);
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string())
-    }
 }

@@ -29,7 +29,8 @@ pub struct HttpJwks {
 impl HttpJwks {
     /// Fails only when the TLS backend cannot start.
     pub fn new(url: impl Into<String>) -> Result<Self, String> {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().map_err(|e| format!("cannot start an HTTPS client: {e}"))?;
+        let client =
+            reqwest::Client::builder().timeout(Duration::from_secs(3)).build().map_err(|e| format!("cannot start an HTTPS client: {e}"))?;
         Ok(HttpJwks { client, url: url.into() })
     }
 }

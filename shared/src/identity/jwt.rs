@@ -126,8 +126,12 @@ impl JwtVerifier {
         if issued > now + self.settings.leeway_seconds {
             return Err(AuthError::NotYetValid);
         }
-        let subject = claims.sub.filter(|s| !s.is_empty() && s.len() <= 256 && !s.chars().any(char::is_control)).ok_or(AuthError::InvalidClaim("sub"))?;
-        let tenant = TenantId::parse(claims.tenant.ok_or(AuthError::MissingClaim("tenant"))?).map_err(|_| AuthError::InvalidClaim("tenant"))?;
+        let subject = claims
+            .sub
+            .filter(|s| !s.is_empty() && s.len() <= 256 && !s.chars().any(char::is_control))
+            .ok_or(AuthError::InvalidClaim("sub"))?;
+        let tenant =
+            TenantId::parse(claims.tenant.ok_or(AuthError::MissingClaim("tenant"))?).map_err(|_| AuthError::InvalidClaim("tenant"))?;
         let session = SessionId::parse(claims.sid.ok_or(AuthError::MissingClaim("sid"))?).map_err(|_| AuthError::InvalidClaim("sid"))?;
         let scopes = Scope::parse_list(&claims.scope.ok_or(AuthError::MissingClaim("scope"))?);
         Ok(Principal { tenant, subject, session, scopes, credential: Credential::Jwt })

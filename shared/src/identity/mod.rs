@@ -8,10 +8,10 @@ pub mod sessions;
 
 use std::sync::Arc;
 
-pub use api_token::{ApiTokenRecord, ApiTokenStore, DynamoApiTokens, NewApiToken};
+pub use api_token::{ApiTokenRecord, ApiTokenStore, NewApiToken};
 pub use jwks::{FileJwks, HttpJwks, JwksCache, JwksSource};
 pub use jwt::{JwtSettings, JwtVerifier};
-pub use sessions::{DynamoSessions, SessionRevocations};
+pub use sessions::SessionRevocations;
 
 use crate::principal::Principal;
 

@@ -1,25 +1,31 @@
-//! Provisions a deployment's stateful resources in an AWS emulator: the one code path behind the
-//! Docker-free local stack, the integration tests (moto) and LocalStack's init hook.
+//! Provisions a deployment's resources in an AWS emulator: the one code path behind the
+//! Docker-free local stack, the integration tests (moto) and LocalStack's init hook. An operator
+//! tool, not a rule: it lives with the CLI.
 //!
 //! It creates what CDK and Terraform declare for the same deployment (`infra/`), with the same
 //! protections where the emulator carries them: an Object Lock (compliance) audit archive, a ledger
 //! table with deletion protection, point-in-time recovery, a stream and a resource policy that
 //! denies rewrites, SSE-KMS on the origin, private versioned buckets, a source bucket whose
-//! `ObjectCreated:*` events reach the ingest queue, and dead-letter queues. Running it again over
-//! the same prefix changes nothing and returns the same outputs.
+//! `ObjectCreated:*` events reach the ingest queue (and whose abandoned multipart uploads are
+//! aborted), dead-letter queues, the Batch job queues and job definitions the transcoder runs
+//! under (command and environment from `infra/contract.json`, as CDK and Terraform read them), and
+//! the content-failed event bus. Running it again over the same prefix changes nothing and returns
+//! the same outputs.
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, PointInTimeRecoverySpecification, ScalarAttributeType, StreamSpecification, StreamViewType,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, PointInTimeRecoverySpecification, ScalarAttributeType,
+    StreamSpecification, StreamViewType,
 };
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use aws_sdk_s3::types::{
-    BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, DefaultRetention, Event, ExpirationStatus,
-    LifecycleRule, LifecycleRuleFilter, NotificationConfiguration, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode, ObjectLockRule,
-    PublicAccessBlockConfiguration, QueueConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
-    ServerSideEncryptionRule, Transition, TransitionStorageClass, VersioningConfiguration,
+    BucketLifecycleConfiguration, BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, DefaultRetention, Event,
+    ExpirationStatus, LifecycleRule, LifecycleRuleFilter, NotificationConfiguration, ObjectLockConfiguration, ObjectLockEnabled,
+    ObjectLockRetentionMode, ObjectLockRule, PublicAccessBlockConfiguration, QueueConfiguration, ServerSideEncryption,
+    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule, Transition, TransitionStorageClass,
+    VersioningConfiguration,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The AWS clients the bootstrap needs, pointed at the emulator.
 #[derive(Clone)]
@@ -29,6 +35,9 @@ pub struct Clients {
     pub kms: aws_sdk_kms::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
+    pub batch: aws_sdk_batch::Client,
+    pub events: aws_sdk_eventbridge::Client,
+    pub iam: aws_sdk_iam::Client,
 }
 
 impl Clients {
@@ -41,9 +50,36 @@ impl Clients {
             kms: aws_sdk_kms::Client::new(config),
             sqs: aws_sdk_sqs::Client::new(config),
             secrets: aws_sdk_secretsmanager::Client::new(config),
+            batch: aws_sdk_batch::Client::new(config),
+            events: aws_sdk_eventbridge::Client::new(config),
+            iam: aws_sdk_iam::Client::new(config),
         }
     }
 }
+
+/// The parts of `infra/contract.json` the bootstrap provisions from, exactly as CDK and
+/// Terraform read them.
+#[derive(Deserialize)]
+struct Contract {
+    transcoder: TranscoderContract,
+}
+
+#[derive(Deserialize)]
+struct TranscoderContract {
+    command: Vec<String>,
+    parameters: std::collections::BTreeMap<String, String>,
+    env: Vec<String>,
+}
+
+const CONTRACT_JSON: &str = include_str!("../../infra/contract.json");
+
+/// The Batch job queues and job definitions: the same names, sizes and timeouts as the deployment.
+pub const JOB_KINDS: [(&str, u32, u32, u32); 3] =
+    [("video-gpu", 4, 15000, 4 * 3600), ("video-cpu", 4, 7500, 8 * 3600), ("audio", 1, 1900, 3600)];
+/// The image the local job definitions name; the local runner runs the built binary instead.
+pub const LOCAL_IMAGE: &str = "vaultstream-transcoder:local";
+/// The price per vCPU-second the local stack estimates costs with (EC2 Spot c7i, us-east-1).
+pub const LOCAL_PRICE_PER_VCPU_SECOND: &str = "0.0000118";
 
 /// What was provisioned, under the output names CDK and Terraform use (`infra/contract.json`).
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -62,6 +98,13 @@ pub struct Outputs {
     pub ingest_dlq_url: String,
     pub retry_queue_url: String,
     pub failures_dlq_url: String,
+    pub video_gpu_job_queue: String,
+    pub video_cpu_job_queue: String,
+    pub audio_job_queue: String,
+    pub video_gpu_job_definition: String,
+    pub video_cpu_job_definition: String,
+    pub audio_job_definition: String,
+    pub content_failed_bus: String,
 }
 
 /// How long archived audit records are locked against deletion, in years (compliance mode).
@@ -70,8 +113,10 @@ pub const AUDIT_RETENTION_YEARS: i32 = 7;
 pub const AUDIT_COLD_AFTER_DAYS: i32 = 90;
 /// Receives before a message moves to its dead-letter queue.
 pub const MAX_RECEIVES: u32 = 5;
-/// The retry queue's delivery delay, in seconds (the first backoff step).
+/// The retry queue's default delivery delay, in seconds (job_events sets each message's own).
 pub const RETRY_DELAY_SECONDS: u32 = 60;
+/// Multipart uploads never completed are aborted after this many days.
+pub const ABORT_UPLOADS_AFTER_DAYS: i32 = 7;
 
 #[derive(Debug, thiserror::Error)]
 #[error("could not provision {resource}: {message}")]
@@ -127,6 +172,20 @@ pub async fn provision(clients: &Clients, prefix: &str) -> Result<Outputs, Boots
     origin_encryption(clients, &origin_bucket, &origin_key_id).await?;
     audit_archive_rules(clients, &audit_archive_bucket).await?;
     source_notifications(clients, &source_bucket, &ingest_queue_url).await?;
+    source_lifecycle(clients, &source_bucket).await?;
+    idempotency_expiry(clients, &content_table).await?;
+
+    let environment = [
+        ("VAULTSTREAM_SOURCE_BUCKET", source_bucket.as_str()),
+        ("VAULTSTREAM_ORIGIN_BUCKET", origin_bucket.as_str()),
+        ("VAULTSTREAM_CONTENT_TABLE", content_table.as_str()),
+        ("VAULTSTREAM_AUDIT_TABLE", audit_table.as_str()),
+        ("VAULTSTREAM_AUDIT_SHARDS", "1"),
+        ("VAULTSTREAM_CONTENT_KEY_ID", content_key_id.as_str()),
+        ("VAULTSTREAM_PRICE_PER_VCPU_SECOND", LOCAL_PRICE_PER_VCPU_SECOND),
+    ];
+    let [video_gpu, video_cpu, audio] = batch(clients, prefix, &environment).await?;
+    let content_failed_bus = event_bus(clients, &format!("{prefix}.content.failed")).await?;
 
     Ok(Outputs {
         source_bucket,
@@ -142,7 +201,178 @@ pub async fn provision(clients: &Clients, prefix: &str) -> Result<Outputs, Boots
         ingest_dlq_url,
         retry_queue_url,
         failures_dlq_url,
+        video_gpu_job_queue: video_gpu.0,
+        video_cpu_job_queue: video_cpu.0,
+        audio_job_queue: audio.0,
+        video_gpu_job_definition: video_gpu.1,
+        video_cpu_job_definition: video_cpu.1,
+        audio_job_definition: audio.1,
+        content_failed_bus,
     })
+}
+
+/// Abandoned multipart uploads (a creator who never completed) are aborted after a week.
+async fn source_lifecycle(clients: &Clients, bucket: &str) -> Result<(), BootstrapError> {
+    let abort = aws_sdk_s3::types::AbortIncompleteMultipartUpload::builder().days_after_initiation(ABORT_UPLOADS_AFTER_DAYS).build();
+    let rule = LifecycleRule::builder()
+        .id("abort-abandoned-uploads")
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix("source/").build())
+        .abort_incomplete_multipart_upload(abort)
+        .build()
+        .map_err(failed(bucket))?;
+    let lifecycle = BucketLifecycleConfiguration::builder().rules(rule).build().map_err(failed(bucket))?;
+    clients
+        .s3
+        .put_bucket_lifecycle_configuration()
+        .bucket(bucket)
+        .lifecycle_configuration(lifecycle)
+        .send()
+        .await
+        .map_err(failed(bucket))?;
+    Ok(())
+}
+
+/// Idempotency keys in the content table expire through its `expires_at` TTL.
+async fn idempotency_expiry(clients: &Clients, table: &str) -> Result<(), BootstrapError> {
+    let ttl = aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
+        .enabled(true)
+        .attribute_name("expires_at")
+        .build()
+        .map_err(failed(table))?;
+    match clients.dynamodb.update_time_to_live().table_name(table).time_to_live_specification(ttl).send().await {
+        Ok(_) => Ok(()),
+        // Asking again for the TTL a table already has is refused; that is the state we want.
+        Err(e) if aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string().contains("already enabled") => Ok(()),
+        Err(e) => Err(failed(table)(e)),
+    }
+}
+
+/// The Batch service role, an unmanaged compute environment (the emulator runs no instances),
+/// and per kind a job queue and a job definition: `(queue name, definition name)` for
+/// video-gpu, video-cpu and audio.
+async fn batch(clients: &Clients, prefix: &str, environment: &[(&str, &str)]) -> Result<[(String, String); 3], BootstrapError> {
+    let contract: Contract = serde_json::from_str(CONTRACT_JSON)
+        .map_err(|e| BootstrapError { resource: "infra/contract.json".into(), message: e.to_string() })?;
+    for name in &contract.transcoder.env {
+        if !environment.iter().any(|(k, _)| k == name) {
+            return Err(BootstrapError {
+                resource: "the job definitions".into(),
+                message: format!("the contract's transcoder reads {name}, which the bootstrap does not set"),
+            });
+        }
+    }
+    let role = batch_service_role(clients, &format!("{prefix}-batch-service")).await?;
+    let environment_name = format!("{prefix}-local");
+    let existing = clients
+        .batch
+        .describe_compute_environments()
+        .compute_environments(&environment_name)
+        .send()
+        .await
+        .map_err(failed(&environment_name))?;
+    let environment_arn = match existing.compute_environments().first().and_then(|c| c.compute_environment_arn()) {
+        Some(arn) => arn.to_string(),
+        None => clients
+            .batch
+            .create_compute_environment()
+            .compute_environment_name(&environment_name)
+            .r#type(aws_sdk_batch::types::CeType::Unmanaged)
+            .state(aws_sdk_batch::types::CeState::Enabled)
+            .service_role(&role)
+            .send()
+            .await
+            .map_err(failed(&environment_name))?
+            .compute_environment_arn
+            .unwrap_or_default(),
+    };
+    let mut created = Vec::new();
+    for (kind, vcpus, memory, timeout) in JOB_KINDS {
+        let name = format!("{prefix}-{kind}");
+        let queues = clients.batch.describe_job_queues().job_queues(&name).send().await.map_err(failed(&name))?;
+        if queues.job_queues().is_empty() {
+            let order = aws_sdk_batch::types::ComputeEnvironmentOrder::builder().order(1).compute_environment(&environment_arn).build();
+            clients
+                .batch
+                .create_job_queue()
+                .job_queue_name(&name)
+                .state(aws_sdk_batch::types::JqState::Enabled)
+                .priority(1)
+                .compute_environment_order(order)
+                .send()
+                .await
+                .map_err(failed(&name))?;
+        }
+        let definitions =
+            clients.batch.describe_job_definitions().job_definition_name(&name).status("ACTIVE").send().await.map_err(failed(&name))?;
+        if definitions.job_definitions().is_empty() {
+            register_job_definition(clients, &name, &contract.transcoder, environment, (vcpus, memory, timeout)).await?;
+        }
+        created.push((name.clone(), name));
+    }
+    let mut created = created.into_iter();
+    let mut next = || created.next().unwrap_or_default();
+    Ok([next(), next(), next()])
+}
+
+async fn register_job_definition(
+    clients: &Clients,
+    name: &str,
+    transcoder: &TranscoderContract,
+    environment: &[(&str, &str)],
+    (vcpus, memory, timeout): (u32, u32, u32),
+) -> Result<(), BootstrapError> {
+    use aws_sdk_batch::types::{ContainerProperties, JobTimeout, KeyValuePair, ResourceRequirement, ResourceType, RetryStrategy};
+    let requirement = |kind: ResourceType, value: u32| ResourceRequirement::builder().r#type(kind).value(value.to_string()).build();
+    let mut container = ContainerProperties::builder()
+        .image(LOCAL_IMAGE)
+        .set_command(Some(transcoder.command.clone()))
+        .resource_requirements(requirement(ResourceType::Vcpu, vcpus))
+        .resource_requirements(requirement(ResourceType::Memory, memory))
+        .user("10001");
+    for (k, v) in environment {
+        container = container.environment(KeyValuePair::builder().name(*k).value(*v).build());
+    }
+    clients
+        .batch
+        .register_job_definition()
+        .job_definition_name(name)
+        .r#type(aws_sdk_batch::types::JobDefinitionType::Container)
+        .set_parameters(Some(transcoder.parameters.clone().into_iter().collect()))
+        .container_properties(container.build())
+        .timeout(JobTimeout::builder().attempt_duration_seconds(timeout as i32).build())
+        // Retries are job_events' (with backoff, counted across attempts), never Batch's own.
+        .retry_strategy(RetryStrategy::builder().attempts(1).build())
+        .propagate_tags(true)
+        .send()
+        .await
+        .map_err(failed(name))?;
+    Ok(())
+}
+
+async fn batch_service_role(clients: &Clients, name: &str) -> Result<String, BootstrapError> {
+    if let Ok(found) = clients.iam.get_role().role_name(name).send().await {
+        if let Some(role) = found.role {
+            return Ok(role.arn);
+        }
+    }
+    let trust = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "batch.amazonaws.com"}, "Action": "sts:AssumeRole"}]
+    });
+    let created =
+        clients.iam.create_role().role_name(name).assume_role_policy_document(trust.to_string()).send().await.map_err(failed(name))?;
+    created.role.map(|r| r.arn).ok_or_else(|| BootstrapError { resource: name.into(), message: "IAM returned no role".into() })
+}
+
+async fn event_bus(clients: &Clients, name: &str) -> Result<String, BootstrapError> {
+    match clients.events.describe_event_bus().name(name).send().await {
+        Ok(_) => return Ok(name.to_string()),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {}
+        Err(e) => return Err(failed(name)(e)),
+    }
+    clients.events.create_event_bus().name(name).send().await.map_err(failed(name))?;
+    Ok(name.to_string())
 }
 
 /// A KMS key found by its alias, created with the alias the first time.
@@ -157,8 +387,19 @@ async fn kms_key(clients: &Clients, alias_name: &str, spec: KeySpec, usage: KeyU
             }
         }
     }
-    let created = clients.kms.create_key().key_spec(spec).key_usage(usage).description(format!("VaultStream {alias_name}")).send().await.map_err(failed(&alias))?;
-    let key_id = created.key_metadata().map(|m| m.key_id().to_string()).ok_or_else(|| BootstrapError { resource: alias.clone(), message: "KMS returned no key id".into() })?;
+    let created = clients
+        .kms
+        .create_key()
+        .key_spec(spec)
+        .key_usage(usage)
+        .description(format!("VaultStream {alias_name}"))
+        .send()
+        .await
+        .map_err(failed(&alias))?;
+    let key_id = created
+        .key_metadata()
+        .map(|m| m.key_id().to_string())
+        .ok_or_else(|| BootstrapError { resource: alias.clone(), message: "KMS returned no key id".into() })?;
     clients.kms.create_alias().alias_name(&alias).target_key_id(&key_id).send().await.map_err(failed(&alias))?;
     Ok(key_id)
 }
@@ -166,7 +407,12 @@ async fn kms_key(clients: &Clients, alias_name: &str, spec: KeySpec, usage: KeyU
 /// The root secret for playback and key tokens: 32 random bytes, hex, generated once.
 async fn service_secret(clients: &Clients, name: &str) -> Result<String, BootstrapError> {
     match clients.secrets.describe_secret().secret_id(name).send().await {
-        Ok(found) => return found.arn().map(str::to_string).ok_or_else(|| BootstrapError { resource: name.into(), message: "secret has no ARN".into() }),
+        Ok(found) => {
+            return found
+                .arn()
+                .map(str::to_string)
+                .ok_or_else(|| BootstrapError { resource: name.into(), message: "secret has no ARN".into() })
+        }
         Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {}
         Err(e) => return Err(failed(name)(e)),
     }
@@ -207,7 +453,8 @@ async fn table(clients: &Clients, name: &str, kind: TableKind) -> Result<(), Boo
         .key_schema(key("sk", KeyType::Range).map_err(failed(name))?)
         .deletion_protection_enabled(ledger);
     if ledger {
-        let stream = StreamSpecification::builder().stream_enabled(true).stream_view_type(StreamViewType::NewImage).build().map_err(failed(name))?;
+        let stream =
+            StreamSpecification::builder().stream_enabled(true).stream_view_type(StreamViewType::NewImage).build().map_err(failed(name))?;
         create = create.stream_specification(stream);
     }
     let created = match create.send().await {
@@ -216,9 +463,23 @@ async fn table(clients: &Clients, name: &str, kind: TableKind) -> Result<(), Boo
         Err(e) => return Err(failed(name)(e)),
     };
     let recovery = PointInTimeRecoverySpecification::builder().point_in_time_recovery_enabled(true).build().map_err(failed(name))?;
-    clients.dynamodb.update_continuous_backups().table_name(name).point_in_time_recovery_specification(recovery).send().await.map_err(failed(name))?;
+    clients
+        .dynamodb
+        .update_continuous_backups()
+        .table_name(name)
+        .point_in_time_recovery_specification(recovery)
+        .send()
+        .await
+        .map_err(failed(name))?;
     if let (true, Some(arn)) = (ledger, created) {
-        clients.dynamodb.put_resource_policy().resource_arn(&arn).policy(ledger_policy(&arn).to_string()).send().await.map_err(failed(name))?;
+        clients
+            .dynamodb
+            .put_resource_policy()
+            .resource_arn(&arn)
+            .policy(ledger_policy(&arn).to_string())
+            .send()
+            .await
+            .map_err(failed(name))?;
     }
     Ok(())
 }
@@ -238,8 +499,14 @@ pub fn ledger_policy(table_arn: &str) -> serde_json::Value {
 }
 
 /// What no principal may do to the audit ledger (`infra/contract.json` lists the same).
-pub const LEDGER_DENIED_ACTIONS: [&str; 6] =
-    ["dynamodb:DeleteItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "dynamodb:PartiQLUpdate", "dynamodb:PartiQLDelete", "dynamodb:DeleteTable"];
+pub const LEDGER_DENIED_ACTIONS: [&str; 6] = [
+    "dynamodb:DeleteItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:PartiQLUpdate",
+    "dynamodb:PartiQLDelete",
+    "dynamodb:DeleteTable",
+];
 
 async fn queue(clients: &Clients, name: &str, dead_letter_url: Option<&str>, delay_seconds: u32) -> Result<String, BootstrapError> {
     let mut create = clients
@@ -255,11 +522,21 @@ async fn queue(clients: &Clients, name: &str, dead_letter_url: Option<&str>, del
         create = create.attributes(QueueAttributeName::RedrivePolicy, redrive.to_string());
     }
     let created = create.send().await.map_err(failed(name))?;
-    created.queue_url().map(str::to_string).ok_or_else(|| BootstrapError { resource: name.into(), message: "SQS returned no queue URL".into() })
+    created
+        .queue_url()
+        .map(str::to_string)
+        .ok_or_else(|| BootstrapError { resource: name.into(), message: "SQS returned no queue URL".into() })
 }
 
 async fn queue_arn(clients: &Clients, url: &str) -> Result<String, BootstrapError> {
-    let attrs = clients.sqs.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::QueueArn).send().await.map_err(failed(url))?;
+    let attrs = clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(failed(url))?;
     attrs
         .attributes()
         .and_then(|a| a.get(&QueueAttributeName::QueueArn))
@@ -274,14 +551,21 @@ async fn bucket(clients: &Clients, name: &str, object_lock: bool) -> Result<(), 
     let region = clients.s3.config().region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
     let mut create = clients.s3.create_bucket().bucket(name).object_lock_enabled_for_bucket(object_lock);
     if region != "us-east-1" {
-        create = create.create_bucket_configuration(CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(region.as_str())).build());
+        create = create.create_bucket_configuration(
+            CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(region.as_str())).build(),
+        );
     }
     match create.send().await {
         Ok(_) => {}
         Err(e) if e.as_service_error().is_some_and(|s| s.is_bucket_already_owned_by_you()) => {}
         Err(e) => return Err(failed(name)(e)),
     }
-    let block = PublicAccessBlockConfiguration::builder().block_public_acls(true).ignore_public_acls(true).block_public_policy(true).restrict_public_buckets(true).build();
+    let block = PublicAccessBlockConfiguration::builder()
+        .block_public_acls(true)
+        .ignore_public_acls(true)
+        .block_public_policy(true)
+        .restrict_public_buckets(true)
+        .build();
     clients.s3.put_public_access_block().bucket(name).public_access_block_configuration(block).send().await.map_err(failed(name))?;
     let versioning = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
     clients.s3.put_bucket_versioning().bucket(name).versioning_configuration(versioning).send().await.map_err(failed(name))?;
@@ -289,7 +573,11 @@ async fn bucket(clients: &Clients, name: &str, object_lock: bool) -> Result<(), 
 }
 
 async fn origin_encryption(clients: &Clients, bucket: &str, key_id: &str) -> Result<(), BootstrapError> {
-    let default = ServerSideEncryptionByDefault::builder().sse_algorithm(ServerSideEncryption::AwsKms).kms_master_key_id(key_id).build().map_err(failed(bucket))?;
+    let default = ServerSideEncryptionByDefault::builder()
+        .sse_algorithm(ServerSideEncryption::AwsKms)
+        .kms_master_key_id(key_id)
+        .build()
+        .map_err(failed(bucket))?;
     let rule = ServerSideEncryptionRule::builder().apply_server_side_encryption_by_default(default).bucket_key_enabled(true).build();
     let config = ServerSideEncryptionConfiguration::builder().rules(rule).build().map_err(failed(bucket))?;
     clients.s3.put_bucket_encryption().bucket(bucket).server_side_encryption_configuration(config).send().await.map_err(failed(bucket))?;
@@ -300,7 +588,10 @@ async fn origin_encryption(clients: &Clients, bucket: &str, key_id: &str) -> Res
 /// days, with no expiration rule: archived records are never deleted.
 async fn audit_archive_rules(clients: &Clients, bucket: &str) -> Result<(), BootstrapError> {
     let retention = DefaultRetention::builder().mode(ObjectLockRetentionMode::Compliance).years(AUDIT_RETENTION_YEARS).build();
-    let lock = ObjectLockConfiguration::builder().object_lock_enabled(ObjectLockEnabled::Enabled).rule(ObjectLockRule::builder().default_retention(retention).build()).build();
+    let lock = ObjectLockConfiguration::builder()
+        .object_lock_enabled(ObjectLockEnabled::Enabled)
+        .rule(ObjectLockRule::builder().default_retention(retention).build())
+        .build();
     clients.s3.put_object_lock_configuration().bucket(bucket).object_lock_configuration(lock).send().await.map_err(failed(bucket))?;
     let transition = Transition::builder().days(AUDIT_COLD_AFTER_DAYS).storage_class(TransitionStorageClass::DeepArchive).build();
     let rule = LifecycleRule::builder()
@@ -311,7 +602,14 @@ async fn audit_archive_rules(clients: &Clients, bucket: &str) -> Result<(), Boot
         .build()
         .map_err(failed(bucket))?;
     let lifecycle = BucketLifecycleConfiguration::builder().rules(rule).build().map_err(failed(bucket))?;
-    clients.s3.put_bucket_lifecycle_configuration().bucket(bucket).lifecycle_configuration(lifecycle).send().await.map_err(failed(bucket))?;
+    clients
+        .s3
+        .put_bucket_lifecycle_configuration()
+        .bucket(bucket)
+        .lifecycle_configuration(lifecycle)
+        .send()
+        .await
+        .map_err(failed(bucket))?;
     Ok(())
 }
 
@@ -326,10 +624,29 @@ async fn source_notifications(clients: &Clients, bucket: &str, ingest_url: &str)
             "Condition": {"ArnEquals": {"aws:SourceArn": format!("arn:aws:s3:::{bucket}")}}
         }]
     });
-    clients.sqs.set_queue_attributes().queue_url(ingest_url).attributes(QueueAttributeName::Policy, allow_s3.to_string()).send().await.map_err(failed(ingest_url))?;
-    let target = QueueConfiguration::builder().id("ingest").queue_arn(&queue_arn).events(Event::from("s3:ObjectCreated:*")).build().map_err(failed(bucket))?;
+    clients
+        .sqs
+        .set_queue_attributes()
+        .queue_url(ingest_url)
+        .attributes(QueueAttributeName::Policy, allow_s3.to_string())
+        .send()
+        .await
+        .map_err(failed(ingest_url))?;
+    let target = QueueConfiguration::builder()
+        .id("ingest")
+        .queue_arn(&queue_arn)
+        .events(Event::from("s3:ObjectCreated:*"))
+        .build()
+        .map_err(failed(bucket))?;
     let config = NotificationConfiguration::builder().queue_configurations(target).build();
-    clients.s3.put_bucket_notification_configuration().bucket(bucket).notification_configuration(config).send().await.map_err(failed(bucket))?;
+    clients
+        .s3
+        .put_bucket_notification_configuration()
+        .bucket(bucket)
+        .notification_configuration(config)
+        .send()
+        .await
+        .map_err(failed(bucket))?;
     Ok(())
 }
 

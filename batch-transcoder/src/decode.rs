@@ -1,0 +1,246 @@
+//! Decode once: read every packet of the chosen streams, decode and normalize it, and hand the
+//! frames to the fan-out. Then judge the source by what decoding found (truncated, damaged, not
+//! really media).
+
+use ff::{codec, frame, Packet, Rational, Rescale};
+use ffmpeg_next as ff;
+
+use crate::error::{Result, TranscodeError};
+use crate::fanout::{DecodeStats, FrameSink};
+use crate::normalize::{AudioNormalizer, VideoNormalizer};
+use crate::probe::{Limits, SourceInfo};
+use crate::progress::Progress;
+use crate::watchdog::{Phase, Watchdog};
+
+struct VideoInput {
+    stream: usize,
+    decoder: ff::decoder::Video,
+    time_base: Rational,
+    /// The stream's first timestamp: output timestamps start at zero.
+    start: i64,
+    normalizer: Option<VideoNormalizer>,
+}
+
+struct AudioInput {
+    stream: usize,
+    decoder: ff::decoder::Audio,
+    time_base: Rational,
+    normalizer: Option<AudioNormalizer>,
+}
+
+/// The decoders of the source's chosen video and audio streams.
+pub struct Decoders {
+    video: Option<VideoInput>,
+    audio: Option<AudioInput>,
+}
+
+/// What reading the whole source showed.
+pub struct DecodeReport {
+    pub stats: DecodeStats,
+    pub read_error: Option<String>,
+    pub packets: u64,
+    pub packet_bytes: u64,
+}
+
+impl Decoders {
+    pub fn open(input: &ff::format::context::Input, source: &SourceInfo) -> Result<Decoders> {
+        let mut video = None;
+        if let Some(v) = &source.video {
+            let stream = input.stream(v.index).ok_or_else(|| TranscodeError::Fatal("video stream vanished".into()))?;
+            let time_base = stream.time_base();
+            let mut ctx = codec::Context::from_parameters(stream.parameters()).map_err(|e| TranscodeError::ffmpeg("video decoder", e))?;
+            ctx.set_threading(codec::threading::Config { kind: codec::threading::Type::Frame, count: 0, ..Default::default() });
+            let mut decoder =
+                ctx.decoder().video().map_err(|e| TranscodeError::InvalidInput(format!("the video stream cannot be decoded: {e}")))?;
+            decoder.set_packet_time_base(time_base);
+            let start = (source.start_time / f64::from(time_base)).round() as i64;
+            video = Some(VideoInput { stream: v.index, decoder, time_base, start, normalizer: None });
+        }
+        let mut audio = None;
+        if let Some(a) = &source.audio {
+            let stream = input.stream(a.index).ok_or_else(|| TranscodeError::Fatal("audio stream vanished".into()))?;
+            let time_base = stream.time_base();
+            let ctx = codec::Context::from_parameters(stream.parameters()).map_err(|e| TranscodeError::ffmpeg("audio decoder", e))?;
+            let mut decoder =
+                ctx.decoder().audio().map_err(|e| TranscodeError::InvalidInput(format!("the audio stream cannot be decoded: {e}")))?;
+            decoder.set_packet_time_base(time_base);
+            audio = Some(AudioInput { stream: a.index, decoder, time_base, normalizer: None });
+        }
+        Ok(Decoders { video, audio })
+    }
+}
+
+/// Reads the source to its end, sending every normalized frame to `sink`.
+pub fn decode_all(
+    input: &mut ff::format::context::Input,
+    decoders: &mut Decoders,
+    source: &SourceInfo,
+    sink: &mut FrameSink<'_>,
+    watchdog: &Watchdog,
+    progress: &mut Progress,
+    limits: &Limits,
+) -> Result<DecodeReport> {
+    let mut read_error = None;
+    let (mut packets, mut packet_bytes) = (0u64, 0u64);
+    loop {
+        watchdog.progress(Phase::Reading);
+        let mut packet = Packet::empty();
+        match packet.read(input) {
+            Ok(()) => {}
+            Err(ff::Error::Eof) => break,
+            Err(_) if watchdog.fired() => return Err(watchdog.stall_error()),
+            Err(e) => {
+                read_error = Some(e.to_string());
+                break;
+            }
+        }
+        watchdog.progress(Phase::Decoding);
+        packets += 1;
+        packet_bytes += packet.size() as u64;
+        if let Some(v) = decoders.video.as_mut().filter(|v| v.stream == packet.stream()) {
+            if v.decoder.send_packet(&packet).is_err() {
+                sink.stats.decode_errors += 1;
+            }
+            drain_video(v, source, sink)?;
+        }
+        if let Some(a) = decoders.audio.as_mut().filter(|a| a.stream == packet.stream()) {
+            if a.decoder.send_packet(&packet).is_err() {
+                sink.stats.decode_errors += 1;
+            }
+            drain_audio(a, source.start_time, sink)?;
+        }
+        progress.update(sink.stats.position());
+        if sink.stats.position() > limits.max_duration + 1.0 {
+            return Err(TranscodeError::InvalidInput(format!(
+                "the source runs longer than the accepted {:.0} s (--max-duration)",
+                limits.max_duration
+            )));
+        }
+        if watchdog.fired() {
+            return Err(watchdog.stall_error());
+        }
+    }
+    // Flush decoders and filters.
+    watchdog.progress(Phase::Finishing);
+    if let Some(v) = decoders.video.as_mut() {
+        let _ = v.decoder.send_eof();
+        drain_video(v, source, sink)?;
+        if let Some(n) = v.normalizer.as_mut() {
+            n.flush()?;
+            while let Some(f) = n.pull() {
+                sink.video(f);
+            }
+        }
+    }
+    if let Some(a) = decoders.audio.as_mut() {
+        let _ = a.decoder.send_eof();
+        drain_audio(a, source.start_time, sink)?;
+        if let Some(n) = a.normalizer.as_mut() {
+            n.flush()?;
+            while let Some(f) = n.pull() {
+                sink.audio(f);
+            }
+        }
+    }
+    progress.update(sink.stats.position());
+    progress.finish();
+    Ok(DecodeReport { stats: sink.stats.clone(), read_error, packets, packet_bytes })
+}
+
+/// Files this small may be mostly container overhead; the readable-fraction check skips them.
+const MIN_SIZE_FOR_READABLE_CHECK: u64 = 64 * 1024;
+
+/// A source is rejected after decoding when it turned out to be broken: nothing decodable,
+/// mostly undecodable, mostly unreadable bytes, or much shorter than it claims (truncated).
+pub fn validate(source: &SourceInfo, report: &DecodeReport) -> Result<()> {
+    let (stats, read_error) = (&report.stats, report.read_error.as_deref());
+    if source.video.is_some() && stats.video_frames == 0 {
+        return Err(TranscodeError::InvalidInput(format!(
+            "no video frame could be decoded ({} decode errors{})",
+            stats.decode_errors,
+            read_error.map(|e| format!(", read error: {e}")).unwrap_or_default()
+        )));
+    }
+    if source.video.is_none() && stats.audio_frames == 0 {
+        return Err(TranscodeError::InvalidInput("no audio could be decoded".into()));
+    }
+    if stats.decode_errors > 10 && stats.decode_errors * 4 > report.packets {
+        return Err(TranscodeError::InvalidInput(format!(
+            "{} of {} packets failed to decode; the file is damaged",
+            stats.decode_errors, report.packets
+        )));
+    }
+    if source.size_bytes >= MIN_SIZE_FOR_READABLE_CHECK && report.packet_bytes * 4 < source.size_bytes {
+        return Err(TranscodeError::InvalidInput(format!(
+            "only {:.0}% of the file's {} bytes is media FFmpeg can read; the rest is damaged or not media",
+            report.packet_bytes as f64 * 100.0 / source.size_bytes as f64,
+            source.size_bytes
+        )));
+    }
+    if let Some(declared) = source.duration {
+        let decoded = stats.position();
+        if declared >= 2.0 && decoded < declared * 0.9 - 0.5 {
+            return Err(TranscodeError::InvalidInput(format!(
+                "the file ends after {decoded:.1} s of its declared {declared:.1} s: it is truncated{}",
+                read_error.map(|e| format!(" ({e})")).unwrap_or_default()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn drain_video(v: &mut VideoInput, source: &SourceInfo, sink: &mut FrameSink<'_>) -> Result<()> {
+    let mut decoded = frame::Video::empty();
+    while v.decoder.receive_frame(&mut decoded).is_ok() {
+        sink.stats.video_frames += 1;
+        let pts = decoded.timestamp().or(decoded.pts()).unwrap_or(0) - v.start;
+        decoded.set_pts(Some(pts));
+        if v.normalizer.is_none() {
+            let video = source.video.as_ref().ok_or_else(|| TranscodeError::Fatal("video frames without a video stream".into()))?;
+            let timeline = sink.timeline();
+            v.normalizer = Some(VideoNormalizer::new(
+                video,
+                decoded.format(),
+                decoded.aspect_ratio(),
+                v.time_base,
+                (timeline.fps_num, timeline.fps_den),
+            )?);
+        }
+        if let Some(n) = v.normalizer.as_mut() {
+            n.push(&decoded)?;
+            while let Some(f) = n.pull() {
+                sink.video(f);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn drain_audio(a: &mut AudioInput, start_time: f64, sink: &mut FrameSink<'_>) -> Result<()> {
+    let mut decoded = frame::Audio::empty();
+    while a.decoder.receive_frame(&mut decoded).is_ok() {
+        let rate = decoded.rate().max(1);
+        let sample_tb = Rational::new(1, rate as i32);
+        let pts = decoded.timestamp().or(decoded.pts()).map(|t| t.rescale(a.time_base, sample_tb));
+        let start = (start_time * f64::from(rate)).round() as i64;
+        decoded.set_pts(pts.map(|p| p - start));
+        if a.normalizer.is_none() {
+            let layout = if decoded.channel_layout().bits() == 0 {
+                ff::ChannelLayout::default(i32::from(decoded.channels()))
+            } else {
+                decoded.channel_layout()
+            };
+            decoded.set_channel_layout(layout);
+            a.normalizer = Some(AudioNormalizer::new(decoded.format(), rate, layout)?);
+        } else if decoded.channel_layout().bits() == 0 {
+            decoded.set_channel_layout(ff::ChannelLayout::default(i32::from(decoded.channels())));
+        }
+        if let Some(n) = a.normalizer.as_mut() {
+            n.push(&decoded)?;
+            while let Some(f) = n.pull() {
+                sink.audio(f);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,120 @@
+//! Everything a transcode needs decided before it starts, validated: the profile, the encoder
+//! request, the keys, the limits. `local` builds it from its command line; `run` from its
+//! arguments and the content key KMS returned.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use vaultstream::ladder::{self, Profile, VideoCodec};
+use vaultstream::ContentKey;
+
+use crate::cli::{EncodingArgs, LimitArgs, LocalArgs};
+use crate::encoder::{self, X264_PRESETS};
+use crate::error::{Result, TranscodeError};
+use crate::keys::KeyStorage;
+use crate::probe::Limits;
+
+pub struct Job {
+    pub input: PathBuf,
+    pub out: PathBuf,
+    pub profile: Profile,
+    pub encoder: String,
+    pub preset: String,
+    pub key: ContentKey,
+    /// Where `k0` (and later periods' keys) go: a file, or nowhere but memory.
+    pub key_storage: KeyStorage,
+    pub key_uri: Option<String>,
+    pub key_period_segments: Option<usize>,
+    pub limits: Limits,
+    pub stall_timeout: Duration,
+}
+
+/// A built-in profile by name, or a JSON profile file.
+pub fn load_profile(name: &str) -> Result<Profile> {
+    if let Some(p) = Profile::built_in(name) {
+        return Ok(p);
+    }
+    let path = PathBuf::from(name);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        TranscodeError::Usage(format!(
+            "--profile {name}: not a built-in profile ({}) and not a readable file: {e}",
+            ladder::BUILT_IN_PROFILES.join(", ")
+        ))
+    })?;
+    Profile::from_json(&text).map_err(|e| TranscodeError::Usage(format!("--profile {}: {e}", path.display())))
+}
+
+/// The profile with `--segment-seconds` applied, and the encoder and preset checked against it.
+pub fn encoding(args: &EncodingArgs) -> Result<Profile> {
+    let mut profile = load_profile(&args.profile)?;
+    if let Some(s) = args.segment_seconds {
+        if !(1.0..=30.0).contains(&s) {
+            return Err(TranscodeError::Usage(format!("--segment-seconds {s} is out of range (expected 1 to 30)")));
+        }
+        profile.segment_seconds = s;
+        profile.gop_seconds = profile.gop_seconds.min(s);
+    }
+    if !X264_PRESETS.contains(&args.preset.as_str()) {
+        return Err(TranscodeError::Usage(format!("--preset {} is unknown (expected one of {})", args.preset, X264_PRESETS.join(", "))));
+    }
+    if args.encoder != "auto" {
+        let Some(codec) = encoder::codec_of(&args.encoder) else {
+            return Err(TranscodeError::Usage(format!(
+                "--encoder {} is not a video encoder VaultStream drives (expected auto or one of {})",
+                args.encoder,
+                [VideoCodec::H264, VideoCodec::Hevc, VideoCodec::Av1]
+                    .iter()
+                    .flat_map(|c| encoder::candidates(*c))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        };
+        if !profile.rungs.iter().any(|r| r.codec == codec) {
+            return Err(TranscodeError::Usage(format!(
+                "--encoder {} encodes {}, but profile {} has no {} rung",
+                args.encoder,
+                codec.as_str(),
+                profile.name,
+                codec.as_str()
+            )));
+        }
+    }
+    Ok(profile)
+}
+
+pub fn limits(args: &LimitArgs) -> Result<(Limits, Duration)> {
+    for (name, v) in [("--max-width", args.max_width), ("--max-height", args.max_height)] {
+        if v < 16 {
+            return Err(TranscodeError::Usage(format!("{name} {v} is too small (expected at least 16)")));
+        }
+    }
+    if args.max_duration <= 0.0 {
+        return Err(TranscodeError::Usage("--max-duration must be positive".into()));
+    }
+    let limits = Limits { max_width: args.max_width, max_height: args.max_height, max_duration: args.max_duration };
+    Ok((limits, Duration::from_secs(args.stall_timeout.max(1))))
+}
+
+impl Job {
+    pub fn from_args(args: LocalArgs) -> Result<Job> {
+        let profile = encoding(&args.encoding)?;
+        let key = match &args.key_hex {
+            Some(hex) => ContentKey::from_hex(hex).map_err(|e| TranscodeError::Usage(format!("--key-hex: {e}")))?,
+            None => ContentKey::generate()?,
+        };
+        let (limits, stall_timeout) = limits(&args.limits)?;
+        Ok(Job {
+            input: args.input,
+            out: args.out,
+            profile,
+            encoder: args.encoding.encoder,
+            preset: args.encoding.preset,
+            key,
+            key_storage: KeyStorage::File(args.key_file),
+            key_uri: args.key_uri,
+            key_period_segments: args.key_period_segments.map(|n| n as usize),
+            limits,
+            stall_timeout,
+        })
+    }
+}

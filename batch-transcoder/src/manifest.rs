@@ -1,0 +1,77 @@
+//! What a transcode reports: `manifest.json` in `local` mode, the job's figures in `run` mode.
+
+use serde::Serialize;
+use vaultstream::ladder::{Container, DroppedRung};
+
+use crate::encoder::Selection;
+use crate::keys::KeyRecord;
+use crate::probe::SourceInfo;
+use crate::rendition::RenditionOutput;
+use crate::thumbnails::Pictures;
+
+#[derive(Debug, Serialize)]
+pub struct FailedRendition {
+    pub name: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Figures {
+    pub wall_seconds: f64,
+    pub cpu_seconds: f64,
+    pub realtime_factor: Option<f64>,
+    pub frames_decoded: u64,
+    pub decode_errors: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Manifest {
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub profile: String,
+    pub container: Container,
+    pub segment_seconds: f64,
+    pub gop_seconds: f64,
+    pub frame_rate: Option<String>,
+    pub master: String,
+    pub encoders: Vec<Selection>,
+    pub source: SourceInfo,
+    pub renditions: Vec<RenditionOutput>,
+    pub failed_renditions: Vec<FailedRendition>,
+    pub dropped_renditions: Vec<DroppedRung>,
+    pub keys: Vec<KeyRecord>,
+    pub pictures: Pictures,
+    pub figures: Figures,
+}
+
+impl Manifest {
+    /// Why some renditions are missing, when some are.
+    pub fn partial_reason(failed: &[FailedRendition], published: usize) -> Option<String> {
+        (!failed.is_empty()).then(|| {
+            format!(
+                "{} of {} renditions failed: {}",
+                failed.len(),
+                failed.len() + published,
+                failed.iter().map(|f| format!("{} ({})", f.name, f.reason)).collect::<Vec<_>>().join("; ")
+            )
+        })
+    }
+}
+
+pub fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+/// CPU seconds this process has used so far (user + system).
+pub fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes into the struct we pass.
+    unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
+            return 0.0;
+        }
+        let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+        t(usage.ru_utime) + t(usage.ru_stime)
+    }
+}

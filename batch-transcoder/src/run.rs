@@ -1,0 +1,321 @@
+//! `vaultstream-transcode run`, the AWS Batch job: flow 3 for one content item.
+//!
+//! 1. The job touches only its own content: the source key must be this content's, and every
+//!    record, key and object it names is under the tenant it was given.
+//! 2. The record moves `QUEUED → PROCESSING`; anything else means another run owns it (nothing
+//!    to do, exit 0).
+//! 3. The content key: the stored KMS blob unwrapped, or a fresh data key whose blob is stored with
+//!    a condition (a retry reuses it). It lives in memory only; no plaintext key touches disk.
+//! 4. The source is copied to scratch, checked against the ETag dispatch accepted.
+//! 5. The same pipeline as `local`, progress heartbeated into the record.
+//! 6. The output goes to a new version prefix: segments, media playlists, master last; then the
+//!    record is flipped to that version (`READY` or `PARTIAL`) with a conditional write. A job
+//!    killed before the flip leaves an unreferenced prefix; its rerun publishes a whole new one.
+//! 7. A bad source is `FAILED_INVALID` with the reason (exit 65); a temporary failure exits 75 and
+//!    leaves the record for job_events to retry.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::Instrument;
+use vaultstream::audit::{AuditEvent, AuditSink, Decision};
+use vaultstream::aws::{Clients, DynamoCatalog, DynamoLedger, KmsKeyVault};
+use vaultstream::catalog::{CatalogError, ContentCatalog, ContentRecord, ContentStatus, JobFigures, Publication, Rendition, UploadPlan};
+use vaultstream::content_keys::KeyVaultError;
+use vaultstream::ids::{ContentId, TenantId, VersionId};
+use vaultstream::ingest::source_key::SourceKey;
+use vaultstream::ingest::transcode_job::{self, KeyError};
+use vaultstream::ladder::Profile;
+use vaultstream::origin::Published;
+
+use crate::cli::RunArgs;
+use crate::error::{Result, TranscodeError};
+use crate::job::{self, Job};
+use crate::keys::KeyStorage;
+use crate::manifest::{cpu_seconds, round3, Manifest};
+use crate::origin_upload::OriginUpload;
+use crate::pipeline::{self, LocalOutput};
+use crate::probe::Limits;
+use crate::source::{self, Expected};
+
+/// How often progress is written to the record, at most.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// The scratch folder of one run, removed however the run ends.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Context {
+    tenant: TenantId,
+    content: ContentId,
+    catalog: Arc<DynamoCatalog>,
+    audit: DynamoLedger,
+    /// The Batch job id (`AWS_BATCH_JOB_ID`), for the audit records.
+    job_id: String,
+}
+
+impl Context {
+    async fn audit(&self, decision: Decision, reason: String) {
+        let event = AuditEvent {
+            tenant: self.tenant.clone(),
+            actor: "transcoder".into(),
+            action: "content.transcode".into(),
+            resource: format!("content/{}", self.content),
+            decision,
+            reason,
+            request_id: self.job_id.clone(),
+            source_ip: None,
+        };
+        if let Err(e) = self.audit.append(event).await {
+            tracing::error!(error = %e, "audit append failed");
+        }
+    }
+}
+
+fn catalog_error(e: CatalogError) -> TranscodeError {
+    match e {
+        CatalogError::Unavailable(m) => TranscodeError::Temporary(format!("the content table: {m}")),
+        other => TranscodeError::Fatal(other.to_string()),
+    }
+}
+
+fn key_error(e: KeyError) -> TranscodeError {
+    match e {
+        KeyError::Vault(KeyVaultError::Unavailable(m)) => TranscodeError::Temporary(format!("KMS: {m}")),
+        KeyError::Catalog(e) => catalog_error(e),
+        other => TranscodeError::Fatal(format!("the content key: {other}")),
+    }
+}
+
+pub fn run(args: RunArgs) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| TranscodeError::Fatal(format!("starting the async runtime: {e}")))?;
+    runtime.block_on(run_job(args))
+}
+
+async fn run_job(args: RunArgs) -> Result<()> {
+    let started = Instant::now();
+    let tenant = TenantId::parse(&args.tenant).map_err(|e| TranscodeError::Usage(format!("--tenant: {e}")))?;
+    let content = ContentId::parse(&args.content_id).map_err(|e| TranscodeError::Usage(format!("--content-id: {e}")))?;
+    let expected_key = SourceKey::new(tenant.clone(), content.clone()).object_key();
+    if args.source_key != expected_key {
+        return Err(TranscodeError::Usage(format!("--source-key must be {expected_key}: a job reads only its own content's upload")));
+    }
+    let profile = job::encoding(&args.encoding)?;
+    let (limits, stall_timeout) = job::limits(&args.limits)?;
+    if !(0.0..1.0).contains(&args.price_per_vcpu_second) {
+        return Err(TranscodeError::Usage("--price-per-vcpu-second must be a price in dollars from 0 up to 1".into()));
+    }
+
+    let clients = Clients::from_env().await;
+    let ctx = Context {
+        tenant: tenant.clone(),
+        content: content.clone(),
+        catalog: Arc::new(DynamoCatalog::new(clients.dynamodb.clone(), &args.content_table)),
+        audit: DynamoLedger::new(clients.dynamodb.clone(), &args.audit_table, args.audit_shards),
+        job_id: std::env::var("AWS_BATCH_JOB_ID").unwrap_or_else(|_| "manual".into()),
+    };
+    let span = tracing::info_span!("run", request_id = %ctx.job_id, tenant = %tenant, content_id = %content);
+    take_and_transcode(&args, &ctx, &clients, (profile, limits, stall_timeout), started).instrument(span).await
+}
+
+async fn take_and_transcode(
+    args: &RunArgs,
+    ctx: &Context,
+    clients: &Clients,
+    (profile, limits, stall_timeout): (Profile, Limits, Duration),
+    started: Instant,
+) -> Result<()> {
+    let (tenant, content) = (&ctx.tenant, &ctx.content);
+
+    // 2. Take the content.
+    let record = ctx
+        .catalog
+        .get(tenant, content)
+        .await
+        .map_err(catalog_error)?
+        .ok_or_else(|| TranscodeError::Fatal(format!("content {content} of tenant {tenant} does not exist")))?;
+    if !matches!(record.status, ContentStatus::Queued | ContentStatus::Processing) {
+        tracing::info!(status = %record.status, "the content is not queued; nothing to do");
+        println!("{}", serde_json::json!({"status": "nothing_to_do", "content_id": content, "content_status": record.status}));
+        return Ok(());
+    }
+    let (expect, patch) = transcode_job::start();
+    match ctx.catalog.update(tenant, content, &expect, &patch).await {
+        Ok(_) => {}
+        Err(CatalogError::Precondition(_)) => {
+            tracing::info!("the content moved on meanwhile; nothing to do");
+            return Ok(());
+        }
+        Err(e) => return Err(catalog_error(e)),
+    }
+    ctx.audit(Decision::Allow, format!("transcode started (attempt {})", record.attempts.max(1))).await;
+
+    let outcome = transcode_and_publish(args, ctx, &record, clients, (profile, limits, stall_timeout), started).await;
+    if let Err(TranscodeError::InvalidInput(reason)) = &outcome {
+        let (expect, patch) = transcode_job::reject(reason.clone());
+        match ctx.catalog.update(tenant, content, &expect, &patch).await {
+            Ok(_) | Err(CatalogError::Precondition(_)) => {}
+            Err(e) => tracing::error!(error = %e, "could not record the rejection; job_events will"),
+        }
+        ctx.audit(Decision::Deny, format!("invalid source: {reason}")).await;
+    }
+    outcome
+}
+
+async fn transcode_and_publish(
+    args: &RunArgs,
+    ctx: &Context,
+    record: &ContentRecord,
+    clients: &Clients,
+    (profile, limits, stall_timeout): (Profile, Limits, Duration),
+    started: Instant,
+) -> Result<()> {
+    let (tenant, content) = (&ctx.tenant, &ctx.content);
+
+    // 3. The key.
+    let vault = KmsKeyVault::new(clients.kms.clone(), Some(args.content_key_id.clone()));
+    let key = transcode_job::content_key(ctx.catalog.as_ref(), &vault, tenant, content).await.map_err(key_error)?;
+
+    // 4. The source.
+    let declared = record.source.as_ref().ok_or_else(|| TranscodeError::Fatal("the content record declares no source".into()))?;
+    let scratch = Scratch(args.scratch_dir.join(format!("vaultstream-{content}-{}", std::process::id())));
+    std::fs::create_dir_all(&scratch.0).map_err(|e| TranscodeError::output(&format!("creating {}", scratch.0.display()), e))?;
+    let part_size = match &record.upload {
+        Some(UploadPlan::Multipart { part_size, .. }) => Some(*part_size),
+        _ => None,
+    };
+    let expected = Expected { etag: record.source_etag.as_deref(), size: declared.size_bytes, part_size };
+    let input = scratch.0.join("source");
+    let download_started = Instant::now();
+    source::fetch(&clients.s3, &args.source_bucket, &args.source_key, &expected, &input).await?;
+    let download_seconds = download_started.elapsed().as_secs_f64();
+
+    // 5. Transcode, heartbeating progress.
+    let job = Job {
+        input,
+        out: scratch.0.join("out"),
+        profile,
+        encoder: args.encoding.encoder.clone(),
+        preset: args.encoding.preset.clone(),
+        key,
+        key_storage: KeyStorage::MemoryOnly,
+        key_uri: Some(vaultstream::access::personalize::KEY_URI_SCHEME.to_string() + crate::keys::KEY_ID_PLACEHOLDER),
+        key_period_segments: None,
+        limits,
+        stall_timeout,
+    };
+    let (progress_tx, progress_rx) = tokio::sync::watch::channel(0.0f64);
+    let heartbeat = tokio::spawn(heartbeat(Arc::clone(&ctx.catalog), tenant.clone(), content.clone(), progress_rx));
+    let transcode_started = Instant::now();
+    let observer: crate::progress::ProgressObserver = Box::new(move |percent| {
+        let _ = progress_tx.send(percent);
+    });
+    let output = tokio::task::spawn_blocking(move || pipeline::run_local(job, Some(observer)))
+        .await
+        .map_err(|e| TranscodeError::Fatal(format!("the transcode thread failed: {e}")))?;
+    heartbeat.abort();
+    let LocalOutput { dir, manifest, entries } = output?;
+    let transcode_seconds = transcode_started.elapsed().as_secs_f64();
+
+    // 6. Upload a new version, then flip the record to it.
+    let version = VersionId::parse(format!("v{}", uuid::Uuid::now_v7().simple())).map_err(|e| TranscodeError::Fatal(e.to_string()))?;
+    let published = Published { tenant, content, version: &version };
+    let upload_started = Instant::now();
+    let upload = OriginUpload {
+        client: clients.s3.clone(),
+        bucket: args.origin_bucket.clone(),
+        prefix: published.prefix(),
+        concurrency: args.upload_concurrency as usize,
+    };
+    let master = std::fs::read(dir.join("master.m3u8")).map_err(|e| TranscodeError::output("reading master.m3u8", e))?;
+    let uploaded = upload.upload(&dir, &entries, &master).await?;
+    let upload_seconds = upload_started.elapsed().as_secs_f64();
+
+    let publish_started = Instant::now();
+    let cpu = cpu_seconds();
+    let figures = JobFigures {
+        wall_seconds: round3(started.elapsed().as_secs_f64()),
+        cpu_seconds: round3(cpu),
+        realtime_factor: manifest.figures.realtime_factor,
+        encoder: manifest.encoders.first().map(|s| s.name.clone()).unwrap_or_else(|| "aac".into()),
+        output_bytes: uploaded.bytes,
+        estimated_cost_usd: (cpu * args.price_per_vcpu_second * 1e6).round() / 1e6,
+    };
+    let partial = manifest.reason.clone();
+    let publication = publication(&manifest, version.clone());
+    let (expect, patch) = transcode_job::publish(publication, figures.clone(), partial.clone());
+    let flipped = ctx.catalog.update(tenant, content, &expect, &patch).await;
+    let record = match flipped {
+        Ok(record) => record,
+        Err(CatalogError::Precondition(_)) => {
+            return Err(TranscodeError::Fatal(format!(
+                "the content left PROCESSING while this job ran; version {version} was uploaded but not published"
+            )));
+        }
+        Err(e) => return Err(catalog_error(e)),
+    };
+    let publish_seconds = publish_started.elapsed().as_secs_f64();
+    ctx.audit(Decision::Allow, format!("published version {version} ({})", record.status)).await;
+    tracing::info!(%version, status = %record.status, objects = uploaded.objects, bytes = uploaded.bytes, "published");
+    println!(
+        "{}",
+        serde_json::json!({
+            "status": record.status,
+            "content_id": content,
+            "version": version,
+            "reason": partial,
+            "renditions": manifest.renditions.iter().map(|r| &r.name).collect::<Vec<_>>(),
+            "timings": {
+                "download_seconds": round3(download_seconds),
+                "transcode_seconds": round3(transcode_seconds),
+                "upload_seconds": round3(upload_seconds),
+                "publish_seconds": round3(publish_seconds),
+            },
+            "figures": figures,
+        })
+    );
+    Ok(())
+}
+
+fn publication(manifest: &Manifest, version: VersionId) -> Publication {
+    Publication {
+        version,
+        renditions: manifest
+            .renditions
+            .iter()
+            .map(|r| Rendition { name: r.name.clone(), width: r.width, height: r.height, bandwidth: r.bandwidth, codecs: r.codecs.clone() })
+            .collect(),
+        duration_seconds: manifest.source.duration.map(round3),
+        poster: manifest.pictures.poster.clone(),
+        thumbnails: manifest.pictures.thumbnails.iter().map(|t| t.uri.clone()).collect(),
+    }
+}
+
+/// Writes the latest progress to the record every few seconds while the transcode runs.
+async fn heartbeat(catalog: Arc<DynamoCatalog>, tenant: TenantId, content: ContentId, mut progress: tokio::sync::watch::Receiver<f64>) {
+    let mut written = -1.0f64;
+    loop {
+        tokio::time::sleep(HEARTBEAT).await;
+        if progress.has_changed().is_err() {
+            return;
+        }
+        let percent = (*progress.borrow_and_update() * 10.0).round() / 10.0;
+        if percent <= written {
+            continue;
+        }
+        let (expect, patch) = transcode_job::heartbeat(percent);
+        match catalog.update(&tenant, &content, &expect, &patch).await {
+            Ok(_) => written = percent,
+            Err(e) => tracing::warn!(error = %e, "could not record progress"),
+        }
+    }
+}

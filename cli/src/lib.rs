@@ -1,0 +1,6 @@
+//! The operator and developer tools behind the `vaultstream` binary, as a library so the
+//! integration tests and the local stack provision through the very same code.
+//!
+//! - [`provision`]: creates a deployment's resources in an emulator (moto, LocalStack).
+
+pub mod provision;

@@ -1,0 +1,6 @@
+//! The `content` Lambda function (API Gateway HTTP API, payload 2.0).
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    vaultstream_functions::runtime::serve::<vaultstream_functions::handlers::content::Content>().await
+}

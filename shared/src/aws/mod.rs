@@ -1,0 +1,26 @@
+//! The AWS adapters: each implements one port of the core over one AWS service. Nothing here
+//! decides anything; the rules live in the modules the ports belong to.
+
+pub mod api_tokens;
+pub mod batch_jobs;
+pub mod catalog;
+pub mod clients;
+pub mod key_vault;
+pub mod ledger;
+pub mod playlists;
+pub mod policy_signer;
+pub mod queues;
+pub mod sessions;
+pub mod source_store;
+
+pub use api_tokens::DynamoApiTokens;
+pub use batch_jobs::{BatchJobs, BatchTarget};
+pub use catalog::DynamoCatalog;
+pub use clients::Clients;
+pub use key_vault::KmsKeyVault;
+pub use ledger::DynamoLedger;
+pub use playlists::S3Playlists;
+pub use policy_signer::KmsPolicySigner;
+pub use queues::{AwsFailureReports, SqsRedelivery, SqsRetryQueue};
+pub use sessions::DynamoSessions;
+pub use source_store::S3SourceStore;

@@ -1,0 +1,132 @@
+//! The source bucket (S3): presigned uploads, multipart completion, HEAD and ranged reads.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as S3Part};
+
+use crate::ingest::ports::{CompletedPart, ObjectHead, PresignedRequest, SourceError, SourceStore};
+
+pub struct S3SourceStore {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl S3SourceStore {
+    pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
+        S3SourceStore { client, bucket: bucket.into() }
+    }
+}
+
+fn presigning(ttl: Duration) -> Result<PresigningConfig, SourceError> {
+    PresigningConfig::expires_in(ttl).map_err(|e| SourceError::Unavailable(format!("cannot presign for {} s: {e}", ttl.as_secs())))
+}
+
+fn unavailable<E: std::error::Error + 'static>(e: E) -> SourceError {
+    SourceError::Unavailable(DisplayErrorContext(e).to_string())
+}
+
+#[async_trait::async_trait]
+impl SourceStore for S3SourceStore {
+    async fn presign_put(&self, key: &str, content_type: &str, size: u64, ttl: Duration) -> Result<PresignedRequest, SourceError> {
+        let presigned = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .content_length(size as i64)
+            .presigned(presigning(ttl)?)
+            .await
+            .map_err(unavailable)?;
+        let headers: BTreeMap<String, String> = presigned.headers().map(|(k, v)| (k.to_ascii_lowercase(), v.to_string())).collect();
+        Ok(PresignedRequest { url: presigned.uri().to_string(), headers })
+    }
+
+    async fn start_multipart(&self, key: &str, content_type: &str) -> Result<String, SourceError> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.upload_id.ok_or_else(|| SourceError::Unavailable("S3 returned no upload id".into()))
+    }
+
+    async fn presign_part(&self, key: &str, upload_id: &str, part_number: u32, ttl: Duration) -> Result<String, SourceError> {
+        let presigned = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(part_number as i32)
+            .presigned(presigning(ttl)?)
+            .await
+            .map_err(unavailable)?;
+        Ok(presigned.uri().to_string())
+    }
+
+    async fn complete_multipart(&self, key: &str, upload_id: &str, parts: &[CompletedPart]) -> Result<String, SourceError> {
+        let parts = parts.iter().map(|p| S3Part::builder().part_number(p.part_number as i32).e_tag(&p.etag).build()).collect();
+        let result = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .send()
+            .await;
+        match result {
+            Ok(out) => out.e_tag.ok_or_else(|| SourceError::Unavailable("S3 returned no ETag".into())),
+            Err(e) => {
+                let code =
+                    e.as_service_error().and_then(|s| aws_sdk_s3::error::ProvideErrorMetadata::code(s)).unwrap_or_default().to_string();
+                match code.as_str() {
+                    "InvalidPart" | "InvalidPartOrder" | "EntityTooSmall" | "NoSuchUpload" | "MalformedXML" => {
+                        let message = e
+                            .as_service_error()
+                            .and_then(|s| aws_sdk_s3::error::ProvideErrorMetadata::message(s))
+                            .unwrap_or("refused")
+                            .to_string();
+                        Err(SourceError::Rejected(format!("{code}: {message}")))
+                    }
+                    _ => Err(unavailable(e)),
+                }
+            }
+        }
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectHead>, SourceError> {
+        match self.client.head_object().bucket(&self.bucket).key(key).send().await {
+            Ok(out) => Ok(Some(ObjectHead {
+                size: out.content_length.unwrap_or(0).max(0) as u64,
+                etag: out.e_tag.unwrap_or_default(),
+                content_type: out.content_type,
+            })),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn read_range(&self, key: &str, etag: &str, start: u64, len: u64) -> Result<Vec<u8>, SourceError> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let range = format!("bytes={start}-{}", start + len - 1);
+        let out = match self.client.get_object().bucket(&self.bucket).key(key).range(range).if_match(etag).send().await {
+            Ok(out) => out,
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => return Err(SourceError::Changed),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Err(SourceError::Changed),
+            Err(e) => return Err(unavailable(e)),
+        };
+        let bytes = out.body.collect().await.map_err(|e| SourceError::Unavailable(e.to_string()))?.into_bytes();
+        Ok(bytes.to_vec())
+    }
+}

@@ -1,0 +1,24 @@
+//! From upload to published: the rules of flows 1–3, one concept per module, over the ports in
+//! [`ports`].
+//!
+//! - [`media_types`]: what may be uploaded, and the demuxer that reads each type.
+//! - [`source_key`]: `source/{tenant}/{content_id}/original`, parsed from event keys.
+//! - [`upload`]: declaring an upload, presigned PUT or multipart, completing it (flow 1).
+//! - [`messages`], [`dispatch`], [`queue_choice`], [`sniff`]: S3 events to Batch jobs (flow 2).
+//! - [`transcode_job`]: the content key and record changes of the transcode job (flow 3).
+//! - [`job_outcome`]: what a finished Batch job means: retry, invalid or failed.
+//! - [`backoff`]: the retry schedule shared by dispatch and job outcomes.
+//! - [`status`]: the content status and listing views.
+
+pub mod backoff;
+pub mod dispatch;
+pub mod job_outcome;
+pub mod media_types;
+pub mod messages;
+pub mod ports;
+pub mod queue_choice;
+pub mod sniff;
+pub mod source_key;
+pub mod status;
+pub mod transcode_job;
+pub mod upload;

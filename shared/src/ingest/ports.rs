@@ -1,0 +1,157 @@
+//! What the ingest rules need from the outside world, as small traits. The AWS adapters are in
+//! [`crate::aws`] (S3, Batch, SQS, EventBridge), the in-memory ones in [`crate::memory`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::JobRef;
+use crate::ids::{ContentId, TenantId};
+use crate::ingest::queue_choice::QueueKind;
+
+/// A presigned request the client sends as it is: the URL, and the headers the signature binds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PresignedRequest {
+    pub url: String,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// What a HEAD of a source object says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectHead {
+    pub size: u64,
+    /// Quoted, as S3 sends it.
+    pub etag: String,
+    pub content_type: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompletedPart {
+    pub part_number: u32,
+    pub etag: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SourceError {
+    #[error("the source bucket is unavailable: {0}")]
+    Unavailable(String),
+    /// S3 refused what the client sent (an unknown upload, a wrong part ETag, a part too small).
+    #[error("{0}")]
+    Rejected(String),
+    /// The object is no longer the one expected (its ETag changed).
+    #[error("the source object changed since it was accepted")]
+    Changed,
+}
+
+/// The source bucket: presigned uploads in, objects out.
+#[async_trait]
+pub trait SourceStore: Send + Sync {
+    /// A PUT whose signature binds the content type and length.
+    async fn presign_put(&self, key: &str, content_type: &str, size: u64, ttl: Duration) -> Result<PresignedRequest, SourceError>;
+    async fn start_multipart(&self, key: &str, content_type: &str) -> Result<String, SourceError>;
+    async fn presign_part(&self, key: &str, upload_id: &str, part_number: u32, ttl: Duration) -> Result<String, SourceError>;
+    /// Completes a multipart upload; returns the object's ETag.
+    async fn complete_multipart(&self, key: &str, upload_id: &str, parts: &[CompletedPart]) -> Result<String, SourceError>;
+    async fn head(&self, key: &str) -> Result<Option<ObjectHead>, SourceError>;
+    /// Up to `len` bytes from `start` of the object, only while its ETag is still `etag`.
+    async fn read_range(&self, key: &str, etag: &str, start: u64, len: u64) -> Result<Vec<u8>, SourceError>;
+}
+
+/// A transcode job to submit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRequest {
+    pub tenant: TenantId,
+    pub content: ContentId,
+    pub source_key: String,
+    pub profile: String,
+    pub queue: QueueKind,
+    pub attempt: u32,
+}
+
+impl JobRequest {
+    /// Batch job names allow letters, digits, `-` and `_`, 128 at most; ids are 64 at most each.
+    pub fn job_name(&self) -> String {
+        let name = format!("vs-{}-{}-a{}", self.tenant, self.content, self.attempt);
+        name.chars().take(128).collect()
+    }
+
+    /// The job definition's parameters (`Ref::tenant` and friends in its command).
+    pub fn parameters(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("tenant".to_string(), self.tenant.to_string()),
+            ("content_id".to_string(), self.content.to_string()),
+            ("source_key".to_string(), self.source_key.clone()),
+            ("profile".to_string(), self.profile.clone()),
+        ])
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the job could not be submitted: {0}")]
+pub struct SubmitError(pub String);
+
+#[async_trait]
+pub trait JobSubmitter: Send + Sync {
+    async fn submit(&self, request: &JobRequest) -> Result<JobRef, SubmitError>;
+}
+
+/// Asks dispatch to submit the next attempt of a transcode, later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryMessage {
+    pub kind: RetryKind,
+    pub tenant: TenantId,
+    pub content_id: ContentId,
+    /// The attempt this message starts (2 for the first retry).
+    pub attempt: u32,
+    pub queue: QueueKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryKind {
+    TranscodeRetry,
+}
+
+#[async_trait]
+pub trait RetryQueue: Send + Sync {
+    async fn schedule(&self, message: &RetryMessage, delay: Duration) -> Result<(), String>;
+}
+
+/// Content that will not be published, as the dead-letter queue and the creator hear of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContentFailed {
+    pub tenant: TenantId,
+    pub content_id: ContentId,
+    pub status: String,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    pub attempts: u32,
+}
+
+#[async_trait]
+pub trait FailureReports: Send + Sync {
+    /// Keeps the failure for operators (the failures dead-letter queue).
+    async fn dead_letter(&self, failed: &ContentFailed) -> Result<(), String>;
+    /// Tells the creator (the `vaultstream.content.failed` event).
+    async fn notify(&self, failed: &ContentFailed) -> Result<(), String>;
+}
+
+/// A queue message being handled, as the Lambda SQS event carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMessage {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub queue_arn: String,
+    pub body: String,
+    /// How many times it has been received, this time included.
+    pub receive_count: u32,
+}
+
+/// Postpones a message's next delivery (exponential backoff for failures that can recur).
+#[async_trait]
+pub trait Redelivery: Send + Sync {
+    async fn postpone(&self, message: &QueueMessage, delay: Duration) -> Result<(), String>;
+}
