@@ -154,6 +154,6 @@ pub struct RunArgs {
     pub scratch_dir: PathBuf,
 
     /// Objects uploaded to the origin at once.
-    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+    #[arg(long, env = "VAULTSTREAM_UPLOAD_CONCURRENCY", value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub upload_concurrency: u32,
 }

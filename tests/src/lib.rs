@@ -2,7 +2,9 @@
 //! workspace's built binaries, the moto server, and a provisioned access-path stack.
 
 pub mod flow;
+pub mod ingest;
 pub mod moto;
+pub mod proxy;
 pub mod stack;
 
 use std::path::PathBuf;

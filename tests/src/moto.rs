@@ -28,7 +28,9 @@ pub fn endpoint() -> &'static str {
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut line).expect("moto's ready line");
         assert_eq!(line.trim(), "ready", "moto did not start; is moto[server] installed? (pip install -r tests/moto/requirements.txt)");
-        format!("http://127.0.0.1:{port}")
+        let endpoint = format!("http://127.0.0.1:{port}");
+        configure(&endpoint);
+        endpoint
     })
 }
 
@@ -40,4 +42,17 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
         .load()
         .await
+}
+
+/// moto's Batch runs jobs in Docker unless told not to; without it, submitted jobs are marked
+/// SUCCEEDED at once and the tests (or the local stack) run each job's command themselves.
+fn configure(endpoint: &str) {
+    let body = r#"{"batch":{"use_docker":false}}"#;
+    let request = format!("POST /moto-api/config HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    let address = endpoint.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("moto accepts connections");
+    std::io::Write::write_all(&mut stream, request.as_bytes()).expect("configure moto");
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut response).expect("moto answers");
+    assert!(response.starts_with("HTTP/1.1 20"), "moto refused its Batch configuration: {response}");
 }

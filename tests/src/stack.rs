@@ -100,7 +100,21 @@ impl Stack {
 
     /// What every function reads, as a deployment would set it.
     pub fn env(&self) -> Env {
+        let o = &self.outputs;
         Env::from_pairs([
+            ("VAULTSTREAM_SOURCE_BUCKET", o.source_bucket.clone()),
+            ("VAULTSTREAM_RETRY_QUEUE_URL", o.retry_queue_url.clone()),
+            ("VAULTSTREAM_FAILURES_DLQ_URL", o.failures_dlq_url.clone()),
+            ("VAULTSTREAM_CONTENT_FAILED_BUS", o.content_failed_bus.clone()),
+            ("VAULTSTREAM_JOB_QUEUE_VIDEO_GPU", o.video_gpu_job_queue.clone()),
+            ("VAULTSTREAM_JOB_QUEUE_VIDEO_CPU", o.video_cpu_job_queue.clone()),
+            ("VAULTSTREAM_JOB_QUEUE_AUDIO", o.audio_job_queue.clone()),
+            ("VAULTSTREAM_JOB_DEFINITION_VIDEO_GPU", o.video_gpu_job_definition.clone()),
+            ("VAULTSTREAM_JOB_DEFINITION_VIDEO_CPU", o.video_cpu_job_definition.clone()),
+            ("VAULTSTREAM_JOB_DEFINITION_AUDIO", o.audio_job_definition.clone()),
+            // Small, so tests exercise multipart uploads with a few MiB.
+            ("VAULTSTREAM_MULTIPART_THRESHOLD_BYTES", (5 * 1024 * 1024).to_string()),
+            ("VAULTSTREAM_MAX_UPLOAD_BYTES", (64 * 1024 * 1024).to_string()),
             ("VAULTSTREAM_CONTENT_TABLE", self.content_table.clone()),
             ("VAULTSTREAM_TOKENS_TABLE", self.tokens_table.clone()),
             ("VAULTSTREAM_AUDIT_TABLE", self.audit_table.clone()),

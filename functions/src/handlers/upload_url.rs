@@ -36,6 +36,8 @@ pub fn settings(env: &Env) -> Result<UploadSettings, ConfigError> {
             format!("must be at least {MIN_MULTIPART_THRESHOLD} (S3's smallest part)"),
         ));
     }
+    // A part never exceeds the threshold, so an upload that is split is split at least in two.
+    settings.min_part_size = settings.min_part_size.min(settings.multipart_threshold);
     if settings.max_bytes == 0 {
         return Err(ConfigError::new("VAULTSTREAM_MAX_UPLOAD_BYTES", "must be more than 0"));
     }

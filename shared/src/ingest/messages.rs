@@ -30,6 +30,23 @@ pub enum IngestMessage {
 pub const ACCEPTED_EVENTS: [&str; 4] =
     ["ObjectCreated:Put", "ObjectCreated:Post", "ObjectCreated:Copy", "ObjectCreated:CompleteMultipartUpload"];
 
+/// Fills in record fields dispatch does not read but the event type requires, as emulators leave
+/// them out: moto sends no `userIdentity` or `requestParameters`, and `eventTime` without a zone.
+fn complete_records(mut value: serde_json::Value) -> serde_json::Value {
+    if let Some(records) = value.get_mut("Records").and_then(|r| r.as_array_mut()) {
+        for record in records.iter_mut().filter_map(|r| r.as_object_mut()) {
+            record.entry("userIdentity").or_insert_with(|| serde_json::json!({}));
+            record.entry("requestParameters").or_insert_with(|| serde_json::json!({}));
+            if let Some(time) = record.get_mut("eventTime") {
+                if let Some(text) = time.as_str().filter(|t| !(t.ends_with('Z') || t.contains('+') || t[10.min(t.len())..].contains('-'))) {
+                    *time = serde_json::Value::from(format!("{text}Z"));
+                }
+            }
+        }
+    }
+    value
+}
+
 pub fn parse(body: &str) -> IngestMessage {
     let Ok(value) = serde_json::from_str::<serde_json::Value>(body) else {
         return IngestMessage::Unreadable("the message body is not JSON".into());
@@ -46,7 +63,7 @@ pub fn parse(body: &str) -> IngestMessage {
     if value.get("Records").is_none() {
         return IngestMessage::Unreadable("neither an S3 notification nor a retry message".into());
     }
-    let event: S3Event = match serde_json::from_value(value) {
+    let event: S3Event = match serde_json::from_value(complete_records(value)) {
         Ok(e) => e,
         Err(e) => return IngestMessage::Unreadable(format!("an S3 notification that does not parse: {e}")),
     };
@@ -93,6 +110,11 @@ mod tests {
         assert_eq!(parse(r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"t","Bucket":"b"}"#), IngestMessage::TestEvent);
         let retry = r#"{"kind":"transcode_retry","tenant":"acme","content_id":"c1","attempt":2,"queue":"video-cpu"}"#;
         assert!(matches!(parse(retry), IngestMessage::Retry(r) if r.attempt == 2));
+        // As moto sends them: no userIdentity or requestParameters, a zoneless eventTime.
+        let sparse = r#"{"Records": [{"eventVersion": "2.1", "eventSource": "aws:s3", "eventTime": "2026-11-22T02:05:31.248049", "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": "b"}, "object": {"key": "source%2Facme%2Fc1%2Foriginal", "size": 4, "eTag": "e"}}}]}"#;
+        let IngestMessage::Objects(records) = parse(sparse) else { panic!("{:?}", parse(sparse)) };
+        assert_eq!(records[0].as_ref().unwrap().encoded_key, "source%2Facme%2Fc1%2Foriginal");
         for junk in ["", "nope", "{}", r#"{"kind":"transcode_retry","tenant":"../x"}"#, r#"{"Records":"x"}"#] {
             assert!(matches!(parse(junk), IngestMessage::Unreadable(_)), "{junk}");
         }
