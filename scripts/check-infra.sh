@@ -15,11 +15,12 @@ export PATH="$PWD/.venv-infra/bin:$PATH"
 # The functions' zips when `cargo lambda build` has run; otherwise stand-ins, since the template
 # does not depend on the code inside them (the README's deploy section builds the real ones).
 lambda_dir="$PWD/target/lambda"
-for f in authorizer playback manifest key_delivery; do
+functions=$(python -c 'import json; print(" ".join(json.load(open("infra/contract.json"))["functions"]))')
+for f in $functions; do
     if [ ! -f "$lambda_dir/$f/bootstrap.zip" ]; then
         lambda_dir=$(mktemp -d)
         trap 'rm -rf "$lambda_dir"' EXIT
-        for g in authorizer playback manifest key_delivery; do mkdir -p "$lambda_dir/$g" && echo stand-in > "$lambda_dir/$g/bootstrap.zip"; done
+        for g in $functions; do mkdir -p "$lambda_dir/$g" && echo stand-in > "$lambda_dir/$g/bootstrap.zip"; done
         echo "check-infra: no cargo lambda output in target/lambda; synthesizing with stand-in zips"
         break
     fi

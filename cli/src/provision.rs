@@ -116,7 +116,7 @@ pub const MAX_RECEIVES: u32 = 5;
 /// The retry queue's default delivery delay, in seconds (job_events sets each message's own).
 pub const RETRY_DELAY_SECONDS: u32 = 60;
 /// Multipart uploads never completed are aborted after this many days.
-pub const ABORT_UPLOADS_AFTER_DAYS: i32 = 7;
+pub const ABORT_UPLOADS_AFTER_DAYS: i32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 #[error("could not provision {resource}: {message}")]
@@ -211,7 +211,7 @@ pub async fn provision(clients: &Clients, prefix: &str) -> Result<Outputs, Boots
     })
 }
 
-/// Abandoned multipart uploads (a creator who never completed) are aborted after a week.
+/// Abandoned multipart uploads (a creator who never completed) are aborted after two days, as CDK and Terraform do.
 async fn source_lifecycle(clients: &Clients, bucket: &str) -> Result<(), BootstrapError> {
     let abort = aws_sdk_s3::types::AbortIncompleteMultipartUpload::builder().days_after_initiation(ABORT_UPLOADS_AFTER_DAYS).build();
     let rule = LifecycleRule::builder()

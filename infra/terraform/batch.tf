@@ -1,7 +1,8 @@
 # AWS Batch for `vaultstream-transcode run`: GPU (g4dn/g5 on the NVIDIA ECS AMI, Spot first with
 # on-demand fallback), CPU Spot (x86 and Graviton) and audio environments; a job queue each for
-# video-GPU, video-CPU and audio; job definitions whose retry strategy exits on 65 (invalid input,
-# never retried) and retries on 75 (temporary failure) and on Spot reclaims.
+# video-GPU, video-CPU and audio; job definitions running the contract's command. Each job is one
+# attempt: job_events retries exit 75 and Spot reclaims with backoff (never exit 65), counting
+# attempts across resubmissions, which Batch's own retry strategy could not.
 
 data "aws_iam_policy_document" "ec2_assume" {
   statement {
@@ -104,33 +105,17 @@ resource "aws_batch_job_definition" "all" {
   type                  = "container"
   platform_capabilities = ["EC2"]
   propagate_tags        = true
-  parameters            = { profile = "default" }
+  parameters            = local.contract.transcoder.parameters
   timeout {
     attempt_duration_seconds = each.value.timeout
   }
   retry_strategy {
-    attempts = 3
-    evaluate_on_exit {
-      on_exit_code = tostring(local.contract.transcoder.exit_codes.invalid_input)
-      action       = "EXIT"
-    }
-    evaluate_on_exit {
-      on_exit_code = tostring(local.contract.transcoder.exit_codes.temporary_failure)
-      action       = "RETRY"
-    }
-    evaluate_on_exit {
-      on_status_reason = "Host EC2*"
-      action           = "RETRY"
-    }
-    evaluate_on_exit {
-      on_reason = "*"
-      action    = "EXIT"
-    }
+    attempts = 1
   }
   container_properties = jsonencode({
     image      = var.transcoder_image
     jobRoleArn = aws_iam_role.transcoder.arn
-    command    = ["run", "--tenant", "Ref::tenant", "--content-id", "Ref::content_id", "--source-key", "Ref::source_key", "--profile", "Ref::profile"]
+    command    = local.contract.transcoder.command
     resourceRequirements = concat(
       [{ type = "VCPU", value = tostring(each.value.vcpus) }, { type = "MEMORY", value = tostring(each.value.memory) }],
       each.value.gpus > 0 ? [{ type = "GPU", value = tostring(each.value.gpus) }] : []
@@ -185,11 +170,12 @@ resource "aws_iam_role_policy" "transcoder" {
 
 locals {
   transcoder_env = {
-    VAULTSTREAM_SOURCE_BUCKET  = aws_s3_bucket.source.bucket
-    VAULTSTREAM_ORIGIN_BUCKET  = aws_s3_bucket.origin.bucket
-    VAULTSTREAM_CONTENT_TABLE  = aws_dynamodb_table.content.name
-    VAULTSTREAM_AUDIT_TABLE    = aws_dynamodb_table.audit.name
-    VAULTSTREAM_AUDIT_SHARDS   = "4"
-    VAULTSTREAM_CONTENT_KEY_ID = aws_kms_key.content.arn
+    VAULTSTREAM_SOURCE_BUCKET         = aws_s3_bucket.source.bucket
+    VAULTSTREAM_ORIGIN_BUCKET         = aws_s3_bucket.origin.bucket
+    VAULTSTREAM_CONTENT_TABLE         = aws_dynamodb_table.content.name
+    VAULTSTREAM_AUDIT_TABLE           = aws_dynamodb_table.audit.name
+    VAULTSTREAM_AUDIT_SHARDS          = "4"
+    VAULTSTREAM_CONTENT_KEY_ID        = aws_kms_key.content.arn
+    VAULTSTREAM_PRICE_PER_VCPU_SECOND = var.price_per_vcpu_second
   }
 }

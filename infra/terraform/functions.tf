@@ -10,15 +10,22 @@ locals {
 
   # What each contract resource name means here (the CDK stack has the same map).
   grantable = {
-    source_bucket  = { arns = ["${aws_s3_bucket.source.arn}/source/*"], conditions = [] }
-    origin_bucket  = { arns = ["${aws_s3_bucket.origin.arn}/*"], conditions = [] }
-    content_table  = { arns = [aws_dynamodb_table.content.arn], conditions = [] }
-    tokens_table   = { arns = [aws_dynamodb_table.tokens.arn], conditions = [] }
-    audit_table    = { arns = [aws_dynamodb_table.audit.arn], conditions = [] }
-    content_key    = { arns = [aws_kms_key.content.arn], conditions = local.context_conditions }
-    origin_key     = { arns = [aws_kms_key.origin.arn], conditions = local.via_s3_conditions }
-    signing_key    = { arns = [aws_kms_key.signing.arn], conditions = [] }
-    service_secret = { arns = [aws_secretsmanager_secret.service.arn], conditions = [] }
+    source_bucket      = { arns = ["${aws_s3_bucket.source.arn}/source/*"], conditions = [] }
+    origin_bucket      = { arns = ["${aws_s3_bucket.origin.arn}/*"], conditions = [] }
+    content_table      = { arns = [aws_dynamodb_table.content.arn], conditions = [] }
+    tokens_table       = { arns = [aws_dynamodb_table.tokens.arn], conditions = [] }
+    audit_table        = { arns = [aws_dynamodb_table.audit.arn], conditions = [] }
+    content_key        = { arns = [aws_kms_key.content.arn], conditions = local.context_conditions }
+    origin_key         = { arns = [aws_kms_key.origin.arn], conditions = local.via_s3_conditions }
+    signing_key        = { arns = [aws_kms_key.signing.arn], conditions = [] }
+    service_secret     = { arns = [aws_secretsmanager_secret.service.arn], conditions = [] }
+    ingest_queue       = { arns = [aws_sqs_queue.ingest.arn], conditions = [] }
+    retry_queue        = { arns = [aws_sqs_queue.retry.arn], conditions = [] }
+    failures_dlq       = { arns = [aws_sqs_queue.failures_dlq.arn], conditions = [] }
+    content_failed_bus = { arns = [aws_cloudwatch_event_bus.content_failed.arn], conditions = [] }
+    # Named before they exist: the job queues and definitions are created with the transcoder.
+    job_queues      = { arns = [for k in keys(local.job_queues) : "arn:${local.partition}:batch:${local.region}:${local.account}:job-queue/${var.prefix}-${k}"], conditions = [] }
+    job_definitions = { arns = [for k in keys(local.job_definitions) : "arn:${local.partition}:batch:${local.region}:${local.account}:job-definition/${var.prefix}-${k}:*"], conditions = [] }
   }
 
   # Every variable a function may read; each function gets the ones its contract lists.
@@ -41,6 +48,18 @@ locals {
     VAULTSTREAM_CLOUDFRONT_KMS_KEY_ID     = aws_kms_key.signing.arn
     VAULTSTREAM_CLOUDFRONT_HASH_ALGORITHM = "SHA256"
     VAULTSTREAM_CLOUDFRONT_KEY_PAIR_ID    = aws_cloudfront_public_key.signing.id
+    VAULTSTREAM_SOURCE_BUCKET             = aws_s3_bucket.source.bucket
+    VAULTSTREAM_MAX_UPLOAD_BYTES          = var.max_upload_bytes
+    VAULTSTREAM_MULTIPART_THRESHOLD_BYTES = "104857600"
+    VAULTSTREAM_RETRY_QUEUE_URL           = aws_sqs_queue.retry.url
+    VAULTSTREAM_FAILURES_DLQ_URL          = aws_sqs_queue.failures_dlq.url
+    VAULTSTREAM_CONTENT_FAILED_BUS        = aws_cloudwatch_event_bus.content_failed.name
+    VAULTSTREAM_JOB_QUEUE_VIDEO_GPU       = "${var.prefix}-video-gpu"
+    VAULTSTREAM_JOB_QUEUE_VIDEO_CPU       = "${var.prefix}-video-cpu"
+    VAULTSTREAM_JOB_QUEUE_AUDIO           = "${var.prefix}-audio"
+    VAULTSTREAM_JOB_DEFINITION_VIDEO_GPU  = "${var.prefix}-video-gpu"
+    VAULTSTREAM_JOB_DEFINITION_VIDEO_CPU  = "${var.prefix}-video-cpu"
+    VAULTSTREAM_JOB_DEFINITION_AUDIO      = "${var.prefix}-audio"
   }
 }
 

@@ -23,15 +23,16 @@ data "aws_iam_policy_document" "content_key" {
       identifiers = ["arn:${local.partition}:iam::${local.account}:root"]
     }
   }
-  # Only the transcoder generates and only key delivery decrypts, each bound to one content item.
+  # Only the transcoder generates (and, for a rerun, reuses) and only key delivery decrypts, each
+  # bound to one content item.
   dynamic "statement" {
     for_each = {
-      TranscoderGeneratesContentKeys = { action = "kms:GenerateDataKey", role = aws_iam_role.transcoder.arn }
-      KeyDeliveryDecryptsContentKeys = { action = "kms:Decrypt", role = aws_iam_role.function["key_delivery"].arn }
+      TranscoderGeneratesAndReusesContentKeys = { actions = ["kms:Decrypt", "kms:GenerateDataKey"], role = aws_iam_role.transcoder.arn }
+      KeyDeliveryDecryptsContentKeys          = { actions = ["kms:Decrypt"], role = aws_iam_role.function["key_delivery"].arn }
     }
     content {
       sid       = statement.key
-      actions   = [statement.value.action]
+      actions   = statement.value.actions
       resources = ["*"]
       principals {
         type        = "AWS"

@@ -60,6 +60,34 @@ output "failures_dlq_url" {
   value = aws_sqs_queue.failures_dlq.url
 }
 
+output "video_gpu_job_queue" {
+  value = aws_batch_job_queue.all["video-gpu"].name
+}
+
+output "video_cpu_job_queue" {
+  value = aws_batch_job_queue.all["video-cpu"].name
+}
+
+output "audio_job_queue" {
+  value = aws_batch_job_queue.all["audio"].name
+}
+
+output "video_gpu_job_definition" {
+  value = aws_batch_job_definition.all["video-gpu"].name
+}
+
+output "video_cpu_job_definition" {
+  value = aws_batch_job_definition.all["video-cpu"].name
+}
+
+output "audio_job_definition" {
+  value = aws_batch_job_definition.all["audio"].name
+}
+
+output "content_failed_bus" {
+  value = aws_cloudwatch_event_bus.content_failed.name
+}
+
 output "tenant_host_store_arn" {
   description = "Key value store: tenant host label -> tenant id"
   value       = aws_cloudfront_key_value_store.tenant_hosts.arn

@@ -1,5 +1,6 @@
 # Ingest (S3 ObjectCreated:* events, with its DLQ), retry (delayed redelivery) and the failures
-# DLQ; an EventBridge rule for Batch job state changes and the content-failed bus.
+# DLQ; dispatch consuming ingest and retry; the rule that hands Batch job state changes to
+# job_events; the content-failed bus.
 
 locals {
   max_receives        = 5
@@ -97,7 +98,7 @@ data "aws_iam_policy_document" "queue" {
       condition {
         test     = "ArnEquals"
         variable = "aws:SourceArn"
-        values   = [aws_cloudwatch_event_rule.batch_job_failed.arn]
+        values   = [aws_cloudwatch_event_rule.batch_job_ended.arn]
       }
     }
   }
@@ -114,49 +115,46 @@ resource "aws_cloudwatch_event_bus" "content_failed" {
   name = "${var.prefix}.content.failed"
 }
 
-resource "aws_cloudwatch_event_rule" "batch_job_failed" {
-  name        = "${var.prefix}-batch-job-failed"
-  description = "VaultStream transcode jobs that failed"
+# Finished transcode jobs of our queues go to job_events, which retries, fails or confirms their
+# content. Deliveries that keep failing land in the failures DLQ, never lost.
+resource "aws_cloudwatch_event_rule" "batch_job_ended" {
+  name        = "${var.prefix}-batch-job-ended"
+  description = "VaultStream transcode jobs that ended: to job_events"
   event_pattern = jsonencode({
-    source      = ["aws.batch"]
-    detail-type = ["Batch Job State Change"]
+    source      = local.contract.event_sources.job_events.eventbridge.source
+    detail-type = local.contract.event_sources.job_events.eventbridge["detail-type"]
     detail = {
-      status   = ["FAILED"]
+      status   = local.contract.event_sources.job_events.eventbridge.status
       jobQueue = [for q in aws_batch_job_queue.all : q.arn]
     }
   })
 }
 
-resource "aws_cloudwatch_event_target" "failures_dlq" {
-  rule = aws_cloudwatch_event_rule.batch_job_failed.name
-  arn  = aws_sqs_queue.failures_dlq.arn
-}
-
-data "aws_iam_policy_document" "events_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["events.amazonaws.com"]
-    }
+resource "aws_cloudwatch_event_target" "job_events" {
+  rule = aws_cloudwatch_event_rule.batch_job_ended.name
+  arn  = aws_lambda_function.function["job_events"].arn
+  retry_policy {
+    maximum_retry_attempts       = 8
+    maximum_event_age_in_seconds = 86400
+  }
+  dead_letter_config {
+    arn = aws_sqs_queue.failures_dlq.arn
   }
 }
 
-resource "aws_iam_role" "events_to_bus" {
-  name_prefix        = "${var.prefix}-events-"
-  assume_role_policy = data.aws_iam_policy_document.events_assume.json
+resource "aws_lambda_permission" "job_events" {
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.function["job_events"].function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.batch_job_ended.arn
 }
 
-resource "aws_iam_role_policy" "events_to_bus" {
-  role = aws_iam_role.events_to_bus.id
-  policy = jsonencode({
-    Version   = "2012-10-17"
-    Statement = [{ Sid = "PutToContentFailed", Effect = "Allow", Action = ["events:PutEvents"], Resource = [aws_cloudwatch_event_bus.content_failed.arn] }]
-  })
-}
-
-resource "aws_cloudwatch_event_target" "content_failed_bus" {
-  rule     = aws_cloudwatch_event_rule.batch_job_failed.name
-  arn      = aws_cloudwatch_event_bus.content_failed.arn
-  role_arn = aws_iam_role.events_to_bus.arn
+# dispatch consumes ingest and retry, reporting partial batch failures; its role's contract policy
+# holds the consume actions.
+resource "aws_lambda_event_source_mapping" "dispatch" {
+  for_each                = toset(local.contract.event_sources.dispatch.sqs)
+  function_name           = aws_lambda_function.function["dispatch"].arn
+  event_source_arn        = local.grantable[each.key].arns[0]
+  batch_size              = local.contract.event_sources.dispatch.batch_size
+  function_response_types = local.contract.event_sources.dispatch.report_batch_item_failures ? ["ReportBatchItemFailures"] : []
 }

@@ -29,6 +29,11 @@ resource "aws_dynamodb_table" "content" {
   server_side_encryption {
     enabled = true
   }
+  # Idempotency keys expire through the TTL; content records carry no expires_at.
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
   # checkov:skip=CKV_AWS_119:Encrypted at rest with the AWS managed key; items hold only KMS-wrapped content keys.
 }
 

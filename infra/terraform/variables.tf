@@ -68,6 +68,18 @@ variable "max_vcpus" {
   default     = 256
 }
 
+variable "max_upload_bytes" {
+  description = "Largest source a creator may upload, in bytes"
+  type        = string
+  default     = "53687091200"
+}
+
+variable "price_per_vcpu_second" {
+  description = "US dollars per vCPU-second, for the transcode cost estimate"
+  type        = string
+  default     = "0.0000118"
+}
+
 variable "cdn_rate_limit" {
   description = "Requests per IP per 5 minutes before WAF blocks"
   type        = number

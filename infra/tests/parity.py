@@ -3,13 +3,16 @@
 
 Parses infra/terraform/*.tf (python-hcl2) and the synthesized CloudFormation template, and fails
 when a resource, a function permission, a route, an output or a ledger protection exists in one
-and not the other, or when the functions read a variable that infra/contract.json does not know.
-Usage: parity.py TEMPLATE_JSON
+and not the other, when the functions read a variable that infra/contract.json does not know, or
+when a Batch job definition (in either) passes the transcoder a flag or an environment variable
+that `vaultstream-transcode run --help` does not list.
+Usage: parity.py TEMPLATE_JSON   (the transcoder binary: $VAULTSTREAM_TRANSCODER, or target/debug)
 """
 import glob
 import json
 import os
 import re
+import subprocess
 import sys
 from collections import Counter
 
@@ -46,6 +49,7 @@ TYPES = {
     "AWS::ApiGatewayV2::Integration": "aws_apigatewayv2_integration",
     "AWS::ApiGatewayV2::Route": "aws_apigatewayv2_route",
     "AWS::Lambda::Permission": "aws_lambda_permission",
+    "AWS::Lambda::EventSourceMapping": "aws_lambda_event_source_mapping",
     "AWS::CloudFront::Distribution": "aws_cloudfront_distribution",
     "AWS::CloudFront::OriginAccessControl": "aws_cloudfront_origin_access_control",
     "AWS::CloudFront::PublicKey": "aws_cloudfront_public_key",
@@ -107,11 +111,61 @@ def tf_count(body):
             "local.job_definitions": 3,
             "local.routes": len(CONTRACT["routes"]),
             "local.routed_functions": len({r["function"] for r in CONTRACT["routes"]}),
+            "toset(local.contract.event_sources.dispatch.sqs)": len(CONTRACT["event_sources"]["dispatch"]["sqs"]),
         }
         if fe in known:
             return known[fe]
         raise SystemExit(f"parity.py does not know how many instances for_each = {fe} has; add it")
     return len(fe)
+
+
+def transcoder_help():
+    default = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "debug", "vaultstream-transcode")
+    binary = os.environ.get("VAULTSTREAM_TRANSCODER", default)
+    if not os.path.exists(binary):
+        raise SystemExit(f"{binary} is missing: build the workspace first (cargo build --workspace --bins), as scripts/test.sh does")
+    text = subprocess.run([binary, "run", "--help"], capture_output=True, text=True, check=True).stdout
+    return set(re.findall(r"(--[a-z0-9][a-z0-9-]*)", text)), set(re.findall(r"\[env: ([A-Z0-9_]+)=", text))
+
+
+def tf_job_definition():
+    """The command and environment names of Terraform's job definitions."""
+    text = open(os.path.join(TF_DIR, "batch.tf")).read()
+    props = text[text.index("container_properties = jsonencode"):]
+    literal = re.search(r"command\s*=\s*(\[[^\]]*\])", props)
+    if re.search(r"command\s*=\s*local\.contract\.transcoder\.command", props):
+        command = CONTRACT["transcoder"]["command"]
+    elif literal:
+        command = json.loads(literal.group(1))
+    else:
+        raise SystemExit("parity.py cannot read the job definitions' command in batch.tf")
+    env_block = re.search(r"transcoder_env = \{(.*?)\n  \}", text, re.S).group(1)
+    return command, set(re.findall(r"^\s+(\w+)\s+=", env_block, re.M))
+
+
+def transcoder_problems(cfn, tf_text):
+    flags, env_help = transcoder_help()
+    problems = []
+    contract_env = set(CONTRACT["transcoder"]["env"])
+    for v in sorted(contract_env - env_help):
+        problems.append(f"the contract's transcoder reads {v}, which `vaultstream-transcode run --help` does not list")
+    definitions = [("CDK", d["Properties"]["ContainerProperties"]) for d in cfn.values() if d["Type"] == "AWS::Batch::JobDefinition"]
+    sources = [(who, props["Command"], {e["Name"] for e in props["Environment"]}) for who, props in definitions]
+    tf_command, tf_env = tf_job_definition()
+    sources.append(("Terraform", tf_command, tf_env))
+    for who, command, env in sources:
+        if command != CONTRACT["transcoder"]["command"]:
+            problems.append(f"{who} job definitions run {command}, not the contract's command")
+        if not command or command[0] != "run":
+            problems.append(f"{who} job definitions do not run `vaultstream-transcode run`")
+        for flag in (c for c in command if c.startswith("--")):
+            if flag not in flags:
+                problems.append(f"{who} job definitions pass {flag}, a flag `vaultstream-transcode run` lacks")
+        for v in sorted((env - {"AWS_REGION"}) - env_help):
+            problems.append(f"{who} job definitions set {v}, which the transcoder does not read")
+        for v in sorted(contract_env - env):
+            problems.append(f"{who} job definitions do not set {v}")
+    return problems
 
 
 def main(template_path):
@@ -175,12 +229,19 @@ def main(template_path):
         if granting and any(a in json.dumps(body) for a in CONTRACT["ledger_denied_actions"]):
             problems.append(f"Terraform {rtype}.{name} grants a ledger rewrite")
 
-    # 4. Object Lock, retry strategy, ObjectCreated:* in Terraform (CDK's are asserted in its tests).
+    # 4. Object Lock, one attempt per job, ObjectCreated:*, the ingest wiring in Terraform (CDK's
+    # are asserted in its tests).
     for needle, what in [('mode  = "COMPLIANCE"', "Object Lock compliance"), ('"s3:ObjectCreated:*"', "ObjectCreated:*"),
-                         ("exit_codes.invalid_input", "exit on 65"), ("exit_codes.temporary_failure", "retry on 75"),
+                         ("attempts = 1", "one attempt per Batch job (job_events retries)"),
+                         ("local.contract.transcoder.parameters", "the contract's job parameters"),
+                         ("local.contract.event_sources.job_events.eventbridge", "Batch job state changes to job_events"),
+                         ('aws_lambda_function.function["job_events"].arn', "job_events as the rule's target"),
                          ("trusted_key_groups", "trusted key group"), ("origin_access_control_id", "OAC")]:
         if needle not in tf_text:
             problems.append(f"Terraform lacks {what}")
+
+    # 4b. The job definitions call the binary as it is: every flag and variable they pass exists.
+    problems += transcoder_problems(cfn, tf_text)
 
     # 5. Routes and outputs.
     cfn_routes = sorted(r["Properties"]["RouteKey"] for r in cfn.values() if r["Type"] == "AWS::ApiGatewayV2::Route")
@@ -218,7 +279,8 @@ def main(template_path):
         for p in problems:
             print("  -", p)
         return 1
-    print(f"parity ok: {len(TYPES) + 1} resource types, {len(CONTRACT['functions'])} functions' permissions, routes, outputs, ledger protections")
+    print(f"parity ok: {len(TYPES) + 1} resource types, {len(CONTRACT['functions'])} functions' permissions, routes, outputs, ledger protections, "
+          "job definitions against `vaultstream-transcode run --help`")
     return 0
 
 

@@ -6,6 +6,7 @@ use std::path::Path;
 use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use jsonwebtoken::Algorithm;
 use vaultstream_functions::handlers::{authorizer::Authorizer, key_delivery::KeyDelivery, manifest::Manifest};
+use vaultstream_tests::ingest::ingest_functions;
 use vaultstream_functions::runtime::HttpFunction;
 use vaultstream_tests::stack::Stack;
 
@@ -32,4 +33,13 @@ async fn fixtures_are_valid_events() {
     assert_eq!(manifest.handle(lambda_http::request::from_str(&fixture("manifest.json")).unwrap()).await.status(), 401);
     let keys = KeyDelivery::from_env(&env, &stack.aws).await.unwrap();
     assert_eq!(keys.handle(lambda_http::request::from_str(&fixture("key_delivery.json")).unwrap()).await.status(), 401);
+
+    let ingest = ingest_functions(&stack).await;
+    let upload = ingest.upload.handle(lambda_http::request::from_str(&fixture("upload_url.json")).unwrap()).await;
+    assert_eq!(upload.status(), 201, "the sample declaration is a valid one");
+    assert_eq!(ingest.content.handle(lambda_http::request::from_str(&fixture("content.json")).unwrap()).await.status(), 404);
+    let sqs: aws_lambda_events::sqs::SqsEvent = serde_json::from_str(&fixture("dispatch.json")).unwrap();
+    assert!(ingest.dispatch.handle(sqs).await.batch_item_failures.is_empty(), "a notification about unknown content is done, not retried");
+    let batch: aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value> = serde_json::from_str(&fixture("job_events.json")).unwrap();
+    ingest.job_events.handle(batch).await.expect("an event about unknown content is ignored");
 }

@@ -21,12 +21,13 @@ pub struct Dispatch {
 /// `VAULTSTREAM_JOB_DEFINITION_*`.
 pub fn batch_targets(env: &Env) -> Result<HashMap<QueueKind, BatchTarget>, ConfigError> {
     let mut targets = HashMap::new();
-    for (kind, suffix) in [(QueueKind::VideoGpu, "VIDEO_GPU"), (QueueKind::VideoCpu, "VIDEO_CPU"), (QueueKind::Audio, "AUDIO")] {
-        let target = BatchTarget {
-            job_queue: wiring::name(env, &format!("VAULTSTREAM_JOB_QUEUE_{suffix}"))?,
-            job_definition: wiring::name(env, &format!("VAULTSTREAM_JOB_DEFINITION_{suffix}"))?,
-        };
-        targets.insert(kind, target);
+    let variables = [
+        (QueueKind::VideoGpu, "VAULTSTREAM_JOB_QUEUE_VIDEO_GPU", "VAULTSTREAM_JOB_DEFINITION_VIDEO_GPU"),
+        (QueueKind::VideoCpu, "VAULTSTREAM_JOB_QUEUE_VIDEO_CPU", "VAULTSTREAM_JOB_DEFINITION_VIDEO_CPU"),
+        (QueueKind::Audio, "VAULTSTREAM_JOB_QUEUE_AUDIO", "VAULTSTREAM_JOB_DEFINITION_AUDIO"),
+    ];
+    for (kind, queue, definition) in variables {
+        targets.insert(kind, BatchTarget { job_queue: wiring::name(env, queue)?, job_definition: wiring::name(env, definition)? });
     }
     Ok(targets)
 }

@@ -5,7 +5,8 @@ import * as path from 'path';
 
 export type ResourceName =
   | 'source_bucket' | 'origin_bucket' | 'content_table' | 'tokens_table' | 'audit_table'
-  | 'content_key' | 'origin_key' | 'signing_key' | 'service_secret';
+  | 'content_key' | 'origin_key' | 'signing_key' | 'service_secret'
+  | 'ingest_queue' | 'retry_queue' | 'failures_dlq' | 'content_failed_bus' | 'job_queues' | 'job_definitions';
 
 export interface FunctionContract {
   memory_mb: number;
@@ -14,10 +15,25 @@ export interface FunctionContract {
   permissions: Partial<Record<ResourceName, string[]>>;
 }
 
+export interface TranscoderContract {
+  /** The job definitions' command; `Ref::name` takes the submitted job's parameter. */
+  command: string[];
+  /** Default job parameters. */
+  parameters: Record<string, string>;
+  env: string[];
+  permissions: Partial<Record<ResourceName, string[]>>;
+  exit_codes: { invalid_input: number; temporary_failure: number };
+  retry: { max_attempts: number; backoff_base_seconds: number; backoff_cap_seconds: number };
+}
+
 export interface Contract {
   functions: Record<string, FunctionContract>;
-  transcoder: { env: string[]; permissions: Partial<Record<ResourceName, string[]>>; exit_codes: { invalid_input: number; temporary_failure: number } };
+  transcoder: TranscoderContract;
   routes: { route: string; function: string; authorizer: boolean }[];
+  event_sources: {
+    dispatch: { sqs: ResourceName[]; batch_size: number; report_batch_item_failures: boolean };
+    job_events: { eventbridge: { source: string[]; 'detail-type': string[]; status: string[] } };
+  };
   kms_encryption_context_keys: string[];
   ledger_denied_actions: string[];
   outputs: string[];

@@ -35,6 +35,7 @@ export interface FunctionsProps {
 export class Functions extends Construct {
   readonly byName: Record<string, lambda.Function> = {};
   readonly roles: Record<string, iam.Role> = {};
+  readonly policies: Record<string, iam.Policy> = {};
 
   constructor(scope: Construct, id: string, props: FunctionsProps) {
     super(scope, id);
@@ -59,7 +60,7 @@ export class Functions extends Construct {
         },
       });
       // A separate policy resource, so key policies can name the role without a cycle.
-      new iam.Policy(this, `${name}Contract`, { roles: [role], statements: contractStatements(contract.permissions, props.resources) });
+      this.policies[name] = new iam.Policy(this, `${name}Contract`, { roles: [role], statements: contractStatements(contract.permissions, props.resources) });
       const environment: Record<string, string> = {};
       for (const variable of contract.env) {
         const value = props.environment[variable];

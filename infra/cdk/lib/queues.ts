@@ -1,7 +1,8 @@
 // Ingest (S3 ObjectCreated:* events, with its DLQ), retry (delayed redelivery) and the failures
-// DLQ; an EventBridge rule for Batch job state changes and the `vaultstream.content.failed` bus.
+// DLQ; the rule that hands Batch job state changes to job_events; the content-failed bus.
 import { Aws, Duration } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -66,12 +67,15 @@ export class Queues extends Construct {
     this.failedBus = new events.EventBus(this, 'ContentFailed', { eventBusName: `${props.prefix}.content.failed` });
   }
 
-  /** Failed transcode jobs of these job queues go to the failures DLQ and the content-failed bus. */
-  watchJobs(jobQueueArns: string[]): void {
-    new events.Rule(this, 'BatchJobFailed', {
-      description: 'VaultStream transcode jobs that failed',
-      eventPattern: { source: ['aws.batch'], detailType: ['Batch Job State Change'], detail: { status: ['FAILED'], jobQueue: jobQueueArns } },
-      targets: [new targets.SqsQueue(this.failuresDlq), new targets.EventBus(this.failedBus)],
+  /**
+   * Finished transcode jobs of these job queues go to job_events, which retries, fails or confirms
+   * their content. Deliveries that keep failing land in the failures DLQ, never lost.
+   */
+  watchJobs(jobQueueArns: string[], jobEvents: lambda.IFunction, pattern: { source: string[]; 'detail-type': string[]; status: string[] }): void {
+    new events.Rule(this, 'BatchJobEnded', {
+      description: 'VaultStream transcode jobs that ended: to job_events',
+      eventPattern: { source: pattern.source, detailType: pattern['detail-type'], detail: { status: pattern.status, jobQueue: jobQueueArns } },
+      targets: [new targets.LambdaFunction(jobEvents, { deadLetterQueue: this.failuresDlq, retryAttempts: 8, maxEventAge: Duration.hours(24) })],
     });
   }
 }

@@ -18,6 +18,8 @@ export function bucketName(prefix: string, role: string): string {
 export interface StorageProps {
   prefix: string;
   originKey: kms.IKey;
+  /** The web player's origin: browsers upload from there straight to the source bucket. */
+  playerOrigin: string;
 }
 
 export class Storage extends Construct {
@@ -25,9 +27,11 @@ export class Storage extends Construct {
   readonly origin: s3.Bucket;
   readonly auditArchive: s3.Bucket;
   readonly accessLogs: s3.Bucket;
+  readonly playerOrigin: string;
 
   constructor(scope: Construct, id: string, props: StorageProps) {
     super(scope, id);
+    this.playerOrigin = props.playerOrigin;
     const common = {
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       enforceSSL: true,
@@ -52,6 +56,8 @@ export class Storage extends Construct {
       encryption: s3.BucketEncryption.S3_MANAGED,
       // Abandoned multipart uploads cost money and hold nothing playable.
       lifecycleRules: [{ id: 'abort-incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(2) }],
+      // Browsers PUT uploads (and their parts) to presigned URLs; the ETag of each part is read.
+      cors: [{ allowedOrigins: [props.playerOrigin], allowedMethods: [s3.HttpMethods.PUT], allowedHeaders: ['content-type', 'content-length'], exposedHeaders: ['ETag'], maxAge: 3600 }],
     });
     this.origin = new s3.Bucket(this, 'Origin', {
       ...common,

@@ -1,12 +1,14 @@
 // AWS Batch for `vaultstream-transcode run`: GPU (g4dn/g5 on the NVIDIA ECS AMI, Spot first with
 // on-demand fallback), CPU Spot (x86 and Graviton) and audio environments; a job queue each for
-// video-GPU, video-CPU and audio; job definitions whose retry strategy exits on 65 (invalid input,
-// never retried) and retries on 75 (temporary failure) and on Spot reclaims.
+// video-GPU, video-CPU and audio; job definitions running the contract's command. Each job is one
+// attempt: job_events retries exit 75 and Spot reclaims with backoff (never exit 65), counting
+// attempts across resubmissions, which Batch's own retry strategy could not.
 import { Aws } from 'aws-cdk-lib';
 import * as batch from 'aws-cdk-lib/aws-batch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
+import { TranscoderContract } from './contract';
 
 export interface TranscodingProps {
   prefix: string;
@@ -17,8 +19,14 @@ export interface TranscodingProps {
   maxVcpus: number;
   jobRole: iam.IRole;
   environment: Record<string, string>;
-  exitCodes: { invalid_input: number; temporary_failure: number };
+  contract: TranscoderContract;
 }
+
+/** The job queues' and job definitions' names, known before they exist (functions name them). */
+export const JOB_KINDS = ['video-gpu', 'video-cpu', 'audio'] as const;
+export type JobKind = (typeof JOB_KINDS)[number];
+export const jobQueueName = (prefix: string, kind: JobKind) => `${prefix}-${kind}`;
+export const jobDefinitionName = (prefix: string, kind: JobKind) => `${prefix}-${kind}`;
 
 interface Environment {
   id: string;
@@ -81,15 +89,7 @@ export class Transcoding extends Construct {
       audio: queue('AudioQueue', 'audio', [audio]),
     };
 
-    const retryStrategy = {
-      attempts: 3,
-      evaluateOnExit: [
-        { onExitCode: String(props.exitCodes.invalid_input), action: 'EXIT' },
-        { onExitCode: String(props.exitCodes.temporary_failure), action: 'RETRY' },
-        { onStatusReason: 'Host EC2*', action: 'RETRY' },
-        { onReason: '*', action: 'EXIT' },
-      ],
-    };
+    const retryStrategy = { attempts: 1 };
     const definition = (did: string, name: string, vcpus: number, memoryMiB: number, gpus: number, timeoutSeconds: number) => {
       const resourceRequirements = [{ type: 'VCPU', value: String(vcpus) }, { type: 'MEMORY', value: String(memoryMiB) }];
       if (gpus > 0) resourceRequirements.push({ type: 'GPU', value: String(gpus) });
@@ -100,11 +100,11 @@ export class Transcoding extends Construct {
         propagateTags: true,
         timeout: { attemptDurationSeconds: timeoutSeconds },
         retryStrategy,
-        parameters: { profile: 'default' },
+        parameters: props.contract.parameters,
         containerProperties: {
           image: props.image,
           jobRoleArn: props.jobRole.roleArn,
-          command: ['run', '--tenant', 'Ref::tenant', '--content-id', 'Ref::content_id', '--source-key', 'Ref::source_key', '--profile', 'Ref::profile'],
+          command: props.contract.command,
           resourceRequirements,
           environment: Object.entries({ ...props.environment, AWS_REGION: Aws.REGION }).sort().map(([name, value]) => ({ name, value })),
           readonlyRootFilesystem: false,

@@ -1,8 +1,9 @@
 // The whole deployment. infra/terraform describes the same resources; infra/tests/parity.py
 // keeps them in step with each other and with infra/contract.json.
 import * as path from 'path';
-import { CfnOutput, CfnParameter, Stack, StackProps } from 'aws-cdk-lib';
+import { Aws, CfnOutput, CfnParameter, Stack, StackProps } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
 import { Api } from './api';
 import { loadContract, ResourceName } from './contract';
@@ -12,7 +13,7 @@ import { encryptionContextConditions, Keys, viaS3Conditions } from './keys';
 import { Ledger, vaultTable } from './ledger';
 import { Queues } from './queues';
 import { bucketName, Storage } from './storage';
-import { Transcoding } from './transcoding';
+import { JOB_KINDS, jobDefinitionName, jobQueueName, Transcoding } from './transcoding';
 
 export interface VaultStreamProps extends StackProps {
   /** Prefix of every resource name. */
@@ -30,7 +31,6 @@ export class VaultStreamStack extends Stack {
       new CfnParameter(this, name, { type: 'String', description, ...extra });
     const domainName = param('DomainName', 'Tenants are served at <label>.cdn.<DomainName>').valueAsString;
     const certificateArn = param('CdnCertificateArn', 'ACM certificate (us-east-1) for *.cdn.<DomainName>').valueAsString;
-    const playerOrigin = param('PlayerOrigin', 'Origin of the web player allowed by CORS, e.g. https://watch.example.com').valueAsString;
     const jwtIssuer = param('JwtIssuer', "Identity provider's issuer (iss)").valueAsString;
     const jwtAudience = param('JwtAudience', 'Audience (aud) of VaultStream tokens', { default: 'vaultstream-api' }).valueAsString;
     const jwksUrl = param('JwksUrl', "Identity provider's JWKS URL").valueAsString;
@@ -40,10 +40,13 @@ export class VaultStreamStack extends Stack {
     const minWarmVcpus = param('MinWarmVcpus', 'vCPUs kept warm in the CPU environment (2 workers x 4 vCPUs)', { type: 'Number', default: 8, minValue: 0 }).valueAsNumber;
     const maxVcpus = param('MaxVcpus', 'Upper bound of every compute environment', { type: 'Number', default: 256, minValue: 1 }).valueAsNumber;
     const rateLimit = param('CdnRateLimit', 'Requests per IP per 5 minutes before WAF blocks', { type: 'Number', default: 3000, minValue: 100 }).valueAsNumber;
+    const maxUploadBytes = param('MaxUploadBytes', 'Largest source a creator may upload, in bytes', { default: '53687091200' }).valueAsString;
+    const pricePerVcpuSecond = param('PricePerVcpuSecond', 'US dollars per vCPU-second, for the transcode cost estimate', { default: '0.0000118' }).valueAsString;
 
     const keys = new Keys(this, 'Keys', { prefix });
-    const storage = new Storage(this, 'Storage', { prefix, originKey: keys.origin });
-    const content = vaultTable(this, 'Catalog', `${prefix}-content`);
+    const storage = new Storage(this, 'Storage', { prefix, originKey: keys.origin, playerOrigin: param('PlayerOrigin', 'Origin of the web player allowed by CORS, e.g. https://watch.example.com').valueAsString });
+    // Idempotency keys expire through the TTL; content records carry no expires_at.
+    const content = vaultTable(this, 'Catalog', `${prefix}-content`, { timeToLiveAttribute: 'expires_at' });
     const tokens = vaultTable(this, 'Tokens', `${prefix}-tokens`);
     const ledger = new Ledger(this, 'Ledger', { prefix, archive: storage.auditArchive, deniedActions: contract.ledger_denied_actions });
     const queues = new Queues(this, 'Queues', { prefix, source: storage.source, sourceBucketName: bucketName(prefix, 'source') });
@@ -59,6 +62,13 @@ export class VaultStreamStack extends Stack {
       origin_key: { arns: [keys.origin.keyArn], conditions: viaS3Conditions() },
       signing_key: { arns: [keys.signing.keyArn] },
       service_secret: { arns: [keys.serviceSecret.secretArn] },
+      ingest_queue: { arns: [queues.ingest.queueArn] },
+      retry_queue: { arns: [queues.retry.queueArn] },
+      failures_dlq: { arns: [queues.failuresDlq.queueArn] },
+      content_failed_bus: { arns: [queues.failedBus.eventBusArn] },
+      // Named before they exist: the job queues and definitions are created with the transcoder.
+      job_queues: { arns: JOB_KINDS.map((k) => `arn:${Aws.PARTITION}:batch:${Aws.REGION}:${Aws.ACCOUNT_ID}:job-queue/${jobQueueName(prefix, k)}`) },
+      job_definitions: { arns: JOB_KINDS.map((k) => `arn:${Aws.PARTITION}:batch:${Aws.REGION}:${Aws.ACCOUNT_ID}:job-definition/${jobDefinitionName(prefix, k)}:*`) },
     };
 
     const cdnDomain = `cdn.${domainName}`;
@@ -86,11 +96,35 @@ export class VaultStreamStack extends Stack {
         VAULTSTREAM_CLOUDFRONT_KMS_KEY_ID: keys.signing.keyArn,
         VAULTSTREAM_CLOUDFRONT_HASH_ALGORITHM: 'SHA256',
         VAULTSTREAM_CLOUDFRONT_KEY_PAIR_ID: '', // set below, once the public key exists
+        VAULTSTREAM_SOURCE_BUCKET: storage.source.bucketName,
+        VAULTSTREAM_MAX_UPLOAD_BYTES: maxUploadBytes,
+        VAULTSTREAM_MULTIPART_THRESHOLD_BYTES: '104857600',
+        VAULTSTREAM_RETRY_QUEUE_URL: queues.retry.queueUrl,
+        VAULTSTREAM_FAILURES_DLQ_URL: queues.failuresDlq.queueUrl,
+        VAULTSTREAM_CONTENT_FAILED_BUS: queues.failedBus.eventBusName,
+        VAULTSTREAM_JOB_QUEUE_VIDEO_GPU: jobQueueName(prefix, 'video-gpu'),
+        VAULTSTREAM_JOB_QUEUE_VIDEO_CPU: jobQueueName(prefix, 'video-cpu'),
+        VAULTSTREAM_JOB_QUEUE_AUDIO: jobQueueName(prefix, 'audio'),
+        VAULTSTREAM_JOB_DEFINITION_VIDEO_GPU: jobDefinitionName(prefix, 'video-gpu'),
+        VAULTSTREAM_JOB_DEFINITION_VIDEO_CPU: jobDefinitionName(prefix, 'video-cpu'),
+        VAULTSTREAM_JOB_DEFINITION_AUDIO: jobDefinitionName(prefix, 'audio'),
       },
     });
+    // dispatch consumes the ingest and retry queues, reporting partial batch failures. The role's
+    // contract policy already holds the consume actions (no CDK auto-grants beside it).
+    const dispatchSource = contract.event_sources.dispatch;
+    for (const name of dispatchSource.sqs) {
+      const queue = name === 'ingest_queue' ? queues.ingest : queues.retry;
+      new lambda.CfnEventSourceMapping(this, `Dispatch${name === 'ingest_queue' ? 'Ingest' : 'Retry'}`, {
+        functionName: functions.byName['dispatch'].functionName,
+        eventSourceArn: queue.queueArn,
+        batchSize: dispatchSource.batch_size,
+        functionResponseTypes: dispatchSource.report_batch_item_failures ? ['ReportBatchItemFailures'] : [],
+      }).node.addDependency(functions.policies['dispatch']);
+    }
     const api = new Api(this, 'Api', { prefix, functions: functions.byName, routes: contract.routes, throttleRate: 200, throttleBurst: 400 });
     const delivery = new Delivery(this, 'Delivery', {
-      prefix, domainName, certificateArn, playerOrigin,
+      prefix, domainName, certificateArn, playerOrigin: storage.playerOrigin,
       origin: storage.origin, originKey: keys.origin, signingKey: keys.signing,
       apiDomainName: api.domainName, accessLogs: storage.accessLogs, rateLimitPer5Min: rateLimit,
     });
@@ -108,14 +142,19 @@ export class VaultStreamStack extends Stack {
       VAULTSTREAM_AUDIT_TABLE: ledger.table.tableName,
       VAULTSTREAM_AUDIT_SHARDS: '4',
       VAULTSTREAM_CONTENT_KEY_ID: keys.content.keyArn,
+      VAULTSTREAM_PRICE_PER_VCPU_SECOND: pricePerVcpuSecond,
     };
+    for (const variable of contract.transcoder.env) {
+      if (transcoderEnv[variable] === undefined) throw new Error(`the contract's transcoder reads ${variable}, which the job definitions do not set`);
+    }
     const transcoding = new Transcoding(this, 'Transcoding', {
-      prefix, vpcId, subnetIds, image, minWarmVcpus, maxVcpus, jobRole: transcoderRole, environment: transcoderEnv, exitCodes: contract.transcoder.exit_codes,
+      prefix, vpcId, subnetIds, image, minWarmVcpus, maxVcpus, jobRole: transcoderRole, environment: transcoderEnv, contract: contract.transcoder,
     });
-    queues.watchJobs(Object.values(transcoding.queues).map((q) => q.attrJobQueueArn));
+    queues.watchJobs(Object.values(transcoding.queues).map((q) => q.attrJobQueueArn), functions.byName['job_events'], contract.event_sources.job_events.eventbridge);
 
-    // Key policies: the only principals that may use each key, and how.
-    Keys.allow(keys.content, 'TranscoderGeneratesContentKeys', transcoderRole, ['kms:GenerateDataKey'], contextConditions);
+    // Key policies: the only principals that may use each key, and how. The transcoder decrypts
+    // too: a rerun reuses the content's stored key instead of minting a second one.
+    Keys.allow(keys.content, 'TranscoderGeneratesAndReusesContentKeys', transcoderRole, ['kms:Decrypt', 'kms:GenerateDataKey'], contextConditions);
     Keys.allow(keys.content, 'KeyDeliveryDecryptsContentKeys', functions.roles['key_delivery'], ['kms:Decrypt'], contextConditions);
     Keys.allow(keys.origin, 'TranscoderWritesOrigin', transcoderRole, ['kms:GenerateDataKey'], viaS3Conditions());
     Keys.allow(keys.origin, 'ManifestReadsOrigin', functions.roles['manifest'], ['kms:Decrypt'], viaS3Conditions());
@@ -137,6 +176,13 @@ export class VaultStreamStack extends Stack {
       IngestDlqUrl: queues.ingestDlq.queueUrl,
       RetryQueueUrl: queues.retry.queueUrl,
       FailuresDlqUrl: queues.failuresDlq.queueUrl,
+      VideoGpuJobQueue: jobQueueName(prefix, 'video-gpu'),
+      VideoCpuJobQueue: jobQueueName(prefix, 'video-cpu'),
+      AudioJobQueue: jobQueueName(prefix, 'audio'),
+      VideoGpuJobDefinition: jobDefinitionName(prefix, 'video-gpu'),
+      VideoCpuJobDefinition: jobDefinitionName(prefix, 'video-cpu'),
+      AudioJobDefinition: jobDefinitionName(prefix, 'audio'),
+      ContentFailedBus: queues.failedBus.eventBusName,
     };
     for (const name of contract.outputs) {
       if (outputs[name] === undefined) throw new Error(`contract output ${name} is not defined`);

@@ -71,11 +71,11 @@ test('no identity policy grants a ledger rewrite or a wildcard action on the led
   }
 });
 
-test('content keys: only the transcoder generates and only key delivery decrypts, bound to the encryption context', () => {
+test('content keys: only the transcoder generates (and reuses), only key delivery and the transcoder decrypt, bound to the encryption context', () => {
   const content = ofType('AWS::KMS::Key').find(([, k]) => k.Properties.Description.startsWith('VaultStream content keys'))![1];
   const usage = statementsOf(content.Properties.KeyPolicy).filter((s) => s.Sid !== 'KeyAdministration');
   assert.deepEqual(usage.map((s) => [s.Sid, actionsOf(s)]), [
-    ['TranscoderGeneratesContentKeys', ['kms:GenerateDataKey']],
+    ['TranscoderGeneratesAndReusesContentKeys', ['kms:Decrypt', 'kms:GenerateDataKey']],
     ['KeyDeliveryDecryptsContentKeys', ['kms:Decrypt']],
   ]);
   for (const s of usage) {
@@ -120,13 +120,15 @@ test('CloudFront: OAC origin, trusted key group on segments, uncached API routes
   template.hasResourceProperties('AWS::CloudFront::ResponseHeadersPolicy', Match.objectLike({}));
 });
 
-test('Batch: three queues; retry strategy exits on 65 and retries on 75; GPU on the NVIDIA AMI with on-demand fallback', () => {
+test('Batch: three queues; one attempt per job (job_events retries); the contract command and environment; GPU on the NVIDIA AMI with on-demand fallback', () => {
   assert.equal(ofType('AWS::Batch::JobQueue').length, 3);
   for (const [id, def] of ofType('AWS::Batch::JobDefinition')) {
-    const onExit = def.Properties.RetryStrategy.EvaluateOnExit;
-    assert.deepEqual(onExit[0], { OnExitCode: '65', Action: 'EXIT' }, id);
-    assert.deepEqual(onExit[1], { OnExitCode: '75', Action: 'RETRY' }, id);
+    assert.deepEqual(def.Properties.RetryStrategy, { Attempts: 1 }, id);
     assert.ok(def.Properties.Timeout.AttemptDurationSeconds > 0, id);
+    assert.deepEqual(def.Properties.ContainerProperties.Command, contract.transcoder.command, id);
+    assert.deepEqual(def.Properties.Parameters, contract.transcoder.parameters, id);
+    const env = def.Properties.ContainerProperties.Environment.map((e: any) => e.Name).sort();
+    assert.deepEqual(env, [...contract.transcoder.env, 'AWS_REGION'].sort(), id);
   }
   const gpu = ofType('AWS::Batch::ComputeEnvironment').filter(([, c]) => c.Properties.ComputeResources.Ec2Configuration[0].ImageType === 'ECS_AL2023_NVIDIA');
   assert.deepEqual(gpu.map(([, c]) => c.Properties.ComputeResources.Type).sort(), ['EC2', 'SPOT']);
@@ -145,6 +147,25 @@ test('functions: every binary, arm64 provided.al2023, JSON logs, X-Ray, exactly 
   const routes = ofType('AWS::ApiGatewayV2::Route').map(([, r]) => [r.Properties.RouteKey, r.Properties.AuthorizationType]);
   assert.deepEqual(routes.sort(), contract.routes.map((r) => [r.route, r.authorizer ? 'CUSTOM' : 'NONE']).sort());
   template.hasResourceProperties('AWS::ApiGatewayV2::Stage', { DefaultRouteSettings: Match.objectLike({ ThrottlingRateLimit: Match.anyValue() }) });
+});
+
+test('ingest: dispatch consumes ingest and retry with partial batch failures; ended jobs reach job_events, undeliverable ones the failures DLQ', () => {
+  const dispatch = ofType('AWS::Lambda::Function').find(([id]) => id.startsWith('Functionsdispatch'))![0];
+  const jobEvents = ofType('AWS::Lambda::Function').find(([id]) => id.startsWith('Functionsjobevents'))![0];
+  const mappings = ofType('AWS::Lambda::EventSourceMapping').map(([, m]) => m.Properties);
+  assert.equal(mappings.length, 2);
+  for (const m of mappings) {
+    assert.deepEqual(m.FunctionResponseTypes, ['ReportBatchItemFailures']);
+    assert.ok(JSON.stringify(m.FunctionName).includes(dispatch));
+  }
+  const queuesConsumed = mappings.map((m) => JSON.stringify(m.EventSourceArn)).sort();
+  assert.ok(queuesConsumed[0].includes('QueuesIngest') && queuesConsumed[1].includes('QueuesRetry'), queuesConsumed.join(' '));
+  const rule = ofType('AWS::Events::Rule')[0][1].Properties;
+  assert.deepEqual(rule.EventPattern.detail.status, contract.event_sources.job_events.eventbridge.status);
+  assert.equal(rule.Targets.length, 1);
+  assert.ok(JSON.stringify(rule.Targets[0].Arn).includes(jobEvents));
+  assert.ok(JSON.stringify(rule.Targets[0].DeadLetterConfig.Arn).includes('QueuesFailuresDlq'));
+  template.hasResourceProperties('AWS::DynamoDB::Table', { TimeToLiveSpecification: { AttributeName: 'expires_at', Enabled: true } });
 });
 
 test('outputs: everything the README and the local stack name', () => {
