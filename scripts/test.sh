@@ -6,8 +6,16 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 # The integration tests start moto with this Python (the venv when install-deps made one).
 if [ -x .venv-moto/bin/python ]; then export VAULTSTREAM_PYTHON="$PWD/.venv-moto/bin/python"; fi
+
+# Formatting first: it fails in a second, before anything compiles.
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  rustup component add rustfmt clippy
+fi
+cargo fmt --all --check
+
 # The cross-crate end-to-end tests run the built binaries, so build them first.
 cargo build --workspace --bins --locked
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 # CDK, Terraform, checkov, cfn-lint and their parity, offline.
 bash scripts/check-infra.sh

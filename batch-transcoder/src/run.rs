@@ -153,6 +153,7 @@ async fn take_and_transcode(
         Ok(_) => {}
         Err(CatalogError::Precondition(_)) => {
             tracing::info!("the content moved on meanwhile; nothing to do");
+            println!("{}", serde_json::json!({"status": "nothing_to_do", "content_id": content}));
             return Ok(());
         }
         Err(e) => return Err(catalog_error(e)),

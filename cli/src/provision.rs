@@ -27,33 +27,18 @@ use aws_sdk_s3::types::{
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde::{Deserialize, Serialize};
 
-/// The AWS clients the bootstrap needs, pointed at the emulator.
+/// The AWS clients the bootstrap needs, pointed at the emulator: the ones every binary builds,
+/// and IAM (for the Batch service role) that only provisioning uses.
 #[derive(Clone)]
 pub struct Clients {
-    pub s3: aws_sdk_s3::Client,
-    pub dynamodb: aws_sdk_dynamodb::Client,
-    pub kms: aws_sdk_kms::Client,
-    pub sqs: aws_sdk_sqs::Client,
-    pub secrets: aws_sdk_secretsmanager::Client,
-    pub batch: aws_sdk_batch::Client,
-    pub events: aws_sdk_eventbridge::Client,
+    pub aws: vaultstream::aws::Clients,
     pub iam: aws_sdk_iam::Client,
 }
 
 impl Clients {
     /// Clients from a loaded SDK configuration; emulators need path-style S3 addressing.
     pub fn from_sdk_config(config: &aws_config::SdkConfig) -> Self {
-        let s3 = aws_sdk_s3::config::Builder::from(config).force_path_style(true).build();
-        Clients {
-            s3: aws_sdk_s3::Client::from_conf(s3),
-            dynamodb: aws_sdk_dynamodb::Client::new(config),
-            kms: aws_sdk_kms::Client::new(config),
-            sqs: aws_sdk_sqs::Client::new(config),
-            secrets: aws_sdk_secretsmanager::Client::new(config),
-            batch: aws_sdk_batch::Client::new(config),
-            events: aws_sdk_eventbridge::Client::new(config),
-            iam: aws_sdk_iam::Client::new(config),
-        }
+        Clients { aws: vaultstream::aws::Clients::from_sdk_config(config, true), iam: aws_sdk_iam::Client::new(config) }
     }
 }
 
@@ -221,8 +206,13 @@ async fn source_lifecycle(clients: &Clients, bucket: &str) -> Result<(), Bootstr
         .abort_incomplete_multipart_upload(abort)
         .build()
         .map_err(failed(bucket))?;
+    lifecycle(clients, bucket, rule).await
+}
+
+async fn lifecycle(clients: &Clients, bucket: &str, rule: LifecycleRule) -> Result<(), BootstrapError> {
     let lifecycle = BucketLifecycleConfiguration::builder().rules(rule).build().map_err(failed(bucket))?;
     clients
+        .aws
         .s3
         .put_bucket_lifecycle_configuration()
         .bucket(bucket)
@@ -240,7 +230,7 @@ async fn idempotency_expiry(clients: &Clients, table: &str) -> Result<(), Bootst
         .attribute_name("expires_at")
         .build()
         .map_err(failed(table))?;
-    match clients.dynamodb.update_time_to_live().table_name(table).time_to_live_specification(ttl).send().await {
+    match clients.aws.dynamodb.update_time_to_live().table_name(table).time_to_live_specification(ttl).send().await {
         Ok(_) => Ok(()),
         // Asking again for the TTL a table already has is refused; that is the state we want.
         Err(e) if aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string().contains("already enabled") => Ok(()),
@@ -265,6 +255,7 @@ async fn batch(clients: &Clients, prefix: &str, environment: &[(&str, &str)]) ->
     let role = batch_service_role(clients, &format!("{prefix}-batch-service")).await?;
     let environment_name = format!("{prefix}-local");
     let existing = clients
+        .aws
         .batch
         .describe_compute_environments()
         .compute_environments(&environment_name)
@@ -274,6 +265,7 @@ async fn batch(clients: &Clients, prefix: &str, environment: &[(&str, &str)]) ->
     let environment_arn = match existing.compute_environments().first().and_then(|c| c.compute_environment_arn()) {
         Some(arn) => arn.to_string(),
         None => clients
+            .aws
             .batch
             .create_compute_environment()
             .compute_environment_name(&environment_name)
@@ -289,10 +281,11 @@ async fn batch(clients: &Clients, prefix: &str, environment: &[(&str, &str)]) ->
     let mut created = Vec::new();
     for (kind, vcpus, memory, timeout) in JOB_KINDS {
         let name = format!("{prefix}-{kind}");
-        let queues = clients.batch.describe_job_queues().job_queues(&name).send().await.map_err(failed(&name))?;
+        let queues = clients.aws.batch.describe_job_queues().job_queues(&name).send().await.map_err(failed(&name))?;
         if queues.job_queues().is_empty() {
             let order = aws_sdk_batch::types::ComputeEnvironmentOrder::builder().order(1).compute_environment(&environment_arn).build();
             clients
+                .aws
                 .batch
                 .create_job_queue()
                 .job_queue_name(&name)
@@ -304,7 +297,7 @@ async fn batch(clients: &Clients, prefix: &str, environment: &[(&str, &str)]) ->
                 .map_err(failed(&name))?;
         }
         let definitions =
-            clients.batch.describe_job_definitions().job_definition_name(&name).status("ACTIVE").send().await.map_err(failed(&name))?;
+            clients.aws.batch.describe_job_definitions().job_definition_name(&name).status("ACTIVE").send().await.map_err(failed(&name))?;
         if definitions.job_definitions().is_empty() {
             register_job_definition(clients, &name, &contract.transcoder, environment, (vcpus, memory, timeout)).await?;
         }
@@ -334,6 +327,7 @@ async fn register_job_definition(
         container = container.environment(KeyValuePair::builder().name(*k).value(*v).build());
     }
     clients
+        .aws
         .batch
         .register_job_definition()
         .job_definition_name(name)
@@ -366,19 +360,19 @@ async fn batch_service_role(clients: &Clients, name: &str) -> Result<String, Boo
 }
 
 async fn event_bus(clients: &Clients, name: &str) -> Result<String, BootstrapError> {
-    match clients.events.describe_event_bus().name(name).send().await {
+    match clients.aws.events.describe_event_bus().name(name).send().await {
         Ok(_) => return Ok(name.to_string()),
         Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {}
         Err(e) => return Err(failed(name)(e)),
     }
-    clients.events.create_event_bus().name(name).send().await.map_err(failed(name))?;
+    clients.aws.events.create_event_bus().name(name).send().await.map_err(failed(name))?;
     Ok(name.to_string())
 }
 
 /// A KMS key found by its alias, created with the alias the first time.
 async fn kms_key(clients: &Clients, alias_name: &str, spec: KeySpec, usage: KeyUsageType) -> Result<String, BootstrapError> {
     let alias = format!("alias/{alias_name}");
-    let mut aliases = clients.kms.list_aliases().into_paginator().items().send();
+    let mut aliases = clients.aws.kms.list_aliases().into_paginator().items().send();
     while let Some(entry) = aliases.next().await {
         let entry = entry.map_err(failed(&alias))?;
         if entry.alias_name() == Some(alias.as_str()) {
@@ -388,6 +382,7 @@ async fn kms_key(clients: &Clients, alias_name: &str, spec: KeySpec, usage: KeyU
         }
     }
     let created = clients
+        .aws
         .kms
         .create_key()
         .key_spec(spec)
@@ -400,13 +395,13 @@ async fn kms_key(clients: &Clients, alias_name: &str, spec: KeySpec, usage: KeyU
         .key_metadata()
         .map(|m| m.key_id().to_string())
         .ok_or_else(|| BootstrapError { resource: alias.clone(), message: "KMS returned no key id".into() })?;
-    clients.kms.create_alias().alias_name(&alias).target_key_id(&key_id).send().await.map_err(failed(&alias))?;
+    clients.aws.kms.create_alias().alias_name(&alias).target_key_id(&key_id).send().await.map_err(failed(&alias))?;
     Ok(key_id)
 }
 
 /// The root secret for playback and key tokens: 32 random bytes, hex, generated once.
 async fn service_secret(clients: &Clients, name: &str) -> Result<String, BootstrapError> {
-    match clients.secrets.describe_secret().secret_id(name).send().await {
+    match clients.aws.secrets.describe_secret().secret_id(name).send().await {
         Ok(found) => {
             return found
                 .arn()
@@ -419,6 +414,7 @@ async fn service_secret(clients: &Clients, name: &str) -> Result<String, Bootstr
     let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
     getrandom::getrandom(bytes.as_mut()).map_err(|e| BootstrapError { resource: name.into(), message: e.to_string() })?;
     let created = clients
+        .aws
         .secrets
         .create_secret()
         .name(name)
@@ -443,6 +439,7 @@ async fn table(clients: &Clients, name: &str, kind: TableKind) -> Result<(), Boo
     let key = |n: &str, t: KeyType| KeySchemaElement::builder().attribute_name(n).key_type(t).build();
     let ledger = kind == TableKind::Ledger;
     let mut create = clients
+        .aws
         .dynamodb
         .create_table()
         .table_name(name)
@@ -464,6 +461,7 @@ async fn table(clients: &Clients, name: &str, kind: TableKind) -> Result<(), Boo
     };
     let recovery = PointInTimeRecoverySpecification::builder().point_in_time_recovery_enabled(true).build().map_err(failed(name))?;
     clients
+        .aws
         .dynamodb
         .update_continuous_backups()
         .table_name(name)
@@ -473,6 +471,7 @@ async fn table(clients: &Clients, name: &str, kind: TableKind) -> Result<(), Boo
         .map_err(failed(name))?;
     if let (true, Some(arn)) = (ledger, created) {
         clients
+            .aws
             .dynamodb
             .put_resource_policy()
             .resource_arn(&arn)
@@ -510,6 +509,7 @@ pub const LEDGER_DENIED_ACTIONS: [&str; 6] = [
 
 async fn queue(clients: &Clients, name: &str, dead_letter_url: Option<&str>, delay_seconds: u32) -> Result<String, BootstrapError> {
     let mut create = clients
+        .aws
         .sqs
         .create_queue()
         .queue_name(name)
@@ -530,6 +530,7 @@ async fn queue(clients: &Clients, name: &str, dead_letter_url: Option<&str>, del
 
 async fn queue_arn(clients: &Clients, url: &str) -> Result<String, BootstrapError> {
     let attrs = clients
+        .aws
         .sqs
         .get_queue_attributes()
         .queue_url(url)
@@ -548,8 +549,8 @@ async fn queue_arn(clients: &Clients, url: &str) -> Result<String, BootstrapErro
 /// also deny plain HTTP; emulators are reached over plain HTTP on loopback, where that policy
 /// would refuse every call, so the bootstrap leaves it out.)
 async fn bucket(clients: &Clients, name: &str, object_lock: bool) -> Result<(), BootstrapError> {
-    let region = clients.s3.config().region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
-    let mut create = clients.s3.create_bucket().bucket(name).object_lock_enabled_for_bucket(object_lock);
+    let region = clients.aws.s3.config().region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
+    let mut create = clients.aws.s3.create_bucket().bucket(name).object_lock_enabled_for_bucket(object_lock);
     if region != "us-east-1" {
         create = create.create_bucket_configuration(
             CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(region.as_str())).build(),
@@ -566,9 +567,9 @@ async fn bucket(clients: &Clients, name: &str, object_lock: bool) -> Result<(), 
         .block_public_policy(true)
         .restrict_public_buckets(true)
         .build();
-    clients.s3.put_public_access_block().bucket(name).public_access_block_configuration(block).send().await.map_err(failed(name))?;
+    clients.aws.s3.put_public_access_block().bucket(name).public_access_block_configuration(block).send().await.map_err(failed(name))?;
     let versioning = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
-    clients.s3.put_bucket_versioning().bucket(name).versioning_configuration(versioning).send().await.map_err(failed(name))?;
+    clients.aws.s3.put_bucket_versioning().bucket(name).versioning_configuration(versioning).send().await.map_err(failed(name))?;
     Ok(())
 }
 
@@ -580,7 +581,15 @@ async fn origin_encryption(clients: &Clients, bucket: &str, key_id: &str) -> Res
         .map_err(failed(bucket))?;
     let rule = ServerSideEncryptionRule::builder().apply_server_side_encryption_by_default(default).bucket_key_enabled(true).build();
     let config = ServerSideEncryptionConfiguration::builder().rules(rule).build().map_err(failed(bucket))?;
-    clients.s3.put_bucket_encryption().bucket(bucket).server_side_encryption_configuration(config).send().await.map_err(failed(bucket))?;
+    clients
+        .aws
+        .s3
+        .put_bucket_encryption()
+        .bucket(bucket)
+        .server_side_encryption_configuration(config)
+        .send()
+        .await
+        .map_err(failed(bucket))?;
     Ok(())
 }
 
@@ -592,7 +601,7 @@ async fn audit_archive_rules(clients: &Clients, bucket: &str) -> Result<(), Boot
         .object_lock_enabled(ObjectLockEnabled::Enabled)
         .rule(ObjectLockRule::builder().default_retention(retention).build())
         .build();
-    clients.s3.put_object_lock_configuration().bucket(bucket).object_lock_configuration(lock).send().await.map_err(failed(bucket))?;
+    clients.aws.s3.put_object_lock_configuration().bucket(bucket).object_lock_configuration(lock).send().await.map_err(failed(bucket))?;
     let transition = Transition::builder().days(AUDIT_COLD_AFTER_DAYS).storage_class(TransitionStorageClass::DeepArchive).build();
     let rule = LifecycleRule::builder()
         .id("cold-after-90-days")
@@ -601,16 +610,7 @@ async fn audit_archive_rules(clients: &Clients, bucket: &str) -> Result<(), Boot
         .transitions(transition)
         .build()
         .map_err(failed(bucket))?;
-    let lifecycle = BucketLifecycleConfiguration::builder().rules(rule).build().map_err(failed(bucket))?;
-    clients
-        .s3
-        .put_bucket_lifecycle_configuration()
-        .bucket(bucket)
-        .lifecycle_configuration(lifecycle)
-        .send()
-        .await
-        .map_err(failed(bucket))?;
-    Ok(())
+    lifecycle(clients, bucket, rule).await
 }
 
 /// `ObjectCreated:*`, not only `Put`: a multipart upload completes as `CompleteMultipartUpload`.
@@ -625,6 +625,7 @@ async fn source_notifications(clients: &Clients, bucket: &str, ingest_url: &str)
         }]
     });
     clients
+        .aws
         .sqs
         .set_queue_attributes()
         .queue_url(ingest_url)
@@ -640,6 +641,7 @@ async fn source_notifications(clients: &Clients, bucket: &str, ingest_url: &str)
         .map_err(failed(bucket))?;
     let config = NotificationConfiguration::builder().queue_configurations(target).build();
     clients
+        .aws
         .s3
         .put_bucket_notification_configuration()
         .bucket(bucket)

@@ -6,8 +6,8 @@ use std::path::Path;
 use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use jsonwebtoken::Algorithm;
 use vaultstream_functions::handlers::{authorizer::Authorizer, key_delivery::KeyDelivery, manifest::Manifest};
-use vaultstream_tests::ingest::ingest_functions;
 use vaultstream_functions::runtime::HttpFunction;
+use vaultstream_tests::ingest::ingest_functions;
 use vaultstream_tests::stack::Stack;
 
 fn fixture(name: &str) -> String {
@@ -40,6 +40,7 @@ async fn fixtures_are_valid_events() {
     assert_eq!(ingest.content.handle(lambda_http::request::from_str(&fixture("content.json")).unwrap()).await.status(), 404);
     let sqs: aws_lambda_events::sqs::SqsEvent = serde_json::from_str(&fixture("dispatch.json")).unwrap();
     assert!(ingest.dispatch.handle(sqs).await.batch_item_failures.is_empty(), "a notification about unknown content is done, not retried");
-    let batch: aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value> = serde_json::from_str(&fixture("job_events.json")).unwrap();
+    let batch: aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value> =
+        serde_json::from_str(&fixture("job_events.json")).unwrap();
     ingest.job_events.handle(batch).await.expect("an event about unknown content is ignored");
 }

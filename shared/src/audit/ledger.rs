@@ -4,8 +4,6 @@
 //! for the chain head (`seq`, `hash` of the last record). Records are never updated or deleted.
 
 use async_trait::async_trait;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 use crate::audit::record::{AuditEvent, AuditRecord, ChainId};
 use crate::ids::TenantId;
@@ -31,12 +29,10 @@ pub fn record_sk(seq: u64) -> String {
     format!("r#{seq:020}")
 }
 
+/// The time a record is stamped with and the day its chain belongs to: `(RFC 3339 with
+/// milliseconds, YYYY-MM-DD)`, both UTC.
 pub fn now_rfc3339_millis() -> (String, String) {
-    let now = OffsetDateTime::now_utc();
-    let now = now.replace_nanosecond(now.millisecond() as u32 * 1_000_000).unwrap_or(now);
-    let time = now.format(&Rfc3339).unwrap_or_else(|_| now.unix_timestamp().to_string());
-    let day = format!("{:04}-{:02}-{:02}", now.year(), now.month() as u8, now.day());
-    (time, day)
+    crate::clock::now_with_day()
 }
 
 /// Used where a tenant is needed for a chain id in tests and tools.
