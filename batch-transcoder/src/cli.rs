@@ -125,15 +125,19 @@ pub struct RunArgs {
     #[command(flatten)]
     pub limits: LimitArgs,
 
+    /// The source bucket the upload is read from.
     #[arg(long, env = "VAULTSTREAM_SOURCE_BUCKET", value_name = "BUCKET")]
     pub source_bucket: String,
 
+    /// The origin bucket the new version is written to.
     #[arg(long, env = "VAULTSTREAM_ORIGIN_BUCKET", value_name = "BUCKET")]
     pub origin_bucket: String,
 
+    /// The content table (records and their KMS-wrapped keys).
     #[arg(long, env = "VAULTSTREAM_CONTENT_TABLE", value_name = "TABLE")]
     pub content_table: String,
 
+    /// The audit ledger table.
     #[arg(long, env = "VAULTSTREAM_AUDIT_TABLE", value_name = "TABLE")]
     pub audit_table: String,
 
