@@ -55,15 +55,17 @@ fn main() {
     };
     let handler = KeyDelivery { service, authenticator: None };
     let expires_at = vaultstream_functions::http::now() + 3600;
-    let token = tokens.mint(&TokenClaims {
-        kind: TokenKind::Key,
-        tenant,
-        content,
-        session: SessionId::parse("s1").unwrap(),
-        key_id: Some(KeyId::for_period(0)),
-        delivery: Delivery::Raw,
-        expires_at,
-    });
+    let token = tokens
+        .mint(&TokenClaims {
+            kind: TokenKind::Key,
+            tenant,
+            content,
+            session: SessionId::parse("s1").unwrap(),
+            key_id: Some(KeyId::for_period(0)),
+            delivery: Delivery::Raw,
+            expires_at,
+        })
+        .unwrap();
     let iterations: usize = std::env::var("ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
 
     let (mut ours, mut theirs) = (Histogram::<u64>::new(3).unwrap(), Histogram::<u64>::new(3).unwrap());

@@ -67,6 +67,9 @@ pub enum TokenError {
     WrongKey,
     #[error("the token was issued for another session")]
     WrongSession,
+    /// Minting failed: ours, not the caller's.
+    #[error("a token could not be encoded: {0}")]
+    Encoding(String),
 }
 
 /// What the request names; a token is accepted only for exactly this.
@@ -96,10 +99,11 @@ impl TokenSigner {
         ctx.sign()
     }
 
-    pub fn mint(&self, claims: &TokenClaims) -> String {
-        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("token claims serialise"));
+    pub fn mint(&self, claims: &TokenClaims) -> Result<String, TokenError> {
+        let claims = serde_json::to_vec(claims).map_err(|e| TokenError::Encoding(e.to_string()))?;
+        let payload = URL_SAFE_NO_PAD.encode(claims);
         let tag = self.tag(&payload);
-        format!("{payload}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+        Ok(format!("{payload}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref())))
     }
 
     /// Checks the MAC first (constant time), then what the claims say against the request.
@@ -170,7 +174,7 @@ mod tests {
     #[test]
     fn round_trip_and_every_mismatch() {
         let s = signer();
-        let token = s.mint(&claims());
+        let token = s.mint(&claims()).unwrap();
         let (c1, k0) = (ContentId::parse("c1").unwrap(), KeyId::for_period(0));
         assert_eq!(s.verify(&token, expect(&c1, &k0), 999).unwrap(), claims());
         assert_eq!(s.verify(&token, expect(&c1, &k0), 1_000), Err(TokenError::Expired));
@@ -188,7 +192,7 @@ mod tests {
     #[test]
     fn tampering_and_foreign_keys_fail() {
         let s = signer();
-        let token = s.mint(&claims());
+        let token = s.mint(&claims()).unwrap();
         let (c1, k0) = (ContentId::parse("c1").unwrap(), KeyId::for_period(0));
         let mut forged = claims();
         forged.expires_at = u64::MAX;

@@ -38,15 +38,17 @@ async fn service(vault: Arc<MemoryKeyVault>, ledger: Arc<MemoryLedger>) -> (KeyD
     let (key, wrapped) = vault.generate(&tenant, &content).await.unwrap();
     let mut stored = record(ContentStatus::Ready);
     stored.keys.insert(KeyId::for_period(0), wrapped);
-    let token = tokens.mint(&TokenClaims {
-        kind: TokenKind::Key,
-        tenant,
-        content,
-        session,
-        key_id: Some(KeyId::for_period(0)),
-        delivery: Delivery::Raw,
-        expires_at: 2_000,
-    });
+    let token = tokens
+        .mint(&TokenClaims {
+            kind: TokenKind::Key,
+            tenant,
+            content,
+            session,
+            key_id: Some(KeyId::for_period(0)),
+            delivery: Delivery::Raw,
+            expires_at: 2_000,
+        })
+        .unwrap();
     let service = KeyDeliveryService {
         tokens,
         revocations: Arc::new(MemorySessions::new()),

@@ -28,6 +28,7 @@ pub struct ManifestService {
 impl From<TokenError> for AccessError {
     fn from(e: TokenError) -> Self {
         match e {
+            TokenError::Encoding(m) => AccessError::Internal(m),
             TokenError::Malformed | TokenError::BadSignature | TokenError::Expired => {
                 AccessError::Unauthenticated(format!("{e}; start playback again"))
             }
@@ -116,9 +117,13 @@ impl ManifestService {
                 let cdn = format!("{}{}/{r}/", self.hosts.content_base(&claims.tenant, content), publication.version);
                 let expires_at = (meta.now + self.key_token_ttl_seconds).min(claims.expires_at.max(meta.now + 1));
                 personalize::media(&text, &cdn, |key_id| {
-                    let key_token =
-                        self.tokens.mint(&TokenClaims { kind: TokenKind::Key, key_id: Some(key_id.clone()), expires_at, ..claims.clone() });
-                    format!("{}/v1/keys/{content}/{key_id}?token={key_token}", self.api_base_url)
+                    let key_token = self.tokens.mint(&TokenClaims {
+                        kind: TokenKind::Key,
+                        key_id: Some(key_id.clone()),
+                        expires_at,
+                        ..claims.clone()
+                    })?;
+                    Ok(format!("{}/v1/keys/{content}/{key_id}?token={key_token}", self.api_base_url))
                 })
             }
         }

@@ -51,7 +51,7 @@ pub fn master(text: &str, variant_url: impl Fn(&RenditionName) -> String) -> Res
 
 /// `key_url(key_id)` gives a signed key URL; `cdn_base` is the rendition's folder on the CDN,
 /// ending in `/`.
-pub fn media(text: &str, cdn_base: &str, mut key_url: impl FnMut(&KeyId) -> String) -> Result<String, AccessError> {
+pub fn media(text: &str, cdn_base: &str, mut key_url: impl FnMut(&KeyId) -> Result<String, AccessError>) -> Result<String, AccessError> {
     let mut playlist = parse(text)?;
     let Playlist::MediaPlaylist(media) = &mut playlist else {
         return Err(AccessError::Internal("index.m3u8 is a master playlist".into()));
@@ -75,7 +75,7 @@ pub fn media(text: &str, cdn_base: &str, mut key_url: impl FnMut(&KeyId) -> Stri
                     .strip_prefix(KEY_URI_SCHEME)
                     .and_then(|id| KeyId::try_from(id.to_string()).ok())
                     .ok_or_else(|| AccessError::Internal(format!("a media playlist names key URI {uri:?}, not key://<key_id>")))?;
-                key.uri = Some(key_url(&id));
+                key.uri = Some(key_url(&id)?);
             }
         }
     }
@@ -102,7 +102,7 @@ mod tests {
         let mut seen = Vec::new();
         let out = media(MEDIA, "https://h.cdn.example.com/acme/c1/360p/", |k| {
             seen.push(k.to_string());
-            format!("https://api/v1/keys/c1/{k}?token=K")
+            Ok(format!("https://api/v1/keys/c1/{k}?token=K"))
         })
         .unwrap();
         assert_eq!(seen, ["k0", "k1"]);
@@ -115,8 +115,8 @@ mod tests {
     #[test]
     fn unexpected_uris_are_refused() {
         let bad_key = MEDIA.replace("key://k0", "https://evil/key");
-        assert!(media(&bad_key, "https://cdn/", |_| String::new()).is_err());
+        assert!(media(&bad_key, "https://cdn/", |_| Ok(String::new())).is_err());
         let escape = MEDIA.replace("seg_00000.ts", "../../other/seg.ts");
-        assert!(media(&escape, "https://cdn/", |_| String::new()).is_err());
+        assert!(media(&escape, "https://cdn/", |_| Ok(String::new())).is_err());
     }
 }

@@ -103,7 +103,7 @@ impl PlaybackService {
             key_id: None,
             delivery,
             expires_at,
-        });
+        })?;
         let session_key = (delivery == Delivery::Wrapped)
             .then(|| STANDARD.encode(SessionKek::derive(&self.secret, &principal.tenant, &principal.session, &content).expose()));
         Ok(PlaybackGrant {

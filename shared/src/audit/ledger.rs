@@ -16,6 +16,8 @@ pub enum AuditError {
     Contended { chain: String, attempts: u32 },
     #[error("the audit chain head of {0} is unreadable: {1}")]
     CorruptHead(String, String),
+    #[error("an audit record could not be encoded: {0}")]
+    Encoding(String),
 }
 
 #[async_trait]

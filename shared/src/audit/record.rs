@@ -7,6 +7,7 @@ use std::fmt;
 use aws_lc_rs::digest;
 use serde::Serialize;
 
+use crate::audit::ledger::AuditError;
 use crate::ids::TenantId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -104,7 +105,7 @@ struct Canonical<'a> {
 
 impl AuditRecord {
     /// Fixed field order, compact JSON: the same bytes on every machine and in every version.
-    pub fn canonical_bytes(&self) -> Vec<u8> {
+    pub fn canonical_bytes(&self) -> Result<Vec<u8>, AuditError> {
         let e = &self.event;
         serde_json::to_vec(&Canonical {
             v: 1,
@@ -121,17 +122,17 @@ impl AuditRecord {
             source_ip: e.source_ip.as_deref().unwrap_or(""),
             prev_hash: &self.prev_hash,
         })
-        .expect("canonical record serialises")
+        .map_err(|e| AuditError::Encoding(e.to_string()))
     }
 
-    pub fn compute_hash(&self) -> String {
-        hex::encode(digest::digest(&digest::SHA256, &self.canonical_bytes()))
+    pub fn compute_hash(&self) -> Result<String, AuditError> {
+        Ok(hex::encode(digest::digest(&digest::SHA256, &self.canonical_bytes()?)))
     }
 
-    pub fn new(chain: ChainId, seq: u64, time: String, event: AuditEvent, prev_hash: String) -> Self {
+    pub fn new(chain: ChainId, seq: u64, time: String, event: AuditEvent, prev_hash: String) -> Result<Self, AuditError> {
         let mut record = AuditRecord { chain, seq, time, event, prev_hash, hash: String::new() };
-        record.hash = record.compute_hash();
-        record
+        record.hash = record.compute_hash()?;
+        Ok(record)
     }
 }
 
@@ -155,17 +156,17 @@ mod tests {
     #[test]
     fn hash_covers_every_field_and_position() {
         let chain = ChainId { tenant: TenantId::parse("acme").unwrap(), day: "2026-11-21".into(), shard: 0 };
-        let r = AuditRecord::new(chain.clone(), 1, "2026-11-21T00:00:00.000Z".into(), event(), chain.genesis_hash());
-        assert_eq!(r.hash, r.compute_hash());
+        let r = AuditRecord::new(chain.clone(), 1, "2026-11-21T00:00:00.000Z".into(), event(), chain.genesis_hash()).unwrap();
+        assert_eq!(r.hash, r.compute_hash().unwrap());
         let mut changed = r.clone();
         changed.event.decision = Decision::Deny;
-        assert_ne!(changed.compute_hash(), r.hash);
+        assert_ne!(changed.compute_hash().unwrap(), r.hash);
         let mut moved = r.clone();
         moved.seq = 2;
-        assert_ne!(moved.compute_hash(), r.hash);
+        assert_ne!(moved.compute_hash().unwrap(), r.hash);
         let mut other_chain = r.clone();
         other_chain.chain.shard = 1;
-        assert_ne!(other_chain.compute_hash(), r.hash);
+        assert_ne!(other_chain.compute_hash().unwrap(), r.hash);
         assert_ne!(chain.genesis_hash(), other_chain.chain.genesis_hash());
     }
 }

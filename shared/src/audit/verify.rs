@@ -83,8 +83,10 @@ pub fn check_chain(chain: &ChainId, items: ChainItems) -> ChainReport {
         if record.seq != position {
             return report(count, Some(Problem::Reordered { position, found: record.seq }));
         }
-        if record.compute_hash() != record.hash {
-            return report(count, Some(Problem::Modified { seq: record.seq }));
+        match record.compute_hash() {
+            Ok(hash) if hash == record.hash => {}
+            Ok(_) => return report(count, Some(Problem::Modified { seq: record.seq })),
+            Err(e) => return report(count, Some(Problem::Unreadable { sk, reason: e.to_string() })),
         }
         if record.prev_hash != prev_hash {
             return report(count, Some(Problem::Detached { seq: record.seq }));

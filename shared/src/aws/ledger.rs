@@ -146,7 +146,7 @@ impl DynamoLedger {
                 Some(head) => head,
                 None => self.read_head(&chain).await?,
             };
-            let record = AuditRecord::new(chain.clone(), head.seq + 1, time.clone(), event.clone(), head.hash.clone());
+            let record = AuditRecord::new(chain.clone(), head.seq + 1, time.clone(), event.clone(), head.hash.clone())?;
             if self.try_append(&record, head.seq).await? {
                 self.heads.lock().unwrap_or_else(|p| p.into_inner()).insert(key, Head { seq: record.seq, hash: record.hash.clone() });
                 return Ok(record);

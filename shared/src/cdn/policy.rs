@@ -102,7 +102,7 @@ impl Policy {
                 },
             }],
         };
-        Ok(serde_json::to_string(&statement).expect("policy serialises"))
+        serde_json::to_string(&statement).map_err(|e| InvalidPolicy(format!("the policy could not be encoded: {e}")))
     }
 }
 

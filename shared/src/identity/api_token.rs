@@ -72,7 +72,8 @@ pub async fn authenticate(store: &dyn ApiTokenStore, token: &str, now: u64) -> R
         tenant: record.tenant,
         subject: record.subject,
         // A stable session per token, so session-bound tokens and revocation work the same way.
-        session: SessionId::parse(format!("tok-{}", &hash[..24])).expect("hex is a valid session id"),
+        session: SessionId::parse(format!("tok-{}", &hash[..24]))
+            .map_err(|e| AuthError::Unavailable(format!("the token's session id: {e}")))?,
         scopes: record.scopes,
         credential: Credential::ApiToken,
     })

@@ -165,8 +165,8 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// A new time-ordered content id (UUIDv7, 32 hex digits): sorting ids sorts by creation.
-pub fn new_content_id() -> ContentId {
-    ContentId::parse(uuid::Uuid::now_v7().simple().to_string()).expect("hex digits are a valid id")
+pub fn new_content_id() -> Result<ContentId, crate::ids::InvalidId> {
+    ContentId::parse(uuid::Uuid::now_v7().simple().to_string())
 }
 
 fn catalog_error(e: CatalogError) -> AccessError {
@@ -233,7 +233,7 @@ impl UploadService {
             }
         };
         let media = validate(request, &self.settings)?;
-        let content_id = new_content_id();
+        let content_id = new_content_id().map_err(|e| AccessError::Internal(e.to_string()))?;
         let key = SourceKey::new(principal.tenant.clone(), content_id.clone()).object_key();
         let upload = match plan_upload(request.size_bytes, &self.settings) {
             None => UploadPlan::Put,
@@ -399,9 +399,9 @@ mod tests {
 
     #[test]
     fn content_ids_sort_by_creation() {
-        let a = new_content_id();
+        let a = new_content_id().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(2));
-        let b = new_content_id();
+        let b = new_content_id().unwrap();
         assert!(a < b);
     }
 }

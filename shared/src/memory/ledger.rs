@@ -41,7 +41,7 @@ impl AuditSink for MemoryLedger {
         let record = {
             let mut heads = self.heads.lock().unwrap_or_else(|p| p.into_inner());
             let head = heads.entry(chain.to_string()).or_insert_with(|| (0, chain.genesis_hash()));
-            let record = AuditRecord::new(chain, head.0 + 1, time, event, head.1.clone());
+            let record = AuditRecord::new(chain, head.0 + 1, time, event, head.1.clone())?;
             *head = (record.seq, record.hash.clone());
             record
         };
