@@ -34,9 +34,8 @@ pub struct Decoders {
     audio: Option<AudioInput>,
 }
 
-/// What reading the whole source showed.
+/// What reading the whole source showed, besides the frame statistics the sink gathered.
 pub struct DecodeReport {
-    pub stats: DecodeStats,
     pub read_error: Option<String>,
     pub packets: u64,
     pub packet_bytes: u64,
@@ -144,7 +143,7 @@ pub fn decode_all(
     }
     progress.update(sink.stats.position());
     progress.finish();
-    Ok(DecodeReport { stats: sink.stats.clone(), read_error, packets, packet_bytes })
+    Ok(DecodeReport { read_error, packets, packet_bytes })
 }
 
 /// Files this small may be mostly container overhead; the readable-fraction check skips them.
@@ -152,8 +151,8 @@ const MIN_SIZE_FOR_READABLE_CHECK: u64 = 64 * 1024;
 
 /// A source is rejected after decoding when it turned out to be broken: nothing decodable,
 /// mostly undecodable, mostly unreadable bytes, or much shorter than it claims (truncated).
-pub fn validate(source: &SourceInfo, report: &DecodeReport) -> Result<()> {
-    let (stats, read_error) = (&report.stats, report.read_error.as_deref());
+pub fn validate(source: &SourceInfo, stats: &DecodeStats, report: &DecodeReport) -> Result<()> {
+    let read_error = report.read_error.as_deref();
     if source.video.is_some() && stats.video_frames == 0 {
         return Err(TranscodeError::InvalidInput(format!(
             "no video frame could be decoded ({} decode errors{})",

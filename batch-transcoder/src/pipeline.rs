@@ -80,7 +80,7 @@ pub fn transcode(
     let mut collected = collected?;
 
     // Judge the source now that it has been read in full.
-    decode::validate(&source, &report)?;
+    decode::validate(&source, &stats, &report)?;
     if collected.outputs.is_empty() {
         let reasons: Vec<String> = collected.failed.iter().map(|f| format!("{}: {}", f.name, f.reason)).collect();
         return Err(TranscodeError::Fatal(format!("every rendition failed ({})", reasons.join("; "))));

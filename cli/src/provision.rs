@@ -169,7 +169,7 @@ pub async fn provision(clients: &Clients, prefix: &str) -> Result<Outputs, Boots
         ("VAULTSTREAM_CONTENT_KEY_ID", content_key_id.as_str()),
         ("VAULTSTREAM_PRICE_PER_VCPU_SECOND", LOCAL_PRICE_PER_VCPU_SECOND),
     ];
-    let [video_gpu, video_cpu, audio] = batch(clients, prefix, &environment).await?;
+    batch(clients, prefix, &environment).await?;
     let content_failed_bus = event_bus(clients, &format!("{prefix}.content.failed")).await?;
 
     Ok(Outputs {
@@ -186,12 +186,13 @@ pub async fn provision(clients: &Clients, prefix: &str) -> Result<Outputs, Boots
         ingest_dlq_url,
         retry_queue_url,
         failures_dlq_url,
-        video_gpu_job_queue: video_gpu.0,
-        video_cpu_job_queue: video_cpu.0,
-        audio_job_queue: audio.0,
-        video_gpu_job_definition: video_gpu.1,
-        video_cpu_job_definition: video_cpu.1,
-        audio_job_definition: audio.1,
+        // A kind's job queue and job definition share its name, as in CDK and Terraform.
+        video_gpu_job_queue: name("video-gpu"),
+        video_cpu_job_queue: name("video-cpu"),
+        audio_job_queue: name("audio"),
+        video_gpu_job_definition: name("video-gpu"),
+        video_cpu_job_definition: name("video-cpu"),
+        audio_job_definition: name("audio"),
         content_failed_bus,
     })
 }
@@ -239,9 +240,8 @@ async fn idempotency_expiry(clients: &Clients, table: &str) -> Result<(), Bootst
 }
 
 /// The Batch service role, an unmanaged compute environment (the emulator runs no instances),
-/// and per kind a job queue and a job definition: `(queue name, definition name)` for
-/// video-gpu, video-cpu and audio.
-async fn batch(clients: &Clients, prefix: &str, environment: &[(&str, &str)]) -> Result<[(String, String); 3], BootstrapError> {
+/// and per kind a job queue and a job definition, both named `{prefix}-{kind}`.
+async fn batch(clients: &Clients, prefix: &str, environment: &[(&str, &str)]) -> Result<(), BootstrapError> {
     let contract: Contract = serde_json::from_str(CONTRACT_JSON)
         .map_err(|e| BootstrapError { resource: "infra/contract.json".into(), message: e.to_string() })?;
     for name in &contract.transcoder.env {
@@ -278,7 +278,6 @@ async fn batch(clients: &Clients, prefix: &str, environment: &[(&str, &str)]) ->
             .compute_environment_arn
             .unwrap_or_default(),
     };
-    let mut created = Vec::new();
     for (kind, vcpus, memory, timeout) in JOB_KINDS {
         let name = format!("{prefix}-{kind}");
         let queues = clients.aws.batch.describe_job_queues().job_queues(&name).send().await.map_err(failed(&name))?;
@@ -301,11 +300,8 @@ async fn batch(clients: &Clients, prefix: &str, environment: &[(&str, &str)]) ->
         if definitions.job_definitions().is_empty() {
             register_job_definition(clients, &name, &contract.transcoder, environment, (vcpus, memory, timeout)).await?;
         }
-        created.push((name.clone(), name));
     }
-    let mut created = created.into_iter();
-    let mut next = || created.next().unwrap_or_default();
-    Ok([next(), next(), next()])
+    Ok(())
 }
 
 async fn register_job_definition(

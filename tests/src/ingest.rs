@@ -189,14 +189,13 @@ pub struct BatchJob {
 }
 
 pub async fn describe_job(stack: &Stack, job_id: &str) -> BatchJob {
-    let batch = aws_sdk_batch::Client::new(&crate::moto::sdk_config().await);
+    let batch = &stack.aws.batch;
     let described = batch.describe_jobs().jobs(job_id).send().await.unwrap();
     let job = described.jobs().first().unwrap_or_else(|| panic!("Batch knows no job {job_id}")).clone();
     let definition_arn = job.job_definition().unwrap().to_string();
     let definitions = batch.describe_job_definitions().job_definitions(&definition_arn).send().await.unwrap();
     let definition = definitions.job_definitions().first().expect("the job's definition").clone();
     let container = definition.container_properties().expect("a container job definition");
-    let _ = stack;
     BatchJob {
         id: job.job_id().unwrap().to_string(),
         name: job.job_name().unwrap().to_string(),

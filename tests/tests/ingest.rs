@@ -124,7 +124,7 @@ async fn an_upload_becomes_a_ready_title_that_plays() {
 }
 
 async fn jobs_named(stack: &Stack, prefix: &str) -> Vec<String> {
-    let batch = aws_sdk_batch::Client::new(&vaultstream_tests::moto::sdk_config().await);
+    let batch = &stack.aws.batch;
     let mut names = Vec::new();
     for queue in [&stack.outputs.video_gpu_job_queue, &stack.outputs.video_cpu_job_queue, &stack.outputs.audio_job_queue] {
         for status in ["SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"] {
@@ -260,8 +260,7 @@ async fn temporary_failures_back_off_five_attempts_then_fail_with_a_dead_letter_
     assert!(dispatch_ingest(&stack, &f).await.is_empty());
 
     // Creators subscribe to the content-failed bus; here a rule forwards it to a queue we read.
-    let config = vaultstream_tests::moto::sdk_config().await;
-    let events = aws_sdk_eventbridge::Client::new(&config);
+    let events = &stack.aws.events;
     let observer = stack.aws.sqs.create_queue().queue_name(format!("{}-observer", stack.suffix)).send().await.unwrap().queue_url.unwrap();
     let observer_arn = format!("arn:aws:sqs:us-east-1:123456789012:{}-observer", stack.suffix);
     events

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 use tracing::Instrument;
-use vaultstream::access::AccessError;
+use vaultstream::access::{AccessError, RequestMeta};
 use vaultstream::ingest::upload::{CompleteRequest, UploadInstructions, UploadRequest, UploadService, UploadSettings};
+use vaultstream::principal::Principal;
 
 use crate::env::{ConfigError, Env};
 use crate::http::{access_error, header, json_body, json_response, meta, path_after, principal, rfc3339};
@@ -79,56 +80,68 @@ impl HttpFunction for UploadUrl {
             };
             tracing::Span::current().record("tenant", principal.tenant.as_str());
             match route {
-                Route::Start => {
-                    let body: UploadRequest = match json_body(&request) {
-                        Ok(Some(body)) => body,
-                        Ok(None) => return access_error(&AccessError::BadRequest("the request body is empty; send {\"title\",\"filename\",\"content_type\",\"size_bytes\"}".into())),
-                        Err(e) => return access_error(&e),
-                    };
-                    match self.service.start(&principal, &body, header(&request, "idempotency-key"), &meta).await {
-                        Ok(grant) => {
-                            tracing::Span::current().record("content_id", grant.record.content_id.as_str());
-                            let upload = match &grant.upload {
-                                UploadInstructions::Put { request, expires_at } => {
-                                    json!({"method": "PUT", "url": request.url, "headers": request.headers, "expires_at": rfc3339(*expires_at)})
-                                }
-                                UploadInstructions::Multipart { upload_id, part_size, parts, complete_url, expires_at } => json!({
-                                    "method": "MULTIPART",
-                                    "upload_id": upload_id,
-                                    "part_size": part_size,
-                                    "parts": parts.iter().map(|(n, url)| json!({"part_number": n, "url": url})).collect::<Vec<_>>(),
-                                    "complete_url": complete_url,
-                                    "expires_at": rfc3339(*expires_at),
-                                }),
-                            };
-                            tracing::info!(status = 201, replayed = grant.replayed, "upload started");
-                            let body = json!({"content_id": grant.record.content_id, "status": grant.record.status, "upload": upload});
-                            let mut response = json_response(201, &body);
-                            if grant.replayed {
-                                response.headers_mut().insert("idempotent-replayed", lambda_http::http::HeaderValue::from_static("true"));
-                            }
-                            response
-                        }
-                        Err(e) => access_error(&e),
-                    }
-                }
-                Route::Complete(id) => {
-                    let body: CompleteRequest = match json_body(&request) {
-                        Ok(Some(body)) => body,
-                        Ok(None) => return access_error(&AccessError::BadRequest("the request body is empty; send {\"upload_id\",\"parts\":[{\"part_number\",\"etag\"}]}".into())),
-                        Err(e) => return access_error(&e),
-                    };
-                    match self.service.complete(&principal, &id, &body, &meta).await {
-                        Ok(record) => {
-                            tracing::info!(status = 200, "multipart upload completed");
-                            json_response(200, &json!({"content_id": record.content_id, "status": record.status}))
-                        }
-                        Err(e) => access_error(&e),
-                    }
-                }
+                Route::Start => self.start(&principal, &request, &meta).await,
+                Route::Complete(id) => self.complete(&principal, &id, &request, &meta).await,
             }
         }
         .instrument(span)
         .await
+    }
+}
+
+impl UploadUrl {
+    async fn start(&self, principal: &Principal, request: &Request, meta: &RequestMeta) -> Response<Body> {
+        let body: UploadRequest = match json_body(request) {
+            Ok(Some(body)) => body,
+            Ok(None) => return access_error(&AccessError::BadRequest(EMPTY_UPLOAD.into())),
+            Err(e) => return access_error(&e),
+        };
+        let grant = match self.service.start(principal, &body, header(request, "idempotency-key"), meta).await {
+            Ok(grant) => grant,
+            Err(e) => return access_error(&e),
+        };
+        tracing::Span::current().record("content_id", grant.record.content_id.as_str());
+        tracing::info!(status = 201, replayed = grant.replayed, "upload started");
+        let body = json!({"content_id": grant.record.content_id, "status": grant.record.status, "upload": upload_json(&grant.upload)});
+        let mut response = json_response(201, &body);
+        if grant.replayed {
+            response.headers_mut().insert("idempotent-replayed", lambda_http::http::HeaderValue::from_static("true"));
+        }
+        response
+    }
+
+    async fn complete(&self, principal: &Principal, content_id: &str, request: &Request, meta: &RequestMeta) -> Response<Body> {
+        let body: CompleteRequest = match json_body(request) {
+            Ok(Some(body)) => body,
+            Ok(None) => return access_error(&AccessError::BadRequest(EMPTY_COMPLETE.into())),
+            Err(e) => return access_error(&e),
+        };
+        match self.service.complete(principal, content_id, &body, meta).await {
+            Ok(record) => {
+                tracing::info!(status = 200, "multipart upload completed");
+                json_response(200, &json!({"content_id": record.content_id, "status": record.status}))
+            }
+            Err(e) => access_error(&e),
+        }
+    }
+}
+
+const EMPTY_UPLOAD: &str = "the request body is empty; send {\"title\",\"filename\",\"content_type\",\"size_bytes\"}";
+const EMPTY_COMPLETE: &str = "the request body is empty; send {\"upload_id\",\"parts\":[{\"part_number\",\"etag\"}]}";
+
+/// The contract's `upload` object.
+fn upload_json(upload: &UploadInstructions) -> serde_json::Value {
+    match upload {
+        UploadInstructions::Put { request, expires_at } => {
+            json!({"method": "PUT", "url": request.url, "headers": request.headers, "expires_at": rfc3339(*expires_at)})
+        }
+        UploadInstructions::Multipart { upload_id, part_size, parts, complete_url, expires_at } => json!({
+            "method": "MULTIPART",
+            "upload_id": upload_id,
+            "part_size": part_size,
+            "parts": parts.iter().map(|(n, url)| json!({"part_number": n, "url": url})).collect::<Vec<_>>(),
+            "complete_url": complete_url,
+            "expires_at": rfc3339(*expires_at),
+        }),
     }
 }

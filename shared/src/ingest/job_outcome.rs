@@ -17,7 +17,7 @@ use crate::audit::{AuditEvent, AuditSink, Decision};
 use crate::catalog::{CatalogError, ContentCatalog, ContentRecord, ContentStatus, Expect, Failure, Patch};
 use crate::ids::{ContentId, TenantId};
 use crate::ingest::backoff::{self, MAX_ATTEMPTS};
-use crate::ingest::ports::{ContentFailed, FailureReports, JobRequest, RetryKind, RetryMessage, RetryQueue};
+use crate::ingest::ports::{job_name, ContentFailed, FailureReports, RetryKind, RetryMessage, RetryQueue};
 use crate::ingest::queue_choice::QueueKind;
 
 /// The exit codes of the transcoder's contract.
@@ -129,15 +129,9 @@ fn is_current_job(record: &ContentRecord, change: &BatchJobStateChange) -> bool 
     match &record.job {
         Some(job) => job.id == change.job_id,
         None => {
-            let expected = JobRequest {
-                tenant: record.tenant.clone(),
-                content: record.content_id.clone(),
-                source_key: String::new(),
-                profile: String::new(),
-                queue: QueueKind::VideoCpu,
-                attempt: record.attempts,
-            };
-            record.attempts > 0 && record.failure.is_none() && change.job_name == expected.job_name()
+            record.attempts > 0
+                && record.failure.is_none()
+                && change.job_name == job_name(&record.tenant, &record.content_id, record.attempts)
         }
     }
 }

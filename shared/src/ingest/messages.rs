@@ -38,7 +38,9 @@ fn complete_records(mut value: serde_json::Value) -> serde_json::Value {
             record.entry("userIdentity").or_insert_with(|| serde_json::json!({}));
             record.entry("requestParameters").or_insert_with(|| serde_json::json!({}));
             if let Some(time) = record.get_mut("eventTime") {
-                if let Some(text) = time.as_str().filter(|t| !(t.ends_with('Z') || t.contains('+') || t[10.min(t.len())..].contains('-'))) {
+                if let Some(text) =
+                    time.as_str().filter(|t| !(t.ends_with('Z') || t.contains('+') || t.get(10..).is_some_and(|rest| rest.contains('-'))))
+                {
                     *time = serde_json::Value::from(format!("{text}Z"));
                 }
             }

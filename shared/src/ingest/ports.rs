@@ -70,11 +70,15 @@ pub struct JobRequest {
     pub attempt: u32,
 }
 
+/// The Batch job name of one attempt at one content item. Batch allows letters, digits, `-` and
+/// `_`, 128 at most (ids are 64 at most each).
+pub fn job_name(tenant: &TenantId, content: &ContentId, attempt: u32) -> String {
+    format!("vs-{tenant}-{content}-a{attempt}").chars().take(128).collect()
+}
+
 impl JobRequest {
-    /// Batch job names allow letters, digits, `-` and `_`, 128 at most; ids are 64 at most each.
     pub fn job_name(&self) -> String {
-        let name = format!("vs-{}-{}-a{}", self.tenant, self.content, self.attempt);
-        name.chars().take(128).collect()
+        job_name(&self.tenant, &self.content, self.attempt)
     }
 
     /// The job definition's parameters (`Ref::tenant` and friends in its command).
