@@ -1,11 +1,14 @@
 //! `vaultstream audit verify --tenant T [--date D]`: checks every shard of a tenant's day and
 //! names the first modified, missing or reordered record. Exit 0 intact, 1 tampered or
 //! unreadable, 2 usage. The table comes from `--table` or `VAULTSTREAM_AUDIT_TABLE`; AWS
-//! settings from the standard chain (`AWS_ENDPOINT_URL` for an emulator).
+//! settings from the standard chain (`AWS_ENDPOINT_URL` for an emulator); or both from the
+//! running local stack with `--state-dir`.
 
 use anyhow::anyhow;
 use clap::Subcommand;
 use vaultstream::ids::TenantId;
+
+use vaultstream_cli::dev::state::StateDir;
 
 use crate::Failure;
 
@@ -18,8 +21,11 @@ pub enum AuditCmd {
         /// The day, YYYY-MM-DD (UTC); today by default.
         #[arg(long)]
         date: Option<String>,
-        #[arg(long, env = "VAULTSTREAM_AUDIT_TABLE")]
-        table: String,
+        #[arg(long, env = "VAULTSTREAM_AUDIT_TABLE", required_unless_present = "state_dir")]
+        table: Option<String>,
+        /// Verify the ledger of the local stack running on DIR (`vaultstream dev --state-dir DIR`).
+        #[arg(long, value_name = "DIR", conflicts_with = "table")]
+        state_dir: Option<std::path::PathBuf>,
         /// Chains per tenant and day, as the functions are configured.
         #[arg(long, env = "VAULTSTREAM_AUDIT_SHARDS", default_value_t = 4)]
         shards: u16,
@@ -27,7 +33,15 @@ pub enum AuditCmd {
 }
 
 pub fn run(cmd: AuditCmd) -> Result<(), Failure> {
-    let AuditCmd::Verify { tenant, date, table, shards } = cmd;
+    let AuditCmd::Verify { tenant, date, table, state_dir, shards } = cmd;
+    let (table, endpoint) = match (state_dir, table) {
+        (Some(dir), _) => {
+            let info = StateDir::new(dir).and_then(|s| s.stack_info()).map_err(|e| Failure::Usage(format!("--state-dir: {e:#}")))?;
+            (info.outputs.audit_table, Some(info.emulator_url))
+        }
+        (None, Some(table)) => (table, None),
+        (None, None) => return Err(Failure::Usage("give --table (or VAULTSTREAM_AUDIT_TABLE) or --state-dir".into())),
+    };
     let tenant = TenantId::parse(tenant).map_err(|e| Failure::Usage(format!("--tenant: {e}")))?;
     let day = match date {
         Some(d) => {
@@ -41,8 +55,14 @@ pub fn run(cmd: AuditCmd) -> Result<(), Failure> {
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| Failure::Other(e.into()))?;
     let reports = runtime.block_on(async {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let client = aws_sdk_dynamodb::Client::new(&config);
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(endpoint) = &endpoint {
+            loader = loader
+                .endpoint_url(endpoint)
+                .region(aws_config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "vaultstream-dev"));
+        }
+        let client = aws_sdk_dynamodb::Client::new(&loader.load().await);
         vaultstream::aws::ledger::verify_day(&client, &table, &tenant, &day, shards).await
     });
     let reports = reports.map_err(|e| Failure::Other(anyhow!("cannot read the ledger: {e}")))?;

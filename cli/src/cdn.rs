@@ -8,6 +8,8 @@ use time::macros::format_description;
 use time::{Date, OffsetDateTime, PrimitiveDateTime};
 use vaultstream::cdn::{sign_cookies, sign_url, HashAlgorithm, PemPolicySigner, Policy};
 
+use vaultstream_cli::dev::state::StateDir;
+
 use crate::Failure;
 
 #[derive(Subcommand)]
@@ -27,11 +29,15 @@ pub struct SignArgs {
     #[arg(long)]
     policy_resource: Option<String>,
     /// The CloudFront public key id (or legacy key pair id).
-    #[arg(long)]
-    key_pair_id: String,
+    #[arg(long, required_unless_present = "state_dir")]
+    key_pair_id: Option<String>,
     /// The private key: a path or `file://` path to an RSA-2048 or ECDSA P-256 PEM.
-    #[arg(long)]
-    private_key: String,
+    #[arg(long, required_unless_present = "state_dir")]
+    private_key: Option<String>,
+    /// Sign with the key pair of the local stack at DIR (`vaultstream dev --state-dir DIR`),
+    /// instead of --key-pair-id and --private-key.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["key_pair_id", "private_key"])]
+    state_dir: Option<std::path::PathBuf>,
     /// Expiry: epoch seconds or ISO 8601 (`2027-01-01`, `2027-01-01T12:00:00Z`).
     #[arg(long)]
     date_less_than: String,
@@ -41,9 +47,9 @@ pub struct SignArgs {
     /// Allowed source address or CIDR range.
     #[arg(long)]
     ip_address: Option<String>,
-    /// SHA1 (CloudFront's default) or SHA256.
-    #[arg(long, default_value = "SHA1")]
-    hash_algorithm: String,
+    /// SHA1 (CloudFront's default) or SHA256; the local stack's edge expects SHA256.
+    #[arg(long)]
+    hash_algorithm: Option<String>,
 }
 
 /// Epoch seconds, RFC 3339, `YYYY-MM-DDTHH:MM:SS` (UTC) or `YYYY-MM-DD` (midnight UTC).
@@ -70,10 +76,20 @@ pub fn parse_time(option: &str, text: &str) -> Result<u64, Failure> {
 }
 
 fn load_signer(args: &SignArgs) -> Result<PemPolicySigner, Failure> {
-    let path = args.private_key.strip_prefix("file://").unwrap_or(&args.private_key);
-    let pem = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| Failure::Usage(format!("--private-key: cannot read {path}: {e}")))?);
-    let hash = HashAlgorithm::parse(&args.hash_algorithm).map_err(|e| Failure::Usage(format!("--hash-algorithm: {e}")))?;
-    PemPolicySigner::from_pem(&pem, &args.key_pair_id, hash).map_err(|e| Failure::Usage(format!("--private-key {path}: {e}")))
+    let (key_pair_id, path, default_hash) = match (&args.state_dir, &args.key_pair_id, &args.private_key) {
+        (Some(dir), _, _) => {
+            let state = StateDir::new(dir).map_err(Failure::Other)?;
+            let identity = state.existing_identity().map_err(|e| Failure::Usage(format!("--state-dir: {e:#}")))?;
+            let pem = state.path("cloudfront.pem").display().to_string();
+            (identity.cloudfront_key_pair_id.clone(), pem, vaultstream_cli::dev::HASH_ALGORITHM)
+        }
+        (None, Some(id), Some(key)) => (id.clone(), key.strip_prefix("file://").unwrap_or(key).to_string(), "SHA1"),
+        _ => return Err(Failure::Usage("give --key-pair-id and --private-key, or --state-dir".into())),
+    };
+    let pem = zeroize::Zeroizing::new(std::fs::read(&path).map_err(|e| Failure::Usage(format!("--private-key: cannot read {path}: {e}")))?);
+    let hash = HashAlgorithm::parse(args.hash_algorithm.as_deref().unwrap_or(default_hash))
+        .map_err(|e| Failure::Usage(format!("--hash-algorithm: {e}")))?;
+    PemPolicySigner::from_pem(&pem, key_pair_id, hash).map_err(|e| Failure::Usage(format!("--private-key {path}: {e}")))
 }
 
 fn policy(args: &SignArgs) -> Result<Policy, Failure> {

@@ -1,6 +1,8 @@
 //! `vaultstream`: the operator and developer CLI.
 //!
-//! - `demo`: the main job end to end on this machine (generate, transcode, verify playback).
+//! - `dev`: the whole product on this machine (the local stack), until Ctrl-C.
+//! - `demo`: the main job end to end through the local stack: upload, transcode, play.
+//! - `token mint`: a token the local stack accepts.
 //! - `cdn sign-url` / `cdn sign-cookies`: CloudFront signing with the options of
 //!   `aws cloudfront sign`.
 //! - `bootstrap`: provisions a deployment's resources in an emulator (moto, LocalStack).
@@ -10,8 +12,7 @@ mod audit;
 mod bootstrap;
 mod cdn;
 mod demo;
-
-use std::path::PathBuf;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -24,15 +25,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Transcode a generated sample clip into an encrypted HLS ladder and verify it plays.
-    Demo {
-        /// Parent folder for this run's output (each run gets a new sub-folder).
-        #[arg(long, default_value = "vaultstream-demo")]
-        out: PathBuf,
-        /// Length of the sample clip in seconds.
-        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(2..=600))]
-        seconds: u32,
-    },
+    /// Run the local stack: emulator, API, CDN edge, pipeline and pages, until Ctrl-C.
+    Dev(serve::DevArgs),
+    /// Start the local stack, upload a generated clip, wait for it to publish, prove it plays.
+    Demo(demo::DemoArgs),
+    /// Tokens for the local stack.
+    #[command(subcommand)]
+    Token(TokenCmd),
     /// Sign CloudFront URLs and cookies, as `aws cloudfront sign` does.
     #[command(subcommand)]
     Cdn(cdn::CdnCmd),
@@ -41,6 +40,12 @@ enum Cmd {
     Audit(audit::AuditCmd),
     /// Provision a deployment's buckets, tables, keys, secret and queues in an AWS emulator.
     Bootstrap(bootstrap::BootstrapArgs),
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Print a token that the local stack at --state-dir accepts.
+    Mint(serve::MintArgs),
 }
 
 /// How a command failed: the caller's input (exit 2) or anything else (exit 1).
@@ -58,7 +63,9 @@ impl From<anyhow::Error> for Failure {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Cmd::Demo { out, seconds } => demo::demo(&out, seconds).map_err(Failure::from),
+        Cmd::Dev(args) => serve::dev(args),
+        Cmd::Demo(args) => demo::run(args),
+        Cmd::Token(TokenCmd::Mint(args)) => serve::token_mint(args),
         Cmd::Cdn(cmd) => cdn::run(cmd),
         Cmd::Audit(cmd) => audit::run(cmd),
         Cmd::Bootstrap(args) => bootstrap::run(args),

@@ -14,7 +14,7 @@ static ENDPOINT: OnceLock<String> = OnceLock::new();
 pub fn endpoint() -> &'static str {
     ENDPOINT.get_or_init(|| {
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port").port();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("moto/serve.py");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cli/emulator/serve.py");
         let python = std::env::var("VAULTSTREAM_PYTHON").unwrap_or_else(|_| "python3".into());
         // Never waited on: the server polls its parent and exits with the test binary.
         #[allow(clippy::zombie_processes)]
@@ -27,7 +27,7 @@ pub fn endpoint() -> &'static str {
             .expect("python3 with moto[server] (scripts/install-deps.sh installs it)");
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut line).expect("moto's ready line");
-        assert_eq!(line.trim(), "ready", "moto did not start; is moto[server] installed? (pip install -r tests/moto/requirements.txt)");
+        assert_eq!(line.trim(), "ready", "moto did not start; is moto[server] installed? (pip install -r cli/emulator/requirements.txt)");
         let endpoint = format!("http://127.0.0.1:{port}");
         configure(&endpoint);
         endpoint

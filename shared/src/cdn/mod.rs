@@ -5,11 +5,13 @@ pub mod policy;
 pub mod signed;
 pub mod signer;
 pub mod tenant_host;
+pub mod verify;
 
 pub use policy::Policy;
 pub use signed::{sign_cookies, sign_url, SignedCookies};
 pub use signer::{HashAlgorithm, KeyKind, PemPolicySigner, PolicySigner, SignError};
 pub use tenant_host::TenantHosts;
+pub use verify::{verify, Denial, EdgeRequest, SignedCredentials, TrustedKeys};
 
 /// CloudFront's URL-safe base64: standard base64 with `+ = /` replaced by `- _ ~`.
 pub fn cloudfront_base64(bytes: &[u8]) -> String {

@@ -1,0 +1,292 @@
+//! The glue AWS provides and moto does not, so the ingest path runs unchanged on one machine:
+//!
+//! - **SQS → Lambda**: the ingest and retry queues are polled and their messages handed to the
+//!   real `dispatch` handler as Lambda's SQS event (batches of 10); the messages it reports as
+//!   failed stay on the queue for redelivery and, after the queue's receive limit, its DLQ.
+//! - **Batch**: moto records `SubmitJob` but runs nothing; each new job is run once with the real
+//!   `vaultstream-transcode` binary, the command and environment of its job definition and the
+//!   definition's timeout, `--workers` at a time.
+//! - **EventBridge → Lambda**: each finished job becomes a "Batch Job State Change" event for the
+//!   real `job_events` handler (delivered again if it asks to be), which schedules retries through
+//!   the retry queue exactly as in AWS. A job cut short by the stack stopping is reported as Batch
+//!   reports a lost host, so it is retried on the next start.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use aws_lambda_events::sqs::SqsEvent;
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use serde_json::{json, Value};
+use tokio::sync::{watch, Mutex, Semaphore};
+use vaultstream_functions::handlers::{dispatch::Dispatch, job_events::JobEvents};
+use vaultstream_functions::wiring::Aws;
+
+use crate::dev::jobs::BatchJob;
+use crate::dev::state::write_private;
+use crate::provision::Outputs;
+
+/// How Batch reports a job whose host went away; job_events retries it.
+pub const LOST_HOST_REASON: &str = "Host EC2 (instance i-vaultstream-local) terminated.";
+
+pub struct Pipeline {
+    pub aws: Aws,
+    pub outputs: Outputs,
+    pub dispatch: Dispatch,
+    pub job_events: JobEvents,
+    pub transcoder: PathBuf,
+    pub emulator_endpoint: String,
+    pub scratch: PathBuf,
+    pub logs: PathBuf,
+    pub jobs_file: PathBuf,
+    pub workers: usize,
+    /// Called after each job's outcome is recorded (the stack snapshots the emulator).
+    pub after_job: Arc<dyn Fn() -> tokio::task::JoinHandle<()> + Send + Sync>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum JobState {
+    Running,
+    Done,
+}
+
+impl Pipeline {
+    /// Starts the queue poller and the job runner; both stop when `shutdown` turns true.
+    pub async fn start(self: Arc<Self>, shutdown: watch::Receiver<bool>) -> Result<Vec<tokio::task::JoinHandle<()>>> {
+        let jobs: BTreeMap<String, JobState> = match std::fs::read(&self.jobs_file) {
+            Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| format!("reading {}", self.jobs_file.display()))?,
+            Err(_) => BTreeMap::new(),
+        };
+        // Jobs the last run did not finish: their host is gone.
+        for (id, _) in jobs.iter().filter(|(_, s)| **s == JobState::Running) {
+            match BatchJob::describe(&self.aws.batch, id).await {
+                Ok(job) => self.deliver(&job, None, LOST_HOST_REASON).await,
+                Err(e) => tracing::warn!(job_id = %id, error = %e, "an interrupted job is gone from Batch"),
+            }
+        }
+        let jobs: BTreeMap<String, JobState> = jobs.into_keys().map(|id| (id, JobState::Done)).collect();
+        let runner = Arc::new(Runner { seen: Mutex::new(jobs), slots: Semaphore::new(self.workers.max(1)) });
+        runner.save(&self.jobs_file).await;
+        let poller = tokio::spawn(Arc::clone(&self).poll_queues(shutdown.clone()));
+        let jobs = tokio::spawn(self.run_jobs(runner, shutdown));
+        Ok(vec![poller, jobs])
+    }
+
+    async fn poll_queues(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let queues = [self.outputs.ingest_queue_url.clone(), self.outputs.retry_queue_url.clone()];
+        let mut arns = HashMap::new();
+        while !*shutdown.borrow() {
+            let mut idle = true;
+            for queue in &queues {
+                if !arns.contains_key(queue) {
+                    match self.queue_arn(queue).await {
+                        Ok(arn) => {
+                            arns.insert(queue.clone(), arn);
+                        }
+                        Err(e) => {
+                            tracing::warn!(queue = %queue, error = %e, "cannot read the queue");
+                            continue;
+                        }
+                    }
+                }
+                match self.dispatch_batch(queue, &arns[queue]).await {
+                    Ok(handled) => idle &= handled == 0,
+                    Err(e) => tracing::warn!(queue = %queue, error = %e, "polling failed"),
+                }
+            }
+            if idle {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+    }
+
+    async fn queue_arn(&self, queue: &str) -> Result<String> {
+        let out = self.aws.sqs.get_queue_attributes().queue_url(queue).attribute_names(QueueAttributeName::QueueArn).send().await?;
+        out.attributes().and_then(|a| a.get(&QueueAttributeName::QueueArn)).cloned().context("the queue has no ARN")
+    }
+
+    /// One receive of up to 10 messages, handed to dispatch as Lambda's SQS event; the ones it
+    /// handled are deleted, as the event source mapping does with a partial batch response.
+    async fn dispatch_batch(&self, queue: &str, arn: &str) -> Result<usize> {
+        let out = self
+            .aws
+            .sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await?;
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return Ok(0);
+        }
+        let records: Vec<Value> = messages
+            .iter()
+            .map(|m| {
+                let attributes: HashMap<String, String> =
+                    m.attributes().map(|a| a.iter().map(|(k, v)| (k.as_str().to_string(), v.clone())).collect()).unwrap_or_default();
+                json!({
+                    "messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(), "attributes": attributes,
+                    "messageAttributes": {}, "md5OfBody": m.md5_of_body(), "eventSource": "aws:sqs", "eventSourceARN": arn, "awsRegion": "us-east-1"
+                })
+            })
+            .collect();
+        let event: SqsEvent = serde_json::from_value(json!({ "Records": records })).context("building the SQS event")?;
+        let response = self.dispatch.handle(event).await;
+        let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+        for m in &messages {
+            if failed.contains(&m.message_id().unwrap_or_default()) {
+                continue;
+            }
+            if let Some(handle) = m.receipt_handle() {
+                self.aws.sqs.delete_message().queue_url(queue).receipt_handle(handle).send().await?;
+            }
+        }
+        Ok(messages.len())
+    }
+
+    async fn run_jobs(self: Arc<Self>, runner: Arc<Runner>, mut shutdown: watch::Receiver<bool>) {
+        let queues = [&self.outputs.video_gpu_job_queue, &self.outputs.video_cpu_job_queue, &self.outputs.audio_job_queue];
+        let mut running = tokio::task::JoinSet::new();
+        while !*shutdown.borrow() {
+            for queue in queues {
+                let listed = match self.aws.batch.list_jobs().job_queue(queue.as_str()).send().await {
+                    Ok(listed) => listed,
+                    Err(e) => {
+                        tracing::warn!(queue = %queue, error = %aws_sdk_batch::error::DisplayErrorContext(&e), "cannot list jobs");
+                        continue;
+                    }
+                };
+                for summary in listed.job_summary_list() {
+                    let Some(id) = summary.job_id() else { continue };
+                    if !runner.claim(id).await {
+                        continue;
+                    }
+                    runner.save(&self.jobs_file).await;
+                    let (pipeline, runner, id) = (Arc::clone(&self), Arc::clone(&runner), id.to_string());
+                    running.spawn(async move {
+                        pipeline.run_job(&runner, &id).await;
+                        runner.finish(&id).await;
+                        runner.save(&pipeline.jobs_file).await;
+                        (pipeline.after_job)();
+                    });
+                }
+            }
+            while running.try_join_next().is_some() {}
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        // Dropping the set aborts the jobs in flight; kill_on_drop ends their processes and the
+        // next start reports them as lost hosts.
+        running.shutdown().await;
+    }
+
+    async fn run_job(&self, runner: &Runner, id: &str) {
+        let job = match BatchJob::describe(&self.aws.batch, id).await {
+            Ok(job) => job,
+            Err(e) => {
+                tracing::error!(job_id = %id, error = %e, "cannot describe a submitted job");
+                return;
+            }
+        };
+        let Ok(_slot) = runner.slots.acquire().await else { return };
+        let (exit, reason) = match self.execute(&job).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::error!(job_id = %id, error = %e, "the job could not start");
+                (Some(1), format!("CannotStartContainerError: {e}"))
+            }
+        };
+        self.deliver(&job, exit, &reason).await;
+    }
+
+    /// Runs the job's container process to its end (or its timeout).
+    async fn execute(&self, job: &BatchJob) -> Result<(Option<i32>, String)> {
+        let scratch = self.scratch.join(&job.id);
+        std::fs::create_dir_all(&scratch)?;
+        std::fs::create_dir_all(&self.logs)?;
+        let log_path = self.logs.join(format!("{}.log", job.id));
+        let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+        let mut command = tokio::process::Command::from(job.command(&self.transcoder, &self.emulator_endpoint, &scratch)?);
+        command.stdin(std::process::Stdio::null()).stdout(log.try_clone()?).stderr(log).kill_on_drop(true);
+        crate::dev::emulator::terminate_with_parent(&mut command);
+        tracing::info!(job_id = %job.id, job_name = %job.name, log = %log_path.display(), "running a Batch job");
+        let mut child = command.spawn().with_context(|| format!("starting {}", self.transcoder.display()))?;
+        let limit = Duration::from_secs(job.timeout_seconds.unwrap_or(u64::MAX / 4));
+        let outcome = match tokio::time::timeout(limit, child.wait()).await {
+            Ok(status) => {
+                let code = status?.code();
+                let reason = match code {
+                    Some(0) => "Essential container in task exited".to_string(),
+                    Some(c) => format!("Essential container in task exited with code {c}"),
+                    None => "Essential container in task was killed".to_string(),
+                };
+                (code.or(Some(137)), reason)
+            }
+            Err(_) => {
+                let _ = child.kill().await;
+                (None, "Job attempt duration exceeded timeout".to_string())
+            }
+        };
+        let _ = std::fs::remove_dir_all(&scratch);
+        tracing::info!(job_id = %job.id, exit = ?outcome.0, reason = %outcome.1, "job ended");
+        Ok(outcome)
+    }
+
+    /// EventBridge to job_events, with EventBridge's retries for an event the target refuses.
+    async fn deliver(&self, job: &BatchJob, exit: Option<i32>, reason: &str) {
+        let event = match job.state_change(exit, reason) {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::error!(job_id = %job.id, error = %e, "no state-change event");
+                return;
+            }
+        };
+        for attempt in 1..=5u32 {
+            match self.job_events.handle(event.clone()).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(job_id = %job.id, attempt, error = %e, "job_events asked for the event again");
+                    tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+                }
+            }
+        }
+        tracing::error!(job_id = %job.id, "job_events refused the state change five times; dropped as EventBridge would after its retries");
+    }
+}
+
+struct Runner {
+    seen: Mutex<BTreeMap<String, JobState>>,
+    slots: Semaphore,
+}
+
+impl Runner {
+    async fn claim(&self, id: &str) -> bool {
+        let mut seen = self.seen.lock().await;
+        if seen.contains_key(id) {
+            return false;
+        }
+        seen.insert(id.to_string(), JobState::Running);
+        true
+    }
+
+    async fn finish(&self, id: &str) {
+        self.seen.lock().await.insert(id.to_string(), JobState::Done);
+    }
+
+    async fn save(&self, path: &std::path::Path) {
+        let bytes = serde_json::to_vec_pretty(&*self.seen.lock().await).unwrap_or_default();
+        if let Err(e) = write_private(path, &bytes) {
+            tracing::warn!(error = %e, "cannot record the runner's jobs");
+        }
+    }
+}

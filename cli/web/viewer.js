@@ -1,0 +1,89 @@
+// The viewer: the tenant's titles with status and poster; a chosen title plays with hls.js.
+// Playback returns CloudFront signed cookies (set on this host) and a personalised manifest URL;
+// segments come from this host with those cookies, keys from the API with the signed key URL.
+'use strict';
+const state = { hls: null, playing: null, keysFetched: new Set(), errors: [] };
+window.vaultstream = state; // what tests read
+
+async function grant(contentId) {
+  return api('POST', `/v1/content/${encodeURIComponent(contentId)}/playback`);
+}
+
+async function listTitles() {
+  const box = document.getElementById('titles');
+  let page;
+  try {
+    page = await api('GET', '/v1/content?limit=48');
+  } catch (e) {
+    document.getElementById('list-error').textContent = `Cannot list titles: ${e.message}`;
+    return;
+  }
+  box.replaceChildren();
+  if (!page.items.length) box.append(el('p', { class: 'muted' }, 'No titles yet. Upload one on the Upload page.'));
+  for (const item of page.items) {
+    const playable = item.status === 'READY' || item.status === 'PARTIAL';
+    const poster = el('div', { class: 'poster' }, playable ? '' : (item.status === 'PROCESSING' ? `transcoding ${Math.round((item.progress || 0) * 100)} %` : item.status.toLowerCase()));
+    const card = el('div', { class: `card${playable ? ' playable' : ''}`, 'data-content-id': item.content_id },
+      poster,
+      el('div', { class: 'meta' }, el('div', { class: 'title', title: item.title }, item.title), el('span', { class: `status ${item.status}` }, item.status),
+        item.failure ? el('div', { class: 'error' }, item.failure.message) : ''));
+    if (playable) {
+      card.onclick = () => play(item);
+      // The poster is private content too: it loads with this title's signed cookies.
+      if (item.poster) {
+        grant(item.content_id).then(() => {
+          poster.style.backgroundImage = `url("/${Session.claims.tenant}/${item.content_id}/${item.poster}")`;
+        }).catch(() => {});
+      }
+    }
+    box.append(card);
+  }
+}
+
+async function play(item) {
+  const stage = document.getElementById('stage');
+  const errorBox = document.getElementById('player-error');
+  errorBox.textContent = '';
+  stage.hidden = false;
+  document.getElementById('now-playing').textContent = item.title;
+  let playback;
+  try {
+    playback = await grant(item.content_id);
+  } catch (e) {
+    errorBox.textContent = `Playback refused: ${e.message}`;
+    state.errors.push({ fatal: true, details: 'playback_refused', status: e.status });
+    return;
+  }
+  if (state.hls) state.hls.destroy();
+  state.playing = item.content_id;
+  state.keysFetched = new Set();
+  state.errors = [];
+  const video = document.getElementById('video');
+  // Playlists and keys come from the API (another origin, CORS, no cookies); segments from
+  // this host, with the cookies playback just set.
+  const hls = new Hls();
+  state.hls = hls;
+  hls.on(Hls.Events.KEY_LOADED, (_, data) => state.keysFetched.add((data.frag && data.frag.level) ?? -1));
+  hls.on(Hls.Events.ERROR, (_, data) => {
+    state.errors.push({ fatal: data.fatal, type: data.type, details: data.details, status: data.response && data.response.code });
+    if (data.fatal) errorBox.textContent = `Playback failed: ${data.details}${data.response && data.response.code ? ` (HTTP ${data.response.code})` : ''}`;
+  });
+  hls.on(Hls.Events.MANIFEST_PARSED, (_, data) => {
+    const select = document.getElementById('quality');
+    select.replaceChildren(el('option', { value: '-1' }, 'Auto'));
+    data.levels.forEach((level, i) => select.append(el('option', { value: String(i) }, `${level.height}p · ${Math.round(level.bitrate / 1000)} kbit/s`)));
+    select.onchange = () => { hls.currentLevel = Number(select.value); };
+    video.muted = true;
+    video.play().catch(() => {});
+  });
+  hls.on(Hls.Events.LEVEL_SWITCHED, (_, data) => {
+    const level = hls.levels[data.level];
+    document.getElementById('level-info').textContent = level ? `playing ${level.height}p` : '';
+  });
+  hls.loadSource(playback.manifest_url);
+  hls.attachMedia(video);
+}
+
+if (showWho()) listTitles();
+else document.getElementById('list-error').textContent = 'Sign in to see your titles.';
+setInterval(() => { if (Session.claims && !document.hidden && !state.playing) listTitles(); }, 5000);
