@@ -30,7 +30,9 @@ from moto.backends import get_backend
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 
-SERVICES = ["s3", "dynamodb", "dynamodbstreams", "kms", "sqs", "secretsmanager", "batch", "events", "iam", "sts"]
+# Not Batch: moto's jobs are threads, which do not pickle. Provisioning recreates the queues and
+# definitions on every start, and the local job runner keeps what it needs of unfinished jobs.
+SERVICES = ["s3", "dynamodb", "dynamodbstreams", "kms", "sqs", "secretsmanager", "events", "iam", "sts"]
 
 port = int(sys.argv[1])
 state_file = sys.argv[2] if len(sys.argv) > 2 else None
@@ -103,7 +105,16 @@ copyreg.pickle(type(ec.generate_private_key(ec.SECP256R1())), _reduce_private_ke
 def save():
     if not state_file:
         return
-    data = pickle.dumps({name: dict(get_backend(name)) for name in SERVICES}, protocol=pickle.HIGHEST_PROTOCOL)
+    saved = {}
+    for name in SERVICES:
+        try:
+            backend = get_backend(name)
+            # S3 also keeps a global bucket → account index beside its per-account backends.
+            extra = {"bucket_accounts": dict(backend.bucket_accounts)} if name == "s3" else {}
+            saved[name] = pickle.dumps((dict(backend), extra), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as e:  # a backend moto changed under us: keep the rest, say which
+            print(f"snapshot: {name} not saved: {e!r}", file=sys.stderr, flush=True)
+    data = pickle.dumps(saved, protocol=pickle.HIGHEST_PROTOCOL)
     tmp = state_file + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
@@ -118,8 +129,12 @@ def load():
         return
     with open(state_file, "rb") as f:
         saved = pickle.load(f)
-    for name, accounts in saved.items():
-        get_backend(name).update(accounts)
+    for name, data in saved.items():
+        accounts, extra = pickle.loads(data)
+        backend = get_backend(name)
+        backend.update(accounts)
+        for attribute, value in extra.items():
+            getattr(backend, attribute).update(value)
 
 
 def expose_etag(start_response):

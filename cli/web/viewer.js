@@ -5,6 +5,18 @@
 const state = { hls: null, playing: null, keysFetched: new Set(), errors: [] };
 window.vaultstream = state; // what tests read
 
+// Transient failures are retried; a refusal (401, 403, 404: no session, expired or foreign
+// cookies, another tenant's title) is final at once, so the viewer sees why instead of a spinner.
+function policy(firstByteMs, loadMs) {
+  const refused = response => response && [401, 403, 404].includes(response.code);
+  return { default: {
+    maxTimeToFirstByteMs: firstByteMs, maxLoadTimeMs: loadMs,
+    timeoutRetry: { maxNumRetry: 2, retryDelayMs: 0, maxRetryDelayMs: 0 },
+    errorRetry: { maxNumRetry: 4, retryDelayMs: 1000, maxRetryDelayMs: 8000,
+      shouldRetry: (config, count, timeout, response, retry) => retry && !refused(response) },
+  } };
+}
+
 async function grant(contentId) {
   return api('POST', `/v1/content/${encodeURIComponent(contentId)}/playback`);
 }
@@ -61,7 +73,7 @@ async function play(item) {
   const video = document.getElementById('video');
   // Playlists and keys come from the API (another origin, CORS, no cookies); segments from
   // this host, with the cookies playback just set.
-  const hls = new Hls();
+  const hls = new Hls({ fragLoadPolicy: policy(10000, 120000), keyLoadPolicy: policy(8000, 20000), playlistLoadPolicy: policy(10000, 20000) });
   state.hls = hls;
   hls.on(Hls.Events.KEY_LOADED, (_, data) => state.keysFetched.add((data.frag && data.frag.level) ?? -1));
   hls.on(Hls.Events.ERROR, (_, data) => {

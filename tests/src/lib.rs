@@ -3,6 +3,7 @@
 
 pub mod flow;
 pub mod ingest;
+pub mod local;
 pub mod moto;
 pub mod proxy;
 pub mod stack;

@@ -75,9 +75,11 @@ pub struct Emulator {
 
 impl Emulator {
     /// Starts moto on `port` with its snapshot at `state_file` (loaded when present).
-    pub async fn start(python: &Path, port: u16, state_file: &Path, scratch: &Path) -> Result<Emulator> {
+    pub async fn start(python: &Path, port: u16, state_file: &Path, scratch: &Path, log: &Path) -> Result<Emulator> {
         let script = scratch.join("moto-serve.py");
         std::fs::write(&script, SERVE_PY).with_context(|| format!("writing {}", script.display()))?;
+        let log_path = log.to_path_buf();
+        let log = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let mut command = Command::new(python);
         command
             .arg(&script)
@@ -85,7 +87,7 @@ impl Emulator {
             .arg(state_file)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .kill_on_drop(true);
         terminate_with_parent(&mut command);
         let mut child = command.spawn().with_context(|| format!("starting moto with {}", python.display()))?;
@@ -94,7 +96,7 @@ impl Emulator {
         let read = tokio::time::timeout(Duration::from_secs(120), BufReader::new(stdout).read_line(&mut line)).await;
         if !matches!(read, Ok(Ok(n)) if n > 0) || line.trim() != "ready" {
             let _ = child.kill().await;
-            bail!("moto did not start on 127.0.0.1:{port} (is the port free? is moto[server] installed?)");
+            bail!("moto did not start on 127.0.0.1:{port}: see {}", log_path.display());
         }
         let endpoint = format!("http://127.0.0.1:{port}");
         configure_batch(&endpoint).await?;

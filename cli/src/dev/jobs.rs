@@ -10,7 +10,7 @@ use anyhow::{anyhow, Context, Result};
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde_json::{json, Value};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct BatchJob {
     pub id: String,
     pub name: String,

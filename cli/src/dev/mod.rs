@@ -118,7 +118,9 @@ impl LocalStack {
         let mut times = StartTimes::default();
         let started = Instant::now();
         let python = emulator::python().await?;
-        let emulator = Emulator::start(&python, emulator_port, &state.path("emulator.state"), &scratch).await?;
+        std::fs::create_dir_all(state.path("logs"))?;
+        let emulator =
+            Emulator::start(&python, emulator_port, &state.path("emulator.state"), &scratch, &state.path("logs/emulator.log")).await?;
         times.emulator_seconds = started.elapsed().as_secs_f64();
 
         let started = Instant::now();

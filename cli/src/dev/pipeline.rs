@@ -46,10 +46,12 @@ pub struct Pipeline {
     pub after_job: Arc<dyn Fn() -> tokio::task::JoinHandle<()> + Send + Sync>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// What the runner remembers of a job: a running one in full, so that a restart can report it
+/// lost even though the emulator's Batch (not persisted) no longer knows it.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
 enum JobState {
-    Running,
+    Running { job: Box<BatchJob> },
     Done,
 }
 
@@ -61,10 +63,10 @@ impl Pipeline {
             Err(_) => BTreeMap::new(),
         };
         // Jobs the last run did not finish: their host is gone.
-        for (id, _) in jobs.iter().filter(|(_, s)| **s == JobState::Running) {
-            match BatchJob::describe(&self.aws.batch, id).await {
-                Ok(job) => self.deliver(&job, None, LOST_HOST_REASON).await,
-                Err(e) => tracing::warn!(job_id = %id, error = %e, "an interrupted job is gone from Batch"),
+        for state in jobs.values() {
+            if let JobState::Running { job } = state {
+                tracing::info!(job_id = %job.id, "a job the last run did not finish is reported lost, so it is retried");
+                self.deliver(job, None, LOST_HOST_REASON).await;
             }
         }
         let jobs: BTreeMap<String, JobState> = jobs.into_keys().map(|id| (id, JobState::Done)).collect();
@@ -166,14 +168,22 @@ impl Pipeline {
                 };
                 for summary in listed.job_summary_list() {
                     let Some(id) = summary.job_id() else { continue };
-                    if !runner.claim(id).await {
+                    if runner.seen(id).await {
                         continue;
                     }
+                    let job = match BatchJob::describe(&self.aws.batch, id).await {
+                        Ok(job) => job,
+                        Err(e) => {
+                            tracing::error!(job_id = %id, error = %e, "cannot describe a submitted job");
+                            continue;
+                        }
+                    };
+                    runner.claim(&job).await;
                     runner.save(&self.jobs_file).await;
-                    let (pipeline, runner, id) = (Arc::clone(&self), Arc::clone(&runner), id.to_string());
+                    let (pipeline, runner) = (Arc::clone(&self), Arc::clone(&runner));
                     running.spawn(async move {
-                        pipeline.run_job(&runner, &id).await;
-                        runner.finish(&id).await;
+                        pipeline.run_job(&runner, &job).await;
+                        runner.finish(&job.id).await;
                         runner.save(&pipeline.jobs_file).await;
                         (pipeline.after_job)();
                     });
@@ -190,23 +200,16 @@ impl Pipeline {
         running.shutdown().await;
     }
 
-    async fn run_job(&self, runner: &Runner, id: &str) {
-        let job = match BatchJob::describe(&self.aws.batch, id).await {
-            Ok(job) => job,
-            Err(e) => {
-                tracing::error!(job_id = %id, error = %e, "cannot describe a submitted job");
-                return;
-            }
-        };
+    async fn run_job(&self, runner: &Runner, job: &BatchJob) {
         let Ok(_slot) = runner.slots.acquire().await else { return };
-        let (exit, reason) = match self.execute(&job).await {
+        let (exit, reason) = match self.execute(job).await {
             Ok(outcome) => outcome,
             Err(e) => {
-                tracing::error!(job_id = %id, error = %e, "the job could not start");
+                tracing::error!(job_id = %job.id, error = %e, "the job could not start");
                 (Some(1), format!("CannotStartContainerError: {e}"))
             }
         };
-        self.deliver(&job, exit, &reason).await;
+        self.deliver(job, exit, &reason).await;
     }
 
     /// Runs the job's container process to its end (or its timeout).
@@ -270,13 +273,12 @@ struct Runner {
 }
 
 impl Runner {
-    async fn claim(&self, id: &str) -> bool {
-        let mut seen = self.seen.lock().await;
-        if seen.contains_key(id) {
-            return false;
-        }
-        seen.insert(id.to_string(), JobState::Running);
-        true
+    async fn seen(&self, id: &str) -> bool {
+        self.seen.lock().await.contains_key(id)
+    }
+
+    async fn claim(&self, job: &BatchJob) {
+        self.seen.lock().await.insert(job.id.clone(), JobState::Running { job: Box::new(job.clone()) });
     }
 
     async fn finish(&self, id: &str) {

@@ -45,6 +45,7 @@ impl Site {
 
     fn asset(&self, path: &str) -> Option<Reply> {
         let (content_type, body): (&'static str, Bytes) = match path {
+            "/favicon.ico" => return Some(respond(StatusCode::NO_CONTENT, "image/x-icon", Bytes::new())),
             "/assets/app.css" => ("text/css; charset=utf-8", Bytes::from_static(include_bytes!("../../web/app.css"))),
             "/assets/app.js" => ("text/javascript; charset=utf-8", Bytes::from_static(include_bytes!("../../web/app.js"))),
             "/assets/viewer.js" => ("text/javascript; charset=utf-8", Bytes::from_static(include_bytes!("../../web/viewer.js"))),

@@ -1,0 +1,139 @@
+// Drives the local stack's pages in Debian's headless Chromium (playwright-core) as a person
+// would: signs in through the dev sign-in form, opens the viewer, plays a title with hls.js, and
+// prints what happened as JSON. Chromium resolves *.localhost to loopback by itself.
+//
+// Usage: node viewer.mjs SCENARIO.json
+//   {"viewer_url", "tenant", "user", "role": "viewer"|"creator", "content_id",
+//    "mode": "play" | "strip-cookies" | "cookies": [...] (expired ones, set before playing) |
+//            "swap-key" (with "other_content_id": the key URLs name that title instead),
+//    "seconds": position to reach, "screenshot": PATH, "upload": PATH (creator: file to upload),
+//    "title": upload title}
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import http from 'node:http';
+import { chromium } from 'playwright-core';
+
+// Playwright's own fetch resolves names in Node, which (unlike Chromium) does not map
+// *.localhost to loopback: send intercepted requests to 127.0.0.1 with their Host header.
+function loopbackFetch(request) {
+  const url = new URL(request.url());
+  const headers = { ...request.headers(), host: url.host };
+  const body = request.postDataBuffer();
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: url.port || 80, path: url.pathname + url.search, method: request.method(), headers }, res => {
+      const chunks = [];
+      res.on('data', c => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, headers: { ...res.headers }, body: Buffer.concat(chunks) }));
+    });
+    req.on('error', reject);
+    if (body) req.write(body);
+    req.end();
+  });
+}
+
+const scenario = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+const target = scenario.seconds ?? 3;
+const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultstream-chromium-'));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  headless: true,
+  viewport: { width: 1280, height: 900 },
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--autoplay-policy=no-user-gesture-required'],
+});
+const result = { responses: [], console: [] };
+try {
+  const page = await context.newPage();
+  page.on('console', m => result.console.push(`${m.type()}: ${m.text()}`));
+  page.on('response', r => {
+    const url = r.url();
+    if (url.includes('/v1/') || url.includes('.ts') || url.includes('.m3u8')) result.responses.push({ url: url.split('?')[0], status: r.status() });
+  });
+  if (scenario.mode === 'strip-cookies' || scenario.cookies) {
+    // Playback's Set-Cookie is dropped: the page has no cookies, or only the ones given here.
+    await page.route('**/v1/content/*/playback', async route => {
+      const response = await loopbackFetch(route.request());
+      delete response.headers['set-cookie'];
+      await route.fulfill(response);
+    });
+  }
+  if (scenario.cookies) await context.addCookies(scenario.cookies);
+  if (scenario.mode === 'swap-key') {
+    await page.route('**/index.m3u8*', async route => {
+      const response = await route.fetch();
+      // The key URL names another title; the token stays the one minted for this title.
+      const body = (await response.text()).replaceAll(`/v1/keys/${scenario.content_id}/`, `/v1/keys/${scenario.other_content_id}/`);
+      await route.fulfill({ response, body });
+    });
+  }
+
+  // Sign in as a person would.
+  await page.goto(scenario.viewer_url);
+  await page.fill('input[name=tenant]', scenario.tenant);
+  await page.fill('input[name=user]', scenario.user ?? 'ada');
+  await page.selectOption('select[name=role]', scenario.role ?? 'viewer');
+  await Promise.all([page.waitForURL(/cdn\.localhost/), page.click('button[type=submit]')]);
+  result.signed_in_at = new URL(page.url()).host;
+
+  if (scenario.upload) {
+    await page.waitForTimeout(1000); // the page's first listing
+    const before = new Set(await page.$$eval('.upload', nodes => nodes.map(n => n.dataset.contentId)));
+    await page.fill('#title', scenario.title ?? 'Browser upload');
+    await page.setInputFiles('#file', scenario.upload);
+    await page.click('#upload-button');
+    const deadline = Date.now() + (scenario.timeout_ms ?? 120_000);
+    for (;;) {
+      const rows = await page.$$eval('.upload', nodes => nodes.map(n => ({
+        content_id: n.dataset.contentId, status: n.querySelector('.status').textContent,
+        failure: n.querySelector('.error').textContent, bar: n.querySelector('.bar > div').style.width,
+      })));
+      result.uploads = rows;
+      result.upload = rows.find(r => !before.has(r.content_id)) ?? null;
+      if (result.upload && !result.bars) result.bars = [];
+      if (result.upload) result.bars.push(result.upload.bar);
+      result.form_error = await page.textContent('#form-error');
+      const done = result.upload && ['READY', 'PARTIAL', 'FAILED', 'FAILED_INVALID'].includes(result.upload.status);
+      if (done || result.form_error || Date.now() > deadline) break;
+      await new Promise(r => setTimeout(r, 250));
+    }
+    if (scenario.screenshot) await page.screenshot({ path: scenario.screenshot });
+  } else {
+    // Wait for the list, then play the title (by clicking its card when it is listed).
+    await page.waitForSelector('#titles .card, #titles p, #list-error:not(:empty)', { timeout: 20_000 });
+    result.listed = await page.$$eval('#titles .card', cards => cards.map(c => c.dataset.contentId));
+    const card = await page.$(`#titles .card[data-content-id="${scenario.content_id}"]`);
+    if (card) await card.click();
+    else await page.evaluate(id => play({ content_id: id, title: 'by id' }), scenario.content_id);
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const state = await page.evaluate(() => {
+        const v = document.getElementById('video');
+        const s = window.vaultstream;
+        return {
+          current_time: v.currentTime, width: v.videoWidth, height: v.videoHeight,
+          levels: s.hls ? s.hls.levels.map(l => l.height) : [], keys_fetched: s.keysFetched ? [...s.keysFetched] : [],
+          errors: s.errors, player_error: document.getElementById('player-error').textContent,
+          quality_options: [...document.querySelectorAll('#quality option')].map(o => o.textContent),
+        };
+      });
+      Object.assign(result, state);
+      const fatal = state.errors.some(e => e.fatal);
+      if (state.current_time >= target || fatal || Date.now() > deadline) break;
+      if (state.current_time >= 1 && scenario.all_levels && state.levels.length) {
+        // Step through every rung so each rendition's key is fetched, as a quality change does.
+        const next = state.levels.findIndex((_, i) => !state.keys_fetched.includes(i));
+        if (next >= 0) await page.evaluate(i => { window.vaultstream.hls.currentLevel = i; }, next);
+      }
+      await new Promise(r => setTimeout(r, 250));
+    }
+    if (scenario.screenshot) await page.screenshot({ path: scenario.screenshot });
+  }
+} catch (e) {
+  result.exception = String(e && e.stack || e);
+} finally {
+  await context.close();
+  fs.rmSync(profile, { recursive: true, force: true });
+}
+console.log(JSON.stringify(result));

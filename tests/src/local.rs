@@ -1,0 +1,175 @@
+//! The local stack as its users meet it: the `vaultstream` binary started as a process (`dev`,
+//! `demo`), its ready file, tokens from `vaultstream token mint`, plain HTTP to the API and the
+//! CDN edge, and Chromium driving the pages. Nothing here calls into the product's crates.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::workspace_binary;
+
+/// The multipart threshold the tests run the stack with, so a few MiB exercise multipart.
+pub const MULTIPART_THRESHOLD: u64 = 5 * 1024 * 1024;
+
+pub struct Running {
+    pub child: Child,
+    pub state_dir: PathBuf,
+    pub ready: Value,
+    /// Lines the process printed on stdout (JSON lines for `demo` when not a terminal).
+    pub lines: mpsc::Receiver<String>,
+}
+
+fn base_command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(workspace_binary("vaultstream"));
+    cmd.args(args)
+        .env("VAULTSTREAM_MULTIPART_THRESHOLD_BYTES", MULTIPART_THRESHOLD.to_string())
+        .env("VAULTSTREAM_MAX_UPLOAD_BYTES", (64 * 1024 * 1024).to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    cmd
+}
+
+impl Running {
+    /// Starts `vaultstream COMMAND --state-dir DIR --port 0 --ready-file …` and waits for its
+    /// ready file. `extra` are further arguments.
+    pub fn start(command: &str, state_dir: &Path, extra: &[&str]) -> Running {
+        let ready_file = state_dir.with_extension(format!("{command}.ready.json"));
+        let _ = std::fs::remove_file(&ready_file);
+        let state = state_dir.display().to_string();
+        let ready = ready_file.display().to_string();
+        let mut args = vec![command, "--state-dir", &state, "--port", "0", "--ready-file", &ready];
+        args.extend_from_slice(extra);
+        let log = std::fs::File::create(state_dir.with_extension(format!("{command}.stderr.log"))).unwrap();
+        let mut child = base_command(&args).stderr(log).spawn().expect("vaultstream starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(180);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&ready_file) {
+                if let Ok(ready) = serde_json::from_str::<Value>(&text) {
+                    return Running { child, state_dir: state_dir.to_path_buf(), ready, lines };
+                }
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("vaultstream {command} exited with {status} before it was ready: {}", stderr_of(state_dir, command));
+            }
+            assert!(Instant::now() < deadline, "vaultstream {command} was not ready in 180 s: {}", stderr_of(state_dir, command));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn url(&self, name: &str) -> String {
+        self.ready[name].as_str().unwrap_or_else(|| panic!("the ready file has no {name}: {}", self.ready)).to_string()
+    }
+
+    /// The next stdout line that is a JSON object with `"event": event`.
+    pub fn wait_for_event(&self, event: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| panic!("no {event:?} event within {timeout:?}"));
+            if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                if value["event"] == event {
+                    return value;
+                }
+            }
+        }
+    }
+
+    /// Ctrl-C, then waits for the process to stop everything and exit.
+    pub fn interrupt(mut self) -> std::process::ExitStatus {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "vaultstream did not stop within 90 s of Ctrl-C");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn stderr_of(state_dir: &Path, command: &str) -> String {
+    std::fs::read_to_string(state_dir.with_extension(format!("{command}.stderr.log"))).unwrap_or_default()
+}
+
+/// `vaultstream ARGS…` to completion.
+pub fn cli(args: &[&str]) -> std::process::Output {
+    base_command(args).stderr(Stdio::piped()).output().expect("vaultstream runs")
+}
+
+/// A token from `vaultstream token mint`.
+pub fn mint(state_dir: &Path, tenant: &str, sub: &str, scope: &str) -> String {
+    let out = cli(&["token", "mint", "--state-dir", &state_dir.display().to_string(), "--tenant", tenant, "--sub", sub, "--scope", scope]);
+    assert!(out.status.success(), "token mint: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Processes whose command line mentions `needle` (a state folder): what a stopped stack must
+/// not leave behind.
+pub fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let zombie = stat.split(") ").nth(1).is_some_and(|rest| rest.starts_with('Z'));
+        if text.contains(needle) && !zombie {
+            found.push(text);
+        }
+    }
+    found
+}
+
+/// Runs `tests/browser/viewer.mjs` with `scenario` and returns what the page saw.
+pub fn browser(scenario: &Value) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/viewer.mjs");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), scenario.to_string()).unwrap();
+    let out = Command::new("node").arg(&script).arg(file.path()).output().expect("node runs");
+    assert!(out.status.success(), "viewer.mjs failed: {}", String::from_utf8_lossy(&out.stderr));
+    let result: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("viewer.mjs printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    assert!(result.get("exception").is_none(), "the page script failed: {result}");
+    result
+}
+
+/// Where tests keep what a person would look at (screenshots): `target/test-output/`.
+pub fn output_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.ancestors().nth(3).expect("target/<profile>/deps/<test>").to_path_buf();
+    let dir = target.join("test-output");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The HTTP status of each response the page saw whose URL contains `part`.
+pub fn statuses(result: &Value, part: &str) -> Vec<u64> {
+    result["responses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["url"].as_str().is_some_and(|u| u.contains(part)))
+        .filter_map(|r| r["status"].as_u64())
+        .collect()
+}

@@ -1,0 +1,266 @@
+//! The local stack end to end, as a newcomer meets it: `vaultstream demo` uploads, publishes and
+//! proves a title through the HTTP API; hls.js in Chromium plays it from the viewer page; the page
+//! fails as the contract says for another tenant, missing or expired cookies and a foreign key
+//! URL; the creator page uploads (multipart) and shows a hostile file's failure; a restart keeps
+//! titles playable and the ledger verifying; nothing outlives Ctrl-C. Only processes and HTTP.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use vaultstream::segment_cipher::{decrypt_segment, Iv};
+use vaultstream::ContentKey;
+use vaultstream_cli::dev::client::loopback_client;
+use vaultstream_tests::local::{browser, cli, mint, output_dir, processes_mentioning, statuses, Running, MULTIPART_THRESHOLD};
+
+fn ffmpeg(args: &[&str], out: &std::path::Path) {
+    let status = Command::new("ffmpeg").args(["-v", "error", "-y"]).args(args).arg(out).status().unwrap();
+    assert!(status.success());
+}
+
+async fn json(response: reqwest::Response) -> Value {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("HTTP {status}, not JSON: {text}"))
+}
+
+/// Uploads `bytes` through the API as a creator; returns the content id.
+async fn upload(http: &reqwest::Client, api: &str, token: &str, title: &str, bytes: &[u8], declared: usize) -> String {
+    let declaration = json!({"title": title, "filename": "clip.mp4", "content_type": "video/mp4", "size_bytes": declared});
+    let grant = json(http.post(format!("{api}/v1/content/upload")).bearer_auth(token).json(&declaration).send().await.unwrap()).await;
+    let url = grant["upload"]["url"].as_str().unwrap_or_else(|| panic!("a single PUT: {grant}"));
+    let response = http.put(url).header("content-type", "video/mp4").body(bytes.to_vec()).send().await.unwrap();
+    assert!(response.status().is_success(), "PUT: {}", response.status());
+    grant["content_id"].as_str().unwrap().to_string()
+}
+
+async fn wait_final(http: &reqwest::Client, api: &str, token: &str, content_id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let record = json(http.get(format!("{api}/v1/content/{content_id}")).bearer_auth(token).send().await.unwrap()).await;
+        if ["READY", "PARTIAL", "FAILED", "FAILED_INVALID"].contains(&record["status"].as_str().unwrap_or_default()) {
+            return record;
+        }
+        assert!(Instant::now() < deadline, "{content_id} did not finish: {record}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Playback as `token`, then the first rendition's playlist, key URL, key and first segment
+/// (fetched from the edge with the cookies), decrypted: the proof that a title plays.
+async fn play_over_http(http: &reqwest::Client, api: &str, token: &str, content_id: &str) -> (String, Vec<u8>) {
+    let grant = json(http.post(format!("{api}/v1/content/{content_id}/playback")).bearer_auth(token).send().await.unwrap()).await;
+    let cookies: Vec<String> = grant["cookies"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{grant}"))
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
+        .collect();
+    let master = http.get(grant["manifest_url"].as_str().unwrap()).send().await.unwrap().text().await.unwrap();
+    let variant =
+        master.lines().find(|l| l.starts_with("http")).unwrap_or_else(|| panic!("no variant in the master playlist: {master}")).to_string();
+    let media = http.get(&variant).send().await.unwrap().text().await.unwrap();
+    let key_line = media.lines().find(|l| l.starts_with("#EXT-X-KEY")).unwrap();
+    let key_url = key_line.split("URI=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let iv = key_line.split("IV=0x").nth(1).unwrap().split(',').next().unwrap();
+    let segment = media.lines().find(|l| l.starts_with("http")).unwrap();
+    let key = http.get(&key_url).send().await.unwrap().bytes().await.unwrap();
+    let response = http.get(segment).header("cookie", cookies.join("; ")).send().await.unwrap();
+    assert_eq!(response.status(), 200, "the edge refused a segment with fresh cookies");
+    let ciphertext = response.bytes().await.unwrap();
+    let key = ContentKey::from_bytes(key.as_ref().try_into().unwrap());
+    let plaintext = decrypt_segment(&key, &Iv(hex::decode(iv).unwrap().try_into().unwrap()), &ciphertext).unwrap();
+    assert_eq!((plaintext[0], plaintext[188]), (0x47, 0x47), "not MPEG-TS after decryption");
+    (key_url, plaintext)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn local_stack_from_demo_to_browser_to_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let state_arg = state.display().to_string();
+    let shots = output_dir();
+
+    // The demo: stack up, clip, presigned upload, READY, playback proven; then it keeps serving.
+    let demo = Running::start("demo", &state, &["--seconds", "6", "--size", "854x480", "--tenant", "demo"]);
+    let verified = demo.wait_for_event("verified", Duration::from_secs(600));
+    let done = demo.wait_for_event("done", Duration::from_secs(60));
+    let title = verified["content_id"].as_str().unwrap().to_string();
+    assert_eq!(verified["renditions"].as_array().unwrap().len(), 2, "{verified}");
+    for phase in ["emulator_seconds", "provision_seconds", "upload_seconds", "transcode_seconds", "first_playback_seconds"] {
+        assert!(done["figures"][phase].as_f64().is_some(), "the demo reports {phase}: {done}");
+    }
+    let (api, viewer_url) = (demo.url("api_url"), demo.url("viewer_url"));
+    let http = loopback_client().unwrap();
+
+    // hls.js in Chromium, from the viewer page reached through the sign-in form.
+    let shot = shots.join("local-stack-viewer.png");
+    let played = browser(
+        &json!({"viewer_url": viewer_url, "tenant": "demo", "content_id": title, "seconds": 3.5, "all_levels": true, "screenshot": shot}),
+    );
+    assert!(played["current_time"].as_f64().unwrap() > 3.0, "playback did not pass 3 s: {played}");
+    assert!(played["errors"].as_array().unwrap().iter().all(|e| e["fatal"] != true), "{played}");
+    assert_eq!(played["listed"], json!([title]), "{played}");
+    assert_eq!(played["quality_options"].as_array().unwrap().len(), 3, "Auto and two rungs: {played}");
+    let mut keyed: Vec<u64> = played["keys_fetched"].as_array().unwrap().iter().filter_map(Value::as_u64).collect();
+    keyed.sort();
+    assert_eq!(keyed, vec![0, 1], "every rendition's key was fetched: {played}");
+    assert!(statuses(&played, ".ts").iter().all(|s| *s == 200), "{played}");
+    assert!(std::fs::metadata(&shot).unwrap().len() > 10_000, "a screenshot of the playing viewer");
+    let tenant_host = played["signed_in_at"].as_str().unwrap().to_string();
+
+    // Another tenant's viewer: the title is not listed, and playback by id is a 404.
+    let rival = browser(&json!({"viewer_url": viewer_url, "tenant": "rival", "content_id": title}));
+    assert_eq!(rival["listed"], json!([]), "{rival}");
+    assert_eq!(statuses(&rival, "/playback"), vec![404], "{rival}");
+    assert!(rival["player_error"].as_str().unwrap().contains("404"), "{rival}");
+    assert!(rival["current_time"].as_f64().unwrap() == 0.0);
+
+    // No cookies: the edge refuses the segments; hls.js gives up.
+    let bare = browser(&json!({"viewer_url": viewer_url, "tenant": "demo", "content_id": title, "mode": "strip-cookies"}));
+    assert!(statuses(&bare, ".ts").contains(&403), "{bare}");
+    assert!(bare["errors"].as_array().unwrap().iter().any(|e| e["fatal"] == true), "{bare}");
+
+    // Expired cookies (signed by the stack's own key, so only the expiry is wrong).
+    let host = tenant_host.split(':').next().unwrap();
+    let past = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 60).to_string();
+    let signed = cli(&[
+        "cdn",
+        "sign-cookies",
+        "--state-dir",
+        &state_arg,
+        "--url",
+        &format!("http://{tenant_host}/demo/{title}/*"),
+        "--date-less-than",
+        &past,
+    ]);
+    assert!(signed.status.success(), "{}", String::from_utf8_lossy(&signed.stderr));
+    let signed: Value = serde_json::from_slice(&signed.stdout).unwrap();
+    let cookies: Vec<Value> =
+        signed.as_object().unwrap().iter().map(|(k, v)| json!({"name": k, "value": v, "domain": host, "path": "/"})).collect();
+    let expired = browser(&json!({"viewer_url": viewer_url, "tenant": "demo", "content_id": title, "cookies": cookies}));
+    assert!(statuses(&expired, ".ts").contains(&403), "{expired}");
+    assert!(expired["errors"].as_array().unwrap().iter().any(|e| e["fatal"] == true), "{expired}");
+    let edge_says = http
+        .get(format!("http://{tenant_host}/demo/{title}/x.ts"))
+        .header(
+            "cookie",
+            signed.as_object().unwrap().iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap())).collect::<Vec<_>>().join("; "),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(edge_says.status(), 403);
+    assert_eq!(json(edge_says).await["error"]["code"], "expired_signature");
+
+    // A creator uploads a second title through the API; its key URL does not open the first.
+    let creator = mint(&state, "demo", "cleo", "content:read content:write");
+    let small = dir.path().join("small.mp4");
+    ffmpeg(&["-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=2", "-c:v", "libx264", "-preset", "ultrafast"], &small);
+    let bytes = std::fs::read(&small).unwrap();
+    let second = upload(&http, &api, &creator, "second", &bytes, bytes.len()).await;
+    assert_eq!(wait_final(&http, &api, &creator, &second).await["status"], "READY");
+    play_over_http(&http, &api, &creator, &second).await;
+    let swapped =
+        browser(&json!({"viewer_url": viewer_url, "tenant": "demo", "content_id": title, "mode": "swap-key", "other_content_id": second}));
+    let key_statuses = statuses(&swapped, "/v1/keys/");
+    assert!(!key_statuses.is_empty() && key_statuses.iter().all(|s| *s == 403), "the API refuses the foreign key URL: {swapped}");
+    assert!(swapped["errors"].as_array().unwrap().iter().any(|e| e["fatal"] == true && e["details"] == "keyLoadError"), "{swapped}");
+    assert!(swapped["current_time"].as_f64().unwrap() < 1.0, "{swapped}");
+
+    // A body larger than declared: nothing is published, the creator reads why.
+    let declared = bytes.len() - 1000;
+    let oversized = upload(&http, &api, &creator, "oversized", &bytes, declared).await;
+    let record = wait_final(&http, &api, &creator, &oversized).await;
+    assert_eq!(
+        (record["status"].as_str(), record["failure"]["code"].as_str()),
+        (Some("FAILED_INVALID"), Some("upload_mismatch")),
+        "{record}"
+    );
+
+    // The creator page: a hostile file ends FAILED_INVALID with its reason on the page.
+    let hostile = dir.path().join("holiday.mp4");
+    std::fs::write(&hostile, b"\x00\x00\x00\x18ftypmp42 this is not a video at all".repeat(4096)).unwrap();
+    let page = browser(
+        &json!({"viewer_url": viewer_url, "tenant": "demo", "role": "creator", "upload": hostile, "title": "hostile", "screenshot": shots.join("local-stack-creator-hostile.png")}),
+    );
+    let row = &page["upload"];
+    assert_eq!(row["status"], "FAILED_INVALID", "{page}");
+    assert!(
+        row["failure"].as_str().unwrap().contains("invalid") && row["failure"].as_str().unwrap().len() > 30,
+        "the reason is shown: {page}"
+    );
+
+    // The creator page uploads above the multipart threshold, with progress, to READY.
+    let large = dir.path().join("large.mp4");
+    ffmpeg(
+        &["-f", "lavfi", "-i", "testsrc2=s=640x360:r=25:d=2,noise=alls=12:allf=t", "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0"],
+        &large,
+    );
+    assert!(std::fs::metadata(&large).unwrap().len() > MULTIPART_THRESHOLD, "the clip must be above the multipart threshold");
+    let page = browser(
+        &json!({"viewer_url": viewer_url, "tenant": "demo", "role": "creator", "upload": large, "title": "multipart", "timeout_ms": 240_000}),
+    );
+    assert_eq!(page["upload"]["status"], "READY", "{page}");
+    let progress: Vec<&str> = page["bars"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(progress.iter().any(|b| !b.is_empty() && *b != "0%" && *b != "100%"), "the bar showed progress on the way: {progress:?}");
+    assert!(statuses(&page, "/upload/complete").contains(&200), "the browser completed a multipart upload: {page}");
+
+    // Ctrl-C stops everything the stack started.
+    let status = demo.interrupt();
+    assert!(status.success(), "demo exits 0 on Ctrl-C: {status}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(processes_mentioning(&state_arg), Vec::<String>::new(), "nothing outlives the stack");
+
+    // A restart on the same state keeps the titles playable and the ledger verifying.
+    let dev = Running::start("dev", &state, &[]);
+    let api = dev.url("api_url");
+    let viewer = mint(&state, "demo", "vic", "content:read");
+    let listed = json(http.get(format!("{api}/v1/content")).bearer_auth(&viewer).send().await.unwrap()).await;
+    let ids: Vec<&str> = listed["items"].as_array().unwrap().iter().filter_map(|i| i["content_id"].as_str()).collect();
+    assert!(ids.contains(&title.as_str()) && ids.contains(&second.as_str()), "{listed}");
+    play_over_http(&http, &api, &viewer, &title).await;
+    let verify = cli(&["audit", "verify", "--state-dir", &state_arg, "--tenant", "demo"]);
+    assert!(
+        verify.status.success(),
+        "audit verify: {}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("chain intact"));
+
+    // A second stack on the same state refuses; a taken port is named.
+    let twice = cli(&["dev", "--state-dir", &state_arg, "--port", "0"]);
+    assert_eq!(twice.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&twice.stderr).contains("already using"), "{}", String::from_utf8_lossy(&twice.stderr));
+    let port = api.rsplit(':').next().unwrap();
+    let other_state = dir.path().join("other").display().to_string();
+    let taken = cli(&["dev", "--state-dir", &other_state, "--port", port]);
+    assert_eq!(taken.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&taken.stderr).contains(&format!("127.0.0.1:{port}")), "{}", String::from_utf8_lossy(&taken.stderr));
+
+    assert!(dev.interrupt().success());
+    assert_eq!(processes_mentioning(&state_arg), Vec::<String>::new());
+}
+
+#[test]
+fn token_mint_names_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = cli(&[
+        "token",
+        "mint",
+        "--state-dir",
+        &dir.path().display().to_string(),
+        "--tenant",
+        "acme",
+        "--sub",
+        "ada",
+        "--scope",
+        "content:read",
+    ]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("vaultstream dev --state-dir"));
+    let typo = cli(&["token", "mint", "--tenant", "acme", "--sub", "ada", "--scope", "content:reed"]);
+    assert_eq!(typo.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("content:reed"));
+}
