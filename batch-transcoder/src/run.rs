@@ -162,6 +162,9 @@ async fn take_and_transcode(
 
     let outcome = transcode_and_publish(args, ctx, &record, clients, (profile, limits, stall_timeout), started).await;
     if let Err(TranscodeError::InvalidInput(reason)) = &outcome {
+        // The creator reads this reason: it names their upload, not this worker's scratch path.
+        let local = scratch_dir(args, content).join("source").display().to_string();
+        let reason = reason.replace(&local, "the uploaded file");
         let (expect, patch) = transcode_job::reject(reason.clone());
         match ctx.catalog.update(tenant, content, &expect, &patch).await {
             Ok(_) | Err(CatalogError::Precondition(_)) => {}
@@ -170,6 +173,11 @@ async fn take_and_transcode(
         ctx.audit(Decision::Deny, format!("invalid source: {reason}")).await;
     }
     outcome
+}
+
+/// This job's private working folder.
+fn scratch_dir(args: &RunArgs, content: &vaultstream::ids::ContentId) -> std::path::PathBuf {
+    args.scratch_dir.join(format!("vaultstream-{content}-{}", std::process::id()))
 }
 
 async fn transcode_and_publish(
@@ -188,7 +196,7 @@ async fn transcode_and_publish(
 
     // 4. The source.
     let declared = record.source.as_ref().ok_or_else(|| TranscodeError::Fatal("the content record declares no source".into()))?;
-    let scratch = Scratch(args.scratch_dir.join(format!("vaultstream-{content}-{}", std::process::id())));
+    let scratch = Scratch(scratch_dir(args, content));
     std::fs::create_dir_all(&scratch.0).map_err(|e| TranscodeError::output(&format!("creating {}", scratch.0.display()), e))?;
     let part_size = match &record.upload {
         Some(UploadPlan::Multipart { part_size, .. }) => Some(*part_size),

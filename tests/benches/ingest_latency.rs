@@ -75,7 +75,7 @@ fn main() {
             let ran = started.elapsed().as_secs_f64();
             let summary: serde_json::Value =
                 String::from_utf8_lossy(&run.stdout).lines().rev().find_map(|l| serde_json::from_str(l).ok()).unwrap();
-            f.job_events.handle(job.state_change(0, "Essential container in task exited")).await.unwrap();
+            f.job_events.handle(job.state_change(Some(0), "Essential container in task exited").unwrap()).await.unwrap();
             let ready = started.elapsed().as_secs_f64();
             assert_eq!(content_record(&stack, "acme", &content_id).await.status, vaultstream::catalog::ContentStatus::Ready);
 

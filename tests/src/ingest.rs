@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use lambda_http::{Body, Response};
@@ -177,84 +176,27 @@ pub async fn dispatch_ingest(stack: &Stack, f: &IngestFunctions) -> Vec<String> 
     response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
 }
 
-/// A submitted Batch job as `DescribeJobs` reports it, with its definition.
-#[derive(Debug, Clone)]
-pub struct BatchJob {
-    pub id: String,
-    pub name: String,
-    pub queue: String,
-    pub parameters: HashMap<String, String>,
-    pub command: Vec<String>,
-    pub environment: Vec<(String, String)>,
-}
+/// A submitted Batch job, as the local stack's job runner reads it.
+pub use vaultstream_cli::dev::jobs::BatchJob;
 
 pub async fn describe_job(stack: &Stack, job_id: &str) -> BatchJob {
-    let batch = &stack.aws.batch;
-    let described = batch.describe_jobs().jobs(job_id).send().await.unwrap();
-    let job = described.jobs().first().unwrap_or_else(|| panic!("Batch knows no job {job_id}")).clone();
-    let definition_arn = job.job_definition().unwrap().to_string();
-    let definitions = batch.describe_job_definitions().job_definitions(&definition_arn).send().await.unwrap();
-    let definition = definitions.job_definitions().first().expect("the job's definition").clone();
-    let container = definition.container_properties().expect("a container job definition");
-    BatchJob {
-        id: job.job_id().unwrap().to_string(),
-        name: job.job_name().unwrap().to_string(),
-        queue: job.job_queue().unwrap().to_string(),
-        parameters: job.parameters().cloned().unwrap_or_default(),
-        command: container.command().to_vec(),
-        environment: container.environment().iter().map(|kv| (kv.name().unwrap().to_string(), kv.value().unwrap().to_string())).collect(),
-    }
+    BatchJob::describe(&stack.aws.batch, job_id).await.unwrap_or_else(|e| panic!("describing job {job_id}: {e:#}"))
 }
 
-impl BatchJob {
-    /// The command as Batch runs it: each `Ref::name` replaced by the job's parameter.
-    pub fn resolved_command(&self) -> Vec<String> {
-        self.command
-            .iter()
-            .map(|part| match part.strip_prefix("Ref::") {
-                Some(name) => self.parameters.get(name).cloned().unwrap_or_else(|| panic!("the job has no parameter {name}")),
-                None => part.clone(),
-            })
-            .collect()
+/// Running a job's container process the way the local job runner does, from a test.
+pub trait RunJob {
+    /// The process against `endpoint` (moto, or a proxy in front of it).
+    fn command_against(&self, endpoint: &str, scratch: &Path) -> Command;
+    fn run(&self, scratch: &Path) -> Output;
+}
+
+impl RunJob for BatchJob {
+    fn command_against(&self, endpoint: &str, scratch: &Path) -> Command {
+        self.command(&workspace_binary("vaultstream-transcode"), endpoint, scratch).expect("the job's command resolves")
     }
 
-    /// Runs the job's command with the real transcoder binary, as the container would, against
-    /// `endpoint` (moto, or a proxy in front of it).
-    pub fn command_against(&self, endpoint: &str, scratch: &Path) -> Command {
-        let mut cmd = Command::new(workspace_binary("vaultstream-transcode"));
-        cmd.args(self.resolved_command())
-            .env_clear()
-            .envs(self.environment.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .envs([
-                ("AWS_ENDPOINT_URL", endpoint),
-                ("AWS_ACCESS_KEY_ID", "testing"),
-                ("AWS_SECRET_ACCESS_KEY", "testing"),
-                ("AWS_REGION", "us-east-1"),
-                ("AWS_BATCH_JOB_ID", self.id.as_str()),
-                ("RUST_LOG", "info"),
-                ("PATH", &std::env::var("PATH").unwrap_or_default()),
-            ])
-            .env("VAULTSTREAM_SCRATCH_DIR", scratch);
-        cmd
-    }
-
-    pub fn run(&self, scratch: &Path) -> Output {
+    fn run(&self, scratch: &Path) -> Output {
         self.command_against(crate::moto::endpoint(), scratch).output().expect("the transcoder runs")
-    }
-
-    /// The "Batch Job State Change" event EventBridge delivers when the job ends with `exit`.
-    pub fn state_change(&self, exit: i32, status_reason: &str) -> EventBridgeEvent<Value> {
-        let status = if exit == 0 { "SUCCEEDED" } else { "FAILED" };
-        serde_json::from_value(json!({
-            "version": "0", "id": format!("evt-{}", uuid::Uuid::new_v4()), "detail-type": "Batch Job State Change", "source": "aws.batch",
-            "account": "123456789012", "time": "2026-11-22T00:00:00Z", "region": "us-east-1", "resources": [format!("arn:aws:batch:us-east-1:123456789012:job/{}", self.id)],
-            "detail": {
-                "jobName": self.name, "jobId": self.id, "jobQueue": self.queue, "status": status, "statusReason": status_reason,
-                "attempts": [{"container": {"exitCode": exit}, "statusReason": status_reason}],
-                "parameters": self.parameters, "container": {"exitCode": exit, "command": self.resolved_command()}
-            }
-        }))
-        .expect("an EventBridge event")
     }
 }
 

@@ -68,7 +68,7 @@ async fn an_upload_becomes_a_ready_title_that_plays() {
     assert_eq!(job.parameters["content_id"], content_id);
     assert_eq!(job.parameters["source_key"], format!("source/acme/{content_id}/original"));
     assert_eq!(job.parameters["profile"], "default");
-    assert_eq!(job.resolved_command()[0], "run");
+    assert_eq!(job.resolved_command().unwrap()[0], "run");
 
     // The job's command, run with the real transcoder.
     let out = job.run(dir.path());
@@ -78,7 +78,7 @@ async fn an_upload_becomes_a_ready_title_that_plays() {
     for phase in ["download_seconds", "transcode_seconds", "upload_seconds", "publish_seconds"] {
         assert!(summary["timings"][phase].as_f64().is_some(), "{summary}");
     }
-    f.job_events.handle(job.state_change(0, "Essential container in task exited")).await.unwrap();
+    f.job_events.handle(job.state_change(Some(0), "Essential container in task exited").unwrap()).await.unwrap();
 
     // The status API: READY, every rendition, the job's figures.
     let view = json_body(&get_content(&f, &creator, &content_id).await);
@@ -208,13 +208,14 @@ async fn a_hostile_file_is_failed_invalid_with_a_reason_and_never_retried() {
     let dir = tempfile::tempdir().unwrap();
     let out = job.run(dir.path());
     assert_eq!(out.status.code(), Some(65), "{}", String::from_utf8_lossy(&out.stderr));
-    f.job_events.handle(job.state_change(65, "Essential container in task exited")).await.unwrap();
+    f.job_events.handle(job.state_change(Some(65), "Essential container in task exited").unwrap()).await.unwrap();
 
     let view = json_body(&get_content(&f, &creator, &content_id).await);
     assert_eq!(view["status"], "FAILED_INVALID", "{view}");
     assert_eq!(view["failure"]["code"], "invalid_source");
     let reason = view["failure"]["message"].as_str().unwrap();
     assert!(reason.contains("not a media file") || reason.contains("damaged"), "the creator reads why: {reason}");
+    assert!(reason.starts_with("the uploaded file") && !reason.contains(&dir.path().display().to_string()), "no worker paths: {reason}");
     let attributes = stack
         .aws
         .sqs
@@ -301,7 +302,7 @@ async fn temporary_failures_back_off_five_attempts_then_fail_with_a_dead_letter_
     for attempt in 1..=5 {
         let job = recorded_job(&stack, "acme", &content_id).await.unwrap_or_else(|| panic!("attempt {attempt} has a job"));
         assert!(job.name.ends_with(&format!("-a{attempt}")), "{}", job.name);
-        let event = job.state_change(75, "Essential container in task exited");
+        let event = job.state_change(Some(75), "Essential container in task exited").unwrap();
         let change: BatchJobStateChange = serde_json::from_value(event.detail.clone()).unwrap();
         job_events.handle(&change, "evt").await.unwrap();
         job_events.handle(&change, "evt-again").await.unwrap();
@@ -382,7 +383,7 @@ async fn a_job_killed_mid_upload_and_rerun_publishes_one_complete_version() {
     // The rerun publishes a whole new version and names it.
     let out = job.run(dir.path());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    f.job_events.handle(job.state_change(0, "Essential container in task exited")).await.unwrap();
+    f.job_events.handle(job.state_change(Some(0), "Essential container in task exited").unwrap()).await.unwrap();
     let record = content_record(&stack, "acme", &content_id).await;
     assert_eq!(record.status, ContentStatus::Ready);
     let version = record.publication.unwrap().version.to_string();

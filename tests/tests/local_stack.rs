@@ -153,6 +153,14 @@ async fn local_stack_from_demo_to_browser_to_restart() {
     assert_eq!(edge_says.status(), 403);
     assert_eq!(json(edge_says).await["error"]["code"], "expired_signature");
 
+    // The CloudFront Function's rule: a tenant host serves only its own tenant's paths; and the
+    // API, as API Gateway, answers a missing credential itself.
+    let wrong = http.get(format!("http://{tenant_host}/rival/{title}/master.m3u8")).send().await.unwrap();
+    assert_eq!(wrong.status(), 403);
+    assert_eq!(json(wrong).await["error"]["code"], "wrong_tenant_host");
+    let anonymous = http.get(format!("{api}/v1/content")).send().await.unwrap();
+    assert_eq!((anonymous.status().as_u16(), json(anonymous).await), (401, json!({"message": "Unauthorized"})));
+
     // A creator uploads a second title through the API; its key URL does not open the first.
     let creator = mint(&state, "demo", "cleo", "content:read content:write");
     let small = dir.path().join("small.mp4");
@@ -220,6 +228,16 @@ async fn local_stack_from_demo_to_browser_to_restart() {
     let ids: Vec<&str> = listed["items"].as_array().unwrap().iter().filter_map(|i| i["content_id"].as_str()).collect();
     assert!(ids.contains(&title.as_str()) && ids.contains(&second.as_str()), "{listed}");
     play_over_http(&http, &api, &viewer, &title).await;
+    // The ffmpeg CLI plays it too, with the edge as its HTTP proxy (it cannot resolve *.localhost).
+    let grant = json(http.post(format!("{api}/v1/content/{title}/playback")).bearer_auth(&viewer).send().await.unwrap()).await;
+    let cookie: Vec<String> = grant["cookies"].as_object().unwrap().iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap())).collect();
+    let edge = dev.url("viewer_url").trim_end_matches('/').replace("localhost", "127.0.0.1");
+    let decoded = Command::new("ffmpeg")
+        .args(["-v", "error", "-http_proxy", &edge, "-headers", &format!("Cookie: {}\r\n", cookie.join("; "))])
+        .args(["-i", grant["manifest_url"].as_str().unwrap(), "-map", "0", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(decoded.status.success(), "ffmpeg through the edge: {}", String::from_utf8_lossy(&decoded.stderr));
     let verify = cli(&["audit", "verify", "--state-dir", &state_arg, "--tenant", "demo"]);
     assert!(
         verify.status.success(),
@@ -263,4 +281,45 @@ fn token_mint_names_what_is_wrong() {
     let typo = cli(&["token", "mint", "--tenant", "acme", "--sub", "ada", "--scope", "content:reed"]);
     assert_eq!(typo.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&typo.stderr).contains("content:reed"));
+}
+
+/// `vaultstream demo` as a person runs it, in a terminal (tmux gives it a pseudo-terminal): a
+/// progress bar while the title transcodes, then where to watch it.
+#[test]
+fn demo_in_a_terminal_shows_progress_and_where_to_watch() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = format!("vaultstream-demo-{}", std::process::id());
+    let binary = vaultstream_tests::workspace_binary("vaultstream");
+    let command = format!(
+        "{} demo --state-dir {} --port 0 --seconds 6 --size 854x480 --exit; echo DEMO-EXIT-$?; sleep 120",
+        binary.display(),
+        dir.path().join("state").display()
+    );
+    let mut tmux = Command::new("tmux");
+    tmux.args(["new-session", "-d", "-s", &session, "-x", "150", "-y", "40"]);
+    if let Ok(python) = std::env::var("VAULTSTREAM_PYTHON") {
+        tmux.args(["-e", &format!("VAULTSTREAM_PYTHON={python}")]);
+    }
+    assert!(tmux.arg(&command).status().expect("tmux runs (scripts/install-deps.sh installs it)").success());
+    let capture = || {
+        let out = Command::new("tmux").args(["capture-pane", "-p", "-t", &session]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let (mut bars, mut screen) = (Vec::new(), String::new());
+    while Instant::now() < deadline {
+        screen = capture();
+        if let Some(line) = screen.lines().find(|l| l.contains("PROCESSING") && l.contains('[') && l.contains('%')) {
+            bars.push(line.trim().to_string());
+        }
+        if screen.contains("DEMO-EXIT-") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("tmux").args(["kill-session", "-t", &session]).status();
+    assert!(screen.contains("DEMO-EXIT-0"), "the demo succeeded in the terminal:\n{screen}");
+    assert!(!bars.is_empty(), "a progress bar was drawn while transcoding:\n{screen}");
+    assert!(screen.contains("Watch it:  http://localhost:"), "the viewer URL is printed:\n{screen}");
+    assert!(screen.contains("transcoding content"), "{screen}");
 }

@@ -74,8 +74,8 @@ impl Edge {
         if request.method != Method::GET && request.method != Method::HEAD {
             return error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "the CDN serves GET and HEAD");
         }
-        if let Err(reply) = self.tenant_host_rule(label, &path) {
-            return reply;
+        if !self.tenant_host_rule(label, &path) {
+            return error(StatusCode::FORBIDDEN, "wrong_tenant_host", "this host does not serve that path");
         }
         if let Err(denial) = self.signed(&request, &authority, &path) {
             tracing::info!(path = %path, reason = %denial, "edge refused");
@@ -98,14 +98,9 @@ impl Edge {
 
     /// The CloudFront Function's rule: the key value store maps each label to its tenant, and
     /// labels are HMACs of tenant ids, so recomputing the label is the same lookup.
-    fn tenant_host_rule(&self, label: &str, path: &str) -> Result<(), Reply> {
+    fn tenant_host_rule(&self, label: &str, path: &str) -> bool {
         let tenant = path.split('/').nth(1).unwrap_or_default();
-        let allowed = TenantId::parse(tenant).is_ok_and(|t| self.hosts.label(&t) == label);
-        if allowed {
-            Ok(())
-        } else {
-            Err(error(StatusCode::FORBIDDEN, "wrong_tenant_host", "this host does not serve that path"))
-        }
+        TenantId::parse(tenant).is_ok_and(|t| self.hosts.label(&t) == label)
     }
 
     fn signed(&self, request: &Request, authority: &str, path: &str) -> Result<(), Denial> {
