@@ -6,10 +6,10 @@ cd "$(dirname "$0")/.."
 
 # FFmpeg and its libraries (transcoder), clang (bindgen), cmake (aws-lc), OpenSSL and its headers
 # (CloudFront PEM signing; tests decrypt segments with the CLI), python3 with pip and venv (moto),
-# chromium and node (browser playback tests with hls.js).
+# chromium and node (browser playback tests with hls.js), tmux (the demo's terminal test).
 packages=(ffmpeg libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev libavdevice-dev
           libswscale-dev libswresample-dev pkg-config clang libclang-dev cmake openssl libssl-dev
-          chromium)
+          chromium tmux)
 if ! command -v python3 >/dev/null; then packages+=(python3 python3-pip python3-venv); fi
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then packages+=(nodejs npm); fi
 
@@ -35,10 +35,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-# hls.js and playwright-core for the browser tests, exactly as package-lock.json pins them.
-if [ ! -d tests/browser/node_modules ] || [ tests/browser/package-lock.json -nt tests/browser/node_modules ]; then
-  npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
-fi
+# hls.js for the local stack's pages, and hls.js and playwright-core for the browser tests,
+# exactly as each package-lock.json pins them.
+for dir in cli/web tests/browser; do
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+  fi
+done
 
 # moto in server mode: the AWS emulator the integration tests talk to on 127.0.0.1. A Python that
 # already has the pinned version is used as it is; otherwise it goes into a project venv.
