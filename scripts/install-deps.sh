@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing VaultStream needs on Debian, when it is missing.
 # Idempotent: a machine that has everything is left alone.
+#
+# Usage: install-deps.sh [demo]   (`demo`: only what the demo needs, not the browser test kit)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,7 +11,9 @@ cd "$(dirname "$0")/.."
 # chromium and node (browser playback tests with hls.js), tmux (the demo's terminal test).
 packages=(ffmpeg libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev libavdevice-dev
           libswscale-dev libswresample-dev pkg-config clang libclang-dev cmake openssl libssl-dev
-          chromium tmux)
+          )
+purpose=${1:-test}
+if [ "$purpose" != demo ]; then packages+=(chromium tmux); fi
 if ! command -v python3 >/dev/null; then packages+=(python3 python3-pip python3-venv); fi
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then packages+=(nodejs npm); fi
 
@@ -37,7 +41,9 @@ fi
 
 # hls.js for the local stack's pages, and hls.js and playwright-core for the browser tests,
 # exactly as each package-lock.json pins them.
-for dir in cli/web tests/browser; do
+web_packages=(cli/web)
+if [ "$purpose" != demo ]; then web_packages+=(tests/browser); fi
+for dir in "${web_packages[@]}"; do
   if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
     npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
   fi
