@@ -146,7 +146,11 @@ pub fn run(args: DemoArgs) -> Result<(), Failure> {
         let viewer = stack.info.viewer_url.clone();
         if Reporter::terminal() {
             println!("Published and verified: every rendition's first segment was fetched through the CDN edge and decrypted.");
-            println!("Figures (s): {figures}");
+            let f = |k: &str| figures[k].as_f64().unwrap_or_default();
+            println!(
+                "Times: emulator {:.1} s, provisioning {:.1} s, clip {:.1} s, upload {:.1} s, transcode {:.1} s, first playback {:.1} s; total {:.1} s",
+                f("emulator_seconds"), f("provision_seconds"), f("clip_seconds"), f("upload_seconds"), f("transcode_seconds"), f("first_playback_seconds"), f("total_seconds")
+            );
             println!("Watch it:  {viewer}  (sign in as tenant \"{}\", role viewer)", args.tenant);
         } else {
             println!("{}", json!({"event": "done", "viewer_url": viewer, "figures": figures}));
