@@ -21,7 +21,7 @@ use hyper::{HeaderMap, Method, StatusCode};
 use vaultstream::cdn::{verify, Denial, EdgeRequest, SignedCredentials, TenantHosts, TrustedKeys};
 use vaultstream::ids::TenantId;
 
-use crate::dev::gateway::{ApiRequest, Gateway};
+use crate::dev::gateway::Gateway;
 use crate::dev::http::{error, Reply, Request};
 use crate::dev::site::Site;
 
@@ -85,15 +85,7 @@ impl Edge {
     }
 
     async fn to_api(&self, request: Request) -> Reply {
-        let request = ApiRequest {
-            method: request.method,
-            path: request.uri.path().to_string(),
-            query: request.uri.query().map(str::to_string),
-            headers: request.headers,
-            body: request.body,
-            source_ip: request.peer.ip().to_string(),
-        };
-        self.gateway.serve(request).await
+        self.gateway.serve(request.into()).await
     }
 
     /// The CloudFront Function's rule: the key value store maps each label to its tenant, and

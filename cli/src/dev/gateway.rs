@@ -93,6 +93,19 @@ pub struct ApiRequest {
     pub source_ip: String,
 }
 
+impl From<crate::dev::http::Request> for ApiRequest {
+    fn from(request: crate::dev::http::Request) -> Self {
+        ApiRequest {
+            method: request.method,
+            path: request.uri.path().to_string(),
+            query: request.uri.query().map(str::to_string),
+            headers: request.headers,
+            body: request.body,
+            source_ip: request.peer.ip().to_string(),
+        }
+    }
+}
+
 pub struct Gateway {
     routes: Vec<Route>,
     functions: HashMap<String, Handler>,

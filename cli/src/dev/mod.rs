@@ -186,17 +186,7 @@ impl LocalStack {
         let api = Arc::clone(&gateway);
         tasks.push(http::serve(api_listener, watcher.clone(), gateway::MAX_BODY_BYTES + 1, move |request| {
             let api = Arc::clone(&api);
-            async move {
-                let request = gateway::ApiRequest {
-                    method: request.method,
-                    path: request.uri.path().to_string(),
-                    query: request.uri.query().map(str::to_string),
-                    headers: request.headers,
-                    body: request.body,
-                    source_ip: request.peer.ip().to_string(),
-                };
-                api.serve(request).await
-            }
+            async move { api.serve(request.into()).await }
         }));
         tasks.push(http::serve(edge_listener, watcher, gateway::MAX_BODY_BYTES + 1, move |request| {
             let edge = Arc::clone(&edge);
