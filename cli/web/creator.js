@@ -3,7 +3,8 @@
 'use strict';
 const uploadsBox = document.getElementById('uploads');
 const rows = new Map();
-window.vaultstream = { uploads: rows };
+const progressSeen = {};
+window.vaultstream = { uploads: rows, progress: progressSeen }; // what tests read
 
 function row(contentId, title) {
   if (rows.has(contentId)) return rows.get(contentId);
@@ -59,7 +60,13 @@ async function upload(event) {
     const r = row(grant.content_id, title);
     r.uploading = true;
     r.status.textContent = 'UPLOADING';
-    const progress = sent => { r.bar.style.width = `${Math.round(sent / file.size * 100)}%`; r.detail.textContent = `uploading ${Math.round(sent / file.size * 100)} %`; };
+    progressSeen[grant.content_id] = [];
+    const progress = sent => {
+      const percent = Math.round(sent / file.size * 100);
+      progressSeen[grant.content_id].push(percent);
+      r.bar.style.width = `${percent}%`;
+      r.detail.textContent = `uploading ${percent} %`;
+    };
     const u = grant.upload;
     if (u.method === 'PUT') {
       await put(u.url, file, u.headers, progress);

@@ -91,13 +91,12 @@ try {
       })));
       result.uploads = rows;
       result.upload = rows.find(r => !before.has(r.content_id)) ?? null;
-      if (result.upload && !result.bars) result.bars = [];
-      if (result.upload) result.bars.push(result.upload.bar);
       result.form_error = await page.textContent('#form-error');
       const done = result.upload && ['READY', 'PARTIAL', 'FAILED', 'FAILED_INVALID'].includes(result.upload.status);
       if (done || result.form_error || Date.now() > deadline) break;
       await new Promise(r => setTimeout(r, 250));
     }
+    result.upload_progress = result.upload ? await page.evaluate(id => window.vaultstream.progress[id] ?? [], result.upload.content_id) : [];
     if (scenario.screenshot) await page.screenshot({ path: scenario.screenshot });
   } else {
     // Wait for the list, then play the title (by clicking its card when it is listed).
