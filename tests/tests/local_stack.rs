@@ -153,6 +153,29 @@ async fn local_stack_from_demo_to_browser_to_restart() {
     assert_eq!(edge_says.status(), 403);
     assert_eq!(json(edge_says).await["error"]["code"], "expired_signature");
 
+    // Valid cookies for this title do not reach outside its prefix through encoded dot segments.
+    let soon = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 600).to_string();
+    let valid = cli(&[
+        "cdn",
+        "sign-cookies",
+        "--state-dir",
+        &state_arg,
+        "--url",
+        &format!("http://{tenant_host}/demo/{title}/*"),
+        "--date-less-than",
+        &soon,
+    ]);
+    let valid: Value = serde_json::from_slice(&valid.stdout).unwrap();
+    let cookie = valid.as_object().unwrap().iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap())).collect::<Vec<_>>().join("; ");
+    let escape = http
+        .get(format!("http://{tenant_host}/demo/{title}/..%2F..%2Fother%2Fmaster.m3u8"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(escape.status(), 400);
+    assert_eq!(json(escape).await["error"]["code"], "bad_path");
+
     // The CloudFront Function's rule: a tenant host serves only its own tenant's paths; and the
     // API, as API Gateway, answers a missing credential itself.
     let wrong = http.get(format!("http://{tenant_host}/rival/{title}/master.m3u8")).send().await.unwrap();

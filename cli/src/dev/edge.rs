@@ -130,6 +130,10 @@ impl Edge {
 
     async fn origin(&self, path: &str, head_only: bool) -> Reply {
         let key = percent_decode(path.trim_start_matches('/'));
+        // The policy matched the path as sent; refuse anything that could name another prefix once decoded.
+        if key.split('/').any(|segment| segment == ".." || segment == "." || segment.is_empty()) || key.contains('\\') {
+            return error(StatusCode::BAD_REQUEST, "bad_path", "the path has empty, '.' or '..' segments");
+        }
         let object = match self.s3.get_object().bucket(&self.origin_bucket).key(&key).send().await {
             Ok(object) => object,
             Err(e) => {
