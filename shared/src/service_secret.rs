@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use aws_lc_rs::{hkdf, hmac};
+use aws_lc_rs::hmac;
 use zeroize::Zeroizing;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,14 +28,6 @@ impl Purpose {
             Purpose::TenantLabels => b"vaultstream/v1/tenant-labels",
             Purpose::SessionWrap => b"vaultstream/v1/session-wrap",
         }
-    }
-}
-
-pub(crate) struct Len(pub usize);
-
-impl hkdf::KeyType for Len {
-    fn len(&self) -> usize {
-        self.0
     }
 }
 
@@ -67,20 +59,25 @@ impl ServiceSecret {
     }
 
     pub(crate) fn subkey(&self, purpose: Purpose) -> Zeroizing<[u8; 32]> {
-        self.derive(purpose, &[], 32).as_slice().try_into().map(Zeroizing::new).expect("32-byte HKDF output")
+        self.derive::<32>(purpose, &[])
     }
 
-    /// HKDF-SHA256 with the purpose and `context` parts (length-prefixed, so parts never run
-    /// together) as `info`.
-    pub(crate) fn derive(&self, purpose: Purpose, context: &[&[u8]], len: usize) -> Zeroizing<Vec<u8>> {
-        let mut info = purpose.info().to_vec();
+    /// HKDF-SHA256 (RFC 5869) with the purpose and `context` parts (length-prefixed, so parts
+    /// never run together) as `info`, for outputs of at most one hash length: then the expand step
+    /// is a single HMAC block, `T(1) = HMAC(PRK, info || 0x01)`, which cannot fail (the general
+    /// expand can, for lengths these keys never need).
+    pub(crate) fn derive<const N: usize>(&self, purpose: Purpose, context: &[&[u8]]) -> Zeroizing<[u8; N]> {
+        const { assert!(N <= 32, "one HKDF-SHA256 block holds at most 32 bytes") };
+        let mut info = Zeroizing::new(purpose.info().to_vec());
         for part in context {
             info.extend_from_slice(&(part.len() as u32).to_be_bytes());
             info.extend_from_slice(part);
         }
-        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"vaultstream").extract(&self.0);
-        let mut out = Zeroizing::new(vec![0u8; len]);
-        prk.expand(&[&info], Len(len)).and_then(|okm| okm.fill(&mut out)).expect("HKDF-SHA256 output within 255 blocks");
+        info.push(0x01);
+        let prk = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, b"vaultstream"), &self.0);
+        let block = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, prk.as_ref()), &info);
+        let mut out = Zeroizing::new([0u8; N]);
+        out.copy_from_slice(&block.as_ref()[..N]);
         out
     }
 
@@ -109,7 +106,26 @@ mod tests {
     fn purposes_get_distinct_subkeys() {
         let s = ServiceSecret::from_bytes(vec![7; 32]).unwrap();
         assert_ne!(*s.subkey(Purpose::SessionTokens), *s.subkey(Purpose::TenantLabels));
-        assert_ne!(*s.derive(Purpose::SessionWrap, &[b"ab", b"c"], 16), *s.derive(Purpose::SessionWrap, &[b"a", b"bc"], 16));
+        assert_ne!(*s.derive::<16>(Purpose::SessionWrap, &[b"ab", b"c"]), *s.derive::<16>(Purpose::SessionWrap, &[b"a", b"bc"]));
         assert_eq!(format!("{s:?}"), "ServiceSecret(<redacted>)");
+    }
+
+    #[test]
+    fn derive_is_rfc_5869_hkdf_sha256() {
+        use aws_lc_rs::hkdf;
+        struct Len(usize);
+        impl hkdf::KeyType for Len {
+            fn len(&self) -> usize {
+                self.0
+            }
+        }
+        let s = ServiceSecret::from_bytes(vec![5; 32]).unwrap();
+        let mut info = Purpose::SessionWrap.info().to_vec();
+        info.extend_from_slice(&2u32.to_be_bytes());
+        info.extend_from_slice(b"ab");
+        let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"vaultstream").extract(&s.0);
+        let mut expected = [0u8; 16];
+        prk.expand(&[&info], Len(16)).unwrap().fill(&mut expected).unwrap();
+        assert_eq!(*s.derive::<16>(Purpose::SessionWrap, &[b"ab"]), expected);
     }
 }

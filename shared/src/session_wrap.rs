@@ -25,14 +25,10 @@ impl std::fmt::Debug for SessionKek {
 
 impl SessionKek {
     pub fn derive(secret: &ServiceSecret, tenant: &TenantId, session: &SessionId, content: &ContentId) -> Self {
-        let okm = secret.derive(
+        SessionKek(secret.derive::<KEY_LEN>(
             Purpose::SessionWrap,
             &[tenant.as_str().as_bytes(), session.as_str().as_bytes(), content.as_str().as_bytes()],
-            KEY_LEN,
-        );
-        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
-        bytes.copy_from_slice(&okm);
-        SessionKek(bytes)
+        ))
     }
 
     pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
@@ -44,17 +40,20 @@ impl SessionKek {
         &self.0
     }
 
-    pub fn wrap(&self, key: &ContentKey) -> [u8; WRAPPED_LEN] {
-        let kek = AesKek::new(&AES_128, &*self.0).expect("16-byte KEK");
+    fn kek(&self) -> Result<AesKek, crate::Error> {
+        AesKek::new(&AES_128, &*self.0).map_err(|_| crate::Error::InvalidKey("the session key-encryption key was refused".into()))
+    }
+
+    pub fn wrap(&self, key: &ContentKey) -> Result<[u8; WRAPPED_LEN], crate::Error> {
         let mut out = [0u8; WRAPPED_LEN];
-        kek.wrap(key.expose(), &mut out).expect("AES-KW of a 16-byte key");
-        out
+        self.kek()?.wrap(key.expose(), &mut out).map_err(|_| crate::Error::InvalidKey("the content key could not be wrapped".into()))?;
+        Ok(out)
     }
 
     /// What an SDK client does with the wrapped bytes; fails when they were altered or wrapped
     /// for another session.
     pub fn unwrap(&self, wrapped: &[u8]) -> Result<ContentKey, crate::Error> {
-        let kek = AesKek::new(&AES_128, &*self.0).expect("16-byte KEK");
+        let kek = self.kek()?;
         let mut out = Zeroizing::new([0u8; WRAPPED_LEN]);
         let plain =
             kek.unwrap(wrapped, &mut *out).map_err(|_| crate::Error::InvalidKey("wrapped key failed its integrity check".into()))?;
@@ -74,7 +73,7 @@ mod tests {
         let kek = SessionKek::derive(&secret, &t, &SessionId::parse("s1").unwrap(), &c);
         let other = SessionKek::derive(&secret, &t, &SessionId::parse("s2").unwrap(), &c);
         let key = ContentKey::from_bytes([5; KEY_LEN]);
-        let wrapped = kek.wrap(&key);
+        let wrapped = kek.wrap(&key).unwrap();
         assert_ne!(&wrapped[..KEY_LEN], key.expose());
         assert_eq!(kek.unwrap(&wrapped).unwrap().expose(), key.expose());
         assert!(other.unwrap(&wrapped).is_err());
@@ -85,6 +84,6 @@ mod tests {
         // RFC 3394 §4.1: 128-bit key data wrapped with a 128-bit KEK.
         let kek = SessionKek::from_bytes(hex::decode("000102030405060708090A0B0C0D0E0F").unwrap().try_into().unwrap());
         let key = ContentKey::from_bytes(hex::decode("00112233445566778899AABBCCDDEEFF").unwrap().try_into().unwrap());
-        assert_eq!(hex::encode_upper(kek.wrap(&key)), "1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5");
+        assert_eq!(hex::encode_upper(kek.wrap(&key).unwrap()), "1FA68B0A8112B447AEF34BD8FB5A7B829D3E862371D2CFE5");
     }
 }

@@ -18,6 +18,25 @@ fn ffmpeg(args: &[&str], out: &std::path::Path) {
     assert!(status.success());
 }
 
+/// A `Cookie` header from a JSON object of cookie names and values (playback's or `cdn sign-cookies`').
+fn cookie_header(cookies: &Value) -> String {
+    cookies
+        .as_object()
+        .unwrap_or_else(|| panic!("no cookies: {cookies}"))
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Cookies from `vaultstream cdn sign-cookies --state-dir` for a title, valid until `date_less_than`.
+fn signed_cookies(state: &str, tenant_host: &str, title: &str, date_less_than: u64) -> Value {
+    let url = format!("http://{tenant_host}/demo/{title}/*");
+    let signed = cli(&["cdn", "sign-cookies", "--state-dir", state, "--url", &url, "--date-less-than", &date_less_than.to_string()]);
+    assert!(signed.status.success(), "{}", String::from_utf8_lossy(&signed.stderr));
+    serde_json::from_slice(&signed.stdout).unwrap()
+}
+
 async fn json(response: reqwest::Response) -> Value {
     let status = response.status();
     let text = response.text().await.unwrap();
@@ -50,12 +69,7 @@ async fn wait_final(http: &reqwest::Client, api: &str, token: &str, content_id: 
 /// (fetched from the edge with the cookies), decrypted: the proof that a title plays.
 async fn play_over_http(http: &reqwest::Client, api: &str, token: &str, content_id: &str) -> (String, Vec<u8>) {
     let grant = json(http.post(format!("{api}/v1/content/{content_id}/playback")).bearer_auth(token).send().await.unwrap()).await;
-    let cookies: Vec<String> = grant["cookies"]
-        .as_object()
-        .unwrap_or_else(|| panic!("{grant}"))
-        .iter()
-        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
-        .collect();
+    let cookies = cookie_header(&grant["cookies"]);
     let master = http.get(grant["manifest_url"].as_str().unwrap()).send().await.unwrap().text().await.unwrap();
     let variant =
         master.lines().find(|l| l.starts_with("http")).unwrap_or_else(|| panic!("no variant in the master playlist: {master}")).to_string();
@@ -65,7 +79,7 @@ async fn play_over_http(http: &reqwest::Client, api: &str, token: &str, content_
     let iv = key_line.split("IV=0x").nth(1).unwrap().split(',').next().unwrap();
     let segment = media.lines().find(|l| l.starts_with("http")).unwrap();
     let key = http.get(&key_url).send().await.unwrap().bytes().await.unwrap();
-    let response = http.get(segment).header("cookie", cookies.join("; ")).send().await.unwrap();
+    let response = http.get(segment).header("cookie", cookies).send().await.unwrap();
     assert_eq!(response.status(), 200, "the edge refused a segment with fresh cookies");
     let ciphertext = response.bytes().await.unwrap();
     let key = ContentKey::from_bytes(key.as_ref().try_into().unwrap());
@@ -123,50 +137,20 @@ async fn local_stack_from_demo_to_browser_to_restart() {
 
     // Expired cookies (signed by the stack's own key, so only the expiry is wrong).
     let host = tenant_host.split(':').next().unwrap();
-    let past = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 60).to_string();
-    let signed = cli(&[
-        "cdn",
-        "sign-cookies",
-        "--state-dir",
-        &state_arg,
-        "--url",
-        &format!("http://{tenant_host}/demo/{title}/*"),
-        "--date-less-than",
-        &past,
-    ]);
-    assert!(signed.status.success(), "{}", String::from_utf8_lossy(&signed.stderr));
-    let signed: Value = serde_json::from_slice(&signed.stdout).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let signed = signed_cookies(&state_arg, &tenant_host, &title, now - 60);
     let cookies: Vec<Value> =
         signed.as_object().unwrap().iter().map(|(k, v)| json!({"name": k, "value": v, "domain": host, "path": "/"})).collect();
     let expired = browser(&json!({"viewer_url": viewer_url, "tenant": "demo", "content_id": title, "cookies": cookies}));
     assert!(statuses(&expired, ".ts").contains(&403), "{expired}");
     assert!(expired["errors"].as_array().unwrap().iter().any(|e| e["fatal"] == true), "{expired}");
-    let edge_says = http
-        .get(format!("http://{tenant_host}/demo/{title}/x.ts"))
-        .header(
-            "cookie",
-            signed.as_object().unwrap().iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap())).collect::<Vec<_>>().join("; "),
-        )
-        .send()
-        .await
-        .unwrap();
+    let edge_says =
+        http.get(format!("http://{tenant_host}/demo/{title}/x.ts")).header("cookie", cookie_header(&signed)).send().await.unwrap();
     assert_eq!(edge_says.status(), 403);
     assert_eq!(json(edge_says).await["error"]["code"], "expired_signature");
 
     // Valid cookies for this title do not reach outside its prefix through encoded dot segments.
-    let soon = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 600).to_string();
-    let valid = cli(&[
-        "cdn",
-        "sign-cookies",
-        "--state-dir",
-        &state_arg,
-        "--url",
-        &format!("http://{tenant_host}/demo/{title}/*"),
-        "--date-less-than",
-        &soon,
-    ]);
-    let valid: Value = serde_json::from_slice(&valid.stdout).unwrap();
-    let cookie = valid.as_object().unwrap().iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap())).collect::<Vec<_>>().join("; ");
+    let cookie = cookie_header(&signed_cookies(&state_arg, &tenant_host, &title, now + 600));
     let escape = http
         .get(format!("http://{tenant_host}/demo/{title}/..%2F..%2Fother%2Fmaster.m3u8"))
         .header("cookie", &cookie)
@@ -253,10 +237,10 @@ async fn local_stack_from_demo_to_browser_to_restart() {
     play_over_http(&http, &api, &viewer, &title).await;
     // The ffmpeg CLI plays it too, with the edge as its HTTP proxy (it cannot resolve *.localhost).
     let grant = json(http.post(format!("{api}/v1/content/{title}/playback")).bearer_auth(&viewer).send().await.unwrap()).await;
-    let cookie: Vec<String> = grant["cookies"].as_object().unwrap().iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap())).collect();
+    let cookie = cookie_header(&grant["cookies"]);
     let edge = dev.url("viewer_url").trim_end_matches('/').replace("localhost", "127.0.0.1");
     let decoded = Command::new("ffmpeg")
-        .args(["-v", "error", "-http_proxy", &edge, "-headers", &format!("Cookie: {}\r\n", cookie.join("; "))])
+        .args(["-v", "error", "-http_proxy", &edge, "-headers", &format!("Cookie: {cookie}\r\n")])
         .args(["-i", grant["manifest_url"].as_str().unwrap(), "-map", "0", "-f", "null", "-"])
         .output()
         .unwrap();

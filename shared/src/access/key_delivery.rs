@@ -107,7 +107,9 @@ impl KeyDeliveryService {
                     Ok(match claims.delivery {
                         Delivery::Raw => KeyBytes::Raw(plain),
                         Delivery::Wrapped => KeyBytes::Wrapped(
-                            SessionKek::derive(&self.secret, &claims.tenant, &claims.session, &claims.content).wrap(&plain),
+                            SessionKek::derive(&self.secret, &claims.tenant, &claims.session, &claims.content)
+                                .wrap(&plain)
+                                .map_err(|e| AccessError::Internal(e.to_string()))?,
                         ),
                     })
                 }
