@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
@@ -32,7 +32,23 @@ pub struct DynamoLedger {
     table: String,
     shard: u16,
     heads: Mutex<HashMap<String, Head>>,
-    max_attempts: u32,
+    contention_budget: Duration,
+}
+
+/// How long one append keeps retrying a contended chain. Lost races cost one round trip each,
+/// and a round trip is milliseconds in AWS but can be far more against a loaded emulator, so the
+/// budget is time, not a count of attempts.
+const CONTENTION_BUDGET: Duration = Duration::from_secs(3);
+
+/// Exponential backoff with full jitter (a uniform wait in `[0, min(cap, base * 2^attempt))`), so
+/// writers that lost the same race do not come back in step.
+fn backoff(attempt: u32) -> Duration {
+    const BASE_MICROS: u64 = 2_000;
+    const CAP_MICROS: u64 = 200_000;
+    let ceiling = (BASE_MICROS << attempt.min(16)).min(CAP_MICROS);
+    let mut r = [0u8; 8];
+    let _ = getrandom::getrandom(&mut r);
+    Duration::from_micros(u64::from_le_bytes(r) % ceiling)
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {
@@ -49,7 +65,7 @@ impl DynamoLedger {
     }
 
     pub fn on_shard(client: aws_sdk_dynamodb::Client, table: impl Into<String>, shard: u16) -> Self {
-        DynamoLedger { client, table: table.into(), shard, heads: Mutex::new(HashMap::new()), max_attempts: 8 }
+        DynamoLedger { client, table: table.into(), shard, heads: Mutex::new(HashMap::new()), contention_budget: CONTENTION_BUDGET }
     }
 
     pub fn shard(&self) -> u16 {
@@ -140,7 +156,10 @@ impl DynamoLedger {
     pub async fn append_at(&self, event: AuditEvent, time: String, day: String) -> Result<AuditRecord, AuditError> {
         let chain = ChainId { tenant: event.tenant.clone(), day, shard: self.shard };
         let key = chain.to_string();
-        for attempt in 0..self.max_attempts {
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
             let cached = self.heads.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
             let head = match cached {
                 Some(head) => head,
@@ -151,13 +170,14 @@ impl DynamoLedger {
                 self.heads.lock().unwrap_or_else(|p| p.into_inner()).insert(key, Head { seq: record.seq, hash: record.hash.clone() });
                 return Ok(record);
             }
-            // Someone else extended the chain: forget what we knew and back off a little.
+            // Someone else extended the chain: forget what we knew and back off.
             self.heads.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
-            let mut jitter = [0u8; 1];
-            let _ = getrandom::getrandom(&mut jitter);
-            tokio::time::sleep(Duration::from_micros((1u64 << attempt.min(6)) * 500 + u64::from(jitter[0]) * 4)).await;
+            let wait = backoff(attempt - 1);
+            if started.elapsed() + wait > self.contention_budget {
+                return Err(AuditError::Contended { chain: key, attempts: attempt });
+            }
+            tokio::time::sleep(wait).await;
         }
-        Err(AuditError::Contended { chain: key, attempts: self.max_attempts })
     }
 }
 
@@ -254,4 +274,20 @@ fn chain_items(chain: &ChainId, items: &[HashMap<String, AttributeValue>]) -> Ch
 pub async fn read_chain(client: &aws_sdk_dynamodb::Client, table: &str, chain: &ChainId) -> Result<Vec<AuditRecord>, String> {
     let items = read_items(client, table, &chain.to_string()).await?;
     items.iter().filter(|i| text(i, "sk").is_ok_and(|sk| sk != HEAD_SK)).map(|i| parse_record(chain, i)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_its_cap_and_stays_jittered() {
+        for attempt in 0..40 {
+            let ceiling = Duration::from_micros((2_000u64 << attempt.min(16)).min(200_000));
+            let waits: Vec<Duration> = (0..64).map(|_| backoff(attempt)).collect();
+            assert!(waits.iter().all(|w| *w < ceiling), "attempt {attempt}: {waits:?}");
+            assert!(waits.iter().any(|w| *w != waits[0]), "attempt {attempt} is not jittered");
+        }
+        assert!(CONTENTION_BUDGET > Duration::from_millis(200) * 5, "the budget must outlast several capped waits");
+    }
 }
