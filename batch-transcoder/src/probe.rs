@@ -10,6 +10,8 @@ use ff::media::Type as Media;
 use ffmpeg_next as ff;
 use serde::Serialize;
 
+use vaultstream::ingest::media_types;
+
 use crate::error::{Result, TranscodeError};
 
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +59,10 @@ pub struct SourceInfo {
 }
 
 /// Opens the source for demuxing; `abort` interrupts blocking I/O when the watchdog fires.
+///
+/// Only the accepted containers' demuxers may read it, and only through FFmpeg's `file` protocol:
+/// formats that name other files or URLs (HLS and DASH playlists, concat lists, SDP) are refused
+/// before they open anything, so an upload can never make the worker read beyond itself.
 pub fn open(path: &Path, abort: Arc<AtomicBool>) -> Result<(Input, u64)> {
     let meta = std::fs::metadata(path).map_err(|e| TranscodeError::Usage(format!("cannot read input {}: {e}", path.display())))?;
     if !meta.is_file() && !is_fifo(&meta) {
@@ -65,15 +71,96 @@ pub fn open(path: &Path, abort: Arc<AtomicBool>) -> Result<(Input, u64)> {
     if meta.len() == 0 && meta.is_file() {
         return Err(TranscodeError::InvalidInput(format!("{} is empty (0 bytes)", path.display())));
     }
-    let input = ff::format::input_with_interrupt(path, move || abort.load(Ordering::Relaxed)).map_err(|e| match e {
+    let allowed = media_types::demuxer_allow_list();
+    let input = open_confined(path, &allowed, move || abort.load(Ordering::Relaxed)).map_err(|e| match e {
         ff::Error::Exit => TranscodeError::Temporary("reading the input was interrupted".into()),
-        e => TranscodeError::InvalidInput(format!(
-            "{} is not a media file FFmpeg can read ({e}); it may be truncated, damaged or not a video at all",
-            path.display()
-        )),
+        e => match detected_format(path, &meta) {
+            Some((name, long_name)) if !allowed.split(',').any(|a| name.split(',').any(|n| n == a)) => {
+                TranscodeError::InvalidInput(format!(
+                "{} is {long_name} (FFmpeg's `{name}` format), which is not an accepted media container; upload the media file itself ({})",
+                path.display(),
+                media_types::accepted_list()
+            ))
+            }
+            _ => TranscodeError::InvalidInput(format!(
+                "{} is not a media file FFmpeg can read ({e}); it may be truncated, damaged or not a video at all",
+                path.display()
+            )),
+        },
     })?;
     Ok((input, meta.len()))
 }
+
+/// `avformat_open_input` with `format_whitelist` and `protocol_whitelist=file` (which demuxers
+/// that open nested inputs inherit), and the watchdog's interrupt callback.
+fn open_confined<F: FnMut() -> bool>(path: &Path, allowed_demuxers: &str, interrupt: F) -> std::result::Result<Input, ff::Error> {
+    use std::os::unix::ffi::OsStrExt;
+    // The `file:` prefix keeps a colon in the file name from being read as a protocol.
+    let mut url = b"file:".to_vec();
+    url.extend_from_slice(path.as_os_str().as_bytes());
+    let url = std::ffi::CString::new(url).map_err(|_| ff::Error::InvalidData)?;
+    let mut options = ff::Dictionary::new();
+    options.set("format_whitelist", allowed_demuxers);
+    options.set("protocol_whitelist", "file");
+    // SAFETY: the context is allocated here and either handed to `Input` (which closes it) or
+    // freed by FFmpeg itself when `avformat_open_input` fails; the callback box is leaked on
+    // purpose, as ffmpeg-next's own `input_with_interrupt` does, because the context refers to it
+    // for as long as it lives.
+    unsafe {
+        let mut context = ff::ffi::avformat_alloc_context();
+        if context.is_null() {
+            return Err(ff::Error::Other { errno: libc::ENOMEM });
+        }
+        (*context).interrupt_callback = ff::util::interrupt::new(Box::new(interrupt)).interrupt;
+        let mut raw_options = options.disown();
+        let opened = ff::ffi::avformat_open_input(&mut context, url.as_ptr(), std::ptr::null(), &mut raw_options);
+        drop(ff::Dictionary::own(raw_options));
+        if opened < 0 {
+            return Err(ff::Error::from(opened));
+        }
+        let found = ff::ffi::avformat_find_stream_info(context, std::ptr::null_mut());
+        if found < 0 {
+            ff::ffi::avformat_close_input(&mut context);
+            return Err(ff::Error::from(found));
+        }
+        Ok(Input::wrap(context))
+    }
+}
+
+/// What FFmpeg's probe takes a regular file for, `(name, long name)`, to say why it was refused.
+fn detected_format(path: &Path, meta: &std::fs::Metadata) -> Option<(String, String)> {
+    use std::io::Read;
+    if !meta.is_file() {
+        return None;
+    }
+    let padding = ff::ffi::AVPROBE_PADDING_SIZE as usize;
+    let mut buf = Vec::with_capacity(PROBE_BYTES + padding);
+    std::fs::File::open(path).ok()?.take(PROBE_BYTES as u64).read_to_end(&mut buf).ok()?;
+    let size = buf.len();
+    buf.resize(size + padding, 0);
+    let filename = std::ffi::CString::new(path.to_string_lossy().as_bytes()).ok()?;
+    let probe = ff::ffi::AVProbeData {
+        filename: filename.as_ptr(),
+        buf: buf.as_mut_ptr(),
+        buf_size: size as libc::c_int,
+        mime_type: std::ptr::null(),
+    };
+    let mut score = 0;
+    // SAFETY: `probe` points at a buffer with the zeroed padding FFmpeg requires and a
+    // NUL-terminated name, both alive for the call; the result is a static format descriptor.
+    unsafe {
+        let format = ff::ffi::av_probe_input_format3(&probe, 1, &mut score);
+        if format.is_null() {
+            return None;
+        }
+        let text = |p: *const libc::c_char| (!p.is_null()).then(|| std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned());
+        let name = text((*format).name)?;
+        let long_name = text((*format).long_name).unwrap_or_else(|| name.clone());
+        Some((name, long_name))
+    }
+}
+
+const PROBE_BYTES: usize = 1 << 20;
 
 fn is_fifo(meta: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::FileTypeExt;

@@ -269,7 +269,7 @@ fn hostile_and_broken_inputs_exit_65_and_publish_nothing() {
     assert_invalid(&transcode(&d, &d.join("cut.mp4"), &[]), "truncated");
 
     let d = case("too-wide");
-    let wide = d.join("wide.nut");
+    let wide = d.join("wide.avi");
     generate(&wide, &["color=c=blue:s=8200x16:r=1:d=1"], &["-c:v", "rawvideo", "-pix_fmt", "gray"]);
     assert_invalid(&transcode(&d, &wide, &[]), "8200x16, larger than the accepted 8192x8192");
 
@@ -288,6 +288,58 @@ fn hostile_and_broken_inputs_exit_65_and_publish_nothing() {
     }
     std::fs::write(d.join("noise.ts"), &bytes).unwrap();
     assert_invalid(&transcode(&d, &d.join("noise.ts"), &[]), "damaged");
+}
+
+/// Uploads that are really playlists or lists naming other inputs: FFmpeg's probe would follow
+/// them to a file beside the upload or to a URL. Each is refused as invalid input before it opens
+/// anything, and a listener on 127.0.0.1 never hears from the worker.
+#[test]
+fn uploads_naming_other_files_or_urls_are_refused_and_reach_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let here = dir.path().join("neighbour");
+    std::fs::create_dir(&here).unwrap();
+    let secret = clip(&here, "secret.ts", 320, 240, 25, 2, false);
+    let hls = |uri: &str| format!("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\n{uri}\n#EXT-X-ENDLIST\n");
+    let dash = format!(
+        "<?xml version=\"1.0\"?>\n<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" type=\"static\" mediaPresentationDuration=\"PT2S\" \
+         minBufferTime=\"PT1S\" profiles=\"urn:mpeg:dash:profile:isoff-on-demand:2011\"><Period><AdaptationSet mimeType=\"video/mp4\">\
+         <Representation id=\"1\" bandwidth=\"1000\" codecs=\"avc1.64001e\" width=\"320\" height=\"240\">\
+         <BaseURL>http://127.0.0.1:{port}/v.mp4</BaseURL><SegmentBase indexRange=\"0-100\"/></Representation></AdaptationSet></Period></MPD>\n"
+    );
+    let cases = [
+        ("hls-local-absolute.mp4", hls(&secret.display().to_string()), "hls"),
+        ("hls-local-relative.mp4", hls("secret.ts"), "hls"),
+        ("hls-remote.mp4", hls(&format!("http://127.0.0.1:{port}/segment.ts")), "hls"),
+        ("concat-local.mp4", "ffconcat version 1.0\nfile 'secret.ts'\n".to_string(), "concat"),
+        ("concat-remote.mov", format!("ffconcat version 1.0\nfile 'http://127.0.0.1:{port}/a.ts'\n"), "concat"),
+        ("dash-remote.mp4", dash, "dash"),
+        (
+            "sdp-rtp.ts",
+            format!("v=0\no=- 0 0 IN IP4 127.0.0.1\ns=x\nc=IN IP4 127.0.0.1\nt=0 0\nm=video {port} RTP/AVP 96\na=rtpmap:96 H264/90000\n"),
+            "sdp",
+        ),
+    ];
+    for (name, text, format) in cases {
+        let upload = here.join(name);
+        std::fs::write(&upload, text).unwrap();
+        let outputs = dir.path().join(name);
+        std::fs::create_dir(&outputs).unwrap();
+        let t = transcode(&outputs, &upload, &[]);
+        assert_eq!(t.code(), 65, "{name}: {}", t.stderr());
+        assert!(t.stderr().contains(&format!("FFmpeg's `{format}` format")), "{name}: {}", t.stderr());
+        assert!(t.stderr().contains("not an accepted media container"), "{name}: {}", t.stderr());
+        assert_nothing_published(&t);
+        match listener.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            other => panic!("{name}: the worker reached the listener: {other:?}"),
+        }
+    }
+    // The same bytes as a real media file still transcode: the container check is not the name.
+    let t = transcode(&here, &secret, &[]);
+    assert_eq!(t.code(), 0, "{}", t.stderr());
 }
 
 #[test]

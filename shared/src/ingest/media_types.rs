@@ -46,6 +46,18 @@ pub fn lookup(content_type: &str) -> Option<&'static MediaType> {
     ACCEPTED.iter().find(|m| m.content_type == essence)
 }
 
+/// The FFmpeg demuxers a source may be read with, comma-separated as FFmpeg's `format_whitelist`
+/// option takes them: the accepted types' containers, and raw MPEG video for `.m2v` files. Formats
+/// that open other files or URLs (HLS and DASH playlists, concat lists, SDP, image sequences) are
+/// not among them.
+pub fn demuxer_allow_list() -> String {
+    let mut names: Vec<&str> = ACCEPTED.iter().map(|m| m.demuxer).collect();
+    names.push("mpegvideo");
+    names.sort_unstable();
+    names.dedup();
+    names.join(",")
+}
+
 /// The accepted types as a list for error messages.
 pub fn accepted_list() -> String {
     ACCEPTED.iter().map(|m| m.content_type).collect::<Vec<_>>().join(", ")
@@ -62,5 +74,18 @@ mod tests {
         assert!(lookup("text/html").is_none());
         assert!(lookup("application/octet-stream").is_none());
         assert!(accepted_list().contains("video/quicktime"));
+    }
+
+    #[test]
+    fn the_demuxer_allow_list_names_containers_only() {
+        let list = demuxer_allow_list();
+        let names: Vec<&str> = list.split(',').collect();
+        for m in ACCEPTED {
+            assert!(names.contains(&m.demuxer), "{} is missing", m.demuxer);
+        }
+        for reaching_out in ["hls", "dash", "concat", "sdp", "rtsp", "image2", "tty", "lavfi", "ffmetadata", "subfile"] {
+            assert!(!names.contains(&reaching_out), "{reaching_out} must not be allowed");
+        }
+        assert_eq!(names.len(), list.split(',').collect::<std::collections::BTreeSet<_>>().len(), "duplicates in {list}");
     }
 }
