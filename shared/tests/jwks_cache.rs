@@ -29,12 +29,19 @@ struct FakeIdp {
     keys: Arc<Mutex<Vec<Jwk>>>,
     down: Arc<AtomicBool>,
     fetches: Arc<AtomicUsize>,
+    /// How long each answer takes (paused clock); `Duration::MAX` never answers.
+    delay: Arc<Mutex<Duration>>,
 }
 
 #[async_trait]
 impl JwksSource for FakeIdp {
     async fn fetch(&self) -> Result<JwkSet, String> {
         self.fetches.fetch_add(1, Ordering::SeqCst);
+        let delay = *self.delay.lock().unwrap();
+        if delay == Duration::MAX {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(delay).await;
         if self.down.load(Ordering::SeqCst) {
             return Err("connection refused".into());
         }
@@ -105,6 +112,77 @@ async fn symmetric_and_mislabelled_keys_are_never_used() {
     let cache = cache(&idp);
     assert!(matches!(cache.key("mislabelled").await, Err(AuthError::UnknownKey)));
     assert!(matches!(cache.key("oct").await, Err(AuthError::UnknownKey)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_callers_share_one_fetch() {
+    let idp = FakeIdp::default();
+    idp.keys.lock().unwrap().push(ec_jwk("a"));
+    *idp.delay.lock().unwrap() = Duration::from_secs(1);
+    let cache = Arc::new(cache(&idp));
+    let callers: Vec<_> = (0..20)
+        .map(|_| {
+            tokio::spawn({
+                let cache = cache.clone();
+                async move { cache.key("a").await.map(|_| ()) }
+            })
+        })
+        .collect();
+    for caller in callers {
+        assert!(caller.await.unwrap().is_ok());
+    }
+    assert_eq!(idp.fetches.load(Ordering::SeqCst), 1, "one fetch for twenty callers");
+}
+
+/// An IdP that accepts the connection and never answers: nobody waits past the timeout, and a
+/// caller whose keys are merely stale is served at once while the refresh hangs.
+#[tokio::test(start_paused = true)]
+async fn a_hung_idp_blocks_nobody_beyond_the_timeout() {
+    let idp = FakeIdp::default();
+    idp.keys.lock().unwrap().push(ec_jwk("a"));
+    let cache = Arc::new(cache(&idp));
+    cache.key("a").await.unwrap();
+    *idp.delay.lock().unwrap() = Duration::MAX;
+    tokio::time::advance(Duration::from_secs(601)).await;
+    let hung = tokio::spawn({
+        let cache = cache.clone();
+        async move { cache.key("a").await.map(|_| ()) }
+    });
+    tokio::task::yield_now().await;
+    let started = tokio::time::Instant::now();
+    assert!(cache.key("a").await.is_ok(), "stale keys serve while another caller's refresh hangs");
+    assert_eq!(started.elapsed(), Duration::ZERO, "and without waiting for it");
+    assert!(hung.await.unwrap().is_ok(), "the refreshing caller falls back to the stale keys after the timeout");
+    // Past the stale window, the answer is a retryable failure after the timeout, not a hang.
+    tokio::time::advance(Duration::from_secs(300)).await;
+    let started = tokio::time::Instant::now();
+    assert!(matches!(cache.key("a").await, Err(AuthError::Unavailable(_))));
+    assert_eq!(started.elapsed(), cache.fetch_timeout);
+}
+
+#[tokio::test(start_paused = true)]
+async fn encryption_keys_never_verify() {
+    let idp = FakeIdp::default();
+    let mut enc = ec_jwk("enc");
+    enc.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Encryption);
+    let mut sig = ec_jwk("sig");
+    sig.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
+    *idp.keys.lock().unwrap() = vec![enc, sig];
+    let cache = cache(&idp);
+    assert!(matches!(cache.key("enc").await, Err(AuthError::UnknownKey)));
+    assert!(cache.key("sig").await.is_ok());
+}
+
+#[test]
+fn jwks_urls_must_be_https_off_loopback() {
+    for refused in ["http://idp.example.com/.well-known/jwks.json", "ftp://idp.example.com/jwks", "file:///etc/jwks.json", "not a url"] {
+        assert!(HttpJwks::new(refused).is_err(), "{refused} was accepted");
+    }
+    for accepted in
+        ["https://idp.example.com/.well-known/jwks.json", "http://127.0.0.1:8080/jwks.json", "http://localhost/jwks", "http://[::1]/j"]
+    {
+        assert!(HttpJwks::new(accepted).is_ok(), "{accepted} was refused");
+    }
 }
 
 #[tokio::test]
