@@ -2,9 +2,9 @@
 //!
 //! - the default behavior serves the origin bucket, only to requests carrying valid signed
 //!   cookies (or signed URL parameters), checked as CloudFront checks them
-//!   ([`vaultstream::cdn::verify`]), after the tenant-host rule of the deployed CloudFront Function
-//!   (`infra/shared/tenant-host.js`): the path's first segment must be the tenant whose label the
-//!   host carries. Anything else is 403;
+//!   ([`vaultstream::cdn::verify`]), after the rules of the deployed CloudFront Function
+//!   (`infra/shared/tenant-host.js`, [`vaultstream::cdn::TenantHosts::admit`]): a clean path whose
+//!   first segment is the tenant the host's label belongs to. Anything else is 400 or 403;
 //! - `/v1/*` goes to the API, as a behavior with the API as origin does, so playback's cookies are
 //!   set by the very host that checks them;
 //! - the viewer and creator pages, and on `localhost` itself the dev sign-in.
@@ -19,7 +19,6 @@ use bytes::Bytes;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{HeaderMap, Method, StatusCode};
 use vaultstream::cdn::{verify, Denial, EdgeRequest, SignedCredentials, TenantHosts, TrustedKeys};
-use vaultstream::ids::TenantId;
 
 use crate::dev::gateway::Gateway;
 use crate::dev::http::{error, Reply, Request};
@@ -74,8 +73,9 @@ impl Edge {
         if request.method != Method::GET && request.method != Method::HEAD {
             return error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "the CDN serves GET and HEAD");
         }
-        if !self.tenant_host_rule(label, &path) {
-            return error(StatusCode::FORBIDDEN, "wrong_tenant_host", "this host does not serve that path");
+        if let Err(refusal) = self.hosts.admit(label, &path) {
+            let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::FORBIDDEN);
+            return error(status, refusal.code(), refusal.message());
         }
         if let Err(denial) = self.signed(&request, &authority, &path) {
             tracing::info!(path = %path, reason = %denial, "edge refused");
@@ -86,13 +86,6 @@ impl Edge {
 
     async fn to_api(&self, request: Request) -> Reply {
         self.gateway.serve(request.into()).await
-    }
-
-    /// The CloudFront Function's rule: the key value store maps each label to its tenant, and
-    /// labels are HMACs of tenant ids, so recomputing the label is the same lookup.
-    fn tenant_host_rule(&self, label: &str, path: &str) -> bool {
-        let tenant = path.split('/').nth(1).unwrap_or_default();
-        TenantId::parse(tenant).is_ok_and(|t| self.hosts.label(&t) == label)
     }
 
     fn signed(&self, request: &Request, authority: &str, path: &str) -> Result<(), Denial> {

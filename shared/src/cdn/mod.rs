@@ -10,7 +10,7 @@ pub mod verify;
 pub use policy::Policy;
 pub use signed::{sign_cookies, sign_url, SignedCookies};
 pub use signer::{HashAlgorithm, KeyKind, PemPolicySigner, PolicySigner, SignError};
-pub use tenant_host::TenantHosts;
+pub use tenant_host::{clean_uri, HostRefusal, TenantHosts};
 pub use verify::{verify, Denial, EdgeRequest, SignedCredentials, TrustedKeys};
 
 /// CloudFront's URL-safe base64: standard base64 with `+ = /` replaced by `- _ ~`.
