@@ -8,8 +8,7 @@ use anyhow::anyhow;
 use clap::Subcommand;
 use vaultstream::ids::TenantId;
 
-use vaultstream_cli::dev::state::StateDir;
-
+use crate::target::{runtime, Target};
 use crate::Failure;
 
 #[derive(Subcommand)]
@@ -34,14 +33,7 @@ pub enum AuditCmd {
 
 pub fn run(cmd: AuditCmd) -> Result<(), Failure> {
     let AuditCmd::Verify { tenant, date, table, state_dir, shards } = cmd;
-    let (table, endpoint) = match (state_dir, table) {
-        (Some(dir), _) => {
-            let info = StateDir::new(dir).and_then(|s| s.stack_info()).map_err(|e| Failure::Usage(format!("--state-dir: {e:#}")))?;
-            (info.outputs.audit_table, Some(info.emulator_url))
-        }
-        (None, Some(table)) => (table, None),
-        (None, None) => return Err(Failure::Usage("give --table (or VAULTSTREAM_AUDIT_TABLE) or --state-dir".into())),
-    };
+    let target = Target::resolve(state_dir, table, "--table (or VAULTSTREAM_AUDIT_TABLE)", |o| o.audit_table)?;
     let tenant = TenantId::parse(tenant).map_err(|e| Failure::Usage(format!("--tenant: {e}")))?;
     let day = match date {
         Some(d) => {
@@ -53,17 +45,9 @@ pub fn run(cmd: AuditCmd) -> Result<(), Failure> {
         }
         None => vaultstream::audit::ledger::now_rfc3339_millis().1,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| Failure::Other(e.into()))?;
-    let reports = runtime.block_on(async {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-        if let Some(endpoint) = &endpoint {
-            loader = loader
-                .endpoint_url(endpoint)
-                .region(aws_config::Region::new("us-east-1"))
-                .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "vaultstream-dev"));
-        }
-        let client = aws_sdk_dynamodb::Client::new(&loader.load().await);
-        vaultstream::aws::ledger::verify_day(&client, &table, &tenant, &day, shards).await
+    let reports = runtime()?.block_on(async {
+        let client = target.dynamodb().await;
+        vaultstream::aws::ledger::verify_day(&client, &target.table, &tenant, &day, shards).await
     });
     let reports = reports.map_err(|e| Failure::Other(anyhow!("cannot read the ledger: {e}")))?;
     let mut broken = 0;

@@ -308,7 +308,8 @@ async fn prove(stack: &LocalStack, args: &DemoArgs, reporter: &mut Reporter) -> 
         let iv = attribute(key_line, "IV").ok_or_else(|| anyhow!("no IV in {key_line}"))?;
         let segment =
             media.lines().find(|l| !l.starts_with('#') && !l.trim().is_empty()).ok_or_else(|| anyhow!("{variant} has no segments"))?;
-        let key = check(http.get(&key_url).send().await?, "key").await?.bytes().await?;
+        // A key URL opens nothing alone: the viewer's session comes with it.
+        let key = check(http.get(&key_url).bearer_auth(&viewer).send().await?, "key").await?.bytes().await?;
         let key: [u8; 16] = key.as_ref().try_into().map_err(|_| anyhow!("the key is {} bytes, not 16", key.len()))?;
         let ciphertext =
             check(http.get(segment).header("cookie", &cookies).send().await?, "first segment from the CDN edge").await?.bytes().await?;

@@ -2,7 +2,8 @@
 //!
 //! - `dev`: the whole product on this machine (the local stack), until Ctrl-C.
 //! - `demo`: the main job end to end through the local stack: upload, transcode, play.
-//! - `token mint`: a token the local stack accepts.
+//! - `token mint`: a token the local stack accepts; `token revoke`: an API token and its session.
+//! - `session revoke`: a viewer's session, everywhere at once.
 //! - `cdn sign-url` / `cdn sign-cookies`: CloudFront signing with the options of
 //!   `aws cloudfront sign`.
 //! - `bootstrap`: provisions a deployment's resources in an emulator (moto, LocalStack).
@@ -12,7 +13,9 @@ mod audit;
 mod bootstrap;
 mod cdn;
 mod demo;
+mod revoke;
 mod serve;
+mod target;
 
 use clap::{Parser, Subcommand};
 
@@ -29,9 +32,12 @@ enum Cmd {
     Dev(serve::DevArgs),
     /// Start the local stack, upload a generated clip, wait for it to publish, prove it plays.
     Demo(demo::DemoArgs),
-    /// Tokens for the local stack.
+    /// Mint tokens for the local stack; revoke API tokens.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// End sessions.
+    #[command(subcommand)]
+    Session(SessionCmd),
     /// Sign CloudFront URLs and cookies, as `aws cloudfront sign` does.
     #[command(subcommand)]
     Cdn(cdn::CdnCmd),
@@ -46,6 +52,14 @@ enum Cmd {
 enum TokenCmd {
     /// Print a token that the local stack at --state-dir accepts.
     Mint(serve::MintArgs),
+    /// Revoke an API token and the session it acts as.
+    Revoke(revoke::TokenRevokeArgs),
+}
+
+#[derive(Subcommand)]
+enum SessionCmd {
+    /// Revoke a session: its playback grants, playlists and key URLs stop working at once.
+    Revoke(revoke::SessionRevokeArgs),
 }
 
 /// How a command failed: the caller's input (exit 2) or anything else (exit 1).
@@ -66,6 +80,8 @@ fn main() {
         Cmd::Dev(args) => serve::dev(args),
         Cmd::Demo(args) => demo::run(args),
         Cmd::Token(TokenCmd::Mint(args)) => serve::token_mint(args),
+        Cmd::Token(TokenCmd::Revoke(args)) => revoke::token(args),
+        Cmd::Session(SessionCmd::Revoke(args)) => revoke::session(args),
         Cmd::Cdn(cmd) => cdn::run(cmd),
         Cmd::Audit(cmd) => audit::run(cmd),
         Cmd::Bootstrap(args) => bootstrap::run(args),

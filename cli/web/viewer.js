@@ -1,6 +1,7 @@
 // The viewer: the tenant's titles with status and poster; a chosen title plays with hls.js.
 // Playback returns CloudFront signed cookies (set on this host) and a personalised manifest URL;
-// segments come from this host with those cookies, keys from the API with the signed key URL.
+// segments come from this host with those cookies, keys from the API with the signed key URL and
+// the viewer's bearer token.
 'use strict';
 const state = { hls: null, playing: null, keysFetched: new Set(), errors: [] };
 window.vaultstream = state; // what tests read
@@ -71,9 +72,18 @@ async function play(item) {
   state.keysFetched = new Set();
   state.errors = [];
   const video = document.getElementById('video');
-  // Playlists and keys come from the API (another origin, CORS, no cookies); segments from
-  // this host, with the cookies playback just set.
-  const hls = new Hls({ fragLoadPolicy: policy(10000, 120000), keyLoadPolicy: policy(8000, 20000), playlistLoadPolicy: policy(10000, 20000) });
+  // Playlists and keys come from the API (another origin, CORS); segments from this host, with
+  // the cookies playback just set. A key URL alone opens nothing: each key request carries the
+  // viewer's session as its bearer token.
+  const hls = new Hls({
+    fragLoadPolicy: policy(10000, 120000), keyLoadPolicy: policy(8000, 20000), playlistLoadPolicy: policy(10000, 20000),
+    xhrSetup: (xhr, url) => {
+      if (new URL(url, location.href).pathname.startsWith('/v1/keys/')) {
+        xhr.open('GET', url, true);
+        xhr.setRequestHeader('Authorization', `Bearer ${Session.token}`);
+      }
+    },
+  });
   state.hls = hls;
   hls.on(Hls.Events.KEY_LOADED, (_, data) => state.keysFetched.add((data.frag && data.frag.level) ?? -1));
   hls.on(Hls.Events.ERROR, (_, data) => {

@@ -30,6 +30,12 @@ impl Env {
         Env(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
     }
 
+    /// The same settings with one set or replaced.
+    pub fn with(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.0.insert(name.to_string(), value.into());
+        self
+    }
+
     pub fn optional(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str).map(str::trim).filter(|v| !v.is_empty())
     }

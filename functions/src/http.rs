@@ -73,6 +73,20 @@ pub fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
     request.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// A cookie's value from the `Cookie` headers (lambda_http joins payload 2.0's `cookies` into one);
+/// the first of that name, which browsers send for the most specific path.
+pub fn cookie(request: &Request, name: &str) -> Option<String> {
+    request
+        .headers()
+        .get_all(lambda_http::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| value.trim().to_string())
+}
+
 /// The path after `prefix`, split on `/` (API Gateway has already percent-decoded nothing here;
 /// segments are validated as ids by the core).
 pub fn path_after<'a>(request: &'a Request, prefix: &str) -> Option<Vec<&'a str>> {

@@ -121,7 +121,7 @@ pub fn jwt_verifier(env: &Env) -> Result<JwtVerifier, ConfigError> {
 
 pub fn authenticator(env: &Env, aws: &Aws) -> Result<Authenticator, ConfigError> {
     let tokens = Arc::new(DynamoApiTokens::new(aws.dynamodb.clone(), env.required("VAULTSTREAM_TOKENS_TABLE")?));
-    Ok(Authenticator { jwt: jwt_verifier(env)?, api_tokens: tokens })
+    Ok(Authenticator { jwt: jwt_verifier(env)?, api_tokens: tokens, revocations: sessions(env, aws)? })
 }
 
 /// A bucket, table, queue or bus name from its variable.

@@ -40,7 +40,6 @@ locals {
     VAULTSTREAM_API_BASE_URL              = "https://api.${local.cdn}"
     VAULTSTREAM_CDN_DOMAIN                = var.domain_name
     VAULTSTREAM_PLAYBACK_TTL_SECONDS      = "1800"
-    VAULTSTREAM_KEY_TOKEN_TTL_SECONDS     = "300"
     VAULTSTREAM_JWT_ISSUER                = var.jwt_issuer
     VAULTSTREAM_JWT_AUDIENCE              = var.jwt_audience
     VAULTSTREAM_JWT_ALGORITHMS            = "RS256,ES256"

@@ -20,7 +20,14 @@ pub enum TokenKind {
     Playback,
     /// Lets its holder fetch one key of one content item.
     Key,
+    /// Proves, from an `HttpOnly` cookie playback set on the API host, that a key request comes
+    /// from the session that started playback (for players that cannot add an `Authorization`
+    /// header). Useless on its own: it opens nothing without a key token of the same session.
+    Session,
 }
+
+/// The cookie that carries a [`TokenKind::Session`] token.
+pub const SESSION_COOKIE: &str = "VaultStream-Session";
 
 /// How key bytes leave the key-delivery function: raw for HLS players, AES-KW wrapped under a
 /// per-session key for SDK clients.

@@ -190,6 +190,25 @@ pub struct Playthrough {
     pub media: String,
     pub key_url: String,
     pub key: Vec<u8>,
+    /// `VaultStream-Session=…`, as a `Cookie` header value: the session proof key requests carry.
+    pub session_cookie: String,
+}
+
+/// The session cookie playback set, checked for the attributes that keep it to its purpose, as a
+/// `Cookie` header value.
+pub fn session_cookie(playback: &Response<Body>, content: &str) -> String {
+    let set = playback
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("VaultStream-Session="))
+        .expect("playback sets the session cookie")
+        .to_string();
+    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", &format!("Path=/v1/keys/{content}/")] {
+        assert!(set.split("; ").any(|a| a == attribute), "the session cookie lacks {attribute}: {set}");
+    }
+    set.split(';').next().unwrap().to_string()
 }
 
 pub async fn play(f: &Functions, jwt: &str, content: &str) -> Playthrough {
@@ -197,7 +216,8 @@ pub async fn play(f: &Functions, jwt: &str, content: &str) -> Playthrough {
     let response = start_playback(f, &context, content, None).await;
     assert_eq!(response.status(), 200, "{}", body_text(&response));
     assert_eq!(response.headers()["cache-control"], "private, no-store");
-    assert!(response.headers().get_all("set-cookie").iter().count() >= 3);
+    assert!(response.headers().get_all("set-cookie").iter().count() >= 4);
+    let session_cookie = session_cookie(&response, content);
     let playback: Value = serde_json::from_str(&body_text(&response)).unwrap();
     let master_response = get(f, playback["manifest_url"].as_str().unwrap(), &[]).await;
     assert_eq!(master_response.status(), 200, "{}", body_text(&master_response));
@@ -208,9 +228,9 @@ pub async fn play(f: &Functions, jwt: &str, content: &str) -> Playthrough {
     assert_eq!(media_response.status(), 200, "{}", body_text(&media_response));
     let media = body_text(&media_response);
     let key_url = media.lines().find_map(|l| l.split("URI=\"").nth(1)).and_then(|r| r.split('"').next()).expect("a key URI").to_string();
-    let key_response = get(f, &key_url, &[]).await;
+    let key_response = get(f, &key_url, &[("cookie", &session_cookie)]).await;
     assert_eq!(key_response.status(), 200, "{}", body_text(&key_response));
     assert_eq!(key_response.headers()["cache-control"], "private, no-store");
     assert_eq!(key_response.headers()["content-type"], "application/octet-stream");
-    Playthrough { playback, master, media, key_url, key: body_bytes(&key_response) }
+    Playthrough { playback, master, media, key_url, key: body_bytes(&key_response), session_cookie }
 }

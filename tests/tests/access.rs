@@ -13,7 +13,7 @@ use vaultstream::identity::{ApiTokenRecord, ApiTokenStore, NewApiToken, SessionR
 use vaultstream::ids::{ContentId, SessionId, TenantId};
 use vaultstream::principal::Scope;
 use vaultstream::session_wrap::SessionKek;
-use vaultstream_functions::handlers::manifest::Manifest;
+use vaultstream_functions::handlers::playback::Playback;
 use vaultstream_functions::runtime::HttpFunction;
 use vaultstream_tests::flow::*;
 use vaultstream_tests::stack::{authorizer_event, claims, http_event, now, Stack};
@@ -110,6 +110,49 @@ async fn es256_jwts_and_api_tokens_are_accepted() {
     store.insert(&revoked.hash, &ApiTokenRecord { revoked: true, ..record }).await.unwrap();
     assert!(authorize(&f, &revoked.secret).await.is_none());
     assert!(authorize(&f, &format!("vst_{}", "A".repeat(43))).await.is_none(), "unknown API token");
+}
+
+/// An operator revokes a machine client's API token with the CLI: the token stops
+/// authenticating, and what its session already holds (playlists, key URLs, the session cookie)
+/// stops working at once, not when it expires.
+#[tokio::test]
+async fn revoking_an_api_token_revokes_its_session() {
+    let stack = Stack::provision().await;
+    let f = functions(&stack).await;
+    let _film = publish(&stack, "acme", "bot-film").await;
+    let store = DynamoApiTokens::new(stack.aws.dynamodb.clone(), &stack.tokens_table);
+    let token = NewApiToken::generate().unwrap();
+    let record = ApiTokenRecord {
+        tenant: TenantId::parse("acme").unwrap(),
+        subject: "ingest-bot".into(),
+        scopes: [Scope::ContentRead].into(),
+        expires_at: now() + 3600,
+        revoked: false,
+    };
+    store.insert(&token.hash, &record).await.unwrap();
+    let seen = play(&f, &token.secret, "bot-film").await;
+    let revoke = |hash: &str| {
+        std::process::Command::new(vaultstream_tests::workspace_binary("vaultstream"))
+            .args(["token", "revoke", "--sha256", hash, "--table", &stack.tokens_table])
+            .env("AWS_ENDPOINT_URL", vaultstream_tests::moto::endpoint())
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .unwrap()
+    };
+    let out = revoke(&token.hash);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("revoked the API token of tenant acme"));
+    assert!(authorize(&f, &token.secret).await.is_none(), "the revoked token still authenticates");
+    assert_eq!(get(&f, &seen.key_url, &[("cookie", &seen.session_cookie)]).await.status(), 401);
+    assert_eq!(get(&f, seen.playback["manifest_url"].as_str().unwrap(), &[]).await.status(), 401);
+    assert!(store.find(&token.hash).await.unwrap().unwrap().revoked);
+    // An unknown hash and a malformed one are usage errors that say so.
+    let out = revoke(&"0".repeat(64));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no API token has that SHA-256"));
+    assert_eq!(revoke("not-hex").status.code(), Some(2));
 }
 
 #[tokio::test]
@@ -272,40 +315,37 @@ async fn key_tokens_are_bound_to_content_key_session_and_time() {
     bad[last] = if bad[last] == b'A' { b'B' } else { b'A' };
     let r = f.keys.handle(http_event("GET", "/v1/keys/one/k0", &[("token", std::str::from_utf8(&bad).unwrap())], &[], None, None)).await;
     assert_eq!(r.status(), 401);
-    // Expired: a key token minted with no lifetime left.
-    let mut short = stack.env();
-    short = vaultstream_functions::env::Env::from_pairs(
-        [("VAULTSTREAM_KEY_TOKEN_TTL_SECONDS", "0")].into_iter().map(|(k, v)| (k.to_string(), v.to_string())).chain(env_pairs(&short)),
-    );
-    let expiring = Manifest::from_env(&short, &stack.aws).await.unwrap();
-    let variant = seen.master.lines().find(|l| l.starts_with("https://")).unwrap();
-    let (path, ptoken) = split_url(variant);
-    let media = body_text(&expiring.handle(http_event("GET", &path, &[("token", &ptoken)], &[], None, None)).await);
+    // A leaked key URL alone opens nothing: the session's proof must come with it.
+    let r = get(&f, &seen.key_url, &[]).await;
+    assert_eq!(r.status(), 401, "{}", body_text(&r));
+    assert!(body_text(&r).contains("VaultStream-Session"), "{}", body_text(&r));
+    // Expired: key tokens live as long as the playback grant, here one second.
+    let brief = Playback::from_env(&stack.env().with("VAULTSTREAM_PLAYBACK_TTL_SECONDS", "1"), &stack.aws).await.unwrap();
+    let ctx = serde_json::to_value(authorize(&f, &jwt).await.unwrap()).unwrap();
+    let grant = brief.handle(http_event("POST", "/v1/content/one/playback", &[], &[], Some(&ctx), None)).await;
+    let brief_cookie = session_cookie(&grant, "one");
+    let grant: Value = serde_json::from_str(&body_text(&grant)).unwrap();
+    let master = body_text(&get(&f, grant["manifest_url"].as_str().unwrap(), &[]).await);
+    let variant = master.lines().find(|l| l.starts_with("https://")).unwrap();
+    let media = body_text(&get(&f, variant, &[]).await);
     let stale_key_url = media.lines().find_map(|l| l.split("URI=\"").nth(1)).and_then(|r| r.split('"').next()).unwrap().to_string();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let r = get(&f, &stale_key_url, &[]).await;
+    let r = get(&f, &stale_key_url, &[("cookie", &brief_cookie)]).await;
     assert_eq!(r.status(), 401, "{}", body_text(&r));
     assert!(body_text(&r).contains("expired"));
-    // A revoked session loses its keys and playlists at once.
+    // A revoked session loses its keys and playlists at once, and gets no new grant: not from the
+    // authorizer, and not from playback even with an authorizer answer cached from before.
     let sessions = DynamoSessions::new(stack.aws.dynamodb.clone(), &stack.tokens_table);
-    assert_eq!(get(&f, &seen.key_url, &[]).await.status(), 200);
+    let cached = authorize(&f, &jwt).await.unwrap();
+    assert_eq!(get(&f, &seen.key_url, &[("cookie", &seen.session_cookie)]).await.status(), 200);
     sessions.revoke(&TenantId::parse("acme").unwrap(), &SessionId::parse("sess-k").unwrap(), now()).await.unwrap();
-    assert_eq!(get(&f, &seen.key_url, &[]).await.status(), 401);
+    assert_eq!(get(&f, &seen.key_url, &[("cookie", &seen.session_cookie)]).await.status(), 401);
+    assert_eq!(get(&f, &seen.key_url, &[("authorization", &format!("Bearer {jwt}"))]).await.status(), 401);
     assert_eq!(get(&f, seen.playback["manifest_url"].as_str().unwrap(), &[]).await.status(), 401);
-}
-
-fn env_pairs(env: &vaultstream_functions::env::Env) -> Vec<(String, String)> {
-    let names = [
-        "VAULTSTREAM_CONTENT_TABLE",
-        "VAULTSTREAM_TOKENS_TABLE",
-        "VAULTSTREAM_AUDIT_TABLE",
-        "VAULTSTREAM_AUDIT_SHARDS",
-        "VAULTSTREAM_ORIGIN_BUCKET",
-        "VAULTSTREAM_SERVICE_SECRET_ARN",
-        "VAULTSTREAM_API_BASE_URL",
-        "VAULTSTREAM_CDN_DOMAIN",
-    ];
-    names.iter().filter_map(|n| env.optional(n).map(|v| (n.to_string(), v.to_string()))).collect()
+    assert!(authorize(&f, &jwt).await.is_none(), "the authorizer let a revoked session through");
+    let r = start_playback(&f, &cached, "one", None).await;
+    assert_eq!(r.status(), 401, "{}", body_text(&r));
+    assert!(body_text(&r).contains("revoked"), "{}", body_text(&r));
 }
 
 #[tokio::test]
@@ -323,7 +363,8 @@ async fn wrapped_delivery_for_sdk_clients() {
     let variant = master.lines().find(|l| l.starts_with("https://")).unwrap();
     let media = body_text(&get(&f, variant, &[]).await);
     let key_url = media.lines().find_map(|l| l.split("URI=\"").nth(1)).and_then(|r| r.split('"').next()).unwrap().to_string();
-    let wrapped = body_bytes(&get(&f, &key_url, &[]).await);
+    // An SDK client proves its session with its own credential.
+    let wrapped = body_bytes(&get(&f, &key_url, &[("authorization", &format!("Bearer {jwt}"))]).await);
     assert_eq!(wrapped.len(), 24);
     assert_ne!(hex::encode(&wrapped[..16]), published.key_hex);
     assert_eq!(hex::encode(kek.unwrap(&wrapped).unwrap().expose()), published.key_hex);

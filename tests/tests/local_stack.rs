@@ -29,6 +29,18 @@ fn cookie_header(cookies: &Value) -> String {
         .join("; ")
 }
 
+/// `VaultStream-Session=…` from a playback response's `Set-Cookie` headers.
+fn session_cookie(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.split(';').next().filter(|pair| pair.starts_with("VaultStream-Session=")))
+        .expect("playback sets the session cookie")
+        .to_string()
+}
+
 /// Cookies from `vaultstream cdn sign-cookies --state-dir` for a title, valid until `date_less_than`.
 fn signed_cookies(state: &str, tenant_host: &str, title: &str, date_less_than: u64) -> Value {
     let url = format!("http://{tenant_host}/demo/{title}/*");
@@ -68,7 +80,9 @@ async fn wait_final(http: &reqwest::Client, api: &str, token: &str, content_id: 
 /// Playback as `token`, then the first rendition's playlist, key URL, key and first segment
 /// (fetched from the edge with the cookies), decrypted: the proof that a title plays.
 async fn play_over_http(http: &reqwest::Client, api: &str, token: &str, content_id: &str) -> (String, Vec<u8>) {
-    let grant = json(http.post(format!("{api}/v1/content/{content_id}/playback")).bearer_auth(token).send().await.unwrap()).await;
+    let response = http.post(format!("{api}/v1/content/{content_id}/playback")).bearer_auth(token).send().await.unwrap();
+    let session = session_cookie(&response);
+    let grant = json(response).await;
     let cookies = cookie_header(&grant["cookies"]);
     let master = http.get(grant["manifest_url"].as_str().unwrap()).send().await.unwrap().text().await.unwrap();
     let variant =
@@ -78,7 +92,15 @@ async fn play_over_http(http: &reqwest::Client, api: &str, token: &str, content_
     let key_url = key_line.split("URI=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
     let iv = key_line.split("IV=0x").nth(1).unwrap().split(',').next().unwrap();
     let segment = media.lines().find(|l| l.starts_with("http")).unwrap();
-    let key = http.get(&key_url).send().await.unwrap().bytes().await.unwrap();
+    // The key URL alone opens nothing; with the session cookie playback set on this host, or the
+    // viewer's bearer token, it gives the key.
+    let bare = http.get(&key_url).send().await.unwrap();
+    assert_eq!(bare.status(), 401, "a key URL alone opened the key");
+    let with_bearer = http.get(&key_url).bearer_auth(token).send().await.unwrap().bytes().await.unwrap();
+    let response = http.get(&key_url).header("cookie", &session).send().await.unwrap();
+    assert_eq!(response.status(), 200, "the session cookie did not open the key");
+    let key = response.bytes().await.unwrap();
+    assert_eq!(key, with_bearer);
     let response = http.get(segment).header("cookie", cookies).send().await.unwrap();
     assert_eq!(response.status(), 200, "the edge refused a segment with fresh cookies");
     let ciphertext = response.bytes().await.unwrap();
@@ -236,8 +258,12 @@ async fn local_stack_from_demo_to_browser_to_restart() {
     assert!(ids.contains(&title.as_str()) && ids.contains(&second.as_str()), "{listed}");
     play_over_http(&http, &api, &viewer, &title).await;
     // The ffmpeg CLI plays it too, with the edge as its HTTP proxy (it cannot resolve *.localhost).
-    let grant = json(http.post(format!("{api}/v1/content/{title}/playback")).bearer_auth(&viewer).send().await.unwrap()).await;
-    let cookie = cookie_header(&grant["cookies"]);
+    // It sends one Cookie header everywhere: the CloudFront cookies for segments, the session
+    // cookie for keys (a player that cannot add an Authorization header).
+    let response = http.post(format!("{api}/v1/content/{title}/playback")).bearer_auth(&viewer).send().await.unwrap();
+    let session = session_cookie(&response);
+    let grant = json(response).await;
+    let cookie = format!("{}; {session}", cookie_header(&grant["cookies"]));
     let edge = dev.url("viewer_url").trim_end_matches('/').replace("localhost", "127.0.0.1");
     let decoded = Command::new("ffmpeg")
         .args(["-v", "error", "-http_proxy", &edge, "-headers", &format!("Cookie: {cookie}\r\n")])
@@ -253,6 +279,29 @@ async fn local_stack_from_demo_to_browser_to_restart() {
         String::from_utf8_lossy(&verify.stderr)
     );
     assert!(String::from_utf8_lossy(&verify.stdout).contains("chain intact"));
+
+    // An operator ends a viewer's session: the API refuses it from then on, keys included.
+    let minted = cli(&[
+        "token",
+        "mint",
+        "--state-dir",
+        &state_arg,
+        "--tenant",
+        "demo",
+        "--sub",
+        "eve",
+        "--scope",
+        "content:read",
+        "--sid",
+        "sess-ended",
+    ]);
+    let ended = String::from_utf8_lossy(&minted.stdout).trim().to_string();
+    let (key_url, _) = play_over_http(&http, &api, &ended, &title).await;
+    let revoked = cli(&["session", "revoke", "--state-dir", &state_arg, "--tenant", "demo", "--session", "sess-ended"]);
+    assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
+    let refused = http.post(format!("{api}/v1/content/{title}/playback")).bearer_auth(&ended).send().await.unwrap();
+    assert_eq!(refused.status(), 403, "the authorizer let a revoked session through");
+    assert_eq!(http.get(&key_url).bearer_auth(&ended).send().await.unwrap().status(), 401);
 
     // A second stack on the same state refuses; a taken port is named.
     let twice = cli(&["dev", "--state-dir", &state_arg, "--port", "0"]);

@@ -62,6 +62,7 @@ async fn no_key_or_token_reaches_the_logs() {
         playback_token.split('.').nth(1).unwrap().to_string(),
         key_token.split('.').nth(1).unwrap().to_string(),
         seen.playback["cookies"]["CloudFront-Signature"].as_str().unwrap()[..40].to_string(),
+        seen.session_cookie.split('.').nth(1).unwrap().to_string(),
         stack.service_secret_hex.clone(),
     ];
     for secret in &forbidden {

@@ -40,11 +40,10 @@ pub const CDN_DOMAIN: &str = "localhost";
 /// The hash CloudFront signatures use here (announced with `CloudFront-Hash-Algorithm`).
 pub const HASH_ALGORITHM: &str = "SHA256";
 /// Settings a developer may override from the environment when starting the stack.
-pub const TUNABLES: [&str; 6] = [
+pub const TUNABLES: [&str; 5] = [
     "VAULTSTREAM_MULTIPART_THRESHOLD_BYTES",
     "VAULTSTREAM_MAX_UPLOAD_BYTES",
     "VAULTSTREAM_PLAYBACK_TTL_SECONDS",
-    "VAULTSTREAM_KEY_TOKEN_TTL_SECONDS",
     "VAULTSTREAM_JWT_LEEWAY_SECONDS",
     "VAULTSTREAM_AUDIT_SHARDS",
 ];

@@ -1,24 +1,24 @@
 //! `GET /v1/keys/{content_id}/{key_id}?token=…`: 16 key bytes (or 24 wrapped bytes),
-//! `Cache-Control: no-store`.
+//! `Cache-Control: no-store`. The request must also prove the token's session: an
+//! `Authorization` header, or the `VaultStream-Session` cookie playback set.
 
 use std::sync::Arc;
 
 use lambda_http::{Body, Request, Response};
 use tracing::Instrument;
-use vaultstream::access::key_delivery::{KeyDeliveryService, PresentedSession};
+use vaultstream::access::key_delivery::{KeyDeliveryService, PresentedSession, SessionProof};
 use vaultstream::access::AccessError;
 use vaultstream::identity::Authenticator;
+use vaultstream::session_token::SESSION_COOKIE;
 
 use crate::env::{ConfigError, Env};
-use crate::http::{access_error, finish, header, meta, path_after, private, query};
+use crate::http::{access_error, cookie, finish, header, meta, path_after, private, query};
 use crate::runtime::HttpFunction;
 use crate::wiring::{self, Aws};
 
 pub struct KeyDelivery {
     pub service: KeyDeliveryService,
-    /// When configured, a caller that also sends `Authorization` (SDK clients) must hold the
-    /// session the key token was minted for.
-    pub authenticator: Option<Authenticator>,
+    pub authenticator: Authenticator,
 }
 
 #[async_trait::async_trait]
@@ -34,8 +34,7 @@ impl HttpFunction for KeyDelivery {
             audit: wiring::audit(env, aws)?,
             secret,
         };
-        let authenticator = if env.optional("VAULTSTREAM_JWT_ISSUER").is_some() { Some(wiring::authenticator(env, aws)?) } else { None };
-        Ok(KeyDelivery { service, authenticator })
+        Ok(KeyDelivery { service, authenticator: wiring::authenticator(env, aws)? })
     }
 
     async fn handle(&self, request: Request) -> Response<Body> {
@@ -50,15 +49,16 @@ impl HttpFunction for KeyDelivery {
             let Some((content_id, key_id)) = ids else {
                 return access_error(&AccessError::NotFound("key".into()));
             };
-            let presented = match (&self.authenticator, header(&request, "authorization")) {
-                (Some(auth), Some(value)) => match auth.authenticate(Some(value), meta.now).await {
-                    Ok(p) => Some(PresentedSession { tenant: p.tenant, session: p.session }),
+            let cookie = cookie(&request, SESSION_COOKIE);
+            let proof = match header(&request, "authorization") {
+                Some(value) => match self.authenticator.authenticate(Some(value), meta.now).await {
+                    Ok(p) => SessionProof::Bearer(PresentedSession { tenant: p.tenant, session: p.session }),
                     Err(e) => return access_error(&AccessError::from(e)),
                 },
-                _ => None,
+                None => cookie.as_deref().map_or(SessionProof::Missing, SessionProof::Cookie),
             };
             let token = query(&request, "token");
-            match self.service.deliver(&content_id, &key_id, token.as_deref(), presented.as_ref(), &meta).await {
+            match self.service.deliver(&content_id, &key_id, token.as_deref(), &proof, &meta).await {
                 Ok(bytes) => {
                     tracing::info!(status = 200, key_id = %key_id, "key delivered");
                     finish(private(200, "application/octet-stream"), Body::Binary(bytes.as_bytes().to_vec()))

@@ -27,7 +27,6 @@ impl HttpFunction for Manifest {
             hosts: wiring::tenant_hosts(env, &secret)?,
             tokens: wiring::token_signer(&secret),
             api_base_url: wiring::api_base_url(env)?,
-            key_token_ttl_seconds: env.number("VAULTSTREAM_KEY_TOKEN_TTL_SECONDS", 300u64)?,
         };
         Ok(Manifest { service })
     }

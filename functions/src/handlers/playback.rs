@@ -30,6 +30,7 @@ impl HttpFunction for Playback {
         let secret = wiring::service_secret(env, aws).await?;
         let service = PlaybackService {
             catalog: wiring::catalog(env, aws)?,
+            revocations: wiring::sessions(env, aws)?,
             audit: wiring::audit(env, aws)?,
             signer: wiring::policy_signer(env, aws).await?,
             hosts: wiring::tenant_hosts(env, &secret)?,
@@ -74,6 +75,7 @@ impl HttpFunction for Playback {
                     for cookie in grant.cookies.set_cookie_headers(&grant.cookie_domain, &grant.cookie_path) {
                         response = response.header(SET_COOKIE, cookie);
                     }
+                    response = response.header(SET_COOKIE, grant.session_cookie);
                     tracing::info!(status = 200, "playback granted");
                     finish(response, Body::Text(json.to_string()))
                 }

@@ -88,7 +88,6 @@ export class VaultStreamStack extends Stack {
         VAULTSTREAM_API_BASE_URL: `https://api.${cdnDomain}`,
         VAULTSTREAM_CDN_DOMAIN: domainName,
         VAULTSTREAM_PLAYBACK_TTL_SECONDS: '1800',
-        VAULTSTREAM_KEY_TOKEN_TTL_SECONDS: '300',
         VAULTSTREAM_JWT_ISSUER: jwtIssuer,
         VAULTSTREAM_JWT_AUDIENCE: jwtAudience,
         VAULTSTREAM_JWT_ALGORITHMS: 'RS256,ES256',

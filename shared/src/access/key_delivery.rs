@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::access::manifest::ensure_live_session;
-use crate::access::{record, AccessError, Decided, RequestMeta};
+use crate::access::{record, AccessError, Decided, RequestMeta, INVALID_PART, INVALID_RESOURCE};
 use crate::audit::AuditSink;
 use crate::catalog::ContentCatalog;
 use crate::content_key::ContentKey;
@@ -12,7 +12,7 @@ use crate::content_keys::{KeyVault, KeyVaultError};
 use crate::identity::SessionRevocations;
 use crate::ids::{ContentId, SessionId, TenantId};
 use crate::service_secret::ServiceSecret;
-use crate::session_token::{Delivery, Expected, TokenKind, TokenSigner};
+use crate::session_token::{Delivery, Expected, TokenClaims, TokenError, TokenKind, TokenSigner, SESSION_COOKIE};
 use crate::session_wrap::{SessionKek, WRAPPED_LEN};
 use crate::KeyId;
 
@@ -42,10 +42,20 @@ impl std::fmt::Debug for KeyBytes {
     }
 }
 
-/// A caller that also presented its own credential (SDK clients): the token must belong to it.
+/// A caller's own credential, authenticated by the handler: its tenant and session.
 pub struct PresentedSession {
     pub tenant: TenantId,
     pub session: SessionId,
+}
+
+/// How a key request proves it comes from the session its key token was minted for. A key
+/// token alone opens nothing: a leaked key URL is useless without the session.
+pub enum SessionProof<'a> {
+    /// An `Authorization` header the handler authenticated (SDK clients, players that add it).
+    Bearer(PresentedSession),
+    /// The `VaultStream-Session` cookie playback set (players that cannot add headers).
+    Cookie(&'a str),
+    Missing,
 }
 
 pub struct KeyDeliveryService {
@@ -63,12 +73,16 @@ impl KeyDeliveryService {
         content_id: &str,
         key_id: &str,
         token: Option<&str>,
-        presented: Option<&PresentedSession>,
+        proof: &SessionProof<'_>,
         meta: &RequestMeta,
     ) -> Result<KeyBytes, AccessError> {
-        let resource = format!("content/{content_id}/key/{key_id}");
         let content = ContentId::parse(content_id).map_err(|e| AccessError::BadRequest(e.to_string()));
         let key = KeyId::try_from(key_id.to_string()).map_err(|e| AccessError::BadRequest(e.to_string()));
+        let resource = match (&content, &key) {
+            (Ok(c), Ok(k)) => format!("content/{c}/key/{k}"),
+            (Ok(c), Err(_)) => format!("content/{c}/key/{INVALID_PART}"),
+            (Err(_), _) => INVALID_RESOURCE.to_string(),
+        };
         let opened = token.map(|t| self.tokens.open(t));
         let verified = match (content, key, &opened) {
             (Err(e), _, _) | (_, Err(e), _) => Err(e),
@@ -77,12 +91,12 @@ impl KeyDeliveryService {
             }
             (_, _, Some(Err(e))) => Err(AccessError::from(e.clone())),
             (Ok(content), Ok(key), Some(Ok(claims))) => {
-                let expected =
-                    Expected { kind: TokenKind::Key, content: &content, key_id: Some(&key), session: presented.map(|p| &p.session) };
-                claims.check(expected, meta.now).map_err(AccessError::from).and_then(|()| match presented {
-                    Some(p) if p.tenant != claims.tenant => Err(AccessError::Forbidden("the token was issued for another session".into())),
-                    _ => Ok((claims.clone(), key)),
-                })
+                let expected = Expected { kind: TokenKind::Key, content: &content, key_id: Some(&key), session: None };
+                claims
+                    .check(expected, meta.now)
+                    .map_err(AccessError::from)
+                    .and_then(|()| self.check_proof(claims, proof, meta.now))
+                    .map(|()| (claims.clone(), key))
             }
         };
         let (tenant, actor) = match &opened {
@@ -93,13 +107,20 @@ impl KeyDeliveryService {
         let outcome = match verified {
             Ok((claims, key)) => {
                 async {
-                    ensure_live_session(self.revocations.as_ref(), &claims).await?;
-                    let record =
-                        self.catalog.get(&claims.tenant, &claims.content).await.map_err(|e| AccessError::Unavailable(e.to_string()))?;
-                    let wrapped = record
-                        .as_ref()
-                        .and_then(|r| r.keys.get(&key))
-                        .ok_or_else(|| AccessError::NotFound(format!("key {key} of content {}", claims.content)))?;
+                    ensure_live_session(self.revocations.as_ref(), &claims.tenant, &claims.session).await?;
+                    let record = self
+                        .catalog
+                        .get(&claims.tenant, &claims.content)
+                        .await
+                        .map_err(|e| AccessError::Unavailable(e.to_string()))?
+                        .filter(|r| r.tenant == claims.tenant)
+                        .ok_or_else(|| AccessError::NotFound(format!("content {}", claims.content)))?;
+                    // A title taken down (or re-queued) since the playlist was served gives no more keys.
+                    if !record.status.is_playable() {
+                        return Err(AccessError::Conflict(format!("content {} is {} and cannot be played", claims.content, record.status)));
+                    }
+                    let wrapped =
+                        record.keys.get(&key).ok_or_else(|| AccessError::NotFound(format!("key {key} of content {}", claims.content)))?;
                     let plain = self.vault.decrypt(&claims.tenant, &claims.content, wrapped).await.map_err(|e| match e {
                         KeyVaultError::Unavailable(m) => AccessError::Unavailable(m),
                         other => AccessError::Internal(other.to_string()),
@@ -119,5 +140,32 @@ impl KeyDeliveryService {
         };
         let decided = Decided { tenant, actor: &actor, action: "key.fetch", resource };
         record(self.audit.as_ref(), decided, meta, outcome).await
+    }
+
+    /// The request's proof of session must name the key token's tenant and session.
+    fn check_proof(&self, claims: &TokenClaims, proof: &SessionProof<'_>, now: u64) -> Result<(), AccessError> {
+        let other_session = || AccessError::Forbidden("the key token was issued for another session".into());
+        match proof {
+            SessionProof::Bearer(p) if p.tenant == claims.tenant && p.session == claims.session => Ok(()),
+            SessionProof::Bearer(_) => Err(other_session()),
+            SessionProof::Cookie(cookie) => {
+                let expected =
+                    Expected { kind: TokenKind::Session, content: &claims.content, key_id: None, session: Some(&claims.session) };
+                match self.tokens.open(cookie).and_then(|c| c.check(expected, now).map(|()| c)) {
+                    Ok(c) if c.tenant == claims.tenant => Ok(()),
+                    Ok(_) | Err(TokenError::WrongSession) | Err(TokenError::WrongContent) => Err(other_session()),
+                    Err(TokenError::Expired) => {
+                        Err(AccessError::Unauthenticated(format!("the {SESSION_COOKIE} cookie expired; start playback again")))
+                    }
+                    Err(e) => {
+                        Err(AccessError::Unauthenticated(format!("the {SESSION_COOKIE} cookie is not valid ({e}); start playback again")))
+                    }
+                }
+            }
+            SessionProof::Missing => Err(AccessError::Unauthenticated(format!(
+                "a key request needs proof of the viewer's session: the Authorization header the API accepts, \
+                 or the {SESSION_COOKIE} cookie the playback call set"
+            ))),
+        }
     }
 }

@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
-use crate::access::{personalize, record, AccessError, Decided, RequestMeta};
+use crate::access::{personalize, record, AccessError, Decided, RequestMeta, INVALID_PART, INVALID_RESOURCE};
 use crate::audit::AuditSink;
 use crate::catalog::ContentCatalog;
 use crate::cdn::TenantHosts;
 use crate::identity::SessionRevocations;
-use crate::ids::{ContentId, RenditionName, TenantId};
+use crate::ids::{ContentId, RenditionName, SessionId, TenantId};
 use crate::origin::{PlaylistPath, PlaylistStore, Published};
 use crate::session_token::{Expected, TokenClaims, TokenError, TokenKind, TokenSigner};
 
@@ -21,8 +21,6 @@ pub struct ManifestService {
     pub hosts: Arc<TenantHosts>,
     pub tokens: Arc<TokenSigner>,
     pub api_base_url: String,
-    /// Lifetime of the key tokens written into media playlists, seconds.
-    pub key_token_ttl_seconds: u64,
 }
 
 impl From<TokenError> for AccessError {
@@ -37,8 +35,12 @@ impl From<TokenError> for AccessError {
     }
 }
 
-pub(crate) async fn ensure_live_session(revocations: &dyn SessionRevocations, claims: &TokenClaims) -> Result<(), AccessError> {
-    match revocations.is_revoked(&claims.tenant, &claims.session).await {
+pub(crate) async fn ensure_live_session(
+    revocations: &dyn SessionRevocations,
+    tenant: &TenantId,
+    session: &SessionId,
+) -> Result<(), AccessError> {
+    match revocations.is_revoked(tenant, session).await {
         Ok(false) => Ok(()),
         Ok(true) => Err(AccessError::Unauthenticated("the session was revoked".into())),
         Err(e) => Err(AccessError::Unavailable(e)),
@@ -54,11 +56,14 @@ impl ManifestService {
         token: Option<&str>,
         meta: &RequestMeta,
     ) -> Result<String, AccessError> {
-        let resource = match rendition {
-            Some(r) => format!("content/{content_id}/{r}/index.m3u8"),
-            None => format!("content/{content_id}/master.m3u8"),
-        };
         let content = ContentId::parse(content_id).map_err(|e| AccessError::BadRequest(e.to_string()));
+        // The ledger names only what validated: raw path text never reaches a record.
+        let resource = match (&content, rendition.map(RenditionName::parse)) {
+            (Err(_), _) => INVALID_RESOURCE.to_string(),
+            (Ok(c), None) => format!("content/{c}/master.m3u8"),
+            (Ok(c), Some(Ok(r))) => format!("content/{c}/{r}/index.m3u8"),
+            (Ok(c), Some(Err(_))) => format!("content/{c}/{INVALID_PART}"),
+        };
         let opened = token.map(|t| self.tokens.open(t));
         let verified = match (&content, &opened) {
             (Err(e), _) => Err(e.clone()),
@@ -79,19 +84,19 @@ impl ManifestService {
         };
         tracing::Span::current().record("tenant", tenant.as_str());
         let outcome = match verified {
-            Ok(claims) => self.render(&claims, rendition, token.unwrap_or_default(), meta).await,
+            Ok(claims) => self.render(&claims, rendition, token.unwrap_or_default()).await,
             Err(e) => Err(e),
         };
         let decided = Decided { tenant, actor: &actor, action: "manifest.read", resource };
         record(self.audit.as_ref(), decided, meta, outcome).await
     }
 
-    async fn render(&self, claims: &TokenClaims, rendition: Option<&str>, token: &str, meta: &RequestMeta) -> Result<String, AccessError> {
+    async fn render(&self, claims: &TokenClaims, rendition: Option<&str>, token: &str) -> Result<String, AccessError> {
         let path = match rendition {
             None => PlaylistPath::Master,
             Some(r) => PlaylistPath::Media(RenditionName::parse(r).map_err(|e| AccessError::BadRequest(e.to_string()))?),
         };
-        ensure_live_session(self.revocations.as_ref(), claims).await?;
+        ensure_live_session(self.revocations.as_ref(), &claims.tenant, &claims.session).await?;
         let content = &claims.content;
         let stored = self.catalog.get(&claims.tenant, content).await.map_err(|e| AccessError::Unavailable(e.to_string()))?;
         let stored = stored.filter(|r| r.tenant == claims.tenant).ok_or_else(|| AccessError::NotFound(format!("content {content}")))?;
@@ -115,14 +120,12 @@ impl ManifestService {
             }
             PlaylistPath::Media(r) => {
                 let cdn = format!("{}{}/{r}/", self.hosts.content_base(&claims.tenant, content), publication.version);
-                let expires_at = (meta.now + self.key_token_ttl_seconds).min(claims.expires_at.max(meta.now + 1));
+                // Key tokens live as long as the playback grant: players do not reload a VOD
+                // playlist, so a key period that starts an hour in must still find its token
+                // valid. What keeps a leaked key URL useless is the session proof it needs.
                 personalize::media(&text, &cdn, |key_id| {
-                    let key_token = self.tokens.mint(&TokenClaims {
-                        kind: TokenKind::Key,
-                        key_id: Some(key_id.clone()),
-                        expires_at,
-                        ..claims.clone()
-                    })?;
+                    let key_token =
+                        self.tokens.mint(&TokenClaims { kind: TokenKind::Key, key_id: Some(key_id.clone()), ..claims.clone() })?;
                     Ok(format!("{}/v1/keys/{content}/{key_id}?token={key_token}", self.api_base_url))
                 })
             }

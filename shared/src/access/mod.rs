@@ -17,6 +17,19 @@ pub mod playback;
 use crate::audit::{AuditError, AuditEvent, AuditSink, Decision};
 use crate::ids::TenantId;
 
+/// What an audit `resource` says in place of a path part that did not validate: the ledger names
+/// only validated ids, never raw request text.
+pub(crate) const INVALID_PART: &str = "(invalid id)";
+pub(crate) const INVALID_RESOURCE: &str = "content/(invalid id)";
+
+/// The audit resource `content/{id}`, from a validated id only.
+pub(crate) fn content_resource<E>(content: &Result<crate::ids::ContentId, E>) -> String {
+    match content {
+        Ok(c) => format!("content/{c}"),
+        Err(_) => INVALID_RESOURCE.to_string(),
+    }
+}
+
 /// Facts about the request that go into the audit record.
 #[derive(Debug, Clone)]
 pub struct RequestMeta {

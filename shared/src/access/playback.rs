@@ -7,14 +7,16 @@ use std::sync::Arc;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
-use crate::access::{record, AccessError, Decided, RequestMeta};
+use crate::access::manifest::ensure_live_session;
+use crate::access::{content_resource, record, AccessError, Decided, RequestMeta};
 use crate::audit::AuditSink;
 use crate::catalog::{ContentCatalog, ContentRecord};
 use crate::cdn::{sign_cookies, Policy, PolicySigner, SignError, SignedCookies, TenantHosts};
+use crate::identity::SessionRevocations;
 use crate::ids::ContentId;
 use crate::principal::{Principal, Scope};
 use crate::service_secret::ServiceSecret;
-use crate::session_token::{Delivery, TokenClaims, TokenKind, TokenSigner};
+use crate::session_token::{Delivery, TokenClaims, TokenKind, TokenSigner, SESSION_COOKIE};
 use crate::session_wrap::SessionKek;
 
 /// The content authorization rule, on its own so it can be read and tested at a glance.
@@ -42,10 +44,15 @@ pub struct PlaybackGrant {
     pub cookie_path: String,
     /// Wrapped delivery only: the session's key-encryption key, base64.
     pub session_key: Option<String>,
+    /// The session proof key requests may carry instead of `Authorization`, as a `Set-Cookie`
+    /// value for the API host, scoped to this content's key path.
+    pub session_cookie: String,
 }
 
 pub struct PlaybackService {
     pub catalog: Arc<dyn ContentCatalog>,
+    /// Consulted on every grant: the authorizer's answer may be cached, a revocation is not.
+    pub revocations: Arc<dyn SessionRevocations>,
     pub audit: Arc<dyn AuditSink>,
     pub signer: Arc<dyn PolicySigner>,
     pub hosts: Arc<TenantHosts>,
@@ -74,7 +81,7 @@ impl PlaybackService {
         delivery: Delivery,
         meta: &RequestMeta,
     ) -> Result<PlaybackGrant, AccessError> {
-        let resource = format!("content/{content_id}");
+        let resource = content_resource(&ContentId::parse(content_id));
         let outcome = self.decide(principal, content_id, delivery, meta).await;
         let decided = Decided { tenant: principal.tenant.clone(), actor: &principal.subject, action: "content.playback", resource };
         record(self.audit.as_ref(), decided, meta, outcome).await
@@ -88,6 +95,7 @@ impl PlaybackService {
         meta: &RequestMeta,
     ) -> Result<PlaybackGrant, AccessError> {
         let content = ContentId::parse(content_id).map_err(|e| AccessError::BadRequest(e.to_string()))?;
+        ensure_live_session(self.revocations.as_ref(), &principal.tenant, &principal.session).await?;
         let stored = self.catalog.get(&principal.tenant, &content).await.map_err(|e| AccessError::Unavailable(e.to_string()))?;
         authorize_playback(principal, &content, stored.as_ref())?;
 
@@ -95,7 +103,7 @@ impl PlaybackService {
         let base = self.hosts.content_base(&principal.tenant, &content);
         let policy = Policy { resource: format!("{base}*"), date_less_than: expires_at, date_greater_than: None, ip_address: None };
         let cookies = sign_cookies(self.signer.as_ref(), &policy).await?;
-        let token = self.tokens.mint(&TokenClaims {
+        let claims = TokenClaims {
             kind: TokenKind::Playback,
             tenant: principal.tenant.clone(),
             content: content.clone(),
@@ -103,7 +111,9 @@ impl PlaybackService {
             key_id: None,
             delivery,
             expires_at,
-        })?;
+        };
+        let token = self.tokens.mint(&claims)?;
+        let proof = self.tokens.mint(&TokenClaims { kind: TokenKind::Session, delivery: Delivery::Raw, ..claims })?;
         let session_key = (delivery == Delivery::Wrapped)
             .then(|| STANDARD.encode(SessionKek::derive(&self.secret, &principal.tenant, &principal.session, &content).expose()));
         Ok(PlaybackGrant {
@@ -113,6 +123,10 @@ impl PlaybackService {
             cookie_domain: self.hosts.host(&principal.tenant),
             cookie_path: format!("/{}/{content}/", principal.tenant),
             session_key,
+            session_cookie: format!(
+                "{SESSION_COOKIE}={proof}; Path=/v1/keys/{content}/; Max-Age={}; HttpOnly; Secure; SameSite=Strict",
+                self.ttl_seconds
+            ),
         })
     }
 }

@@ -66,4 +66,23 @@ impl ApiTokenStore for DynamoApiTokens {
             .map(|_| ())
             .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string())
     }
+
+    async fn set_revoked(&self, hash: &str) -> Result<bool, String> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(format!("TOKEN#{hash}")))
+            .key("sk", AttributeValue::S("TOKEN".into()))
+            .update_expression("SET revoked = :yes")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()),
+        }
+    }
 }

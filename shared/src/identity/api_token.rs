@@ -13,7 +13,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use zeroize::Zeroizing;
 
-use crate::identity::AuthError;
+use crate::identity::{AuthError, SessionRevocations};
 use crate::ids::{SessionId, TenantId};
 use crate::principal::{Credential, Principal, Scope};
 
@@ -53,6 +53,31 @@ pub fn hash(token: &str) -> String {
 pub trait ApiTokenStore: Send + Sync {
     async fn find(&self, hash: &str) -> Result<Option<ApiTokenRecord>, String>;
     async fn insert(&self, hash: &str, record: &ApiTokenRecord) -> Result<(), String>;
+    /// Marks the token revoked; `false` when there is no such token.
+    async fn set_revoked(&self, hash: &str) -> Result<bool, String>;
+}
+
+/// The one session an API token acts as, so session-bound tokens and revocation treat machine
+/// clients like signed-in viewers.
+pub fn session_of(hash: &str) -> Result<SessionId, String> {
+    let prefix = hash.get(..24).ok_or("an API token hash is 64 hex digits")?;
+    SessionId::parse(format!("tok-{prefix}")).map_err(|e| format!("the token's session id: {e}"))
+}
+
+/// Revokes an API token and the session it acts as: the token stops authenticating, and the
+/// playback and key tokens already minted for its session stop working at once. The session goes
+/// first, so a failure half way leaves nothing usable; running it again is harmless. Answers the
+/// token's tenant, or `None` when no token has this hash.
+pub async fn revoke(
+    store: &dyn ApiTokenStore,
+    revocations: &dyn SessionRevocations,
+    hash: &str,
+    now: u64,
+) -> Result<Option<TenantId>, String> {
+    let Some(record) = store.find(hash).await? else { return Ok(None) };
+    revocations.revoke(&record.tenant, &session_of(hash)?, now).await?;
+    store.set_revoked(hash).await?;
+    Ok(Some(record.tenant))
 }
 
 pub async fn authenticate(store: &dyn ApiTokenStore, token: &str, now: u64) -> Result<Principal, AuthError> {
@@ -71,9 +96,7 @@ pub async fn authenticate(store: &dyn ApiTokenStore, token: &str, now: u64) -> R
     Ok(Principal {
         tenant: record.tenant,
         subject: record.subject,
-        // A stable session per token, so session-bound tokens and revocation work the same way.
-        session: SessionId::parse(format!("tok-{}", &hash[..24]))
-            .map_err(|e| AuthError::Unavailable(format!("the token's session id: {e}")))?,
+        session: session_of(&hash).map_err(AuthError::Unavailable)?,
         scopes: record.scopes,
         credential: Credential::ApiToken,
     })

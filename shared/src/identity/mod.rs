@@ -43,6 +43,8 @@ pub enum AuthError {
     InvalidClaim(&'static str),
     #[error("the API token is unknown or revoked")]
     UnknownApiToken,
+    #[error("the session was revoked; sign in again")]
+    Revoked,
     /// Not the caller's fault: the identity provider or token store could not be reached.
     #[error("credentials cannot be checked right now: {0}")]
     Unavailable(String),
@@ -54,10 +56,11 @@ impl AuthError {
     }
 }
 
-/// Authenticates a bearer credential of either kind.
+/// Authenticates a bearer credential of either kind, and refuses a revoked session.
 pub struct Authenticator {
     pub jwt: JwtVerifier,
     pub api_tokens: Arc<dyn ApiTokenStore>,
+    pub revocations: Arc<dyn SessionRevocations>,
 }
 
 impl Authenticator {
@@ -69,10 +72,15 @@ impl Authenticator {
             return Err(AuthError::Malformed("expected the Bearer scheme".into()));
         }
         let credential = credential.trim();
-        if credential.starts_with(api_token::PREFIX) {
-            api_token::authenticate(self.api_tokens.as_ref(), credential, now).await
+        let principal = if credential.starts_with(api_token::PREFIX) {
+            api_token::authenticate(self.api_tokens.as_ref(), credential, now).await?
         } else {
-            self.jwt.verify(credential, now).await
+            self.jwt.verify(credential, now).await?
+        };
+        match self.revocations.is_revoked(&principal.tenant, &principal.session).await {
+            Ok(false) => Ok(principal),
+            Ok(true) => Err(AuthError::Revoked),
+            Err(e) => Err(AuthError::Unavailable(format!("session revocations: {e}"))),
         }
     }
 }

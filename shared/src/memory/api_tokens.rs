@@ -30,4 +30,8 @@ impl ApiTokenStore for MemoryApiTokens {
         tokens.insert(hash.to_string(), record.clone());
         Ok(())
     }
+
+    async fn set_revoked(&self, hash: &str) -> Result<bool, String> {
+        Ok(self.tokens.lock().unwrap_or_else(|p| p.into_inner()).get_mut(hash).map(|r| r.revoked = true).is_some())
+    }
 }
