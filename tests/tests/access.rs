@@ -319,8 +319,9 @@ async fn key_tokens_are_bound_to_content_key_session_and_time() {
     let r = get(&f, &seen.key_url, &[]).await;
     assert_eq!(r.status(), 401, "{}", body_text(&r));
     assert!(body_text(&r).contains("VaultStream-Session"), "{}", body_text(&r));
-    // Expired: key tokens live as long as the playback grant, here one second.
-    let brief = Playback::from_env(&stack.env().with("VAULTSTREAM_PLAYBACK_TTL_SECONDS", "1"), &stack.aws).await.unwrap();
+    // Expired: key tokens live as long as the playback grant, here five seconds (the playlists
+    // are fetched well within it; a shorter grant could lapse before them on a loaded machine).
+    let brief = Playback::from_env(&stack.env().with("VAULTSTREAM_PLAYBACK_TTL_SECONDS", "5"), &stack.aws).await.unwrap();
     let ctx = serde_json::to_value(authorize(&f, &jwt).await.unwrap()).unwrap();
     let grant = brief.handle(http_event("POST", "/v1/content/one/playback", &[], &[], Some(&ctx), None)).await;
     let brief_cookie = session_cookie(&grant, "one");
@@ -329,7 +330,8 @@ async fn key_tokens_are_bound_to_content_key_session_and_time() {
     let variant = master.lines().find(|l| l.starts_with("https://")).unwrap();
     let media = body_text(&get(&f, variant, &[]).await);
     let stale_key_url = media.lines().find_map(|l| l.split("URI=\"").nth(1)).and_then(|r| r.split('"').next()).unwrap().to_string();
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(get(&f, &stale_key_url, &[("cookie", &brief_cookie)]).await.status(), 200, "within the grant");
+    tokio::time::sleep(std::time::Duration::from_millis(5100)).await;
     let r = get(&f, &stale_key_url, &[("cookie", &brief_cookie)]).await;
     assert_eq!(r.status(), 401, "{}", body_text(&r));
     assert!(body_text(&r).contains("expired"));
