@@ -34,6 +34,19 @@ pub fn endpoint() -> &'static str {
     })
 }
 
+/// `vaultstream ARGS` as an operator runs it against a deployment: AWS settings from the
+/// environment, here pointed at this binary's moto.
+pub fn operator_cli(args: &[&str]) -> std::process::Output {
+    Command::new(crate::workspace_binary("vaultstream"))
+        .args(args)
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .expect("run vaultstream")
+}
+
 /// SDK configuration pointed at moto, with throwaway static credentials.
 pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())

@@ -131,16 +131,7 @@ async fn revoking_an_api_token_revokes_its_session() {
     };
     store.insert(&token.hash, &record).await.unwrap();
     let seen = play(&f, &token.secret, "bot-film").await;
-    let revoke = |hash: &str| {
-        std::process::Command::new(vaultstream_tests::workspace_binary("vaultstream"))
-            .args(["token", "revoke", "--sha256", hash, "--table", &stack.tokens_table])
-            .env("AWS_ENDPOINT_URL", vaultstream_tests::moto::endpoint())
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
-            .output()
-            .unwrap()
-    };
+    let revoke = |hash: &str| vaultstream_tests::moto::operator_cli(&["token", "revoke", "--sha256", hash, "--table", &stack.tokens_table]);
     let out = revoke(&token.hash);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("revoked the API token of tenant acme"));

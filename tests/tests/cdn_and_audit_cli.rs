@@ -323,14 +323,7 @@ async fn item(stack: &Stack, pk: &str, seq: u64) -> std::collections::HashMap<St
 }
 
 fn verify(stack: &Stack) -> Output {
-    Command::new(workspace_binary("vaultstream"))
-        .args(["audit", "verify", "--tenant", "acme", "--table", &stack.audit_table, "--shards", "2"])
-        .env("AWS_ENDPOINT_URL", vaultstream_tests::moto::endpoint())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .output()
-        .unwrap()
+    vaultstream_tests::moto::operator_cli(&["audit", "verify", "--tenant", "acme", "--table", &stack.audit_table, "--shards", "2"])
 }
 
 /// Tampering happens straight in DynamoDB, as an attacker with table access would do it; the
