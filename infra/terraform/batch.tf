@@ -64,6 +64,18 @@ locals {
   }
 }
 
+# IMDSv2 only, one hop: the instance's own agents reach the metadata service, a job's container
+# (one hop further, behind the bridge) cannot, so it cannot borrow the instance role; jobs get
+# their own role's credentials from the ECS agent.
+resource "aws_launch_template" "workers" {
+  name = "${var.prefix}-workers"
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+  }
+}
+
 resource "aws_batch_compute_environment" "all" {
   for_each = local.compute_environments
   name     = "${var.prefix}-${replace(each.key, "_", "-")}"
@@ -80,6 +92,10 @@ resource "aws_batch_compute_environment" "all" {
     instance_role       = aws_iam_instance_profile.batch_instance.arn
     ec2_configuration {
       image_type = each.value.image
+    }
+    launch_template {
+      launch_template_id = aws_launch_template.workers.id
+      version            = aws_launch_template.workers.latest_version
     }
     tags = { Name = "${var.prefix}-${each.key}" }
   }

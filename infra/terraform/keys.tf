@@ -169,8 +169,15 @@ data "aws_kms_public_key" "signing" {
   key_id = aws_kms_key.signing.arn
 }
 
-resource "random_id" "service_secret" {
-  byte_length = 32
+# Generated at apply time and written to Secrets Manager through a write-only argument: the value
+# never enters the plan or the state. 64 characters from 0-9a-f: 32 bytes as hex.
+ephemeral "random_password" "service_secret" {
+  length           = 64
+  upper            = false
+  lower            = false
+  numeric          = true
+  special          = true
+  override_special = "abcdef"
 }
 
 resource "aws_secretsmanager_secret" "service" {
@@ -181,6 +188,7 @@ resource "aws_secretsmanager_secret" "service" {
 }
 
 resource "aws_secretsmanager_secret_version" "service" {
-  secret_id     = aws_secretsmanager_secret.service.id
-  secret_string = random_id.service_secret.hex
+  secret_id                = aws_secretsmanager_secret.service.id
+  secret_string_wo         = ephemeral.random_password.service_secret.result
+  secret_string_wo_version = var.service_secret_version
 }

@@ -85,3 +85,9 @@ variable "cdn_rate_limit" {
   type        = number
   default     = 3000
 }
+
+variable "service_secret_version" {
+  description = "Raise by one to re-key: a new service secret is generated and written (it never enters the state). Every outstanding playback and key token stops verifying."
+  type        = number
+  default     = 1
+}

@@ -42,6 +42,7 @@ TYPES = {
     "AWS::Batch::JobQueue": "aws_batch_job_queue",
     "AWS::Batch::JobDefinition": "aws_batch_job_definition",
     "AWS::EC2::SecurityGroup": "aws_security_group",
+    "AWS::EC2::LaunchTemplate": "aws_launch_template",
     "AWS::IAM::InstanceProfile": "aws_iam_instance_profile",
     "AWS::ApiGatewayV2::Api": "aws_apigatewayv2_api",
     "AWS::ApiGatewayV2::Stage": "aws_apigatewayv2_stage",
@@ -239,6 +240,28 @@ def main(template_path):
                          ("trusted_key_groups", "trusted key group"), ("origin_access_control_id", "OAC")]:
         if needle not in tf_text:
             problems.append(f"Terraform lacks {what}")
+
+    # 4a. Batch instances: IMDSv2 only, one hop, on every compute environment.
+    for rid, r in cfn.items():
+        if r["Type"] == "AWS::EC2::LaunchTemplate":
+            meta = r["Properties"]["LaunchTemplateData"].get("MetadataOptions", {})
+            if meta.get("HttpTokens") != "required" or meta.get("HttpPutResponseHopLimit") != 1:
+                problems.append(f"CDK launch template {rid} allows IMDSv1 or more than one hop: {meta}")
+        if r["Type"] == "AWS::Batch::ComputeEnvironment" and "LaunchTemplate" not in r["Properties"]["ComputeResources"]:
+            problems.append(f"CDK compute environment {rid} has no launch template")
+    for rtype, name, body in tf:
+        if rtype == "aws_launch_template":
+            meta = (body.get("metadata_options") or [{}])[0]
+            if val(meta.get("http_tokens")) != "required" or val(meta.get("http_put_response_hop_limit")) != 1:
+                problems.append(f"Terraform launch template {name} allows IMDSv1 or more than one hop")
+        if rtype == "aws_batch_compute_environment" and not (body.get("compute_resources") or [{}])[0].get("launch_template"):
+            problems.append(f"Terraform compute environment {name} has no launch template")
+
+    # 4c. Secrets never enter Terraform's state: written through write-only arguments only.
+    if re.search(r"^\s*secret_string\s*=", tf_text, re.M):
+        problems.append("Terraform writes a secret with secret_string, which keeps it in the state")
+    if "secret_string_wo" not in tf_text or 'ephemeral "random_password"' not in tf_text:
+        problems.append("Terraform lacks the write-only service secret (ephemeral value, secret_string_wo)")
 
     # 4b. The job definitions call the binary as it is: every flag and variable they pass exists.
     problems += transcoder_problems(cfn, tf_text)

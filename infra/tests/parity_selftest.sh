@@ -23,4 +23,7 @@ expect_failure "an output" 's/^output "audit_table"/output "audit_table_name"/' 
 expect_failure "a flag the transcoder lacks" 's/command    = local.contract.transcoder.command/command    = ["run", "--tenant", "Ref::tenant", "--content", "Ref::content_id"]/' batch.tf "a flag \`vaultstream-transcode run\` lacks"
 expect_failure "a variable the transcoder does not read" 's/VAULTSTREAM_AUDIT_SHARDS          = "4"/VAULTSTREAM_AUDIT_SHARD_COUNT     = "4"/' batch.tf "which the transcoder does not read"
 expect_failure "the job-events target" 's/arn  = aws_lambda_function.function\["job_events"\].arn/arn  = aws_sqs_queue.failures_dlq.arn/' queues.tf "job_events as the rule's target"
-echo "parity self-test: 9 broken copies of Terraform refused"
+expect_failure "IMDSv1 on the workers" 's/http_tokens                 = "required"/http_tokens                 = "optional"/' batch.tf "allows IMDSv1 or more than one hop"
+expect_failure "a container one hop from IMDS" 's/http_put_response_hop_limit = 1/http_put_response_hop_limit = 2/' batch.tf "allows IMDSv1 or more than one hop"
+expect_failure "a secret in the state" 's/secret_string_wo         = /secret_string            = /' keys.tf "keeps it in the state"
+echo "parity self-test: 12 broken copies of Terraform refused"

@@ -53,6 +53,13 @@ export class Transcoding extends Construct {
       securityGroupEgress: [{ ipProtocol: 'tcp', fromPort: 443, toPort: 443, cidrIp: '0.0.0.0/0', description: 'HTTPS to AWS APIs' }],
     });
 
+    // IMDSv2 only, one hop: the instance's own agents reach the metadata service, a job's
+    // container (one hop further, behind the bridge) cannot, so it cannot borrow the instance
+    // role; jobs get their own role's credentials from the ECS agent.
+    const launchTemplate = new ec2.CfnLaunchTemplate(this, 'WorkerLaunchTemplate', {
+      launchTemplateName: `${props.prefix}-workers`,
+      launchTemplateData: { metadataOptions: { httpEndpoint: 'enabled', httpTokens: 'required', httpPutResponseHopLimit: 1 } },
+    });
     const environment = (e: Environment) => new batch.CfnComputeEnvironment(this, e.id, {
       type: 'MANAGED',
       state: 'ENABLED',
@@ -66,6 +73,7 @@ export class Transcoding extends Construct {
         securityGroupIds: [securityGroup.attrGroupId],
         instanceRole: profile.attrArn,
         ec2Configuration: [{ imageType: e.image }],
+        launchTemplate: { launchTemplateId: launchTemplate.ref, version: launchTemplate.attrLatestVersionNumber },
         tags: { Name: `${props.prefix}-${e.id}` },
       },
       replaceComputeEnvironment: false,

@@ -120,7 +120,7 @@ test('CloudFront: OAC origin, trusted key group on segments, uncached API routes
   template.hasResourceProperties('AWS::CloudFront::ResponseHeadersPolicy', Match.objectLike({}));
 });
 
-test('Batch: three queues; one attempt per job (job_events retries); the contract command and environment; GPU on the NVIDIA AMI with on-demand fallback', () => {
+test('Batch: three queues; one attempt per job (job_events retries); the contract command and environment; GPU on the NVIDIA AMI with on-demand fallback; IMDSv2 with one hop', () => {
   assert.equal(ofType('AWS::Batch::JobQueue').length, 3);
   for (const [id, def] of ofType('AWS::Batch::JobDefinition')) {
     assert.deepEqual(def.Properties.RetryStrategy, { Attempts: 1 }, id);
@@ -130,6 +130,10 @@ test('Batch: three queues; one attempt per job (job_events retries); the contrac
     const env = def.Properties.ContainerProperties.Environment.map((e: any) => e.Name).sort();
     assert.deepEqual(env, [...contract.transcoder.env, 'AWS_REGION'].sort(), id);
   }
+  // IMDSv2 only and one hop, on every compute environment: a job's container cannot borrow the instance role.
+  const [[templateId, launchTemplate]] = ofType('AWS::EC2::LaunchTemplate');
+  assert.deepEqual(launchTemplate.Properties.LaunchTemplateData.MetadataOptions, { HttpEndpoint: 'enabled', HttpTokens: 'required', HttpPutResponseHopLimit: 1 });
+  for (const [id, ce] of ofType('AWS::Batch::ComputeEnvironment')) assert.deepEqual(ce.Properties.ComputeResources.LaunchTemplate.LaunchTemplateId, { Ref: templateId }, id);
   const gpu = ofType('AWS::Batch::ComputeEnvironment').filter(([, c]) => c.Properties.ComputeResources.Ec2Configuration[0].ImageType === 'ECS_AL2023_NVIDIA');
   assert.deepEqual(gpu.map(([, c]) => c.Properties.ComputeResources.Type).sort(), ['EC2', 'SPOT']);
 });
