@@ -4,7 +4,7 @@
 const uploadsBox = document.getElementById('uploads');
 const rows = new Map();
 const progressSeen = {};
-window.vaultstream = { uploads: rows, progress: progressSeen }; // what tests read
+window.vaultstream = { uploads: rows, progress: progressSeen, listings: 0 }; // what tests read
 
 function row(contentId, title) {
   if (rows.has(contentId)) return rows.get(contentId);
@@ -97,6 +97,7 @@ async function refresh() {
   try {
     const page = await api('GET', '/v1/content?limit=48');
     for (const item of page.items.slice().reverse()) show(row(item.content_id, item.title), item);
+    window.vaultstream.listings += 1;
   } catch (e) {
     document.getElementById('form-error').textContent = `Cannot list uploads: ${e.message}`;
   }

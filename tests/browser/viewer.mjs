@@ -78,7 +78,8 @@ try {
   result.signed_in_at = new URL(page.url()).host;
 
   if (scenario.upload) {
-    await page.waitForTimeout(1000); // the page's first listing
+    // The uploads already there, once the page has listed them (not a guess at how long that takes).
+    await page.waitForFunction(() => window.vaultstream && window.vaultstream.listings > 0, null, { timeout: 20_000 });
     const before = new Set(await page.$$eval('.upload', nodes => nodes.map(n => n.dataset.contentId)));
     await page.fill('#title', scenario.title ?? 'Browser upload');
     await page.setInputFiles('#file', scenario.upload);
