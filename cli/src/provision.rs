@@ -77,6 +77,7 @@ pub struct Outputs {
     pub tokens_table: String,
     pub audit_table: String,
     pub content_key_id: String,
+    pub audit_digest_key_id: String,
     pub cloudfront_signing_key_id: String,
     pub service_secret_arn: String,
     pub ingest_queue_url: String,
@@ -135,6 +136,8 @@ pub async fn provision(clients: &Clients, prefix: &str) -> Result<Outputs, Boots
     // content key only ever decrypts for key delivery.
     let origin_key_id = kms_key(clients, &name("origin-storage"), KeySpec::SymmetricDefault, KeyUsageType::EncryptDecrypt).await?;
     let service_secret_arn = service_secret(clients, &name("service-secret")).await?;
+    // Only the digest writer may sign with it: a ledger writer cannot forge a digest.
+    let audit_digest_key_id = kms_key(clients, &name("audit-digest"), KeySpec::EccNistP256, KeyUsageType::SignVerify).await?;
 
     let content_table = name("content");
     let tokens_table = name("tokens");
@@ -180,6 +183,7 @@ pub async fn provision(clients: &Clients, prefix: &str) -> Result<Outputs, Boots
         tokens_table,
         audit_table,
         content_key_id,
+        audit_digest_key_id,
         cloudfront_signing_key_id,
         service_secret_arn,
         ingest_queue_url,
@@ -446,9 +450,15 @@ async fn table(clients: &Clients, name: &str, kind: TableKind) -> Result<(), Boo
         .key_schema(key("sk", KeyType::Range).map_err(failed(name))?)
         .deletion_protection_enabled(ledger);
     if ledger {
-        let stream =
-            StreamSpecification::builder().stream_enabled(true).stream_view_type(StreamViewType::NewImage).build().map_err(failed(name))?;
-        create = create.stream_specification(stream);
+        let stream = StreamSpecification::builder()
+            .stream_enabled(true)
+            .stream_view_type(StreamViewType::NewAndOldImages)
+            .build()
+            .map_err(failed(name))?;
+        create = create
+            .stream_specification(stream)
+            .attribute_definitions(attribute("head_slot").map_err(failed(name))?)
+            .global_secondary_indexes(heads_index().map_err(failed(name))?);
     }
     let created = match create.send().await {
         Ok(out) => out.table_description().and_then(|d| d.table_arn()).map(str::to_string),
@@ -477,6 +487,19 @@ async fn table(clients: &Clients, name: &str, kind: TableKind) -> Result<(), Boo
             .map_err(failed(name))?;
     }
     Ok(())
+}
+
+/// The ledger's sparse index of chain heads (`vaultstream::audit::ledger::HEAD_INDEX`): only head
+/// items carry `head_slot`, so the digest writer reads a day's heads without scanning records.
+fn heads_index() -> Result<aws_sdk_dynamodb::types::GlobalSecondaryIndex, aws_sdk_dynamodb::error::BuildError> {
+    use aws_sdk_dynamodb::types::{GlobalSecondaryIndex, Projection, ProjectionType};
+    let key = |n: &str, t: KeyType| KeySchemaElement::builder().attribute_name(n).key_type(t).build();
+    GlobalSecondaryIndex::builder()
+        .index_name(vaultstream::audit::ledger::HEAD_INDEX)
+        .key_schema(key("head_slot", KeyType::Hash)?)
+        .key_schema(key("pk", KeyType::Range)?)
+        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .build()
 }
 
 /// The same explicit deny CDK and Terraform attach to the ledger table: nobody rewrites history.

@@ -13,6 +13,8 @@ pub struct Target {
     pub table: String,
     /// The local stack's emulator; `None` for a deployment.
     pub endpoint: Option<String>,
+    /// The local stack's resources; `None` for a deployment.
+    pub outputs: Option<Outputs>,
 }
 
 impl Target {
@@ -26,14 +28,26 @@ impl Target {
         match (state_dir, table) {
             (Some(dir), _) => {
                 let info = StateDir::new(dir).and_then(|s| s.stack_info()).map_err(|e| Failure::Usage(format!("--state-dir: {e:#}")))?;
-                Ok(Target { table: pick(info.outputs), endpoint: Some(info.emulator_url) })
+                Ok(Target { table: pick(info.outputs.clone()), endpoint: Some(info.emulator_url), outputs: Some(info.outputs) })
             }
-            (None, Some(table)) => Ok(Target { table, endpoint: None }),
+            (None, Some(table)) => Ok(Target { table, endpoint: None, outputs: None }),
             (None, None) => Err(Failure::Usage(format!("give {flag} or --state-dir"))),
         }
     }
 
     pub async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.sdk_config().await)
+    }
+
+    /// Every client, S3 path-style when the target is an emulator.
+    pub async fn clients(&self) -> vaultstream::aws::Clients {
+        vaultstream::aws::Clients::from_sdk_config(
+            &self.sdk_config().await,
+            self.endpoint.is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some(),
+        )
+    }
+
+    async fn sdk_config(&self) -> aws_config::SdkConfig {
         let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
         if let Some(endpoint) = &self.endpoint {
             loader = loader
@@ -41,7 +55,7 @@ impl Target {
                 .region(aws_config::Region::new("us-east-1"))
                 .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("testing", "testing", None, None, "vaultstream-dev"));
         }
-        aws_sdk_dynamodb::Client::new(&loader.load().await)
+        loader.load().await
     }
 }
 

@@ -14,7 +14,7 @@ use openssl::pkey::PKey;
 use openssl::rsa::Rsa;
 use openssl::sign::Verifier;
 use vaultstream::audit::{AuditEvent, AuditSink, Decision};
-use vaultstream::aws::{DynamoLedger, KmsPolicySigner};
+use vaultstream::aws::{DynamoHeads, DynamoLedger, KmsDigestSigner, KmsPolicySigner, S3DigestStore};
 use vaultstream::cdn::{cloudfront_base64_decode, sign_cookies, Policy, PolicySigner};
 use vaultstream::ids::TenantId;
 use vaultstream_tests::stack::Stack;
@@ -323,7 +323,17 @@ async fn item(stack: &Stack, pk: &str, seq: u64) -> std::collections::HashMap<St
 }
 
 fn verify(stack: &Stack) -> Output {
-    vaultstream_tests::moto::operator_cli(&["audit", "verify", "--tenant", "acme", "--table", &stack.audit_table, "--shards", "2"])
+    vaultstream_tests::moto::operator_cli(&[
+        "audit",
+        "verify",
+        "--chain-only",
+        "--tenant",
+        "acme",
+        "--table",
+        &stack.audit_table,
+        "--shards",
+        "2",
+    ])
 }
 
 /// Tampering happens straight in DynamoDB, as an attacker with table access would do it; the
@@ -404,4 +414,202 @@ async fn concurrent_appenders_on_one_chain_keep_it_intact() {
         .unwrap();
     assert!(reports[0].is_intact(), "{:?}", reports[0].problem);
     assert_eq!(reports[0].records, 20);
+}
+
+/// One day of two tenants' records, digested once while the day was open and once after it closed.
+const DAY: &str = "2026-01-10";
+
+fn at(hms: &str) -> (String, String) {
+    (format!("{DAY}T{hms}.000Z"), DAY.to_string())
+}
+
+fn tenant_event(tenant: &str, i: u32) -> AuditEvent {
+    AuditEvent { tenant: TenantId::parse(tenant).unwrap(), ..event(i) }
+}
+
+async fn append(stack: &Stack, tenant: &str, shard: u16, n: u32, hms: &str) {
+    let ledger = DynamoLedger::on_shard(stack.aws.dynamodb.clone(), &stack.audit_table, shard);
+    for i in 0..n {
+        let (time, day) = at(hms);
+        ledger.append_at(tenant_event(tenant, i), time, day).await.unwrap();
+    }
+}
+
+async fn digest_at(
+    stack: &Stack,
+    now: time::OffsetDateTime,
+) -> Result<vaultstream::audit::digest::Digest, vaultstream::audit::digest::DigestError> {
+    let signer = KmsDigestSigner::connect(stack.aws.kms.clone(), &stack.outputs.audit_digest_key_id).await.unwrap();
+    let store = S3DigestStore::new(stack.aws.s3.clone(), &stack.outputs.audit_archive_bucket);
+    let heads = DynamoHeads::new(stack.aws.dynamodb.clone(), &stack.audit_table);
+    vaultstream::audit::digest::publish(&store, &heads, &signer, now, 2).await
+}
+
+fn verify_signed(stack: &Stack, tenant: &str, day: &str) -> (Option<i32>, String) {
+    let out = vaultstream_tests::moto::operator_cli(&[
+        "audit",
+        "verify",
+        "--tenant",
+        tenant,
+        "--date",
+        day,
+        "--table",
+        &stack.audit_table,
+        "--archive-bucket",
+        &stack.outputs.audit_archive_bucket,
+        "--digest-key",
+        &stack.outputs.audit_digest_key_id,
+    ]);
+    (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+async fn put(stack: &Stack, item: std::collections::HashMap<String, AttributeValue>) {
+    stack.aws.dynamodb.put_item().table_name(&stack.audit_table).set_item(Some(item)).send().await.unwrap();
+}
+
+async fn delete(stack: &Stack, pk: &str, sk: AttributeValue) {
+    stack
+        .aws
+        .dynamodb
+        .delete_item()
+        .table_name(&stack.audit_table)
+        .key("pk", AttributeValue::S(pk.into()))
+        .key("sk", sk)
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn put_head(stack: &Stack, record: &vaultstream::audit::AuditRecord) {
+    let mut head = std::collections::HashMap::new();
+    head.insert("pk".to_string(), AttributeValue::S(record.chain.to_string()));
+    head.insert("sk".to_string(), AttributeValue::S("head".into()));
+    head.insert("seq".to_string(), AttributeValue::N(record.seq.to_string()));
+    head.insert("hash".to_string(), AttributeValue::S(record.hash.clone()));
+    head.insert("head_slot".to_string(), AttributeValue::S(vaultstream::audit::ledger::head_slot(&record.chain)));
+    put(stack, head).await;
+}
+
+/// The attacker holds the ledger's write permissions (every function role does) and knows the
+/// record format: each rewrite below keeps the hash chain itself consistent where it can, so only
+/// the signed digests can tell. Tampering goes straight to DynamoDB, as the attacker would.
+#[tokio::test]
+async fn audit_verify_holds_the_ledger_to_its_signed_digests() {
+    use time::macros::datetime;
+    let stack = Stack::provision().await;
+    let tenants = ["intact", "rewritten", "truncated", "deleted", "inserted", "late", "overwritten"];
+    for tenant in tenants {
+        append(&stack, tenant, 0, 3, "10:00:00").await;
+        append(&stack, tenant, 1, 2, "10:00:01").await;
+    }
+    let open = digest_at(&stack, datetime!(2026-01-10 12:00 UTC)).await.unwrap();
+    assert_eq!((open.seq, open.closed_through.as_deref()), (1, Some("2026-01-09")));
+    for tenant in tenants {
+        append(&stack, tenant, 0, 2, "18:00:00").await;
+        append(&stack, tenant, 1, 1, "18:00:01").await;
+    }
+    append(&stack, "undigested", 0, 1, "18:00:02").await;
+    let closing = digest_at(&stack, datetime!(2026-01-11 00:15 UTC)).await.unwrap();
+    assert_eq!((closing.seq, closing.closed_through.as_deref()), (2, Some(DAY)));
+
+    let (code, text) = verify_signed(&stack, "intact", DAY);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("the day is closed by signed digest #2"), "{text}");
+    assert!(text.contains(&format!("ok    intact#{DAY}#0: 5 records, chain intact")), "{text}");
+    assert!(text.contains(&format!("ok    intact#{DAY}#1: 3 records, chain intact")), "{text}");
+
+    // A whole day rewritten consistently: every record re-hashed in order, and the head.
+    let chain = vaultstream::audit::ChainId::parse(&format!("rewritten#{DAY}#0")).unwrap();
+    let mut prev = chain.genesis_hash();
+    for old in vaultstream::aws::ledger::read_chain(&stack.aws.dynamodb, &stack.audit_table, &chain).await.unwrap() {
+        let event = AuditEvent { decision: Decision::Allow, reason: "granted".into(), ..old.event.clone() };
+        let new = vaultstream::audit::AuditRecord::new(chain.clone(), old.seq, old.time.clone(), event, prev).unwrap();
+        put(&stack, DynamoLedger::record_item(&new)).await;
+        put_head(&stack, &new).await;
+        prev = new.hash.clone();
+    }
+    // Truncated: the last two records cut and the head moved back to the third.
+    let chain = vaultstream::audit::ChainId::parse(&format!("truncated#{DAY}#0")).unwrap();
+    let records = vaultstream::aws::ledger::read_chain(&stack.aws.dynamodb, &stack.audit_table, &chain).await.unwrap();
+    delete(&stack, &chain.to_string(), sk(5)).await;
+    delete(&stack, &chain.to_string(), sk(4)).await;
+    put_head(&stack, &records[2]).await;
+    // A whole day deleted: every item of both chains.
+    for shard in 0..2 {
+        let pk = format!("deleted#{DAY}#{shard}");
+        for seq in 1..=5 {
+            delete(&stack, &pk, sk(seq)).await;
+        }
+        delete(&stack, &pk, AttributeValue::S("head".into())).await;
+    }
+    // A record copied in under a sort key that is not its canonical one.
+    let mut copy = item(&stack, &format!("inserted#{DAY}#0"), 2).await;
+    copy.insert("sk".into(), AttributeValue::S("r#2".into()));
+    put(&stack, copy).await;
+    // A well-formed record appended to the closed day, through the ledger's own append.
+    append(&stack, "late", 0, 1, "23:59:59").await;
+    // One item overwritten in place.
+    let mut record = item(&stack, &format!("overwritten#{DAY}#1"), 2).await;
+    record.insert("actor".into(), AttributeValue::S("someone-else".into()));
+    put(&stack, record).await;
+
+    for (tenant, expected) in [
+        ("rewritten", "0: record 3 no longer has the hash signed digest #1 recorded: the chain up to it was rewritten"),
+        ("truncated", "0: records 4..=5 are gone: signed digest #2 listed 5 records"),
+        ("deleted", "0: the whole chain is gone: signed digest #1 listed 3 records"),
+        ("inserted", "0: item r#2 holds record 2 under a sort key other than its own (r#00000000000000000002): a record was inserted"),
+        ("late", "0: record 6 was added after signed digest #2 closed the day"),
+        ("overwritten", "1: record 2 was modified: its content no longer matches its hash"),
+    ] {
+        let (code, text) = verify_signed(&stack, tenant, DAY);
+        assert_eq!(code, Some(1), "{tenant}: {text}");
+        assert!(text.contains(&format!("FAIL  {tenant}#{DAY}#{expected}")), "{tenant}: {text}");
+        assert!(text.contains("failed verification"), "{tenant}: {text}");
+    }
+    // The rewrite is consistent: the hash chains alone cannot tell.
+    let chains_only = vaultstream_tests::moto::operator_cli(&[
+        "audit",
+        "verify",
+        "--chain-only",
+        "--tenant",
+        "rewritten",
+        "--date",
+        DAY,
+        "--table",
+        &stack.audit_table,
+        "--shards",
+        "2",
+    ]);
+    assert!(chains_only.status.success(), "{}", String::from_utf8_lossy(&chains_only.stdout));
+    let (code, text) = verify_signed(&stack, "deleted", DAY);
+    assert!(code == Some(1) && text.contains(&format!("FAIL  deleted#{DAY}#1: the whole chain is gone")), "{text}");
+
+    // A day no digest covers is not called intact.
+    let (code, text) = verify_signed(&stack, "intact", "2026-01-12");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("no signed digest covers 2026-01-12"), "{text}");
+
+    // A digest replaced by one signed with another key (a new object version; Object Lock keeps
+    // the old one) is refused, and the writer will not extend a chain it cannot verify.
+    let other = stack.aws.kms.create_key().key_spec(KeySpec::EccNistP256).key_usage(KeyUsageType::SignVerify).send().await.unwrap();
+    let forger = KmsDigestSigner::connect(stack.aws.kms.clone(), other.key_metadata.unwrap().key_id).await.unwrap();
+    let forged = closing.to_bytes().unwrap();
+    let signature = vaultstream::audit::digest::DigestSigner::sign(&forger, &forged).await.unwrap();
+    stack
+        .aws
+        .s3
+        .put_object()
+        .bucket(&stack.outputs.audit_archive_bucket)
+        .key(closing.key())
+        .metadata("signature", hex::encode(signature))
+        .metadata("signing-key", "forged")
+        .body(forged.into())
+        .send()
+        .await
+        .unwrap();
+    let (code, text) = verify_signed(&stack, "intact", DAY);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains(&format!("FAIL  digests: digest {} does not carry a valid signature", closing.key())), "{text}");
+    let refused = digest_at(&stack, datetime!(2026-01-11 01:15 UTC)).await.unwrap_err();
+    assert!(refused.to_string().contains("does not carry a valid signature"), "{refused}");
 }

@@ -11,6 +11,7 @@ pub mod gateway;
 pub mod http;
 pub mod jobs;
 pub mod pipeline;
+pub mod schedule;
 pub mod site;
 pub mod state;
 pub mod tokens;
@@ -25,6 +26,7 @@ use aws_sdk_dynamodb::config::{Credentials, Region};
 use tokio::sync::watch;
 use vaultstream::cdn::{PemPolicySigner, TenantHosts, TrustedKeys};
 use vaultstream_functions::env::Env;
+use vaultstream_functions::handlers::audit_digest::AuditDigest;
 use vaultstream_functions::handlers::{
     authorizer::Authorizer, content::Content, dispatch::Dispatch, job_events::JobEvents, key_delivery::KeyDelivery, manifest::Manifest,
     playback::Playback, upload_url::UploadUrl,
@@ -182,6 +184,7 @@ impl LocalStack {
 
         let (shutdown, watcher) = watch::channel(false);
         let mut tasks = pipeline.start(watcher.clone()).await?;
+        tasks.push(schedule::audit_digests(AuditDigest::from_env(&env, &aws).await?, watcher.clone()));
         let api = Arc::clone(&gateway);
         tasks.push(http::serve(api_listener, watcher.clone(), gateway::MAX_BODY_BYTES + 1, move |request| {
             let api = Arc::clone(&api);
@@ -224,6 +227,8 @@ pub fn function_env(info: &StackInfo, identity: &Identity, cloudfront_pem: &Path
         ("VAULTSTREAM_CONTENT_TABLE", o.content_table.clone()),
         ("VAULTSTREAM_TOKENS_TABLE", o.tokens_table.clone()),
         ("VAULTSTREAM_AUDIT_TABLE", o.audit_table.clone()),
+        ("VAULTSTREAM_AUDIT_ARCHIVE_BUCKET", o.audit_archive_bucket.clone()),
+        ("VAULTSTREAM_AUDIT_DIGEST_KEY_ID", o.audit_digest_key_id.clone()),
         ("VAULTSTREAM_SERVICE_SECRET_ARN", o.service_secret_arn.clone()),
         ("VAULTSTREAM_RETRY_QUEUE_URL", o.retry_queue_url.clone()),
         ("VAULTSTREAM_FAILURES_DLQ_URL", o.failures_dlq_url.clone()),

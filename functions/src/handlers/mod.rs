@@ -1,5 +1,6 @@
 //! One module per Lambda function: parse the event, call the core, shape the response.
 
+pub mod audit_digest;
 pub mod authorizer;
 pub mod content;
 pub mod dispatch;

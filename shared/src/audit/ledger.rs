@@ -1,7 +1,9 @@
 //! The ledger port: where decisions are appended, and the storage layout every adapter shares.
 //!
 //! Layout: partition key `pk` = chain id, sort key `sk` = `r#{seq:020}` for records and `head`
-//! for the chain head (`seq`, `hash` of the last record). Records are never updated or deleted.
+//! for the chain head (`seq`, `hash` of the last record, and `head_slot`, which puts every head in
+//! the sparse `heads` index so the digest writer finds a day's chains without a scan). Records
+//! are never updated or deleted.
 
 use async_trait::async_trait;
 
@@ -26,6 +28,18 @@ pub trait AuditSink: Send + Sync {
 }
 
 pub const HEAD_SK: &str = "head";
+/// The sparse global secondary index of chain heads: partition key `head_slot`, sort key `pk`.
+pub const HEAD_INDEX: &str = "heads";
+/// Heads of one day spread over this many index partitions, so a busy day's head writes never
+/// meet on one partition.
+pub const HEAD_SLOTS: u8 = 16;
+
+/// `{day}#{n}`: the index partition a chain's head lives in, `n` fixed by the chain id.
+pub fn head_slot(chain: &ChainId) -> String {
+    let id = chain.to_string();
+    let n = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, id.as_bytes()).as_ref()[0] % HEAD_SLOTS;
+    format!("{}#{n}", chain.day)
+}
 
 pub fn record_sk(seq: u64) -> String {
     format!("r#{seq:020}")

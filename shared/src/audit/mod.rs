@@ -3,8 +3,10 @@
 //!
 //! - [`record`]: what a record holds and its canonical encoding and hash.
 //! - [`ledger`]: the port records are appended through, and the storage layout.
+//! - [`digest`]: signed, chained digests of the chain heads, and checking a day against them.
 //! - [`verify`]: reading a chain back and naming the first modified, missing or reordered record.
 
+pub mod digest;
 pub mod ledger;
 pub mod record;
 pub mod verify;

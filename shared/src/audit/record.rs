@@ -68,6 +68,17 @@ impl fmt::Display for ChainId {
 }
 
 impl ChainId {
+    /// Reads `{tenant}#{YYYY-MM-DD}#{shard}` back.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.rsplitn(3, '#');
+        let shard = parts.next()?.parse().ok()?;
+        let day = parts.next()?;
+        let tenant = TenantId::parse(parts.next()?).ok()?;
+        let well_formed =
+            day.len() == 10 && day.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+        well_formed.then(|| ChainId { tenant, day: day.to_string(), shard })
+    }
+
     /// The `prev_hash` of a chain's first record: bound to the chain, so a first record cannot
     /// be moved to another chain.
     pub fn genesis_hash(&self) -> String {

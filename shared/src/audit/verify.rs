@@ -22,6 +22,14 @@ pub enum Problem {
     Truncated { last: u64, head: u64 },
     /// A stored item cannot be read as a record.
     Unreadable { sk: String, reason: String },
+    /// A record stored under a sort key other than its own canonical `r#{seq:020}`.
+    NonCanonicalKey { sk: String, seq: u64 },
+    /// The record a signed digest listed no longer has the hash the digest signed.
+    DiffersFromDigest { seq: u64, digest: u64 },
+    /// A signed digest listed `listed` records; only `last` are left.
+    BehindDigest { last: u64, listed: u64, digest: u64 },
+    /// The day was closed by a signed digest, and records were added after.
+    AfterClose { seq: u64, digest: u64 },
 }
 
 impl fmt::Display for Problem {
@@ -35,6 +43,21 @@ impl fmt::Display for Problem {
             Problem::Detached { seq } => write!(f, "record {seq} does not follow the record before it (prev_hash mismatch)"),
             Problem::Truncated { last, head } => write!(f, "records {}..={head} are missing after record {last}", last + 1),
             Problem::Unreadable { sk, reason } => write!(f, "item {sk} is not a readable record: {reason}"),
+            Problem::NonCanonicalKey { sk, seq } => {
+                write!(f, "item {sk} holds record {seq} under a sort key other than its own ({}): a record was inserted", record_sk(*seq))
+            }
+            Problem::DiffersFromDigest { seq, digest } => {
+                write!(f, "record {seq} no longer has the hash signed digest #{digest} recorded: the chain up to it was rewritten")
+            }
+            Problem::BehindDigest { last, listed, digest } if *last == 0 => {
+                write!(f, "the whole chain is gone: signed digest #{digest} listed {listed} records")
+            }
+            Problem::BehindDigest { last, listed, digest } => {
+                write!(f, "records {}..={listed} are gone: signed digest #{digest} listed {listed} records", last + 1)
+            }
+            Problem::AfterClose { seq, digest } => {
+                write!(f, "record {seq} was added after signed digest #{digest} closed the day")
+            }
         }
     }
 }
@@ -77,6 +100,9 @@ pub fn check_chain(chain: &ChainId, items: ChainItems) -> ChainReport {
             Ok(r) => r,
             Err(reason) => return report(count, Some(Problem::Unreadable { sk, reason })),
         };
+        if sk != record_sk(position) {
+            return report(count, Some(Problem::NonCanonicalKey { sk, seq: record.seq }));
+        }
         if position > expected {
             return report(count, Some(Problem::Missing { seq: expected }));
         }
@@ -91,7 +117,6 @@ pub fn check_chain(chain: &ChainId, items: ChainItems) -> ChainReport {
         if record.prev_hash != prev_hash {
             return report(count, Some(Problem::Detached { seq: record.seq }));
         }
-        debug_assert_eq!(sk, record_sk(record.seq));
         prev_hash = record.hash;
         expected += 1;
     }

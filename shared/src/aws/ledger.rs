@@ -9,14 +9,14 @@
 //! shard's head, so the common case is a single round trip and concurrent Lambda instances
 //! rarely contend.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 
-use crate::audit::ledger::{now_rfc3339_millis, record_sk, AuditError, AuditSink, HEAD_SK};
+use crate::audit::ledger::{head_slot, now_rfc3339_millis, record_sk, AuditError, AuditSink, HEAD_SK};
 use crate::audit::record::{AuditEvent, AuditRecord, ChainId, Decision};
 use crate::audit::verify::{check_chain, ChainItems, ChainReport};
 use crate::ids::TenantId;
@@ -97,7 +97,8 @@ impl DynamoLedger {
         Ok(Head { seq, hash })
     }
 
-    fn record_item(record: &AuditRecord) -> HashMap<String, AttributeValue> {
+    /// The item a record is stored as.
+    pub fn record_item(record: &AuditRecord) -> HashMap<String, AttributeValue> {
         let e = &record.event;
         HashMap::from([
             ("pk".into(), s(record.chain.to_string())),
@@ -138,6 +139,7 @@ impl DynamoLedger {
             ("sk".to_string(), s(HEAD_SK)),
             ("seq".to_string(), AttributeValue::N(record.seq.to_string())),
             ("hash".to_string(), s(&record.hash)),
+            ("head_slot".to_string(), s(head_slot(&record.chain))),
         ]);
         let head_put = if extended == 0 {
             self.build_put(head_item, "attribute_not_exists(pk)", None)?
@@ -240,7 +242,24 @@ async fn read_items(client: &aws_sdk_dynamodb::Client, table: &str, pk: &str) ->
     }
 }
 
-/// Checks every shard of one tenant's day.
+/// What the table holds for shards `0..shards` of one tenant's day.
+pub async fn read_day(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &TenantId,
+    day: &str,
+    shards: u16,
+) -> Result<BTreeMap<u16, ChainItems>, String> {
+    let mut chains = BTreeMap::new();
+    for shard in 0..shards.max(1) {
+        let chain = ChainId { tenant: tenant.clone(), day: day.to_string(), shard };
+        let items = read_items(client, table, &chain.to_string()).await?;
+        chains.insert(shard, chain_items(&chain, &items));
+    }
+    Ok(chains)
+}
+
+/// Checks every shard of one tenant's day on its own, without digests.
 pub async fn verify_day(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
@@ -248,13 +267,11 @@ pub async fn verify_day(
     day: &str,
     shards: u16,
 ) -> Result<Vec<ChainReport>, String> {
-    let mut reports = Vec::new();
-    for shard in 0..shards.max(1) {
-        let chain = ChainId { tenant: tenant.clone(), day: day.to_string(), shard };
-        let items = read_items(client, table, &chain.to_string()).await?;
-        reports.push(check_chain(&chain, chain_items(&chain, &items)));
-    }
-    Ok(reports)
+    let chains = read_day(client, table, tenant, day, shards).await?;
+    Ok(chains
+        .into_iter()
+        .map(|(shard, items)| check_chain(&ChainId { tenant: tenant.clone(), day: day.to_string(), shard }, items))
+        .collect())
 }
 
 fn chain_items(chain: &ChainId, items: &[HashMap<String, AttributeValue>]) -> ChainItems {

@@ -2,6 +2,7 @@
 //! decides anything; the rules live in the modules the ports belong to.
 
 pub mod api_tokens;
+pub mod audit_digests;
 pub mod batch_jobs;
 pub mod catalog;
 pub mod clients;
@@ -14,6 +15,7 @@ pub mod sessions;
 pub mod source_store;
 
 pub use api_tokens::DynamoApiTokens;
+pub use audit_digests::{DynamoHeads, KmsDigestSigner, S3DigestStore};
 pub use batch_jobs::{BatchJobs, BatchTarget};
 pub use catalog::DynamoCatalog;
 pub use clients::Clients;
