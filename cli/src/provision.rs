@@ -620,12 +620,30 @@ async fn audit_archive_rules(clients: &Clients, bucket: &str) -> Result<(), Boot
         .object_lock_enabled(ObjectLockEnabled::Enabled)
         .rule(ObjectLockRule::builder().default_retention(retention).build())
         .build();
-    clients.aws.s3.put_object_lock_configuration().bucket(bucket).object_lock_configuration(lock).send().await.map_err(failed(bucket))?;
+    // Set once: moto refuses to set it again on a bucket that holds objects (the digests).
+    let current = clients.aws.s3.get_object_lock_configuration().bucket(bucket).send().await.ok();
+    let retention = current
+        .and_then(|c| c.object_lock_configuration)
+        .and_then(|c| c.rule)
+        .and_then(|r| r.default_retention)
+        .map(|d| (d.mode, d.years.or(d.days.map(|days| days / 365))));
+    if retention != Some((Some(ObjectLockRetentionMode::Compliance), Some(AUDIT_RETENTION_YEARS))) {
+        clients
+            .aws
+            .s3
+            .put_object_lock_configuration()
+            .bucket(bucket)
+            .object_lock_configuration(lock)
+            .send()
+            .await
+            .map_err(failed(bucket))?;
+    }
     let transition = Transition::builder().days(AUDIT_COLD_AFTER_DAYS).storage_class(TransitionStorageClass::DeepArchive).build();
     let rule = LifecycleRule::builder()
         .id("cold-after-90-days")
         .status(ExpirationStatus::Enabled)
-        .filter(LifecycleRuleFilter::builder().prefix("").build())
+        // Only the archived change records go cold; digests stay readable for `audit verify`.
+        .filter(LifecycleRuleFilter::builder().prefix("ledger/").build())
         .transitions(transition)
         .build()
         .map_err(failed(bucket))?;

@@ -152,11 +152,7 @@ resource "aws_cloudfront_distribution" "cdn" {
     minimum_protocol_version = "TLSv1.2_2021"
   }
 
-  logging_config {
-    bucket          = aws_s3_bucket.access_logs.bucket_regional_domain_name
-    prefix          = "cloudfront/"
-    include_cookies = false
-  }
+  # checkov:skip=CKV_AWS_86:Access logs go through standard logging v2 (aws_cloudwatch_log_delivery below) with chosen fields, so tokens in query strings and signed cookies are never logged; legacy logging_config cannot leave them out.
 
   origin {
     origin_id                = "origin"
@@ -215,4 +211,27 @@ resource "aws_cloudfront_distribution" "cdn" {
   # checkov:skip=CKV2_AWS_47:The web ACL has AWSManagedRulesKnownBadInputsRuleSet (Log4j); checkov does not follow the dynamic rule block.
   # checkov:skip=CKV_AWS_374:Geo restrictions are a per-tenant licensing decision, not a platform default.
   # checkov:skip=CKV_AWS_310:A single S3 origin serves segments; failover would need a replicated origin bucket (not part of this deployment).
+}
+
+# Access logs through standard logging v2 with chosen fields: manifest and key URLs carry their
+# tokens in the query string and the signed cookies are credentials, so neither the query string,
+# the cookies nor the referer (a page URL with its query) is ever written.
+resource "aws_cloudwatch_log_delivery_source" "cdn" {
+  name         = "${var.prefix}-cdn-access"
+  log_type     = "ACCESS_LOGS"
+  resource_arn = aws_cloudfront_distribution.cdn.arn
+}
+
+resource "aws_cloudwatch_log_delivery_destination" "cdn" {
+  name          = "${var.prefix}-cdn-access-s3"
+  output_format = "w3c"
+  delivery_destination_configuration {
+    destination_resource_arn = "${aws_s3_bucket.access_logs.arn}/cloudfront"
+  }
+}
+
+resource "aws_cloudwatch_log_delivery" "cdn" {
+  delivery_source_name     = aws_cloudwatch_log_delivery_source.cdn.name
+  delivery_destination_arn = aws_cloudwatch_log_delivery_destination.cdn.arn
+  record_fields            = local.contract.cdn_access_log_fields
 }

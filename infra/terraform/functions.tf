@@ -23,6 +23,10 @@ locals {
     retry_queue        = { arns = [aws_sqs_queue.retry.arn], conditions = [] }
     failures_dlq       = { arns = [aws_sqs_queue.failures_dlq.arn], conditions = [] }
     content_failed_bus = { arns = [aws_cloudwatch_event_bus.content_failed.arn], conditions = [] }
+    audit_heads        = { arns = ["${aws_dynamodb_table.audit.arn}/index/heads"], conditions = [] }
+    audit_digests      = { arns = ["${aws_s3_bucket.audit_archive.arn}/audit-digests/*"], conditions = [] }
+    audit_archive      = { arns = [aws_s3_bucket.audit_archive.arn], conditions = [{ test = "StringLike", variable = "s3:prefix", values = ["audit-digests/*"] }] }
+    audit_digest_key   = { arns = [aws_kms_key.audit_digest.arn], conditions = [] }
     # Named before they exist: the job queues and definitions are created with the transcoder.
     job_queues      = { arns = [for k in keys(local.job_queues) : "arn:${local.partition}:batch:${local.region}:${local.account}:job-queue/${var.prefix}-${k}"], conditions = [] }
     job_definitions = { arns = [for k in keys(local.job_definitions) : "arn:${local.partition}:batch:${local.region}:${local.account}:job-definition/${var.prefix}-${k}:*"], conditions = [] }
@@ -30,12 +34,14 @@ locals {
 
   # Every variable a function may read; each function gets the ones its contract lists.
   function_env = {
-    VAULTSTREAM_CONTENT_TABLE      = aws_dynamodb_table.content.name
-    VAULTSTREAM_TOKENS_TABLE       = aws_dynamodb_table.tokens.name
-    VAULTSTREAM_AUDIT_TABLE        = aws_dynamodb_table.audit.name
-    VAULTSTREAM_AUDIT_SHARDS       = "4"
-    VAULTSTREAM_ORIGIN_BUCKET      = aws_s3_bucket.origin.bucket
-    VAULTSTREAM_SERVICE_SECRET_ARN = aws_secretsmanager_secret.service.arn
+    VAULTSTREAM_CONTENT_TABLE        = aws_dynamodb_table.content.name
+    VAULTSTREAM_TOKENS_TABLE         = aws_dynamodb_table.tokens.name
+    VAULTSTREAM_AUDIT_TABLE          = aws_dynamodb_table.audit.name
+    VAULTSTREAM_AUDIT_SHARDS         = "4"
+    VAULTSTREAM_AUDIT_ARCHIVE_BUCKET = aws_s3_bucket.audit_archive.bucket
+    VAULTSTREAM_AUDIT_DIGEST_KEY_ID  = aws_kms_key.audit_digest.arn
+    VAULTSTREAM_ORIGIN_BUCKET        = aws_s3_bucket.origin.bucket
+    VAULTSTREAM_SERVICE_SECRET_ARN   = aws_secretsmanager_secret.service.arn
     # Manifest and key URLs go through CloudFront (api.cdn.<domain>), never cached there.
     VAULTSTREAM_API_BASE_URL              = "https://api.${local.cdn}"
     VAULTSTREAM_CDN_DOMAIN                = var.domain_name

@@ -169,6 +169,52 @@ data "aws_kms_public_key" "signing" {
   key_id = aws_kms_key.signing.arn
 }
 
+# Audit digests: only the audit_digest function signs; anyone in the account may read the public
+# half and verify.
+data "aws_iam_policy_document" "audit_digest_key" {
+  # checkov:skip=CKV_AWS_111:A key policy's Resource "*" is this key; each statement names its principal (and conditions).
+  # checkov:skip=CKV_AWS_356:As above: in a key policy "*" cannot mean any other resource.
+  statement {
+    sid       = "KeyAdministration"
+    actions   = local.key_admin_actions
+    resources = ["*"]
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account}:root"]
+    }
+  }
+  statement {
+    sid       = "AccountVerifiesDigests"
+    actions   = ["kms:GetPublicKey", "kms:Verify"]
+    resources = ["*"]
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account}:root"]
+    }
+  }
+  statement {
+    sid       = "DigestWriterSigns"
+    actions   = ["kms:GetPublicKey", "kms:Sign"]
+    resources = ["*"]
+    principals {
+      type        = "AWS"
+      identifiers = [aws_iam_role.function["audit_digest"].arn]
+    }
+  }
+}
+
+resource "aws_kms_key" "audit_digest" {
+  description              = "VaultStream audit digest signatures; only the audit_digest function signs"
+  customer_master_key_spec = "ECC_NIST_P256"
+  key_usage                = "SIGN_VERIFY"
+  policy                   = data.aws_iam_policy_document.audit_digest_key.json
+}
+
+resource "aws_kms_alias" "audit_digest" {
+  name          = "alias/${var.prefix}-audit-digest"
+  target_key_id = aws_kms_key.audit_digest.key_id
+}
+
 # Generated at apply time and written to Secrets Manager through a write-only argument: the value
 # never enters the plan or the state. 64 characters from 0-9a-f: 32 bytes as hex.
 ephemeral "random_password" "service_secret" {

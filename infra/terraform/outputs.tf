@@ -32,6 +32,10 @@ output "audit_table" {
   value = aws_dynamodb_table.audit.name
 }
 
+output "audit_digest_key_id" {
+  value = aws_kms_key.audit_digest.key_id
+}
+
 output "content_key_id" {
   value = aws_kms_key.content.key_id
 }

@@ -158,3 +158,26 @@ resource "aws_lambda_event_source_mapping" "dispatch" {
   batch_size              = local.contract.event_sources.dispatch.batch_size
   function_response_types = local.contract.event_sources.dispatch.report_batch_item_failures ? ["ReportBatchItemFailures"] : []
 }
+
+# The digest writer runs on a schedule (hourly, as CloudTrail digests do).
+resource "aws_cloudwatch_event_rule" "audit_digest" {
+  name                = "${var.prefix}-audit-digest"
+  description         = "VaultStream: sign a digest of every audit chain head"
+  schedule_expression = local.contract.event_sources.audit_digest.schedule
+}
+
+resource "aws_cloudwatch_event_target" "audit_digest" {
+  rule = aws_cloudwatch_event_rule.audit_digest.name
+  arn  = aws_lambda_function.function["audit_digest"].arn
+  retry_policy {
+    maximum_retry_attempts       = 2
+    maximum_event_age_in_seconds = 3600
+  }
+}
+
+resource "aws_lambda_permission" "audit_digest" {
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.function["audit_digest"].function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.audit_digest.arn
+}

@@ -113,6 +113,33 @@ data "aws_iam_policy_document" "bucket" {
     }
   }
   dynamic "statement" {
+    for_each = each.key == "access_logs" ? [1] : []
+    content {
+      sid       = "CloudFrontAccessLogDelivery"
+      actions   = ["s3:PutObject"]
+      resources = ["${each.value.arn}/cloudfront/*"]
+      principals {
+        type        = "Service"
+        identifiers = ["delivery.logs.amazonaws.com"]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [local.account]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "s3:x-amz-acl"
+        values   = ["bucket-owner-full-control"]
+      }
+      condition {
+        test     = "ArnLike"
+        variable = "aws:SourceArn"
+        values   = ["arn:${local.partition}:logs:${local.region}:${local.account}:delivery-source:${var.prefix}-cdn-access"]
+      }
+    }
+  }
+  dynamic "statement" {
     for_each = each.key == "origin" ? [1] : []
     content {
       sid       = "CloudFrontReadsSegments"
@@ -191,17 +218,25 @@ resource "aws_s3_bucket_lifecycle_configuration" "origin" {
   }
 }
 
-# Cold storage after 90 days and no expiration rule: archived records are never deleted.
+# Cold storage after 90 days and no expiration rule: archived records are never deleted. Only the
+# change records go cold; digests stay readable for `audit verify`.
 resource "aws_s3_bucket_lifecycle_configuration" "audit_archive" {
   bucket = aws_s3_bucket.audit_archive.id
   rule {
     id     = "cold-after-90-days"
     status = "Enabled"
-    filter {}
+    filter {
+      prefix = "ledger/"
+    }
     transition {
       days          = local.audit_cold_after_days
       storage_class = "DEEP_ARCHIVE"
     }
+  }
+  rule {
+    id     = "abort-incomplete-uploads"
+    status = "Enabled"
+    filter {}
     abort_incomplete_multipart_upload {
       days_after_initiation = 2
     }

@@ -73,6 +73,18 @@ resource "aws_dynamodb_table" "audit" {
     name = "sk"
     type = "S"
   }
+  attribute {
+    name = "head_slot"
+    type = "S"
+  }
+  # Sparse: only chain heads carry head_slot, so the digest writer reads a day's heads without
+  # scanning records (vaultstream::audit::ledger::HEAD_INDEX).
+  global_secondary_index {
+    name            = "heads"
+    hash_key        = "head_slot"
+    range_key       = "pk"
+    projection_type = "ALL"
+  }
   point_in_time_recovery {
     enabled = true
   }

@@ -59,6 +59,9 @@ TYPES = {
     "AWS::CloudFront::Function": "aws_cloudfront_function",
     "AWS::CloudFront::ResponseHeadersPolicy": "aws_cloudfront_response_headers_policy",
     "AWS::WAFv2::WebACL": "aws_wafv2_web_acl",
+    "AWS::Logs::DeliverySource": "aws_cloudwatch_log_delivery_source",
+    "AWS::Logs::DeliveryDestination": "aws_cloudwatch_log_delivery_destination",
+    "AWS::Logs::Delivery": "aws_cloudwatch_log_delivery",
 }
 # CDK reads the signing key's public PEM with a custom resource (one Node.js function); Terraform
 # has the data source aws_kms_public_key. (Terraform's streaming destination, event targets and
@@ -262,6 +265,56 @@ def main(template_path):
         problems.append("Terraform writes a secret with secret_string, which keeps it in the state")
     if "secret_string_wo" not in tf_text or 'ephemeral "random_password"' not in tf_text:
         problems.append("Terraform lacks the write-only service secret (ephemeral value, secret_string_wo)")
+
+    # 4d. Audit digests: an ECC signing key only the digest writer may sign with, the sparse heads
+    # index, the contract's schedule, and digests that never go cold.
+    digest_keys = [r for r in cfn.values() if r["Type"] == "AWS::KMS::Key" and r["Properties"].get("KeySpec") == "ECC_NIST_P256"]
+    signers = [json.dumps(st.get("Principal")) for k in digest_keys for st in k["Properties"]["KeyPolicy"]["Statement"]
+               if "kms:Sign" in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]])]
+    if len(digest_keys) != 1 or len(signers) != 1 or "Functionsauditdigest" not in signers[0]:
+        problems.append(f"CDK: the audit digest key must be one ECC_NIST_P256 key that only audit_digest signs with ({signers})")
+    tf_key = next((b for t, n, b in tf if t == "aws_kms_key" and n == "audit_digest"), {})
+    if val(tf_key.get("customer_master_key_spec")) != "ECC_NIST_P256" or val(tf_key.get("key_usage")) != "SIGN_VERIFY":
+        problems.append("Terraform: the audit digest key is not ECC_NIST_P256 SIGN_VERIFY")
+    tf_policy = next((b for t, n, b in tf_data() if t == "aws_iam_policy_document" and n == "audit_digest_key"), {})
+    tf_signers = [json.dumps(st.get("principals")) for st in tf_policy.get("statement", []) if "kms:Sign" in json.dumps(st.get("actions"))]
+    if len(tf_signers) != 1 or 'function[\\"audit_digest\\"]' not in tf_signers[0]:
+        problems.append(f"Terraform: only audit_digest may sign with the digest key ({tf_signers})")
+    gsis = ledger["Properties"].get("GlobalSecondaryIndexes", [])
+    if [(g["IndexName"], [k["AttributeName"] for k in g["KeySchema"]]) for g in gsis] != [("heads", ["head_slot", "pk"])]:
+        problems.append(f"CDK ledger lacks the sparse heads index (head_slot, pk): {gsis}")
+    tf_gsi = (audit.get("global_secondary_index") or [{}])[0]
+    if (val(tf_gsi.get("name")), val(tf_gsi.get("hash_key")), val(tf_gsi.get("range_key"))) != ("heads", "head_slot", "pk"):
+        problems.append("Terraform ledger lacks the sparse heads index (head_slot, pk)")
+    schedules = [r["Properties"].get("ScheduleExpression") for r in cfn.values() if r["Type"] == "AWS::Events::Rule" and "ScheduleExpression" in r["Properties"]]
+    if schedules != [CONTRACT["event_sources"]["audit_digest"]["schedule"]]:
+        problems.append(f"CDK audit digest schedule {schedules}")
+    if "local.contract.event_sources.audit_digest.schedule" not in tf_text or 'aws_lambda_function.function["audit_digest"].arn' not in tf_text:
+        problems.append("Terraform does not run audit_digest on the contract's schedule")
+    archive = [r for r in cfn.values() if r["Type"] == "AWS::S3::Bucket" and "ObjectLockConfiguration" in r["Properties"]]
+    cold = [rule for b in archive for rule in b["Properties"].get("LifecycleConfiguration", {}).get("Rules", []) if rule.get("Transitions")]
+    if not cold or any(rule.get("Prefix") != "ledger/" for rule in cold):
+        problems.append("CDK: something other than ledger/ goes cold in the audit archive (digests must stay readable)")
+    tf_lifecycle = next(b for t, n, b in tf if t == "aws_s3_bucket_lifecycle_configuration" and n == "audit_archive")
+    for rule in tf_lifecycle.get("rule", []):
+        if rule.get("transition") and json.dumps(rule.get("filter")).count("ledger/") != 1:
+            problems.append("Terraform: something other than ledger/ goes cold in the audit archive (digests must stay readable)")
+
+    # 4e. CloudFront access logs keep no tokens: standard logging v2 with the contract's fields
+    # (never the query string or cookies), and no legacy logging, which cannot leave them out.
+    fields = CONTRACT["cdn_access_log_fields"]
+    for secret in ("cs-uri-query", "cs(Cookie)", "cs(Referer)"):
+        if secret in fields:
+            problems.append(f"the contract's CloudFront log fields include {secret}, which carries tokens")
+    cfn_fields = [r["Properties"].get("RecordFields") for r in cfn.values() if r["Type"] == "AWS::Logs::Delivery"]
+    if cfn_fields != [fields]:
+        problems.append(f"CDK CloudFront log delivery fields {cfn_fields} are not the contract's")
+    if any("Logging" in r["Properties"]["DistributionConfig"] for r in cfn.values() if r["Type"] == "AWS::CloudFront::Distribution"):
+        problems.append("CDK distribution has legacy logging, which logs query strings")
+    if "record_fields            = local.contract.cdn_access_log_fields" not in tf_text:
+        problems.append("Terraform CloudFront log delivery fields are not the contract's")
+    if any(t == "aws_cloudfront_distribution" and b.get("logging_config") for t, _, b in tf):
+        problems.append("Terraform distribution has legacy logging, which logs query strings")
 
     # 4b. The job definitions call the binary as it is: every flag and variable they pass exists.
     problems += transcoder_problems(cfn, tf_text)

@@ -119,6 +119,8 @@ impl Stack {
             ("VAULTSTREAM_TOKENS_TABLE", self.tokens_table.clone()),
             ("VAULTSTREAM_AUDIT_TABLE", self.audit_table.clone()),
             ("VAULTSTREAM_AUDIT_SHARDS", "1".into()),
+            ("VAULTSTREAM_AUDIT_ARCHIVE_BUCKET", o.audit_archive_bucket.clone()),
+            ("VAULTSTREAM_AUDIT_DIGEST_KEY_ID", o.audit_digest_key_id.clone()),
             ("VAULTSTREAM_ORIGIN_BUCKET", self.bucket.clone()),
             ("VAULTSTREAM_SERVICE_SECRET_ARN", self.outputs.service_secret_arn.clone()),
             ("VAULTSTREAM_API_BASE_URL", "https://api.vaultstream.test".into()),

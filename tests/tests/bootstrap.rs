@@ -24,6 +24,17 @@ async fn provisions_every_resource_with_its_protections_and_is_idempotent() {
     let prefix = fresh_prefix();
     let first = provision(&c, &prefix).await.unwrap();
     assert_eq!(first.audit_table, format!("{prefix}-audit"));
+    // A stack that ran holds digests in its archive by the time it is provisioned again.
+    let digest = ByteStream::from_static(b"{}");
+    c.aws
+        .s3
+        .put_object()
+        .bucket(&first.audit_archive_bucket)
+        .key("audit-digests/2026-01-01/000000000001.json")
+        .body(digest)
+        .send()
+        .await
+        .unwrap();
     let again = provision(&c, &prefix).await.unwrap();
     assert_eq!(first, again, "a second run must find, not recreate");
 

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use jsonwebtoken::Algorithm;
+use vaultstream_functions::handlers::audit_digest::AuditDigest;
 use vaultstream_functions::handlers::{authorizer::Authorizer, key_delivery::KeyDelivery, manifest::Manifest};
 use vaultstream_functions::runtime::HttpFunction;
 use vaultstream_tests::ingest::ingest_functions;
@@ -43,4 +44,11 @@ async fn fixtures_are_valid_events() {
     let batch: aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value> =
         serde_json::from_str(&fixture("job_events.json")).unwrap();
     ingest.job_events.handle(batch).await.expect("an event about unknown content is ignored");
+
+    let schedule: aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value> =
+        serde_json::from_str(&fixture("audit_digest.json")).unwrap();
+    let digests = AuditDigest::from_env(&env, &stack.aws).await.unwrap();
+    let first = digests.handle(schedule.clone()).await.expect("the scheduled event signs a digest");
+    let second = digests.handle(schedule).await.unwrap();
+    assert_eq!((first.seq, second.seq), (1, 2), "each run extends the digest chain");
 }

@@ -6,7 +6,8 @@ import * as path from 'path';
 export type ResourceName =
   | 'source_bucket' | 'origin_bucket' | 'content_table' | 'tokens_table' | 'audit_table'
   | 'content_key' | 'origin_key' | 'signing_key' | 'service_secret'
-  | 'ingest_queue' | 'retry_queue' | 'failures_dlq' | 'content_failed_bus' | 'job_queues' | 'job_definitions';
+  | 'ingest_queue' | 'retry_queue' | 'failures_dlq' | 'content_failed_bus' | 'job_queues' | 'job_definitions'
+  | 'audit_heads' | 'audit_digests' | 'audit_archive' | 'audit_digest_key';
 
 export interface FunctionContract {
   memory_mb: number;
@@ -33,7 +34,10 @@ export interface Contract {
   event_sources: {
     dispatch: { sqs: ResourceName[]; batch_size: number; report_batch_item_failures: boolean };
     job_events: { eventbridge: { source: string[]; 'detail-type': string[]; status: string[] } };
+    audit_digest: { schedule: string };
   };
+  /** CloudFront access-log fields (standard logging v2): never the query string or cookies. */
+  cdn_access_log_fields: string[];
   kms_encryption_context_keys: string[];
   ledger_denied_actions: string[];
   outputs: string[];

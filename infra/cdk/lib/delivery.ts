@@ -47,6 +47,8 @@ export interface DeliveryProps {
   signingKey: kms.Key;
   apiDomainName: string;
   accessLogs: s3.IBucket;
+  /** The access-log fields to keep (the contract's `cdn_access_log_fields`). */
+  accessLogFields: string[];
   rateLimitPer5Min: number;
 }
 
@@ -153,7 +155,6 @@ export class Delivery extends Construct {
         httpVersion: 'http2and3',
         priceClass: 'PriceClass_All',
         webAclId: waf.attrArn,
-        logging: { bucket: props.accessLogs.bucketRegionalDomainName, prefix: 'cloudfront/', includeCookies: false },
         origins: [
           { id: 'origin', domainName: props.origin.bucketRegionalDomainName, originAccessControlId: oac.attrId, s3OriginConfig: { originAccessIdentity: '' } },
           { id: 'api', domainName: props.apiDomainName, customOriginConfig: { originProtocolPolicy: 'https-only', originSslProtocols: ['TLSv1.2'] } },
@@ -172,6 +173,33 @@ export class Delivery extends Construct {
       },
     });
     const distributionArn = `arn:${Aws.PARTITION}:cloudfront::${Aws.ACCOUNT_ID}:distribution/${this.distribution.ref}`;
+
+    // Access logs through standard logging v2 with chosen fields: manifest and key URLs carry
+    // their tokens in the query string and the signed cookies are credentials, so neither the
+    // query string, the cookies nor the referer (a page URL with its query) is ever written.
+    const logSourceName = `${props.prefix}-cdn-access`;
+    const logSource = new logs.CfnDeliverySource(this, 'AccessLogSource', { name: logSourceName, logType: 'ACCESS_LOGS', resourceArn: distributionArn });
+    const logDestination = new logs.CfnDeliveryDestination(this, 'AccessLogDestination', {
+      name: `${props.prefix}-cdn-access-s3`,
+      destinationResourceArn: `${props.accessLogs.bucketArn}/cloudfront`,
+      outputFormat: 'w3c',
+    });
+    const logDelivery = new logs.CfnDelivery(this, 'AccessLogDelivery', {
+      deliverySourceName: logSourceName,
+      deliveryDestinationArn: logDestination.attrArn,
+      recordFields: props.accessLogFields,
+    });
+    logDelivery.addDependency(logSource);
+    props.accessLogs.addToResourcePolicy(new iam.PolicyStatement({
+      sid: 'CloudFrontAccessLogDelivery',
+      principals: [new iam.ServicePrincipal('delivery.logs.amazonaws.com')],
+      actions: ['s3:PutObject'],
+      resources: [props.accessLogs.arnForObjects('cloudfront/*')],
+      conditions: {
+        StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID, 's3:x-amz-acl': 'bucket-owner-full-control' },
+        ArnLike: { 'aws:SourceArn': `arn:${Aws.PARTITION}:logs:${Aws.REGION}:${Aws.ACCOUNT_ID}:delivery-source:${logSourceName}` },
+      },
+    }));
     const fromThisDistribution = { StringEquals: { 'AWS:SourceArn': distributionArn } };
     props.origin.addToResourcePolicy(new iam.PolicyStatement({
       sid: 'CloudFrontReadsSegments',

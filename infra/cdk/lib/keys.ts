@@ -38,6 +38,7 @@ export class Keys extends Construct {
   readonly content: kms.Key;
   readonly origin: kms.Key;
   readonly signing: kms.Key;
+  readonly auditDigest: kms.Key;
   readonly serviceSecret: secretsmanager.Secret;
 
   constructor(scope: Construct, id: string, props: KeysProps) {
@@ -64,6 +65,17 @@ export class Keys extends Construct {
       policy: keyPolicy(),
       removalPolicy: RemovalPolicy.RETAIN,
     });
+    // Anyone in the account may read the public half to verify digests; only the digest writer
+    // signs (granted where the stack wires the functions).
+    this.auditDigest = new kms.Key(this, 'AuditDigest', {
+      alias: `${props.prefix}-audit-digest`,
+      description: 'VaultStream audit digest signatures; only the audit_digest function signs',
+      keySpec: kms.KeySpec.ECC_NIST_P256,
+      keyUsage: kms.KeyUsage.SIGN_VERIFY,
+      policy: keyPolicy(),
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    Keys.allow(this.auditDigest, 'AccountVerifiesDigests', new iam.AccountRootPrincipal(), ['kms:GetPublicKey', 'kms:Verify']);
     this.serviceSecret = new secretsmanager.Secret(this, 'ServiceSecret', {
       secretName: `${props.prefix}-service-secret`,
       description: 'VaultStream service secret: root of the playback and key token MACs (64 hex characters)',

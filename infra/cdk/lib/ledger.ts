@@ -57,6 +57,14 @@ export class Ledger extends Construct {
       kinesisStream: this.stream,
       resourcePolicy: appendOnly,
     });
+    // Sparse: only chain heads carry head_slot, so the digest writer reads a day's heads without
+    // scanning records (vaultstream::audit::ledger::HEAD_INDEX).
+    this.table.addGlobalSecondaryIndex({
+      indexName: 'heads',
+      partitionKey: { name: 'head_slot', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+      projectionType: dynamodb.ProjectionType.ALL,
+    });
 
     const deliveryRole = new iam.Role(this, 'ArchiveDeliveryRole', { assumedBy: new iam.ServicePrincipal('firehose.amazonaws.com') });
     deliveryRole.addToPolicy(new iam.PolicyStatement({

@@ -74,7 +74,8 @@ export class Storage extends Construct {
       encryption: s3.BucketEncryption.S3_MANAGED,
       objectLockEnabled: true,
       objectLockDefaultRetention: s3.ObjectLockRetention.compliance(Duration.days(365 * AUDIT_RETENTION_YEARS)),
-      lifecycleRules: [{ id: 'cold-after-90-days', transitions: [{ storageClass: s3.StorageClass.DEEP_ARCHIVE, transitionAfter: Duration.days(AUDIT_COLD_AFTER_DAYS) }] }],
+      // Only the archived change records go cold; digests stay readable for `audit verify`.
+      lifecycleRules: [{ id: 'cold-after-90-days', prefix: 'ledger/', transitions: [{ storageClass: s3.StorageClass.DEEP_ARCHIVE, transitionAfter: Duration.days(AUDIT_COLD_AFTER_DAYS) }] }],
     });
   }
 }

@@ -2,6 +2,8 @@
 // keeps them in step with each other and with infra/contract.json.
 import * as path from 'path';
 import { Aws, CfnOutput, CfnParameter, Stack, StackProps } from 'aws-cdk-lib';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { Construct } from 'constructs';
@@ -68,6 +70,10 @@ export class VaultStreamStack extends Stack {
       content_failed_bus: { arns: [queues.failedBus.eventBusArn] },
       // Named before they exist: the job queues and definitions are created with the transcoder.
       job_queues: { arns: JOB_KINDS.map((k) => `arn:${Aws.PARTITION}:batch:${Aws.REGION}:${Aws.ACCOUNT_ID}:job-queue/${jobQueueName(prefix, k)}`) },
+      audit_heads: { arns: [`${ledger.table.tableArn}/index/heads`] },
+      audit_digests: { arns: [storage.auditArchive.arnForObjects('audit-digests/*')] },
+      audit_archive: { arns: [storage.auditArchive.bucketArn], conditions: { StringLike: { 's3:prefix': ['audit-digests/*'] } } },
+      audit_digest_key: { arns: [keys.auditDigest.keyArn] },
       job_definitions: { arns: JOB_KINDS.map((k) => `arn:${Aws.PARTITION}:batch:${Aws.REGION}:${Aws.ACCOUNT_ID}:job-definition/${jobDefinitionName(prefix, k)}:*`) },
     };
 
@@ -82,6 +88,8 @@ export class VaultStreamStack extends Stack {
         VAULTSTREAM_TOKENS_TABLE: tokens.tableName,
         VAULTSTREAM_AUDIT_TABLE: ledger.table.tableName,
         VAULTSTREAM_AUDIT_SHARDS: '4',
+        VAULTSTREAM_AUDIT_ARCHIVE_BUCKET: storage.auditArchive.bucketName,
+        VAULTSTREAM_AUDIT_DIGEST_KEY_ID: keys.auditDigest.keyArn,
         VAULTSTREAM_ORIGIN_BUCKET: storage.origin.bucketName,
         VAULTSTREAM_SERVICE_SECRET_ARN: keys.serviceSecret.secretArn,
         // Manifest and key URLs go through CloudFront (api.cdn.<domain>), never cached there.
@@ -125,7 +133,7 @@ export class VaultStreamStack extends Stack {
     const delivery = new Delivery(this, 'Delivery', {
       prefix, domainName, certificateArn, playerOrigin: storage.playerOrigin,
       origin: storage.origin, originKey: keys.origin, signingKey: keys.signing,
-      apiDomainName: api.domainName, accessLogs: storage.accessLogs, rateLimitPer5Min: rateLimit,
+      apiDomainName: api.domainName, accessLogs: storage.accessLogs, accessLogFields: contract.cdn_access_log_fields, rateLimitPer5Min: rateLimit,
     });
     functions.byName['playback'].addEnvironment('VAULTSTREAM_CLOUDFRONT_KEY_PAIR_ID', delivery.publicKey.ref);
 
@@ -158,6 +166,14 @@ export class VaultStreamStack extends Stack {
     Keys.allow(keys.origin, 'TranscoderWritesOrigin', transcoderRole, ['kms:GenerateDataKey'], viaS3Conditions());
     Keys.allow(keys.origin, 'ManifestReadsOrigin', functions.roles['manifest'], ['kms:Decrypt'], viaS3Conditions());
     Keys.allow(keys.signing, 'PlaybackSignsCookies', functions.roles['playback'], ['kms:GetPublicKey', 'kms:Sign']);
+    Keys.allow(keys.auditDigest, 'DigestWriterSigns', functions.roles['audit_digest'], ['kms:GetPublicKey', 'kms:Sign']);
+    // The digest writer runs on a schedule (hourly, as CloudTrail digests do).
+    new events.Rule(this, 'AuditDigestSchedule', {
+      ruleName: `${prefix}-audit-digest`,
+      description: 'VaultStream: sign a digest of every audit chain head',
+      schedule: events.Schedule.expression(contract.event_sources.audit_digest.schedule),
+      targets: [new targets.LambdaFunction(functions.byName['audit_digest'], { retryAttempts: 2 })],
+    });
 
     const outputs: Record<string, string> = {
       ApiUrl: api.url,
@@ -168,6 +184,7 @@ export class VaultStreamStack extends Stack {
       ContentTable: content.tableName,
       TokensTable: tokens.tableName,
       AuditTable: ledger.table.tableName,
+      AuditDigestKeyId: keys.auditDigest.keyId,
       ContentKeyId: keys.content.keyId,
       CloudFrontSigningKeyId: keys.signing.keyId,
       ServiceSecretArn: keys.serviceSecret.secretArn,
