@@ -7,7 +7,8 @@
 //! - `cdn sign-url` / `cdn sign-cookies`: CloudFront signing with the options of
 //!   `aws cloudfront sign`.
 //! - `bootstrap`: provisions a deployment's resources in an emulator (moto, LocalStack).
-//! - `audit verify`: checks a tenant's audit ledger and names the first bad record.
+//! - `audit verify`: checks a tenant's day against the signed digests and names the first bad
+//!   record; `audit digest`: writes the next signed digest now.
 
 mod audit;
 mod bootstrap;
