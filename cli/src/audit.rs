@@ -34,8 +34,8 @@ pub enum AuditCmd {
         date: Option<String>,
         #[command(flatten)]
         ledger: LedgerArgs,
-        /// Read at least this many shards, whatever the digests say.
-        #[arg(long, default_value_t = 1)]
+        /// Read at least this many shards (more when the digests record more).
+        #[arg(long, env = "VAULTSTREAM_AUDIT_SHARDS", default_value_t = 4)]
         shards: u16,
         /// Check the hash chains alone, without digests: finds careless edits, not a rewrite by
         /// someone who can write the ledger.
@@ -80,9 +80,12 @@ impl LedgerArgs {
         let digest_key = self.digest_key.or(target.outputs.as_ref().map(|o| o.audit_digest_key_id.clone()));
         Ok(Ledger { target, archive_bucket, digest_key })
     }
+}
 
-    fn digests(ledger: &Ledger) -> Result<(String, String), Failure> {
-        match (&ledger.archive_bucket, &ledger.digest_key) {
+impl Ledger {
+    /// The archive bucket and digest key, which every command but `verify --chain-only` needs.
+    fn digests(&self) -> Result<(String, String), Failure> {
+        match (&self.archive_bucket, &self.digest_key) {
             (Some(bucket), Some(key)) => Ok((bucket.clone(), key.clone())),
             _ => Err(Failure::Usage(
                 "give --archive-bucket and --digest-key (or VAULTSTREAM_AUDIT_ARCHIVE_BUCKET and VAULTSTREAM_AUDIT_DIGEST_KEY_ID, or --state-dir); \
@@ -120,7 +123,7 @@ pub fn run(cmd: AuditCmd) -> Result<(), Failure> {
         }
         AuditCmd::Digest { ledger, shards } => {
             let ledger = ledger.resolve()?;
-            let (bucket, key) = LedgerArgs::digests(&ledger)?;
+            let (bucket, key) = ledger.digests()?;
             let digest = runtime()?.block_on(async {
                 let clients = ledger.target.clients().await;
                 let signer = KmsDigestSigner::connect(clients.kms.clone(), key).await?;
@@ -143,7 +146,7 @@ pub fn run(cmd: AuditCmd) -> Result<(), Failure> {
 }
 
 fn verify(ledger: &Ledger, tenant: &TenantId, day: &str, min_shards: u16) -> Result<(), Failure> {
-    let (bucket, key) = LedgerArgs::digests(ledger)?;
+    let (bucket, key) = ledger.digests()?;
     let result = runtime()?.block_on(async {
         let clients = ledger.target.clients().await;
         let public_key = kms_public_key(&clients.kms, &key).await?;

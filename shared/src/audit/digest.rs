@@ -347,7 +347,7 @@ impl DayReport {
 /// digest that covered the day (`digests`, already opened and linked, in order). `stored` holds
 /// what the table has for every chain of the tenant's day the caller read; it must include every
 /// shard below the digests' `shards`.
-pub fn check_day(tenant: &TenantId, day: &str, digests: &[Digest], stored: BTreeMap<u16, ChainItems>) -> DayReport {
+pub fn check_day(tenant: &TenantId, day: &str, digests: &[Digest], mut stored: BTreeMap<u16, ChainItems>) -> DayReport {
     let covering: Vec<(&Digest, &DayHeads)> = digests.iter().filter_map(|d| d.day(day).map(|h| (d, h))).collect();
     let closing = covering.iter().find(|(_, h)| h.closed).map(|(d, _)| d.seq);
     let prefix = format!("{tenant}#{day}#");
@@ -355,7 +355,6 @@ pub fn check_day(tenant: &TenantId, day: &str, digests: &[Digest], stored: BTree
     for (_, heads) in &covering {
         shards.extend(heads.chains.iter().filter_map(|e| e.chain.strip_prefix(&prefix)?.parse::<u16>().ok()));
     }
-    let mut stored = stored;
     let chains = shards
         .into_iter()
         .map(|shard| {

@@ -201,7 +201,8 @@ impl HeadSource for DynamoHeads {
                     let item = item.map_err(|e| DigestError::Ledger(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string()))?;
                     let text = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
                     let seq = item.get("seq").and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok());
-                    // A head that does not read is recorded as it is, so the verifier finds it.
+                    // A head whose fields do not read is recorded as seq 0 with no hash: the
+                    // verifier then reports its chain as differing from the digest.
                     heads.push(HeadEntry {
                         chain: text("pk").unwrap_or_default(),
                         seq: seq.unwrap_or(0),
