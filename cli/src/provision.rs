@@ -517,13 +517,16 @@ pub fn ledger_policy(table_arn: &str) -> serde_json::Value {
 }
 
 /// What no principal may do to the audit ledger (`infra/contract.json` lists the same).
-pub const LEDGER_DENIED_ACTIONS: [&str; 6] = [
+pub const LEDGER_DENIED_ACTIONS: [&str; 8] = [
     "dynamodb:DeleteItem",
     "dynamodb:UpdateItem",
     "dynamodb:BatchWriteItem",
     "dynamodb:PartiQLUpdate",
     "dynamodb:PartiQLDelete",
     "dynamodb:DeleteTable",
+    // The change stream is the archive's witness of every write: it stays on.
+    "dynamodb:DisableKinesisStreamingDestination",
+    "dynamodb:UpdateKinesisStreamingDestination",
 ];
 
 async fn queue(clients: &Clients, name: &str, dead_letter_url: Option<&str>, delay_seconds: u32) -> Result<String, BootstrapError> {
@@ -712,5 +715,7 @@ mod tests {
             assert!(actions.contains(&action), "{action} not denied");
         }
         assert!(actions.iter().any(|a| a.starts_with("dynamodb:PartiQL")));
+        let contract: serde_json::Value = serde_json::from_str(CONTRACT_JSON).unwrap();
+        assert_eq!(statement["Action"], contract["ledger_denied_actions"], "the bootstrap denies what CDK and Terraform deny");
     }
 }

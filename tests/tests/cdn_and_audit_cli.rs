@@ -497,7 +497,16 @@ async fn put_head(stack: &Stack, record: &vaultstream::audit::AuditRecord) {
 async fn audit_verify_holds_the_ledger_to_its_signed_digests() {
     use time::macros::datetime;
     let stack = Stack::provision().await;
-    let tenants = ["intact", "rewritten", "truncated", "deleted", "inserted", "late", "overwritten"];
+    let tenants = ["intact", "rewritten", "truncated", "deleted", "inserted", "late", "overwritten", "restored"];
+    // The change stream's archive, as Kinesis and Firehose keep it in a deployment.
+    let config = vaultstream_tests::moto::sdk_config().await;
+    let mut archiver = vaultstream_cli::dev::change_archive::ChangeArchiver::new(
+        &config,
+        stack.aws.s3.clone(),
+        &stack.audit_table,
+        &stack.outputs.audit_archive_bucket,
+        None,
+    );
     for tenant in tenants {
         append(&stack, tenant, 0, 3, "10:00:00").await;
         append(&stack, tenant, 1, 2, "10:00:01").await;
@@ -511,12 +520,14 @@ async fn audit_verify_holds_the_ledger_to_its_signed_digests() {
     append(&stack, "undigested", 0, 1, "18:00:02").await;
     let closing = digest_at(&stack, datetime!(2026-01-11 00:15 UTC)).await.unwrap();
     assert_eq!((closing.seq, closing.closed_through.as_deref()), (2, Some(DAY)));
+    assert!(archiver.deliver().await.unwrap() > 0);
 
     let (code, text) = verify_signed(&stack, "intact", DAY);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("the day is closed by signed digest #2"), "{text}");
     assert!(text.contains(&format!("ok    intact#{DAY}#0: 5 records, chain intact")), "{text}");
     assert!(text.contains(&format!("ok    intact#{DAY}#1: 3 records, chain intact")), "{text}");
+    assert!(text.contains("change archive: 16 changes to this day"), "8 records inserted, heads written 8 times: {text}");
 
     // A whole day rewritten consistently: every record re-hashed in order, and the head.
     let chain = vaultstream::audit::ChainId::parse(&format!("rewritten#{DAY}#0")).unwrap();
@@ -552,6 +563,13 @@ async fn audit_verify_holds_the_ledger_to_its_signed_digests() {
     let mut record = item(&stack, &format!("overwritten#{DAY}#1"), 2).await;
     record.insert("actor".into(), AttributeValue::S("someone-else".into()));
     put(&stack, record).await;
+    // One item overwritten and put back exactly as it was: table, chain and digests all agree.
+    let original = item(&stack, &format!("restored#{DAY}#1"), 2).await;
+    let mut changed = original.clone();
+    changed.insert("decision".into(), AttributeValue::S("allow".into()));
+    put(&stack, changed).await;
+    put(&stack, original).await;
+    archiver.deliver().await.unwrap();
 
     for (tenant, expected) in [
         ("rewritten", "0: record 3 no longer has the hash signed digest #1 recorded: the chain up to it was rewritten"),
@@ -560,6 +578,7 @@ async fn audit_verify_holds_the_ledger_to_its_signed_digests() {
         ("inserted", "0: item r#2 holds record 2 under a sort key other than its own (r#00000000000000000002): a record was inserted"),
         ("late", "0: record 6 was added after signed digest #2 closed the day"),
         ("overwritten", "1: record 2 was modified: its content no longer matches its hash"),
+        ("restored", "1: item r#00000000000000000002 was modified in place at 2026-"),
     ] {
         let (code, text) = verify_signed(&stack, tenant, DAY);
         assert_eq!(code, Some(1), "{tenant}: {text}");

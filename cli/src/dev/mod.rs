@@ -4,6 +4,7 @@
 //! CloudFront edge stand-in that checks signed cookies, and the glue moto lacks (SQS → dispatch,
 //! a Batch job runner with the real transcoder, job events → job_events).
 
+pub mod change_archive;
 pub mod client;
 pub mod edge;
 pub mod emulator;
@@ -185,6 +186,14 @@ impl LocalStack {
         let (shutdown, watcher) = watch::channel(false);
         let mut tasks = pipeline.start(watcher.clone()).await?;
         tasks.push(schedule::audit_digests(AuditDigest::from_env(&env, &aws).await?, watcher.clone()));
+        let archiver = change_archive::ChangeArchiver::new(
+            &config,
+            aws.s3.clone(),
+            &info.outputs.audit_table,
+            &info.outputs.audit_archive_bucket,
+            Some(state.path("change-archive.json")),
+        );
+        tasks.push(change_archive::run(archiver, watcher.clone()));
         let api = Arc::clone(&gateway);
         tasks.push(http::serve(api_listener, watcher.clone(), gateway::MAX_BODY_BYTES + 1, move |request| {
             let api = Arc::clone(&api);

@@ -30,6 +30,12 @@ pub enum Problem {
     BehindDigest { last: u64, listed: u64, digest: u64 },
     /// The day was closed by a signed digest, and records were added after.
     AfterClose { seq: u64, digest: u64 },
+    /// The archived change stream shows an item modified or removed: records are only inserted.
+    ChangedInPlace { sk: String, removed: bool, at: String },
+    /// The archived change stream shows the head set back (or to an unreadable number).
+    HeadSetBack { from: u64, to: u64, at: String },
+    /// The record was written long enough ago to be archived, and its INSERT is not.
+    NotArchived { seq: u64 },
 }
 
 impl fmt::Display for Problem {
@@ -57,6 +63,16 @@ impl fmt::Display for Problem {
             }
             Problem::AfterClose { seq, digest } => {
                 write!(f, "record {seq} was added after signed digest #{digest} closed the day")
+            }
+            Problem::ChangedInPlace { sk, removed, at } => {
+                let what = if *removed { "removed" } else { "modified in place" };
+                write!(f, "item {sk} was {what} {at} (archived change stream): ledger items are only ever inserted")
+            }
+            Problem::HeadSetBack { from, to, at } => {
+                write!(f, "the chain head was set back from record {from} to {to} {at} (archived change stream)")
+            }
+            Problem::NotArchived { seq } => {
+                write!(f, "record {seq} never reached the change archive: it was written while the ledger's change stream was off")
             }
         }
     }

@@ -8,11 +8,14 @@ use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 use aws_sdk_s3::primitives::ByteStream;
 
+use crate::audit::changes::check_archived;
 use crate::audit::digest::{
     check_day, open_run, DayReport, Digest, DigestError, DigestProblem, DigestSigner, DigestStore, HeadEntry, HeadSource, SignedDigest,
     DIGEST_PREFIX,
 };
 use crate::audit::ledger::{HEAD_INDEX, HEAD_SLOTS};
+use crate::audit::record::ChainId;
+use crate::aws::audit_changes::S3ChangeArchive;
 use crate::ids::TenantId;
 
 const SIGNATURE_METADATA: &str = "signature";
@@ -222,15 +225,20 @@ pub struct SignedDayReport {
     /// Set when the digests themselves do not verify; then nothing else is trusted.
     pub digest_problem: Option<DigestProblem>,
     pub digests_read: usize,
+    /// Change-archive objects read, and the changes to this tenant's day among them.
+    pub archive_objects_read: usize,
+    pub changes_read: usize,
 }
 
 /// Verifies one tenant's day: the digests that cover it (signature, order, links), then every
-/// chain of the day against them. `min_shards` widens the shards read beyond what the digests
-/// say (never narrows it).
+/// chain of the day against them and against the archived change stream. `min_shards` widens
+/// the shards read beyond what the digests say (never narrows it).
+#[allow(clippy::too_many_arguments)]
 pub async fn verify_day_signed(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
     store: &S3DigestStore,
+    archive: &S3ChangeArchive,
     public_key: &[u8],
     tenant: &TenantId,
     day: &str,
@@ -243,5 +251,22 @@ pub async fn verify_day_signed(
     };
     let shards = digests.iter().filter(|d| d.day(day).is_some()).map(|d| d.shards).max().unwrap_or(0).max(min_shards);
     let stored: BTreeMap<_, _> = crate::aws::ledger::read_day(dynamodb, table, tenant, day, shards).await?;
-    Ok(SignedDayReport { report: check_day(tenant, day, &digests, stored), digest_problem, digests_read: run.len() })
+    let written = stored
+        .iter()
+        .map(|(shard, items)| {
+            let chain = ChainId { tenant: tenant.clone(), day: day.to_string(), shard: *shard };
+            let records = items.records.iter().filter_map(|(_, r)| r.as_ref().ok().map(|r| (r.seq, r.time.clone()))).collect();
+            (chain.to_string(), records)
+        })
+        .collect();
+    let changes = archive.changes_since(day, &format!("{tenant}#{day}#")).await?;
+    let mut report = check_day(tenant, day, &digests, stored);
+    check_archived(&mut report, &written, &changes, time::OffsetDateTime::now_utc());
+    Ok(SignedDayReport {
+        report,
+        digest_problem,
+        digests_read: run.len(),
+        archive_objects_read: changes.objects_read,
+        changes_read: changes.count(),
+    })
 }

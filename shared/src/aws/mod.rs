@@ -2,6 +2,7 @@
 //! decides anything; the rules live in the modules the ports belong to.
 
 pub mod api_tokens;
+pub mod audit_changes;
 pub mod audit_digests;
 pub mod batch_jobs;
 pub mod catalog;
@@ -15,6 +16,7 @@ pub mod sessions;
 pub mod source_store;
 
 pub use api_tokens::DynamoApiTokens;
+pub use audit_changes::S3ChangeArchive;
 pub use audit_digests::{DynamoHeads, KmsDigestSigner, S3DigestStore};
 pub use batch_jobs::{BatchJobs, BatchTarget};
 pub use catalog::DynamoCatalog;
