@@ -108,6 +108,30 @@ data "aws_iam_policy_document" "ledger" {
       identifiers = ["*"]
     }
   }
+  # Only the roles the contract lets append may put a ledger item at all: no administrator and
+  # no other role writes a record (the statement above already forbids every rewrite).
+  statement {
+    sid       = "OnlyLedgerWritersAppend"
+    effect    = "Deny"
+    actions   = ["dynamodb:PutItem"]
+    resources = [aws_dynamodb_table.audit.arn]
+    principals {
+      type        = "AWS"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "ArnNotEquals"
+      variable = "aws:PrincipalArn"
+      values   = local.ledger_writers
+    }
+  }
+}
+
+locals {
+  ledger_writers = concat(
+    [for name, fn in local.contract.functions : aws_iam_role.function[name].arn if contains(lookup(fn.permissions, "audit_table", []), "dynamodb:PutItem")],
+    contains(lookup(local.contract.transcoder.permissions, "audit_table", []), "dynamodb:PutItem") ? [aws_iam_role.transcoder.arn] : [],
+  )
 }
 
 resource "aws_dynamodb_resource_policy" "ledger" {

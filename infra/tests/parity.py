@@ -226,6 +226,23 @@ def main(template_path):
         problems.append("Terraform ledger table has no resource policy")
     if "local.contract.ledger_denied_actions" not in tf_text:
         problems.append("Terraform ledger policy does not deny the contract's actions")
+    # Who may append: the principals the contract grants PutItem on the ledger, and no one else.
+    writers = sorted([n for n, f in CONTRACT["functions"].items() if "dynamodb:PutItem" in f["permissions"].get("audit_table", [])]
+                     + (["transcoder"] if "dynamodb:PutItem" in CONTRACT["transcoder"]["permissions"].get("audit_table", []) else []))
+    only = next((st for st in ledger["Properties"]["ResourcePolicy"]["PolicyDocument"]["Statement"] if st.get("Sid") == "OnlyLedgerWritersAppend"), None)
+    def role_of(ref):
+        rid = ref.get("Fn::GetAtt", [""])[0]
+        if rid.startswith("TranscoderRole"):
+            return "transcoder"
+        return next((n for n in CONTRACT["functions"] if rid.startswith(f"Functions{n.replace('_', '')}Role")), rid)
+    cdk_writers = sorted(role_of(r) for r in (only or {}).get("Condition", {}).get("ArnNotEquals", {}).get("aws:PrincipalArn", []))
+    if not only or only.get("Effect") != "Deny" or only.get("Action") not in ("dynamodb:PutItem", ["dynamodb:PutItem"]) or cdk_writers != writers:
+        problems.append(f"CDK ledger policy must deny PutItem to all but {writers}; it names {cdk_writers}")
+    tf_only = re.search(r'sid\s*=\s*"OnlyLedgerWritersAppend".*?\n  \}', tf_text, re.S)
+    tf_writers = re.search(r"ledger_writers = concat\((.*?)\n  \)", tf_text, re.S)
+    if (not tf_only or 'test     = "ArnNotEquals"' not in tf_only.group(0) or "values   = local.ledger_writers" not in tf_only.group(0)
+            or not tf_writers or tf_writers.group(1).count('"dynamodb:PutItem"') != 2 or "aws_iam_role.transcoder.arn" not in tf_writers.group(1)):
+        problems.append(f"Terraform ledger policy must deny PutItem to all but the contract's appenders ({writers})")
     if not any(rtype == "aws_dynamodb_kinesis_streaming_destination" for rtype, _, _ in tf) or "KinesisStreamSpecification" not in json.dumps(ledger):
         problems.append("the ledger's change stream to the archive is missing in one of them")
     for rtype, name, body in tf + tf_data():

@@ -31,4 +31,5 @@ expect_failure "digests that go cold" 's/      prefix = "ledger\/"/      prefix 
 expect_failure "no heads index" 's/name            = "heads"/name            = "chain-heads"/' tables.tf "lacks the sparse heads index"
 expect_failure "logged query strings" 's/record_fields            = local.contract.cdn_access_log_fields/record_fields            = ["date", "cs-uri-query"]/' delivery.tf "log delivery fields are not the contract's"
 expect_failure "legacy CloudFront logging" 's/^  web_acl_id      = aws_wafv2_web_acl.cdn.arn/  web_acl_id      = aws_wafv2_web_acl.cdn.arn\n  logging_config {\n    bucket = "logs.s3.amazonaws.com"\n  }/' delivery.tf "legacy logging, which logs query strings"
-echo "parity self-test: 17 broken copies of Terraform refused"
+expect_failure "anyone may append" 's/      values   = local.ledger_writers/      values   = ["*"]/' tables.tf "Terraform ledger policy must deny PutItem to all but"
+echo "parity self-test: 18 broken copies of Terraform refused"

@@ -161,6 +161,21 @@ export class VaultStreamStack extends Stack {
 
     // Key policies: the only principals that may use each key, and how. The transcoder decrypts
     // too: a rerun reuses the content's stored key instead of minting a second one.
+    // Only the roles the contract lets append may put a ledger item at all: no administrator and
+    // no other role writes a record (the deny-all statement already forbids every rewrite).
+    const ledgerWriters = Object.entries(contract.functions)
+      .filter(([, fn]) => (fn.permissions.audit_table ?? []).includes('dynamodb:PutItem'))
+      .map(([name]) => functions.roles[name].roleArn);
+    if ((contract.transcoder.permissions.audit_table ?? []).includes('dynamodb:PutItem')) ledgerWriters.push(transcoderRole.roleArn);
+    ledger.table.addToResourcePolicy(new iam.PolicyStatement({
+      sid: 'OnlyLedgerWritersAppend',
+      effect: iam.Effect.DENY,
+      principals: [new iam.AnyPrincipal()],
+      actions: ['dynamodb:PutItem'],
+      resources: ['*'],
+      conditions: { ArnNotEquals: { 'aws:PrincipalArn': ledgerWriters } },
+    }));
+
     Keys.allow(keys.content, 'TranscoderGeneratesAndReusesContentKeys', transcoderRole, ['kms:Decrypt', 'kms:GenerateDataKey'], contextConditions);
     Keys.allow(keys.content, 'KeyDeliveryDecryptsContentKeys', functions.roles['key_delivery'], ['kms:Decrypt'], contextConditions);
     Keys.allow(keys.origin, 'TranscoderWritesOrigin', transcoderRole, ['kms:GenerateDataKey'], viaS3Conditions());
