@@ -149,6 +149,12 @@ pub struct RunArgs {
     #[arg(long, env = "VAULTSTREAM_CONTENT_KEY_ID", value_name = "KEY")]
     pub content_key_id: String,
 
+    /// The tenant role (ARN) the job assumes, its session tagged with the job's tenant, before it
+    /// touches anything: every request then reaches only that tenant's data. Unset: the job acts
+    /// with its own credentials (local runs).
+    #[arg(long, env = "VAULTSTREAM_TENANT_ROLE_ARN", value_name = "ARN")]
+    pub tenant_role_arn: Option<String>,
+
     /// What a vCPU-second costs, in US dollars, for the job's cost estimate.
     #[arg(long, env = "VAULTSTREAM_PRICE_PER_VCPU_SECOND", value_name = "USD", default_value_t = 0.0)]
     pub price_per_vcpu_second: f64,

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 use vaultstream::audit::{AuditEvent, AuditSink, Decision};
+use vaultstream::aws::tenant_role::TenantRoleCredentials;
 use vaultstream::aws::{Clients, DynamoCatalog, DynamoLedger, KmsKeyVault};
 use vaultstream::catalog::{CatalogError, ContentCatalog, ContentRecord, ContentStatus, JobFigures, Publication, Rendition, UploadPlan};
 use vaultstream::content_keys::KeyVaultError;
@@ -58,6 +59,29 @@ struct Context {
     audit: DynamoLedger,
     /// The Batch job id (`AWS_BATCH_JOB_ID`), for the audit records.
     job_id: String,
+    /// The tenant session's assumed-role ARN, when the job runs as one.
+    acting_as: Option<String>,
+}
+
+/// The job's AWS clients: as its tenant's tagged session when a tenant role is configured, so
+/// nothing the job does reaches another tenant's data.
+async fn clients_for(args: &RunArgs, tenant: &TenantId, content: &ContentId) -> Result<(Clients, Option<String>)> {
+    let (config, emulator) = Clients::load_config().await;
+    let Some(role) = args.tenant_role_arn.as_deref().filter(|r| !r.trim().is_empty()) else {
+        return Ok((Clients::from_sdk_config(&config, emulator), None));
+    };
+    let session = TenantRoleCredentials::new(&config, role, tenant, content);
+    // Assumed once up front: a job that cannot act as its tenant stops before it starts.
+    let (_, acting_as) = session.assume().await.map_err(|e| {
+        let message = format!("cannot act as tenant {tenant}: {}", e.message);
+        if e.denied {
+            TranscodeError::Fatal(message)
+        } else {
+            TranscodeError::Temporary(message)
+        }
+    })?;
+    tracing::info!(acting_as = %acting_as, "acting as the tenant's session");
+    Ok((Clients::from_sdk_config(&session.config(&config), emulator), Some(acting_as)))
 }
 
 impl Context {
@@ -115,8 +139,9 @@ async fn run_job(args: RunArgs) -> Result<()> {
         return Err(TranscodeError::Usage("--price-per-vcpu-second must be a price in dollars from 0 up to 1".into()));
     }
 
-    let clients = Clients::from_env().await;
+    let (clients, acting_as) = clients_for(&args, &tenant, &content).await?;
     let ctx = Context {
+        acting_as,
         tenant: tenant.clone(),
         content: content.clone(),
         catalog: Arc::new(DynamoCatalog::new(clients.dynamodb.clone(), &args.content_table)),
@@ -280,6 +305,7 @@ async fn transcode_and_publish(
         serde_json::json!({
             "status": record.status,
             "content_id": content,
+            "acting_as": ctx.acting_as,
             "version": version,
             "reason": partial,
             "renditions": manifest.renditions.iter().map(|r| &r.name).collect::<Vec<_>>(),

@@ -522,3 +522,22 @@ fn hevc_rungs_write_fmp4_with_hvc1_codecs() {
     assert!(t.read("master.m3u8").contains("CODECS=\"hvc1.1."), "{}", t.read("master.m3u8"));
     assert_eq!(frame_count(&t.out.join("360p/index.m3u8"), "v:0"), 50);
 }
+
+#[test]
+fn a_job_that_cannot_act_as_its_tenant_stops_before_touching_anything() {
+    let content = "0123456789abcdef0123456789abcdef";
+    let source_key = format!("source/acme/{content}/original");
+    let out = run(Command::new(BIN)
+        .args(["run", "--tenant", "acme", "--content-id", content, "--source-key", &source_key])
+        .args(["--source-bucket", "s", "--origin-bucket", "o", "--content-table", "c", "--audit-table", "a", "--content-key-id", "k"])
+        .env("VAULTSTREAM_TENANT_ROLE_ARN", "arn:aws:iam::123456789012:role/vs-transcoder-tenant")
+        // STS unreachable (nothing listens there); every other endpoint would be too.
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_MAX_ATTEMPTS", "1"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "a temporary failure, retried by job_events: {stderr}");
+    assert!(stderr.contains("cannot act as tenant acme: assuming arn:aws:iam::123456789012:role/vs-transcoder-tenant"), "{stderr}");
+}

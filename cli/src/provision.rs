@@ -163,7 +163,9 @@ pub async fn provision(clients: &Clients, prefix: &str) -> Result<Outputs, Boots
     source_lifecycle(clients, &source_bucket).await?;
     idempotency_expiry(clients, &content_table).await?;
 
+    let tenant_role = transcoder_tenant_role(clients, &name("transcoder-tenant")).await?;
     let environment = [
+        ("VAULTSTREAM_TENANT_ROLE_ARN", tenant_role.as_str()),
         ("VAULTSTREAM_SOURCE_BUCKET", source_bucket.as_str()),
         ("VAULTSTREAM_ORIGIN_BUCKET", origin_bucket.as_str()),
         ("VAULTSTREAM_CONTENT_TABLE", content_table.as_str()),
@@ -345,15 +347,34 @@ async fn register_job_definition(
 }
 
 async fn batch_service_role(clients: &Clients, name: &str) -> Result<String, BootstrapError> {
+    let trust = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "batch.amazonaws.com"}, "Action": "sts:AssumeRole"}]
+    });
+    role(clients, name, &trust).await
+}
+
+/// The role transcode jobs act for their tenant through (a session tagged `tenant`), as deployed;
+/// the emulator evaluates no policies, so it carries the trust and nothing else.
+async fn transcoder_tenant_role(clients: &Clients, name: &str) -> Result<String, BootstrapError> {
+    let trust = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+            "Action": ["sts:AssumeRole", "sts:TagSession"],
+            "Condition": {"StringLike": {"aws:RequestTag/tenant": "?*"}}
+        }]
+    });
+    role(clients, name, &trust).await
+}
+
+async fn role(clients: &Clients, name: &str, trust: &serde_json::Value) -> Result<String, BootstrapError> {
     if let Ok(found) = clients.iam.get_role().role_name(name).send().await {
         if let Some(role) = found.role {
             return Ok(role.arn);
         }
     }
-    let trust = serde_json::json!({
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": "batch.amazonaws.com"}, "Action": "sts:AssumeRole"}]
-    });
     let created =
         clients.iam.create_role().role_name(name).assume_role_policy_document(trust.to_string()).send().await.map_err(failed(name))?;
     created.role.map(|r| r.arn).ok_or_else(|| BootstrapError { resource: name.into(), message: "IAM returned no role".into() })

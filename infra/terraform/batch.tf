@@ -156,8 +156,62 @@ data "aws_iam_policy_document" "ecs_tasks_assume" {
 
 resource "aws_iam_role" "transcoder" {
   name_prefix        = "${var.prefix}-transcoder-"
-  description        = "VaultStream transcode jobs: only what infra/contract.json grants them"
+  description        = "VaultStream transcode jobs: only assuming the tenant role (infra/contract.json)"
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+}
+
+# A transcode job acts for one tenant: its own role may only assume this one, tagging the session
+# with the job's tenant, and every permission here is bounded by that tag.
+data "aws_iam_policy_document" "transcoder_tenant_assume" {
+  statement {
+    sid     = "TranscodeJobsActForOneTenant"
+    actions = ["sts:AssumeRole", "sts:TagSession"]
+    principals {
+      type        = "AWS"
+      identifiers = [aws_iam_role.transcoder.arn]
+    }
+    condition {
+      test     = "StringLike"
+      variable = "aws:RequestTag/${local.tenant_tag}"
+      values   = ["?*"]
+    }
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "aws:TagKeys"
+      values   = [local.tenant_tag]
+    }
+  }
+}
+
+resource "aws_iam_role" "transcoder_tenant" {
+  name_prefix          = "${var.prefix}-transcoder-tenant-"
+  description          = "VaultStream transcode jobs acting for one tenant: every permission bounded by the session tag"
+  assume_role_policy   = data.aws_iam_policy_document.transcoder_tenant_assume.json
+  max_session_duration = 3600
+}
+
+data "aws_iam_policy_document" "transcoder_tenant" {
+  dynamic "statement" {
+    for_each = local.contract.transcoder.tenant_permissions
+    content {
+      sid       = join("", [for part in split("_", statement.key) : title(part)])
+      actions   = statement.value
+      resources = local.grantable[statement.key].arns
+      dynamic "condition" {
+        for_each = local.grantable[statement.key].conditions
+        content {
+          test     = condition.value.test
+          variable = condition.value.variable
+          values   = condition.value.values
+        }
+      }
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "transcoder_tenant" {
+  role   = aws_iam_role.transcoder_tenant.id
+  policy = data.aws_iam_policy_document.transcoder_tenant.json
 }
 
 data "aws_iam_policy_document" "transcoder" {
@@ -193,5 +247,6 @@ locals {
     VAULTSTREAM_AUDIT_SHARDS          = "4"
     VAULTSTREAM_CONTENT_KEY_ID        = aws_kms_key.content.arn
     VAULTSTREAM_PRICE_PER_VCPU_SECOND = var.price_per_vcpu_second
+    VAULTSTREAM_TENANT_ROLE_ARN       = aws_iam_role.transcoder_tenant.arn
   }
 }

@@ -7,6 +7,11 @@ locals {
     [for k in local.context_keys : { test = "Null", variable = "kms:EncryptionContext:${k}", values = ["false"] }]
   )
   via_s3_conditions = [{ test = "StringEquals", variable = "kms:ViaService", values = ["s3.${local.region}.amazonaws.com"] }]
+  # A transcode job's tenant session: the tag its role's policies are bounded by (an IAM policy
+  # variable, so `$${...}` keeps Terraform from interpolating it).
+  tenant_tag            = local.contract.transcoder.tenant_session_tag
+  tenant                = "$${aws:PrincipalTag/${local.tenant_tag}}"
+  tenant_key_conditions = concat(local.context_conditions, [{ test = "StringEquals", variable = "kms:EncryptionContext:${local.tenant_tag}", values = [local.tenant] }])
 
   # What each contract resource name means here (the CDK stack has the same map).
   grantable = {
@@ -27,6 +32,12 @@ locals {
     audit_digests      = { arns = ["${aws_s3_bucket.audit_archive.arn}/audit-digests/*"], conditions = [] }
     audit_archive      = { arns = [aws_s3_bucket.audit_archive.arn], conditions = [{ test = "StringLike", variable = "s3:prefix", values = ["audit-digests/*"] }] }
     audit_digest_key   = { arns = [aws_kms_key.audit_digest.arn], conditions = [] }
+    tenant_role        = { arns = [aws_iam_role.transcoder_tenant.arn], conditions = [] }
+    tenant_sources     = { arns = ["${aws_s3_bucket.source.arn}/source/${local.tenant}/*"], conditions = [] }
+    tenant_origin      = { arns = ["${aws_s3_bucket.origin.arn}/${local.tenant}/*"], conditions = [] }
+    tenant_content     = { arns = [aws_dynamodb_table.content.arn], conditions = [{ test = "ForAllValues:StringEquals", variable = "dynamodb:LeadingKeys", values = ["TENANT#${local.tenant}"] }] }
+    tenant_ledger      = { arns = [aws_dynamodb_table.audit.arn], conditions = [{ test = "ForAllValues:StringLike", variable = "dynamodb:LeadingKeys", values = ["${local.tenant}#*"] }] }
+    tenant_content_key = { arns = [aws_kms_key.content.arn], conditions = local.tenant_key_conditions }
     # Named before they exist: the job queues and definitions are created with the transcoder.
     job_queues      = { arns = [for k in keys(local.job_queues) : "arn:${local.partition}:batch:${local.region}:${local.account}:job-queue/${var.prefix}-${k}"], conditions = [] }
     job_definitions = { arns = [for k in keys(local.job_definitions) : "arn:${local.partition}:batch:${local.region}:${local.account}:job-definition/${var.prefix}-${k}:*"], conditions = [] }

@@ -1,5 +1,5 @@
 # KMS keys and the token secret. Key policies name every principal that may use a key: only the
-# transcoder generates content keys and only key delivery decrypts them, both bound to the
+# transcoder (its tenant session, for that tenant's content only) generates content keys and only key delivery decrypts them, both bound to the
 # {tenant, content_id} encryption context. No statement grants kms:*.
 
 locals {
@@ -27,8 +27,8 @@ data "aws_iam_policy_document" "content_key" {
   # bound to one content item.
   dynamic "statement" {
     for_each = {
-      TranscoderGeneratesAndReusesContentKeys = { actions = ["kms:Decrypt", "kms:GenerateDataKey"], role = aws_iam_role.transcoder.arn }
-      KeyDeliveryDecryptsContentKeys          = { actions = ["kms:Decrypt"], role = aws_iam_role.function["key_delivery"].arn }
+      TranscoderGeneratesAndReusesContentKeys = { actions = ["kms:Decrypt", "kms:GenerateDataKey"], role = aws_iam_role.transcoder_tenant.arn, conditions = local.tenant_key_conditions }
+      KeyDeliveryDecryptsContentKeys          = { actions = ["kms:Decrypt"], role = aws_iam_role.function["key_delivery"].arn, conditions = local.context_conditions }
     }
     content {
       sid       = statement.key
@@ -39,7 +39,7 @@ data "aws_iam_policy_document" "content_key" {
         identifiers = [statement.value.role]
       }
       dynamic "condition" {
-        for_each = local.context_conditions
+        for_each = statement.value.conditions
         content {
           test     = condition.value.test
           variable = condition.value.variable
@@ -79,7 +79,7 @@ data "aws_iam_policy_document" "origin_key" {
     resources = ["*"]
     principals {
       type        = "AWS"
-      identifiers = [aws_iam_role.transcoder.arn]
+      identifiers = [aws_iam_role.transcoder_tenant.arn]
     }
     condition {
       test     = "StringEquals"

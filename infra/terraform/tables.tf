@@ -130,7 +130,7 @@ data "aws_iam_policy_document" "ledger" {
 locals {
   ledger_writers = concat(
     [for name, fn in local.contract.functions : aws_iam_role.function[name].arn if contains(lookup(fn.permissions, "audit_table", []), "dynamodb:PutItem")],
-    contains(lookup(local.contract.transcoder.permissions, "audit_table", []), "dynamodb:PutItem") ? [aws_iam_role.transcoder.arn] : [],
+    contains(lookup(local.contract.transcoder.tenant_permissions, "tenant_ledger", []), "dynamodb:PutItem") ? [aws_iam_role.transcoder_tenant.arn] : [],
   )
 }
 

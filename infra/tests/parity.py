@@ -207,9 +207,33 @@ def main(template_path):
         for res in spec["permissions"]:
             if res not in tf_grantable:
                 problems.append(f"{name}: Terraform has no ARN for {res}")
-    for res in CONTRACT["transcoder"]["permissions"]:
+    for res in [*CONTRACT["transcoder"]["permissions"], *CONTRACT["transcoder"]["tenant_permissions"]]:
         if res not in tf_grantable:
             problems.append(f"transcoder: Terraform has no ARN for {res}")
+
+    # 2b. Transcode jobs act for one tenant: the job role only assumes the tenant role, whose grants
+    # are the contract's, each bounded by the session tag (the origin key works only through S3).
+    tag_var = "${aws:PrincipalTag/%s}" % CONTRACT["transcoder"]["tenant_session_tag"]
+    def cdk_policy(prefix):
+        r = next((r for rid, r in cfn.items() if r["Type"] == "AWS::IAM::Policy" and rid.startswith(prefix)), None)
+        return r["Properties"]["PolicyDocument"]["Statement"] if r else []
+    sid = lambda res: "".join(p.title() for p in res.split("_"))
+    for prefix, spec in [("TranscoderContract", "permissions"), ("TranscoderTenantContract", "tenant_permissions")]:
+        got = {st["Sid"]: sorted([st["Action"]] if isinstance(st["Action"], str) else st["Action"]) for st in cdk_policy(prefix)}
+        if got != {sid(res): sorted(a) for res, a in CONTRACT["transcoder"][spec].items()}:
+            problems.append(f"CDK {prefix} grants {got}, the contract's transcoder.{spec} differs")
+    for st in cdk_policy("TranscoderTenantContract"):
+        if tag_var not in json.dumps(st) and st["Sid"] != "OriginKey":
+            problems.append(f"CDK tenant role grant {st['Sid']} is not bounded by the tenant tag")
+    for res in CONTRACT["transcoder"]["tenant_permissions"]:
+        line = re.search(rf"^\s+{res}\s+=\s+(.*)$", grantable, re.M)
+        if res != "origin_key" and (not line or "local.tenant" not in line.group(1)):
+            problems.append(f"Terraform grant {res} of the tenant role is not bounded by the tenant tag")
+    trust = re.search(r'data "aws_iam_policy_document" "transcoder_tenant_assume" \{(.*?)\n\}', tf_text, re.S)
+    if (not trust or "aws_iam_role.transcoder.arn" not in trust.group(1) or '"sts:TagSession"' not in trust.group(1)
+            or 'variable = "aws:RequestTag/${local.tenant_tag}"' not in trust.group(1)
+            or "for_each = local.contract.transcoder.tenant_permissions" not in tf_text):
+        problems.append("Terraform's tenant role must trust only the job role, with the tenant tag, and grant the contract's tenant_permissions")
 
     # 3. Ledger protections in both.
     ledger = next(r for r in cfn.values() if r["Type"] == "AWS::DynamoDB::Table" and r["Properties"].get("DeletionProtectionEnabled"))
@@ -228,11 +252,11 @@ def main(template_path):
         problems.append("Terraform ledger policy does not deny the contract's actions")
     # Who may append: the principals the contract grants PutItem on the ledger, and no one else.
     writers = sorted([n for n, f in CONTRACT["functions"].items() if "dynamodb:PutItem" in f["permissions"].get("audit_table", [])]
-                     + (["transcoder"] if "dynamodb:PutItem" in CONTRACT["transcoder"]["permissions"].get("audit_table", []) else []))
+                     + (["transcoder"] if "dynamodb:PutItem" in CONTRACT["transcoder"]["tenant_permissions"].get("tenant_ledger", []) else []))
     only = next((st for st in ledger["Properties"]["ResourcePolicy"]["PolicyDocument"]["Statement"] if st.get("Sid") == "OnlyLedgerWritersAppend"), None)
     def role_of(ref):
         rid = ref.get("Fn::GetAtt", [""])[0]
-        if rid.startswith("TranscoderRole"):
+        if rid.startswith("TranscoderTenantRole"):
             return "transcoder"
         return next((n for n in CONTRACT["functions"] if rid.startswith(f"Functions{n.replace('_', '')}Role")), rid)
     cdk_writers = sorted(role_of(r) for r in (only or {}).get("Condition", {}).get("ArnNotEquals", {}).get("aws:PrincipalArn", []))
@@ -241,7 +265,7 @@ def main(template_path):
     tf_only = re.search(r'sid\s*=\s*"OnlyLedgerWritersAppend".*?\n  \}', tf_text, re.S)
     tf_writers = re.search(r"ledger_writers = concat\((.*?)\n  \)", tf_text, re.S)
     if (not tf_only or 'test     = "ArnNotEquals"' not in tf_only.group(0) or "values   = local.ledger_writers" not in tf_only.group(0)
-            or not tf_writers or tf_writers.group(1).count('"dynamodb:PutItem"') != 2 or "aws_iam_role.transcoder.arn" not in tf_writers.group(1)):
+            or not tf_writers or tf_writers.group(1).count('"dynamodb:PutItem"') != 2 or "aws_iam_role.transcoder_tenant.arn" not in tf_writers.group(1)):
         problems.append(f"Terraform ledger policy must deny PutItem to all but the contract's appenders ({writers})")
     if not any(rtype == "aws_dynamodb_kinesis_streaming_destination" for rtype, _, _ in tf) or "KinesisStreamSpecification" not in json.dumps(ledger):
         problems.append("the ledger's change stream to the archive is missing in one of them")

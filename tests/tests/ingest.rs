@@ -75,6 +75,9 @@ async fn an_upload_becomes_a_ready_title_that_plays() {
     assert!(out.status.success(), "the job failed: {}", String::from_utf8_lossy(&out.stderr));
     let summary = last_json_line(&out);
     assert_eq!(summary["status"], "READY", "{summary}");
+    // The job acted as its tenant's tagged session of the tenant role the job definition names.
+    let acting_as = summary["acting_as"].as_str().unwrap_or_default();
+    assert!(acting_as.contains(&format!("-transcoder-tenant/transcode-{content_id}")), "{summary}");
     for phase in ["download_seconds", "transcode_seconds", "upload_seconds", "publish_seconds"] {
         assert!(summary["timings"][phase].as_f64().is_some(), "{summary}");
     }

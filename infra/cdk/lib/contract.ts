@@ -7,7 +7,9 @@ export type ResourceName =
   | 'source_bucket' | 'origin_bucket' | 'content_table' | 'tokens_table' | 'audit_table'
   | 'content_key' | 'origin_key' | 'signing_key' | 'service_secret'
   | 'ingest_queue' | 'retry_queue' | 'failures_dlq' | 'content_failed_bus' | 'job_queues' | 'job_definitions'
-  | 'audit_heads' | 'audit_digests' | 'audit_archive' | 'audit_digest_key';
+  | 'audit_heads' | 'audit_digests' | 'audit_archive' | 'audit_digest_key'
+  // The transcode job's tenant session: each bounded by the session's `tenant` tag.
+  | 'tenant_role' | 'tenant_sources' | 'tenant_origin' | 'tenant_content' | 'tenant_ledger' | 'tenant_content_key';
 
 export interface FunctionContract {
   memory_mb: number;
@@ -22,7 +24,12 @@ export interface TranscoderContract {
   /** Default job parameters. */
   parameters: Record<string, string>;
   env: string[];
+  /** The job role's own: only assuming the tenant role. */
   permissions: Partial<Record<ResourceName, string[]>>;
+  /** The session tag the tenant role's policies read. */
+  tenant_session_tag: string;
+  /** The tenant role's, every one bounded by the session's tag. */
+  tenant_permissions: Partial<Record<ResourceName, string[]>>;
   exit_codes: { invalid_input: number; temporary_failure: number };
   retry: { max_attempts: number; backoff_base_seconds: number; backoff_cap_seconds: number };
 }

@@ -1,7 +1,7 @@
 // The whole deployment. infra/terraform describes the same resources; infra/tests/parity.py
 // keeps them in step with each other and with infra/contract.json.
 import * as path from 'path';
-import { Aws, CfnOutput, CfnParameter, Stack, StackProps } from 'aws-cdk-lib';
+import { Aws, CfnOutput, CfnParameter, Duration, Stack, StackProps } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -54,6 +54,31 @@ export class VaultStreamStack extends Stack {
     const queues = new Queues(this, 'Queues', { prefix, source: storage.source, sourceBucketName: bucketName(prefix, 'source') });
 
     const contextConditions = encryptionContextConditions(contract.kms_encryption_context_keys);
+    // A transcode job's own role may only assume the tenant role, tagging the session with the
+    // job's tenant; every permission of the tenant role is bounded by that tag, so a job reaches
+    // only its tenant's sources, origin folder, records, ledger chains and content keys.
+    const transcoderRole = new iam.Role(this, 'TranscoderRole', {
+      assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com'),
+      description: 'VaultStream transcode jobs: only assuming the tenant role (infra/contract.json)',
+    });
+    const tag = contract.transcoder.tenant_session_tag;
+    const tenant = `\${aws:PrincipalTag/${tag}}`;
+    const tenantRole = new iam.Role(this, 'TranscoderTenantRole', {
+      assumedBy: new iam.ArnPrincipal(transcoderRole.roleArn),
+      description: 'VaultStream transcode jobs acting for one tenant: every permission bounded by the session tag',
+      maxSessionDuration: Duration.hours(1),
+    });
+    (tenantRole.node.defaultChild as iam.CfnRole).assumeRolePolicyDocument = {
+      Version: '2012-10-17',
+      Statement: [{
+        Sid: 'TranscodeJobsActForOneTenant',
+        Effect: 'Allow',
+        Principal: { AWS: transcoderRole.roleArn },
+        Action: ['sts:AssumeRole', 'sts:TagSession'],
+        Condition: { StringLike: { [`aws:RequestTag/${tag}`]: '?*' }, 'ForAllValues:StringEquals': { 'aws:TagKeys': [tag] } },
+      }],
+    };
+    const tenantKeyConditions = { ...contextConditions, StringEquals: { [`kms:EncryptionContext:${tag}`]: tenant } };
     const resources: Record<ResourceName, Grantable> = {
       source_bucket: { arns: [storage.source.arnForObjects('source/*')] },
       origin_bucket: { arns: [storage.origin.arnForObjects('*')] },
@@ -74,6 +99,12 @@ export class VaultStreamStack extends Stack {
       audit_digests: { arns: [storage.auditArchive.arnForObjects('audit-digests/*')] },
       audit_archive: { arns: [storage.auditArchive.bucketArn], conditions: { StringLike: { 's3:prefix': ['audit-digests/*'] } } },
       audit_digest_key: { arns: [keys.auditDigest.keyArn] },
+      tenant_role: { arns: [tenantRole.roleArn] },
+      tenant_sources: { arns: [storage.source.arnForObjects(`source/${tenant}/*`)] },
+      tenant_origin: { arns: [storage.origin.arnForObjects(`${tenant}/*`)] },
+      tenant_content: { arns: [content.tableArn], conditions: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [`TENANT#${tenant}`] } } },
+      tenant_ledger: { arns: [ledger.table.tableArn], conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${tenant}#*`] } } },
+      tenant_content_key: { arns: [keys.content.keyArn], conditions: tenantKeyConditions },
       job_definitions: { arns: JOB_KINDS.map((k) => `arn:${Aws.PARTITION}:batch:${Aws.REGION}:${Aws.ACCOUNT_ID}:job-definition/${jobDefinitionName(prefix, k)}:*`) },
     };
 
@@ -137,11 +168,8 @@ export class VaultStreamStack extends Stack {
     });
     functions.byName['playback'].addEnvironment('VAULTSTREAM_CLOUDFRONT_KEY_PAIR_ID', delivery.publicKey.ref);
 
-    const transcoderRole = new iam.Role(this, 'TranscoderRole', {
-      assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com'),
-      description: 'VaultStream transcode jobs: only what infra/contract.json grants them',
-    });
     new iam.Policy(this, 'TranscoderContract', { roles: [transcoderRole], statements: contractStatements(contract.transcoder.permissions, resources) });
+    new iam.Policy(this, 'TranscoderTenantContract', { roles: [tenantRole], statements: contractStatements(contract.transcoder.tenant_permissions, resources) });
     const transcoderEnv: Record<string, string> = {
       VAULTSTREAM_SOURCE_BUCKET: storage.source.bucketName,
       VAULTSTREAM_ORIGIN_BUCKET: storage.origin.bucketName,
@@ -150,6 +178,7 @@ export class VaultStreamStack extends Stack {
       VAULTSTREAM_AUDIT_SHARDS: '4',
       VAULTSTREAM_CONTENT_KEY_ID: keys.content.keyArn,
       VAULTSTREAM_PRICE_PER_VCPU_SECOND: pricePerVcpuSecond,
+      VAULTSTREAM_TENANT_ROLE_ARN: tenantRole.roleArn,
     };
     for (const variable of contract.transcoder.env) {
       if (transcoderEnv[variable] === undefined) throw new Error(`the contract's transcoder reads ${variable}, which the job definitions do not set`);
@@ -166,7 +195,7 @@ export class VaultStreamStack extends Stack {
     const ledgerWriters = Object.entries(contract.functions)
       .filter(([, fn]) => (fn.permissions.audit_table ?? []).includes('dynamodb:PutItem'))
       .map(([name]) => functions.roles[name].roleArn);
-    if ((contract.transcoder.permissions.audit_table ?? []).includes('dynamodb:PutItem')) ledgerWriters.push(transcoderRole.roleArn);
+    if ((contract.transcoder.tenant_permissions.tenant_ledger ?? []).includes('dynamodb:PutItem')) ledgerWriters.push(tenantRole.roleArn);
     ledger.table.addToResourcePolicy(new iam.PolicyStatement({
       sid: 'OnlyLedgerWritersAppend',
       effect: iam.Effect.DENY,
@@ -176,9 +205,9 @@ export class VaultStreamStack extends Stack {
       conditions: { ArnNotEquals: { 'aws:PrincipalArn': ledgerWriters } },
     }));
 
-    Keys.allow(keys.content, 'TranscoderGeneratesAndReusesContentKeys', transcoderRole, ['kms:Decrypt', 'kms:GenerateDataKey'], contextConditions);
+    Keys.allow(keys.content, 'TranscoderGeneratesAndReusesContentKeys', tenantRole, ['kms:Decrypt', 'kms:GenerateDataKey'], tenantKeyConditions);
     Keys.allow(keys.content, 'KeyDeliveryDecryptsContentKeys', functions.roles['key_delivery'], ['kms:Decrypt'], contextConditions);
-    Keys.allow(keys.origin, 'TranscoderWritesOrigin', transcoderRole, ['kms:GenerateDataKey'], viaS3Conditions());
+    Keys.allow(keys.origin, 'TranscoderWritesOrigin', tenantRole, ['kms:GenerateDataKey'], viaS3Conditions());
     Keys.allow(keys.origin, 'ManifestReadsOrigin', functions.roles['manifest'], ['kms:Decrypt'], viaS3Conditions());
     Keys.allow(keys.signing, 'PlaybackSignsCookies', functions.roles['playback'], ['kms:GetPublicKey', 'kms:Sign']);
     Keys.allow(keys.auditDigest, 'DigestWriterSigns', functions.roles['audit_digest'], ['kms:GetPublicKey', 'kms:Sign']);

@@ -86,6 +86,34 @@ test('content keys: only the transcoder generates (and reuses), only key deliver
   assert.ok(!actionsOf(admin).some((a) => ['kms:Decrypt', 'kms:GenerateDataKey', 'kms:Encrypt'].includes(a)), 'administrators must not use the key');
 });
 
+test('transcode jobs act for one tenant: the job role only assumes the tenant role with a tenant tag, and every tenant-role grant is bounded by it', () => {
+  const tag = `\${aws:PrincipalTag/${contract.transcoder.tenant_session_tag}}`;
+  const [tenantRoleId, tenantRole] = ofType('AWS::IAM::Role').find(([id]) => id.startsWith('TranscoderTenantRole'))!;
+  const jobRoleId = ofType('AWS::IAM::Role').find(([id]) => id.startsWith('TranscoderRole'))![0];
+  const [trust] = statementsOf(tenantRole.Properties.AssumeRolePolicyDocument);
+  assert.deepEqual(trust.Principal, { AWS: { 'Fn::GetAtt': [jobRoleId, 'Arn'] } });
+  assert.deepEqual(actionsOf(trust).sort(), ['sts:AssumeRole', 'sts:TagSession']);
+  assert.equal(trust.Condition.StringLike[`aws:RequestTag/${contract.transcoder.tenant_session_tag}`], '?*', 'a session without the tag is refused');
+  assert.deepEqual(trust.Condition['ForAllValues:StringEquals']['aws:TagKeys'], [contract.transcoder.tenant_session_tag]);
+  assert.equal(tenantRole.Properties.MaxSessionDuration, 3600);
+
+  const policyOf = (roleId: string) => ofType('AWS::IAM::Policy').filter(([, p]) => JSON.stringify(p.Properties.Roles).includes(roleId)).flatMap(([, p]) => statementsOf(p.Properties.PolicyDocument));
+  const job = policyOf(jobRoleId);
+  assert.deepEqual(job.map((s) => [actionsOf(s).sort(), s.Resource]), [[['sts:AssumeRole', 'sts:TagSession'], { 'Fn::GetAtt': [tenantRoleId, 'Arn'] }]], 'the job role reaches no data itself');
+  // The attacker: a job for tenant "a" asks for tenant "b"'s source, origin, records, chains and keys.
+  // Each grant must name the session's tag in what it reaches (the origin key only works through
+  // S3, on objects the tenant-bounded s3:PutObject allows).
+  for (const s of policyOf(tenantRoleId)) {
+    const bounded = JSON.stringify(s.Resource).includes(tag) || JSON.stringify(s.Condition ?? {}).includes(tag);
+    const throughS3 = s.Condition?.StringEquals?.['kms:ViaService'] !== undefined;
+    assert.ok(bounded || throughS3, `${s.Sid} is not bounded by the tenant tag: ${JSON.stringify(s)}`);
+  }
+  const content = ofType('AWS::KMS::Key').find(([, k]) => k.Properties.Description.startsWith('VaultStream content keys'))![1];
+  const generate = statementsOf(content.Properties.KeyPolicy).find((s) => s.Sid === 'TranscoderGeneratesAndReusesContentKeys');
+  assert.deepEqual(generate.Principal, { AWS: { 'Fn::GetAtt': [tenantRoleId, 'Arn'] } });
+  assert.equal(generate.Condition.StringEquals[`kms:EncryptionContext:${contract.transcoder.tenant_session_tag}`], tag, "only the session's own tenant's keys");
+});
+
 test('buckets: private, versioned, TLS-only; source events are ObjectCreated:*; the archive is Object Lock compliance and never expires', () => {
   for (const [id, b] of ofType('AWS::S3::Bucket')) {
     assert.deepEqual(b.Properties.PublicAccessBlockConfiguration, { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true }, id);

@@ -16,9 +16,16 @@ pub struct Clients {
 impl Clients {
     /// Clients from the process environment (credentials, region, `AWS_ENDPOINT_URL`).
     pub async fn from_env() -> Self {
+        let (config, emulator) = Self::load_config().await;
+        Self::from_sdk_config(&config, emulator)
+    }
+
+    /// The standard chain's settings, and whether they point at an emulator (`AWS_ENDPOINT_URL`,
+    /// which wants path-style S3 addressing).
+    pub async fn load_config() -> (aws_config::SdkConfig, bool) {
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
         let emulator = std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.trim().is_empty());
-        Self::from_sdk_config(&config, emulator)
+        (config, emulator)
     }
 
     pub fn from_sdk_config(config: &aws_config::SdkConfig, path_style: bool) -> Self {

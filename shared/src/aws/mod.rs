@@ -14,6 +14,7 @@ pub mod policy_signer;
 pub mod queues;
 pub mod sessions;
 pub mod source_store;
+pub mod tenant_role;
 
 pub use api_tokens::DynamoApiTokens;
 pub use audit_changes::S3ChangeArchive;
