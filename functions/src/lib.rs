@@ -7,5 +7,6 @@ pub mod env;
 pub mod handlers;
 pub mod http;
 pub mod logging;
+pub mod origin_verify;
 pub mod runtime;
 pub mod wiring;

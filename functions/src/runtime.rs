@@ -1,5 +1,5 @@
 //! What every HTTP function's `main` does: JSON logs, configuration read once, AWS clients, then
-//! the Lambda runtime with the handler shared across invocations.
+//! the Lambda runtime with the handler shared across invocations, behind the origin check.
 
 use std::sync::Arc;
 
@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use lambda_http::{service_fn, Body, Error, Request, Response};
 
 use crate::env::{ConfigError, Env};
+use crate::origin_verify::OriginVerify;
 use crate::wiring::Aws;
 
 #[async_trait]
@@ -18,10 +19,17 @@ pub trait HttpFunction: Sized + Send + Sync + 'static {
 pub async fn serve<F: HttpFunction>() -> Result<(), Error> {
     crate::logging::init();
     let env = Env::from_process();
-    let function = Arc::new(F::from_env(&env, &crate::wiring::aws(&env).await).await?);
+    let aws = crate::wiring::aws(&env).await;
+    let origin = Arc::new(OriginVerify::from_env(&env, &aws).await?);
+    let function = Arc::new(F::from_env(&env, &aws).await?);
     lambda_http::run(service_fn(move |request: Request| {
-        let function = Arc::clone(&function);
-        async move { Ok::<_, Error>(function.handle(request).await) }
+        let (function, origin) = (Arc::clone(&function), Arc::clone(&origin));
+        async move {
+            if let Some(refused) = origin.as_ref().as_ref().and_then(|o| o.refuse(&request)) {
+                return Ok::<_, Error>(refused);
+            }
+            Ok(function.handle(request).await)
+        }
     }))
     .await
 }

@@ -1,10 +1,30 @@
 # The HTTP API: the contract's routes, the Lambda authorizer on the routes that need a session,
 # stage-wide throttling and access logs.
 
+# Only through CloudFront (and its WAF): no execute-api endpoint, and the functions refuse
+# requests without CloudFront's origin-verify header.
 resource "aws_apigatewayv2_api" "http" {
-  name          = "${var.prefix}-api"
-  protocol_type = "HTTP"
-  description   = "VaultStream viewer and creator API"
+  name                         = "${var.prefix}-api"
+  protocol_type                = "HTTP"
+  description                  = "VaultStream viewer and creator API"
+  disable_execute_api_endpoint = true
+}
+
+# The custom domain CloudFront reaches the API at; its DNS record (a CNAME to the
+# api_origin_dns_target output) is the operator's.
+resource "aws_apigatewayv2_domain_name" "origin" {
+  domain_name = "api-origin.${local.cdn}"
+  domain_name_configuration {
+    certificate_arn = var.cdn_certificate_arn
+    endpoint_type   = "REGIONAL"
+    security_policy = "TLS_1_2"
+  }
+}
+
+resource "aws_apigatewayv2_api_mapping" "origin" {
+  api_id      = aws_apigatewayv2_api.http.id
+  domain_name = aws_apigatewayv2_domain_name.origin.id
+  stage       = aws_apigatewayv2_stage.default.id
 }
 
 resource "aws_cloudwatch_log_group" "api_access" {

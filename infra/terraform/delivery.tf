@@ -7,7 +7,13 @@ locals {
   caching_optimized      = "658327ea-f89d-4fab-a63d-7e88639e58f6"
   caching_disabled       = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
   all_viewer_except_host = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
-  api_domain             = "${aws_apigatewayv2_api.http.id}.execute-api.${local.region}.amazonaws.com"
+  api_domain             = aws_apigatewayv2_domain_name.origin.domain_name
+  # Every API route is behind one of these: the API has no other way in.
+  api_behaviours = {
+    "/v1/manifests/*" = ["GET", "HEAD", "OPTIONS"]
+    "/v1/keys/*"      = ["GET", "HEAD", "OPTIONS"]
+    "/v1/content*"    = ["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"]
+  }
 }
 
 resource "aws_cloudfront_public_key" "signing" {
@@ -70,10 +76,10 @@ resource "aws_cloudfront_response_headers_policy" "security" {
   cors_config {
     access_control_allow_credentials = true
     access_control_allow_headers {
-      items = ["Authorization", "Range"]
+      items = ["Authorization", "Range", "Content-Type", "Idempotency-Key"]
     }
     access_control_allow_methods {
-      items = ["GET", "HEAD", "OPTIONS"]
+      items = ["GET", "HEAD", "OPTIONS", "POST"]
     }
     access_control_allow_origins {
       items = [var.player_origin]
@@ -163,6 +169,10 @@ resource "aws_cloudfront_distribution" "cdn" {
   origin {
     origin_id   = "api"
     domain_name = local.api_domain
+    custom_header {
+      name  = "X-VaultStream-Origin-Verify"
+      value = random_password.origin_verify.result
+    }
     custom_origin_config {
       http_port              = 80
       https_port             = 443
@@ -188,12 +198,12 @@ resource "aws_cloudfront_distribution" "cdn" {
 
   # Keys and personalised playlists are per viewer: never cached.
   dynamic "ordered_cache_behavior" {
-    for_each = ["/v1/manifests/*", "/v1/keys/*"]
+    for_each = ["/v1/manifests/*", "/v1/keys/*", "/v1/content*"]
     content {
       path_pattern               = ordered_cache_behavior.value
       target_origin_id           = "api"
       viewer_protocol_policy     = "https-only"
-      allowed_methods            = ["GET", "HEAD", "OPTIONS"]
+      allowed_methods            = local.api_behaviours[ordered_cache_behavior.value]
       cached_methods             = ["GET", "HEAD"]
       cache_policy_id            = local.caching_disabled
       origin_request_policy_id   = local.all_viewer_except_host

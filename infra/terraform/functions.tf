@@ -15,29 +15,30 @@ locals {
 
   # What each contract resource name means here (the CDK stack has the same map).
   grantable = {
-    source_bucket      = { arns = ["${aws_s3_bucket.source.arn}/source/*"], conditions = [] }
-    origin_bucket      = { arns = ["${aws_s3_bucket.origin.arn}/*"], conditions = [] }
-    content_table      = { arns = [aws_dynamodb_table.content.arn], conditions = [] }
-    tokens_table       = { arns = [aws_dynamodb_table.tokens.arn], conditions = [] }
-    audit_table        = { arns = [aws_dynamodb_table.audit.arn], conditions = [] }
-    content_key        = { arns = [aws_kms_key.content.arn], conditions = local.context_conditions }
-    origin_key         = { arns = [aws_kms_key.origin.arn], conditions = local.via_s3_conditions }
-    signing_key        = { arns = [aws_kms_key.signing.arn], conditions = [] }
-    service_secret     = { arns = [aws_secretsmanager_secret.service.arn], conditions = [] }
-    ingest_queue       = { arns = [aws_sqs_queue.ingest.arn], conditions = [] }
-    retry_queue        = { arns = [aws_sqs_queue.retry.arn], conditions = [] }
-    failures_dlq       = { arns = [aws_sqs_queue.failures_dlq.arn], conditions = [] }
-    content_failed_bus = { arns = [aws_cloudwatch_event_bus.content_failed.arn], conditions = [] }
-    audit_heads        = { arns = ["${aws_dynamodb_table.audit.arn}/index/heads"], conditions = [] }
-    audit_digests      = { arns = ["${aws_s3_bucket.audit_archive.arn}/audit-digests/*"], conditions = [] }
-    audit_archive      = { arns = [aws_s3_bucket.audit_archive.arn], conditions = [{ test = "StringLike", variable = "s3:prefix", values = ["audit-digests/*"] }] }
-    audit_digest_key   = { arns = [aws_kms_key.audit_digest.arn], conditions = [] }
-    tenant_role        = { arns = [aws_iam_role.transcoder_tenant.arn], conditions = [] }
-    tenant_sources     = { arns = ["${aws_s3_bucket.source.arn}/source/${local.tenant}/*"], conditions = [] }
-    tenant_origin      = { arns = ["${aws_s3_bucket.origin.arn}/${local.tenant}/*"], conditions = [] }
-    tenant_content     = { arns = [aws_dynamodb_table.content.arn], conditions = [{ test = "ForAllValues:StringEquals", variable = "dynamodb:LeadingKeys", values = ["TENANT#${local.tenant}"] }] }
-    tenant_ledger      = { arns = [aws_dynamodb_table.audit.arn], conditions = [{ test = "ForAllValues:StringLike", variable = "dynamodb:LeadingKeys", values = ["${local.tenant}#*"] }] }
-    tenant_content_key = { arns = [aws_kms_key.content.arn], conditions = local.tenant_key_conditions }
+    source_bucket        = { arns = ["${aws_s3_bucket.source.arn}/source/*"], conditions = [] }
+    origin_bucket        = { arns = ["${aws_s3_bucket.origin.arn}/*"], conditions = [] }
+    content_table        = { arns = [aws_dynamodb_table.content.arn], conditions = [] }
+    tokens_table         = { arns = [aws_dynamodb_table.tokens.arn], conditions = [] }
+    audit_table          = { arns = [aws_dynamodb_table.audit.arn], conditions = [] }
+    content_key          = { arns = [aws_kms_key.content.arn], conditions = local.context_conditions }
+    origin_key           = { arns = [aws_kms_key.origin.arn], conditions = local.via_s3_conditions }
+    signing_key          = { arns = [aws_kms_key.signing.arn], conditions = [] }
+    service_secret       = { arns = [aws_secretsmanager_secret.service.arn], conditions = [] }
+    ingest_queue         = { arns = [aws_sqs_queue.ingest.arn], conditions = [] }
+    retry_queue          = { arns = [aws_sqs_queue.retry.arn], conditions = [] }
+    failures_dlq         = { arns = [aws_sqs_queue.failures_dlq.arn], conditions = [] }
+    content_failed_bus   = { arns = [aws_cloudwatch_event_bus.content_failed.arn], conditions = [] }
+    audit_heads          = { arns = ["${aws_dynamodb_table.audit.arn}/index/heads"], conditions = [] }
+    audit_digests        = { arns = ["${aws_s3_bucket.audit_archive.arn}/audit-digests/*"], conditions = [] }
+    audit_archive        = { arns = [aws_s3_bucket.audit_archive.arn], conditions = [{ test = "StringLike", variable = "s3:prefix", values = ["audit-digests/*"] }] }
+    audit_digest_key     = { arns = [aws_kms_key.audit_digest.arn], conditions = [] }
+    origin_verify_secret = { arns = [aws_secretsmanager_secret.origin_verify.arn], conditions = [] }
+    tenant_role          = { arns = [aws_iam_role.transcoder_tenant.arn], conditions = [] }
+    tenant_sources       = { arns = ["${aws_s3_bucket.source.arn}/source/${local.tenant}/*"], conditions = [] }
+    tenant_origin        = { arns = ["${aws_s3_bucket.origin.arn}/${local.tenant}/*"], conditions = [] }
+    tenant_content       = { arns = [aws_dynamodb_table.content.arn], conditions = [{ test = "ForAllValues:StringEquals", variable = "dynamodb:LeadingKeys", values = ["TENANT#${local.tenant}"] }] }
+    tenant_ledger        = { arns = [aws_dynamodb_table.audit.arn], conditions = [{ test = "ForAllValues:StringLike", variable = "dynamodb:LeadingKeys", values = ["${local.tenant}#*"] }] }
+    tenant_content_key   = { arns = [aws_kms_key.content.arn], conditions = local.tenant_key_conditions }
     # Named before they exist: the job queues and definitions are created with the transcoder.
     job_queues      = { arns = [for k in keys(local.job_queues) : "arn:${local.partition}:batch:${local.region}:${local.account}:job-queue/${var.prefix}-${k}"], conditions = [] }
     job_definitions = { arns = [for k in keys(local.job_definitions) : "arn:${local.partition}:batch:${local.region}:${local.account}:job-definition/${var.prefix}-${k}:*"], conditions = [] }
@@ -45,14 +46,15 @@ locals {
 
   # Every variable a function may read; each function gets the ones its contract lists.
   function_env = {
-    VAULTSTREAM_CONTENT_TABLE        = aws_dynamodb_table.content.name
-    VAULTSTREAM_TOKENS_TABLE         = aws_dynamodb_table.tokens.name
-    VAULTSTREAM_AUDIT_TABLE          = aws_dynamodb_table.audit.name
-    VAULTSTREAM_AUDIT_SHARDS         = "4"
-    VAULTSTREAM_AUDIT_ARCHIVE_BUCKET = aws_s3_bucket.audit_archive.bucket
-    VAULTSTREAM_AUDIT_DIGEST_KEY_ID  = aws_kms_key.audit_digest.arn
-    VAULTSTREAM_ORIGIN_BUCKET        = aws_s3_bucket.origin.bucket
-    VAULTSTREAM_SERVICE_SECRET_ARN   = aws_secretsmanager_secret.service.arn
+    VAULTSTREAM_CONTENT_TABLE            = aws_dynamodb_table.content.name
+    VAULTSTREAM_TOKENS_TABLE             = aws_dynamodb_table.tokens.name
+    VAULTSTREAM_AUDIT_TABLE              = aws_dynamodb_table.audit.name
+    VAULTSTREAM_AUDIT_SHARDS             = "4"
+    VAULTSTREAM_AUDIT_ARCHIVE_BUCKET     = aws_s3_bucket.audit_archive.bucket
+    VAULTSTREAM_AUDIT_DIGEST_KEY_ID      = aws_kms_key.audit_digest.arn
+    VAULTSTREAM_ORIGIN_BUCKET            = aws_s3_bucket.origin.bucket
+    VAULTSTREAM_SERVICE_SECRET_ARN       = aws_secretsmanager_secret.service.arn
+    VAULTSTREAM_ORIGIN_VERIFY_SECRET_ARN = aws_secretsmanager_secret.origin_verify.arn
     # Manifest and key URLs go through CloudFront (api.cdn.<domain>), never cached there.
     VAULTSTREAM_API_BASE_URL              = "https://api.${local.cdn}"
     VAULTSTREAM_CDN_DOMAIN                = var.domain_name

@@ -1,7 +1,12 @@
 # The same outputs as the CDK stack (infra/contract.json lists them), in Terraform's snake_case.
 
 output "api_url" {
-  value = aws_apigatewayv2_api.http.api_endpoint
+  value = "https://api.${local.cdn}"
+}
+
+output "api_origin_dns_target" {
+  description = "Point a CNAME api-origin.cdn.<domain> here: CloudFront reaches the API at that name"
+  value       = aws_apigatewayv2_domain_name.origin.domain_name_configuration[0].target_domain_name
 }
 
 output "cdn_domain" {

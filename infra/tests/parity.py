@@ -49,6 +49,8 @@ TYPES = {
     "AWS::ApiGatewayV2::Authorizer": "aws_apigatewayv2_authorizer",
     "AWS::ApiGatewayV2::Integration": "aws_apigatewayv2_integration",
     "AWS::ApiGatewayV2::Route": "aws_apigatewayv2_route",
+    "AWS::ApiGatewayV2::DomainName": "aws_apigatewayv2_domain_name",
+    "AWS::ApiGatewayV2::ApiMapping": "aws_apigatewayv2_api_mapping",
     "AWS::Lambda::Permission": "aws_lambda_permission",
     "AWS::Lambda::EventSourceMapping": "aws_lambda_event_source_mapping",
     "AWS::CloudFront::Distribution": "aws_cloudfront_distribution",
@@ -235,6 +237,26 @@ def main(template_path):
             or "for_each = local.contract.transcoder.tenant_permissions" not in tf_text):
         problems.append("Terraform's tenant role must trust only the job role, with the tenant tag, and grant the contract's tenant_permissions")
 
+    # 2c. The API only through CloudFront: execute-api off, the origin-verify header on the API
+    # origin, every route behind an API behaviour (CDK's are asserted in its tests).
+    api = next(r for r in cfn.values() if r["Type"] == "AWS::ApiGatewayV2::Api")["Properties"]
+    cdk_origin = next(o for r in cfn.values() if r["Type"] == "AWS::CloudFront::Distribution" for o in r["Properties"]["DistributionConfig"]["Origins"] if o["Id"] == "api")
+    if api.get("DisableExecuteApiEndpoint") is not True or [h["HeaderName"] for h in cdk_origin.get("OriginCustomHeaders", [])] != ["X-VaultStream-Origin-Verify"]:
+        problems.append("CDK: the API must have execute-api disabled and CloudFront must send X-VaultStream-Origin-Verify")
+    tf_api = next(body for rtype, name, body in tf if rtype == "aws_apigatewayv2_api")
+    if val(tf_api.get("disable_execute_api_endpoint")) is not True:
+        problems.append("Terraform leaves the API's execute-api endpoint on: requests could skip CloudFront and its WAF")
+    if not re.search(r'custom_header \{\s*name\s*=\s*"X-VaultStream-Origin-Verify"\s*value\s*=\s*random_password\.origin_verify\.result', tf_text):
+        problems.append("Terraform's CloudFront does not send X-VaultStream-Origin-Verify to the API")
+    behaviours = re.search(r"api_behaviours = \{(.*?)\n  \}", tf_text, re.S)
+    for route in CONTRACT["routes"]:
+        method, path = route["route"].split(" ")
+        sample = re.sub(r"\{[^}]+\}", "x", path)
+        ok = behaviours and any(re.fullmatch(re.escape(p).replace(r"\*", ".*"), sample) and f'"{method}"' in m
+                                for p, m in re.findall(r'"([^"]+)"\s*=\s*\[([^\]]*)\]', behaviours.group(1)))
+        if not ok:
+            problems.append(f"Terraform's CloudFront has no API behaviour for {route['route']}")
+
     # 3. Ledger protections in both.
     ledger = next(r for r in cfn.values() if r["Type"] == "AWS::DynamoDB::Table" and r["Properties"].get("DeletionProtectionEnabled"))
     denied = ledger["Properties"]["ResourcePolicy"]["PolicyDocument"]["Statement"][0]["Action"]
@@ -301,9 +323,11 @@ def main(template_path):
         if rtype == "aws_batch_compute_environment" and not (body.get("compute_resources") or [{}])[0].get("launch_template"):
             problems.append(f"Terraform compute environment {name} has no launch template")
 
-    # 4c. Secrets never enter Terraform's state: written through write-only arguments only.
-    if re.search(r"^\s*secret_string\s*=", tf_text, re.M):
-        problems.append("Terraform writes a secret with secret_string, which keeps it in the state")
+    # 4c. The service secret never enters Terraform's state: written through a write-only argument.
+    # (The origin-verify value must sit in CloudFront's configuration, so it is in the state anyway.)
+    service_version = re.search(r'resource "aws_secretsmanager_secret_version" "service" \{(.*?)\n\}', tf_text, re.S)
+    if not service_version or re.search(r"^\s*secret_string\s*=", service_version.group(1), re.M):
+        problems.append("Terraform writes the service secret with secret_string, which keeps it in the state")
     if "secret_string_wo" not in tf_text or 'ephemeral "random_password"' not in tf_text:
         problems.append("Terraform lacks the write-only service secret (ephemeral value, secret_string_wo)")
 

@@ -381,3 +381,37 @@ async fn unplayable_content_is_a_conflict() {
     let r = start_playback(&f, &ctx, "bad..id", None).await;
     assert_eq!(r.status(), 400);
 }
+
+/// A request that goes around CloudFront (straight to the API's custom domain) lacks the header
+/// CloudFront adds from the origin-verify secret, and is refused before any handler runs.
+#[tokio::test]
+async fn requests_around_the_cdn_are_refused_before_any_handler() {
+    use vaultstream_functions::origin_verify::{OriginVerify, HEADER};
+    let stack = Stack::provision().await;
+    let value = "cdn-only-".repeat(6);
+    let secret =
+        stack.aws.secrets.create_secret().name(format!("origin-verify-{}", stack.suffix)).secret_string(&value).send().await.unwrap();
+    let env = vaultstream_functions::env::Env::from_pairs([("VAULTSTREAM_ORIGIN_VERIFY_SECRET_ARN", secret.arn().unwrap())]);
+    let check = OriginVerify::from_env(&env, &stack.aws).await.unwrap().expect("configured");
+    let request = |header: Option<&str>| {
+        let mut builder = lambda_http::http::Request::builder().uri("https://api-origin.cdn.example.com/v1/content");
+        if let Some(h) = header {
+            builder = builder.header(HEADER, h);
+        }
+        builder.body(lambda_http::Body::Empty).unwrap()
+    };
+    assert!(check.refuse(&request(Some(&value))).is_none(), "CloudFront's requests go on");
+    for forged in [None, Some("guess"), Some(&value[1..])] {
+        assert_eq!(check.refuse(&request(forged)).expect("refused").status(), 403, "{forged:?}");
+    }
+    // Unset, the check is off (the local stack's gateway is reached directly); a secret that
+    // cannot be read stops the function at start, naming the variable.
+    let none = vaultstream_functions::env::Env::from_pairs([("OTHER", "x")]);
+    assert!(OriginVerify::from_env(&none, &stack.aws).await.unwrap().is_none());
+    let missing = vaultstream_functions::env::Env::from_pairs([(
+        "VAULTSTREAM_ORIGIN_VERIFY_SECRET_ARN",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:nope",
+    )]);
+    let err = OriginVerify::from_env(&missing, &stack.aws).await.err().expect("refused");
+    assert!(err.to_string().contains("VAULTSTREAM_ORIGIN_VERIFY_SECRET_ARN"), "{err}");
+}

@@ -9,6 +9,10 @@ import { Contract } from './contract';
 
 export interface ApiProps {
   prefix: string;
+  /** The custom domain CloudFront reaches the API at (the `execute-api` endpoint is off). */
+  originDomain: string;
+  /** A regional ACM certificate covering `originDomain`. */
+  certificateArn: string;
   functions: Record<string, lambda.IFunction>;
   routes: Contract['routes'];
   throttleRate: number;
@@ -17,16 +21,22 @@ export interface ApiProps {
 
 export class Api extends Construct {
   readonly api: apigw.CfnApi;
-  readonly url: string;
+  /** The custom domain CloudFront sends API requests to. */
   readonly domainName: string;
+  /** Where `domainName`'s DNS record must point (a CNAME the operator adds). */
+  readonly dnsTarget: string;
 
   constructor(scope: Construct, id: string, props: ApiProps) {
     super(scope, id);
-    this.api = new apigw.CfnApi(this, 'Http', { name: `${props.prefix}-api`, protocolType: 'HTTP', description: 'VaultStream viewer and creator API' });
+    // Only through CloudFront (and its WAF): no execute-api endpoint, and the functions refuse
+    // requests without CloudFront's origin-verify header.
+    this.api = new apigw.CfnApi(this, 'Http', {
+      name: `${props.prefix}-api`, protocolType: 'HTTP', description: 'VaultStream viewer and creator API', disableExecuteApiEndpoint: true,
+    });
     const executeArn = (route: string) => `arn:${Aws.PARTITION}:execute-api:${Aws.REGION}:${Aws.ACCOUNT_ID}:${this.api.ref}/${route}`;
 
     const accessLogs = new logs.LogGroup(this, 'AccessLogs', { retention: logs.RetentionDays.ONE_YEAR, removalPolicy: RemovalPolicy.RETAIN });
-    new apigw.CfnStage(this, 'Default', {
+    const stage = new apigw.CfnStage(this, 'Default', {
       apiId: this.api.ref,
       stageName: '$default',
       autoDeploy: true,
@@ -76,7 +86,12 @@ export class Api extends Construct {
         authorizerId: route.authorizer ? authorizer.ref : undefined,
       });
     }
-    this.domainName = `${this.api.ref}.execute-api.${Aws.REGION}.${Aws.URL_SUFFIX}`;
-    this.url = `https://${this.domainName}`;
+    const domain = new apigw.CfnDomainName(this, 'OriginDomain', {
+      domainName: props.originDomain,
+      domainNameConfigurations: [{ certificateArn: props.certificateArn, endpointType: 'REGIONAL', securityPolicy: 'TLS_1_2' }],
+    });
+    new apigw.CfnApiMapping(this, 'OriginMapping', { apiId: this.api.ref, domainName: domain.ref, stage: stage.ref });
+    this.domainName = props.originDomain;
+    this.dnsTarget = domain.attrRegionalDomainName;
   }
 }

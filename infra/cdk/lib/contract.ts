@@ -7,7 +7,7 @@ export type ResourceName =
   | 'source_bucket' | 'origin_bucket' | 'content_table' | 'tokens_table' | 'audit_table'
   | 'content_key' | 'origin_key' | 'signing_key' | 'service_secret'
   | 'ingest_queue' | 'retry_queue' | 'failures_dlq' | 'content_failed_bus' | 'job_queues' | 'job_definitions'
-  | 'audit_heads' | 'audit_digests' | 'audit_archive' | 'audit_digest_key'
+  | 'audit_heads' | 'audit_digests' | 'audit_archive' | 'audit_digest_key' | 'origin_verify_secret'
   // The transcode job's tenant session: each bounded by the session's `tenant` tag.
   | 'tenant_role' | 'tenant_sources' | 'tenant_origin' | 'tenant_content' | 'tenant_ledger' | 'tenant_content_key';
 

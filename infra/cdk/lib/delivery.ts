@@ -17,6 +17,8 @@ import { Construct } from 'constructs';
 const CACHING_OPTIMIZED = '658327ea-f89d-4fab-a63d-7e88639e58f6';
 const CACHING_DISABLED = '4135ea2d-6df8-44a3-9df3-4b5a84be39ad';
 const ALL_VIEWER_EXCEPT_HOST = 'b689b0a8-53d0-40ab-baf2-68738e2966ac';
+/** functions/src/origin_verify.rs reads the same header. */
+export const ORIGIN_VERIFY_HEADER = 'X-VaultStream-Origin-Verify';
 
 /** The viewer-request function (infra/shared/tenant-host.js, shared with Terraform). */
 export const TENANT_HOST_FUNCTION = fs.readFileSync(path.resolve(__dirname, '..', '..', '..', 'shared', 'tenant-host.js'), 'utf8');
@@ -46,6 +48,8 @@ export interface DeliveryProps {
   originKey: kms.Key;
   signingKey: kms.Key;
   apiDomainName: string;
+  /** The origin-verify header's value (the secret's dynamic reference). */
+  originVerify: string;
   accessLogs: s3.IBucket;
   /** The access-log fields to keep (the contract's `cdn_access_log_fields`). */
   accessLogFields: string[];
@@ -108,8 +112,8 @@ export class Delivery extends Construct {
         },
         corsConfig: {
           accessControlAllowCredentials: true,
-          accessControlAllowHeaders: { items: ['Authorization', 'Range'] },
-          accessControlAllowMethods: { items: ['GET', 'HEAD', 'OPTIONS'] },
+          accessControlAllowHeaders: { items: ['Authorization', 'Range', 'Content-Type', 'Idempotency-Key'] },
+          accessControlAllowMethods: { items: ['GET', 'HEAD', 'OPTIONS', 'POST'] },
           accessControlAllowOrigins: { items: [props.playerOrigin] },
           accessControlMaxAgeSec: 600,
           originOverride: true,
@@ -135,11 +139,11 @@ export class Delivery extends Construct {
       ],
     });
 
-    const apiBehaviour = (pathPattern: string) => ({
+    const apiBehaviour = (pathPattern: string, allowedMethods = ['GET', 'HEAD', 'OPTIONS']) => ({
       pathPattern,
       targetOriginId: 'api',
       viewerProtocolPolicy: 'https-only',
-      allowedMethods: ['GET', 'HEAD', 'OPTIONS'],
+      allowedMethods,
       // Keys and personalised playlists are per viewer: never cached.
       cachePolicyId: CACHING_DISABLED,
       originRequestPolicyId: ALL_VIEWER_EXCEPT_HOST,
@@ -157,7 +161,10 @@ export class Delivery extends Construct {
         webAclId: waf.attrArn,
         origins: [
           { id: 'origin', domainName: props.origin.bucketRegionalDomainName, originAccessControlId: oac.attrId, s3OriginConfig: { originAccessIdentity: '' } },
-          { id: 'api', domainName: props.apiDomainName, customOriginConfig: { originProtocolPolicy: 'https-only', originSslProtocols: ['TLSv1.2'] } },
+          {
+            id: 'api', domainName: props.apiDomainName, customOriginConfig: { originProtocolPolicy: 'https-only', originSslProtocols: ['TLSv1.2'] },
+            originCustomHeaders: [{ headerName: ORIGIN_VERIFY_HEADER, headerValue: props.originVerify }],
+          },
         ],
         defaultCacheBehavior: {
           targetOriginId: 'origin',
@@ -169,7 +176,11 @@ export class Delivery extends Construct {
           functionAssociations: [{ eventType: 'viewer-request', functionArn: tenantFunction.attrFunctionArn }],
           compress: false,
         },
-        cacheBehaviors: [apiBehaviour('/v1/manifests/*'), apiBehaviour('/v1/keys/*')],
+        // Every API route is here: the API has no other way in.
+        cacheBehaviors: [
+          apiBehaviour('/v1/manifests/*'), apiBehaviour('/v1/keys/*'),
+          apiBehaviour('/v1/content*', ['GET', 'HEAD', 'OPTIONS', 'PUT', 'PATCH', 'POST', 'DELETE']),
+        ],
       },
     });
     const distributionArn = `arn:${Aws.PARTITION}:cloudfront::${Aws.ACCOUNT_ID}:distribution/${this.distribution.ref}`;

@@ -40,6 +40,7 @@ export class Keys extends Construct {
   readonly signing: kms.Key;
   readonly auditDigest: kms.Key;
   readonly serviceSecret: secretsmanager.Secret;
+  readonly originVerify: secretsmanager.Secret;
 
   constructor(scope: Construct, id: string, props: KeysProps) {
     super(scope, id);
@@ -81,6 +82,12 @@ export class Keys extends Construct {
       description: 'VaultStream service secret: root of the playback and key token MACs (64 hex characters)',
       generateSecretString: { passwordLength: 64, excludeUppercase: true, excludePunctuation: true, includeSpace: false, excludeCharacters: 'ghijklmnopqrstuvwxyz' },
       removalPolicy: RemovalPolicy.RETAIN,
+    });
+    // CloudFront sends it to the API on every request; the functions refuse requests without it.
+    this.originVerify = new secretsmanager.Secret(this, 'OriginVerify', {
+      secretName: `${props.prefix}-origin-verify`,
+      description: 'VaultStream origin-verify header value: requests without it did not come through CloudFront',
+      generateSecretString: { passwordLength: 48, excludePunctuation: true, includeSpace: false },
     });
   }
 

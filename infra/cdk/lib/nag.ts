@@ -25,7 +25,7 @@ export function justifyFindings(stack: Stack): void {
       reason: 'Batch container instances need the ECS agent policy AWS maintains for them (AmazonEC2ContainerServiceforEC2Role); it grants no data access.',
       appliesTo: ['Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonEC2ContainerServiceforEC2Role'],
     },
-    { id: 'AwsSolutions-SMG4', reason: 'The service secret roots every outstanding playback and key token; it is rotated by a planned re-key (README: Operations), not on a schedule that would cut viewers off.' },
+    { id: 'AwsSolutions-SMG4', reason: 'The service secret roots every outstanding playback and key token; it is rotated by a planned re-key (README: Operations), not on a schedule that would cut viewers off. The origin-verify value must change in CloudFront and the functions together, so it is replaced by a deploy (README: Deploying), not by a rotation Lambda.' },
     { id: 'AwsSolutions-APIG4', reason: 'Manifest and key routes authorise with a signed, session-bound token in the URL (checked by the function, audited); the playback route uses the Lambda authorizer.' },
     { id: 'AwsSolutions-KDF1', reason: 'Firehose server-side encryption exists only for Direct PUT sources; this stream reads the KMS-encrypted ledger change stream and writes to the encrypted archive bucket.' },
     { id: 'AwsSolutions-CFR3', reason: 'Access logs go through CloudFront standard logging v2 (AWS::Logs::Delivery) with chosen fields, so tokens in query strings and signed cookies are never logged; the legacy logging this rule looks for cannot leave them out.' },

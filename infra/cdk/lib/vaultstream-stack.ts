@@ -99,6 +99,7 @@ export class VaultStreamStack extends Stack {
       audit_digests: { arns: [storage.auditArchive.arnForObjects('audit-digests/*')] },
       audit_archive: { arns: [storage.auditArchive.bucketArn], conditions: { StringLike: { 's3:prefix': ['audit-digests/*'] } } },
       audit_digest_key: { arns: [keys.auditDigest.keyArn] },
+      origin_verify_secret: { arns: [keys.originVerify.secretArn] },
       tenant_role: { arns: [tenantRole.roleArn] },
       tenant_sources: { arns: [storage.source.arnForObjects(`source/${tenant}/*`)] },
       tenant_origin: { arns: [storage.origin.arnForObjects(`${tenant}/*`)] },
@@ -123,6 +124,7 @@ export class VaultStreamStack extends Stack {
         VAULTSTREAM_AUDIT_DIGEST_KEY_ID: keys.auditDigest.keyArn,
         VAULTSTREAM_ORIGIN_BUCKET: storage.origin.bucketName,
         VAULTSTREAM_SERVICE_SECRET_ARN: keys.serviceSecret.secretArn,
+        VAULTSTREAM_ORIGIN_VERIFY_SECRET_ARN: keys.originVerify.secretArn,
         // Manifest and key URLs go through CloudFront (api.cdn.<domain>), never cached there.
         VAULTSTREAM_API_BASE_URL: `https://api.${cdnDomain}`,
         VAULTSTREAM_CDN_DOMAIN: domainName,
@@ -160,11 +162,13 @@ export class VaultStreamStack extends Stack {
         functionResponseTypes: dispatchSource.report_batch_item_failures ? ['ReportBatchItemFailures'] : [],
       }).node.addDependency(functions.policies['dispatch']);
     }
-    const api = new Api(this, 'Api', { prefix, functions: functions.byName, routes: contract.routes, throttleRate: 200, throttleBurst: 400 });
+    const api = new Api(this, 'Api', {
+      prefix, originDomain: `api-origin.${cdnDomain}`, certificateArn, functions: functions.byName, routes: contract.routes, throttleRate: 200, throttleBurst: 400,
+    });
     const delivery = new Delivery(this, 'Delivery', {
       prefix, domainName, certificateArn, playerOrigin: storage.playerOrigin,
       origin: storage.origin, originKey: keys.origin, signingKey: keys.signing,
-      apiDomainName: api.domainName, accessLogs: storage.accessLogs, accessLogFields: contract.cdn_access_log_fields, rateLimitPer5Min: rateLimit,
+      apiDomainName: api.domainName, originVerify: keys.originVerify.secretValue.unsafeUnwrap(), accessLogs: storage.accessLogs, accessLogFields: contract.cdn_access_log_fields, rateLimitPer5Min: rateLimit,
     });
     functions.byName['playback'].addEnvironment('VAULTSTREAM_CLOUDFRONT_KEY_PAIR_ID', delivery.publicKey.ref);
 
@@ -220,7 +224,8 @@ export class VaultStreamStack extends Stack {
     });
 
     const outputs: Record<string, string> = {
-      ApiUrl: api.url,
+      ApiUrl: `https://api.${cdnDomain}`,
+      ApiOriginDnsTarget: api.dnsTarget,
       CdnDomain: delivery.distribution.attrDomainName,
       SourceBucket: storage.source.bucketName,
       OriginBucket: storage.origin.bucketName,

@@ -137,7 +137,7 @@ test('CloudFront: OAC origin, trusted key group on segments, uncached API routes
   assert.ok(origin.OriginAccessControlId);
   assert.ok(config.DefaultCacheBehavior.TrustedKeyGroups.length === 1);
   assert.equal(config.DefaultCacheBehavior.FunctionAssociations[0].EventType, 'viewer-request');
-  assert.deepEqual(config.CacheBehaviors.map((b: any) => b.PathPattern), ['/v1/manifests/*', '/v1/keys/*']);
+  assert.deepEqual(config.CacheBehaviors.map((b: any) => b.PathPattern), ['/v1/manifests/*', '/v1/keys/*', '/v1/content*']);
   for (const b of config.CacheBehaviors) assert.equal(b.CachePolicyId, '4135ea2d-6df8-44a3-9df3-4b5a84be39ad', 'API routes must not be cached');
   assert.equal(config.ViewerCertificate.MinimumProtocolVersion, 'TLSv1.2_2021');
   assert.ok(config.WebACLId);
@@ -146,6 +146,31 @@ test('CloudFront: OAC origin, trusted key group on segments, uncached API routes
   assert.ok(waf.Rules.some((r: any) => r.Statement.ManagedRuleGroupStatement?.Name === 'AWSManagedRulesCommonRuleSet'));
   template.hasResourceProperties('AWS::CloudFront::OriginAccessControl', { OriginAccessControlConfig: Match.objectLike({ SigningBehavior: 'always' }) });
   template.hasResourceProperties('AWS::CloudFront::ResponseHeadersPolicy', Match.objectLike({}));
+});
+
+test('the API answers only through CloudFront: no execute-api endpoint, every route behind a CloudFront behaviour, the origin-verify header from the secret', () => {
+  const api = ofType('AWS::ApiGatewayV2::Api')[0][1].Properties;
+  assert.equal(api.DisableExecuteApiEndpoint, true);
+  const domain = ofType('AWS::ApiGatewayV2::DomainName')[0][1].Properties;
+  assert.equal(domain.DomainNameConfigurations[0].SecurityPolicy, 'TLS_1_2');
+  assert.equal(ofType('AWS::ApiGatewayV2::ApiMapping').length, 1);
+  const config = ofType('AWS::CloudFront::Distribution')[0][1].Properties.DistributionConfig;
+  const apiOrigin = config.Origins.find((o: any) => o.Id === 'api');
+  assert.deepEqual(JSON.stringify(apiOrigin.DomainName), JSON.stringify(domain.DomainName), 'CloudFront reaches the API at its custom domain');
+  const [header] = apiOrigin.OriginCustomHeaders;
+  assert.equal(header.HeaderName, 'X-VaultStream-Origin-Verify');
+  const secretId = ofType('AWS::SecretsManager::Secret').find(([, sec]) => JSON.stringify(sec.Properties.Name).includes('origin-verify'))![0];
+  assert.ok(JSON.stringify(header.HeaderValue).includes(`{{resolve:secretsmanager:`) && JSON.stringify(header.HeaderValue).includes(secretId), 'the value is the secret, resolved at deploy time');
+  const glob = (pattern: string) => new RegExp('^' + pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*') + '$');
+  for (const { route } of contract.routes) {
+    const [method, pathTemplate] = route.split(' ');
+    const sample = pathTemplate.replace(/\{[^}]+\}/g, 'x');
+    const behaviour = config.CacheBehaviors.find((b: any) => glob(b.PathPattern).test(sample));
+    assert.ok(behaviour && behaviour.TargetOriginId === 'api' && behaviour.AllowedMethods.includes(method), `${route} cannot pass CloudFront`);
+  }
+  for (const name of Object.keys(contract.functions).filter((f) => contract.routes.some((r) => r.function === f))) {
+    assert.ok(contract.functions[name].env.includes('VAULTSTREAM_ORIGIN_VERIFY_SECRET_ARN'), `${name} does not check the origin-verify header`);
+  }
 });
 
 test('Batch: three queues; one attempt per job (job_events retries); the contract command and environment; GPU on the NVIDIA AMI with on-demand fallback; IMDSv2 with one hop', () => {
