@@ -190,33 +190,14 @@ resource "aws_iam_role" "transcoder_tenant" {
   max_session_duration = 3600
 }
 
-data "aws_iam_policy_document" "transcoder_tenant" {
-  dynamic "statement" {
-    for_each = local.contract.transcoder.tenant_permissions
-    content {
-      sid       = join("", [for part in split("_", statement.key) : title(part)])
-      actions   = statement.value
-      resources = local.grantable[statement.key].arns
-      dynamic "condition" {
-        for_each = local.grantable[statement.key].conditions
-        content {
-          test     = condition.value.test
-          variable = condition.value.variable
-          values   = condition.value.values
-        }
-      }
-    }
-  }
-}
-
-resource "aws_iam_role_policy" "transcoder_tenant" {
-  role   = aws_iam_role.transcoder_tenant.id
-  policy = data.aws_iam_policy_document.transcoder_tenant.json
-}
-
+# The job role's grants (only assuming the tenant role) and the tenant role's, from the contract.
 data "aws_iam_policy_document" "transcoder" {
+  for_each = {
+    job    = local.contract.transcoder.permissions
+    tenant = local.contract.transcoder.tenant_permissions
+  }
   dynamic "statement" {
-    for_each = local.contract.transcoder.permissions
+    for_each = each.value
     content {
       sid       = join("", [for part in split("_", statement.key) : title(part)])
       actions   = statement.value
@@ -235,7 +216,12 @@ data "aws_iam_policy_document" "transcoder" {
 
 resource "aws_iam_role_policy" "transcoder" {
   role   = aws_iam_role.transcoder.id
-  policy = data.aws_iam_policy_document.transcoder.json
+  policy = data.aws_iam_policy_document.transcoder["job"].json
+}
+
+resource "aws_iam_role_policy" "transcoder_tenant" {
+  role   = aws_iam_role.transcoder_tenant.id
+  policy = data.aws_iam_policy_document.transcoder["tenant"].json
 }
 
 locals {

@@ -234,7 +234,7 @@ def main(template_path):
     trust = re.search(r'data "aws_iam_policy_document" "transcoder_tenant_assume" \{(.*?)\n\}', tf_text, re.S)
     if (not trust or "aws_iam_role.transcoder.arn" not in trust.group(1) or '"sts:TagSession"' not in trust.group(1)
             or 'variable = "aws:RequestTag/${local.tenant_tag}"' not in trust.group(1)
-            or "for_each = local.contract.transcoder.tenant_permissions" not in tf_text):
+            or "tenant = local.contract.transcoder.tenant_permissions" not in tf_text):
         problems.append("Terraform's tenant role must trust only the job role, with the tenant tag, and grant the contract's tenant_permissions")
 
     # 2c. The API only through CloudFront: execute-api off, the origin-verify header on the API
