@@ -62,10 +62,12 @@ impl ChangeArchiver {
             .map(|d| d.shards().iter().filter_map(|s| s.shard_id().map(str::to_string)).collect())
             .unwrap_or_default();
         let mut changes = Vec::new();
+        // Positions move only once the object holding their changes is written.
+        let mut read_to = Vec::new();
         for shard in shards {
             let records = self.read_shard(&stream_arn, &shard).await?;
             if let Some(last) = records.last().and_then(|r| r.dynamodb()).and_then(|d| d.sequence_number()) {
-                self.positions.insert(shard.clone(), last.to_string());
+                read_to.push((shard.clone(), last.to_string()));
             }
             changes.extend(records.iter().map(|r| change_record(r, &self.table)));
         }
@@ -86,6 +88,7 @@ impl ChangeArchiver {
             .send()
             .await
             .map_err(|e| anyhow::anyhow!("writing {key} to the archive: {}", aws_sdk_s3::error::DisplayErrorContext(&e)))?;
+        self.positions.extend(read_to);
         if let Some(file) = &self.positions_file {
             std::fs::write(file, serde_json::to_vec(&self.positions)?).with_context(|| format!("writing {}", file.display()))?;
         }
