@@ -1,12 +1,12 @@
 //! Turns decoded frames into what every rendition shares, once per source (libavfilter):
-//! video upright, square-pixelled and at a constant frame rate; audio as 48 kHz stereo float
+//! video deinterlaced, upright, square-pixelled and at a constant frame rate; audio as 48 kHz stereo float
 //! planar in AAC-sized frames, padded or trimmed to stay in sync.
 
 use ff::{filter, frame, Rational};
 use ffmpeg_next as ff;
 
 use crate::error::{Result, TranscodeError};
-use crate::probe::VideoSource;
+use crate::probe::{Scan, VideoSource};
 
 pub const AUDIO_RATE: u32 = 48_000;
 /// Samples per AAC-LC frame.
@@ -31,6 +31,18 @@ pub fn rotation_filters(degrees: u32) -> &'static [&'static str] {
         180 => &["hflip", "vflip"],
         270 => &["transpose=cclock"],
         _ => &[],
+    }
+}
+
+/// The deinterlacer for a source scanned as `scan`, run before anything scales or rotates the
+/// picture: `bwdif` keeping the frame rate (one frame per frame), the field order as declared, or
+/// per frame from the decoder's flags when the stream does not say. Progressive sources get none.
+pub fn deinterlace_filter(scan: Scan) -> Option<&'static str> {
+    match scan {
+        Scan::Progressive => None,
+        Scan::TopFieldFirst => Some("bwdif=mode=send_frame:parity=tff:deint=all"),
+        Scan::BottomFieldFirst => Some("bwdif=mode=send_frame:parity=bff:deint=all"),
+        Scan::Undeclared => Some("bwdif=mode=send_frame:parity=auto:deint=interlaced"),
     }
 }
 
@@ -60,7 +72,8 @@ impl VideoNormalizer {
             sar.numerator(),
             sar.denominator()
         );
-        let mut chain: Vec<String> = rotation_filters(source.rotation).iter().map(|s| s.to_string()).collect();
+        let mut chain: Vec<String> = deinterlace_filter(source.scan).into_iter().map(str::to_string).collect();
+        chain.extend(rotation_filters(source.rotation).iter().map(|s| s.to_string()));
         if sar.numerator() != sar.denominator() {
             chain.push("scale=w=trunc(iw*sar/2)*2:h=ih:flags=bicubic".into());
             chain.push("setsar=1".into());
@@ -131,5 +144,22 @@ impl AudioNormalizer {
         let mut out = frame::Audio::empty();
         let mut sink = named(&mut self.graph, "out").ok()?;
         sink.sink().frame(&mut out).ok().map(|_| out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_interlaced_sources_are_deinterlaced_in_their_own_field_order() {
+        assert_eq!(deinterlace_filter(Scan::Progressive), None);
+        assert!(deinterlace_filter(Scan::TopFieldFirst).is_some_and(|f| f.contains("parity=tff") && f.contains("deint=all")));
+        assert!(deinterlace_filter(Scan::BottomFieldFirst).is_some_and(|f| f.contains("parity=bff") && f.contains("deint=all")));
+        // Undeclared: only the frames the decoder flags as interlaced.
+        assert!(deinterlace_filter(Scan::Undeclared).is_some_and(|f| f.contains("parity=auto") && f.contains("deint=interlaced")));
+        for scan in [Scan::TopFieldFirst, Scan::BottomFieldFirst, Scan::Undeclared] {
+            assert!(deinterlace_filter(scan).is_some_and(|f| f.contains("mode=send_frame")), "the frame rate is kept");
+        }
     }
 }

@@ -126,6 +126,7 @@ mod tests {
                 pixel_format: "yuv420p".into(),
                 average_frame_rate: Some((30000, 1001)),
                 nominal_frame_rate: Some((30000, 1001)),
+                scan: crate::probe::Scan::Progressive,
             }),
             audio: audio.then(|| AudioSource { index: 1, codec: "aac".into(), sample_rate: 48000, channels: 2 }),
         }

@@ -21,6 +21,30 @@ pub struct Limits {
     pub max_duration: f64,
 }
 
+/// How the source's pictures are scanned, as its stream declares it (display order for
+/// interlaced ones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scan {
+    Progressive,
+    TopFieldFirst,
+    BottomFieldFirst,
+    /// The stream does not say; each decoded frame's own interlaced flag decides.
+    Undeclared,
+}
+
+impl Scan {
+    pub fn from_field_order(order: ff::FieldOrder) -> Self {
+        match order {
+            ff::FieldOrder::Progressive => Scan::Progressive,
+            // The second letter is the field displayed first.
+            ff::FieldOrder::TT | ff::FieldOrder::BT => Scan::TopFieldFirst,
+            ff::FieldOrder::BB | ff::FieldOrder::TB => Scan::BottomFieldFirst,
+            ff::FieldOrder::Unknown => Scan::Undeclared,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct VideoSource {
     pub index: usize,
@@ -36,6 +60,7 @@ pub struct VideoSource {
     pub pixel_format: String,
     pub average_frame_rate: Option<(u32, u32)>,
     pub nominal_frame_rate: Option<(u32, u32)>,
+    pub scan: Scan,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -255,6 +280,9 @@ pub fn inspect(input: &Input, size_bytes: u64, limits: &Limits) -> Result<Source
                     pixel_format: format!("{:?}", dec.format()).to_lowercase(),
                     average_frame_rate: rational(stream.avg_frame_rate()),
                     nominal_frame_rate: rational(stream.rate()),
+                    // SAFETY: `dec` owns a valid codec context; field_order is a plain enum field
+                    // ffmpeg-next has no getter for.
+                    scan: Scan::from_field_order(unsafe { (*dec.as_ptr()).field_order }.into()),
                 });
                 starts.extend(start);
             }

@@ -541,3 +541,71 @@ fn a_job_that_cannot_act_as_its_tenant_stops_before_touching_anything() {
     assert_eq!(out.status.code(), Some(75), "a temporary failure, retried by job_events: {stderr}");
     assert!(stderr.contains("cannot act as tenant acme: assuming arn:aws:iam::123456789012:role/vs-transcoder-tenant"), "{stderr}");
 }
+
+/// `idet` over a file or playlist: (interlaced, progressive) frames by its multi-frame detection.
+fn idet(playlist: &Path) -> (u64, u64) {
+    let hls = playlist.extension().is_some_and(|e| e == "m3u8");
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-v", "info"]);
+    if hls {
+        cmd.args(["-allowed_extensions", "ALL"]);
+    }
+    let out = run(cmd.arg("-i").arg(playlist).args(["-vf", "idet", "-f", "null", "-"]));
+    let log = String::from_utf8_lossy(&out.stderr);
+    let line = log.lines().find(|l| l.contains("Multi frame detection")).unwrap_or_else(|| panic!("no idet result: {log}"));
+    let count =
+        |label: &str| -> u64 { line.split(label).nth(1).and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap() };
+    (count("TFF:") + count("BFF:"), count("Progressive:"))
+}
+
+#[test]
+fn interlaced_sources_are_deinterlaced_in_their_field_order_before_scaling() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("sd.json");
+    std::fs::write(&profile, r#"{"name":"sd","container":"ts","rungs":[{"name":"576p","width":720,"height":576,"codec":"h264","video_kbps":1500,"audio_kbps":64}]}"#).unwrap();
+    for (order, interleave) in [("tff", "interleave_top"), ("bff", "interleave_bottom")] {
+        // 576i25: 50 pictures a second woven into 25 frames, two moments in each.
+        let src = dir.path().join(format!("{order}.mp4"));
+        let weave = format!("tinterlace={interleave},setfield={order}");
+        let x264 = format!("{order}=1");
+        generate(
+            &src,
+            &["testsrc2=s=720x576:r=50:d=2"],
+            &[
+                "-vf",
+                &weave,
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv420p",
+                "-flags",
+                "+ilme+ildct",
+                "-x264-params",
+                &x264,
+            ],
+        );
+        let (interlaced, progressive) = idet(&src);
+        assert!(interlaced >= 45 && progressive == 0, "the source is interlaced ({order}): {interlaced}/{progressive}");
+
+        let run_dir = dir.path().join(order);
+        std::fs::create_dir_all(&run_dir).unwrap();
+        let t = transcode_ok(&run_dir, &src, &["--profile", profile.to_str().unwrap(), "--preset", "ultrafast"]);
+        let scan = &t.manifest()["source"]["video"]["scan"];
+        assert_eq!(scan, if order == "tff" { "top_field_first" } else { "bottom_field_first" });
+        let playlist = t.out.join("576p/index.m3u8");
+        assert_eq!(frame_count(&playlist, "v:0"), 50, "one frame per frame: the frame rate is kept");
+        let (interlaced, progressive) = idet(&playlist);
+        assert!(
+            progressive >= 45 && interlaced <= 5,
+            "full-size output must be progressive ({order}): {interlaced} interlaced, {progressive} progressive"
+        );
+    }
+    // A progressive source is left as it is.
+    let src = clip(dir.path(), "progressive.mp4", 720, 576, 25, 2, false);
+    let run_dir = dir.path().join("progressive");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let t = transcode_ok(&run_dir, &src, &["--profile", profile.to_str().unwrap(), "--preset", "ultrafast"]);
+    assert_eq!(t.manifest()["source"]["video"]["scan"], "progressive");
+}
