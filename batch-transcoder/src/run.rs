@@ -71,8 +71,7 @@ async fn clients_for(args: &RunArgs, tenant: &TenantId, content: &ContentId) -> 
         return Ok((Clients::from_sdk_config(&config, emulator), None));
     };
     let session = TenantRoleCredentials::new(&config, role, tenant, content);
-    // Assumed once up front: a job that cannot act as its tenant stops before it starts.
-    let (_, acting_as) = session.assume().await.map_err(|e| {
+    let acting_as = session.open().await.map_err(|e| {
         let message = format!("cannot act as tenant {tenant}: {}", e.message);
         if e.denied {
             TranscodeError::Fatal(message)

@@ -1,8 +1,8 @@
 //! `vaultstream audit verify --tenant T [--date D]`: checks every chain of a tenant's day against
 //! the signed digests that cover it and the archived change stream, and names the first record
 //! that is modified, missing, reordered, inserted, no longer what a digest signed, or changed in
-//! place at any time (even if put back). Exit 0 intact, 1 tampered, unreadable
-//! or not yet covered by a digest, 2 usage.
+//! place at any time (even if put back). Exit 0 intact, 1 tampered, unreadable or not yet
+//! covered by a digest, 2 usage.
 //!
 //! `vaultstream audit digest`: writes the next signed digest now (the deployed `audit_digest`
 //! function does it hourly; the local stack every minute).
@@ -18,7 +18,7 @@ use anyhow::anyhow;
 use clap::{Args, Subcommand};
 use vaultstream::audit::digest::publish;
 use vaultstream::aws::audit_digests::{kms_public_key, verify_day_signed};
-use vaultstream::aws::{DynamoHeads, KmsDigestSigner, S3ChangeArchive, S3DigestStore};
+use vaultstream::aws::{DynamoHeads, KmsDigestSigner, S3DigestStore};
 use vaultstream::ids::TenantId;
 
 use crate::target::{runtime, Target};
@@ -151,9 +151,8 @@ fn verify(ledger: &Ledger, tenant: &TenantId, day: &str, min_shards: u16) -> Res
     let result = runtime()?.block_on(async {
         let clients = ledger.target.clients().await;
         let public_key = kms_public_key(&clients.kms, &key).await?;
-        let store = S3DigestStore::new(clients.s3.clone(), bucket.clone());
-        let archive = S3ChangeArchive::new(clients.s3.clone(), bucket);
-        verify_day_signed(&clients.dynamodb, &ledger.target.table, &store, &archive, &public_key, tenant, day, min_shards).await
+        let store = S3DigestStore::new(clients.s3.clone(), bucket);
+        verify_day_signed(&clients.dynamodb, &ledger.target.table, &store, &public_key, tenant, day, min_shards).await
     });
     let signed = result.map_err(|e| Failure::Other(anyhow!("cannot read the ledger or its digests: {e}")))?;
     if let Some(problem) = &signed.digest_problem {

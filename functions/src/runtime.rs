@@ -20,8 +20,9 @@ pub async fn serve<F: HttpFunction>() -> Result<(), Error> {
     crate::logging::init();
     let env = Env::from_process();
     let aws = crate::wiring::aws(&env).await;
-    let origin = Arc::new(OriginVerify::from_env(&env, &aws).await?);
-    let function = Arc::new(F::from_env(&env, &aws).await?);
+    // Both may read a secret at cold start: at once, not one after the other.
+    let (origin, function) = tokio::try_join!(OriginVerify::from_env(&env, &aws), F::from_env(&env, &aws))?;
+    let (origin, function) = (Arc::new(origin), Arc::new(function));
     lambda_http::run(service_fn(move |request: Request| {
         let (function, origin) = (Arc::clone(&function), Arc::clone(&origin));
         async move {

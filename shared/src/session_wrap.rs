@@ -50,13 +50,14 @@ impl SessionKek {
         Ok(out)
     }
 
-    /// What an SDK client does with the wrapped bytes; fails when they were altered or wrapped
-    /// for another session.
-    pub fn unwrap(&self, wrapped: &[u8]) -> Result<ContentKey, crate::Error> {
+    /// What an SDK client does with the wrapped bytes (AES-KW unwrap); fails when they were
+    /// altered or wrapped for another session.
+    pub fn open(&self, wrapped: &[u8]) -> Result<ContentKey, crate::Error> {
         let kek = self.kek()?;
         let mut out = Zeroizing::new([0u8; WRAPPED_LEN]);
-        let plain =
-            kek.unwrap(wrapped, &mut *out).map_err(|_| crate::Error::InvalidKey("wrapped key failed its integrity check".into()))?;
+        // RFC 3394's unwrap, named in full: it returns a Result, it does not panic.
+        let plain = <AesKek as KeyWrap>::unwrap(kek, wrapped, &mut *out)
+            .map_err(|_| crate::Error::InvalidKey("wrapped key failed its integrity check".into()))?;
         let bytes: [u8; KEY_LEN] = (&*plain).try_into().map_err(|_| crate::Error::InvalidKey("wrapped key has the wrong length".into()))?;
         Ok(ContentKey::from_bytes(bytes))
     }
@@ -75,8 +76,8 @@ mod tests {
         let key = ContentKey::from_bytes([5; KEY_LEN]);
         let wrapped = kek.wrap(&key).unwrap();
         assert_ne!(&wrapped[..KEY_LEN], key.expose());
-        assert_eq!(kek.unwrap(&wrapped).unwrap().expose(), key.expose());
-        assert!(other.unwrap(&wrapped).is_err());
+        assert_eq!(kek.open(&wrapped).unwrap().expose(), key.expose());
+        assert!(other.open(&wrapped).is_err());
     }
 
     #[test]

@@ -360,7 +360,7 @@ async fn wrapped_delivery_for_sdk_clients() {
     let wrapped = body_bytes(&get(&f, &key_url, &[("authorization", &format!("Bearer {jwt}"))]).await);
     assert_eq!(wrapped.len(), 24);
     assert_ne!(hex::encode(&wrapped[..16]), published.key_hex);
-    assert_eq!(hex::encode(kek.unwrap(&wrapped).unwrap().expose()), published.key_hex);
+    assert_eq!(hex::encode(kek.open(&wrapped).unwrap().expose()), published.key_hex);
     let r = start_playback(&f, &ctx, "sdk-film", Some(r#"{"delivery":"smoke-signals"}"#)).await;
     assert_eq!((r.status().as_u16(), error_code(&r)), (400, "invalid_request".into()));
 }

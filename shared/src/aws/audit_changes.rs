@@ -3,6 +3,7 @@
 use aws_sdk_s3::error::DisplayErrorContext;
 
 use crate::audit::changes::{archive_day_prefix, read_archive_object, ArchivedChanges, ARCHIVE_PREFIX};
+use crate::aws::object_keys::list_keys;
 
 pub struct S3ChangeArchive {
     client: aws_sdk_s3::Client,
@@ -17,19 +18,9 @@ impl S3ChangeArchive {
     /// Every change to the chains starting `chain_prefix` archived from `day` on. A rewrite can
     /// come any time after the day, so every later object is read too.
     pub async fn changes_since(&self, day: &str, chain_prefix: &str) -> Result<ArchivedChanges, String> {
-        let mut keys = Vec::new();
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(ARCHIVE_PREFIX)
-            .start_after(archive_day_prefix(day))
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| format!("cannot list the change archive: {}", DisplayErrorContext(&e)))?;
-            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
-        }
+        let keys = list_keys(&self.client, &self.bucket, ARCHIVE_PREFIX, Some(&archive_day_prefix(day)))
+            .await
+            .map_err(|e| format!("cannot list the change archive: {e}"))?;
         let mut objects = Vec::with_capacity(keys.len());
         for key in keys {
             let object = self

@@ -94,20 +94,8 @@ impl S3DigestStore {
 
     /// Keys under `prefix` (or after `start_after`, within [`DIGEST_PREFIX`]), in order.
     async fn keys(&self, prefix: &str, start_after: Option<&str>) -> Result<Vec<String>, DigestError> {
-        let mut keys = Vec::new();
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .set_start_after(start_after.map(str::to_string))
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(s3_error)?;
-            keys.extend(page.contents().iter().filter_map(|o| o.key()).filter(|k| k.ends_with(".json")).map(str::to_string));
-        }
-        Ok(keys)
+        let keys = crate::aws::object_keys::list_keys(&self.client, &self.bucket, prefix, start_after).await.map_err(DigestError::Store)?;
+        Ok(keys.into_iter().filter(|k| k.ends_with(".json")).collect())
     }
 
     pub async fn get(&self, key: &str) -> Result<SignedDigest, DigestError> {
@@ -231,14 +219,12 @@ pub struct SignedDayReport {
 }
 
 /// Verifies one tenant's day: the digests that cover it (signature, order, links), then every
-/// chain of the day against them and against the archived change stream. `min_shards` widens
-/// the shards read beyond what the digests say (never narrows it).
-#[allow(clippy::too_many_arguments)]
+/// chain of the day against them and against the change stream archived beside them in the same
+/// bucket. `min_shards` widens the shards read beyond what the digests say (never narrows it).
 pub async fn verify_day_signed(
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
     store: &S3DigestStore,
-    archive: &S3ChangeArchive,
     public_key: &[u8],
     tenant: &TenantId,
     day: &str,
@@ -259,6 +245,7 @@ pub async fn verify_day_signed(
             (chain.to_string(), records)
         })
         .collect();
+    let archive = S3ChangeArchive::new(store.client.clone(), store.bucket.clone());
     let changes = archive.changes_since(day, &format!("{tenant}#{day}#")).await?;
     let mut report = check_day(tenant, day, &digests, stored);
     check_archived(&mut report, &written, &changes, time::OffsetDateTime::now_utc());

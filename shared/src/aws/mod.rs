@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod clients;
 pub mod key_vault;
 pub mod ledger;
+pub mod object_keys;
 pub mod playlists;
 pub mod policy_signer;
 pub mod queues;

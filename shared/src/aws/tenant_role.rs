@@ -25,6 +25,9 @@ pub struct TenantRoleCredentials {
     role_arn: String,
     tenant: TenantId,
     session_name: String,
+    /// The session [`Self::assume`] opened, handed to the SDK on its first ask instead of a
+    /// second AssumeRole; later asks (near expiry) assume again.
+    opened: std::sync::Mutex<Option<Credentials>>,
 }
 
 /// Why the tenant role could not be assumed; `denied` when STS refused (a deployment error,
@@ -43,11 +46,22 @@ impl TenantRoleCredentials {
             tenant: tenant.clone(),
             // At most 64 characters: `transcode-` and the 32 hex digits of a content id.
             session_name: format!("transcode-{content}"),
+            opened: std::sync::Mutex::new(None),
         }
     }
 
-    /// One session: its credentials and the assumed-role ARN the job acts as.
-    pub async fn assume(&self) -> Result<(Credentials, String), AssumeError> {
+    /// Opens the session up front, so a job that cannot act as its tenant stops before it
+    /// starts; returns the assumed-role ARN it acts as.
+    pub async fn open(&self) -> Result<String, AssumeError> {
+        let (credentials, acting_as) = self.assume().await?;
+        if let Ok(mut opened) = self.opened.lock() {
+            *opened = Some(credentials);
+        }
+        Ok(acting_as)
+    }
+
+    /// One session: its credentials and the assumed-role ARN.
+    async fn assume(&self) -> Result<(Credentials, String), AssumeError> {
         let tag = Tag::builder()
             .key(TENANT_TAG)
             .value(self.tenant.as_str())
@@ -86,6 +100,9 @@ impl ProvideCredentials for TenantRoleCredentials {
         Self: 'a,
     {
         future::ProvideCredentials::new(async move {
+            if let Some(opened) = self.opened.lock().ok().and_then(|mut o| o.take()) {
+                return Ok(opened);
+            }
             self.assume().await.map(|(credentials, _)| credentials).map_err(|e| CredentialsError::provider_error(e.message))
         })
     }
