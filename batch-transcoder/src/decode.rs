@@ -7,7 +7,7 @@ use ffmpeg_next as ff;
 
 use crate::error::{Result, TranscodeError};
 use crate::fanout::{DecodeStats, FrameSink};
-use crate::normalize::{AudioNormalizer, VideoNormalizer};
+use crate::normalize::{AudioNormalizer, Pictures, VideoNormalizer};
 use crate::probe::{Limits, SourceInfo};
 use crate::progress::Progress;
 use crate::watchdog::{Phase, Watchdog};
@@ -18,6 +18,7 @@ struct VideoInput {
     time_base: Rational,
     /// The stream's first timestamp: output timestamps start at zero.
     start: i64,
+    pictures: Pictures,
     normalizer: Option<VideoNormalizer>,
 }
 
@@ -42,7 +43,8 @@ pub struct DecodeReport {
 }
 
 impl Decoders {
-    pub fn open(input: &ff::format::context::Input, source: &SourceInfo) -> Result<Decoders> {
+    /// Opens the decoders; video is normalized into `pictures`.
+    pub fn open(input: &ff::format::context::Input, source: &SourceInfo, pictures: Pictures) -> Result<Decoders> {
         let mut video = None;
         if let Some(v) = &source.video {
             let stream = input.stream(v.index).ok_or_else(|| TranscodeError::Fatal("video stream vanished".into()))?;
@@ -53,7 +55,7 @@ impl Decoders {
                 ctx.decoder().video().map_err(|e| TranscodeError::InvalidInput(format!("the video stream cannot be decoded: {e}")))?;
             decoder.set_packet_time_base(time_base);
             let start = (source.start_time / f64::from(time_base)).round() as i64;
-            video = Some(VideoInput { stream: v.index, decoder, time_base, start, normalizer: None });
+            video = Some(VideoInput { stream: v.index, decoder, time_base, start, pictures, normalizer: None });
         }
         let mut audio = None;
         if let Some(a) = &source.audio {
@@ -126,7 +128,7 @@ pub fn decode_all(
         drain_video(v, source, sink)?;
         if let Some(n) = v.normalizer.as_mut() {
             n.flush()?;
-            while let Some(f) = n.pull() {
+            while let Some(f) = n.pull()? {
                 sink.video(f);
             }
         }
@@ -203,11 +205,12 @@ fn drain_video(v: &mut VideoInput, source: &SourceInfo, sink: &mut FrameSink<'_>
                 decoded.aspect_ratio(),
                 v.time_base,
                 (timeline.fps_num, timeline.fps_den),
+                v.pictures,
             )?);
         }
         if let Some(n) = v.normalizer.as_mut() {
             n.push(&decoded)?;
-            while let Some(f) = n.pull() {
+            while let Some(f) = n.pull()? {
                 sink.video(f);
             }
         }

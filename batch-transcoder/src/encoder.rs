@@ -8,6 +8,7 @@ use ffmpeg_next as ff;
 use serde::Serialize;
 use vaultstream::ladder::VideoCodec;
 
+use crate::colour::Tags;
 use crate::error::{Result, TranscodeError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -101,21 +102,26 @@ pub fn codec_of(name: &str) -> Option<VideoCodec> {
 pub const X264_PRESETS: [&str; 10] =
     ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"];
 
-/// The pixel format each backend is fed (VAAPI takes NV12 uploaded to GPU surfaces).
-pub fn input_format(backend: Backend) -> Pixel {
-    match backend {
-        Backend::Qsv | Backend::Vaapi => Pixel::NV12,
-        Backend::Nvenc | Backend::Software => Pixel::YUV420P,
+/// The pixel format each backend is fed (VAAPI takes it uploaded to GPU surfaces): 8-bit, or
+/// 10-bit for rungs that keep HDR.
+pub fn input_format(backend: Backend, ten_bit: bool) -> Pixel {
+    match (backend, ten_bit) {
+        (Backend::Qsv | Backend::Vaapi, false) => Pixel::NV12,
+        (Backend::Nvenc | Backend::Software, false) => Pixel::YUV420P,
+        (Backend::Software, true) => Pixel::YUV420P10LE,
+        (Backend::Nvenc | Backend::Qsv | Backend::Vaapi, true) => Pixel::P010LE,
     }
 }
 
 /// Encoder options that give every backend the same contract: the speed preset, closed GOPs of
-/// `gop` frames, no scene-cut keyframes, and an IDR wherever we force a keyframe.
-pub fn options(name: &str, codec: VideoCodec, preset: &str, gop: u32) -> Vec<(String, String)> {
+/// `gop` frames, no scene-cut keyframes, and an IDR wherever we force a keyframe. `ten_bit`
+/// (HEVC rungs that keep HDR) asks for Main 10.
+pub fn options(name: &str, codec: VideoCodec, preset: &str, gop: u32, ten_bit: bool) -> Vec<(String, String)> {
     let speed = X264_PRESETS.iter().position(|p| *p == preset).unwrap_or(2);
-    let profile = match codec {
-        VideoCodec::H264 => "high",
-        VideoCodec::Hevc | VideoCodec::Av1 => "main",
+    let profile = match (codec, ten_bit) {
+        (VideoCodec::H264, _) => "high",
+        (VideoCodec::Hevc, true) => "main10",
+        (VideoCodec::Hevc | VideoCodec::Av1, _) => "main",
     };
     let o = |k: &str, v: String| (k.to_string(), v);
     match (Backend::of(name), name) {
@@ -166,6 +172,10 @@ pub struct VideoSettings {
     pub max_kbps: u32,
     pub global_header: bool,
     pub extra_options: Vec<(String, String)>,
+    /// Colour tags written into the stream.
+    pub colour: Tags,
+    /// 4:2:0 10-bit input and profile (HEVC Main 10), for rungs that keep HDR.
+    pub ten_bit: bool,
 }
 
 /// An opened video encoder and, for VAAPI, the GPU surface pool frames are uploaded into.
@@ -194,18 +204,19 @@ pub fn open_video(name: &str, codec_kind: VideoCodec, preset: &str, s: &VideoSet
     if s.global_header {
         enc.set_flags(codec::Flags::GLOBAL_HEADER);
     }
-    let sw_format = input_format(backend);
+    s.colour.apply_to_encoder(&mut enc);
+    let sw_format = input_format(backend, s.ten_bit);
     let upload = if backend == Backend::Vaapi {
         enc.set_format(Pixel::VAAPI);
         // SAFETY: the context is allocated and not yet opened; HwUpload only sets hw_frames_ctx.
-        Some(unsafe { HwUpload::attach_vaapi(enc.as_mut_ptr(), s.width, s.height)? })
+        Some(unsafe { HwUpload::attach_vaapi(enc.as_mut_ptr(), s.width, s.height, sw_format)? })
     } else {
         enc.set_format(sw_format);
         None
     };
     let mut dict = Dictionary::new();
     dict.set("bufsize", &(u64::from(s.max_kbps) * 1500).to_string());
-    for (k, v) in options(name, codec_kind, preset, s.gop).into_iter().chain(s.extra_options.iter().cloned()) {
+    for (k, v) in options(name, codec_kind, preset, s.gop, s.ten_bit).into_iter().chain(s.extra_options.iter().cloned()) {
         dict.set(&k, &v);
     }
     let opened = enc.open_as_with(found, dict).map_err(|e| describe_open_error(name, e))?;
@@ -240,6 +251,8 @@ pub fn probe(name: &str, codec_kind: VideoCodec) -> std::result::Result<(), Stri
         max_kbps: 856,
         global_header: false,
         extra_options: Vec::new(),
+        colour: Tags::BT709,
+        ten_bit: false,
     };
     let mut opened = open_video(name, codec_kind, "veryfast", &settings)?;
     // Close it the way encoders expect (some block in teardown without an end of stream).
@@ -279,7 +292,12 @@ pub fn vaapi_device() -> String {
 impl HwUpload {
     /// # Safety
     /// `ctx` must be an allocated, unopened encoder context.
-    unsafe fn attach_vaapi(ctx: *mut ff::ffi::AVCodecContext, width: u32, height: u32) -> std::result::Result<Self, String> {
+    unsafe fn attach_vaapi(
+        ctx: *mut ff::ffi::AVCodecContext,
+        width: u32,
+        height: u32,
+        sw_format: Pixel,
+    ) -> std::result::Result<Self, String> {
         use ff::ffi::*;
         let device_path = vaapi_device();
         if !std::path::Path::new(&device_path).exists() {
@@ -298,7 +316,7 @@ impl HwUpload {
         }
         let fc = (*frames).data as *mut AVHWFramesContext;
         (*fc).format = AVPixelFormat::AV_PIX_FMT_VAAPI;
-        (*fc).sw_format = AVPixelFormat::AV_PIX_FMT_NV12;
+        (*fc).sw_format = sw_format.into();
         (*fc).width = width as i32;
         (*fc).height = height as i32;
         (*fc).initial_pool_size = 32;
@@ -311,7 +329,7 @@ impl HwUpload {
         Ok(HwUpload { frames })
     }
 
-    /// Copies a system-memory NV12 frame into a GPU surface, keeping timestamp and picture type.
+    /// Copies a system-memory NV12 or P010 frame into a GPU surface, keeping timestamp and picture type.
     pub fn upload(&self, frame: &ff::frame::Video) -> Result<ff::frame::Video> {
         // SAFETY: `frames` is a valid, initialised frames context for the lifetime of self, and
         // both frames are valid AVFrames.
@@ -389,19 +407,31 @@ mod tests {
 
     #[test]
     fn every_backend_gets_closed_gops_and_forced_idr() {
-        let x264 = options("libx264", VideoCodec::H264, "veryfast", 60);
+        let x264 = options("libx264", VideoCodec::H264, "veryfast", 60, false);
         assert!(x264.contains(&("forced-idr".into(), "1".into())));
         assert!(x264.contains(&("sc_threshold".into(), "0".into())));
         assert!(x264.contains(&("keyint_min".into(), "60".into())));
-        let nvenc = options("h264_nvenc", VideoCodec::H264, "veryfast", 60);
+        let nvenc = options("h264_nvenc", VideoCodec::H264, "veryfast", 60, false);
         assert!(nvenc.contains(&("preset".into(), "p3".into())));
         assert!(nvenc.contains(&("no-scenecut".into(), "1".into())));
-        let qsv = options("hevc_qsv", VideoCodec::Hevc, "ultrafast", 60);
+        let qsv = options("hevc_qsv", VideoCodec::Hevc, "ultrafast", 60, false);
         assert!(qsv.contains(&("preset".into(), "veryfast".into())));
         assert!(qsv.contains(&("profile".into(), "main".into())));
-        let x265 = options("libx265", VideoCodec::Hevc, "medium", 48);
+        let x265 = options("libx265", VideoCodec::Hevc, "medium", 48, false);
         assert!(x265.iter().any(|(k, v)| k == "x265-params" && v.contains("keyint=48") && v.contains("scenecut=0")));
-        assert_eq!(input_format(Backend::Vaapi), Pixel::NV12);
+        assert_eq!(input_format(Backend::Vaapi, false), Pixel::NV12);
+    }
+
+    #[test]
+    fn rungs_that_keep_hdr_are_fed_10_bit_and_ask_for_main_10() {
+        assert_eq!(input_format(Backend::Software, true), Pixel::YUV420P10LE);
+        for hardware in [Backend::Nvenc, Backend::Qsv, Backend::Vaapi] {
+            assert_eq!(input_format(hardware, true), Pixel::P010LE);
+        }
+        for name in ["hevc_nvenc", "hevc_qsv", "hevc_vaapi"] {
+            assert!(options(name, VideoCodec::Hevc, "veryfast", 48, true).contains(&("profile".into(), "main10".into())), "{name}");
+        }
+        assert!(options("hevc_nvenc", VideoCodec::Hevc, "veryfast", 48, false).contains(&("profile".into(), "main".into())));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::error::{ErrorClass, Result, TranscodeError};
 use crate::keyframes::Timeline;
 use crate::keys::KeyRing;
 use crate::manifest::FailedRendition;
+use crate::normalize::{Normalized, Picture};
 use crate::rendition::{self, RenditionOutput, RenditionPlan, Work};
 use crate::thumbnails::{self, Pictures, Shot, ShotPicker};
 use crate::watchdog::Watchdog;
@@ -23,7 +24,7 @@ const QUEUE_DEPTH: usize = 16;
 type Worker<T> = std::thread::JoinHandle<Result<T>>;
 
 pub struct Fanout {
-    renditions: Vec<(String, SyncSender<Work>, Worker<RenditionOutput>)>,
+    renditions: Vec<(String, Picture, SyncSender<Work>, Worker<RenditionOutput>)>,
     pictures: Option<(SyncSender<Shot>, Worker<Pictures>)>,
 }
 
@@ -66,11 +67,12 @@ impl Fanout {
             let ring = Arc::clone(ring);
             let dog = Arc::clone(watchdog);
             let name = plan.name.clone();
+            let picture = plan.video.as_ref().map_or(Picture::Sdr, |v| v.picture);
             let handle = std::thread::Builder::new()
                 .name(format!("rendition-{name}"))
                 .spawn(move || rendition::run(plan, rx, &ring, &dog))
                 .map_err(|e| TranscodeError::Fatal(format!("starting a rendition thread: {e}")))?;
-            fanout.renditions.push((name, tx, handle));
+            fanout.renditions.push((name, picture, tx, handle));
         }
         if let Some(size) = picture_size {
             let (tx, rx) = sync_channel(4);
@@ -88,10 +90,11 @@ impl Fanout {
         FrameSink { fanout: self, timeline, picker: ShotPicker::default(), stats: DecodeStats::default(), last_video: None }
     }
 
-    fn send(&self, work: impl Fn() -> Work) {
-        for (_, tx, _) in &self.renditions {
+    /// Sends each rendition the work made for the picture it takes.
+    fn send(&self, work: impl Fn(Picture) -> Work) {
+        for (_, picture, tx, _) in &self.renditions {
             // A rendition that failed has dropped its receiver; its error is collected at join.
-            let _ = tx.send(work());
+            let _ = tx.send(work(*picture));
         }
     }
 
@@ -100,7 +103,7 @@ impl Fanout {
         let mut outputs = Vec::new();
         let mut failed = Vec::new();
         let mut shared_failure = None;
-        for (name, tx, handle) in self.renditions {
+        for (name, _, tx, handle) in self.renditions {
             drop(tx);
             match handle.join() {
                 Ok(Ok(out)) => outputs.push(out),
@@ -140,7 +143,8 @@ impl Fanout {
     }
 }
 
-/// Sends every decoded frame to every rendition and picks the poster and thumbnails.
+/// Sends every decoded frame to every rendition and picks the poster and thumbnails (from the
+/// SDR picture).
 pub struct FrameSink<'a> {
     fanout: &'a Fanout,
     timeline: Timeline,
@@ -154,12 +158,16 @@ impl FrameSink<'_> {
         self.timeline
     }
 
-    pub fn video(&mut self, frame: frame::Video) {
-        let time = self.timeline.frame_time(frame.pts().unwrap_or(0));
+    pub fn video(&mut self, frame: Normalized) {
+        let time = self.timeline.frame_time(frame.sdr.pts().unwrap_or(0));
         let frame_length = f64::from(self.timeline.fps_den) / f64::from(self.timeline.fps_num);
         self.stats.video_end = self.stats.video_end.max(time + frame_length);
-        let shared = Arc::new(frame);
-        self.fanout.send(|| Work::Video(Arc::clone(&shared)));
+        let shared = Arc::new(frame.sdr);
+        let hdr = frame.hdr.map(Arc::new);
+        self.fanout.send(|picture| match (picture, &hdr) {
+            (Picture::Hdr, Some(hdr)) => Work::Video(Arc::clone(hdr)),
+            _ => Work::Video(Arc::clone(&shared)),
+        });
         let (poster, thumbnail) = self.picker.pick(time);
         if let Some((tx, _)) = &self.fanout.pictures {
             if poster {
@@ -178,7 +186,7 @@ impl FrameSink<'_> {
         let end = (frame.pts().unwrap_or(0) as f64 + frame.samples() as f64) / rate;
         self.stats.audio_end = self.stats.audio_end.max(end);
         let shared = Arc::new(frame);
-        self.fanout.send(|| Work::Audio(Arc::clone(&shared)));
+        self.fanout.send(|_| Work::Audio(Arc::clone(&shared)));
     }
 
     /// A clip that ends before the poster time still gets a poster: its last frame.

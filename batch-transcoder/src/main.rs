@@ -8,6 +8,7 @@
 //! ([`origin_upload`]), the content record moved along.
 
 mod cli;
+mod colour;
 mod decode;
 mod encoder;
 mod error;
@@ -29,6 +30,7 @@ mod rendition;
 mod run;
 mod source;
 mod thumbnails;
+mod tonemap;
 mod watchdog;
 
 use std::io::IsTerminal;

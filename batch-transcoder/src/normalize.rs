@@ -1,25 +1,60 @@
 //! Turns decoded frames into what every rendition shares, once per source (libavfilter):
-//! video deinterlaced, upright, square-pixelled and at a constant frame rate; audio as 48 kHz stereo float
-//! planar in AAC-sized frames, padded or trimmed to stay in sync.
+//! video deinterlaced, upright, square-pixelled and at a constant frame rate, and for HDR sources
+//! tone-mapped to SDR (plus the HDR picture itself where rungs keep it); audio as 48 kHz stereo
+//! float planar in AAC-sized frames, padded or trimmed to stay in sync.
 
 use ff::{filter, frame, Rational};
 use ffmpeg_next as ff;
 
+use crate::colour::Tags;
 use crate::error::{Result, TranscodeError};
 use crate::probe::{Scan, VideoSource};
+use crate::tonemap::ToneMap;
+
+/// Which of the normalizer's pictures a rendition is made from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Picture {
+    Sdr,
+    /// The HDR source's own range, 10-bit.
+    Hdr,
+}
+
+/// The pictures the normalizer makes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pictures {
+    /// An SDR source: its pictures as they are.
+    Sdr,
+    /// An HDR source tagged `source`: tone-mapped to SDR BT.709 at `sdr_size` (no larger than
+    /// the largest SDR rung, so the mapping never runs on pixels no rung shows), and with `keep`
+    /// the HDR picture too, at full size.
+    Hdr { source: Tags, sdr_size: (u32, u32), keep: bool },
+}
+
+/// One normalized video frame, in every form the renditions take.
+pub struct Normalized {
+    pub sdr: frame::Video,
+    pub hdr: Option<frame::Video>,
+}
 
 pub const AUDIO_RATE: u32 = 48_000;
 /// Samples per AAC-LC frame.
 pub const AUDIO_FRAME: u32 = 1024;
 
-/// A filter graph `in` (source filter with `args`) → `chain` → `out` (sink filter).
-fn build_graph(what: &str, (source, args): (&str, &str), sink: &str, chain: &str) -> Result<filter::Graph> {
-    let err = |e: ff::Error| TranscodeError::Fatal(format!("building the {what} filter graph: {e}"));
+/// A filter graph from `in` (source filter with `args`) through `chain` to the sinks named
+/// `sinks`; `chain` labels its ends `[in]` and `[<sink>]`.
+fn build_graph(what: &str, (source, args): (&str, &str), (sink, sinks): (&str, &[&str]), chain: &str) -> Result<filter::Graph> {
+    let err = |e: ff::Error| TranscodeError::Fatal(format!("building the {what} filter graph ({chain}): {e}"));
     let find = |name: &str| filter::find(name).ok_or_else(|| TranscodeError::Fatal(format!("libavfilter lacks `{name}`")));
     let mut graph = filter::Graph::new();
     graph.add(&find(source)?, "in", args).map_err(err)?;
-    graph.add(&find(sink)?, "out", "").map_err(err)?;
-    graph.output("in", 0).and_then(|p| p.input("out", 0)).and_then(|p| p.parse(chain)).map_err(err)?;
+    for name in sinks {
+        graph.add(&find(sink)?, name, "").map_err(err)?;
+    }
+    let mut parser = graph.output("in", 0).map_err(err)?;
+    for name in sinks {
+        parser = parser.input(name, 0).map_err(err)?;
+    }
+    parser.parse(chain).map_err(err)?;
     graph.validate().map_err(err)?;
     Ok(graph)
 }
@@ -51,6 +86,10 @@ pub struct VideoNormalizer {
     /// Where the last input frame ends (input time base), so the constant-rate output keeps it.
     end_pts: Option<i64>,
     nominal_duration: i64,
+    tone_map: Option<ToneMap>,
+    keeps_hdr: bool,
+    /// An SDR frame pulled before its HDR twin was ready.
+    waiting: Option<frame::Video>,
 }
 
 impl VideoNormalizer {
@@ -60,6 +99,7 @@ impl VideoNormalizer {
         sample_aspect: Rational,
         stream_time_base: Rational,
         fps: (u32, u32),
+        pictures: Pictures,
     ) -> Result<Self> {
         let sar = if sample_aspect.numerator() > 0 && sample_aspect.denominator() > 0 { sample_aspect } else { Rational::new(1, 1) };
         let args = format!(
@@ -79,10 +119,26 @@ impl VideoNormalizer {
             chain.push("setsar=1".into());
         }
         chain.push(format!("fps=fps={}/{}:start_time=0:round=near", fps.0, fps.1));
-        let graph = build_graph("video", ("buffer", &args), "buffersink", &chain.join(","))?;
+        let shared = chain.join(",");
+        let (description, tone_map, keeps_hdr) = match pictures {
+            Pictures::Sdr => (format!("[in]{shared}[sdr]"), None, false),
+            Pictures::Hdr { source: tags, sdr_size: (w, h), keep } => {
+                // The tone map reads 4:2:0 10-bit; the SDR side is scaled down first where the
+                // largest SDR rung is smaller than the source.
+                let sdr = format!("scale=w={w}:h={h}:flags=bicubic,format=yuv420p10le");
+                let description = if keep {
+                    format!("[in]{shared},split=2[to_sdr][to_hdr];[to_sdr]{sdr}[sdr];[to_hdr]format=yuv420p10le[hdr]")
+                } else {
+                    format!("[in]{shared},{sdr}[sdr]")
+                };
+                (description, Some(ToneMap::new(&tags)?), keep)
+            }
+        };
+        let sinks: &[&str] = if keeps_hdr { &["sdr", "hdr"] } else { &["sdr"] };
+        let graph = build_graph("video", ("buffer", &args), ("buffersink", sinks), &description)?;
         // One output frame's length in input ticks, for input frames that carry no duration.
         let nominal_duration = (f64::from(fps.1) / f64::from(fps.0) / f64::from(stream_time_base)).round().max(1.0) as i64;
-        Ok(VideoNormalizer { graph, end_pts: None, nominal_duration })
+        Ok(VideoNormalizer { graph, end_pts: None, nominal_duration, tone_map, keeps_hdr, waiting: None })
     }
 
     pub fn push(&mut self, frame: &frame::Video) -> Result<()> {
@@ -106,11 +162,33 @@ impl VideoNormalizer {
     }
 
     /// The next normalized frame, if one is ready.
-    pub fn pull(&mut self) -> Option<frame::Video> {
-        let mut out = frame::Video::empty();
-        let mut sink = named(&mut self.graph, "out").ok()?;
-        sink.sink().frame(&mut out).ok().map(|_| out)
+    pub fn pull(&mut self) -> Result<Option<Normalized>> {
+        let Some(sdr) = self.waiting.take().or_else(|| pull_video(&mut self.graph, "sdr")) else {
+            return Ok(None);
+        };
+        let hdr = if self.keeps_hdr {
+            match pull_video(&mut self.graph, "hdr") {
+                Some(hdr) => Some(hdr),
+                None => {
+                    self.waiting = Some(sdr);
+                    return Ok(None);
+                }
+            }
+        } else {
+            None
+        };
+        let sdr = match &self.tone_map {
+            Some(map) => map.apply(&sdr)?,
+            None => sdr,
+        };
+        Ok(Some(Normalized { sdr, hdr }))
     }
+}
+
+fn pull_video(graph: &mut filter::Graph, sink: &str) -> Option<frame::Video> {
+    let mut out = frame::Video::empty();
+    let mut sink = named(graph, sink).ok()?;
+    sink.sink().frame(&mut out).ok().map(|_| out)
 }
 
 fn named(graph: &mut filter::Graph, name: &str) -> Result<filter::Context> {
@@ -126,8 +204,8 @@ impl AudioNormalizer {
     /// timestamps in `1/rate` counted from the source's start, so audio and video share time zero.
     pub fn new(format: ff::format::Sample, rate: u32, layout: ff::ChannelLayout) -> Result<Self> {
         let args = format!("time_base=1/{rate}:sample_rate={rate}:sample_fmt={}:channel_layout=0x{:x}", format.name(), layout.bits());
-        let chain = format!("aresample={AUDIO_RATE}:async=1:first_pts=0,aformat=sample_fmts=fltp:channel_layouts=stereo");
-        let mut graph = build_graph("audio", ("abuffer", &args), "abuffersink", &chain)?;
+        let chain = format!("[in]aresample={AUDIO_RATE}:async=1:first_pts=0,aformat=sample_fmts=fltp:channel_layouts=stereo[out]");
+        let mut graph = build_graph("audio", ("abuffer", &args), ("abuffersink", &["out"]), &chain)?;
         named(&mut graph, "out")?.sink().set_frame_size(AUDIO_FRAME);
         Ok(AudioNormalizer { graph })
     }

@@ -63,11 +63,11 @@ pub fn transcode(
 
     // Plan.
     let selections = choose_encoders(&plan::codecs_needed(&source, &job.profile), &job.encoder)?;
-    let Plan { timeline, frame_rate, renditions, picture_size, dropped } =
+    let Plan { timeline, frame_rate, renditions, picture_size, pictures, dropped } =
         plan::plan(&source, &job.profile, &job.preset, &selections, staging.dir());
 
     // Decode once, fanned out to every rendition.
-    let mut decoders = Decoders::open(&input, &source)?;
+    let mut decoders = Decoders::open(&input, &source, pictures)?;
     let fanout = Fanout::start(renditions, picture_size, staging.dir().to_path_buf(), ring, watchdog)?;
     let mut progress = Progress::new(source.duration, observer);
     let mut sink = fanout.frames(timeline);
@@ -104,6 +104,7 @@ pub fn transcode(
             codecs: o.codecs.clone(),
             resolution: o.width.zip(o.height),
             frame_rate: o.width.map(|_| f64::from(timeline.fps_num) / f64::from(timeline.fps_den)),
+            video_range: o.video_range.map(|r| r.hls()),
         })
         .collect();
     let master = hls::master_playlist(&variants, job.profile.container == Container::Fmp4);

@@ -5,10 +5,11 @@ use std::path::Path;
 
 use ff::Rational;
 use ffmpeg_next as ff;
-use vaultstream::ladder::{self, DroppedRung, Profile, SourceGeometry, VideoCodec};
+use vaultstream::ladder::{self, DroppedRung, HdrPolicy, Profile, SourceGeometry, VideoCodec};
 
 use crate::encoder::{self, Backend, Selection, VideoSettings};
 use crate::keyframes::Timeline;
+use crate::normalize::{Picture, Pictures};
 use crate::probe::SourceInfo;
 use crate::rendition::{RenditionPlan, VideoPlan};
 
@@ -18,8 +19,10 @@ pub struct Plan {
     /// The output frame rate, when there is video.
     pub frame_rate: Option<(u32, u32)>,
     pub renditions: Vec<RenditionPlan>,
-    /// The top rendition's size: poster and thumbnails are taken there.
+    /// The top SDR rendition's size: poster and thumbnails are taken there.
     pub picture_size: Option<(u32, u32)>,
+    /// The pictures the normalizer makes for the renditions.
+    pub pictures: Pictures,
     pub dropped: Vec<DroppedRung>,
 }
 
@@ -59,7 +62,18 @@ pub fn plan(source: &SourceInfo, profile: &Profile, preset: &str, selections: &[
             video: None,
             audio_kbps: Some(ladder::audio_only_kbps(profile)),
         };
-        return Plan { timeline, frame_rate, renditions: vec![audio], picture_size: None, dropped: Vec::new() };
+        return Plan { timeline, frame_rate, renditions: vec![audio], picture_size: None, pictures: Pictures::Sdr, dropped: Vec::new() };
+    };
+    let video = source.video.as_ref();
+    let source_colour = video.map_or(crate::colour::Tags::BT709, |v| v.colour);
+    let hdr_source = source_colour.dynamic_range().is_hdr();
+    // HEVC rungs keep an HDR source's range where the profile says so; every other is SDR.
+    let picture_of = |codec: VideoCodec| {
+        if hdr_source && profile.hdr == HdrPolicy::Keep && codec == VideoCodec::Hevc {
+            Picture::Hdr
+        } else {
+            Picture::Sdr
+        }
     };
     let input_time_base = Rational::new(timeline.fps_den as i32, timeline.fps_num as i32);
     let software = |codec: VideoCodec| encoder::candidates(codec)[3].to_string();
@@ -74,6 +88,7 @@ pub fn plan(source: &SourceInfo, profile: &Profile, preset: &str, selections: &[
                 Some(s) => (s.name.clone(), None),
                 None => (software(rung.codec), None),
             };
+            let picture = picture_of(rung.codec);
             RenditionPlan {
                 name: rung.name.clone(),
                 dir: staging_dir.join(&rung.name),
@@ -93,15 +108,36 @@ pub fn plan(source: &SourceInfo, profile: &Profile, preset: &str, selections: &[
                         max_kbps: rung.max_kbps(),
                         global_header: false,
                         extra_options: rung.encoder_options.clone().into_iter().collect(),
+                        colour: match picture {
+                            Picture::Sdr => source_colour.for_sdr_rung(),
+                            Picture::Hdr => source_colour.for_hdr_rung(),
+                        },
+                        ten_bit: picture == Picture::Hdr,
                     },
+                    picture,
                     input_time_base,
                 }),
                 audio_kbps: source.audio.as_ref().map(|_| rung.audio_kbps),
             }
         })
         .collect();
-    let picture_size = ladder_plan.renditions.first().map(|top| (top.width, top.height));
-    Plan { timeline, frame_rate, renditions, picture_size, dropped: ladder_plan.dropped }
+    // Ordered largest first: the first SDR rung is the largest SDR picture anything needs (the
+    // tone map runs at that size); with none, thumbnails still need the top rung's size in SDR.
+    let top_sdr = ladder_plan
+        .renditions
+        .iter()
+        .find(|p| picture_of(p.rung.codec) == Picture::Sdr)
+        .or(ladder_plan.renditions.first())
+        .map(|p| (p.width, p.height));
+    let pictures = match (hdr_source, top_sdr) {
+        (true, Some(sdr_size)) => Pictures::Hdr {
+            source: source_colour,
+            sdr_size,
+            keep: ladder_plan.renditions.iter().any(|p| picture_of(p.rung.codec) == Picture::Hdr),
+        },
+        _ => Pictures::Sdr,
+    };
+    Plan { timeline, frame_rate, renditions, picture_size: top_sdr, pictures, dropped: ladder_plan.dropped }
 }
 
 #[cfg(test)]
@@ -127,6 +163,8 @@ mod tests {
                 average_frame_rate: Some((30000, 1001)),
                 nominal_frame_rate: Some((30000, 1001)),
                 scan: crate::probe::Scan::Progressive,
+                colour: crate::colour::Tags::BT709,
+                dynamic_range: crate::colour::DynamicRange::Sdr,
             }),
             audio: audio.then(|| AudioSource { index: 1, codec: "aac".into(), sample_rate: 48000, channels: 2 }),
         }

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use vaultstream::ingest::media_types;
 
+use crate::colour::{DynamicRange, Tags};
 use crate::error::{Result, TranscodeError};
 
 #[derive(Debug, Clone, Copy)]
@@ -61,6 +62,9 @@ pub struct VideoSource {
     pub average_frame_rate: Option<(u32, u32)>,
     pub nominal_frame_rate: Option<(u32, u32)>,
     pub scan: Scan,
+    /// The colour tags the stream declares, and what they make of it: SDR, PQ or HLG.
+    pub colour: Tags,
+    pub dynamic_range: DynamicRange,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -268,6 +272,12 @@ pub fn inspect(input: &Input, size_bytes: u64, limits: &Limits) -> Result<Source
                     w
                 };
                 let rot = rotation(&stream);
+                let colour = Tags {
+                    primaries: dec.color_primaries(),
+                    transfer: dec.color_transfer_characteristic(),
+                    matrix: dec.color_space(),
+                    range: dec.color_range(),
+                };
                 let (dw, dh) = if rot % 180 == 90 { (h, square_w) } else { (square_w, h) };
                 video = Some(VideoSource {
                     index: stream.index(),
@@ -283,6 +293,8 @@ pub fn inspect(input: &Input, size_bytes: u64, limits: &Limits) -> Result<Source
                     // SAFETY: `dec` owns a valid codec context; field_order is a plain enum field
                     // ffmpeg-next has no getter for.
                     scan: Scan::from_field_order(unsafe { (*dec.as_ptr()).field_order }.into()),
+                    dynamic_range: colour.dynamic_range(),
+                    colour,
                 });
                 starts.extend(start);
             }

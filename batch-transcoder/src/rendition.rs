@@ -14,12 +14,14 @@ use vaultstream::hls::{Segment, SegmentKey};
 use vaultstream::ladder::{Container, VideoCodec};
 use vaultstream::segment_cipher::{encrypt_segment_in_place, Iv};
 
+use crate::colour::{DynamicRange, Tags};
 use crate::encoder::{self, VideoEncoder, VideoSettings};
 use crate::error::{Result, TranscodeError};
 use crate::interleave::Interleaver;
 use crate::keyframes::Timeline;
 use crate::keys::KeyRing;
 use crate::mux::{SegmentMuxer, StreamSpec};
+use crate::normalize::Picture;
 use crate::watchdog::Watchdog;
 
 /// What the decoder thread hands every rendition.
@@ -36,6 +38,8 @@ pub struct VideoPlan {
     pub fallback: Option<String>,
     pub preset: String,
     pub settings: VideoSettings,
+    /// The normalized picture it is made from.
+    pub picture: Picture,
     /// Time base of incoming (normalized) frames.
     pub input_time_base: Rational,
 }
@@ -68,6 +72,11 @@ pub struct RenditionOutput {
     pub height: Option<u32>,
     pub codecs: String,
     pub encoder: Option<String>,
+    /// `SDR`, `PQ` or `HLG`, and the colour tags written into the stream, for video.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub video_range: Option<DynamicRange>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub colour: Option<Tags>,
     pub init_segment: Option<String>,
     pub frames: u64,
     pub segments: Vec<SegmentRecord>,
@@ -270,7 +279,7 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
         (Some(_), None) => segmenter.video_codec_string.clone(),
     };
     let video_codec = match (&plan.video, video_codec) {
-        (Some(v), None) => Some(fallback_codec_string(v.codec).to_string()),
+        (Some(v), None) => Some(fallback_codec_string(v.codec, v.settings.ten_bit).to_string()),
         (_, c) => c,
     };
     let codecs = video_codec.into_iter().chain(audio.as_ref().map(|_| codec_string::AAC_LC.to_string())).collect::<Vec<_>>().join(",");
@@ -281,6 +290,8 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
         height: plan.video.as_ref().map(|v| v.settings.height),
         codecs,
         encoder: video.as_ref().map(|v| v.encoder_name.clone()),
+        video_range: plan.video.as_ref().map(|v| v.settings.colour.dynamic_range()),
+        colour: plan.video.as_ref().map(|v| v.settings.colour),
         init_segment,
         frames: video.as_ref().map_or(0, |v| v.frames),
         segments: segmenter.segments,
@@ -289,9 +300,10 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
     })
 }
 
-fn fallback_codec_string(codec: VideoCodec) -> &'static str {
+fn fallback_codec_string(codec: VideoCodec, ten_bit: bool) -> &'static str {
     match codec {
         VideoCodec::H264 => "avc1.640028",
+        VideoCodec::Hevc if ten_bit => "hvc1.2.4.L150.90",
         VideoCodec::Hevc => "hvc1.1.6.L150.90",
         VideoCodec::Av1 => "av01.0.08M.08",
     }

@@ -609,3 +609,117 @@ fn interlaced_sources_are_deinterlaced_in_their_field_order_before_scaling() {
     let t = transcode_ok(&run_dir, &src, &["--profile", profile.to_str().unwrap(), "--preset", "ultrafast"]);
     assert_eq!(t.manifest()["source"]["video"]["scan"], "progressive");
 }
+
+/// Frame-averaged `signalstats` (YAVG, SATAVG) of what `filter` makes of `input`.
+fn picture_stats(input: &Path, filter: &str) -> (f64, f64) {
+    let hls = input.extension().is_some_and(|e| e == "m3u8");
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("stats.txt");
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-v", "error"]);
+    if hls {
+        cmd.args(["-allowed_extensions", "ALL"]);
+    }
+    let chain = format!("{filter}signalstats,metadata=mode=print:file={}", report.display());
+    ok(cmd.arg("-i").arg(input).args(["-an", "-vf", &chain, "-f", "null", "-"]));
+    let text = std::fs::read_to_string(&report).unwrap();
+    let mean = |key: &str| {
+        let values: Vec<f64> =
+            text.lines().filter_map(|l| l.strip_prefix(&format!("lavfi.signalstats.{key}="))).map(|v| v.parse().unwrap()).collect();
+        assert!(!values.is_empty(), "no {key} in {text}");
+        values.iter().sum::<f64>() / values.len() as f64
+    };
+    (mean("YAVG"), mean("SATAVG"))
+}
+
+/// Stream tags as ffprobe reads them from a rendition, in its order: profile, pix_fmt, matrix,
+/// transfer, primaries.
+fn colour_of(playlist: &Path) -> Vec<String> {
+    probe_playlist(playlist, "stream=profile,pix_fmt,color_primaries,color_transfer,color_space", "v:0")[0]
+        .split(',')
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn hdr_sources_get_tone_mapped_sdr_rungs_and_hevc_rungs_that_keep_hdr() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("hdr.json");
+    std::fs::write(
+        &profile,
+        r#"{"name":"hdr","container":"fmp4","hdr":"keep","rungs":[
+            {"name":"hdr720","width":1280,"height":720,"codec":"hevc","video_kbps":3000,"audio_kbps":64},
+            {"name":"sdr720","width":1280,"height":720,"codec":"h264","video_kbps":3000,"audio_kbps":64},
+            {"name":"sdr360","width":640,"height":360,"codec":"h264","video_kbps":800,"audio_kbps":64}]}"#,
+    )
+    .unwrap();
+    for (name, transfer, range) in [("pq", "smpte2084", "PQ"), ("hlg", "arib-std-b67", "HLG")] {
+        // A phone's HDR clip: 10-bit HEVC, BT.2020, white graded to 1000 nits, tagged as such.
+        let src = dir.path().join(format!("{name}.mp4"));
+        let grade = format!("format=gbrp,zscale=tin=709:pin=709:rin=pc:t={transfer}:p=2020:m=2020_ncl:r=tv:npl=1000");
+        let x265 = format!("log-level=error:colorprim=bt2020:transfer={transfer}:colormatrix=bt2020nc");
+        generate(
+            &src,
+            &["testsrc2=s=1280x720:r=25:d=2"],
+            &[
+                "-vf",
+                &grade,
+                "-pix_fmt",
+                "yuv420p10le",
+                "-c:v",
+                "libx265",
+                "-preset",
+                "ultrafast",
+                "-x265-params",
+                &x265,
+                "-color_primaries",
+                "bt2020",
+                "-color_trc",
+                transfer,
+                "-colorspace",
+                "bt2020nc",
+            ],
+        );
+        let run_dir = dir.path().join(name);
+        std::fs::create_dir_all(&run_dir).unwrap();
+        let t = transcode_ok(&run_dir, &src, &["--profile", profile.to_str().unwrap(), "--preset", "ultrafast"]);
+        let manifest = t.manifest();
+        assert_eq!(manifest["source"]["video"]["dynamic_range"], range);
+        assert_eq!(manifest["source"]["video"]["colour"]["transfer"], transfer);
+
+        // SDR rungs say BT.709; the HEVC rung is Main 10 with the source's HDR signalling.
+        for sdr in ["sdr720", "sdr360"] {
+            let tags = colour_of(&t.out.join(format!("{sdr}/index.m3u8")));
+            assert_eq!(tags[1..], ["yuv420p", "bt709", "bt709", "bt709"], "{name} {sdr}: {tags:?}");
+        }
+        let tags = colour_of(&t.out.join("hdr720/index.m3u8"));
+        assert_eq!(tags, ["Main 10", "yuv420p10le", "bt2020nc", transfer, "bt2020"], "{name} hdr720");
+        let rungs = manifest["renditions"].as_array().unwrap();
+        let range_of = |rung: &str| rungs.iter().find(|r| r["name"] == rung).map(|r| r["video_range"].clone()).unwrap();
+        assert_eq!((range_of("hdr720"), range_of("sdr720")), (range.into(), "SDR".into()));
+        let master = t.read("master.m3u8");
+        for (rung, expected) in [("hdr720", range), ("sdr720", "SDR"), ("sdr360", "SDR")] {
+            let line = master.lines().take_while(|l| !l.starts_with(rung)).filter(|l| l.starts_with("#EXT-X-STREAM-INF")).last().unwrap();
+            assert!(line.contains(&format!("VIDEO-RANGE={expected}")), "{name} {rung}: {line}");
+            if expected != "SDR" {
+                assert!(line.contains("hvc1.2.4"), "a Main 10 CODECS string: {line}");
+            }
+        }
+
+        // The tone-mapped rung looks like FFmpeg's own zscale + tonemap conversion of the source.
+        let reference = format!(
+            "zscale=tin={transfer}:min=2020_ncl:pin=2020:rin=tv:p=2020:t=linear:npl=100,format=gbrpf32le,zscale=p=709,\
+             tonemap=tonemap=hable:desat=0,zscale=t=709:m=709:r=tv,format=yuv420p,"
+        );
+        let (luma, saturation) = picture_stats(&t.out.join("sdr720/index.m3u8"), "");
+        let (reference_luma, reference_saturation) = picture_stats(&src, &reference);
+        let (naive_luma, _) = picture_stats(&src, "format=yuv420p,");
+        assert!(
+            (luma - reference_luma).abs() <= 2.0 && (saturation - reference_saturation).abs() <= reference_saturation * 0.1,
+            "{name}: mean luma {luma:.1} and saturation {saturation:.1} against the reference's {reference_luma:.1} and {reference_saturation:.1}"
+        );
+        // What the ladder used to be: HDR code values shown as if they were BT.709.
+        assert!((naive_luma - reference_luma).abs() > 6.0, "the check can tell: untouched {name} has mean luma {naive_luma:.1}");
+        eprintln!("{name}: luma {luma:.2} vs {reference_luma:.2} (untouched {naive_luma:.2}); saturation {saturation:.2} vs {reference_saturation:.2}");
+    }
+}

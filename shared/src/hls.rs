@@ -1,6 +1,8 @@
 //! HLS playlists (RFC 8216) rendered through `m3u8-rs`.
 
-use m3u8_rs::{Key, KeyMethod, Map, MasterPlaylist, MediaPlaylist, MediaPlaylistType, MediaSegment, Resolution, VariantStream};
+use m3u8_rs::{
+    Key, KeyMethod, Map, MasterPlaylist, MediaPlaylist, MediaPlaylistType, MediaSegment, QuotedOrUnquoted, Resolution, VariantStream,
+};
 
 use crate::segment_cipher::Iv;
 
@@ -67,6 +69,8 @@ pub struct Variant {
     pub codecs: String,
     pub resolution: Option<(u32, u32)>,
     pub frame_rate: Option<f64>,
+    /// `VIDEO-RANGE`: `SDR`, `PQ` or `HLG`, for variants with video.
+    pub video_range: Option<&'static str>,
 }
 
 pub fn master_playlist(variants: &[Variant], fmp4: bool) -> String {
@@ -82,6 +86,9 @@ pub fn master_playlist(variants: &[Variant], fmp4: bool) -> String {
                 codecs: Some(v.codecs.clone()),
                 resolution: v.resolution.map(|(w, h)| Resolution { width: w.into(), height: h.into() }),
                 frame_rate: v.frame_rate.map(|f| (f * 1000.0).round() / 1000.0),
+                other_attributes: v.video_range.map(|range| {
+                    std::collections::HashMap::from([("VIDEO-RANGE".to_string(), QuotedOrUnquoted::Unquoted(range.to_string()))])
+                }),
                 ..Default::default()
             })
             .collect(),
@@ -141,6 +148,7 @@ mod tests {
                 codecs: "avc1.64001f,mp4a.40.2".into(),
                 resolution: Some((1280, 720)),
                 frame_rate: Some(30000.0 / 1001.0),
+                video_range: Some("PQ"),
             }],
             false,
         );
@@ -150,6 +158,10 @@ mod tests {
         assert!(text.contains("CODECS=\"avc1.64001f,mp4a.40.2\""));
         assert!(text.contains("RESOLUTION=1280x720"));
         assert!(text.contains("FRAME-RATE=29.97"));
+        assert!(text.contains("VIDEO-RANGE=PQ"), "{text}");
         assert!(text.contains("720p/index.m3u8"));
+        // What the playback path re-renders keeps the range.
+        let again = crate::access::personalize::master(&text, |r| format!("https://cdn.example/{r}.m3u8")).unwrap();
+        assert!(again.contains("VIDEO-RANGE=PQ"), "{again}");
     }
 }

@@ -72,7 +72,27 @@ pub struct Profile {
     pub segment_seconds: f64,
     #[serde(default = "default_gop_seconds")]
     pub gop_seconds: f64,
+    /// What HEVC rungs make of an HDR (PQ or HLG) source. H.264 and AV1 rungs are always SDR.
+    #[serde(default, skip_serializing_if = "HdrPolicy::is_default")]
+    pub hdr: HdrPolicy,
     pub rungs: Vec<Rung>,
+}
+
+/// How a profile treats HDR sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum HdrPolicy {
+    /// Every rung is tone-mapped to SDR BT.709.
+    #[default]
+    Tonemap,
+    /// HEVC rungs stay HDR (Main 10, the source's PQ or HLG); the others are tone-mapped.
+    Keep,
+}
+
+impl HdrPolicy {
+    fn is_default(&self) -> bool {
+        *self == HdrPolicy::Tonemap
+    }
 }
 
 fn default_segment_seconds() -> f64 {
@@ -101,15 +121,16 @@ fn h264_ladder() -> Vec<Rung> {
 impl Profile {
     /// One of [`BUILT_IN_PROFILES`].
     pub fn built_in(name: &str) -> Option<Profile> {
-        let (container, rungs) = match name {
-            "default" => (Container::Ts, h264_ladder()),
+        let (container, hdr, rungs) = match name {
+            "default" => (Container::Ts, HdrPolicy::Tonemap, h264_ladder()),
             "hevc-4k" => {
                 let mut rungs = vec![rung("2160p", 3840, 2160, VideoCodec::Hevc, 12000, 192)];
                 rungs.extend(h264_ladder());
-                (Container::Fmp4, rungs)
+                (Container::Fmp4, HdrPolicy::Keep, rungs)
             }
             "av1-archive" => (
                 Container::Fmp4,
+                HdrPolicy::Tonemap,
                 vec![
                     rung("2160p", 3840, 2160, VideoCodec::Av1, 8000, 192),
                     rung("1080p", 1920, 1080, VideoCodec::Av1, 3000, 192),
@@ -124,6 +145,7 @@ impl Profile {
             container,
             segment_seconds: default_segment_seconds(),
             gop_seconds: default_gop_seconds(),
+            hdr,
             rungs,
         })
     }
@@ -155,6 +177,9 @@ impl Profile {
         }
         if self.rungs.is_empty() || self.rungs.len() > 12 {
             return Err(Error::profile("rungs", "expected 1 to 12 rungs"));
+        }
+        if self.hdr == HdrPolicy::Keep && !self.rungs.iter().any(|r| r.codec == VideoCodec::Hevc) {
+            return Err(Error::profile("hdr", "\"keep\" needs a hevc rung to keep HDR in (H.264 and AV1 rungs are always SDR)"));
         }
         let mut names = std::collections::HashSet::new();
         for (i, r) in self.rungs.iter().enumerate() {
@@ -409,13 +434,30 @@ mod tests {
 
         let err = Profile::from_json("{not json").unwrap_err().to_string();
         assert!(err.starts_with("invalid profile"), "{err}");
+
+        let err = Profile::from_json(
+            r#"{"name":"x","hdr":"keep","rungs":[{"name":"a","width":640,"height":360,"video_kbps":800,"audio_kbps":64}]}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("hdr") && err.contains("hevc rung"), "{err}");
+        let err = Profile::from_json(
+            r#"{"name":"x","hdr":"dolby","rungs":[{"name":"a","width":640,"height":360,"video_kbps":800,"audio_kbps":64}]}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("hdr") && err.contains("keep"), "{err}");
     }
 
     #[test]
     fn profile_json_round_trips() {
-        let p = default();
-        let text = serde_json::to_string(&p).unwrap();
-        assert_eq!(Profile::from_json(&text).unwrap(), p);
+        for name in BUILT_IN_PROFILES {
+            let p = Profile::built_in(name).unwrap();
+            let text = serde_json::to_string(&p).unwrap();
+            assert_eq!(Profile::from_json(&text).unwrap(), p);
+        }
+        assert_eq!(Profile::built_in("hevc-4k").unwrap().hdr, HdrPolicy::Keep);
+        assert_eq!(default().hdr, HdrPolicy::Tonemap, "HDR is tone-mapped unless a profile says keep");
     }
 
     #[test]
