@@ -70,14 +70,16 @@ pub fn rotation_filters(degrees: u32) -> &'static [&'static str] {
 }
 
 /// The deinterlacer for a source scanned as `scan`, run before anything scales or rotates the
-/// picture: `bwdif` keeping the frame rate (one frame per frame), the field order as declared, or
-/// per frame from the decoder's flags when the stream does not say. Progressive sources get none.
+/// picture: `bwdif` keeping the frame rate (one frame per frame), the field order as declared.
+/// When the stream does not say, `idet` looks at the pictures themselves and flags each frame
+/// interlaced (with its field order) or progressive, and only flagged frames are deinterlaced.
+/// Progressive sources get none.
 pub fn deinterlace_filter(scan: Scan) -> Option<&'static str> {
     match scan {
         Scan::Progressive => None,
         Scan::TopFieldFirst => Some("bwdif=mode=send_frame:parity=tff:deint=all"),
         Scan::BottomFieldFirst => Some("bwdif=mode=send_frame:parity=bff:deint=all"),
-        Scan::Undeclared => Some("bwdif=mode=send_frame:parity=auto:deint=interlaced"),
+        Scan::Undeclared => Some("idet,bwdif=mode=send_frame:parity=auto:deint=interlaced"),
     }
 }
 
@@ -234,8 +236,9 @@ mod tests {
         assert_eq!(deinterlace_filter(Scan::Progressive), None);
         assert!(deinterlace_filter(Scan::TopFieldFirst).is_some_and(|f| f.contains("parity=tff") && f.contains("deint=all")));
         assert!(deinterlace_filter(Scan::BottomFieldFirst).is_some_and(|f| f.contains("parity=bff") && f.contains("deint=all")));
-        // Undeclared: only the frames the decoder flags as interlaced.
-        assert!(deinterlace_filter(Scan::Undeclared).is_some_and(|f| f.contains("parity=auto") && f.contains("deint=interlaced")));
+        // Undeclared: only the frames idet finds interlaced, in the order it finds.
+        assert!(deinterlace_filter(Scan::Undeclared)
+            .is_some_and(|f| f.starts_with("idet,") && f.contains("parity=auto") && f.contains("deint=interlaced")));
         for scan in [Scan::TopFieldFirst, Scan::BottomFieldFirst, Scan::Undeclared] {
             assert!(deinterlace_filter(scan).is_some_and(|f| f.contains("mode=send_frame")), "the frame rate is kept");
         }

@@ -602,6 +602,23 @@ fn interlaced_sources_are_deinterlaced_in_their_field_order_before_scaling() {
             "full-size output must be progressive ({order}): {interlaced} interlaced, {progressive} progressive"
         );
     }
+    // A stream that does not say (MPEG-4 Part 2 in AVI has no field order) and whose frames are
+    // not flagged either: FFmpeg's idet finds the fields in the pictures.
+    let src = dir.path().join("undeclared.avi");
+    generate(
+        &src,
+        &["testsrc2=s=720x576:r=50:d=2"],
+        &["-vf", "tinterlace=interleave_top", "-c:v", "mpeg4", "-q:v", "2", "-pix_fmt", "yuv420p"],
+    );
+    let (interlaced, _) = idet(&src);
+    assert!(interlaced >= 45, "the source is interlaced: {interlaced}");
+    let run_dir = dir.path().join("undeclared");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let t = transcode_ok(&run_dir, &src, &["--profile", profile.to_str().unwrap(), "--preset", "ultrafast"]);
+    assert_eq!(t.manifest()["source"]["video"]["scan"], "undeclared");
+    let (interlaced, progressive) = idet(&t.out.join("576p/index.m3u8"));
+    assert!(progressive >= 45 && interlaced <= 5, "found and deinterlaced: {interlaced} interlaced, {progressive} progressive");
+
     // A progressive source is left as it is.
     let src = clip(dir.path(), "progressive.mp4", 720, 576, 25, 2, false);
     let run_dir = dir.path().join("progressive");
