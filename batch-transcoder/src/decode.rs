@@ -131,6 +131,7 @@ pub fn decode_all(
             while let Some(f) = n.pull()? {
                 sink.video(f);
             }
+            sink.stats.tone_map_seconds = n.tone_map_seconds();
         }
     }
     if let Some(a) = decoders.audio.as_mut() {

@@ -43,6 +43,8 @@ pub struct DecodeStats {
     pub decode_errors: u64,
     pub video_end: f64,
     pub audio_end: f64,
+    /// CPU seconds the decode thread spent tone-mapping (HDR sources).
+    pub tone_map_seconds: Option<f64>,
 }
 
 impl DecodeStats {

@@ -22,6 +22,9 @@ pub struct Figures {
     pub realtime_factor: Option<f64>,
     pub frames_decoded: u64,
     pub decode_errors: u64,
+    /// CPU seconds spent tone-mapping HDR to SDR, for HDR sources.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tone_map_cpu_seconds: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]

@@ -89,6 +89,8 @@ pub struct VideoNormalizer {
     end_pts: Option<i64>,
     nominal_duration: i64,
     tone_map: Option<ToneMap>,
+    /// Thread CPU time spent in the tone map so far.
+    tone_map_cpu: std::time::Duration,
     keeps_hdr: bool,
     /// An SDR frame pulled before its HDR twin was ready.
     waiting: Option<frame::Video>,
@@ -123,7 +125,8 @@ impl VideoNormalizer {
         chain.push(format!("fps=fps={}/{}:start_time=0:round=near", fps.0, fps.1));
         let shared = chain.join(",");
         let (description, tone_map, keeps_hdr) = match pictures {
-            Pictures::Sdr => (format!("[in]{shared}[sdr]"), None, false),
+            // 4:2:0 8-bit once here, rather than in every rendition's scaler.
+            Pictures::Sdr => (format!("[in]{shared},format=yuv420p[sdr]"), None, false),
             Pictures::Hdr { source: tags, sdr_size: (w, h), keep } => {
                 // The tone map reads 4:2:0 10-bit; the SDR side is scaled down first where the
                 // largest SDR rung is smaller than the source.
@@ -140,7 +143,7 @@ impl VideoNormalizer {
         let graph = build_graph("video", ("buffer", &args), ("buffersink", sinks), &description)?;
         // One output frame's length in input ticks, for input frames that carry no duration.
         let nominal_duration = (f64::from(fps.1) / f64::from(fps.0) / f64::from(stream_time_base)).round().max(1.0) as i64;
-        Ok(VideoNormalizer { graph, end_pts: None, nominal_duration, tone_map, keeps_hdr, waiting: None })
+        Ok(VideoNormalizer { graph, end_pts: None, nominal_duration, tone_map, tone_map_cpu: Default::default(), keeps_hdr, waiting: None })
     }
 
     pub fn push(&mut self, frame: &frame::Video) -> Result<()> {
@@ -180,11 +183,29 @@ impl VideoNormalizer {
             None
         };
         let sdr = match &self.tone_map {
-            Some(map) => map.apply(&sdr)?,
+            Some(map) => {
+                let started = thread_cpu_time();
+                let mapped = map.apply(&sdr)?;
+                self.tone_map_cpu += thread_cpu_time().saturating_sub(started);
+                mapped
+            }
             None => sdr,
         };
         Ok(Some(Normalized { sdr, hdr }))
     }
+
+    /// CPU seconds spent tone-mapping, where this source is tone-mapped.
+    pub fn tone_map_seconds(&self) -> Option<f64> {
+        self.tone_map.as_ref().map(|_| self.tone_map_cpu.as_secs_f64())
+    }
+}
+
+/// This thread's CPU time so far.
+fn thread_cpu_time() -> std::time::Duration {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime only writes the timespec we pass; the thread clock always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    std::time::Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
 
 fn pull_video(graph: &mut filter::Graph, sink: &str) -> Option<frame::Video> {

@@ -139,6 +139,7 @@ pub fn transcode(
             realtime_factor: stats.position().gt(&0.0).then(|| round3(stats.position() / wall)),
             frames_decoded: stats.video_frames,
             decode_errors: stats.decode_errors,
+            tone_map_cpu_seconds: stats.tone_map_seconds.map(round3),
         },
         source,
     };

@@ -703,6 +703,7 @@ fn hdr_sources_get_tone_mapped_sdr_rungs_and_hevc_rungs_that_keep_hdr() {
         let manifest = t.manifest();
         assert_eq!(manifest["source"]["video"]["dynamic_range"], range);
         assert_eq!(manifest["source"]["video"]["colour"]["transfer"], transfer);
+        assert!(manifest["figures"]["tone_map_cpu_seconds"].as_f64().is_some_and(|s| s > 0.0), "the step's own cost is reported");
 
         // SDR rungs say BT.709; the HEVC rung is Main 10 with the source's HDR signalling.
         for sdr in ["sdr720", "sdr360"] {
