@@ -11,6 +11,7 @@ use crate::normalize::{AudioNormalizer, Pictures, VideoNormalizer};
 use crate::probe::{Limits, SourceInfo};
 use crate::progress::Progress;
 use crate::watchdog::{Phase, Watchdog};
+use vaultstream::ladder::Loudness;
 
 struct VideoInput {
     stream: usize,
@@ -24,6 +25,7 @@ struct VideoInput {
 
 struct AudioInput {
     stream: usize,
+    loudness: Option<Loudness>,
     decoder: ff::decoder::Audio,
     time_base: Rational,
     normalizer: Option<AudioNormalizer>,
@@ -43,8 +45,13 @@ pub struct DecodeReport {
 }
 
 impl Decoders {
-    /// Opens the decoders; video is normalized into `pictures`.
-    pub fn open(input: &ff::format::context::Input, source: &SourceInfo, pictures: Pictures) -> Result<Decoders> {
+    /// Opens the decoders; video is normalized into `pictures`, audio to `loudness` if given.
+    pub fn open(
+        input: &ff::format::context::Input,
+        source: &SourceInfo,
+        pictures: Pictures,
+        loudness: Option<Loudness>,
+    ) -> Result<Decoders> {
         let mut video = None;
         if let Some(v) = &source.video {
             let stream = input.stream(v.index).ok_or_else(|| TranscodeError::Fatal("video stream vanished".into()))?;
@@ -65,7 +72,7 @@ impl Decoders {
             let mut decoder =
                 ctx.decoder().audio().map_err(|e| TranscodeError::InvalidInput(format!("the audio stream cannot be decoded: {e}")))?;
             decoder.set_packet_time_base(time_base);
-            audio = Some(AudioInput { stream: a.index, decoder, time_base, normalizer: None });
+            audio = Some(AudioInput { stream: a.index, loudness, decoder, time_base, normalizer: None });
         }
         Ok(Decoders { video, audio })
     }
@@ -234,7 +241,7 @@ fn drain_audio(a: &mut AudioInput, start_time: f64, sink: &mut FrameSink<'_>) ->
                 decoded.channel_layout()
             };
             decoded.set_channel_layout(layout);
-            a.normalizer = Some(AudioNormalizer::new(decoded.format(), rate, layout)?);
+            a.normalizer = Some(AudioNormalizer::new(decoded.format(), rate, layout, a.loudness)?);
         } else if decoded.channel_layout().bits() == 0 {
             decoded.set_channel_layout(ff::ChannelLayout::default(i32::from(decoded.channels())));
         }

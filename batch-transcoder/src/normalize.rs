@@ -10,6 +10,7 @@ use crate::colour::Tags;
 use crate::error::{Result, TranscodeError};
 use crate::probe::{Scan, VideoSource};
 use crate::tonemap::ToneMap;
+use vaultstream::ladder::Loudness;
 
 /// Which of the normalizer's pictures a rendition is made from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,9 +226,23 @@ pub struct AudioNormalizer {
 impl AudioNormalizer {
     /// `format`, `rate` and `layout` describe the decoder's output. Frames must arrive with
     /// timestamps in `1/rate` counted from the source's start, so audio and video share time zero.
-    pub fn new(format: ff::format::Sample, rate: u32, layout: ff::ChannelLayout) -> Result<Self> {
+    /// Surround sources are downmixed to stereo with ITU-R BS.775 levels (centre and surrounds
+    /// at -3 dB, LFE left out), scaled so the mix cannot clip; with `loudness`, the result is
+    /// normalized to it (`loudnorm`, one pass, linear where the source allows).
+    pub fn new(format: ff::format::Sample, rate: u32, layout: ff::ChannelLayout, loudness: Option<Loudness>) -> Result<Self> {
         let args = format!("time_base=1/{rate}:sample_rate={rate}:sample_fmt={}:channel_layout=0x{:x}", format.name(), layout.bits());
-        let chain = format!("[in]aresample={AUDIO_RATE}:async=1:first_pts=0,aformat=sample_fmts=fltp:channel_layouts=stereo[out]");
+        let mut chain = format!(
+            "[in]aresample={AUDIO_RATE}:async=1:first_pts=0:center_mix_level=0.7071:surround_mix_level=0.7071:lfe_mix_level=0:rematrix_maxval=1,\
+             aformat=sample_fmts=fltp:channel_layouts=stereo"
+        );
+        if let Some(l) = loudness {
+            // loudnorm measures at 192 kHz for true peak; it is brought back to 48 kHz after.
+            chain.push_str(&format!(
+                ",loudnorm=I={}:TP={}:LRA=11,aresample={AUDIO_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo",
+                l.target_lufs, l.true_peak_dbtp
+            ));
+        }
+        chain.push_str("[out]");
         let mut graph = build_graph("audio", ("abuffer", &args), ("abuffersink", &["out"]), &chain)?;
         named(&mut graph, "out")?.sink().set_frame_size(AUDIO_FRAME);
         Ok(AudioNormalizer { graph })

@@ -67,7 +67,7 @@ pub fn transcode(
         plan::plan(&source, &job.profile, &job.preset, &selections, staging.dir());
 
     // Decode once, fanned out to every rendition.
-    let mut decoders = Decoders::open(&input, &source, pictures)?;
+    let mut decoders = Decoders::open(&input, &source, pictures, job.profile.loudness)?;
     let fanout = Fanout::start(renditions, picture_size, staging.dir().to_path_buf(), ring, watchdog)?;
     let mut progress = Progress::new(source.duration, observer);
     let mut sink = fanout.frames(timeline);

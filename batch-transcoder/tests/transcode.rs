@@ -741,3 +741,106 @@ fn hdr_sources_get_tone_mapped_sdr_rungs_and_hevc_rungs_that_keep_hdr() {
         eprintln!("{name}: luma {luma:.2} vs {reference_luma:.2} (untouched {naive_luma:.2}); saturation {saturation:.2} vs {reference_saturation:.2}");
     }
 }
+
+/// RMS level (dBFS) of one channel of a file's or playlist's audio, band-passed around `hz`.
+fn band_level(input: &Path, channel: usize, hz: u32) -> f64 {
+    let hls = input.extension().is_some_and(|e| e == "m3u8");
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-v", "info", "-nostats"]);
+    if hls {
+        cmd.args(["-allowed_extensions", "ALL"]);
+    }
+    let chain = format!("pan=mono|c0=c{channel},bandpass=f={hz}:width_type=q:w=8,bandpass=f={hz}:width_type=q:w=8,astats=measure_perchannel=RMS_level:measure_overall=none");
+    let out = run(cmd.arg("-i").arg(input).args(["-vn", "-af", &chain, "-f", "null", "-"]));
+    let log = String::from_utf8_lossy(&out.stderr);
+    let line = log.lines().find(|l| l.contains("RMS level dB")).unwrap_or_else(|| panic!("no astats result: {log}"));
+    let value = line.rsplit(':').next().unwrap().trim();
+    if value == "-inf" { -200.0 } else { value.parse().unwrap() }
+}
+
+#[test]
+fn surround_sources_keep_a_correct_stereo_downmix() {
+    let dir = tempfile::tempdir().unwrap();
+    // 5.1: a tone of its own in front left (440 Hz), centre (1 kHz), LFE (60 Hz) and the left
+    // surround (2.5 kHz); front right and right surround silent.
+    let src = dir.path().join("surround.mp4");
+    generate(
+        &src,
+        &[
+            "testsrc2=s=320x180:r=25:d=3",
+            "aevalsrc=exprs=0.25*sin(440*2*PI*t)|0|0.25*sin(1000*2*PI*t)|0.25*sin(60*2*PI*t)|0.25*sin(2500*2*PI*t)|0:c=5.1(side):s=48000:d=3",
+        ],
+        &["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-b:a", "384k", "-shortest"],
+    );
+    let t = transcode_ok(dir.path(), &src, &["--preset", "ultrafast"]);
+    assert_eq!(t.manifest()["source"]["audio"]["channels"], 6);
+    let rung = t.out.join("180p/index.m3u8");
+    let rung = if rung.exists() { rung } else { t.out.join(format!("{}/index.m3u8", t.manifest()["renditions"][0]["name"].as_str().unwrap())) };
+    let (left, right) = (|hz| band_level(&rung, 0, hz), |hz| band_level(&rung, 1, hz));
+    // Front left stays left; the centre reaches both sides equally, 3 dB below the front
+    // channels (ITU-R BS.775); the left surround stays left at -3 dB; the LFE is left out.
+    assert!(left(440) - right(440) > 30.0, "front left leaks right: {} vs {}", left(440), right(440));
+    assert!((left(1000) - right(1000)).abs() < 0.5, "centre unbalanced: {} vs {}", left(1000), right(1000));
+    assert!((left(440) - left(1000) - 3.0).abs() < 1.0, "centre is 3 dB under the fronts: {} vs {}", left(440), left(1000));
+    assert!(left(2500) - right(2500) > 30.0, "left surround leaks right: {} vs {}", left(2500), right(2500));
+    assert!((left(440) - left(2500) - 3.0).abs() < 1.0, "surround is 3 dB under the fronts: {} vs {}", left(440), left(2500));
+    assert!(left(60) < left(440) - 30.0 && right(60) < left(440) - 30.0, "the LFE is not mixed in: {} / {}", left(60), right(60));
+    // And nothing clips: the mix is scaled so its loudest sum fits.
+    let (source_front, output_front) = (band_level(&src, 0, 440), left(440));
+    assert!(output_front < source_front, "the downmix is scaled down ({output_front} against {source_front} in the source)");
+}
+
+/// Integrated loudness (LUFS) and true peak (dBTP) by FFmpeg's ebur128.
+fn loudness(input: &Path) -> (f64, f64) {
+    let hls = input.extension().is_some_and(|e| e == "m3u8");
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-v", "info", "-nostats"]);
+    if hls {
+        cmd.args(["-allowed_extensions", "ALL"]);
+    }
+    let out = run(cmd.arg("-i").arg(input).args(["-vn", "-af", "ebur128=peak=true", "-f", "null", "-"]));
+    let log = String::from_utf8_lossy(&out.stderr);
+    let summary = log.rsplit("Summary:").next().unwrap_or_else(|| panic!("no ebur128 summary: {log}"));
+    let value = |label: &str| -> f64 {
+        summary.lines().find_map(|l| l.trim().strip_prefix(label)).and_then(|r| r.split_whitespace().next()).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no {label} in {summary}"))
+    };
+    (value("I:"), value("Peak:"))
+}
+
+#[test]
+fn profiles_may_normalize_loudness_to_a_target() {
+    let dir = tempfile::tempdir().unwrap();
+    // A quiet programme: speech-like pulses of pink noise around -35 LUFS.
+    let src = dir.path().join("quiet.mp4");
+    generate(
+        &src,
+        &["testsrc2=s=320x180:r=25:d=12", "anoisesrc=c=pink:r=48000:a=0.05:d=12"],
+        &["-af", "volume='0.3+0.7*gt(mod(t,2),1)':eval=frame", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest"],
+    );
+    let (source_lufs, _) = loudness(&src);
+    let profile = dir.path().join("loud.json");
+    std::fs::write(
+        &profile,
+        r#"{"name":"loud","loudness":{"target_lufs":-16,"true_peak_dbtp":-1.5},"rungs":[{"name":"180p","width":320,"height":180,"video_kbps":300,"audio_kbps":128}]}"#,
+    )
+    .unwrap();
+    let normalized = dir.path().join("normalized");
+    std::fs::create_dir_all(&normalized).unwrap();
+    let t = transcode_ok(&normalized, &src, &["--profile", profile.to_str().unwrap(), "--preset", "ultrafast"]);
+    let (lufs, peak) = loudness(&t.out.join("180p/index.m3u8"));
+    assert!((lufs - -16.0).abs() <= 1.0, "integrated loudness {lufs} LUFS against the -16 target (source {source_lufs})");
+    assert!(peak <= -1.5 + 0.5, "true peak {peak} dBTP against the -1.5 limit");
+    // Audio stays as long as the video, in sync.
+    let audio_frames = frame_count(&t.out.join("180p/index.m3u8"), "a:0");
+    assert!((audio_frames as f64 * 1024.0 / 48000.0 - 12.0).abs() < 0.2, "{audio_frames} AAC frames for 12 s");
+
+    // Without a target, levels are left as they are.
+    let plain = dir.path().join("plain");
+    std::fs::create_dir_all(&plain).unwrap();
+    let profile = dir.path().join("plain.json");
+    std::fs::write(&profile, r#"{"name":"plain","rungs":[{"name":"180p","width":320,"height":180,"video_kbps":300,"audio_kbps":128}]}"#).unwrap();
+    let t = transcode_ok(&plain, &src, &["--profile", profile.to_str().unwrap(), "--preset", "ultrafast"]);
+    let (untouched, _) = loudness(&t.out.join("180p/index.m3u8"));
+    assert!((untouched - source_lufs).abs() <= 0.5, "{untouched} LUFS against the source's {source_lufs}");
+    assert!(source_lufs < -25.0, "the source is quiet enough for the check to mean something: {source_lufs}");
+}

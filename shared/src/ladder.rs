@@ -75,7 +75,25 @@ pub struct Profile {
     /// What HEVC rungs make of an HDR (PQ or HLG) source. H.264 and AV1 rungs are always SDR.
     #[serde(default, skip_serializing_if = "HdrPolicy::is_default")]
     pub hdr: HdrPolicy,
+    /// Loudness normalization of the audio (EBU R128); none leaves levels as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loudness: Option<Loudness>,
     pub rungs: Vec<Rung>,
+}
+
+/// An EBU R128 loudness target, as FFmpeg's `loudnorm` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Loudness {
+    /// Integrated loudness, LUFS: -23 for EBU R128 broadcast, -16 to -14 for streaming.
+    pub target_lufs: f64,
+    /// Maximum true peak, dBTP.
+    #[serde(default = "default_true_peak")]
+    pub true_peak_dbtp: f64,
+}
+
+fn default_true_peak() -> f64 {
+    -1.0
 }
 
 /// How a profile treats HDR sources.
@@ -146,6 +164,7 @@ impl Profile {
             segment_seconds: default_segment_seconds(),
             gop_seconds: default_gop_seconds(),
             hdr,
+            loudness: None,
             rungs,
         })
     }
@@ -177,6 +196,17 @@ impl Profile {
         }
         if self.rungs.is_empty() || self.rungs.len() > 12 {
             return Err(Error::profile("rungs", "expected 1 to 12 rungs"));
+        }
+        if let Some(l) = self.loudness {
+            if !(-70.0..=-5.0).contains(&l.target_lufs) {
+                return Err(Error::profile("loudness.target_lufs", format!("{} is out of range (expected -70 to -5 LUFS)", l.target_lufs)));
+            }
+            if !(-9.0..=0.0).contains(&l.true_peak_dbtp) {
+                return Err(Error::profile(
+                    "loudness.true_peak_dbtp",
+                    format!("{} is out of range (expected -9 to 0 dBTP)", l.true_peak_dbtp),
+                ));
+            }
         }
         if self.hdr == HdrPolicy::Keep && !self.rungs.iter().any(|r| r.codec == VideoCodec::Hevc) {
             return Err(Error::profile("hdr", "\"keep\" needs a hevc rung to keep HDR in (H.264 and AV1 rungs are always SDR)"));
@@ -447,6 +477,15 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("hdr") && err.contains("keep"), "{err}");
+
+        let err = Profile::from_json(
+            r#"{"name":"x","loudness":{"target_lufs":3},"rungs":[{"name":"a","width":640,"height":360,"video_kbps":800,"audio_kbps":64}]}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("loudness.target_lufs"), "{err}");
+        let ok = Profile::from_json(r#"{"name":"x","loudness":{"target_lufs":-16},"rungs":[{"name":"a","width":640,"height":360,"video_kbps":800,"audio_kbps":64}]}"#).unwrap();
+        assert_eq!(ok.loudness, Some(Loudness { target_lufs: -16.0, true_peak_dbtp: -1.0 }));
     }
 
     #[test]
