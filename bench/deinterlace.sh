@@ -6,7 +6,7 @@
 # less than wall time; wall times are printed too.
 # Goal (issue 12): the step <= 10 % of the transcode.
 #
-# The dev profile the demo and tests use (the transcoder at opt-level 2; bwdif, scaling and x264
+# The dev profile the demo and tests use (the transcoder at opt-level 3; bwdif, scaling and x264
 # are the system FFmpeg's own optimised code either way).
 # Usage: bench/deinterlace.sh [SECONDS] [ROUNDS]     (defaults: 10 s clip, 3 rounds)
 set -euo pipefail
@@ -15,19 +15,13 @@ CLIP_SECONDS=${1:-10}
 ROUNDS=${2:-3}
 OUT=bench/out/deinterlace
 rm -rf "$OUT" && mkdir -p "$OUT"
-command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >/dev/null 2>&1 || sudo apt-get install -y -qq time >/dev/null; }
-cargo build -q -p vaultstream-transcoder
-BIN=target/debug/vaultstream-transcode
+source bench/lib/cpu-time.sh
 SRC="$OUT/interlaced.mp4"
 ffmpeg -v error -f lavfi -i "testsrc2=s=1920x1080:r=50:d=$CLIP_SECONDS" -f lavfi -i "sine=f=440:r=48000:d=$CLIP_SECONDS" \
   -vf "tinterlace=interleave_top,setfield=tff" -c:v libx264 -preset ultrafast -crf 16 -pix_fmt yuv420p \
   -flags +ilme+ildct -x264-params tff=1 -c:a aac -shortest "$SRC"
 FILTER=$(grep -o 'bwdif=mode=send_frame:parity=tff:deint=all' batch-transcoder/src/normalize.rs)
 
-cpu() {  # LABEL COMMAND... -> appends "label cpu wall" to $OUT/times
-  local label=$1; shift
-  /usr/bin/time -f "$label %U %S %e" -a -o "$OUT/times" "$@" >/dev/null 2>&1
-}
 for round in $(seq "$ROUNDS"); do
   rm -rf "$OUT/run" "$OUT/run.key"
   cpu transcode "$BIN" local "$SRC" --out "$OUT/run" --key-file "$OUT/run.key" --preset veryfast

@@ -11,7 +11,7 @@
 # machine disturbs less than wall time; wall times are printed too.
 # Goal (issue 12): the step <= 10 % of the transcode.
 #
-# The dev profile the demo and tests use (the transcoder at opt-level 2).
+# The dev profile the demo and tests use (the transcoder at opt-level 3).
 # Usage: bench/tonemap.sh [SECONDS] [ROUNDS]     (defaults: 10 s clip, 3 rounds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,9 +19,7 @@ CLIP_SECONDS=${1:-10}
 ROUNDS=${2:-3}
 OUT=bench/out/tonemap
 rm -rf "$OUT" && mkdir -p "$OUT"
-command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >/dev/null 2>&1 || sudo apt-get install -y -qq time >/dev/null; }
-cargo build -q -p vaultstream-transcoder
-BIN=target/debug/vaultstream-transcode
+source bench/lib/cpu-time.sh
 HDR="$OUT/pq.mp4"
 SDR="$OUT/same-samples-tagged-sdr.mp4"
 ffmpeg -v error -f lavfi -i "testsrc2=s=1920x1080:r=25:d=$CLIP_SECONDS" -f lavfi -i "sine=f=440:r=48000:d=$CLIP_SECONDS" \
@@ -32,10 +30,6 @@ ffmpeg -v error -i "$HDR" -c copy -bsf:v hevc_metadata=colour_primaries=1:transf
   -color_primaries bt709 -color_trc bt709 -colorspace bt709 "$SDR"
 CHAIN="zscale=tin=smpte2084:min=2020_ncl:pin=2020:rin=tv:p=2020:t=linear:npl=100,format=gbrpf32le,zscale=p=709,tonemap=tonemap=hable:desat=0,zscale=t=709:m=709:r=tv,format=yuv420p"
 
-cpu() {  # LABEL COMMAND... -> appends "label cpu wall" to $OUT/times
-  local label=$1; shift
-  /usr/bin/time -f "$label %U %S %e" -a -o "$OUT/times" "$@" >/dev/null 2>&1
-}
 for round in $(seq "$ROUNDS"); do
   rm -rf "$OUT"/run-* "$OUT"/*.key
   cpu hdr "$BIN" local "$HDR" --out "$OUT/run-hdr" --key-file "$OUT/hdr.key" --preset veryfast

@@ -542,15 +542,21 @@ fn a_job_that_cannot_act_as_its_tenant_stops_before_touching_anything() {
     assert!(stderr.contains("cannot act as tenant acme: assuming arn:aws:iam::123456789012:role/vs-transcoder-tenant"), "{stderr}");
 }
 
-/// `idet` over a file or playlist: (interlaced, progressive) frames by its multi-frame detection.
-fn idet(playlist: &Path) -> (u64, u64) {
-    let hls = playlist.extension().is_some_and(|e| e == "m3u8");
+/// An `ffmpeg` command at log level `level` reading `input`, a media file or one of our HLS
+/// playlists (whose key files the HLS demuxer opens only with `-allowed_extensions ALL`).
+fn ffmpeg_reading(input: &Path, level: &str) -> Command {
     let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-v", "info"]);
-    if hls {
+    cmd.args(["-v", level, "-nostats"]);
+    if input.extension().is_some_and(|e| e == "m3u8") {
         cmd.args(["-allowed_extensions", "ALL"]);
     }
-    let out = run(cmd.arg("-i").arg(playlist).args(["-vf", "idet", "-f", "null", "-"]));
+    cmd.arg("-i").arg(input);
+    cmd
+}
+
+/// `idet` over a file or playlist: (interlaced, progressive) frames by its multi-frame detection.
+fn idet(playlist: &Path) -> (u64, u64) {
+    let out = run(ffmpeg_reading(playlist, "info").args(["-vf", "idet", "-f", "null", "-"]));
     let log = String::from_utf8_lossy(&out.stderr);
     let line = log.lines().find(|l| l.contains("Multi frame detection")).unwrap_or_else(|| panic!("no idet result: {log}"));
     let count =
@@ -629,16 +635,10 @@ fn interlaced_sources_are_deinterlaced_in_their_field_order_before_scaling() {
 
 /// Frame-averaged `signalstats` (YAVG, SATAVG) of what `filter` makes of `input`.
 fn picture_stats(input: &Path, filter: &str) -> (f64, f64) {
-    let hls = input.extension().is_some_and(|e| e == "m3u8");
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("stats.txt");
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-v", "error"]);
-    if hls {
-        cmd.args(["-allowed_extensions", "ALL"]);
-    }
     let chain = format!("{filter}signalstats,metadata=mode=print:file={}", report.display());
-    ok(cmd.arg("-i").arg(input).args(["-an", "-vf", &chain, "-f", "null", "-"]));
+    ok(ffmpeg_reading(input, "error").args(["-an", "-vf", &chain, "-f", "null", "-"]));
     let text = std::fs::read_to_string(&report).unwrap();
     let mean = |key: &str| {
         let values: Vec<f64> =
@@ -744,18 +744,16 @@ fn hdr_sources_get_tone_mapped_sdr_rungs_and_hevc_rungs_that_keep_hdr() {
 
 /// RMS level (dBFS) of one channel of a file's or playlist's audio, band-passed around `hz`.
 fn band_level(input: &Path, channel: usize, hz: u32) -> f64 {
-    let hls = input.extension().is_some_and(|e| e == "m3u8");
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-v", "info", "-nostats"]);
-    if hls {
-        cmd.args(["-allowed_extensions", "ALL"]);
-    }
     let chain = format!("pan=mono|c0=c{channel},bandpass=f={hz}:width_type=q:w=8,bandpass=f={hz}:width_type=q:w=8,astats=measure_perchannel=RMS_level:measure_overall=none");
-    let out = run(cmd.arg("-i").arg(input).args(["-vn", "-af", &chain, "-f", "null", "-"]));
+    let out = run(ffmpeg_reading(input, "info").args(["-vn", "-af", &chain, "-f", "null", "-"]));
     let log = String::from_utf8_lossy(&out.stderr);
     let line = log.lines().find(|l| l.contains("RMS level dB")).unwrap_or_else(|| panic!("no astats result: {log}"));
     let value = line.rsplit(':').next().unwrap().trim();
-    if value == "-inf" { -200.0 } else { value.parse().unwrap() }
+    if value == "-inf" {
+        -200.0
+    } else {
+        value.parse().unwrap()
+    }
 }
 
 #[test]
@@ -775,7 +773,8 @@ fn surround_sources_keep_a_correct_stereo_downmix() {
     let t = transcode_ok(dir.path(), &src, &["--preset", "ultrafast"]);
     assert_eq!(t.manifest()["source"]["audio"]["channels"], 6);
     let rung = t.out.join("180p/index.m3u8");
-    let rung = if rung.exists() { rung } else { t.out.join(format!("{}/index.m3u8", t.manifest()["renditions"][0]["name"].as_str().unwrap())) };
+    let rung =
+        if rung.exists() { rung } else { t.out.join(format!("{}/index.m3u8", t.manifest()["renditions"][0]["name"].as_str().unwrap())) };
     let (left, right) = (|hz| band_level(&rung, 0, hz), |hz| band_level(&rung, 1, hz));
     // Front left stays left; the centre reaches both sides equally, 3 dB below the front
     // channels (ITU-R BS.775); the left surround stays left at -3 dB; the LFE is left out.
@@ -792,17 +791,16 @@ fn surround_sources_keep_a_correct_stereo_downmix() {
 
 /// Integrated loudness (LUFS) and true peak (dBTP) by FFmpeg's ebur128.
 fn loudness(input: &Path) -> (f64, f64) {
-    let hls = input.extension().is_some_and(|e| e == "m3u8");
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-v", "info", "-nostats"]);
-    if hls {
-        cmd.args(["-allowed_extensions", "ALL"]);
-    }
-    let out = run(cmd.arg("-i").arg(input).args(["-vn", "-af", "ebur128=peak=true", "-f", "null", "-"]));
+    let out = run(ffmpeg_reading(input, "info").args(["-vn", "-af", "ebur128=peak=true", "-f", "null", "-"]));
     let log = String::from_utf8_lossy(&out.stderr);
     let summary = log.rsplit("Summary:").next().unwrap_or_else(|| panic!("no ebur128 summary: {log}"));
     let value = |label: &str| -> f64 {
-        summary.lines().find_map(|l| l.trim().strip_prefix(label)).and_then(|r| r.split_whitespace().next()).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no {label} in {summary}"))
+        summary
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {label} in {summary}"))
     };
     (value("I:"), value("Peak:"))
 }
@@ -838,7 +836,8 @@ fn profiles_may_normalize_loudness_to_a_target() {
     let plain = dir.path().join("plain");
     std::fs::create_dir_all(&plain).unwrap();
     let profile = dir.path().join("plain.json");
-    std::fs::write(&profile, r#"{"name":"plain","rungs":[{"name":"180p","width":320,"height":180,"video_kbps":300,"audio_kbps":128}]}"#).unwrap();
+    std::fs::write(&profile, r#"{"name":"plain","rungs":[{"name":"180p","width":320,"height":180,"video_kbps":300,"audio_kbps":128}]}"#)
+        .unwrap();
     let t = transcode_ok(&plain, &src, &["--profile", profile.to_str().unwrap(), "--preset", "ultrafast"]);
     let (untouched, _) = loudness(&t.out.join("180p/index.m3u8"));
     assert!((untouched - source_lufs).abs() <= 0.5, "{untouched} LUFS against the source's {source_lufs}");
