@@ -26,6 +26,7 @@ mod plan;
 mod probe;
 mod progress;
 mod publish;
+mod quality;
 mod rendition;
 mod run;
 mod source;

@@ -25,6 +25,8 @@ pub struct Figures {
     /// CPU seconds spent tone-mapping HDR to SDR, for HDR sources.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tone_map_cpu_seconds: Option<f64>,
+    /// CPU seconds spent measuring the rungs' quality (decoding them again, PSNR and SSIM).
+    pub quality_cpu_seconds: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -64,6 +66,14 @@ impl Manifest {
 
 pub fn round3(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
+}
+
+/// This thread's CPU time so far.
+pub fn thread_cpu_time() -> std::time::Duration {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime only writes the timespec we pass; the thread clock always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    std::time::Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
 
 /// CPU seconds this process has used so far (user + system).

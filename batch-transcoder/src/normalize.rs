@@ -8,6 +8,7 @@ use ffmpeg_next as ff;
 
 use crate::colour::Tags;
 use crate::error::{Result, TranscodeError};
+use crate::manifest::thread_cpu_time;
 use crate::probe::{Scan, VideoSource};
 use crate::tonemap::ToneMap;
 use vaultstream::ladder::Loudness;
@@ -199,14 +200,6 @@ impl VideoNormalizer {
     pub fn tone_map_seconds(&self) -> Option<f64> {
         self.tone_map.as_ref().map(|_| self.tone_map_cpu.as_secs_f64())
     }
-}
-
-/// This thread's CPU time so far.
-fn thread_cpu_time() -> std::time::Duration {
-    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: clock_gettime only writes the timespec we pass; the thread clock always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
-    std::time::Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
 
 fn pull_video(graph: &mut filter::Graph, sink: &str) -> Option<frame::Video> {

@@ -117,6 +117,7 @@ pub fn transcode(
         entries.push("thumbnails".into());
     }
     let wall = started.elapsed().as_secs_f64();
+    let quality_cpu_seconds = round3(outputs.iter().map(|o| o.quality_cpu_seconds).sum());
     let reason = Manifest::partial_reason(&collected.failed, outputs.len());
     let manifest = Manifest {
         status: if reason.is_none() { "complete" } else { "partial" },
@@ -140,6 +141,7 @@ pub fn transcode(
             frames_decoded: stats.video_frames,
             decode_errors: stats.decode_errors,
             tone_map_cpu_seconds: stats.tone_map_seconds.map(round3),
+            quality_cpu_seconds,
         },
         source,
     };

@@ -115,6 +115,7 @@ pub fn plan(source: &SourceInfo, profile: &Profile, preset: &str, selections: &[
                         ten_bit: picture == Picture::Hdr,
                     },
                     picture,
+                    quality_floor: profile.quality_floor,
                     input_time_base,
                 }),
                 audio_kbps: source.audio.as_ref().map(|_| rung.audio_kbps),

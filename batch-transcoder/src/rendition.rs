@@ -22,7 +22,10 @@ use crate::keyframes::Timeline;
 use crate::keys::KeyRing;
 use crate::mux::{SegmentMuxer, StreamSpec};
 use crate::normalize::Picture;
+use crate::quality::QualityProbe;
 use crate::watchdog::Watchdog;
+use vaultstream::catalog::RenditionQuality;
+use vaultstream::ladder::QualityFloor;
 
 /// What the decoder thread hands every rendition.
 pub enum Work {
@@ -40,6 +43,8 @@ pub struct VideoPlan {
     pub settings: VideoSettings,
     /// The normalized picture it is made from.
     pub picture: Picture,
+    /// Where measured quality is flagged.
+    pub quality_floor: Option<QualityFloor>,
     /// Time base of incoming (normalized) frames.
     pub input_time_base: Rational,
 }
@@ -77,6 +82,12 @@ pub struct RenditionOutput {
     pub video_range: Option<DynamicRange>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub colour: Option<Tags>,
+    /// PSNR and SSIM of sampled frames against the encoder's input.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality: Option<RenditionQuality>,
+    /// CPU seconds its quality measurement took (summed into the job's figures).
+    #[serde(skip)]
+    pub quality_cpu_seconds: f64,
     pub init_segment: Option<String>,
     pub frames: u64,
     pub segments: Vec<SegmentRecord>,
@@ -102,6 +113,8 @@ struct VideoPath {
     scaler: Option<scaling::Context>,
     first_index: Option<i64>,
     frames: u64,
+    /// None where it could not start or has given up (the rung publishes without figures).
+    quality: Option<QualityProbe>,
 }
 
 struct AudioPath {
@@ -228,13 +241,13 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
                         .send_frame(&prepared)
                         .map_err(|e| TranscodeError::Fatal(format!("{}: encoding: {e}", v.encoder_name)))?;
                     v.frames += 1;
-                    receive(&mut v.encoder.encoder, s, v.time_base, &mut interleaver)?;
+                    receive(&mut v.encoder.encoder, s, v.time_base, &mut interleaver, &mut v.quality)?;
                 }
             }
             Work::Audio(frame) => {
                 if let (Some(a), Some(s)) = (audio.as_mut(), audio_stream) {
                     a.encoder.send_frame(&frame).map_err(|e| TranscodeError::Fatal(format!("aac: encoding: {e}")))?;
-                    receive(&mut a.encoder, s, a.time_base, &mut interleaver)?;
+                    receive(&mut a.encoder, s, a.time_base, &mut interleaver, &mut None)?;
                 }
             }
         }
@@ -245,12 +258,12 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
     // The decoder hung up: flush encoders, then whatever is still queued.
     if let (Some(v), Some(s)) = (video.as_mut(), video_stream) {
         v.encoder.encoder.send_eof().map_err(|e| TranscodeError::Fatal(format!("flushing {}: {e}", v.encoder_name)))?;
-        receive(&mut v.encoder.encoder, s, v.time_base, &mut interleaver)?;
+        receive(&mut v.encoder.encoder, s, v.time_base, &mut interleaver, &mut v.quality)?;
         interleaver.close(s);
     }
     if let (Some(a), Some(s)) = (audio.as_mut(), audio_stream) {
         a.encoder.send_eof().map_err(|e| TranscodeError::Fatal(format!("flushing aac: {e}")))?;
-        receive(&mut a.encoder, s, a.time_base, &mut interleaver)?;
+        receive(&mut a.encoder, s, a.time_base, &mut interleaver, &mut None)?;
         interleaver.close(s);
     }
     drain(&mut interleaver, &mut segmenter)?;
@@ -261,6 +274,14 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
     let last_duration = segmenter.end_time - start;
     let tail = segmenter.muxer.finish()?;
     segmenter.emit(tail, last_duration)?;
+    let (quality, quality_cpu_seconds) = match video.as_mut().and_then(|v| v.quality.take()).map(QualityProbe::finish) {
+        Some(Ok(measured)) => measured,
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "measuring this rung's quality failed; it publishes without figures");
+            (None, 0.0)
+        }
+        None => (None, 0.0),
+    };
 
     let total_bytes: u64 = segmenter.segments.iter().map(|s| s.bytes).sum();
     let total_seconds: f64 = segmenter.segments.iter().map(|s| s.duration).sum();
@@ -292,6 +313,8 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
         encoder: video.as_ref().map(|v| v.encoder_name.clone()),
         video_range: plan.video.as_ref().map(|v| v.settings.colour.dynamic_range()),
         colour: plan.video.as_ref().map(|v| v.settings.colour),
+        quality,
+        quality_cpu_seconds,
         init_segment,
         frames: video.as_ref().map_or(0, |v| v.frames),
         segments: segmenter.segments,
@@ -325,6 +348,10 @@ fn open_video_path(plan: &VideoPlan, global_header: bool) -> Result<VideoPath> {
         },
     };
     let time_base = encoder.encoder.time_base();
+    let fps = f64::from(plan.settings.fps.0) / f64::from(plan.settings.fps.1);
+    let quality = QualityProbe::new(&encoder.encoder, plan.settings.gop, fps, plan.quality_floor)
+        .map_err(|e| tracing::warn!(error = %e, "cannot measure this rung's quality; it publishes without figures"))
+        .ok();
     Ok(VideoPath {
         encoder,
         encoder_name: name,
@@ -333,6 +360,7 @@ fn open_video_path(plan: &VideoPlan, global_header: bool) -> Result<VideoPath> {
         scaler: None,
         first_index: None,
         frames: 0,
+        quality,
     })
 }
 
@@ -366,18 +394,31 @@ fn prepare_frame(v: &mut VideoPath, input: &frame::Video, timeline: &Timeline) -
     let first = *v.first_index.get_or_insert(index);
     out.set_pts(Some(index));
     out.set_kind(if timeline.is_keyframe(index, first) { ff::picture::Type::I } else { ff::picture::Type::None });
+    if let Some(probe) = &mut v.quality {
+        probe.offer(&out);
+    }
     match &v.encoder.upload {
         Some(upload) => upload.upload(&out),
         None => Ok(out),
     }
 }
 
-/// Moves every packet the encoder has ready into the interleaver.
-fn receive(encoder: &mut ff::encoder::Encoder, stream: usize, time_base: Rational, interleaver: &mut Interleaver<Packet>) -> Result<()> {
+/// Moves every packet the encoder has ready into the interleaver, past the quality probe first.
+fn receive(
+    encoder: &mut ff::encoder::Encoder,
+    stream: usize,
+    time_base: Rational,
+    interleaver: &mut Interleaver<Packet>,
+    quality: &mut Option<QualityProbe>,
+) -> Result<()> {
     loop {
         let mut packet = Packet::empty();
         match encoder.receive_packet(&mut packet) {
             Ok(()) => {
+                if let Some(Err(e)) = quality.as_mut().map(|probe| probe.packet(&packet)) {
+                    tracing::warn!(error = %e, "measuring this rung's quality failed; it publishes without figures");
+                    *quality = None;
+                }
                 let dts = packet.dts().or(packet.pts()).unwrap_or(0) as f64 * f64::from(time_base);
                 interleaver.push(stream, dts, packet);
             }

@@ -326,7 +326,15 @@ fn publication(manifest: &Manifest, version: VersionId) -> Publication {
         renditions: manifest
             .renditions
             .iter()
-            .map(|r| Rendition { name: r.name.clone(), width: r.width, height: r.height, bandwidth: r.bandwidth, codecs: r.codecs.clone() })
+            .map(|r| Rendition {
+                name: r.name.clone(),
+                width: r.width,
+                height: r.height,
+                bandwidth: r.bandwidth,
+                codecs: r.codecs.clone(),
+                video_range: r.video_range.map(|range| range.hls().to_string()),
+                quality: r.quality.clone(),
+            })
             .collect(),
         duration_seconds: manifest.source.duration.map(round3),
         poster: manifest.pictures.poster.clone(),

@@ -843,3 +843,47 @@ fn profiles_may_normalize_loudness_to_a_target() {
     assert!((untouched - source_lufs).abs() <= 0.5, "{untouched} LUFS against the source's {source_lufs}");
     assert!(source_lufs < -25.0, "the source is quiet enough for the check to mean something: {source_lufs}");
 }
+
+#[test]
+fn every_rung_reports_its_psnr_and_ssim_and_starved_rungs_are_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = clip(dir.path(), "clip.mp4", 640, 360, 25, 4, false);
+    let profile = dir.path().join("floor.json");
+    std::fs::write(
+        &profile,
+        r#"{"name":"floor","quality_floor":{"psnr_db":40,"ssim":0.95},"rungs":[
+            {"name":"fed","width":640,"height":360,"video_kbps":2500,"audio_kbps":64},
+            {"name":"starved","width":320,"height":180,"video_kbps":50,"audio_kbps":64}]}"#,
+    )
+    .unwrap();
+    let t = transcode_ok(dir.path(), &src, &["--profile", profile.to_str().unwrap(), "--preset", "ultrafast"]);
+    let manifest = t.manifest();
+    let quality = |rung: &str| manifest["renditions"].as_array().unwrap().iter().find(|r| r["name"] == rung).unwrap()["quality"].clone();
+    let (fed, starved) = (quality("fed"), quality("starved"));
+    eprintln!("fed {fed}\nstarved {starved}");
+    // One frame a GOP (2 s), a quarter second after its IDR: two in four seconds.
+    assert_eq!((fed["frames_sampled"].as_u64(), starved["frames_sampled"].as_u64()), (Some(2), Some(2)));
+    let (fed_psnr, starved_psnr) = (fed["psnr_db"].as_f64().unwrap(), starved["psnr_db"].as_f64().unwrap());
+    assert!(fed_psnr > 40.0 && fed_psnr < 100.0 && fed["ssim"].as_f64().unwrap() > 0.95, "{fed}");
+    assert!(fed.get("below_floor").is_none(), "{fed}");
+    assert!(starved_psnr < fed_psnr - 3.0, "50 kb/s is visibly worse: {starved_psnr} against {fed_psnr}");
+    assert!(starved["below_floor"].as_str().is_some_and(|why| why.contains("under the profile's")), "{starved}");
+
+    // The figure is FFmpeg's own: the CLI's psnr over the whole rung against the source agrees.
+    let out = run(ffmpeg_reading(&t.out.join("fed/index.m3u8"), "info").arg("-i").arg(&src).args([
+        "-lavfi",
+        "[0:v][1:v]psnr",
+        "-f",
+        "null",
+        "-",
+    ]));
+    let log = String::from_utf8_lossy(&out.stderr);
+    let cli: f64 = log
+        .split("average:")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!((cli - fed_psnr).abs() < 2.0, "sampled {fed_psnr} dB against the CLI's {cli} dB over every frame");
+    assert!(manifest["figures"]["quality_cpu_seconds"].as_f64().is_some_and(|s| s > 0.0), "the step's own cost is reported");
+}

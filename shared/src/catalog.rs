@@ -98,6 +98,24 @@ pub struct Rendition {
     pub height: Option<u32>,
     pub bandwidth: u64,
     pub codecs: String,
+    /// `SDR`, `PQ` or `HLG`, for video rungs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_range: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<RenditionQuality>,
+}
+
+/// A rung's measured quality: PSNR and SSIM of sampled frames, decoded from the rung itself,
+/// against the picture its encoder was given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenditionQuality {
+    /// Mean over the sampled frames (identical frames count as 100 dB).
+    pub psnr_db: f64,
+    pub ssim: f64,
+    pub frames_sampled: u32,
+    /// Why the rung falls short of its profile's `quality_floor`, where it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub below_floor: Option<String>,
 }
 
 /// Why content could not be published, in words the creator can act on.

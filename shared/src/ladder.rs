@@ -78,7 +78,34 @@ pub struct Profile {
     /// Loudness normalization of the audio (EBU R128); none leaves levels as they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loudness: Option<Loudness>,
+    /// The least quality a rung may have before it is flagged (PSNR and SSIM of sampled frames).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality_floor: Option<QualityFloor>,
     pub rungs: Vec<Rung>,
+}
+
+/// Thresholds under which a rung's measured quality is flagged.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualityFloor {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub psnr_db: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssim: Option<f64>,
+}
+
+impl QualityFloor {
+    /// Why a rung measured at `psnr_db` and `ssim` falls short of this floor, if it does.
+    pub fn shortfall(&self, psnr_db: f64, ssim: f64) -> Option<String> {
+        let mut short = Vec::new();
+        if let Some(min) = self.psnr_db.filter(|min| psnr_db < *min) {
+            short.push(format!("PSNR {psnr_db:.2} dB is under the profile's {min} dB"));
+        }
+        if let Some(min) = self.ssim.filter(|min| ssim < *min) {
+            short.push(format!("SSIM {ssim:.4} is under the profile's {min}"));
+        }
+        (!short.is_empty()).then(|| short.join("; "))
+    }
 }
 
 /// An EBU R128 loudness target, as FFmpeg's `loudnorm` takes it.
@@ -165,6 +192,7 @@ impl Profile {
             gop_seconds: default_gop_seconds(),
             hdr,
             loudness: None,
+            quality_floor: None,
             rungs,
         })
     }
@@ -206,6 +234,14 @@ impl Profile {
                     "loudness.true_peak_dbtp",
                     format!("{} is out of range (expected -9 to 0 dBTP)", l.true_peak_dbtp),
                 ));
+            }
+        }
+        if let Some(floor) = self.quality_floor {
+            if floor.psnr_db.is_some_and(|p| !(10.0..=100.0).contains(&p)) {
+                return Err(Error::profile("quality_floor.psnr_db", "is out of range (expected 10 to 100 dB)"));
+            }
+            if floor.ssim.is_some_and(|s| !(0.0..=1.0).contains(&s)) {
+                return Err(Error::profile("quality_floor.ssim", "is out of range (expected 0 to 1)"));
             }
         }
         if self.hdr == HdrPolicy::Keep && !self.rungs.iter().any(|r| r.codec == VideoCodec::Hevc) {
@@ -486,6 +522,21 @@ mod tests {
         assert!(err.contains("loudness.target_lufs"), "{err}");
         let ok = Profile::from_json(r#"{"name":"x","loudness":{"target_lufs":-16},"rungs":[{"name":"a","width":640,"height":360,"video_kbps":800,"audio_kbps":64}]}"#).unwrap();
         assert_eq!(ok.loudness, Some(Loudness { target_lufs: -16.0, true_peak_dbtp: -1.0 }));
+    }
+
+    #[test]
+    fn rungs_under_the_quality_floor_are_named_with_the_reason() {
+        let floor = QualityFloor { psnr_db: Some(38.0), ssim: Some(0.95) };
+        assert_eq!(floor.shortfall(41.2, 0.97), None);
+        let low = floor.shortfall(36.5, 0.93).unwrap();
+        assert!(low.contains("PSNR 36.50 dB is under the profile's 38 dB") && low.contains("SSIM 0.9300"), "{low}");
+        assert_eq!(QualityFloor { psnr_db: None, ssim: Some(0.9) }.shortfall(20.0, 0.95), None, "only what the floor names counts");
+        let err = Profile::from_json(
+            r#"{"name":"x","quality_floor":{"ssim":2},"rungs":[{"name":"a","width":640,"height":360,"video_kbps":800,"audio_kbps":64}]}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("quality_floor.ssim"), "{err}");
     }
 
     #[test]

@@ -252,8 +252,15 @@ async fn a_key_period_late_in_a_long_title_still_plays() {
     let (tenant, content, _) = ids();
     let version = VersionId::parse("v1").unwrap();
     let mut stored = k.catalog.get(&tenant, &content).await.unwrap().unwrap();
-    let rendition =
-        Rendition { name: "360p".into(), width: Some(640), height: Some(360), bandwidth: 800_000, codecs: "avc1.64001e".into() };
+    let rendition = Rendition {
+        name: "360p".into(),
+        width: Some(640),
+        height: Some(360),
+        bandwidth: 800_000,
+        codecs: "avc1.64001e".into(),
+        video_range: Some("SDR".into()),
+        quality: None,
+    };
     stored.publication = Some(Publication {
         version: version.clone(),
         renditions: vec![rendition],

@@ -90,6 +90,10 @@ async fn an_upload_becomes_a_ready_title_that_plays() {
     let names: Vec<&str> = view["renditions"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["360p"]);
     assert!(view["renditions"][0]["codecs"].as_str().unwrap().starts_with("avc1."));
+    assert_eq!(view["renditions"][0]["video_range"], "SDR", "{view}");
+    let quality = &view["renditions"][0]["quality"];
+    assert!(quality["psnr_db"].as_f64().is_some_and(|p| p > 25.0) && quality["ssim"].as_f64().is_some_and(|s| s > 0.8), "{view}");
+    assert!(quality["frames_sampled"].as_u64().is_some_and(|n| n >= 1), "{view}");
     assert_eq!(view["figures"]["encoder"], "libx264");
     assert!(view["figures"]["output_bytes"].as_u64().unwrap() > 0);
     assert!(view["figures"]["estimated_cost_usd"].as_f64().unwrap() > 0.0, "{view}");
