@@ -3,9 +3,11 @@
 //! The mapping is libavfilter's: `zscale` to linear light, `tonemap` (Hable), `zscale` to BT.709.
 //! Run per pixel in float, that chain costs about as much as encoding a 1080p rung, so it is run
 //! once, at start, over a 65³ grid of the source's R′G′B′ cube, the way colourists' 3D LUTs
-//! are; each frame is then mapped through the grid by tetrahedral interpolation, straight from 4:2:0
-//! 10-bit Y′CbCr to 4:2:0 8-bit. The grid is in R′G′B′ rather than Y′CbCr because the cube is
-//! exactly the gamut: no grid cell straddles the clipping at its edge, where interpolation fails.
+//! are; each frame is then mapped through the grid by tetrahedral interpolation (eight pixels at
+//! a time with AVX2), straight from 4:2:0 10-bit Y′CbCr to 4:2:0 8-bit. The grid is in R′G′B′
+//! rather than Y′CbCr because that cube is exactly the source's gamut: no cell straddles its
+//! edge. The edge of BT.709's gamut, where the mapping clips, still cuts through cells; there
+//! the interpolation is a few code values off the float chain (the tests bound it).
 
 use ff::color::{Range, Space};
 use ff::format::Pixel;
