@@ -30,6 +30,7 @@ mod quality;
 mod rendition;
 mod run;
 mod source;
+mod storyboard;
 mod thumbnails;
 mod tonemap;
 mod watchdog;

@@ -32,6 +32,7 @@ fn content_type(relative: &str) -> &'static str {
         Some("mp4") => "video/mp4",
         Some("m3u8") => "application/vnd.apple.mpegurl",
         Some("jpg") => "image/jpeg",
+        Some("vtt") => "text/vtt",
         _ => "application/octet-stream",
     }
 }

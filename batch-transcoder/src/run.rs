@@ -339,6 +339,7 @@ fn publication(manifest: &Manifest, version: VersionId) -> Publication {
         duration_seconds: manifest.source.duration.map(round3),
         poster: manifest.pictures.poster.clone(),
         thumbnails: manifest.pictures.thumbnails.iter().map(|t| t.uri.clone()).collect(),
+        storyboard: manifest.pictures.storyboard.clone(),
     }
 }
 

@@ -1,4 +1,5 @@
-//! Poster and periodic thumbnails, taken from the same decode pass as the ladder.
+//! Poster, periodic thumbnails and the trick-play storyboard made of them, taken from the same
+//! decode pass as the ladder.
 
 use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
@@ -10,6 +11,7 @@ use ffmpeg_next as ff;
 use serde::Serialize;
 
 use crate::error::{Result, TranscodeError};
+use crate::storyboard::Storyboard;
 
 pub const THUMBNAIL_INTERVAL: f64 = 10.0;
 pub const THUMBNAIL_WIDTH: u32 = 320;
@@ -58,15 +60,27 @@ pub struct Thumbnail {
 pub struct Pictures {
     pub poster: Option<String>,
     pub thumbnails: Vec<Thumbnail>,
+    /// The trick-play track: WebVTT cues pointing into sprite sheets of the thumbnails.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storyboard: Option<String>,
 }
 
-fn encode_jpeg(input: &frame::Video, width: u32, height: u32) -> Result<Vec<u8>> {
+/// `input` scaled to `width`×`height` in JPEG's full-range 4:2:0.
+fn scale_for_jpeg(input: &frame::Video, width: u32, height: u32) -> Result<frame::Video> {
     let fatal = |what: &str, e: ff::Error| TranscodeError::Fatal(format!("{what}: {e}"));
     let mut scaler =
         scaling::Context::get(input.format(), input.width(), input.height(), Pixel::YUVJ420P, width, height, scaling::Flags::BICUBIC)
             .map_err(|e| fatal("thumbnail scaler", e))?;
     let mut scaled = frame::Video::new(Pixel::YUVJ420P, width, height);
     scaler.run(input, &mut scaled).map_err(|e| fatal("thumbnail scaling", e))?;
+    Ok(scaled)
+}
+
+/// A full-range 4:2:0 picture as a JPEG.
+pub fn encode_jpeg(picture: &frame::Video) -> Result<Vec<u8>> {
+    let fatal = |what: &str, e: ff::Error| TranscodeError::Fatal(format!("{what}: {e}"));
+    let (width, height) = (picture.width(), picture.height());
+    let mut scaled = picture.clone();
     scaled.set_pts(Some(0));
 
     let mjpeg = encoder::find_by_name("mjpeg").ok_or_else(|| TranscodeError::Fatal("this FFmpeg build has no mjpeg encoder".into()))?;
@@ -90,27 +104,32 @@ fn encode_jpeg(input: &frame::Video, width: u32, height: u32) -> Result<Vec<u8>>
     Ok(packet.data().unwrap_or_default().to_vec())
 }
 
-/// Writes `poster.jpg` (at `poster_size`) and `thumbnails/thumb_NNNNN.jpg` into `dir`.
+/// Writes `poster.jpg` (at `poster_size`), `thumbnails/thumb_NNNNN.jpg` and the storyboard
+/// (`thumbnails/storyboard.vtt` and its sheets) into `dir`.
 pub fn run(dir: PathBuf, poster_size: (u32, u32), shots: Receiver<Shot>) -> Result<Pictures> {
     let thumbs_dir = dir.join("thumbnails");
     std::fs::create_dir_all(&thumbs_dir).map_err(|e| TranscodeError::output(&format!("creating {}", thumbs_dir.display()), e))?;
     let mut pictures = Pictures::default();
+    let mut storyboard = Storyboard::new(thumbs_dir);
     for shot in shots.iter() {
         match shot {
             Shot::Poster(frame) => {
-                let jpeg = encode_jpeg(&frame, poster_size.0, poster_size.1)?;
+                let jpeg = encode_jpeg(&scale_for_jpeg(&frame, poster_size.0, poster_size.1)?)?;
                 std::fs::write(dir.join("poster.jpg"), jpeg).map_err(|e| TranscodeError::output("writing poster.jpg", e))?;
                 pictures.poster = Some("poster.jpg".into());
             }
             Shot::Thumbnail { index, time, frame } => {
                 let height = vaultstream::ladder::even(f64::from(THUMBNAIL_WIDTH) * f64::from(frame.height()) / f64::from(frame.width()));
-                let jpeg = encode_jpeg(&frame, THUMBNAIL_WIDTH, height)?;
+                let thumbnail = scale_for_jpeg(&frame, THUMBNAIL_WIDTH, height)?;
                 let uri = format!("thumbnails/thumb_{index:05}.jpg");
-                std::fs::write(dir.join(&uri), jpeg).map_err(|e| TranscodeError::output(&format!("writing {uri}"), e))?;
+                std::fs::write(dir.join(&uri), encode_jpeg(&thumbnail)?)
+                    .map_err(|e| TranscodeError::output(&format!("writing {uri}"), e))?;
+                storyboard.add(&thumbnail, time)?;
                 pictures.thumbnails.push(Thumbnail { uri, time });
             }
         }
     }
+    pictures.storyboard = storyboard.finish(THUMBNAIL_INTERVAL)?.map(|name| format!("thumbnails/{name}"));
     Ok(pictures)
 }
 

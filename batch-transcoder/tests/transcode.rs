@@ -887,3 +887,33 @@ fn every_rung_reports_its_psnr_and_ssim_and_starved_rungs_are_flagged() {
     assert!((cli - fed_psnr).abs() < 2.0, "sampled {fed_psnr} dB against the CLI's {cli} dB over every frame");
     assert!(manifest["figures"]["quality_cpu_seconds"].as_f64().is_some_and(|s| s > 0.0), "the step's own cost is reported");
 }
+
+#[test]
+fn a_storyboard_track_points_into_sprite_sheets_of_the_thumbnails() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = clip(dir.path(), "long.mp4", 320, 180, 10, 25, false);
+    let t = transcode_ok(dir.path(), &src, &["--preset", "ultrafast"]);
+    assert_eq!(t.manifest()["pictures"]["storyboard"], "thumbnails/storyboard.vtt");
+    let track = t.read("thumbnails/storyboard.vtt");
+    // Thumbnails at 0, 10 and 20 s, 320×180, side by side on one sheet.
+    assert_eq!(
+        track,
+        "WEBVTT\n\n\
+         00:00:00.000 --> 00:00:10.000\nstoryboard_00000.jpg#xywh=0,0,320,180\n\n\
+         00:00:10.000 --> 00:00:20.000\nstoryboard_00000.jpg#xywh=320,0,320,180\n\n\
+         00:00:20.000 --> 00:00:30.000\nstoryboard_00000.jpg#xywh=640,0,320,180\n"
+    );
+    let sheet = t.out.join("thumbnails/storyboard_00000.jpg");
+    let size = ok(Command::new("ffprobe").args(["-v", "error", "-show_entries", "stream=width,height", "-of", "csv=p=0"]).arg(&sheet));
+    assert_eq!(size.trim(), "960,180");
+    // Each tile is its thumbnail: the third tile against thumb_00002.jpg.
+    let out = run(Command::new("ffmpeg")
+        .args(["-v", "info", "-nostats", "-i"])
+        .arg(&sheet)
+        .arg("-i")
+        .arg(t.out.join("thumbnails/thumb_00002.jpg"))
+        .args(["-lavfi", "[0:v]crop=320:180:640:0[tile];[tile][1:v]psnr", "-f", "null", "-"]));
+    let log = String::from_utf8_lossy(&out.stderr);
+    let psnr: f64 = log.split("average:").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|v| v.parse().ok()).unwrap_or(100.0);
+    assert!(psnr > 35.0, "the tile matches its thumbnail: {psnr} dB\n{log}");
+}

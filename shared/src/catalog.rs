@@ -155,6 +155,9 @@ pub struct Publication {
     pub poster: Option<String>,
     #[serde(default)]
     pub thumbnails: Vec<String>,
+    /// The trick-play track (`thumbnails/storyboard.vtt`), relative to the version folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storyboard: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

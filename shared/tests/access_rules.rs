@@ -267,6 +267,7 @@ async fn a_key_period_late_in_a_long_title_still_plays() {
         duration_seconds: None,
         poster: None,
         thumbnails: vec![],
+        storyboard: None,
     });
     k.catalog.insert(stored);
     let playlists = Arc::new(MemoryPlaylists::new());

@@ -123,6 +123,7 @@ pub async fn publish(stack: &Stack, tenant: &str, content: &str) -> Published {
         duration_seconds: Some(3.0),
         poster: None,
         thumbnails: Vec::new(),
+        storyboard: None,
     });
     catalog.create(&record, None).await.unwrap();
     Published { out, key_hex }

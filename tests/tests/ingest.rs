@@ -99,6 +99,7 @@ async fn an_upload_becomes_a_ready_title_that_plays() {
     assert!(view["figures"]["estimated_cost_usd"].as_f64().unwrap() > 0.0, "{view}");
     assert!((view["duration_seconds"].as_f64().unwrap() - 4.0).abs() < 0.2);
     assert!(view["poster"].as_str().unwrap().ends_with("/poster.jpg"));
+    assert!(view["storyboard"].as_str().unwrap().ends_with("/thumbnails/storyboard.vtt"), "{view}");
 
     // The origin holds the published version, master included; the key blob is in DynamoDB and
     // unwraps through KMS to the key that decrypts the segments.

@@ -35,6 +35,9 @@ pub struct ContentView {
     /// Relative to the content's folder on its CDN host (fetched with the playback cookies).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub poster: Option<String>,
+    /// The trick-play WebVTT track (cues into thumbnail sprite sheets), relative like `poster`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storyboard: Option<String>,
     pub attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub figures: Option<JobFigures>,
@@ -53,6 +56,7 @@ pub fn view(record: &ContentRecord) -> ContentView {
         failure: record.failure.clone(),
         duration_seconds: publication.and_then(|p| p.duration_seconds),
         poster: publication.and_then(|p| p.poster.as_ref().map(|poster| format!("{}/{poster}", p.version))),
+        storyboard: publication.and_then(|p| p.storyboard.as_ref().map(|track| format!("{}/{track}", p.version))),
         attempts: record.attempts,
         figures: record.figures.clone(),
     }
