@@ -91,16 +91,17 @@ fn blank(width: u32, height: u32) -> frame::Video {
 
 /// Copies as much of `tile` as fits into `into` with its top left corner at (`x`, `y`), both even.
 fn paste(into: &mut frame::Video, tile: &frame::Video, x: u32, y: u32) {
+    let width = tile.width().min(into.width().saturating_sub(x));
+    let height = tile.height().min(into.height().saturating_sub(y));
     for plane in 0..3 {
-        let shift = if plane == 0 { 0 } else { 1 };
+        // Chroma planes are half the size each way.
+        let shift = u32::from(plane > 0);
         let (x, y) = ((x >> shift) as usize, (y >> shift) as usize);
-        let width = ((tile.width().min(into.width().saturating_sub(x as u32 * if plane == 0 { 1 } else { 2 }))) >> shift) as usize;
-        let height = (tile.height().min(into.height()) >> shift) as usize;
+        let (width, height) = ((width >> shift) as usize, (height >> shift) as usize);
         let (from_stride, to_stride) = (tile.stride(plane), into.stride(plane));
-        let rows = height.min(into.plane_height(plane) as usize - y.min(into.plane_height(plane) as usize));
-        for row in 0..rows {
-            let from = &tile.data(plane)[row * from_stride..row * from_stride + width];
-            into.data_mut(plane)[(y + row) * to_stride + x..(y + row) * to_stride + x + width].copy_from_slice(from);
+        for row in 0..height {
+            let from = &tile.data(plane)[row * from_stride..][..width];
+            into.data_mut(plane)[(y + row) * to_stride + x..][..width].copy_from_slice(from);
         }
     }
 }
