@@ -3,7 +3,7 @@
 //! (the source, normalized and scaled to the rung). One frame a GOP is sampled, a quarter of a
 //! second after its opening IDR (an IDR is coded better than the frames that follow it). Only
 //! what that frame needs is decoded: from the IDR until it comes out, then nothing until the
-//! next IDR, which keeps the cost near a tenth of decoding the whole rung.
+//! next IDR (about a quarter of the cost of decoding every rung whole).
 
 use std::collections::HashMap;
 
@@ -15,8 +15,8 @@ use vaultstream::ladder::QualityFloor;
 use crate::error::{Result, TranscodeError};
 use crate::manifest::thread_cpu_time;
 
-/// Follows one rung: keeps the sampled input frames, decodes every packet the encoder makes and
-/// measures each sampled frame when its decoded twin comes out.
+/// Follows one rung: keeps the sampled input frames, decodes the encoder's packets a sample
+/// needs and measures each sampled frame when its decoded twin comes out.
 pub struct QualityProbe {
     decoder: ff::decoder::Video,
     every: i64,
