@@ -7,7 +7,7 @@ use ffmpeg_next as ff;
 
 use crate::error::{Result, TranscodeError};
 use crate::fanout::{DecodeStats, FrameSink};
-use crate::normalize::{AudioNormalizer, Pictures, VideoNormalizer};
+use crate::normalize::{AudioNormalizer, PictureForms, VideoNormalizer};
 use crate::probe::{Limits, SourceInfo};
 use crate::progress::Progress;
 use crate::watchdog::{Phase, Watchdog};
@@ -19,7 +19,7 @@ struct VideoInput {
     time_base: Rational,
     /// The stream's first timestamp: output timestamps start at zero.
     start: i64,
-    pictures: Pictures,
+    pictures: PictureForms,
     normalizer: Option<VideoNormalizer>,
 }
 
@@ -49,7 +49,7 @@ impl Decoders {
     pub fn open(
         input: &ff::format::context::Input,
         source: &SourceInfo,
-        pictures: Pictures,
+        pictures: PictureForms,
         loudness: Option<Loudness>,
     ) -> Result<Decoders> {
         let mut video = None;

@@ -21,9 +21,9 @@ pub enum Picture {
     Hdr,
 }
 
-/// The pictures the normalizer makes.
+/// The forms the normalizer makes each picture in (named apart from `thumbnails::Pictures`).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Pictures {
+pub enum PictureForms {
     /// An SDR source: its pictures as they are.
     Sdr,
     /// An HDR source tagged `source`: tone-mapped to SDR BT.709 at `sdr_size` (no larger than
@@ -105,7 +105,7 @@ impl VideoNormalizer {
         sample_aspect: Rational,
         stream_time_base: Rational,
         fps: (u32, u32),
-        pictures: Pictures,
+        pictures: PictureForms,
     ) -> Result<Self> {
         let sar = if sample_aspect.numerator() > 0 && sample_aspect.denominator() > 0 { sample_aspect } else { Rational::new(1, 1) };
         let args = format!(
@@ -128,8 +128,8 @@ impl VideoNormalizer {
         let shared = chain.join(",");
         let (description, tone_map, keeps_hdr) = match pictures {
             // 4:2:0 8-bit once here, rather than in every rendition's scaler.
-            Pictures::Sdr => (format!("[in]{shared},format=yuv420p[sdr]"), None, false),
-            Pictures::Hdr { source: tags, sdr_size: (w, h), keep } => {
+            PictureForms::Sdr => (format!("[in]{shared},format=yuv420p[sdr]"), None, false),
+            PictureForms::Hdr { source: tags, sdr_size: (w, h), keep } => {
                 // The tone map reads 4:2:0 10-bit; the SDR side is scaled down first where the
                 // largest SDR rung is smaller than the source.
                 let sdr = format!("scale=w={w}:h={h}:flags=bicubic,format=yuv420p10le");

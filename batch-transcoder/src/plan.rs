@@ -9,7 +9,7 @@ use vaultstream::ladder::{self, DroppedRung, HdrPolicy, Profile, SourceGeometry,
 
 use crate::encoder::{self, Backend, Selection, VideoSettings};
 use crate::keyframes::Timeline;
-use crate::normalize::{Picture, Pictures};
+use crate::normalize::{Picture, PictureForms};
 use crate::probe::SourceInfo;
 use crate::rendition::{RenditionPlan, VideoPlan};
 
@@ -22,7 +22,7 @@ pub struct Plan {
     /// The top SDR rendition's size: poster and thumbnails are taken there.
     pub picture_size: Option<(u32, u32)>,
     /// The pictures the normalizer makes for the renditions.
-    pub pictures: Pictures,
+    pub pictures: PictureForms,
     pub dropped: Vec<DroppedRung>,
 }
 
@@ -62,10 +62,16 @@ pub fn plan(source: &SourceInfo, profile: &Profile, preset: &str, selections: &[
             video: None,
             audio_kbps: Some(ladder::audio_only_kbps(profile)),
         };
-        return Plan { timeline, frame_rate, renditions: vec![audio], picture_size: None, pictures: Pictures::Sdr, dropped: Vec::new() };
+        return Plan {
+            timeline,
+            frame_rate,
+            renditions: vec![audio],
+            picture_size: None,
+            pictures: PictureForms::Sdr,
+            dropped: Vec::new(),
+        };
     };
-    let video = source.video.as_ref();
-    let source_colour = video.map_or(crate::colour::Tags::BT709, |v| v.colour);
+    let source_colour = source.video.as_ref().map_or(crate::colour::Tags::BT709, |v| v.colour);
     let hdr_source = source_colour.dynamic_range().is_hdr();
     // HEVC rungs keep an HDR source's range where the profile says so; every other is SDR.
     let picture_of = |codec: VideoCodec| {
@@ -131,12 +137,12 @@ pub fn plan(source: &SourceInfo, profile: &Profile, preset: &str, selections: &[
         .or(ladder_plan.renditions.first())
         .map(|p| (p.width, p.height));
     let pictures = match (hdr_source, top_sdr) {
-        (true, Some(sdr_size)) => Pictures::Hdr {
+        (true, Some(sdr_size)) => PictureForms::Hdr {
             source: source_colour,
             sdr_size,
             keep: ladder_plan.renditions.iter().any(|p| picture_of(p.rung.codec) == Picture::Hdr),
         },
-        _ => Pictures::Sdr,
+        _ => PictureForms::Sdr,
     };
     Plan { timeline, frame_rate, renditions, picture_size: top_sdr, pictures, dropped: ladder_plan.dropped }
 }

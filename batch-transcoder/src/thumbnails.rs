@@ -80,8 +80,9 @@ fn scale_for_jpeg(input: &frame::Video, width: u32, height: u32) -> Result<frame
 pub fn encode_jpeg(picture: &frame::Video) -> Result<Vec<u8>> {
     let fatal = |what: &str, e: ff::Error| TranscodeError::Fatal(format!("{what}: {e}"));
     let (width, height) = (picture.width(), picture.height());
-    let mut scaled = picture.clone();
-    scaled.set_pts(Some(0));
+    // Our own reference: pts and quality are set on it for this encode.
+    let mut owned = picture.clone();
+    owned.set_pts(Some(0));
 
     let mjpeg = encoder::find_by_name("mjpeg").ok_or_else(|| TranscodeError::Fatal("this FFmpeg build has no mjpeg encoder".into()))?;
     let mut enc = codec::Context::new_with_codec(mjpeg).encoder().video().map_err(|e| fatal("mjpeg encoder", e))?;
@@ -96,8 +97,8 @@ pub fn encode_jpeg(picture: &frame::Video) -> Result<Vec<u8>> {
     enc.set_qmax(5);
     let mut enc = enc.open_as(mjpeg).map_err(|e| fatal("opening mjpeg", e))?;
     // SAFETY: the quality field is read by the mjpeg encoder for this frame only.
-    unsafe { (*scaled.as_mut_ptr()).quality = 3 * ff::ffi::FF_QP2LAMBDA };
-    enc.send_frame(&scaled).map_err(|e| fatal("encoding jpeg", e))?;
+    unsafe { (*owned.as_mut_ptr()).quality = 3 * ff::ffi::FF_QP2LAMBDA };
+    enc.send_frame(&owned).map_err(|e| fatal("encoding jpeg", e))?;
     enc.send_eof().map_err(|e| fatal("encoding jpeg", e))?;
     let mut packet = Packet::empty();
     enc.receive_packet(&mut packet).map_err(|e| fatal("encoding jpeg", e))?;
