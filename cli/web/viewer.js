@@ -18,8 +18,17 @@ function policy(firstByteMs, loadMs) {
   } };
 }
 
-async function grant(contentId) {
-  return api('POST', `/v1/content/${encodeURIComponent(contentId)}/playback`);
+// One grant per title at a time: the poster and the player asking at once would each set a
+// CloudFront-Policy and -Signature cookie pair, and a request sent between the two could carry
+// one cookie of each pair (a signature that does not match its policy).
+const grants = new Map();
+function grant(contentId) {
+  const held = grants.get(contentId);
+  if (held && held.until > Date.now()) return held.promise;
+  const promise = api('POST', `/v1/content/${encodeURIComponent(contentId)}/playback`);
+  grants.set(contentId, { promise, until: Date.now() + 60_000 });
+  promise.catch(() => grants.delete(contentId));
+  return promise;
 }
 
 async function listTitles() {
@@ -98,6 +107,18 @@ async function play(item) {
     video.muted = true;
     video.play().catch(() => {});
   });
+  // Caption tracks: hls.js picks the title's default one; the menu switches or turns them off.
+  hls.on(Hls.Events.SUBTITLE_TRACKS_UPDATED, (_, data) => {
+    const select = document.getElementById('captions');
+    select.replaceChildren(el('option', { value: '-1' }, 'Off'));
+    data.subtitleTracks.forEach((track, i) => select.append(el('option', { value: String(i) }, `${track.name} (${track.lang})`)));
+    select.value = String(hls.subtitleTrack);
+    select.onchange = () => {
+      hls.subtitleTrack = Number(select.value);
+      hls.subtitleDisplay = hls.subtitleTrack >= 0;
+    };
+  });
+  hls.on(Hls.Events.SUBTITLE_TRACK_SWITCH, (_, data) => { document.getElementById('captions').value = String(data.id); });
   hls.on(Hls.Events.LEVEL_SWITCHED, (_, data) => {
     const level = hls.levels[data.level];
     document.getElementById('level-info').textContent = level ? `playing ${level.height}p` : '';

@@ -13,10 +13,12 @@ locals {
   tenant                = "$${aws:PrincipalTag/${local.tenant_tag}}"
   tenant_key_conditions = concat(local.context_conditions, [{ test = "StringEquals", variable = "kms:EncryptionContext:${local.tenant_tag}", values = [local.tenant] }])
 
-  # What each contract resource name means here (the CDK stack has the same map).
+  # What each contract resource name means here (the CDK stack has the same map). Caption files
+  # sit beside a title's versions: {tenant}/{content_id}/captions/{file}.
   grantable = {
     source_bucket        = { arns = ["${aws_s3_bucket.source.arn}/source/*"], conditions = [] }
     origin_bucket        = { arns = ["${aws_s3_bucket.origin.arn}/*"], conditions = [] }
+    origin_captions      = { arns = ["${aws_s3_bucket.origin.arn}/*/*/captions/*"], conditions = [] }
     content_table        = { arns = [aws_dynamodb_table.content.arn], conditions = [] }
     tokens_table         = { arns = [aws_dynamodb_table.tokens.arn], conditions = [] }
     audit_table          = { arns = [aws_dynamodb_table.audit.arn], conditions = [] }

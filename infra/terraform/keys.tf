@@ -101,6 +101,20 @@ data "aws_iam_policy_document" "origin_key" {
       values   = ["s3.${local.region}.amazonaws.com"]
     }
   }
+  statement {
+    sid       = "CaptionsWriteOrigin"
+    actions   = ["kms:GenerateDataKey"]
+    resources = ["*"]
+    principals {
+      type        = "AWS"
+      identifiers = [aws_iam_role.function["captions"].arn]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${local.region}.amazonaws.com"]
+    }
+  }
   # Same scope as the CDK stack: this account's distributions; the bucket policy admits only ours.
   statement {
     sid       = "CloudFrontDecryptsSegments"

@@ -13,8 +13,9 @@ use std::fmt;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::captions::CaptionFormat;
 use crate::content_keys::WrappedKey;
-use crate::ids::{ContentId, TenantId, VersionId};
+use crate::ids::{ContentId, TenantId, TrackName, VersionId};
 use crate::KeyId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -118,6 +119,29 @@ pub struct RenditionQuality {
     pub below_floor: Option<String>,
 }
 
+/// A caption track. Captions belong to the title, not to one published version: they are
+/// published beside the versions (`{tenant}/{content_id}/captions/`), so a creator may add them
+/// before the upload finishes, after publication, or between two runs of the transcode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaptionTrack {
+    pub track: TrackName,
+    /// BCP 47 (`en`, `pt-BR`).
+    pub language: String,
+    /// What players show in their captions menu.
+    pub label: String,
+    /// Selected when the viewer has not chosen (at most one track is).
+    pub default: bool,
+    /// Shown even with captions off (foreign-language dialogue, signs).
+    pub forced: bool,
+    /// The published WebVTT, relative to the content's folder: `captions/{track}-{digest}.vtt`.
+    pub file: String,
+    /// What the creator sent.
+    pub format: CaptionFormat,
+    pub cues: u32,
+    /// When the last cue ends.
+    pub end_seconds: f64,
+}
+
 /// Why content could not be published, in words the creator can act on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
@@ -186,6 +210,9 @@ pub struct ContentRecord {
     pub figures: Option<JobFigures>,
     /// KMS ciphertext blobs, bound to `{tenant, content_id}` by the encryption context.
     pub keys: BTreeMap<KeyId, WrappedKey>,
+    pub captions: Vec<CaptionTrack>,
+    /// Counts changes to `captions`, so concurrent edits cannot lose one another.
+    pub captions_revision: u32,
 }
 
 impl ContentRecord {
@@ -209,6 +236,8 @@ impl ContentRecord {
             failure: None,
             figures: None,
             keys: BTreeMap::new(),
+            captions: Vec::new(),
+            captions_revision: 0,
         }
     }
 }
@@ -224,6 +253,7 @@ pub struct Expect {
     /// `Some(None)`: no job recorded; `Some(Some(id))`: that job.
     pub job_id: Option<Option<String>>,
     pub attempts: Option<u32>,
+    pub captions_revision: Option<u32>,
 }
 
 impl Expect {
@@ -238,6 +268,7 @@ impl Expect {
             && self.dispatch_claim.as_ref().is_none_or(|c| *c == record.dispatch_claim)
             && self.job_id.as_ref().is_none_or(|j| j.as_deref() == record.job.as_ref().map(|j| j.id.as_str()))
             && self.attempts.is_none_or(|a| a == record.attempts)
+            && self.captions_revision.is_none_or(|r| r == record.captions_revision)
     }
 }
 
@@ -253,6 +284,8 @@ pub struct Patch {
     pub publication: Option<Publication>,
     pub failure: Option<Option<Failure>>,
     pub figures: Option<JobFigures>,
+    /// Replaces the caption tracks and counts one more revision.
+    pub captions: Option<Vec<CaptionTrack>>,
 }
 
 impl Patch {
@@ -284,6 +317,10 @@ impl Patch {
         }
         if let Some(f) = &self.figures {
             record.figures = Some(f.clone());
+        }
+        if let Some(c) = &self.captions {
+            record.captions = c.clone();
+            record.captions_revision += 1;
         }
     }
 }

@@ -161,7 +161,7 @@ mod tests {
         assert!(text.contains("VIDEO-RANGE=PQ"), "{text}");
         assert!(text.contains("720p/index.m3u8"));
         // What the playback path re-renders keeps the range.
-        let again = crate::access::personalize::master(&text, |r| format!("https://cdn.example/{r}.m3u8")).unwrap();
+        let again = crate::access::personalize::master(&text, |r| format!("https://cdn.example/{r}.m3u8"), &[]).unwrap();
         assert!(again.contains("VIDEO-RANGE=PQ"), "{again}");
     }
 }

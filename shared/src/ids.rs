@@ -92,6 +92,11 @@ id_type!(
     RenditionName,
     "rendition name"
 );
+id_type!(
+    /// A caption track of a content item (`en`, `en-sdh`, `fr-forced`), chosen by its creator.
+    TrackName,
+    "caption track name"
+);
 
 impl TenantId {
     /// The ledger for decisions about requests that carried no verifiable identity. A leading

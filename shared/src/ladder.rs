@@ -20,6 +20,19 @@ pub enum Container {
     Fmp4,
 }
 
+impl Container {
+    /// The presentation's first timestamp on the 90 kHz clock, as the transcoder's muxer writes
+    /// it: MPEG-TS leaves 1.4 s ahead of the first frame for the PCR (as FFmpeg's CLI does),
+    /// fragmented MP4 starts at zero. WebVTT's `X-TIMESTAMP-MAP` names this so cue time 0 is
+    /// the title's first frame.
+    pub fn presentation_start_90khz(self) -> u64 {
+        match self {
+            Container::Ts => 126_000,
+            Container::Fmp4 => 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VideoCodec {

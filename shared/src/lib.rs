@@ -8,6 +8,7 @@
 //! - [`ladder`]: encoding profiles (built-in and JSON) and how a ladder is planned for a source.
 //! - [`codec_string`]: RFC 6381 `CODECS` values read from the encoded bitstream.
 //! - [`hls`]: master and media playlists, rendered through `m3u8-rs`.
+//! - [`captions`]: SRT and WebVTT sidecars, checked and published as subtitle renditions.
 //!
 //! Content and ingest:
 //! - [`ids`], [`principal`]: validated identifiers and the verified caller.
@@ -29,6 +30,7 @@
 pub mod access;
 pub mod audit;
 pub mod aws;
+pub mod captions;
 pub mod catalog;
 pub mod cdn;
 pub mod clock;

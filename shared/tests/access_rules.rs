@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use vaultstream::access::key_delivery::{KeyBytes, KeyDeliveryService, PresentedSession, SessionProof};
+use vaultstream::access::manifest::Requested;
 use vaultstream::access::playback::authorize_playback;
 use vaultstream::access::{AccessError, RequestMeta};
 use vaultstream::catalog::ContentCatalog;
@@ -288,7 +289,7 @@ async fn a_key_period_late_in_a_long_title_still_plays() {
     // A playback grant of 30 minutes, served at t = 1,000.
     let playback = k.tokens.mint(&TokenClaims { kind: TokenKind::Playback, key_id: None, ..key_claims(TokenKind::Key, 2_800) }).unwrap();
     let at = |now: u64| RequestMeta { request_id: "r".into(), source_ip: None, now };
-    let text = manifests.serve("c1", Some("360p"), Some(&playback), &at(1_000)).await.unwrap();
+    let text = manifests.serve("c1", Requested::Rendition("360p"), Some(&playback), &at(1_000)).await.unwrap();
     let key_token = text.split("?token=").nth(1).and_then(|t| t.split('"').next()).unwrap().to_string();
     let cookie = k.tokens.mint(&key_claims(TokenKind::Session, 2_800)).unwrap();
     // The key period begins 25 minutes in: long after the old five-minute key-token lifetime.

@@ -6,7 +6,7 @@
 //   {"viewer_url", "tenant", "user", "role": "viewer"|"creator", "content_id",
 //    "mode": "play" | "strip-cookies" | "cookies": [...] (expired ones, set before playing) |
 //            "swap-key" (with "other_content_id": the key URLs name that title instead),
-//    "seconds": position to reach, "screenshot": PATH, "upload": PATH (creator: file to upload),
+//    "seconds": position to reach ("until_cue": also wait until this caption text is on screen), "screenshot": PATH, "upload": PATH (creator: file to upload),
 //    "title": upload title}
 import fs from 'node:fs';
 import os from 'node:os';
@@ -49,7 +49,7 @@ try {
   page.on('console', m => result.console.push(`${m.type()}: ${m.text()}`));
   page.on('response', r => {
     const url = r.url();
-    if (url.includes('/v1/') || url.includes('.ts') || url.includes('.m3u8')) result.responses.push({ url: url.split('?')[0], status: r.status() });
+    if (url.includes('/v1/') || url.includes('.ts') || url.includes('.m3u8') || url.includes('.vtt')) result.responses.push({ url: url.split('?')[0], status: r.status() });
   });
   if (scenario.mode === 'strip-cookies' || scenario.cookies) {
     // Playback's Set-Cookie is dropped: the page has no cookies, or only the ones given here.
@@ -116,11 +116,21 @@ try {
           levels: s.hls ? s.hls.levels.map(l => l.height) : [], keys_fetched: s.keysFetched ? [...s.keysFetched] : [],
           errors: s.errors, player_error: document.getElementById('player-error').textContent,
           quality_options: [...document.querySelectorAll('#quality option')].map(o => o.textContent),
+          caption_options: [...document.querySelectorAll('#captions option')].map(o => o.textContent),
+          subtitle_tracks: s.hls ? s.hls.subtitleTracks.map(t => ({ name: t.name, lang: t.lang, default: t.default, forced: t.forced })) : [],
+          subtitle_track: s.hls ? s.hls.subtitleTrack : -1,
+          // What the browser has of the showing text track: every cue and the ones on screen now.
+          text_tracks: [...v.textTracks].map(t => ({
+            label: t.label, language: t.language, mode: t.mode,
+            cues: t.cues ? [...t.cues].map(c => ({ start: c.startTime, end: c.endTime, text: c.text })) : [],
+            active: t.activeCues ? [...t.activeCues].map(c => c.text) : [],
+          })),
         };
       });
       Object.assign(result, state);
       const fatal = state.errors.some(e => e.fatal);
-      if (state.current_time >= target || fatal || Date.now() > deadline) break;
+      const cueShown = !scenario.until_cue || state.text_tracks.some(t => t.active.includes(scenario.until_cue));
+      if ((state.current_time >= target && cueShown) || fatal || Date.now() > deadline) break;
       if (state.current_time >= 1 && scenario.all_levels && state.levels.length) {
         // Step through every rung so each rendition's key is fetched, as a quality change does.
         const next = state.levels.findIndex((_, i) => !state.keys_fetched.includes(i));

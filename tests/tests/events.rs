@@ -6,7 +6,7 @@ use std::path::Path;
 use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use jsonwebtoken::Algorithm;
 use vaultstream_functions::handlers::audit_digest::AuditDigest;
-use vaultstream_functions::handlers::{authorizer::Authorizer, key_delivery::KeyDelivery, manifest::Manifest};
+use vaultstream_functions::handlers::{authorizer::Authorizer, captions::Captions, key_delivery::KeyDelivery, manifest::Manifest};
 use vaultstream_functions::runtime::HttpFunction;
 use vaultstream_tests::ingest::ingest_functions;
 use vaultstream_tests::stack::Stack;
@@ -39,6 +39,11 @@ async fn fixtures_are_valid_events() {
     let upload = ingest.upload.handle(lambda_http::request::from_str(&fixture("upload_url.json")).unwrap()).await;
     assert_eq!(upload.status(), 201, "the sample declaration is a valid one");
     assert_eq!(ingest.content.handle(lambda_http::request::from_str(&fixture("content.json")).unwrap()).await.status(), 404);
+    let captions = Captions::from_env(&env, &stack.aws).await.unwrap();
+    let put = captions.handle(lambda_http::request::from_str(&fixture("captions.json")).unwrap()).await;
+    assert_eq!(put.status(), 404, "the sample's track is valid, its content id is no title of this stack");
+    let body = String::from_utf8(put.body().to_vec()).unwrap();
+    assert!(body.contains("content 0192f0c4a1b27c3d8e9f001122334455 does not exist"), "{body}");
     let sqs: aws_lambda_events::sqs::SqsEvent = serde_json::from_str(&fixture("dispatch.json")).unwrap();
     assert!(ingest.dispatch.handle(sqs).await.batch_item_failures.is_empty(), "a notification about unknown content is done, not retried");
     let batch: aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value> =

@@ -145,6 +145,43 @@ async fn local_stack_from_demo_to_browser_to_restart() {
     assert!(std::fs::metadata(&shot).unwrap().len() > 10_000, "a screenshot of the playing viewer");
     let tenant_host = played["signed_in_at"].as_str().unwrap().to_string();
 
+    // Captions attached to the published title become a subtitle rendition: hls.js lists the
+    // track, selects it as the default and shows its (non-ASCII) cue on the video.
+    let captioner = mint(&state, "demo", "cleo", "content:read content:write");
+    let cue = "Grüße aus München — 東京";
+    let srt = format!("1\r\n00:00:00,500 --> 00:00:05,000\r\n{cue}\r\n\r\n2\r\n00:00:05,000 --> 00:00:06,000\r\n<i>Ça va ?</i>\r\n");
+    let put = http
+        .put(format!("{api}/v1/content/{title}/captions/de?label=Deutsch&default=true"))
+        .bearer_auth(&captioner)
+        .header("content-type", "application/x-subrip")
+        .body(srt)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let put = json(put).await;
+    assert_eq!((put["captions"][0]["cues"].as_u64(), put["captions"][0]["format"].as_str()), (Some(2), Some("srt")), "{put}");
+    let broken = http
+        .put(format!("{api}/v1/content/{title}/captions/en"))
+        .bearer_auth(&captioner)
+        .body("1\n00:00:03,000 --> 00:00:01,000\nbackwards\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(broken.status(), 400);
+    let broken = json(broken).await;
+    assert!(broken["error"]["message"].as_str().unwrap().contains("line 2: the cue ends"), "{broken}");
+    let status = json(http.get(format!("{api}/v1/content/{title}")).bearer_auth(&captioner).send().await.unwrap()).await;
+    assert_eq!(status["captions"].as_array().unwrap().len(), 1, "only the good track: {status}");
+    let captioned = browser(&json!({"viewer_url": viewer_url, "tenant": "demo", "content_id": title, "seconds": 1.0, "until_cue": cue,
+        "screenshot": shots.join("local-stack-captions.png")}));
+    assert_eq!(captioned["subtitle_tracks"], json!([{"name": "Deutsch", "lang": "de", "default": true, "forced": false}]), "{captioned}");
+    assert_eq!(captioned["subtitle_track"], 0, "the default track is selected: {captioned}");
+    assert_eq!(captioned["caption_options"], json!(["Off", "Deutsch (de)"]), "{captioned}");
+    let shown = captioned["text_tracks"].as_array().unwrap().iter().any(|t| t["active"].as_array().unwrap().iter().any(|a| a == cue));
+    assert!(shown, "the cue is on screen: {captioned}");
+    assert!(statuses(&captioned, ".vtt").iter().all(|s| *s == 200) && !statuses(&captioned, ".vtt").is_empty(), "{captioned}");
+
     // Another tenant's viewer: the title is not listed, and playback by id is a 404.
     let rival = browser(&json!({"viewer_url": viewer_url, "tenant": "rival", "content_id": title}));
     assert_eq!(rival["listed"], json!([]), "{rival}");
@@ -152,9 +189,11 @@ async fn local_stack_from_demo_to_browser_to_restart() {
     assert!(rival["player_error"].as_str().unwrap().contains("404"), "{rival}");
     assert!(rival["current_time"].as_f64().unwrap() == 0.0);
 
-    // No cookies: the edge refuses the segments; hls.js gives up.
+    // No cookies: the edge refuses the title's files (the captions or the segments, whichever
+    // hls.js asks for first); hls.js gives up.
+    let cdn_refused = |result: &Value| [".ts", ".vtt"].iter().any(|part| statuses(result, part).contains(&403));
     let bare = browser(&json!({"viewer_url": viewer_url, "tenant": "demo", "content_id": title, "mode": "strip-cookies"}));
-    assert!(statuses(&bare, ".ts").contains(&403), "{bare}");
+    assert!(cdn_refused(&bare), "{bare}");
     assert!(bare["errors"].as_array().unwrap().iter().any(|e| e["fatal"] == true), "{bare}");
 
     // Expired cookies (signed by the stack's own key, so only the expiry is wrong).
@@ -164,7 +203,7 @@ async fn local_stack_from_demo_to_browser_to_restart() {
     let cookies: Vec<Value> =
         signed.as_object().unwrap().iter().map(|(k, v)| json!({"name": k, "value": v, "domain": host, "path": "/"})).collect();
     let expired = browser(&json!({"viewer_url": viewer_url, "tenant": "demo", "content_id": title, "cookies": cookies}));
-    assert!(statuses(&expired, ".ts").contains(&403), "{expired}");
+    assert!(cdn_refused(&expired), "{expired}");
     assert!(expired["errors"].as_array().unwrap().iter().any(|e| e["fatal"] == true), "{expired}");
     let edge_says =
         http.get(format!("http://{tenant_host}/demo/{title}/x.ts")).header("cookie", cookie_header(&signed)).send().await.unwrap();
@@ -271,6 +310,22 @@ async fn local_stack_from_demo_to_browser_to_restart() {
         .output()
         .unwrap();
     assert!(decoded.status.success(), "ffmpeg through the edge: {}", String::from_utf8_lossy(&decoded.stderr));
+    // FFmpeg 5.1's HLS demuxer skips subtitle renditions of a master; it reads the caption
+    // track's own playlist, the URI the master names for it.
+    let master = http.get(grant["manifest_url"].as_str().unwrap()).send().await.unwrap().text().await.unwrap();
+    let subtitles = master.lines().find(|l| l.contains("TYPE=SUBTITLES")).and_then(|l| l.split("URI=\"").nth(1)).unwrap();
+    let subtitles = subtitles.split('"').next().unwrap();
+    let webvtt = Command::new("ffmpeg")
+        .args(["-v", "error", "-http_proxy", &edge, "-headers", &format!("Cookie: {cookie}\r\n")])
+        .args(["-i", subtitles, "-f", "webvtt", "-"])
+        .output()
+        .unwrap();
+    let webvtt_text = String::from_utf8_lossy(&webvtt.stdout);
+    assert!(
+        webvtt.status.success() && webvtt_text.contains("Grüße aus München — 東京"),
+        "{webvtt_text}{}",
+        String::from_utf8_lossy(&webvtt.stderr)
+    );
     let verify = cli(&["audit", "verify", "--state-dir", &state_arg, "--tenant", "demo"]);
     assert!(
         verify.status.success(),

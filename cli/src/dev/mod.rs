@@ -29,8 +29,8 @@ use vaultstream::cdn::{PemPolicySigner, TenantHosts, TrustedKeys};
 use vaultstream_functions::env::Env;
 use vaultstream_functions::handlers::audit_digest::AuditDigest;
 use vaultstream_functions::handlers::{
-    authorizer::Authorizer, content::Content, dispatch::Dispatch, job_events::JobEvents, key_delivery::KeyDelivery, manifest::Manifest,
-    playback::Playback, upload_url::UploadUrl,
+    authorizer::Authorizer, captions::Captions, content::Content, dispatch::Dispatch, job_events::JobEvents, key_delivery::KeyDelivery,
+    manifest::Manifest, playback::Playback, upload_url::UploadUrl,
 };
 use vaultstream_functions::runtime::HttpFunction;
 use vaultstream_functions::wiring::Aws;
@@ -275,6 +275,7 @@ async fn gateway(env: &Env, aws: &Aws, api_host: String) -> Result<gateway::Gate
     let mut functions: HashMap<String, gateway::Handler> = HashMap::new();
     functions.insert("upload_url".into(), gateway::handler(UploadUrl::from_env(env, aws).await?));
     functions.insert("content".into(), gateway::handler(Content::from_env(env, aws).await?));
+    functions.insert("captions".into(), gateway::handler(Captions::from_env(env, aws).await?));
     functions.insert("playback".into(), gateway::handler(Playback::from_env(env, aws).await?));
     functions.insert("manifest".into(), gateway::handler(Manifest::from_env(env, aws).await?));
     functions.insert("key_delivery".into(), gateway::handler(KeyDelivery::from_env(env, aws).await?));

@@ -3,7 +3,7 @@
 
 use lambda_http::{Body, Request, Response};
 use tracing::Instrument;
-use vaultstream::access::manifest::ManifestService;
+use vaultstream::access::manifest::{ManifestService, Requested};
 use vaultstream::access::AccessError;
 
 use crate::env::{ConfigError, Env};
@@ -34,10 +34,11 @@ impl HttpFunction for Manifest {
     async fn handle(&self, request: Request) -> Response<Body> {
         let meta = meta(&request);
         let parts = path_after(&request, "/v1/manifests/").unwrap_or_default();
-        let (content_id, rendition) = match parts.as_slice() {
-            [id, "master.m3u8"] => (Some(id.to_string()), None),
-            [id, rendition, "index.m3u8"] => (Some(id.to_string()), Some(rendition.to_string())),
-            _ => (None, None),
+        let (content_id, requested) = match parts.as_slice() {
+            [id, "master.m3u8"] => (Some(id.to_string()), Requested::Master),
+            [id, "captions", track, "index.m3u8"] => (Some(id.to_string()), Requested::Captions(track)),
+            [id, rendition, "index.m3u8"] => (Some(id.to_string()), Requested::Rendition(rendition)),
+            _ => (None, Requested::Master),
         };
         let span = tracing::info_span!("manifest", request_id = %meta.request_id, tenant = tracing::field::Empty, content_id = content_id.as_deref().unwrap_or("-"));
         async {
@@ -45,9 +46,14 @@ impl HttpFunction for Manifest {
                 return access_error(&AccessError::NotFound("playlist".into()));
             };
             let token = query(&request, "token");
-            match self.service.serve(&content_id, rendition.as_deref(), token.as_deref(), &meta).await {
+            match self.service.serve(&content_id, requested, token.as_deref(), &meta).await {
                 Ok(playlist) => {
-                    tracing::info!(status = 200, rendition = rendition.as_deref().unwrap_or("master"), "playlist served");
+                    let playlist_name = match requested {
+                        Requested::Master => "master".to_string(),
+                        Requested::Rendition(r) => r.to_string(),
+                        Requested::Captions(t) => format!("captions/{t}"),
+                    };
+                    tracing::info!(status = 200, rendition = %playlist_name, "playlist served");
                     finish(private(200, "application/vnd.apple.mpegurl"), Body::Text(playlist))
                 }
                 Err(e) => access_error(&e),

@@ -2,6 +2,7 @@
 
 pub mod audit_digest;
 pub mod authorizer;
+pub mod captions;
 pub mod content;
 pub mod dispatch;
 pub mod job_events;

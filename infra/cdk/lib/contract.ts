@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 export type ResourceName =
-  | 'source_bucket' | 'origin_bucket' | 'content_table' | 'tokens_table' | 'audit_table'
+  | 'source_bucket' | 'origin_bucket' | 'origin_captions' | 'content_table' | 'tokens_table' | 'audit_table'
   | 'content_key' | 'origin_key' | 'signing_key' | 'service_secret'
   | 'ingest_queue' | 'retry_queue' | 'failures_dlq' | 'content_failed_bus' | 'job_queues' | 'job_definitions'
   | 'audit_heads' | 'audit_digests' | 'audit_archive' | 'audit_digest_key' | 'origin_verify_secret'

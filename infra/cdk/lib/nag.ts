@@ -7,12 +7,13 @@ export function justifyFindings(stack: Stack): void {
     {
       id: 'AwsSolutions-IAM5',
       reason: 'Wildcards only where IAM has no narrower resource: X-Ray trace segments (no resource-level permissions), ' +
-        'objects under a bucket or prefix (segments and uploads are many keys; the tenant prefix of a transcode job), key policies (Resource "*" means this key), ' +
+        'objects under a bucket or prefix (segments and uploads are many keys; the tenant prefix of a transcode job; the captions folder of every title), key policies (Resource "*" means this key), ' +
         'the ledger resource policy (a table policy cannot name its own ARN; "*" is the table), and every revision of our own ' +
         'job definitions (SubmitJob names the definition by name; its revision number changes with each deploy).',
       appliesTo: [
         'Resource::*',
         { regex: '/^Resource::<StorageOrigin[A-Za-z0-9]+\\.Arn>\\/\\*$/' },
+        { regex: '/^Resource::<StorageOrigin[A-Za-z0-9]+\\.Arn>\\/\\*\\/\\*\\/captions\\/\\*$/' },
         { regex: '/^Resource::<StorageSource[A-Za-z0-9]+\\.Arn>\\/source\\/\\*$/' },
         { regex: '/^Resource::<StorageSource[A-Za-z0-9]+\\.Arn>\\/source\\/<aws:PrincipalTag\\/tenant>\\/\\*$/' },
         { regex: '/^Resource::<StorageOrigin[A-Za-z0-9]+\\.Arn>\\/<aws:PrincipalTag\\/tenant>\\/\\*$/' },

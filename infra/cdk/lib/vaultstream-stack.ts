@@ -82,6 +82,8 @@ export class VaultStreamStack extends Stack {
     const resources: Record<ResourceName, Grantable> = {
       source_bucket: { arns: [storage.source.arnForObjects('source/*')] },
       origin_bucket: { arns: [storage.origin.arnForObjects('*')] },
+      // Caption files sit beside a title's versions: {tenant}/{content_id}/captions/{file}.
+      origin_captions: { arns: [storage.origin.arnForObjects('*/*/captions/*')] },
       content_table: { arns: [content.tableArn] },
       tokens_table: { arns: [tokens.tableArn] },
       audit_table: { arns: [ledger.table.tableArn] },
@@ -213,6 +215,7 @@ export class VaultStreamStack extends Stack {
     Keys.allow(keys.content, 'KeyDeliveryDecryptsContentKeys', functions.roles['key_delivery'], ['kms:Decrypt'], contextConditions);
     Keys.allow(keys.origin, 'TranscoderWritesOrigin', tenantRole, ['kms:GenerateDataKey'], viaS3Conditions());
     Keys.allow(keys.origin, 'ManifestReadsOrigin', functions.roles['manifest'], ['kms:Decrypt'], viaS3Conditions());
+    Keys.allow(keys.origin, 'CaptionsWriteOrigin', functions.roles['captions'], ['kms:GenerateDataKey'], viaS3Conditions());
     Keys.allow(keys.signing, 'PlaybackSignsCookies', functions.roles['playback'], ['kms:GetPublicKey', 'kms:Sign']);
     Keys.allow(keys.auditDigest, 'DigestWriterSigns', functions.roles['audit_digest'], ['kms:GetPublicKey', 'kms:Sign']);
     // The digest writer runs on a schedule (hourly, as CloudTrail digests do).

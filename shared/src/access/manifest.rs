@@ -4,12 +4,13 @@
 
 use std::sync::Arc;
 
+use crate::access::personalize::SubtitleRendition;
 use crate::access::{personalize, record, AccessError, Decided, RequestMeta, INVALID_PART, INVALID_RESOURCE};
 use crate::audit::AuditSink;
-use crate::catalog::ContentCatalog;
+use crate::catalog::{ContentCatalog, ContentRecord, Publication};
 use crate::cdn::TenantHosts;
 use crate::identity::SessionRevocations;
-use crate::ids::{ContentId, RenditionName, SessionId, TenantId};
+use crate::ids::{ContentId, RenditionName, SessionId, TenantId, TrackName};
 use crate::origin::{PlaylistPath, PlaylistStore, Published};
 use crate::session_token::{Expected, TokenClaims, TokenError, TokenKind, TokenSigner};
 
@@ -47,23 +48,44 @@ pub(crate) async fn ensure_live_session(
     }
 }
 
+/// Which playlist a manifest URL asks for, as path text not yet validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requested<'a> {
+    Master,
+    /// A rendition's media playlist (`720p`).
+    Rendition(&'a str),
+    /// A caption track's media playlist (`en`).
+    Captions(&'a str),
+}
+
+impl Requested<'_> {
+    /// The ledger names only what validated: raw path text never reaches a record.
+    fn resource(&self, content: &Result<ContentId, AccessError>) -> String {
+        let Ok(c) = content else { return INVALID_RESOURCE.to_string() };
+        match self {
+            Requested::Master => format!("content/{c}/master.m3u8"),
+            Requested::Rendition(r) => match RenditionName::parse(*r) {
+                Ok(r) => format!("content/{c}/{r}/index.m3u8"),
+                Err(_) => format!("content/{c}/{INVALID_PART}"),
+            },
+            Requested::Captions(t) => match TrackName::parse(*t) {
+                Ok(t) => format!("content/{c}/captions/{t}/index.m3u8"),
+                Err(_) => format!("content/{c}/captions/{INVALID_PART}"),
+            },
+        }
+    }
+}
+
 impl ManifestService {
-    /// `rendition` is `None` for the master playlist.
     pub async fn serve(
         &self,
         content_id: &str,
-        rendition: Option<&str>,
+        requested: Requested<'_>,
         token: Option<&str>,
         meta: &RequestMeta,
     ) -> Result<String, AccessError> {
         let content = ContentId::parse(content_id).map_err(|e| AccessError::BadRequest(e.to_string()));
-        // The ledger names only what validated: raw path text never reaches a record.
-        let resource = match (&content, rendition.map(RenditionName::parse)) {
-            (Err(_), _) => INVALID_RESOURCE.to_string(),
-            (Ok(c), None) => format!("content/{c}/master.m3u8"),
-            (Ok(c), Some(Ok(r))) => format!("content/{c}/{r}/index.m3u8"),
-            (Ok(c), Some(Err(_))) => format!("content/{c}/{INVALID_PART}"),
-        };
+        let resource = requested.resource(&content);
         let opened = token.map(|t| self.tokens.open(t));
         let verified = match (&content, &opened) {
             (Err(e), _) => Err(e.clone()),
@@ -84,29 +106,25 @@ impl ManifestService {
         };
         tracing::Span::current().record("tenant", tenant.as_str());
         let outcome = match verified {
-            Ok(claims) => self.render(&claims, rendition, token.unwrap_or_default()).await,
+            Ok(claims) => self.render(&claims, requested, token.unwrap_or_default()).await,
             Err(e) => Err(e),
         };
         let decided = Decided { tenant, actor: &actor, action: "manifest.read", resource };
         record(self.audit.as_ref(), decided, meta, outcome).await
     }
 
-    async fn render(&self, claims: &TokenClaims, rendition: Option<&str>, token: &str) -> Result<String, AccessError> {
-        let path = match rendition {
-            None => PlaylistPath::Master,
-            Some(r) => PlaylistPath::Media(RenditionName::parse(r).map_err(|e| AccessError::BadRequest(e.to_string()))?),
+    async fn render(&self, claims: &TokenClaims, requested: Requested<'_>, token: &str) -> Result<String, AccessError> {
+        let path = match requested {
+            Requested::Master => PlaylistPath::Master,
+            Requested::Rendition(r) => PlaylistPath::Media(RenditionName::parse(r).map_err(|e| AccessError::BadRequest(e.to_string()))?),
+            Requested::Captions(t) => {
+                let track = TrackName::parse(t).map_err(|e| AccessError::BadRequest(e.to_string()))?;
+                return self.render_captions(claims, &track).await;
+            }
         };
-        ensure_live_session(self.revocations.as_ref(), &claims.tenant, &claims.session).await?;
         let content = &claims.content;
-        let stored = self.catalog.get(&claims.tenant, content).await.map_err(|e| AccessError::Unavailable(e.to_string()))?;
-        let stored = stored.filter(|r| r.tenant == claims.tenant).ok_or_else(|| AccessError::NotFound(format!("content {content}")))?;
-        if !stored.status.is_playable() {
-            return Err(AccessError::Conflict(format!("content {content} is {} and cannot be played", stored.status)));
-        }
-        let publication = stored
-            .publication
-            .as_ref()
-            .ok_or_else(|| AccessError::Internal(format!("content {content} is {} but names no published version", stored.status)))?;
+        let stored = self.playable(claims).await?;
+        let publication = published_version(&stored)?;
         let published = Published { tenant: &claims.tenant, content, version: &publication.version };
         let text = self
             .playlists
@@ -116,7 +134,19 @@ impl ManifestService {
             .ok_or_else(|| AccessError::NotFound(format!("playlist {} of content {content}", path.relative())))?;
         match path {
             PlaylistPath::Master => {
-                personalize::master(&text, |r| format!("{}/v1/manifests/{content}/{r}/index.m3u8?token={token}", self.api_base_url))
+                let manifests = format!("{}/v1/manifests/{content}", self.api_base_url);
+                let subtitles: Vec<SubtitleRendition> = stored
+                    .captions
+                    .iter()
+                    .map(|t| SubtitleRendition {
+                        name: t.label.clone(),
+                        language: t.language.clone(),
+                        default: t.default,
+                        forced: t.forced,
+                        uri: format!("{manifests}/captions/{}/index.m3u8?token={token}", t.track),
+                    })
+                    .collect();
+                personalize::master(&text, |r| format!("{manifests}/{r}/index.m3u8?token={token}"), &subtitles)
             }
             PlaylistPath::Media(r) => {
                 let cdn = format!("{}{}/{r}/", self.hosts.content_base(&claims.tenant, content), publication.version);
@@ -131,4 +161,37 @@ impl ManifestService {
             }
         }
     }
+
+    /// The session is live and the token's content is the caller tenant's and playable.
+    async fn playable(&self, claims: &TokenClaims) -> Result<ContentRecord, AccessError> {
+        ensure_live_session(self.revocations.as_ref(), &claims.tenant, &claims.session).await?;
+        let content = &claims.content;
+        let stored = self.catalog.get(&claims.tenant, content).await.map_err(|e| AccessError::Unavailable(e.to_string()))?;
+        let stored = stored.filter(|r| r.tenant == claims.tenant).ok_or_else(|| AccessError::NotFound(format!("content {content}")))?;
+        if !stored.status.is_playable() {
+            return Err(AccessError::Conflict(format!("content {content} is {} and cannot be played", stored.status)));
+        }
+        Ok(stored)
+    }
+
+    /// A caption track's playlist: its WebVTT file on the CDN, as long as the title.
+    async fn render_captions(&self, claims: &TokenClaims, track: &TrackName) -> Result<String, AccessError> {
+        let stored = self.playable(claims).await?;
+        let publication = published_version(&stored)?;
+        let content = &claims.content;
+        let caption = stored
+            .captions
+            .iter()
+            .find(|t| t.track == *track)
+            .ok_or_else(|| AccessError::NotFound(format!("caption track {track} of content {content}")))?;
+        let duration = publication.duration_seconds.unwrap_or(0.0).max(caption.end_seconds);
+        personalize::subtitles(&format!("{}{}", self.hosts.content_base(&claims.tenant, content), caption.file), duration)
+    }
+}
+
+fn published_version(stored: &ContentRecord) -> Result<&Publication, AccessError> {
+    stored
+        .publication
+        .as_ref()
+        .ok_or_else(|| AccessError::Internal(format!("content {} is {} but names no published version", stored.content_id, stored.status)))
 }

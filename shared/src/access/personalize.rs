@@ -2,7 +2,7 @@
 //! URI becomes a signed, session-bound key URL, variant URIs become manifest URLs carrying the
 //! playback token, and segment and init URIs become absolute CDN URLs (fetched with cookies).
 
-use m3u8_rs::Playlist;
+use m3u8_rs::{AlternativeMedia, AlternativeMediaType, MediaPlaylist, MediaPlaylistType, MediaSegment, Playlist};
 
 use crate::access::AccessError;
 use crate::ids::RenditionName;
@@ -32,8 +32,22 @@ fn variant_rendition(uri: &str) -> Result<RenditionName, AccessError> {
         .ok_or_else(|| AccessError::Internal(format!("the master playlist names an unexpected variant URI {uri:?}")))
 }
 
-/// `variant_url(rendition)` gives the manifest URL of that rendition's playlist.
-pub fn master(text: &str, variant_url: impl Fn(&RenditionName) -> String) -> Result<String, AccessError> {
+/// The group every variant names for its subtitles.
+pub const SUBTITLES_GROUP: &str = "subs";
+
+/// A caption track as the master lists it; `uri` is its personalised playlist URL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubtitleRendition {
+    pub name: String,
+    pub language: String,
+    pub default: bool,
+    pub forced: bool,
+    pub uri: String,
+}
+
+/// `variant_url(rendition)` gives the manifest URL of that rendition's playlist; `subtitles`
+/// become `EXT-X-MEDIA TYPE=SUBTITLES` renditions that every variant names.
+pub fn master(text: &str, variant_url: impl Fn(&RenditionName) -> String, subtitles: &[SubtitleRendition]) -> Result<String, AccessError> {
     let mut playlist = parse(text)?;
     let Playlist::MasterPlaylist(master) = &mut playlist else {
         return Err(AccessError::Internal("master.m3u8 is a media playlist".into()));
@@ -46,6 +60,50 @@ pub fn master(text: &str, variant_url: impl Fn(&RenditionName) -> String) -> Res
             alternative.uri = Some(variant_url(&variant_rendition(uri)?));
         }
     }
+    if !subtitles.is_empty() {
+        // The origin's master names no subtitles: captions are the title's, not the version's.
+        master.alternatives.retain(|a| a.media_type != AlternativeMediaType::Subtitles);
+        let mut names: Vec<String> = Vec::new();
+        for track in subtitles {
+            // NAME must be unique within a group; two tracks may share a label.
+            let mut name = track.name.clone();
+            let mut n = 2;
+            while names.contains(&name) {
+                name = format!("{} ({n})", track.name);
+                n += 1;
+            }
+            names.push(name.clone());
+            master.alternatives.push(AlternativeMedia {
+                media_type: AlternativeMediaType::Subtitles,
+                uri: Some(track.uri.clone()),
+                group_id: SUBTITLES_GROUP.into(),
+                language: Some(track.language.clone()),
+                name,
+                default: track.default,
+                // A forced track must be selectable automatically (RFC 8216 4.3.4.1).
+                autoselect: true,
+                forced: track.forced,
+                ..Default::default()
+            });
+        }
+        for variant in master.variants.iter_mut().filter(|v| !v.is_i_frame) {
+            variant.subtitles = Some(SUBTITLES_GROUP.into());
+        }
+    }
+    render(&playlist)
+}
+
+/// A caption track's media playlist: one segment, the whole WebVTT file at `file_url`.
+pub fn subtitles(file_url: &str, duration_seconds: f64) -> Result<String, AccessError> {
+    let duration = duration_seconds.max(0.001);
+    let playlist = Playlist::MediaPlaylist(MediaPlaylist {
+        version: Some(3),
+        target_duration: duration.ceil() as u64,
+        playlist_type: Some(MediaPlaylistType::Vod),
+        end_list: true,
+        segments: vec![MediaSegment { uri: file_url.to_string(), duration: duration as f32, ..Default::default() }],
+        ..Default::default()
+    });
     render(&playlist)
 }
 
@@ -91,10 +149,44 @@ mod tests {
 
     #[test]
     fn master_variants_become_manifest_urls() {
-        let out = master(MASTER, |r| format!("https://api/v1/manifests/c1/{r}/index.m3u8?token=T")).unwrap();
+        let out = master(MASTER, |r| format!("https://api/v1/manifests/c1/{r}/index.m3u8?token=T"), &[]).unwrap();
         assert!(out.contains("\nhttps://api/v1/manifests/c1/360p/index.m3u8?token=T\n"), "{out}");
         assert!(out.contains("CODECS=\"avc1.64001e,mp4a.40.2\""));
-        assert!(master("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nhttps://evil/x.m3u8\n", |_| String::new()).is_err());
+        assert!(!out.contains("SUBTITLES"));
+        assert!(master("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nhttps://evil/x.m3u8\n", |_| String::new(), &[]).is_err());
+    }
+
+    #[test]
+    fn caption_tracks_become_subtitle_renditions() {
+        let track = |name: &str, language: &str, default: bool| SubtitleRendition {
+            name: name.into(),
+            language: language.into(),
+            default,
+            forced: false,
+            uri: format!("https://api/v1/manifests/c1/captions/{language}/index.m3u8?token=T"),
+        };
+        let tracks = [track("Deutsch", "de", true), track("English", "en", false), track("English", "en-GB", false)];
+        let out = master(MASTER, |r| format!("https://api/{r}"), &tracks).unwrap();
+        let parsed = m3u8_rs::parse_master_playlist_res(out.as_bytes()).unwrap();
+        let names: Vec<&str> = parsed.alternatives.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["Deutsch", "English", "English (2)"]);
+        assert!(parsed
+            .alternatives
+            .iter()
+            .all(|a| a.media_type == AlternativeMediaType::Subtitles && a.group_id == "subs" && a.autoselect));
+        assert!(parsed.alternatives[0].default && !parsed.alternatives[1].default);
+        assert_eq!(parsed.alternatives[1].uri.as_deref(), Some("https://api/v1/manifests/c1/captions/en/index.m3u8?token=T"));
+        assert_eq!(parsed.variants[0].subtitles.as_deref(), Some("subs"));
+        assert!(out.contains("#EXT-X-MEDIA:TYPE=SUBTITLES,URI=\"https://api/v1/manifests/c1/captions/de/index.m3u8?token=T\",GROUP-ID=\"subs\",LANGUAGE=\"de\",NAME=\"Deutsch\",DEFAULT=YES,AUTOSELECT=YES"), "{out}");
+    }
+
+    #[test]
+    fn a_subtitle_playlist_is_one_whole_file() {
+        let out = subtitles("https://h.cdn/acme/c1/captions/en-0a1b.vtt", 93.5).unwrap();
+        assert_eq!(
+            out,
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:94\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:93.5,\nhttps://h.cdn/acme/c1/captions/en-0a1b.vtt\n#EXT-X-ENDLIST\n"
+        );
     }
 
     #[test]

@@ -14,8 +14,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteIte
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{
-    CatalogError, ContentCatalog, ContentRecord, ContentStatus, Created, Expect, Failure, IdempotencyClaim, JobFigures, JobRef, Page,
-    Patch, Publication, SourceFile, UploadPlan,
+    CaptionTrack, CatalogError, ContentCatalog, ContentRecord, ContentStatus, Created, Expect, Failure, IdempotencyClaim, JobFigures,
+    JobRef, Page, Patch, Publication, SourceFile, UploadPlan,
 };
 use crate::content_keys::WrappedKey;
 use crate::ids::{ContentId, TenantId};
@@ -66,6 +66,10 @@ struct Stored {
     figures: Option<JobFigures>,
     #[serde(default)]
     keys: BTreeMap<String, serde_bytes::ByteBuf>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    captions: Vec<CaptionTrack>,
+    #[serde(default)]
+    captions_revision: u32,
 }
 
 fn default_profile() -> String {
@@ -131,6 +135,8 @@ fn from_item(item: HashMap<String, AttributeValue>) -> Result<ContentRecord, Cat
         failure: stored.failure,
         figures: stored.figures,
         keys,
+        captions: stored.captions,
+        captions_revision: stored.captions_revision,
     })
 }
 
@@ -155,6 +161,8 @@ fn to_stored(r: &ContentRecord) -> Stored {
         failure: r.failure.clone(),
         figures: r.figures.clone(),
         keys: r.keys.iter().map(|(id, blob)| (id.to_string(), serde_bytes::ByteBuf::from(blob.as_bytes().to_vec()))).collect(),
+        captions: r.captions.clone(),
+        captions_revision: r.captions_revision,
     }
 }
 
@@ -207,6 +215,12 @@ impl Expression {
             let (n, v) = (self.name("attempts"), self.value(AttributeValue::N(attempts.to_string())));
             parts.push(format!("{n} = {v}"));
         }
+        if let Some(revision) = expect.captions_revision {
+            let (n, v) = (self.name("captions_revision"), self.value(AttributeValue::N(revision.to_string())));
+            // Records written before captions existed have no counter: that is revision 0.
+            let absent = if revision == 0 { format!("attribute_not_exists({n}) OR ") } else { String::new() };
+            parts.push(format!("({absent}{n} = {v})"));
+        }
         parts.join(" AND ")
     }
 
@@ -236,6 +250,9 @@ impl Expression {
         if let Some(f) = &patch.figures {
             assign(self, "figures", to_value(f)?);
         }
+        if let Some(c) = &patch.captions {
+            assign(self, "captions", to_value(c)?);
+        }
         match &patch.job {
             Some(Some(j)) => assign(self, "job", to_value(j)?),
             Some(None) => remove.push(self.name("job")),
@@ -250,6 +267,11 @@ impl Expression {
             Some(Some(f)) => assign(self, "failure", to_value(f)?),
             Some(None) => remove.push(self.name("failure")),
             None => {}
+        }
+        if patch.captions.is_some() {
+            let (n, zero, one) =
+                (self.name("captions_revision"), self.value(AttributeValue::N("0".into())), self.value(AttributeValue::N("1".into())));
+            set.push(format!("{n} = if_not_exists({n}, {zero}) + {one}"));
         }
         let mut expression = format!("SET {}", set.join(", "));
         if !remove.is_empty() {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::access::{record, AccessError, Decided, RequestMeta};
 use crate::audit::AuditSink;
-use crate::catalog::{ContentCatalog, ContentRecord, ContentStatus, Failure, JobFigures, Rendition};
+use crate::catalog::{CaptionTrack, ContentCatalog, ContentRecord, ContentStatus, Failure, JobFigures, Rendition};
 use crate::ids::ContentId;
 use crate::principal::{Principal, Scope};
 
@@ -38,6 +38,9 @@ pub struct ContentView {
     /// The trick-play WebVTT track (cues into thumbnail sprite sheets), relative like `poster`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storyboard: Option<String>,
+    /// Caption tracks, whatever the status (they may be attached before publication); each
+    /// `file` is relative to the content's folder, like `poster`.
+    pub captions: Vec<CaptionTrack>,
     pub attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub figures: Option<JobFigures>,
@@ -57,6 +60,7 @@ pub fn view(record: &ContentRecord) -> ContentView {
         duration_seconds: publication.and_then(|p| p.duration_seconds),
         poster: publication.and_then(|p| p.poster.as_ref().map(|poster| format!("{}/{poster}", p.version))),
         storyboard: publication.and_then(|p| p.storyboard.as_ref().map(|track| format!("{}/{track}", p.version))),
+        captions: record.captions.clone(),
         attempts: record.attempts,
         figures: record.figures.clone(),
     }

@@ -2,6 +2,7 @@
 //! tests, benches and the local stack use these; nothing here is a test double written twice.
 
 pub mod api_tokens;
+pub mod caption_files;
 pub mod catalog;
 pub mod ingest;
 pub mod key_vault;
@@ -10,6 +11,7 @@ pub mod playlists;
 pub mod sessions;
 
 pub use api_tokens::MemoryApiTokens;
+pub use caption_files::MemoryCaptionFiles;
 pub use catalog::MemoryCatalog;
 pub use ingest::{MemoryJobs, MemoryQueues, MemorySourceStore};
 pub use key_vault::MemoryKeyVault;
