@@ -49,6 +49,13 @@ fn ladder_plays_in_ffmpeg_with_every_source_frame_and_aligned_idrs() {
             assert!(key && kind == "I", "{name} segment {i} starts with {kind}");
         }
     }
+    // Caption files map cue time 0 to this timestamp (WebVTT's X-TIMESTAMP-MAP).
+    let start = probe_playlist(&t.out.join("720p/index.m3u8"), "stream=start_pts", "v:0");
+    assert_eq!(
+        start[0],
+        vaultstream::ladder::Container::Ts.presentation_start_90khz().to_string(),
+        "the presentation starts where captions expect"
+    );
     let manifest = t.manifest();
     assert_eq!(manifest["status"], "complete");
     assert_eq!(manifest["renditions"].as_array().unwrap().len(), 3);
@@ -510,6 +517,8 @@ fn av1_archive_profile_writes_fmp4_that_plays() {
     assert_eq!(frame_count(&t.out.join("360p/index.m3u8"), "v:0"), 48);
     let codec = probe_playlist(&t.out.join("360p/index.m3u8"), "stream=codec_name", "v:0");
     assert_eq!(codec[0], "av1");
+    let start = probe_playlist(&t.out.join("360p/index.m3u8"), "stream=start_pts", "v:0");
+    assert_eq!(start[0], vaultstream::ladder::Container::Fmp4.presentation_start_90khz().to_string(), "captions map cue 0 to fMP4's start");
 }
 
 #[test]
