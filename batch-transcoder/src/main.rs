@@ -13,6 +13,7 @@ mod decode;
 mod encoder;
 mod error;
 mod fanout;
+mod iframes;
 mod interleave;
 mod job;
 mod keyframes;

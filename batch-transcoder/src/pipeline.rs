@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use vaultstream::hls::{self, Variant};
+use vaultstream::hls::{self, IFrameVariant, Variant};
 use vaultstream::ladder::Container;
 
 use crate::decode::{self, Decoders};
@@ -20,6 +20,7 @@ use crate::plan::{self, Plan};
 use crate::probe;
 use crate::progress::{Progress, ProgressObserver};
 use crate::publish::{abandon_paths, Staging};
+use crate::rendition::RenditionOutput;
 use crate::watchdog::{Phase, Watchdog};
 
 /// A finished transcode in its staging folder: what to publish, in order, then the master.
@@ -94,6 +95,13 @@ pub fn transcode(
             &format!("{}/index.m3u8", out.name),
             hls::media_playlist(&out.playlist_segments(), out.init_segment.as_deref()).as_bytes(),
         )?;
+        if let Some(iframes) = &out.iframes {
+            let segments = RenditionOutput::hls_segments(&iframes.segments);
+            staging.write(
+                &format!("{}/{}", out.name, iframes.playlist),
+                hls::iframe_playlist(&segments, iframes.init_segment.as_deref()).as_bytes(),
+            )?;
+        }
     }
     let variants: Vec<Variant> = outputs
         .iter()
@@ -105,6 +113,12 @@ pub fn transcode(
             resolution: o.width.zip(o.height),
             frame_rate: o.width.map(|_| f64::from(timeline.fps_num) / f64::from(timeline.fps_den)),
             video_range: o.video_range.map(|r| r.hls()),
+            iframes: o.iframes.as_ref().map(|i| IFrameVariant {
+                uri: format!("{}/{}", o.name, i.playlist),
+                bandwidth: i.bandwidth,
+                // The video codec comes first; I-frame segments carry no audio.
+                codecs: o.codecs.split(',').next().unwrap_or_default().to_string(),
+            }),
         })
         .collect();
     let master = hls::master_playlist(&variants, job.profile.container == Container::Fmp4);

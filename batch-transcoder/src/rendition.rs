@@ -17,6 +17,7 @@ use vaultstream::segment_cipher::{encrypt_segment_in_place, Iv};
 use crate::colour::{DynamicRange, Tags};
 use crate::encoder::{self, VideoEncoder, VideoSettings};
 use crate::error::{Result, TranscodeError};
+use crate::iframes::{IFrameOutput, IFrameTrack};
 use crate::interleave::Interleaver;
 use crate::keyframes::Timeline;
 use crate::keys::KeyRing;
@@ -91,6 +92,9 @@ pub struct RenditionOutput {
     pub init_segment: Option<String>,
     pub frames: u64,
     pub segments: Vec<SegmentRecord>,
+    /// The trick-play track of a video rung.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iframes: Option<IFrameOutput>,
     /// Peak and average segment bit rate (bits per second, as delivered: encrypted).
     pub bandwidth: u64,
     pub average_bandwidth: u64,
@@ -98,7 +102,11 @@ pub struct RenditionOutput {
 
 impl RenditionOutput {
     pub fn playlist_segments(&self) -> Vec<Segment> {
-        self.segments
+        Self::hls_segments(&self.segments)
+    }
+
+    pub fn hls_segments(segments: &[SegmentRecord]) -> Vec<Segment> {
+        segments
             .iter()
             .map(|s| Segment { uri: s.uri.clone(), duration: s.duration, key: SegmentKey { uri: s.key_uri.clone(), iv: s.iv_bytes } })
             .collect()
@@ -133,6 +141,7 @@ struct Segmenter<'k> {
     end_time: f64,
     segments: Vec<SegmentRecord>,
     video_codec_string: Option<String>,
+    iframes: Option<IFrameTrack>,
 }
 
 impl Segmenter<'_> {
@@ -158,6 +167,9 @@ impl Segmenter<'_> {
             }
         }
         self.end_time = self.end_time.max(pts + duration);
+        if let Some(track) = self.iframes.as_mut().filter(|_| is_video && packet.is_key()) {
+            track.key_packet(&packet, pts, self.keys)?;
+        }
         self.muxer.write(stream, &mut packet)
     }
 
@@ -206,6 +218,10 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
         }
         None => (None, None),
     };
+    let iframes = match video.as_ref().zip(specs.first()) {
+        Some((_, spec)) => Some(IFrameTrack::new(plan.container, spec, plan.dir.clone(), plan.timeline)?),
+        None => None,
+    };
     let video_stream = video.as_ref().map(|_| 0usize);
     let audio_stream = audio.as_ref().map(|_| usize::from(video.is_some()));
     let stream_count = specs.len();
@@ -220,6 +236,7 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
         end_time: 0.0,
         segments: Vec::new(),
         video_codec_string: None,
+        iframes,
     };
     let mut interleaver: Interleaver<Packet> = Interleaver::new(stream_count);
     let time_bases: Vec<Rational> = specs.iter().map(|s| s.time_base).collect();
@@ -274,6 +291,7 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
     let last_duration = segmenter.end_time - start;
     let tail = segmenter.muxer.finish()?;
     segmenter.emit(tail, last_duration)?;
+    let iframes = segmenter.iframes.take().map(|track| track.finish(segmenter.end_time, keys)).transpose()?;
     let (quality, quality_cpu_seconds) = match video.as_mut().and_then(|v| v.quality.take()).map(QualityProbe::finish) {
         Some(Ok(measured)) => measured,
         Some(Err(e)) => {
@@ -318,6 +336,7 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
         init_segment,
         frames: video.as_ref().map_or(0, |v| v.frames),
         segments: segmenter.segments,
+        iframes,
         bandwidth,
         average_bandwidth,
     })

@@ -49,6 +49,23 @@ fn ladder_plays_in_ffmpeg_with_every_source_frame_and_aligned_idrs() {
             assert!(key && kind == "I", "{name} segment {i} starts with {kind}");
         }
     }
+    // Trick play: every rung has an I-frame playlist whose segments decode, each to one IDR
+    // frame, one a GOP (13 s in 2 s GOPs), lasting the whole title between them.
+    for name in ["720p", "480p", "360p"] {
+        let line = master.lines().find(|l| l.contains(&format!("URI=\"{name}/iframes.m3u8\""))).unwrap_or_else(|| panic!("{master}"));
+        assert!(line.starts_with("#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=") && line.contains("CODECS=\"avc1.64"), "{line}");
+        assert!(!line.contains("mp4a"), "I-frame segments carry no audio: {line}");
+        let playlist = t.read(&format!("{name}/iframes.m3u8"));
+        assert!(playlist.contains("#EXT-X-I-FRAMES-ONLY"), "{playlist}");
+        assert_eq!(playlist.matches("#EXT-X-KEY:METHOD=AES-128,URI=\"../../out.key\"").count(), 7, "{playlist}");
+        let total: f64 =
+            playlist.lines().filter_map(|l| l.strip_prefix("#EXTINF:")).map(|d| d.trim_end_matches(',').parse::<f64>().unwrap()).sum();
+        assert!((total - 13.0).abs() < 0.1, "the I-frames span the title: {total}");
+        let types = probe_playlist(&t.out.join(name).join("iframes.m3u8"), "frame=pict_type", "v:0");
+        let types: std::collections::BTreeSet<&str> = types.iter().map(|t| t.trim_end_matches(',')).collect();
+        assert_eq!(types, std::collections::BTreeSet::from(["I"]), "{name}: only I frames");
+        assert_eq!(frame_count(&t.out.join(name).join("iframes.m3u8"), "v:0"), 7, "{name}: one frame a GOP");
+    }
     // Caption files map cue time 0 to this timestamp (WebVTT's X-TIMESTAMP-MAP).
     let start = probe_playlist(&t.out.join("720p/index.m3u8"), "stream=start_pts", "v:0");
     assert_eq!(
@@ -517,6 +534,9 @@ fn av1_archive_profile_writes_fmp4_that_plays() {
     assert_eq!(frame_count(&t.out.join("360p/index.m3u8"), "v:0"), 48);
     let codec = probe_playlist(&t.out.join("360p/index.m3u8"), "stream=codec_name", "v:0");
     assert_eq!(codec[0], "av1");
+    let iframes = t.read("360p/iframes.m3u8");
+    assert!(iframes.contains("#EXT-X-MAP:URI=\"iframes_init.mp4\"") && iframes.contains("iframe_00000.m4s"), "{iframes}");
+    assert_eq!(frame_count(&t.out.join("360p/iframes.m3u8"), "v:0"), 1, "one IDR in a 2 s clip of 2 s GOPs");
     let start = probe_playlist(&t.out.join("360p/index.m3u8"), "stream=start_pts", "v:0");
     assert_eq!(start[0], vaultstream::ladder::Container::Fmp4.presentation_start_90khz().to_string(), "captions map cue 0 to fMP4's start");
 }

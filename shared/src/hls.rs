@@ -25,6 +25,16 @@ pub struct Segment {
 /// `init_uri` is the fMP4 init section (`EXT-X-MAP`), which stays unencrypted so that it can be
 /// declared before the first key tag.
 pub fn media_playlist(segments: &[Segment], init_uri: Option<&str>) -> String {
+    playlist(segments, init_uri, false)
+}
+
+/// A trick-play playlist (`EXT-X-I-FRAMES-ONLY`): each segment holds one IDR frame on its own
+/// and lasts until the next one, encrypted like every other segment.
+pub fn iframe_playlist(segments: &[Segment], init_uri: Option<&str>) -> String {
+    playlist(segments, init_uri, true)
+}
+
+fn playlist(segments: &[Segment], init_uri: Option<&str>, i_frames_only: bool) -> String {
     // RFC 8216 §4.3.3.1: every EXTINF rounded to the nearest integer must not exceed it.
     let target = segments.iter().map(|s| s.duration.round() as u64).max().unwrap_or(1).max(1);
     let segments = segments
@@ -47,8 +57,15 @@ pub fn media_playlist(segments: &[Segment], init_uri: Option<&str>) -> String {
             ..Default::default()
         })
         .collect();
+    let version = match (init_uri.is_some(), i_frames_only) {
+        (true, _) => 6,
+        // EXT-X-I-FRAMES-ONLY needs version 4.
+        (false, true) => 4,
+        (false, false) => 3,
+    };
     let playlist = MediaPlaylist {
-        version: Some(if init_uri.is_some() { 6 } else { 3 }),
+        version: Some(version),
+        i_frames_only,
         target_duration: target,
         media_sequence: 0,
         segments,
@@ -71,27 +88,58 @@ pub struct Variant {
     pub frame_rate: Option<f64>,
     /// `VIDEO-RANGE`: `SDR`, `PQ` or `HLG`, for variants with video.
     pub video_range: Option<&'static str>,
+    /// Its trick-play playlist, for variants with video.
+    pub iframes: Option<IFrameVariant>,
+}
+
+/// An `EXT-X-I-FRAME-STREAM-INF`: the I-frame playlist of a variant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IFrameVariant {
+    pub uri: String,
+    /// Peak bit rate of its segments, bits per second.
+    pub bandwidth: u64,
+    /// The video codec only.
+    pub codecs: String,
 }
 
 pub fn master_playlist(variants: &[Variant], fmp4: bool) -> String {
+    let video_range = |v: &Variant| {
+        v.video_range
+            .map(|range| std::collections::HashMap::from([("VIDEO-RANGE".to_string(), QuotedOrUnquoted::Unquoted(range.to_string()))]))
+    };
+    let resolution = |v: &Variant| v.resolution.map(|(w, h)| Resolution { width: w.into(), height: h.into() });
+    let streams = variants.iter().map(|v| VariantStream {
+        uri: v.uri.clone(),
+        bandwidth: v.bandwidth,
+        average_bandwidth: Some(v.average_bandwidth),
+        codecs: Some(v.codecs.clone()),
+        resolution: resolution(v),
+        frame_rate: v.frame_rate.map(|f| (f * 1000.0).round() / 1000.0),
+        other_attributes: video_range(v),
+        ..Default::default()
+    });
+    let iframe_streams = variants.iter().filter_map(|v| {
+        v.iframes.as_ref().map(|i| VariantStream {
+            is_i_frame: true,
+            uri: i.uri.clone(),
+            bandwidth: i.bandwidth,
+            codecs: Some(i.codecs.clone()),
+            resolution: resolution(v),
+            other_attributes: video_range(v),
+            ..Default::default()
+        })
+    });
     let playlist = MasterPlaylist {
-        version: Some(if fmp4 { 6 } else { 3 }),
+        // EXT-X-I-FRAME-STREAM-INF needs version 4.
+        version: Some(if fmp4 {
+            6
+        } else if variants.iter().any(|v| v.iframes.is_some()) {
+            4
+        } else {
+            3
+        }),
         independent_segments: true,
-        variants: variants
-            .iter()
-            .map(|v| VariantStream {
-                uri: v.uri.clone(),
-                bandwidth: v.bandwidth,
-                average_bandwidth: Some(v.average_bandwidth),
-                codecs: Some(v.codecs.clone()),
-                resolution: v.resolution.map(|(w, h)| Resolution { width: w.into(), height: h.into() }),
-                frame_rate: v.frame_rate.map(|f| (f * 1000.0).round() / 1000.0),
-                other_attributes: v.video_range.map(|range| {
-                    std::collections::HashMap::from([("VIDEO-RANGE".to_string(), QuotedOrUnquoted::Unquoted(range.to_string()))])
-                }),
-                ..Default::default()
-            })
-            .collect(),
+        variants: streams.chain(iframe_streams).collect(),
         ..Default::default()
     };
     render(|w| playlist.write_to(w))
@@ -139,6 +187,15 @@ mod tests {
     }
 
     #[test]
+    fn iframe_playlists_say_so_and_keep_their_keys() {
+        let text = iframe_playlist(&[seg(0, 2.0), seg(1, 2.0)], None);
+        assert!(text.contains("#EXT-X-I-FRAMES-ONLY\n") && text.contains("#EXT-X-VERSION:4\n"), "{text}");
+        assert_eq!(text.matches("#EXT-X-KEY:METHOD=AES-128").count(), 2);
+        let parsed = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
+        assert!(parsed.i_frames_only);
+    }
+
+    #[test]
     fn master_lists_variants_with_attributes() {
         let text = master_playlist(
             &[Variant {
@@ -149,8 +206,14 @@ mod tests {
                 resolution: Some((1280, 720)),
                 frame_rate: Some(30000.0 / 1001.0),
                 video_range: Some("PQ"),
+                iframes: Some(IFrameVariant { uri: "720p/iframes.m3u8".into(), bandwidth: 410_000, codecs: "avc1.64001f".into() }),
             }],
             false,
+        );
+        assert!(text.contains("#EXT-X-VERSION:4"), "{text}");
+        assert!(
+            text.contains("#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=410000,CODECS=\"avc1.64001f\",RESOLUTION=1280x720,VIDEO-RANGE=PQ,URI=\"720p/iframes.m3u8\"\n"),
+            "{text}"
         );
         assert!(text.contains("#EXT-X-INDEPENDENT-SEGMENTS"));
         assert!(text.contains("BANDWIDTH=3100000"));
@@ -161,7 +224,7 @@ mod tests {
         assert!(text.contains("VIDEO-RANGE=PQ"), "{text}");
         assert!(text.contains("720p/index.m3u8"));
         // What the playback path re-renders keeps the range.
-        let again = crate::access::personalize::master(&text, |r| format!("https://cdn.example/{r}.m3u8"), &[]).unwrap();
+        let again = crate::access::personalize::master(&text, |p| format!("https://cdn.example/{}", p.relative()), &[]).unwrap();
         assert!(again.contains("VIDEO-RANGE=PQ"), "{again}");
     }
 }

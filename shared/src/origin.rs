@@ -28,6 +28,8 @@ impl Published<'_> {
 pub enum PlaylistPath {
     Master,
     Media(RenditionName),
+    /// A video rendition's trick-play playlist (`EXT-X-I-FRAMES-ONLY`).
+    IFrames(RenditionName),
 }
 
 impl PlaylistPath {
@@ -35,6 +37,26 @@ impl PlaylistPath {
         match self {
             PlaylistPath::Master => "master.m3u8".into(),
             PlaylistPath::Media(r) => format!("{r}/index.m3u8"),
+            PlaylistPath::IFrames(r) => format!("{r}/iframes.m3u8"),
+        }
+    }
+
+    /// The rendition playlist a relative URI names (`720p/index.m3u8`, `720p/iframes.m3u8`).
+    pub fn of_rendition(relative: &str) -> Option<PlaylistPath> {
+        let (name, file) = relative.split_once('/')?;
+        let name = RenditionName::parse(name).ok()?;
+        match file {
+            "index.m3u8" => Some(PlaylistPath::Media(name)),
+            "iframes.m3u8" => Some(PlaylistPath::IFrames(name)),
+            _ => None,
+        }
+    }
+
+    /// The rendition whose folder holds the playlist's segments.
+    pub fn rendition(&self) -> Option<&RenditionName> {
+        match self {
+            PlaylistPath::Master => None,
+            PlaylistPath::Media(r) | PlaylistPath::IFrames(r) => Some(r),
         }
     }
 

@@ -310,9 +310,22 @@ async fn local_stack_from_demo_to_browser_to_restart() {
         .output()
         .unwrap();
     assert!(decoded.status.success(), "ffmpeg through the edge: {}", String::from_utf8_lossy(&decoded.stderr));
+    // The trick-play playlist, personalised like the others (signed key URLs, CDN segments), decodes.
+    let master = http.get(grant["manifest_url"].as_str().unwrap()).send().await.unwrap().text().await.unwrap();
+    let iframes = master.lines().find(|l| l.starts_with("#EXT-X-I-FRAME-STREAM-INF")).and_then(|l| l.split("URI=\"").nth(1)).unwrap();
+    let iframes = iframes.split('"').next().unwrap();
+    assert!(iframes.contains("/iframes.m3u8?token="), "{master}");
+    let trick = Command::new("ffprobe")
+        .args(["-v", "error", "-http_proxy", &edge, "-headers", &format!("Cookie: {cookie}\r\n")])
+        .args(["-select_streams", "v:0", "-show_entries", "frame=pict_type", "-of", "csv=p=0", iframes])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&trick.stdout);
+    let types: Vec<&str> = text.lines().map(|t| t.trim_end_matches(',')).filter(|t| !t.is_empty()).collect();
+    assert!(trick.status.success() && types.len() == 3, "a 6 s title has 3 GOPs: {text}{}", String::from_utf8_lossy(&trick.stderr));
+    assert!(types.iter().all(|t| *t == "I"), "only I frames: {text}");
     // FFmpeg 5.1's HLS demuxer skips subtitle renditions of a master; it reads the caption
     // track's own playlist, the URI the master names for it.
-    let master = http.get(grant["manifest_url"].as_str().unwrap()).send().await.unwrap().text().await.unwrap();
     let subtitles = master.lines().find(|l| l.contains("TYPE=SUBTITLES")).and_then(|l| l.split("URI=\"").nth(1)).unwrap();
     let subtitles = subtitles.split('"').next().unwrap();
     let webvtt = Command::new("ffmpeg")

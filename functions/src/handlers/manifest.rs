@@ -38,6 +38,7 @@ impl HttpFunction for Manifest {
             [id, "master.m3u8"] => (Some(id.to_string()), Requested::Master),
             [id, "captions", track, "index.m3u8"] => (Some(id.to_string()), Requested::Captions(track)),
             [id, rendition, "index.m3u8"] => (Some(id.to_string()), Requested::Rendition(rendition)),
+            [id, rendition, "iframes.m3u8"] => (Some(id.to_string()), Requested::IFrames(rendition)),
             _ => (None, Requested::Master),
         };
         let span = tracing::info_span!("manifest", request_id = %meta.request_id, tenant = tracing::field::Empty, content_id = content_id.as_deref().unwrap_or("-"));
@@ -51,6 +52,7 @@ impl HttpFunction for Manifest {
                     let playlist_name = match requested {
                         Requested::Master => "master".to_string(),
                         Requested::Rendition(r) => r.to_string(),
+                        Requested::IFrames(r) => format!("{r}/iframes"),
                         Requested::Captions(t) => format!("captions/{t}"),
                     };
                     tracing::info!(status = 200, rendition = %playlist_name, "playlist served");

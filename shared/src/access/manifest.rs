@@ -54,6 +54,8 @@ pub enum Requested<'a> {
     Master,
     /// A rendition's media playlist (`720p`).
     Rendition(&'a str),
+    /// A video rendition's I-frame playlist (`720p`).
+    IFrames(&'a str),
     /// A caption track's media playlist (`en`).
     Captions(&'a str),
 }
@@ -66,6 +68,10 @@ impl Requested<'_> {
             Requested::Master => format!("content/{c}/master.m3u8"),
             Requested::Rendition(r) => match RenditionName::parse(*r) {
                 Ok(r) => format!("content/{c}/{r}/index.m3u8"),
+                Err(_) => format!("content/{c}/{INVALID_PART}"),
+            },
+            Requested::IFrames(r) => match RenditionName::parse(*r) {
+                Ok(r) => format!("content/{c}/{r}/iframes.m3u8"),
                 Err(_) => format!("content/{c}/{INVALID_PART}"),
             },
             Requested::Captions(t) => match TrackName::parse(*t) {
@@ -117,6 +123,7 @@ impl ManifestService {
         let path = match requested {
             Requested::Master => PlaylistPath::Master,
             Requested::Rendition(r) => PlaylistPath::Media(RenditionName::parse(r).map_err(|e| AccessError::BadRequest(e.to_string()))?),
+            Requested::IFrames(r) => PlaylistPath::IFrames(RenditionName::parse(r).map_err(|e| AccessError::BadRequest(e.to_string()))?),
             Requested::Captions(t) => {
                 let track = TrackName::parse(t).map_err(|e| AccessError::BadRequest(e.to_string()))?;
                 return self.render_captions(claims, &track).await;
@@ -146,9 +153,9 @@ impl ManifestService {
                         uri: format!("{manifests}/captions/{}/index.m3u8?token={token}", t.track),
                     })
                     .collect();
-                personalize::master(&text, |r| format!("{manifests}/{r}/index.m3u8?token={token}"), &subtitles)
+                personalize::master(&text, |p| format!("{manifests}/{}?token={token}", p.relative()), &subtitles)
             }
-            PlaylistPath::Media(r) => {
+            PlaylistPath::Media(r) | PlaylistPath::IFrames(r) => {
                 let cdn = format!("{}{}/{r}/", self.hosts.content_base(&claims.tenant, content), publication.version);
                 // Key tokens live as long as the playback grant: players do not reload a VOD
                 // playlist, so a key period that starts an hour in must still find its token

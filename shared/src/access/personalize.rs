@@ -5,7 +5,7 @@
 use m3u8_rs::{AlternativeMedia, AlternativeMediaType, MediaPlaylist, MediaPlaylistType, MediaSegment, Playlist};
 
 use crate::access::AccessError;
-use crate::ids::RenditionName;
+use crate::origin::PlaylistPath;
 use crate::KeyId;
 
 pub const KEY_URI_SCHEME: &str = "key://";
@@ -24,11 +24,10 @@ fn render(playlist: &Playlist) -> Result<String, AccessError> {
     String::from_utf8(out).map_err(|_| AccessError::Internal("playlist rendering produced non-UTF-8".into()))
 }
 
-/// The rendition a variant URI names (`720p/index.m3u8` → `720p`); anything else is refused so
-/// a stored playlist cannot point viewers elsewhere.
-fn variant_rendition(uri: &str) -> Result<RenditionName, AccessError> {
-    uri.strip_suffix("/index.m3u8")
-        .and_then(|name| RenditionName::parse(name).ok())
+/// The rendition playlist a variant URI names (`720p/index.m3u8`, `720p/iframes.m3u8`); anything
+/// else is refused so a stored playlist cannot point viewers elsewhere.
+fn variant_playlist(uri: &str) -> Result<PlaylistPath, AccessError> {
+    PlaylistPath::of_rendition(uri)
         .ok_or_else(|| AccessError::Internal(format!("the master playlist names an unexpected variant URI {uri:?}")))
 }
 
@@ -45,19 +44,19 @@ pub struct SubtitleRendition {
     pub uri: String,
 }
 
-/// `variant_url(rendition)` gives the manifest URL of that rendition's playlist; `subtitles`
+/// `variant_url(playlist)` gives the manifest URL of a rendition's playlist; `subtitles`
 /// become `EXT-X-MEDIA TYPE=SUBTITLES` renditions that every variant names.
-pub fn master(text: &str, variant_url: impl Fn(&RenditionName) -> String, subtitles: &[SubtitleRendition]) -> Result<String, AccessError> {
+pub fn master(text: &str, variant_url: impl Fn(&PlaylistPath) -> String, subtitles: &[SubtitleRendition]) -> Result<String, AccessError> {
     let mut playlist = parse(text)?;
     let Playlist::MasterPlaylist(master) = &mut playlist else {
         return Err(AccessError::Internal("master.m3u8 is a media playlist".into()));
     };
     for variant in &mut master.variants {
-        variant.uri = variant_url(&variant_rendition(&variant.uri)?);
+        variant.uri = variant_url(&variant_playlist(&variant.uri)?);
     }
     for alternative in &mut master.alternatives {
         if let Some(uri) = &alternative.uri {
-            alternative.uri = Some(variant_url(&variant_rendition(uri)?));
+            alternative.uri = Some(variant_url(&variant_playlist(uri)?));
         }
     }
     if !subtitles.is_empty() {
@@ -149,11 +148,20 @@ mod tests {
 
     #[test]
     fn master_variants_become_manifest_urls() {
-        let out = master(MASTER, |r| format!("https://api/v1/manifests/c1/{r}/index.m3u8?token=T"), &[]).unwrap();
+        let out = master(MASTER, |p| format!("https://api/v1/manifests/c1/{}?token=T", p.relative()), &[]).unwrap();
         assert!(out.contains("\nhttps://api/v1/manifests/c1/360p/index.m3u8?token=T\n"), "{out}");
         assert!(out.contains("CODECS=\"avc1.64001e,mp4a.40.2\""));
         assert!(!out.contains("SUBTITLES"));
         assert!(master("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nhttps://evil/x.m3u8\n", |_| String::new(), &[]).is_err());
+    }
+
+    #[test]
+    fn iframe_variants_become_manifest_urls() {
+        let text = format!("{MASTER}#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=90000,CODECS=\"avc1.64001e\",URI=\"360p/iframes.m3u8\"\n");
+        let out = master(&text, |p| format!("https://api/v1/manifests/c1/{}?token=T", p.relative()), &[]).unwrap();
+        assert!(out.contains("URI=\"https://api/v1/manifests/c1/360p/iframes.m3u8?token=T\""), "{out}");
+        let elsewhere = text.replace("360p/iframes.m3u8", "https://evil/iframes.m3u8");
+        assert!(master(&elsewhere, |_| String::new(), &[]).is_err());
     }
 
     #[test]
@@ -166,7 +174,7 @@ mod tests {
             uri: format!("https://api/v1/manifests/c1/captions/{language}/index.m3u8?token=T"),
         };
         let tracks = [track("Deutsch", "de", true), track("English", "en", false), track("English", "en-GB", false)];
-        let out = master(MASTER, |r| format!("https://api/{r}"), &tracks).unwrap();
+        let out = master(MASTER, |p| format!("https://api/{}", p.relative()), &tracks).unwrap();
         let parsed = m3u8_rs::parse_master_playlist_res(out.as_bytes()).unwrap();
         let names: Vec<&str> = parsed.alternatives.iter().map(|a| a.name.as_str()).collect();
         assert_eq!(names, ["Deutsch", "English", "English (2)"]);
