@@ -345,6 +345,7 @@ impl HwUpload {
             }
             hw.set_pts(frame.pts());
             hw.set_kind(frame.kind());
+            crate::closed_captions::carry(frame, &mut hw)?;
             Ok(hw)
         }
     }

@@ -8,6 +8,7 @@
 //! ([`origin_upload`]), the content record moved along.
 
 mod cli;
+mod closed_captions;
 mod colour;
 mod decode;
 mod encoder;

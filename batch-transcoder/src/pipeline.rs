@@ -119,6 +119,7 @@ pub fn transcode(
                 // The video codec comes first; I-frame segments carry no audio.
                 codecs: o.codecs.split(',').next().unwrap_or_default().to_string(),
             }),
+            closed_captions: o.closed_captions,
         })
         .collect();
     let master = hls::master_playlist(&variants, job.profile.container == Container::Fmp4);

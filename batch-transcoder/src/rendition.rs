@@ -14,6 +14,7 @@ use vaultstream::hls::{Segment, SegmentKey};
 use vaultstream::ladder::{Container, VideoCodec};
 use vaultstream::segment_cipher::{encrypt_segment_in_place, Iv};
 
+use crate::closed_captions;
 use crate::colour::{DynamicRange, Tags};
 use crate::encoder::{self, VideoEncoder, VideoSettings};
 use crate::error::{Result, TranscodeError};
@@ -95,6 +96,8 @@ pub struct RenditionOutput {
     /// The trick-play track of a video rung.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iframes: Option<IFrameOutput>,
+    /// Whether its video carries the source's CEA-608/708 captions.
+    pub closed_captions: bool,
     /// Peak and average segment bit rate (bits per second, as delivered: encrypted).
     pub bandwidth: u64,
     pub average_bandwidth: u64,
@@ -142,6 +145,9 @@ struct Segmenter<'k> {
     segments: Vec<SegmentRecord>,
     video_codec_string: Option<String>,
     iframes: Option<IFrameTrack>,
+    /// Whether the video carries CEA-608/708 captions (A/53 SEI).
+    closed_captions: bool,
+    video_codec: Option<VideoCodec>,
 }
 
 impl Segmenter<'_> {
@@ -167,6 +173,10 @@ impl Segmenter<'_> {
             }
         }
         self.end_time = self.end_time.max(pts + duration);
+        if is_video && !self.closed_captions {
+            let hevc = self.video_codec == Some(VideoCodec::Hevc);
+            self.closed_captions = packet.data().is_some_and(|d| closed_captions::in_access_unit(d, hevc));
+        }
         if let Some(track) = self.iframes.as_mut().filter(|_| is_video && packet.is_key()) {
             track.key_packet(&packet, pts, self.keys)?;
         }
@@ -237,6 +247,8 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
         segments: Vec::new(),
         video_codec_string: None,
         iframes,
+        closed_captions: false,
+        video_codec: plan.video.as_ref().map(|v| v.codec),
     };
     let mut interleaver: Interleaver<Packet> = Interleaver::new(stream_count);
     let time_bases: Vec<Rational> = specs.iter().map(|s| s.time_base).collect();
@@ -335,6 +347,7 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
         quality_cpu_seconds,
         init_segment,
         frames: video.as_ref().map_or(0, |v| v.frames),
+        closed_captions: segmenter.closed_captions,
         segments: segmenter.segments,
         iframes,
         bandwidth,
@@ -406,6 +419,7 @@ fn prepare_frame(v: &mut VideoPath, input: &frame::Video, timeline: &Timeline) -
         };
         let mut scaled = frame::Video::new(format, width, height);
         scaler.run(input, &mut scaled).map_err(|e| TranscodeError::Fatal(format!("scaling: {e}")))?;
+        closed_captions::carry(input, &mut scaled)?;
         scaled
     };
     let index = input.pts().unwrap_or(0);

@@ -26,6 +26,7 @@ fn ladder_plays_in_ffmpeg_with_every_source_frame_and_aligned_idrs() {
         );
     }
     assert!(!master.contains("1080p"), "a 720p source must not be upscaled: {master}");
+    assert!(!master.contains("CLOSED-CAPTIONS"), "no captions are declared for a source without them: {master}");
 
     let mut boundaries = None;
     for name in ["720p", "480p", "360p"] {
@@ -945,4 +946,31 @@ fn a_storyboard_track_points_into_sprite_sheets_of_the_thumbnails() {
     let log = String::from_utf8_lossy(&out.stderr);
     let psnr: f64 = log.split("average:").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|v| v.parse().ok()).unwrap_or(100.0);
     assert!(psnr > 35.0, "the tile matches its thumbnail: {psnr} dB\n{log}");
+}
+
+#[test]
+fn embedded_cea608_captions_are_kept_in_every_rung_and_declared() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("cc.mp4");
+    clip_with_cea608(&src, 90, "HELLO");
+    assert!(cea608_text(&src).contains("HELLO"), "the source carries the caption");
+    let profile = dir.path().join("two.json");
+    std::fs::write(&profile, r#"{"name":"two","rungs":[{"name":"360p","width":640,"height":360,"codec":"h264","video_kbps":800,"audio_kbps":64},{"name":"180p","width":320,"height":180,"codec":"h264","video_kbps":300,"audio_kbps":64}]}"#).unwrap();
+    let t = transcode_ok(dir.path(), &src, &["--profile", profile.to_str().unwrap(), "--preset", "ultrafast"]);
+    let master = t.read("master.m3u8");
+    assert!(
+        master.contains("#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID=\"cc\",NAME=\"CC1\",DEFAULT=YES,AUTOSELECT=YES,INSTREAM-ID=\"CC1\""),
+        "{master}"
+    );
+    assert_eq!(master.matches("CLOSED-CAPTIONS=\"cc\"").count(), 2, "{master}");
+    for name in ["360p", "180p"] {
+        // The same rung size as the source keeps its frames' captions; a scaled rung gets them too.
+        let (uri, _, iv) = segments(&t.read(&format!("{name}/index.m3u8")))[0].clone();
+        let plain = dir.path().join(format!("{name}.ts"));
+        openssl_decrypt(&t.out.join(name).join(uri), &t.key_hex(), &iv, &plain);
+        let text = cea608_text(&plain);
+        assert!(text.contains("HELLO") && text.contains("00:00:00,167 --> 00:00:01,500"), "{name}: {text:?}");
+    }
+    let manifest = t.manifest();
+    assert!(manifest["renditions"].as_array().unwrap().iter().all(|r| r["closed_captions"] == true), "{manifest}");
 }

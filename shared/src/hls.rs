@@ -1,7 +1,8 @@
 //! HLS playlists (RFC 8216) rendered through `m3u8-rs`.
 
 use m3u8_rs::{
-    Key, KeyMethod, Map, MasterPlaylist, MediaPlaylist, MediaPlaylistType, MediaSegment, QuotedOrUnquoted, Resolution, VariantStream,
+    AlternativeMedia, AlternativeMediaType, ClosedCaptionGroupId, InstreamId, Key, KeyMethod, Map, MasterPlaylist, MediaPlaylist,
+    MediaPlaylistType, MediaSegment, QuotedOrUnquoted, Resolution, VariantStream,
 };
 
 use crate::segment_cipher::Iv;
@@ -90,7 +91,12 @@ pub struct Variant {
     pub video_range: Option<&'static str>,
     /// Its trick-play playlist, for variants with video.
     pub iframes: Option<IFrameVariant>,
+    /// Whether its video carries CEA-608 captions (A/53 SEI).
+    pub closed_captions: bool,
 }
+
+/// The group variants name for the captions in their video.
+pub const CLOSED_CAPTIONS_GROUP: &str = "cc";
 
 /// An `EXT-X-I-FRAME-STREAM-INF`: the I-frame playlist of a variant.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,6 +122,7 @@ pub fn master_playlist(variants: &[Variant], fmp4: bool) -> String {
         resolution: resolution(v),
         frame_rate: v.frame_rate.map(|f| (f * 1000.0).round() / 1000.0),
         other_attributes: video_range(v),
+        closed_captions: v.closed_captions.then(|| ClosedCaptionGroupId::GroupId(CLOSED_CAPTIONS_GROUP.into())),
         ..Default::default()
     });
     let iframe_streams = variants.iter().filter_map(|v| {
@@ -140,6 +147,20 @@ pub fn master_playlist(variants: &[Variant], fmp4: bool) -> String {
         }),
         independent_segments: true,
         variants: streams.chain(iframe_streams).collect(),
+        // Channel 1 is where broadcast and cameras put the programme's captions.
+        alternatives: if variants.iter().any(|v| v.closed_captions) {
+            vec![AlternativeMedia {
+                media_type: AlternativeMediaType::ClosedCaptions,
+                group_id: CLOSED_CAPTIONS_GROUP.into(),
+                name: "CC1".into(),
+                default: true,
+                autoselect: true,
+                instream_id: Some(InstreamId::CC(1)),
+                ..Default::default()
+            }]
+        } else {
+            Vec::new()
+        },
         ..Default::default()
     };
     render(|w| playlist.write_to(w))
@@ -207,6 +228,7 @@ mod tests {
                 frame_rate: Some(30000.0 / 1001.0),
                 video_range: Some("PQ"),
                 iframes: Some(IFrameVariant { uri: "720p/iframes.m3u8".into(), bandwidth: 410_000, codecs: "avc1.64001f".into() }),
+                closed_captions: true,
             }],
             false,
         );
@@ -223,8 +245,13 @@ mod tests {
         assert!(text.contains("FRAME-RATE=29.97"));
         assert!(text.contains("VIDEO-RANGE=PQ"), "{text}");
         assert!(text.contains("720p/index.m3u8"));
+        assert!(
+            text.contains("#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID=\"cc\",NAME=\"CC1\",DEFAULT=YES,AUTOSELECT=YES,INSTREAM-ID=\"CC1\""),
+            "{text}"
+        );
+        assert!(text.contains("CLOSED-CAPTIONS=\"cc\""), "{text}");
         // What the playback path re-renders keeps the range.
         let again = crate::access::personalize::master(&text, |p| format!("https://cdn.example/{}", p.relative()), &[]).unwrap();
-        assert!(again.contains("VIDEO-RANGE=PQ"), "{again}");
+        assert!(again.contains("VIDEO-RANGE=PQ") && again.contains("INSTREAM-ID=\"CC1\""), "{again}");
     }
 }

@@ -156,3 +156,91 @@ pub fn first_video_frame(path: &Path) -> (bool, String) {
     let mut parts = line.split(',');
     (parts.next() == Some("1"), parts.next().unwrap_or_default().to_string())
 }
+
+/// EIA-608 bytes carry odd parity in their top bit.
+fn odd_parity(byte: u8) -> u8 {
+    if (byte & 0x7f).count_ones() % 2 == 0 {
+        byte | 0x80
+    } else {
+        byte & 0x7f
+    }
+}
+
+/// The CEA-608 pair (channel 1, field 1) frame `i` carries: a pop-on caption of `text` loaded
+/// and shown at frame 2 (resume caption loading, the characters, end of caption, each control
+/// code twice as broadcast sends them), erased at frame `clear`; padding in between.
+fn cea608_pair(i: u32, text: &[u8], clear: u32) -> [u8; 2] {
+    let control = |code: u8| [odd_parity(0x14), odd_parity(code)];
+    let chars = text.len().div_ceil(2) as u32;
+    match i {
+        0 | 1 => control(0x20),
+        n if n >= 2 && n < 2 + chars => {
+            let k = ((n - 2) * 2) as usize;
+            [odd_parity(text[k]), odd_parity(*text.get(k + 1).unwrap_or(&0))]
+        }
+        n if n == 2 + chars || n == 3 + chars => control(0x2f),
+        n if n == clear || n == clear + 1 => control(0x2c),
+        _ => [0x80, 0x80],
+    }
+}
+
+/// A 640x360 H.264 clip of `frames` at 30 fps whose frames carry CEA-608 captions (A/53 side
+/// data that libx264 writes as SEI, as broadcast H.264 carries them): `text` shown from frame 2
+/// to frame `frames / 2`.
+pub fn clip_with_cea608(path: &Path, frames: u32, text: &str) {
+    use ffmpeg_next as ff;
+    ff::init().unwrap();
+    let codec = ff::encoder::find_by_name("libx264").unwrap();
+    let mut output = ff::format::output(&path).unwrap();
+    let global = output.format().flags().contains(ff::format::Flags::GLOBAL_HEADER);
+    let mut setup = ff::codec::context::Context::new_with_codec(codec).encoder().video().unwrap();
+    setup.set_width(640);
+    setup.set_height(360);
+    setup.set_format(ff::format::Pixel::YUV420P);
+    setup.set_time_base((1, 30));
+    setup.set_frame_rate(Some((30, 1)));
+    if global {
+        setup.set_flags(ff::codec::Flags::GLOBAL_HEADER);
+    }
+    let mut options = ff::Dictionary::new();
+    options.set("preset", "ultrafast");
+    let mut encoder = setup.open_as_with(codec, options).unwrap();
+    let mut stream = output.add_stream(codec).unwrap();
+    stream.set_parameters(&encoder);
+    output.write_header().unwrap();
+    let stream_time_base = output.stream(0).unwrap().time_base();
+    let drain = |encoder: &mut ff::encoder::Video, output: &mut ff::format::context::Output| {
+        let mut packet = ff::Packet::empty();
+        while encoder.receive_packet(&mut packet).is_ok() {
+            packet.rescale_ts((1, 30), stream_time_base);
+            packet.set_stream(0);
+            packet.write_interleaved(output).unwrap();
+        }
+    };
+    for i in 0..frames {
+        let mut frame = ff::frame::Video::new(ff::format::Pixel::YUV420P, 640, 360);
+        for plane in 0..3 {
+            frame.data_mut(plane).iter_mut().enumerate().for_each(|(k, b)| *b = ((k as u32 + i * 3) % 200) as u8 + 28);
+        }
+        frame.set_pts(Some(i64::from(i)));
+        let pair = cea608_pair(i, text.as_bytes(), frames / 2);
+        // SAFETY: a fresh side-data buffer of 3 bytes on a frame we own.
+        unsafe {
+            let side = ff::ffi::av_frame_new_side_data(frame.as_mut_ptr(), ff::ffi::AVFrameSideDataType::AV_FRAME_DATA_A53_CC, 3);
+            assert!(!side.is_null());
+            // cc_valid, cc_type 0 (field 1), then the pair.
+            std::ptr::copy_nonoverlapping([0xfc, pair[0], pair[1]].as_ptr(), (*side).data, 3);
+        }
+        encoder.send_frame(&frame).unwrap();
+        drain(&mut encoder, &mut output);
+    }
+    encoder.send_eof().unwrap();
+    drain(&mut encoder, &mut output);
+    output.write_trailer().unwrap();
+}
+
+/// The captions FFmpeg decodes from the CEA-608 data in a file's video stream, as SubRip.
+pub fn cea608_text(path: &Path) -> String {
+    let source = format!("movie={}[out0+subcc]", path.display());
+    ok(Command::new("ffmpeg").args(["-v", "error", "-f", "lavfi", "-i", &source, "-map", "0:s", "-f", "srt", "-"]))
+}
