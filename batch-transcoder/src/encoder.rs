@@ -10,6 +10,7 @@ use vaultstream::ladder::VideoCodec;
 
 use crate::colour::Tags;
 use crate::error::{Result, TranscodeError};
+use crate::hdr10::Hdr10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -115,8 +116,9 @@ pub fn input_format(backend: Backend, ten_bit: bool) -> Pixel {
 
 /// Encoder options that give every backend the same contract: the speed preset, closed GOPs of
 /// `gop` frames, no scene-cut keyframes, and an IDR wherever we force a keyframe. `ten_bit`
-/// (HEVC rungs that keep HDR) asks for Main 10.
-pub fn options(name: &str, codec: VideoCodec, preset: &str, gop: u32, ten_bit: bool) -> Vec<(String, String)> {
+/// (HEVC rungs that keep HDR) asks for Main 10; `hdr10` is written by libx265 from its
+/// parameters (hardware encoders read it from the frames).
+pub fn options(name: &str, codec: VideoCodec, preset: &str, gop: u32, ten_bit: bool, hdr10: Option<&Hdr10>) -> Vec<(String, String)> {
     let speed = X264_PRESETS.iter().position(|p| *p == preset).unwrap_or(2);
     let profile = match (codec, ten_bit) {
         (VideoCodec::H264, _) => "high",
@@ -146,7 +148,13 @@ pub fn options(name: &str, codec: VideoCodec, preset: &str, gop: u32, ten_bit: b
         (Backend::Software, "libx265") => vec![
             o("preset", preset.into()),
             o("forced-idr", "1".into()),
-            o("x265-params", format!("keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0:log-level=error")),
+            o(
+                "x265-params",
+                format!(
+                    "keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0:log-level=error{}",
+                    hdr10.map(|h| format!(":{}", h.x265_params())).unwrap_or_default()
+                ),
+            ),
         ],
         (Backend::Software, "libsvtav1") => {
             let p = [12, 11, 10, 9, 8, 7, 5, 4, 2, 1][speed];
@@ -176,6 +184,8 @@ pub struct VideoSettings {
     pub colour: Tags,
     /// 4:2:0 10-bit input and profile (HEVC Main 10), for rungs that keep HDR.
     pub ten_bit: bool,
+    /// The source's HDR10 metadata, for rungs that keep a PQ source's HDR.
+    pub hdr10: Option<Hdr10>,
 }
 
 /// An opened video encoder and, for VAAPI, the GPU surface pool frames are uploaded into.
@@ -216,7 +226,7 @@ pub fn open_video(name: &str, codec_kind: VideoCodec, preset: &str, s: &VideoSet
     };
     let mut dict = Dictionary::new();
     dict.set("bufsize", &(u64::from(s.max_kbps) * 1500).to_string());
-    for (k, v) in options(name, codec_kind, preset, s.gop, s.ten_bit).into_iter().chain(s.extra_options.iter().cloned()) {
+    for (k, v) in options(name, codec_kind, preset, s.gop, s.ten_bit, s.hdr10.as_ref()).into_iter().chain(s.extra_options.iter().cloned()) {
         dict.set(&k, &v);
     }
     let opened = enc.open_as_with(found, dict).map_err(|e| describe_open_error(name, e))?;
@@ -253,6 +263,7 @@ pub fn probe(name: &str, codec_kind: VideoCodec) -> std::result::Result<(), Stri
         extra_options: Vec::new(),
         colour: Tags::BT709,
         ten_bit: false,
+        hdr10: None,
     };
     let mut opened = open_video(name, codec_kind, "veryfast", &settings)?;
     // Close it the way encoders expect (some block in teardown without an end of stream).
@@ -408,17 +419,17 @@ mod tests {
 
     #[test]
     fn every_backend_gets_closed_gops_and_forced_idr() {
-        let x264 = options("libx264", VideoCodec::H264, "veryfast", 60, false);
+        let x264 = options("libx264", VideoCodec::H264, "veryfast", 60, false, None);
         assert!(x264.contains(&("forced-idr".into(), "1".into())));
         assert!(x264.contains(&("sc_threshold".into(), "0".into())));
         assert!(x264.contains(&("keyint_min".into(), "60".into())));
-        let nvenc = options("h264_nvenc", VideoCodec::H264, "veryfast", 60, false);
+        let nvenc = options("h264_nvenc", VideoCodec::H264, "veryfast", 60, false, None);
         assert!(nvenc.contains(&("preset".into(), "p3".into())));
         assert!(nvenc.contains(&("no-scenecut".into(), "1".into())));
-        let qsv = options("hevc_qsv", VideoCodec::Hevc, "ultrafast", 60, false);
+        let qsv = options("hevc_qsv", VideoCodec::Hevc, "ultrafast", 60, false, None);
         assert!(qsv.contains(&("preset".into(), "veryfast".into())));
         assert!(qsv.contains(&("profile".into(), "main".into())));
-        let x265 = options("libx265", VideoCodec::Hevc, "medium", 48, false);
+        let x265 = options("libx265", VideoCodec::Hevc, "medium", 48, false, None);
         assert!(x265.iter().any(|(k, v)| k == "x265-params" && v.contains("keyint=48") && v.contains("scenecut=0")));
         assert_eq!(input_format(Backend::Vaapi, false), Pixel::NV12);
     }
@@ -430,9 +441,9 @@ mod tests {
             assert_eq!(input_format(hardware, true), Pixel::P010LE);
         }
         for name in ["hevc_nvenc", "hevc_qsv", "hevc_vaapi"] {
-            assert!(options(name, VideoCodec::Hevc, "veryfast", 48, true).contains(&("profile".into(), "main10".into())), "{name}");
+            assert!(options(name, VideoCodec::Hevc, "veryfast", 48, true, None).contains(&("profile".into(), "main10".into())), "{name}");
         }
-        assert!(options("hevc_nvenc", VideoCodec::Hevc, "veryfast", 48, false).contains(&("profile".into(), "main".into())));
+        assert!(options("hevc_nvenc", VideoCodec::Hevc, "veryfast", 48, false, None).contains(&("profile".into(), "main".into())));
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod decode;
 mod encoder;
 mod error;
 mod fanout;
+mod hdr10;
 mod iframes;
 mod interleave;
 mod job;

@@ -9,10 +9,12 @@ use std::time::Instant;
 use vaultstream::hls::{self, IFrameVariant, Variant};
 use vaultstream::ladder::Container;
 
+use crate::colour::DynamicRange;
 use crate::decode::{self, Decoders};
 use crate::encoder::{self, Selection};
 use crate::error::{Result, TranscodeError};
 use crate::fanout::Fanout;
+use crate::hdr10::Hdr10;
 use crate::job::Job;
 use crate::keys::{KeyRing, KeyStorage};
 use crate::manifest::{cpu_seconds, round3, Figures, Manifest};
@@ -59,7 +61,10 @@ pub fn transcode(
     watchdog.progress(Phase::Reading);
     let (mut input, size) =
         probe::open(&job.input, Arc::clone(&watchdog.abort)).map_err(|e| if watchdog.fired() { watchdog.stall_error() } else { e })?;
-    let source = probe::inspect(&input, size, &job.limits)?;
+    let mut source = probe::inspect(&input, size, &job.limits)?;
+    if let Some(video) = source.video.as_mut().filter(|v| v.dynamic_range == DynamicRange::Pq && v.hdr10.is_none()) {
+        video.hdr10 = Hdr10::of_first_frame(&job.input, Arc::clone(&watchdog.abort));
+    }
     tracing::info!(format = %source.format, duration = ?source.duration, video = ?source.video.as_ref().map(|v| (v.display_width, v.display_height, &v.codec)), audio = ?source.audio.as_ref().map(|a| &a.codec), "probed source");
 
     // Plan.

@@ -119,6 +119,10 @@ pub fn plan(source: &SourceInfo, profile: &Profile, preset: &str, selections: &[
                             Picture::Hdr => source_colour.for_hdr_rung(),
                         },
                         ten_bit: picture == Picture::Hdr,
+                        hdr10: match picture {
+                            Picture::Hdr => source.video.as_ref().and_then(|v| v.hdr10),
+                            Picture::Sdr => None,
+                        },
                     },
                     picture,
                     quality_floor: profile.quality_floor,
@@ -172,6 +176,7 @@ mod tests {
                 scan: crate::probe::Scan::Progressive,
                 colour: crate::colour::Tags::BT709,
                 dynamic_range: crate::colour::DynamicRange::Sdr,
+                hdr10: None,
             }),
             audio: audio.then(|| AudioSource { index: 1, codec: "aac".into(), sample_rate: 48000, channels: 2 }),
         }

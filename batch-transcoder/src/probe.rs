@@ -14,6 +14,7 @@ use vaultstream::ingest::media_types;
 
 use crate::colour::{DynamicRange, Tags};
 use crate::error::{Result, TranscodeError};
+use crate::hdr10::Hdr10;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -65,6 +66,10 @@ pub struct VideoSource {
     /// The colour tags the stream declares, and what they make of it: SDR, PQ or HLG.
     pub colour: Tags,
     pub dynamic_range: DynamicRange,
+    /// HDR10 static metadata: what the container states, or else (for PQ sources) what the
+    /// first frame carries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hdr10: Option<Hdr10>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -295,6 +300,7 @@ pub fn inspect(input: &Input, size_bytes: u64, limits: &Limits) -> Result<Source
                     scan: Scan::from_field_order(unsafe { (*dec.as_ptr()).field_order }.into()),
                     dynamic_range: colour.dynamic_range(),
                     colour,
+                    hdr10: Hdr10::of_stream(&stream),
                 });
                 starts.extend(start);
             }

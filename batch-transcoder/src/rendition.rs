@@ -16,8 +16,9 @@ use vaultstream::segment_cipher::{encrypt_segment_in_place, Iv};
 
 use crate::closed_captions;
 use crate::colour::{DynamicRange, Tags};
-use crate::encoder::{self, VideoEncoder, VideoSettings};
+use crate::encoder::{self, Backend, VideoEncoder, VideoSettings};
 use crate::error::{Result, TranscodeError};
+use crate::hdr10::Hdr10;
 use crate::iframes::{IFrameOutput, IFrameTrack};
 use crate::interleave::Interleaver;
 use crate::keyframes::Timeline;
@@ -126,6 +127,8 @@ struct VideoPath {
     frames: u64,
     /// None where it could not start or has given up (the rung publishes without figures).
     quality: Option<QualityProbe>,
+    /// HDR10 metadata a hardware encoder reads from its frames (libx265 takes it as parameters).
+    hdr10_on_frames: Option<Hdr10>,
 }
 
 struct AudioPath {
@@ -384,15 +387,17 @@ fn open_video_path(plan: &VideoPlan, global_header: bool) -> Result<VideoPath> {
     let quality = QualityProbe::new(&encoder.encoder, plan.settings.gop, fps, plan.quality_floor)
         .map_err(|e| tracing::warn!(error = %e, "cannot measure this rung's quality; it publishes without figures"))
         .ok();
+    let encoder_name = name;
     Ok(VideoPath {
         encoder,
-        encoder_name: name,
         time_base,
         input_time_base: plan.input_time_base,
         scaler: None,
         first_index: None,
         frames: 0,
         quality,
+        hdr10_on_frames: plan.settings.hdr10.filter(|_| Backend::of(&encoder_name) != Backend::Software),
+        encoder_name,
     })
 }
 
@@ -429,6 +434,9 @@ fn prepare_frame(v: &mut VideoPath, input: &frame::Video, timeline: &Timeline) -
     out.set_kind(if timeline.is_keyframe(index, first) { ff::picture::Type::I } else { ff::picture::Type::None });
     if let Some(probe) = &mut v.quality {
         probe.offer(&out);
+    }
+    if let Some(hdr10) = &v.hdr10_on_frames {
+        hdr10.attach(&mut out)?;
     }
     match &v.encoder.upload {
         Some(upload) => upload.upload(&out),

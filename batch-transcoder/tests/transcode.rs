@@ -704,7 +704,13 @@ fn hdr_sources_get_tone_mapped_sdr_rungs_and_hevc_rungs_that_keep_hdr() {
         // A phone's HDR clip: 10-bit HEVC, BT.2020, white graded to 1000 nits, tagged as such.
         let src = dir.path().join(format!("{name}.mp4"));
         let grade = format!("format=gbrp,zscale=tin=709:pin=709:rin=pc:t={transfer}:p=2020:m=2020_ncl:r=tv:npl=1000");
-        let x265 = format!("log-level=error:colorprim=bt2020:transfer={transfer}:colormatrix=bt2020nc");
+        // The PQ grade states its mastering display (P3 D65, 1000 nits) and light levels in SEI.
+        let hdr10 = if name == "pq" {
+            ":hdr10=1:master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,50):max-cll=1000,400"
+        } else {
+            ""
+        };
+        let x265 = format!("log-level=error:colorprim=bt2020:transfer={transfer}:colormatrix=bt2020nc{hdr10}");
         generate(
             &src,
             &["testsrc2=s=1280x720:r=25:d=2"],
@@ -742,6 +748,25 @@ fn hdr_sources_get_tone_mapped_sdr_rungs_and_hevc_rungs_that_keep_hdr() {
         }
         let tags = colour_of(&t.out.join("hdr720/index.m3u8"));
         assert_eq!(tags, ["Main 10", "yuv420p10le", "bt2020nc", transfer, "bt2020"], "{name} hdr720");
+        // HDR10 static metadata goes from the source's SEI to the rung that keeps HDR.
+        let first_frame = ok(Command::new("ffprobe")
+            .args(["-v", "error", "-allowed_extensions", "ALL", "-read_intervals", "%+#1", "-select_streams", "v:0", "-show_frames"])
+            .arg(t.out.join("hdr720/index.m3u8")));
+        if name == "pq" {
+            for expected in [
+                "red_x=34000/50000",
+                "white_point_y=16450/50000",
+                "max_luminance=10000000/10000",
+                "min_luminance=50/10000",
+                "max_content=1000",
+                "max_average=400",
+            ] {
+                assert!(first_frame.contains(expected), "{name} hdr720 lacks {expected}: {first_frame}");
+            }
+            assert_eq!(manifest["source"]["video"]["hdr10"]["max_cll"], 1000, "{}", manifest["source"]);
+        } else {
+            assert!(!first_frame.contains("Mastering display"), "HLG states none and gets none: {first_frame}");
+        }
         let rungs = manifest["renditions"].as_array().unwrap();
         let range_of = |rung: &str| rungs.iter().find(|r| r["name"] == rung).map(|r| r["video_range"].clone()).unwrap();
         assert_eq!((range_of("hdr720"), range_of("sdr720")), (range.into(), "SDR".into()));
