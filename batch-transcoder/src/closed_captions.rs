@@ -29,30 +29,24 @@ pub fn carry(from: &frame::Video, to: &mut frame::Video) -> Result<()> {
 /// Whether an encoded access unit (Annex B) carries A/53 captions: an SEI NAL unit (H.264 type 6,
 /// HEVC prefix SEI 39) holding registered ITU-T T.35 user data tagged `GA94`.
 pub fn in_access_unit(data: &[u8], hevc: bool) -> bool {
-    nal_units(data).any(|nal| {
-        let is_sei = match nal.first() {
-            Some(&header) if hevc => (header >> 1) & 0x3f == 39,
-            Some(&header) => header & 0x1f == 6,
-            None => false,
-        };
-        is_sei && nal.windows(4).any(|w| w == b"GA94")
-    })
+    let kind = |nal: &[u8]| nal.first().map(|&header| if hevc { (header >> 1) & 0x3f } else { header & 0x1f });
+    // SEI comes before the first slice: nothing after it is looked at.
+    let is_slice = |kind: u8| if hevc { kind < 32 } else { (1..=5).contains(&kind) };
+    nal_units(data)
+        .take_while(|nal| !kind(nal).is_some_and(is_slice))
+        .any(|nal| kind(nal) == Some(if hevc { 39 } else { 6 }) && nal.windows(4).any(|w| w == b"GA94"))
 }
 
-/// The NAL units of an Annex B byte stream (each without its start code).
+/// The NAL units of an Annex B byte stream (each without its start code), found lazily.
 fn nal_units(data: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut starts = Vec::new();
-    let mut i = 0;
-    while i + 3 <= data.len() {
-        if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
-            starts.push(i + 3);
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    let ends: Vec<usize> = starts.iter().skip(1).map(|s| s - 3).chain(std::iter::once(data.len())).collect();
-    starts.into_iter().zip(ends).map(move |(start, end)| &data[start..end.max(start)])
+    let start_code_after =
+        move |from: usize| (from..data.len().saturating_sub(2)).find(|&i| data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1);
+    let mut next = start_code_after(0);
+    std::iter::from_fn(move || {
+        let start = next? + 3;
+        next = start_code_after(start);
+        Some(&data[start..next.unwrap_or(data.len()).max(start)])
+    })
 }
 
 #[cfg(test)]

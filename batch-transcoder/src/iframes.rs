@@ -64,7 +64,6 @@ impl IFrameTrack {
     /// Takes a copy of an IDR packet starting at `pts` seconds (timestamps in `time_base`).
     pub fn key_packet(&mut self, packet: &Packet, pts: f64, keys: &KeyRing) -> Result<()> {
         let mut copy = packet.clone();
-        copy.set_duration(0);
         self.muxer.write(0, &mut copy)?;
         let bytes = self.muxer.cut()?;
         if let Some((previous, start)) = self.pending.replace((bytes, pts)) {
