@@ -250,11 +250,11 @@ impl Profile {
             }
         }
         if let Some(floor) = self.quality_floor {
-            if floor.psnr_db.is_some_and(|p| !(10.0..=100.0).contains(&p)) {
-                return Err(Error::profile("quality_floor.psnr_db", "is out of range (expected 10 to 100 dB)"));
+            if let Some(p) = floor.psnr_db.filter(|p| !(10.0..=100.0).contains(p)) {
+                return Err(Error::profile("quality_floor.psnr_db", format!("{p} is out of range (expected 10 to 100 dB)")));
             }
-            if floor.ssim.is_some_and(|s| !(0.0..=1.0).contains(&s)) {
-                return Err(Error::profile("quality_floor.ssim", "is out of range (expected 0 to 1)"));
+            if let Some(s) = floor.ssim.filter(|s| !(0.0..=1.0).contains(s)) {
+                return Err(Error::profile("quality_floor.ssim", format!("{s} is out of range (expected 0 to 1)")));
             }
         }
         if self.hdr == HdrPolicy::Keep && !self.rungs.iter().any(|r| r.codec == VideoCodec::Hevc) {
@@ -549,7 +549,7 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("quality_floor.ssim"), "{err}");
+        assert!(err.contains("quality_floor.ssim") && err.contains("2 is out of range"), "{err}");
     }
 
     #[test]
