@@ -7,6 +7,7 @@ pub mod env;
 pub mod handlers;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod origin_verify;
 pub mod runtime;
 pub mod wiring;

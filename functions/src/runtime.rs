@@ -1,10 +1,13 @@
 //! What every HTTP function's `main` does: JSON logs, configuration read once, AWS clients, then
-//! the Lambda runtime with the handler shared across invocations, behind the origin check.
+//! the Lambda runtime with the handler shared across invocations, behind the origin check, and a
+//! RED metrics line (EMF) for every invocation.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
-use lambda_http::{service_fn, Body, Error, Request, Response};
+use lambda_http::{service_fn, Body, Error, Request, RequestExt, Response};
 
 use crate::env::{ConfigError, Env};
 use crate::origin_verify::OriginVerify;
@@ -12,6 +15,8 @@ use crate::wiring::Aws;
 
 #[async_trait]
 pub trait HttpFunction: Sized + Send + Sync + 'static {
+    /// The function's name in infra/contract.json: the `Function` dimension of its metrics.
+    const NAME: &'static str;
     async fn from_env(env: &Env, aws: &Aws) -> Result<Self, ConfigError>;
     async fn handle(&self, request: Request) -> Response<Body>;
 }
@@ -23,13 +28,25 @@ pub async fn serve<F: HttpFunction>() -> Result<(), Error> {
     // Both may read a secret at cold start: at once, not one after the other.
     let (origin, function) = tokio::try_join!(OriginVerify::from_env(&env, &aws), F::from_env(&env, &aws))?;
     let (origin, function) = (Arc::new(origin), Arc::new(function));
+    let cold = Arc::new(AtomicBool::new(true));
     lambda_http::run(service_fn(move |request: Request| {
-        let (function, origin) = (Arc::clone(&function), Arc::clone(&origin));
+        let (function, origin, cold) = (Arc::clone(&function), Arc::clone(&origin), Arc::clone(&cold));
         async move {
-            if let Some(refused) = origin.as_ref().as_ref().and_then(|o| o.refuse(&request)) {
-                return Ok::<_, Error>(refused);
-            }
-            Ok(function.handle(request).await)
+            let started = Instant::now();
+            let request_id = request.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default();
+            let response = match origin.as_ref().as_ref().and_then(|o| o.refuse(&request)) {
+                Some(refused) => refused,
+                None => function.handle(request).await,
+            };
+            let invocation = crate::metrics::Invocation {
+                function: F::NAME,
+                status: response.status().as_u16(),
+                elapsed: started.elapsed(),
+                request_id: &request_id,
+                cold_start: cold.swap(false, Ordering::Relaxed),
+            };
+            crate::metrics::emit(&invocation.document(crate::http::now_millis()));
+            Ok::<_, Error>(response)
         }
     }))
     .await

@@ -25,7 +25,8 @@
 //! - [`access`]: the use cases the viewer-facing Lambda functions call.
 //!
 //! Adapters: [`aws`] (DynamoDB, S3, KMS, SQS, Batch, EventBridge) and [`memory`].
-//! [`error`] is the crate's classified error type; [`clock`] the time the rules read.
+//! [`error`] is the crate's classified error type; [`clock`] the time the rules read; [`emf`]
+//! writes CloudWatch Embedded Metric Format documents.
 
 pub mod access;
 pub mod audit;
@@ -37,6 +38,7 @@ pub mod clock;
 pub mod codec_string;
 pub mod content_key;
 pub mod content_keys;
+pub mod emf;
 pub mod error;
 pub mod hls;
 pub mod identity;

@@ -20,6 +20,8 @@ pub struct Captions {
 
 #[async_trait::async_trait]
 impl HttpFunction for Captions {
+    const NAME: &'static str = "captions";
+
     async fn from_env(env: &Env, aws: &Aws) -> Result<Self, ConfigError> {
         let origin_bucket = wiring::name(env, "VAULTSTREAM_ORIGIN_BUCKET")?;
         let service = CaptionService {

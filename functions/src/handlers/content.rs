@@ -17,6 +17,8 @@ pub struct Content {
 
 #[async_trait::async_trait]
 impl HttpFunction for Content {
+    const NAME: &'static str = "content";
+
     async fn from_env(env: &Env, aws: &Aws) -> Result<Self, ConfigError> {
         Ok(Content { queries: ContentQueries { catalog: wiring::catalog(env, aws)?, audit: wiring::audit(env, aws)? } })
     }

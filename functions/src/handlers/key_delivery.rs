@@ -23,6 +23,8 @@ pub struct KeyDelivery {
 
 #[async_trait::async_trait]
 impl HttpFunction for KeyDelivery {
+    const NAME: &'static str = "key_delivery";
+
     async fn from_env(env: &Env, aws: &Aws) -> Result<Self, ConfigError> {
         let secret = wiring::service_secret(env, aws).await?;
         let vault = Arc::new(vaultstream::aws::KmsKeyVault::new(aws.kms.clone(), None));

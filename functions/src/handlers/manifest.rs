@@ -17,6 +17,8 @@ pub struct Manifest {
 
 #[async_trait::async_trait]
 impl HttpFunction for Manifest {
+    const NAME: &'static str = "manifest";
+
     async fn from_env(env: &Env, aws: &Aws) -> Result<Self, ConfigError> {
         let secret = wiring::service_secret(env, aws).await?;
         let service = ManifestService {

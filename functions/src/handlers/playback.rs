@@ -26,6 +26,8 @@ pub struct Playback {
 
 #[async_trait::async_trait]
 impl HttpFunction for Playback {
+    const NAME: &'static str = "playback";
+
     async fn from_env(env: &Env, aws: &Aws) -> Result<Self, ConfigError> {
         let secret = wiring::service_secret(env, aws).await?;
         let service = PlaybackService {

@@ -47,6 +47,8 @@ pub fn settings(env: &Env) -> Result<UploadSettings, ConfigError> {
 
 #[async_trait::async_trait]
 impl HttpFunction for UploadUrl {
+    const NAME: &'static str = "upload_url";
+
     async fn from_env(env: &Env, aws: &Aws) -> Result<Self, ConfigError> {
         let source_bucket = wiring::name(env, "VAULTSTREAM_SOURCE_BUCKET")?;
         let service = UploadService {
