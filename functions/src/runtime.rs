@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use lambda_http::{service_fn, Body, Error, Request, RequestExt, Response};
 
 use crate::env::{ConfigError, Env};
+use crate::metrics::{Invocation, Outcome};
 use crate::origin_verify::OriginVerify;
 use crate::wiring::Aws;
 
@@ -38,15 +39,46 @@ pub async fn serve<F: HttpFunction>() -> Result<(), Error> {
                 Some(refused) => refused,
                 None => function.handle(request).await,
             };
-            let invocation = crate::metrics::Invocation {
+            let invocation = Invocation {
                 function: F::NAME,
-                status: response.status().as_u16(),
+                outcome: Outcome::Http(response.status().as_u16()),
                 elapsed: started.elapsed(),
                 request_id: &request_id,
                 cold_start: cold.swap(false, Ordering::Relaxed),
             };
             crate::metrics::emit(&invocation.document(crate::http::now_millis()));
             Ok::<_, Error>(response)
+        }
+    }))
+    .await
+}
+
+/// Runs an event-driven function (SQS, EventBridge, the authorizer) with the same RED line per
+/// invocation; `refused` says whether a handled event was a refusal (an authorizer's denial).
+pub async fn serve_events<E, R, H, Fut>(name: &'static str, handle: H, refused: fn(&R) -> bool) -> Result<(), Error>
+where
+    E: serde::de::DeserializeOwned + Send + 'static,
+    R: serde::Serialize + Send + 'static,
+    H: Fn(E) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<R, Error>> + Send,
+{
+    let handle = Arc::new(handle);
+    let cold = Arc::new(AtomicBool::new(true));
+    lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<E>| {
+        let (handle, cold) = (Arc::clone(&handle), Arc::clone(&cold));
+        async move {
+            let started = Instant::now();
+            let request_id = event.context.request_id.clone();
+            let result = handle(event.payload).await;
+            let outcome = match &result {
+                Ok(answer) if refused(answer) => Outcome::Refused,
+                Ok(_) => Outcome::Done,
+                Err(_) => Outcome::Failed,
+            };
+            let cold_start = cold.swap(false, Ordering::Relaxed);
+            let invocation = Invocation { function: name, outcome, elapsed: started.elapsed(), request_id: &request_id, cold_start };
+            crate::metrics::emit(&invocation.document(crate::http::now_millis()));
+            result
         }
     }))
     .await
