@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use lambda_http::{service_fn, Body, Error, Request, RequestExt, Response};
+use tracing::Instrument;
 
 use crate::env::{ConfigError, Env};
 use crate::metrics::{Invocation, Outcome};
@@ -32,9 +33,11 @@ pub async fn serve<F: HttpFunction>() -> Result<(), Error> {
     let cold = Arc::new(AtomicBool::new(true));
     lambda_http::run(service_fn(move |request: Request| {
         let (function, origin, cold) = (Arc::clone(&function), Arc::clone(&origin), Arc::clone(&cold));
+        let context = request.lambda_context_ref().cloned().unwrap_or_default();
+        let cold_start = cold.swap(false, Ordering::Relaxed);
+        let span = invocation_span(F::NAME, &context, cold_start);
         async move {
             let started = Instant::now();
-            let request_id = request.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default();
             let response = match origin.as_ref().as_ref().and_then(|o| o.refuse(&request)) {
                 Some(refused) => refused,
                 None => function.handle(request).await,
@@ -43,12 +46,13 @@ pub async fn serve<F: HttpFunction>() -> Result<(), Error> {
                 function: F::NAME,
                 outcome: Outcome::Http(response.status().as_u16()),
                 elapsed: started.elapsed(),
-                request_id: &request_id,
-                cold_start: cold.swap(false, Ordering::Relaxed),
+                request_id: &context.request_id,
+                cold_start,
             };
             crate::metrics::emit(&invocation.document(crate::http::now_millis()));
             Ok::<_, Error>(response)
         }
+        .instrument(span)
     }))
     .await
 }
@@ -66,6 +70,8 @@ where
     let cold = Arc::new(AtomicBool::new(true));
     lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<E>| {
         let (handle, cold) = (Arc::clone(&handle), Arc::clone(&cold));
+        let cold_start = cold.swap(false, Ordering::Relaxed);
+        let span = invocation_span(name, &event.context, cold_start);
         async move {
             let started = Instant::now();
             let request_id = event.context.request_id.clone();
@@ -75,11 +81,23 @@ where
                 Ok(_) => Outcome::Done,
                 Err(_) => Outcome::Failed,
             };
-            let cold_start = cold.swap(false, Ordering::Relaxed);
             let invocation = Invocation { function: name, outcome, elapsed: started.elapsed(), request_id: &request_id, cold_start };
             crate::metrics::emit(&invocation.document(crate::http::now_millis()));
             result
         }
+        .instrument(span)
     }))
     .await
+}
+
+/// The span every log line of an invocation sits in (the JSON logs list it under `spans`): the
+/// function, the Lambda request id, the X-Ray trace id and whether the instance was cold.
+fn invocation_span(function: &'static str, context: &lambda_runtime::Context, cold_start: bool) -> tracing::Span {
+    tracing::info_span!(
+        "invocation",
+        function,
+        aws_request_id = %context.request_id,
+        trace_id = context.xray_trace_id.as_deref().unwrap_or("-"),
+        cold_start
+    )
 }
