@@ -36,6 +36,11 @@ impl Env {
         self
     }
 
+    /// Every variable, for handing the same settings to a child process.
+    pub fn vars(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     pub fn optional(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str).map(str::trim).filter(|v| !v.is_empty())
     }

@@ -70,6 +70,7 @@ impl Dispatch {
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
         let messages: Vec<QueueMessage> = event.records.iter().filter_map(message).collect();
         let failed = self.service.handle_batch(&messages).await;
+        tracing::info!(records = event.records.len(), retried = failed.len(), "ingest batch handled");
         let mut response = SqsBatchResponse::default();
         response.batch_item_failures = failed
             .into_iter()

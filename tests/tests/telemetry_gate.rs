@@ -1,0 +1,224 @@
+//! The telemetry gate: every function in infra/contract.json, run as its built binary under a
+//! local Lambda runtime API and given its events/ fixture, must write
+//! - JSON log lines, one of which sits in the invocation's span: the function, the request id
+//!   and the X-Ray trace id the runtime API handed over;
+//! - one valid CloudWatch EMF document with its RED metrics for that request.
+//!
+//! A function that is silent fails the test command; the gate's own check is shown refusing a
+//! stand-in that answers the runtime API without a word.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use vaultstream_tests::stack::Stack;
+
+const REQUEST_ID: &str = "gate-request-1";
+const TRACE_ID: &str = "Root=1-67a1b2c3-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1";
+
+/// A Lambda runtime API (2018-06-01) serving one event, then holding further polls open.
+struct RuntimeApi {
+    address: String,
+    /// The path and body of what the function posted back (response, error or init error).
+    answered: Arc<Mutex<Option<(String, String)>>>,
+}
+
+async fn read_request(reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> Option<(String, String)> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).await.ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next()?.to_string(), parts.next()?.to_string());
+    let mut length = 0;
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).await.ok()?;
+        if header.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).await.ok()?;
+    Some((format!("{method} {path}"), String::from_utf8_lossy(&body).into_owned()))
+}
+
+impl RuntimeApi {
+    async fn start(event: Vec<u8>) -> RuntimeApi {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let answered = Arc::new(Mutex::new(None));
+        let served = Arc::new(Mutex::new(false));
+        let (answered_, event) = (Arc::clone(&answered), Arc::new(event));
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (answered, served, event) = (Arc::clone(&answered_), Arc::clone(&served), Arc::clone(&event));
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut reader = BufReader::new(read);
+                    while let Some((request, body)) = read_request(&mut reader).await {
+                        if request.starts_with("GET ") && request.ends_with("/invocation/next") {
+                            if std::mem::replace(&mut *served.lock().unwrap(), true) {
+                                // One event only: the next poll waits until the process is stopped.
+                                tokio::time::sleep(Duration::from_secs(3600)).await;
+                                return;
+                            }
+                            let head = format!(
+                                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                                 Lambda-Runtime-Aws-Request-Id: {REQUEST_ID}\r\nLambda-Runtime-Deadline-Ms: 9999999999999\r\n\
+                                 Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:gate\r\n\
+                                 Lambda-Runtime-Trace-Id: {TRACE_ID}\r\n\r\n",
+                                event.len()
+                            );
+                            let _ = write.write_all(head.as_bytes()).await;
+                            let _ = write.write_all(&event).await;
+                        } else {
+                            *answered.lock().unwrap() = Some((request, body));
+                            let _ = write.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n").await;
+                        }
+                    }
+                });
+            }
+        });
+        RuntimeApi { address, answered }
+    }
+}
+
+/// Runs `binary` with `env` against a runtime API serving `event`; returns its stdout lines and
+/// what it posted back.
+async fn invoke(binary: &Path, env: &[(String, String)], event: Vec<u8>) -> (Vec<String>, Option<(String, String)>) {
+    let api = RuntimeApi::start(event).await;
+    let mut child = tokio::process::Command::new(binary)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_LAMBDA_RUNTIME_API", &api.address)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "gate")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", binary.display()));
+    let stdout = child.stdout.take().unwrap();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let collected = Arc::clone(&lines);
+    let reading = tokio::spawn(async move {
+        let mut reader = BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = reader.next_line().await {
+            collected.lock().unwrap().push(line);
+        }
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while api.answered.lock().unwrap().is_none() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // What the invocation writes after answering (its metrics line) gets a moment to arrive.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = child.kill().await;
+    let _ = reading.await;
+    let lines = lines.lock().unwrap().clone();
+    let answered = api.answered.lock().unwrap().clone();
+    (lines, answered)
+}
+
+/// The gate's rule; the error says what is missing.
+fn check(function: &str, lines: &[String], answered: &Option<(String, String)>) -> Result<(), String> {
+    match answered {
+        Some((request, _)) if request.contains(&format!("/invocation/{REQUEST_ID}/")) => {}
+        other => return Err(format!("{function}: the invocation was never answered ({other:?})")),
+    }
+    let mut parsed = Vec::new();
+    for line in lines.iter().filter(|l| !l.trim().is_empty()) {
+        parsed.push(serde_json::from_str::<Value>(line).map_err(|_| format!("{function}: a log line is not JSON: {line}"))?);
+    }
+    let in_span = |line: &Value| {
+        line["spans"].as_array().is_some_and(|spans| {
+            spans.iter().any(|s| {
+                s["name"] == "invocation" && s["function"] == function && s["aws_request_id"] == REQUEST_ID && s["trace_id"] == TRACE_ID
+            })
+        })
+    };
+    if !parsed.iter().any(|l| l.get("_aws").is_none() && in_span(l)) {
+        return Err(format!("{function}: no log line sits in a span with its function, request id and trace id: {lines:?}"));
+    }
+    let documents: Vec<&Value> = parsed.iter().filter(|l| l.get("_aws").is_some()).collect();
+    let document = documents
+        .iter()
+        .find(|d| d["RequestId"] == REQUEST_ID)
+        .ok_or_else(|| format!("{function}: no EMF document for the invocation: {lines:?}"))?;
+    vaultstream::emf::validate(document).map_err(|e| format!("{function}: invalid EMF document ({e}): {document}"))?;
+    for metric in ["Requests", "Errors", "ClientErrors", "Duration"] {
+        let named = document["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().is_some_and(|m| m.iter().any(|x| x["Name"] == metric));
+        if !named || document["Function"] != function {
+            return Err(format!("{function}: the EMF document lacks {metric} for Function={function}: {document}"));
+        }
+    }
+    Ok(())
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../events")
+}
+
+#[tokio::test]
+async fn every_function_writes_logs_metrics_and_trace_context() {
+    let stack = Stack::provision().await;
+    let mut env: Vec<(String, String)> = stack.env().vars().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    for (k, v) in [
+        ("AWS_ENDPOINT_URL", vaultstream_tests::moto::endpoint()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+    ] {
+        env.push((k.into(), v.into()));
+    }
+    let contract: Value = serde_json::from_str(&std::fs::read_to_string(fixtures().join("../infra/contract.json")).unwrap()).unwrap();
+    let functions: Vec<&String> = contract["functions"].as_object().unwrap().keys().collect();
+    assert!(functions.len() >= 10, "{functions:?}");
+    let mut failures = Vec::new();
+    for function in functions {
+        let fixture = fixtures().join(format!("{function}.json"));
+        let event = std::fs::read(&fixture).unwrap_or_else(|_| panic!("{function} has no events/{function}.json to run the gate with"));
+        let (lines, answered) = invoke(&vaultstream_tests::workspace_binary(function), &env, event).await;
+        if let Err(e) = check(function, &lines, &answered) {
+            failures.push(e);
+        }
+    }
+    assert!(failures.is_empty(), "the telemetry gate refuses:\n{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn the_gate_refuses_a_silent_function() {
+    let dir = tempfile::tempdir().unwrap();
+    let silent = dir.path().join("silent");
+    // Speaks the runtime API, answers the event, and says nothing.
+    std::fs::write(
+        &silent,
+        "#!/bin/sh\nbase=\"http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/invocation\"\n\
+         id=$(curl -s -D - -o /dev/null \"$base/next\" | tr -d '\\r' | sed -n 's/^Lambda-Runtime-Aws-Request-Id: //ip')\n\
+         curl -s -X POST -d '{}' \"$base/$id/response\" >/dev/null\nsleep 5\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&silent, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (lines, answered) = invoke(&silent, &[], b"{}".to_vec()).await;
+    assert!(answered.is_some(), "the stand-in answered the runtime API");
+    let refusal = check("silent", &lines, &answered).unwrap_err();
+    assert!(refusal.contains("no log line sits in a span"), "{refusal}");
+    // And one that logs but emits no metrics is refused for that.
+    let line = format!(
+        r#"{{"level":"INFO","spans":[{{"name":"invocation","function":"silent","aws_request_id":"{REQUEST_ID}","trace_id":"{TRACE_ID}"}}]}}"#
+    );
+    let refusal = check("silent", &[line], &answered).unwrap_err();
+    assert!(refusal.contains("no EMF document"), "{refusal}");
+}
