@@ -69,7 +69,12 @@ impl Invocation<'_> {
 
 /// Writes the document as one line (stdout is locked for the line, so it never interleaves).
 pub fn emit(document: &Value) {
-    println!("{document}");
+    write_line(document, &mut std::io::stdout().lock());
+}
+
+/// The same line into any writer; a failed write loses only this line.
+pub fn write_line(document: &Value, out: &mut impl std::io::Write) {
+    let _ = writeln!(out, "{document}");
 }
 
 #[cfg(test)]

@@ -92,7 +92,7 @@ where
 
 /// The span every log line of an invocation sits in (the JSON logs list it under `spans`): the
 /// function, the Lambda request id, the X-Ray trace id and whether the instance was cold.
-fn invocation_span(function: &'static str, context: &lambda_runtime::Context, cold_start: bool) -> tracing::Span {
+pub fn invocation_span(function: &'static str, context: &lambda_runtime::Context, cold_start: bool) -> tracing::Span {
     tracing::info_span!(
         "invocation",
         function,
