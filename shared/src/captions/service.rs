@@ -40,7 +40,17 @@ fn may_write(principal: &Principal) -> Result<(), AccessError> {
     }
 }
 
-fn resource(content: &Result<ContentId, AccessError>, track: &Result<TrackName, AccessError>) -> String {
+type Parsed<T> = Result<T, AccessError>;
+
+/// The path's content id and track name, parsed, and the ledger resource they make.
+fn target(content_id: &str, track: &str) -> (Parsed<ContentId>, Parsed<TrackName>, String) {
+    let content = ContentId::parse(content_id).map_err(|e| AccessError::BadRequest(e.to_string()));
+    let name = TrackName::parse(track).map_err(|e| AccessError::BadRequest(e.to_string()));
+    let resource = resource(&content, &name);
+    (content, name, resource)
+}
+
+fn resource(content: &Parsed<ContentId>, track: &Parsed<TrackName>) -> String {
     match track {
         Ok(t) if content.is_ok() => format!("{}/captions/{t}", content_resource(content)),
         _ => format!("{}/captions/{INVALID_PART}", content_resource(content)),
@@ -64,9 +74,7 @@ impl CaptionService {
         body: &[u8],
         meta: &RequestMeta,
     ) -> Result<Vec<CaptionTrack>, AccessError> {
-        let content = ContentId::parse(content_id).map_err(|e| AccessError::BadRequest(e.to_string()));
-        let name = TrackName::parse(track).map_err(|e| AccessError::BadRequest(e.to_string()));
-        let resource = resource(&content, &name);
+        let (content, name, resource) = target(content_id, track);
         let outcome = async {
             may_write(principal)?;
             let (content, name) = (content?, name?);
@@ -122,9 +130,7 @@ impl CaptionService {
         track: &str,
         meta: &RequestMeta,
     ) -> Result<Vec<CaptionTrack>, AccessError> {
-        let content = ContentId::parse(content_id).map_err(|e| AccessError::BadRequest(e.to_string()));
-        let name = TrackName::parse(track).map_err(|e| AccessError::BadRequest(e.to_string()));
-        let resource = resource(&content, &name);
+        let (content, name, resource) = target(content_id, track);
         let outcome = async {
             may_write(principal)?;
             let (content, name) = (content?, name?);
