@@ -28,6 +28,7 @@ use vaultstream::ids::{ContentId, TenantId, VersionId};
 use vaultstream::ingest::source_key::SourceKey;
 use vaultstream::ingest::transcode_job::{self, KeyError};
 use vaultstream::ladder::Profile;
+use vaultstream::metrics::job::{self as job_metrics, JobEnd};
 use vaultstream::origin::Published;
 
 use crate::cli::RunArgs;
@@ -121,7 +122,24 @@ pub fn run(args: RunArgs) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|e| TranscodeError::Fatal(format!("starting the async runtime: {e}")))?;
-    runtime.block_on(run_job(args))
+    let outcome = runtime.block_on(run_job(args));
+    if let Err(e) = &outcome {
+        let end = if matches!(e, TranscodeError::InvalidInput(_)) { JobEnd::Invalid } else { JobEnd::Failed };
+        emit_metrics(&[job_metrics::ended(end, &batch_job_id(), vaultstream::clock::now_millis())]);
+    }
+    outcome
+}
+
+/// The Batch job id (`AWS_BATCH_JOB_ID`), or `manual` for a run outside Batch.
+fn batch_job_id() -> String {
+    std::env::var("AWS_BATCH_JOB_ID").unwrap_or_else(|_| "manual".into())
+}
+
+/// EMF lines on stdout, ahead of the summary line (which stays the last).
+fn emit_metrics(documents: &[serde_json::Value]) {
+    for document in documents {
+        println!("{document}");
+    }
 }
 
 async fn run_job(args: RunArgs) -> Result<()> {
@@ -145,7 +163,7 @@ async fn run_job(args: RunArgs) -> Result<()> {
         content: content.clone(),
         catalog: Arc::new(DynamoCatalog::new(clients.dynamodb.clone(), &args.content_table)),
         audit: DynamoLedger::new(clients.dynamodb.clone(), &args.audit_table, args.audit_shards),
-        job_id: std::env::var("AWS_BATCH_JOB_ID").unwrap_or_else(|_| "manual".into()),
+        job_id: batch_job_id(),
     };
     let span = tracing::info_span!("run", request_id = %ctx.job_id, tenant = %tenant, content_id = %content);
     take_and_transcode(&args, &ctx, &clients, (profile, limits, stall_timeout), started).instrument(span).await
@@ -299,6 +317,7 @@ async fn transcode_and_publish(
     let publish_seconds = publish_started.elapsed().as_secs_f64();
     ctx.audit(Decision::Allow, format!("published version {version} ({})", record.status)).await;
     tracing::info!(%version, status = %record.status, objects = uploaded.objects, bytes = uploaded.bytes, "published");
+    emit_metrics(&job_metrics::published(&figures, manifest.failed_renditions.len(), &ctx.job_id, vaultstream::clock::now_millis()));
     println!(
         "{}",
         serde_json::json!({

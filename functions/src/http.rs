@@ -14,11 +14,6 @@ pub fn now() -> u64 {
     vaultstream::clock::now_seconds()
 }
 
-/// Milliseconds since the epoch (EMF timestamps).
-pub fn now_millis() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
 /// The verified caller: only API Gateway writes the authorizer context, so it is the principal
 /// the authorizer checked. `None` when the route has no authorizer in front (a misconfiguration:
 /// callers answer 401).

@@ -9,6 +9,9 @@
 //! | `ClientErrors` | Count | 1 when the answer is a 4xx or the authorizer denied |
 //! | `Duration` | Milliseconds | handler time (the origin check included) |
 //!
+//! Domain events (grants, denials, jobs, retries, dead letters) follow as lines of their own:
+//! `vaultstream::metrics::tally`.
+//!
 //! The line also carries the request id, whether this was the instance's first invocation
 //! (`ColdStart`) and, for HTTP functions, the status code: searchable with Logs Insights.
 
@@ -16,6 +19,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use vaultstream::emf::{Document, Unit};
+use vaultstream::metrics::tally::Tally;
 
 /// How an invocation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +74,15 @@ impl Invocation<'_> {
 /// Writes the document as one line (stdout is locked for the line, so it never interleaves).
 pub fn emit(document: &Value) {
     write_line(document, &mut std::io::stdout().lock());
+}
+
+/// The invocation's RED line, then one line for each kind of domain event it counted.
+pub fn emit_invocation(invocation: &Invocation, tally: &Tally) {
+    let now = vaultstream::clock::now_millis();
+    emit(&invocation.document(now));
+    for document in tally.documents(invocation.function, invocation.request_id, now) {
+        emit(&document);
+    }
 }
 
 /// The same line into any writer; a failed write loses only this line.

@@ -1,6 +1,6 @@
 //! What every HTTP function's `main` does: JSON logs, configuration read once, AWS clients, then
 //! the Lambda runtime with the handler shared across invocations, behind the origin check, and a
-//! RED metrics line (EMF) for every invocation.
+//! RED metrics line (EMF) for every invocation, followed by the domain events it counted.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use lambda_http::{service_fn, Body, Error, Request, RequestExt, Response};
 use tracing::Instrument;
+use vaultstream::metrics::tally;
 
 use crate::env::{ConfigError, Env};
 use crate::metrics::{Invocation, Outcome};
@@ -38,10 +39,13 @@ pub async fn serve<F: HttpFunction>() -> Result<(), Error> {
         let span = invocation_span(F::NAME, &context, cold_start);
         async move {
             let started = Instant::now();
-            let response = match origin.as_ref().as_ref().and_then(|o| o.refuse(&request)) {
-                Some(refused) => refused,
-                None => function.handle(request).await,
-            };
+            let (response, tally) = tally::collect(async {
+                match origin.as_ref().as_ref().and_then(|o| o.refuse(&request)) {
+                    Some(refused) => refused,
+                    None => function.handle(request).await,
+                }
+            })
+            .await;
             let invocation = Invocation {
                 function: F::NAME,
                 outcome: Outcome::Http(response.status().as_u16()),
@@ -49,7 +53,7 @@ pub async fn serve<F: HttpFunction>() -> Result<(), Error> {
                 request_id: &context.request_id,
                 cold_start,
             };
-            crate::metrics::emit(&invocation.document(crate::http::now_millis()));
+            crate::metrics::emit_invocation(&invocation, &tally);
             Ok::<_, Error>(response)
         }
         .instrument(span)
@@ -75,14 +79,14 @@ where
         async move {
             let started = Instant::now();
             let request_id = event.context.request_id.clone();
-            let result = handle(event.payload).await;
+            let (result, tally) = tally::collect(handle(event.payload)).await;
             let outcome = match &result {
                 Ok(answer) if refused(answer) => Outcome::Refused,
                 Ok(_) => Outcome::Done,
                 Err(_) => Outcome::Failed,
             };
             let invocation = Invocation { function: name, outcome, elapsed: started.elapsed(), request_id: &request_id, cold_start };
-            crate::metrics::emit(&invocation.document(crate::http::now_millis()));
+            crate::metrics::emit_invocation(&invocation, &tally);
             result
         }
         .instrument(span)

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use vaultstream::audit::counted::CountedLedger;
 use vaultstream::audit::AuditSink;
 use vaultstream::aws::{DynamoApiTokens, DynamoCatalog, DynamoLedger, DynamoSessions, KmsPolicySigner};
 use vaultstream::cdn::{HashAlgorithm, PemPolicySigner, PolicySigner, TenantHosts};
@@ -50,7 +51,7 @@ pub fn token_signer(secret: &ServiceSecret) -> Arc<TokenSigner> {
 pub fn audit(env: &Env, aws: &Aws) -> Result<Arc<dyn AuditSink>, ConfigError> {
     let table = env.required("VAULTSTREAM_AUDIT_TABLE")?;
     let shards = env.number("VAULTSTREAM_AUDIT_SHARDS", 4u16)?;
-    Ok(Arc::new(DynamoLedger::new(aws.dynamodb.clone(), table, shards)))
+    Ok(Arc::new(CountedLedger(Arc::new(DynamoLedger::new(aws.dynamodb.clone(), table, shards)))))
 }
 
 pub fn catalog(env: &Env, aws: &Aws) -> Result<Arc<DynamoCatalog>, ConfigError> {

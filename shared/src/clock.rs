@@ -7,6 +7,11 @@ pub fn now_seconds() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// Milliseconds since the epoch (EMF timestamps).
+pub fn now_millis() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
 /// RFC 3339 in UTC with milliseconds (`2026-11-22T01:02:03.456Z`): sortable as text.
 pub fn now_rfc3339() -> String {
     now_with_day().0

@@ -37,6 +37,8 @@ impl Unit {
 #[derive(Debug, Clone)]
 pub struct Document {
     dimensions: Vec<(String, String)>,
+    /// Further aggregations beside the one by every dimension: each a subset of the names.
+    rollups: Vec<Vec<String>>,
     metrics: Vec<(String, Unit, f64)>,
     properties: Map<String, Value>,
 }
@@ -46,9 +48,17 @@ impl Document {
     pub fn new(dimensions: &[(&str, &str)]) -> Self {
         Document {
             dimensions: dimensions.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            rollups: Vec::new(),
             metrics: Vec::new(),
             properties: Map::new(),
         }
+    }
+
+    /// Publishes the metrics a second time aggregated by only these dimensions (none: one
+    /// series over everything, what an alarm on a total reads).
+    pub fn rollup(mut self, names: &[&str]) -> Self {
+        self.rollups.push(names.iter().map(|n| n.to_string()).collect());
+        self
     }
 
     pub fn metric(mut self, name: &str, unit: Unit, value: f64) -> Self {
@@ -71,13 +81,14 @@ impl Document {
         for (name, _, value) in &self.metrics {
             root.insert(name.clone(), json!(value));
         }
-        let dimension_set: Vec<&str> = self.dimensions.iter().map(|(k, _)| k.as_str()).collect();
+        let every: Vec<String> = self.dimensions.iter().map(|(k, _)| k.clone()).collect();
+        let dimension_sets: Vec<&Vec<String>> = std::iter::once(&every).chain(&self.rollups).collect();
         let metrics: Vec<Value> = self.metrics.iter().map(|(name, unit, _)| json!({"Name": name, "Unit": unit.as_str()})).collect();
         root.insert(
             "_aws".into(),
             json!({
                 "Timestamp": timestamp_ms,
-                "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [dimension_set], "Metrics": metrics}],
+                "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": dimension_sets, "Metrics": metrics}],
             }),
         );
         Value::Object(root)
@@ -201,5 +212,18 @@ mod tests {
             d.as_object_mut().unwrap().remove("_aws");
         })
         .contains("_aws"));
+        assert!(broken(&|d| d["_aws"]["CloudWatchMetrics"][0]["Dimensions"] = json!([["Function", "Tenant"]])).contains("\"Tenant\""));
+    }
+
+    #[test]
+    fn rollups_publish_the_same_values_under_fewer_dimensions() {
+        let doc = Document::new(&[("Function", "dispatch"), ("Action", "content.dispatch")])
+            .rollup(&["Action"])
+            .rollup(&[])
+            .metric("Decisions", Unit::Count, 2.0)
+            .render(1);
+        assert_eq!(validate(&doc), Ok(()));
+        assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["Function", "Action"], ["Action"], []]));
+        assert_eq!(doc["Decisions"], 2.0);
     }
 }

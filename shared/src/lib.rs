@@ -46,6 +46,7 @@ pub mod ids;
 pub mod ingest;
 pub mod ladder;
 pub mod memory;
+pub mod metrics;
 pub mod origin;
 pub mod principal;
 pub mod segment_cipher;

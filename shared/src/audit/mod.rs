@@ -8,6 +8,7 @@
 //! - [`verify`]: reading a chain back and naming the first modified, missing or reordered record.
 
 pub mod changes;
+pub mod counted;
 pub mod digest;
 pub mod ledger;
 pub mod record;

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::audit::ledger::AuditError;
 use crate::ids::TenantId;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Decision {
     Allow,

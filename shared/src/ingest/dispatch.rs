@@ -25,6 +25,7 @@ use crate::ingest::ports::{
 use crate::ingest::queue_choice::{self, QueueKind, SourceShape};
 use crate::ingest::source_key::SourceKey;
 use crate::ingest::{media_types, sniff};
+use crate::metrics::tally::{self, Counted};
 
 /// What became of a message: done (delete it), or try again later (report it as failed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -308,6 +309,7 @@ impl DispatchService {
         }
         let reason = format!("job {} on the {} queue (attempt {}): {why}", job.id, queue.as_str(), request.attempt);
         tracing::info!(job_id = %job.id, queue = queue.as_str(), attempt = request.attempt, "transcode job submitted");
+        tally::count(Counted::JobSubmitted { queue: queue.as_str() });
         self.audit_decision(&record.tenant, &resource, Decision::Allow, reason, message).await;
         Handled::Done
     }
@@ -334,6 +336,7 @@ impl DispatchService {
     async fn later(&self, message: &QueueMessage, reason: &str) -> Handled {
         let delay = backoff::delay_after(message.receive_count);
         tracing::warn!(%reason, receive_count = message.receive_count, retry_in_seconds = delay.as_secs(), "will try again");
+        tally::count(Counted::Retry);
         if let Err(e) = self.redelivery.postpone(message, delay).await {
             tracing::warn!(error = %e, "could not postpone the message; it returns after the queue's visibility timeout");
         }
@@ -360,8 +363,9 @@ impl DispatchService {
             job_id: None,
             attempts: record.attempts,
         };
-        if let Err(e) = self.failures.dead_letter(&failed).await {
-            tracing::error!(error = %e, "could not dead-letter the failure");
+        match self.failures.dead_letter(&failed).await {
+            Ok(()) => tally::count(Counted::DeadLetter),
+            Err(e) => tracing::error!(error = %e, "could not dead-letter the failure"),
         }
         if let Err(e) = self.failures.notify(&failed).await {
             tracing::error!(error = %e, "could not notify the creator");

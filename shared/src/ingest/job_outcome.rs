@@ -19,6 +19,7 @@ use crate::ids::{ContentId, TenantId};
 use crate::ingest::backoff::{self, MAX_ATTEMPTS};
 use crate::ingest::ports::{job_name, ContentFailed, FailureReports, RetryKind, RetryMessage, RetryQueue};
 use crate::ingest::queue_choice::QueueKind;
+use crate::metrics::tally::{self, Counted};
 
 /// The exit codes of the transcoder's contract.
 pub const EXIT_INVALID_INPUT: i32 = 65;
@@ -144,6 +145,7 @@ impl JobEventsService {
         if outcome == JobOutcome::InProgress {
             return Ok(());
         }
+        tally::count(Counted::JobFinished { status: change.status.clone() });
         let ids = (change.parameters.get("tenant").map(TenantId::parse), change.parameters.get("content_id").map(ContentId::parse));
         let (tenant, content) = match ids {
             (Some(Ok(t)), Some(Ok(c))) => (t, c),
@@ -192,7 +194,7 @@ impl JobEventsService {
                     ..Default::default()
                 };
                 self.apply(&record, &current, &patch).await?;
-                self.audit_decision(&tenant, &resource, Decision::Deny, format!("invalid source: {reason}"), request_id).await;
+                self.audit_decision(&tenant, &resource, Decision::Deny, format!("invalid_source: {reason}"), request_id).await;
             }
             JobOutcome::Temporary(reason) if record.attempts < MAX_ATTEMPTS => {
                 let delay = backoff::delay_after(record.attempts);
@@ -218,7 +220,8 @@ impl JobEventsService {
                     ..Default::default()
                 };
                 self.apply(&record, &current, &patch).await?;
-                self.audit_decision(&tenant, &resource, Decision::Deny, note, request_id).await;
+                tally::count(Counted::Retry);
+                self.audit_decision(&tenant, &resource, Decision::Deny, format!("retrying: {note}"), request_id).await;
             }
             JobOutcome::Temporary(reason) => {
                 let reason = format!("{reason}; giving up after {MAX_ATTEMPTS} attempts");
@@ -254,6 +257,7 @@ impl JobEventsService {
             attempts: record.attempts,
         };
         self.failures.dead_letter(&failed).await?;
+        tally::count(Counted::DeadLetter);
         self.failures.notify(&failed).await?;
         let patch = Patch {
             status: Some(ContentStatus::Failed),
