@@ -91,3 +91,8 @@ variable "service_secret_version" {
   type        = number
   default     = 1
 }
+
+variable "alarm_topic_arn" {
+  description = "SNS topic the alarms notify, when they fire and when they clear"
+  type        = string
+}

@@ -64,6 +64,8 @@ TYPES = {
     "AWS::Logs::DeliverySource": "aws_cloudwatch_log_delivery_source",
     "AWS::Logs::DeliveryDestination": "aws_cloudwatch_log_delivery_destination",
     "AWS::Logs::Delivery": "aws_cloudwatch_log_delivery",
+    "AWS::CloudWatch::Dashboard": "aws_cloudwatch_dashboard",
+    "AWS::CloudWatch::Alarm": "aws_cloudwatch_metric_alarm",
 }
 # CDK reads the signing key's public PEM with a custom resource (one Node.js function); Terraform
 # has the data source aws_kms_public_key. (Terraform's streaming destination, event targets and
@@ -118,11 +120,93 @@ def tf_count(body):
             "local.routes": len(CONTRACT["routes"]),
             "local.routed_functions": len({r["function"] for r in CONTRACT["routes"]}),
             "toset(local.contract.event_sources.dispatch.sqs)": len(CONTRACT["event_sources"]["dispatch"]["sqs"]),
+            "local.alarms": len(expected_alarms("{prefix}")),
         }
         if fe in known:
             return known[fe]
         raise SystemExit(f"parity.py does not know how many instances for_each = {fe} has; add it")
     return len(fe)
+
+
+def fill(text, prefix, function=""):
+    return text.replace("{prefix}", prefix).replace("{function}", function)
+
+
+def expand(lines, for_each_function, prefix):
+    """The contract's metric lines for each function (or once), placeholders filled, as tuples."""
+    functions = list(CONTRACT["functions"]) if for_each_function else [""]
+    return [(ns, name, tuple(sorted((k, fill(v, prefix, fn)) for k, v in dims.items())), stat)
+            for fn in functions for ns, name, dims, stat in lines]
+
+
+def expected_alarms(prefix):
+    """name -> (the comparable settings, {query id: metric line}, expression) from the contract."""
+    alarms = {}
+    for a in CONTRACT["observability"]["alarms"]:
+        for fn in (CONTRACT["functions"] if a.get("for_each_function") else [""]):
+            queries = {qid: (ns, name, tuple(sorted((k, fill(v, prefix, fn)) for k, v in dims.items())), stat)
+                       for qid, (ns, name, dims, stat) in a["metrics"].items()}
+            settings = (a["comparison"], float(a["threshold"]), a["evaluation_periods"], a["period_s"])
+            alarms[fill(a["name"], prefix, fn)] = (settings, queries, a.get("expression"))
+    return alarms
+
+
+def template_prefix(cfn):
+    """The prefix the template was synthesized with, read off the ingest queue's name."""
+    names = [r["Properties"].get("QueueName", "") for r in cfn.values() if r["Type"] == "AWS::SQS::Queue"]
+    return next(n[: -len("-ingest")] for n in names if n.endswith("-ingest"))
+
+
+def observability_problems(cfn, tf_text, prefix):
+    """CDK's alarms and dashboard are the contract's, expanded; Terraform builds both from it."""
+    problems = []
+    found = {}
+    for r in cfn.values():
+        if r["Type"] != "AWS::CloudWatch::Alarm":
+            continue
+        p = r["Properties"]
+        queries, expression, period = {}, None, None
+        for q in p.get("Metrics", []):
+            if "Expression" in q:
+                expression = q["Expression"]
+                continue
+            m = q["MetricStat"]
+            period = m["Period"]
+            dims = tuple(sorted((d["Name"], d["Value"]) for d in m["Metric"].get("Dimensions", [])))
+            queries[q["Id"]] = (m["Metric"]["Namespace"], m["Metric"]["MetricName"], dims, m["Stat"])
+        settings = (p["ComparisonOperator"], float(p["Threshold"]), p["EvaluationPeriods"], period)
+        found[p["AlarmName"]] = (settings, queries, expression)
+        if p.get("AlarmActions") != [{"Ref": "AlarmTopicArn"}] or p.get("OKActions") != [{"Ref": "AlarmTopicArn"}]:
+            problems.append(f"CDK alarm {p['AlarmName']} does not notify the AlarmTopicArn input")
+    expected = expected_alarms(prefix)
+    for name in sorted(set(expected) | set(found)):
+        if expected.get(name) != found.get(name):
+            problems.append(f"CDK alarm {name}: {found.get(name)} where the contract says {expected.get(name)}")
+
+    dashboards = [r["Properties"] for r in cfn.values() if r["Type"] == "AWS::CloudWatch::Dashboard"]
+    if len(dashboards) == 1:
+        body = dashboards[0]["DashboardBody"]
+        text = "".join(part if isinstance(part, str) else "REGION" for part in body["Fn::Join"][1]) if isinstance(body, dict) else body
+        widgets = json.loads(text)["widgets"]
+        contract = CONTRACT["observability"]["dashboard"]
+        if [w["properties"]["title"] for w in widgets] != [w["title"] for w in contract["widgets"]]:
+            problems.append("CDK dashboard widgets are not the contract's, in its order")
+        for widget, spec in zip(widgets, contract["widgets"]):
+            shown = [(l[0], l[1], tuple(sorted(zip(l[2:-1:2], l[3:-1:2]))), l[-1]["stat"]) for l in widget["properties"]["metrics"]]
+            if sorted(shown) != sorted(expand(spec["metrics"], spec.get("for_each_function"), prefix)):
+                problems.append(f"CDK dashboard widget {spec['title']!r} shows {shown}")
+            if widget["properties"]["region"] != "REGION":
+                problems.append(f"CDK dashboard widget {spec['title']!r} is not in the stack's region")
+    for needle, what in [
+        ("for a in local.observability.alarms", "alarms"),
+        ("for i, w in local.observability.dashboard.widgets", "dashboard widgets"),
+        ("observability  = local.contract.observability", "observability section"),
+        ("alarm_actions       = [var.alarm_topic_arn]", "alarm actions"),
+        ("dashboard_body = jsonencode({ widgets = local.dashboard_widgets })", "dashboard body"),
+    ]:
+        if needle not in tf_text:
+            problems.append(f"Terraform does not build its {what} from the contract (observability.tf)")
+    return problems
 
 
 def transcoder_help():
@@ -384,6 +468,9 @@ def main(template_path):
     # 4b. The job definitions call the binary as it is: every flag and variable they pass exists.
     problems += transcoder_problems(cfn, tf_text)
 
+    # 4c. The dashboard and the alarms: the contract's observability section in both.
+    problems += observability_problems(cfn, tf_text, template_prefix(cfn))
+
     # 5. Routes and outputs.
     cfn_routes = sorted(r["Properties"]["RouteKey"] for r in cfn.values() if r["Type"] == "AWS::ApiGatewayV2::Route")
     if cfn_routes != sorted(r["route"] for r in CONTRACT["routes"]):
@@ -421,7 +508,7 @@ def main(template_path):
             print("  -", p)
         return 1
     print(f"parity ok: {len(TYPES) + 1} resource types, {len(CONTRACT['functions'])} functions' permissions, routes, outputs, ledger protections, "
-          "job definitions against `vaultstream-transcode run --help`")
+          "job definitions against `vaultstream-transcode run --help`, dashboard and alarms")
     return 0
 
 

@@ -35,4 +35,6 @@ expect_failure "anyone may append" 's/      values   = local.ledger_writers/    
 expect_failure "a job reaching every tenant's sources" 's|/source/${local.tenant}/\*"|/source/*"|' functions.tf "Terraform grant tenant_sources of the tenant role is not bounded by the tenant tag"
 expect_failure "the API around CloudFront" 's/disable_execute_api_endpoint = true/disable_execute_api_endpoint = false/' api.tf "Terraform leaves the API's execute-api endpoint on"
 expect_failure "an API route CloudFront cannot pass" 's|"/v1/content\*"    = \["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"\]|"/v1/content*"    = ["GET", "HEAD", "OPTIONS"]|' delivery.tf "no API behaviour for POST /v1/content/upload"
-echo "parity self-test: 21 broken copies of Terraform refused"
+expect_failure "alarms nobody hears" 's/  alarm_actions       = \[var.alarm_topic_arn\]/  alarm_actions       = []/' observability.tf "Terraform does not build its alarm actions from the contract"
+expect_failure "a dashboard of its own" 's/  dashboard_body = jsonencode({ widgets = local.dashboard_widgets })/  dashboard_body = jsonencode({ widgets = [] })/' observability.tf "Terraform does not build its dashboard body from the contract"
+echo "parity self-test: 23 broken copies of Terraform refused"

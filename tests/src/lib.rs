@@ -5,6 +5,7 @@ pub mod flow;
 pub mod ingest;
 pub mod local;
 pub mod moto;
+pub mod observability;
 pub mod proxy;
 pub mod stack;
 

@@ -2,7 +2,9 @@
 //! local Lambda runtime API and given its events/ fixture, must write
 //! - JSON log lines, one of which sits in the invocation's span: the function, the request id
 //!   and the X-Ray trace id the runtime API handed over;
-//! - one valid CloudWatch EMF document with its RED metrics for that request.
+//! - one valid CloudWatch EMF document with its RED metrics for that request, and only metrics
+//!   that infra/contract.json's `observability.metrics` lists, with the same unit and dimension
+//!   sets (what the dashboard and the alarms read).
 //!
 //! A function that is silent fails the test command; the gate's own check is shown refusing a
 //! stand-in that answers the runtime API without a word.
@@ -15,6 +17,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
+use vaultstream_tests::observability;
 use vaultstream_tests::stack::Stack;
 
 const REQUEST_ID: &str = "gate-request-1";
@@ -153,11 +156,18 @@ fn check(function: &str, lines: &[String], answered: &Option<(String, String)>) 
         return Err(format!("{function}: no log line sits in a span with its function, request id and trace id: {lines:?}"));
     }
     let documents: Vec<&Value> = parsed.iter().filter(|l| l.get("_aws").is_some()).collect();
+    let catalogue = observability::catalogue(&observability::contract());
+    for document in &documents {
+        vaultstream::emf::validate(document).map_err(|e| format!("{function}: invalid EMF document ({e}): {document}"))?;
+        let problems = observability::problems(document, &catalogue);
+        if !problems.is_empty() {
+            return Err(format!("{function}: {}", problems.join("; ")));
+        }
+    }
     let document = documents
         .iter()
-        .find(|d| d["RequestId"] == REQUEST_ID)
+        .find(|d| d["RequestId"] == REQUEST_ID && d.get("Requests").is_some())
         .ok_or_else(|| format!("{function}: no EMF document for the invocation: {lines:?}"))?;
-    vaultstream::emf::validate(document).map_err(|e| format!("{function}: invalid EMF document ({e}): {document}"))?;
     for metric in ["Requests", "Errors", "ClientErrors", "Duration"] {
         let named = document["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().is_some_and(|m| m.iter().any(|x| x["Name"] == metric));
         if !named || document["Function"] != function {
@@ -219,6 +229,12 @@ async fn the_gate_refuses_a_silent_function() {
     let line = format!(
         r#"{{"level":"INFO","spans":[{{"name":"invocation","function":"silent","aws_request_id":"{REQUEST_ID}","trace_id":"{TRACE_ID}"}}]}}"#
     );
-    let refusal = check("silent", &[line], &answered).unwrap_err();
+    let refusal = check("silent", std::slice::from_ref(&line), &answered).unwrap_err();
     assert!(refusal.contains("no EMF document"), "{refusal}");
+    // And one whose metric no dashboard or alarm knows is refused for that.
+    let stray = format!(
+        r#"{{"_aws":{{"Timestamp":1,"CloudWatchMetrics":[{{"Namespace":"VaultStream","Dimensions":[["Function"]],"Metrics":[{{"Name":"Requests","Unit":"Count"}},{{"Name":"Hits","Unit":"Count"}}]}}]}},"Function":"silent","Requests":1,"Hits":1,"RequestId":"{REQUEST_ID}"}}"#
+    );
+    let refusal = check("silent", &[line, stray], &answered).unwrap_err();
+    assert!(refusal.contains("Hits is not in infra/contract.json's observability.metrics"), "{refusal}");
 }

@@ -34,6 +34,29 @@ export interface TranscoderContract {
   retry: { max_attempts: number; backoff_base_seconds: number; backoff_cap_seconds: number };
 }
 
+/** [namespace, metric name, dimensions, statistic]; `{prefix}` and `{function}` are placeholders. */
+export type MetricLine = [string, string, Record<string, string>, string];
+
+export interface AlarmContract {
+  name: string;
+  description: string;
+  for_each_function?: boolean;
+  /** Metric math over `metrics` by id; without it, the one metric is the alarm's. */
+  expression?: string;
+  metrics: Record<string, MetricLine>;
+  period_s: number;
+  evaluation_periods: number;
+  comparison: string;
+  threshold: number;
+}
+
+export interface ObservabilityContract {
+  namespace: string;
+  metrics: Record<string, { unit: string; dimensions: string[][]; from: string }>;
+  dashboard: { name: string; period_s: number; widgets: { title: string; for_each_function?: boolean; metrics: MetricLine[] }[] };
+  alarms: AlarmContract[];
+}
+
 export interface Contract {
   functions: Record<string, FunctionContract>;
   transcoder: TranscoderContract;
@@ -48,6 +71,7 @@ export interface Contract {
   kms_encryption_context_keys: string[];
   ledger_denied_actions: string[];
   outputs: string[];
+  observability: ObservabilityContract;
 }
 
 export const CONTRACT_PATH = path.resolve(__dirname, '..', '..', '..', 'contract.json');

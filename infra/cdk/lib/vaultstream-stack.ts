@@ -13,6 +13,7 @@ import { Delivery } from './delivery';
 import { Functions, Grantable, contractStatements } from './functions';
 import { encryptionContextConditions, Keys, viaS3Conditions } from './keys';
 import { Ledger, vaultTable } from './ledger';
+import { Observability } from './observability';
 import { Queues } from './queues';
 import { bucketName, Storage } from './storage';
 import { JOB_KINDS, jobDefinitionName, jobQueueName, Transcoding } from './transcoding';
@@ -193,6 +194,12 @@ export class VaultStreamStack extends Stack {
       prefix, vpcId, subnetIds, image, minWarmVcpus, maxVcpus, jobRole: transcoderRole, environment: transcoderEnv, contract: contract.transcoder,
     });
     queues.watchJobs(Object.values(transcoding.queues).map((q) => q.attrJobQueueArn), functions.byName['job_events'], contract.event_sources.job_events.eventbridge);
+    new Observability(this, 'Observability', {
+      prefix,
+      functions: Object.keys(contract.functions),
+      contract: contract.observability,
+      alarmTopicArn: param('AlarmTopicArn', 'SNS topic the alarms notify, when they fire and when they clear').valueAsString,
+    });
 
     // Key policies: the only principals that may use each key, and how. The transcoder decrypts
     // too: a rerun reuses the content's stored key instead of minting a second one.
