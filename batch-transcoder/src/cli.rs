@@ -103,7 +103,7 @@ pub struct LocalArgs {
     pub limits: LimitArgs,
 }
 
-/// The Batch job's arguments: the job definition passes the first four (from the job's
+/// The Batch job's arguments: the job definition passes the first five (from the job's
 /// parameters); the rest come from the job definition's environment.
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -118,6 +118,11 @@ pub struct RunArgs {
     /// The uploaded source's key in the source bucket: source/{tenant}/{content_id}/original.
     #[arg(long, value_name = "KEY")]
     pub source_key: String,
+
+    /// The X-Ray trace this job continues (`Root=…;Parent=…;Sampled=…`, dispatch's), or `none`:
+    /// the job's spans (probe, decode, each rung, upload) join the upload's trace.
+    #[arg(long, value_name = "HEADER", default_value = "none")]
+    pub trace_header: String,
 
     #[command(flatten)]
     pub encoding: EncodingArgs,

@@ -64,6 +64,8 @@ impl Fanout {
         watchdog: &Arc<Watchdog>,
     ) -> Result<Fanout> {
         let mut fanout = Fanout { renditions: Vec::new(), pictures: None };
+        // Each rung's thread is a span of the transcode (a subsegment in its trace).
+        let parent = tracing::Span::current();
         for plan in plans {
             let (tx, rx) = sync_channel(QUEUE_DEPTH);
             let ring = Arc::clone(ring);
@@ -72,7 +74,10 @@ impl Fanout {
             let picture = plan.video.as_ref().map_or(Picture::Sdr, |v| v.picture);
             let handle = std::thread::Builder::new()
                 .name(format!("rendition-{name}"))
-                .spawn(move || rendition::run(plan, rx, &ring, &dog))
+                .spawn({
+                    let span = tracing::info_span!(parent: &parent, "rung", otel.name = %format!("rung {name}"), rung = %name);
+                    move || span.in_scope(|| rendition::run(plan, rx, &ring, &dog))
+                })
                 .map_err(|e| TranscodeError::Fatal(format!("starting a rendition thread: {e}")))?;
             fanout.renditions.push((name, picture, tx, handle));
         }

@@ -41,17 +41,29 @@ mod watchdog;
 use std::io::IsTerminal;
 
 use clap::Parser;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
+use vaultstream::traces::Traces;
 
 use crate::cli::{Cli, Command};
 use crate::error::{TranscodeError, EXIT_OK};
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+fn init_logging() -> Option<Traces> {
+    let filter = || tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let (spans, traces, problem) = match vaultstream::traces::layer("vaultstream-transcode") {
+        Ok((layer, traces)) => (Some(layer), Some(traces), None),
+        Err(problem) => (None, None, Some(problem)),
+    };
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(spans);
     if std::io::stderr().is_terminal() {
-        builder.init();
+        registry.with(logs.with_filter(filter())).init();
     } else {
-        builder.json().flatten_event(true).init();
+        registry.with(logs.json().flatten_event(true).with_filter(filter())).init();
+    }
+    if let Some(problem) = problem {
+        tracing::warn!(%problem, "traces are off");
     }
     // FFmpeg's own messages are off unless asked for: they would interleave with ours and
     // everything they say about a bad input is reported through our errors.
@@ -63,6 +75,7 @@ fn init_logging() {
         _ => ffmpeg_next::util::log::Level::Quiet,
     };
     ffmpeg_next::util::log::set_level(level);
+    traces
 }
 
 /// x86-64 builds are compiled for AES-NI (.cargo/config.toml); say so instead of crashing on a
@@ -113,7 +126,7 @@ fn run(cli: Cli) -> Result<(), TranscodeError> {
 
 fn main() {
     let cli = Cli::parse();
-    init_logging();
+    let traces = init_logging();
     let code = match run(cli) {
         Ok(()) => EXIT_OK,
         Err(err) => {
@@ -122,5 +135,6 @@ fn main() {
             err.exit_code()
         }
     };
+    drop(traces);
     std::process::exit(code);
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use aws_sdk_s3::primitives::ByteStream;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::error::{Result, TranscodeError};
 
@@ -77,29 +78,37 @@ impl OriginUpload {
     async fn put_all(&self, items: Vec<Item>) -> Result<Uploaded> {
         let permits = Arc::new(Semaphore::new(self.concurrency.max(1)));
         let mut tasks = JoinSet::new();
+        // Each PutObject is a span of the upload, wherever its task runs.
+        let upload = tracing::Span::current();
         for item in items {
             let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), format!("{}{}", self.prefix, item.relative));
             let permits = Arc::clone(&permits);
-            tasks.spawn(async move {
-                let _permit = permits.acquire_owned().await.map_err(|e| TranscodeError::Fatal(e.to_string()))?;
-                let bytes = std::fs::metadata(&item.path).map(|m| m.len()).unwrap_or(0);
-                let body = ByteStream::from_path(&item.path)
-                    .await
-                    .map_err(|e| TranscodeError::Temporary(format!("reading {}: {e}", item.path.display())))?;
-                client
-                    .put_object()
-                    .bucket(&bucket)
-                    .key(&key)
-                    .content_type(content_type(&item.relative))
-                    .cache_control(cache_control(&item.relative))
-                    .body(body)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        TranscodeError::Temporary(format!("uploading s3://{bucket}/{key}: {}", aws_sdk_s3::error::DisplayErrorContext(e)))
-                    })?;
-                Ok::<u64, TranscodeError>(bytes)
-            });
+            tasks.spawn(
+                async move {
+                    let _permit = permits.acquire_owned().await.map_err(|e| TranscodeError::Fatal(e.to_string()))?;
+                    let bytes = std::fs::metadata(&item.path).map(|m| m.len()).unwrap_or(0);
+                    let body = ByteStream::from_path(&item.path)
+                        .await
+                        .map_err(|e| TranscodeError::Temporary(format!("reading {}: {e}", item.path.display())))?;
+                    client
+                        .put_object()
+                        .bucket(&bucket)
+                        .key(&key)
+                        .content_type(content_type(&item.relative))
+                        .cache_control(cache_control(&item.relative))
+                        .body(body)
+                        .send()
+                        .await
+                        .map_err(|e| {
+                            TranscodeError::Temporary(format!(
+                                "uploading s3://{bucket}/{key}: {}",
+                                aws_sdk_s3::error::DisplayErrorContext(e)
+                            ))
+                        })?;
+                    Ok::<u64, TranscodeError>(bytes)
+                }
+                .instrument(upload.clone()),
+            );
         }
         let mut uploaded = Uploaded::default();
         while let Some(done) = tasks.join_next().await {

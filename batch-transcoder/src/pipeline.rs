@@ -59,12 +59,14 @@ pub fn transcode(
 ) -> Result<Transcoded> {
     // Probe.
     watchdog.progress(Phase::Reading);
+    let probing = tracing::info_span!("probe").entered();
     let (mut input, size) =
         probe::open(&job.input, Arc::clone(&watchdog.abort)).map_err(|e| if watchdog.fired() { watchdog.stall_error() } else { e })?;
     let mut source = probe::inspect(&input, size, &job.limits)?;
     if let Some(video) = source.video.as_mut().filter(|v| v.dynamic_range == DynamicRange::Pq && v.hdr10.is_none()) {
         video.hdr10 = Hdr10::of_first_frame(&job.input, Arc::clone(&watchdog.abort));
     }
+    drop(probing);
     tracing::info!(format = %source.format, duration = ?source.duration, video = ?source.video.as_ref().map(|v| (v.display_width, v.display_height, &v.codec)), audio = ?source.audio.as_ref().map(|a| &a.codec), "probed source");
 
     // Plan.
@@ -77,7 +79,8 @@ pub fn transcode(
     let fanout = Fanout::start(renditions, picture_size, staging.dir().to_path_buf(), ring, watchdog)?;
     let mut progress = Progress::new(source.duration, observer);
     let mut sink = fanout.frames(timeline);
-    let decoded = decode::decode_all(&mut input, &mut decoders, &source, &mut sink, watchdog, &mut progress, &job.limits);
+    let decoded = tracing::info_span!("decode")
+        .in_scope(|| decode::decode_all(&mut input, &mut decoders, &source, &mut sink, watchdog, &mut progress, &job.limits));
     let stats = sink.finish();
 
     // Collect.

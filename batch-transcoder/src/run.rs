@@ -165,7 +165,10 @@ async fn run_job(args: RunArgs) -> Result<()> {
         audit: DynamoLedger::new(clients.dynamodb.clone(), &args.audit_table, args.audit_shards),
         job_id: batch_job_id(),
     };
-    let span = tracing::info_span!("run", request_id = %ctx.job_id, tenant = %tenant, content_id = %content);
+    let span = tracing::info_span!("run", otel.kind = "server", request_id = %ctx.job_id, tenant = %tenant, content_id = %content);
+    if args.trace_header != "none" {
+        vaultstream::traces::continue_trace(&span, &args.trace_header);
+    }
     take_and_transcode(&args, &ctx, &clients, (profile, limits, stall_timeout), started).instrument(span).await
 }
 
@@ -247,7 +250,9 @@ async fn transcode_and_publish(
     let expected = Expected { etag: record.source_etag.as_deref(), size: declared.size_bytes, part_size };
     let input = scratch.0.join("source");
     let download_started = Instant::now();
-    source::fetch(&clients.s3, &args.source_bucket, &args.source_key, &expected, &input).await?;
+    source::fetch(&clients.s3, &args.source_bucket, &args.source_key, &expected, &input)
+        .instrument(tracing::info_span!("download"))
+        .await?;
     let download_seconds = download_started.elapsed().as_secs_f64();
 
     // 5. Transcode, heartbeating progress.
@@ -270,7 +275,8 @@ async fn transcode_and_publish(
     let observer: crate::progress::ProgressObserver = Box::new(move |percent| {
         let _ = progress_tx.send(percent);
     });
-    let output = tokio::task::spawn_blocking(move || pipeline::run_local(job, Some(observer)))
+    let span = tracing::info_span!("transcode");
+    let output = tokio::task::spawn_blocking(move || span.in_scope(|| pipeline::run_local(job, Some(observer))))
         .await
         .map_err(|e| TranscodeError::Fatal(format!("the transcode thread failed: {e}")))?;
     heartbeat.abort();
@@ -288,7 +294,7 @@ async fn transcode_and_publish(
         concurrency: args.upload_concurrency as usize,
     };
     let master = std::fs::read(dir.join("master.m3u8")).map_err(|e| TranscodeError::output("reading master.m3u8", e))?;
-    let uploaded = upload.upload(&dir, &entries, &master).await?;
+    let uploaded = upload.upload(&dir, &entries, &master).instrument(tracing::info_span!("upload")).await?;
     let upload_seconds = upload_started.elapsed().as_secs_f64();
 
     let publish_started = Instant::now();

@@ -1,17 +1,39 @@
-//! JSON logs through `tracing`. Every invocation runs in a span naming the function, the Lambda
-//! request id, the X-Ray trace id and the cold-start flag (listed under `spans` on every line);
-//! handlers open one inside it carrying request id, tenant and content id (`span`), and the core
-//! fills in the tenant once a credential or token verified. Nothing logs keys, tokens, cookies or
-//! signatures.
+//! JSON logs and X-Ray traces through `tracing`. Every invocation runs in a span naming the
+//! function, the Lambda request id, the X-Ray trace id and the cold-start flag (listed under
+//! `spans` on every line, and the trace's subsegment under Lambda's segment); handlers open one
+//! inside it carrying request id, tenant and content id (`span`), and the core fills in the
+//! tenant once a credential or token verified. Nothing logs keys, tokens, cookies or signatures.
 
-pub fn init() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+use std::sync::OnceLock;
+
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+use vaultstream::traces::{self, Traces};
+
+/// The trace exporter, kept for the life of the process.
+static TRACES: OnceLock<Traces> = OnceLock::new();
+
+/// Logs at `RUST_LOG` (default `info`) as JSON on stdout, and spans to the X-Ray daemon as
+/// `function`'s.
+pub fn init(function: &'static str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt::layer()
         .json()
-        .with_env_filter(filter)
         .with_current_span(true)
         .with_span_list(true)
         .with_target(false)
         .without_time()
-        .try_init();
+        .with_filter(filter);
+    let (spans, problem) = match traces::layer(function) {
+        Ok((layer, traces)) => {
+            let _ = TRACES.set(traces);
+            (Some(layer), None)
+        }
+        Err(problem) => (None, Some(problem)),
+    };
+    let _ = tracing_subscriber::registry().with(logs).with(spans).try_init();
+    if let Some(problem) = problem {
+        tracing::warn!(%problem, "traces are off");
+    }
 }

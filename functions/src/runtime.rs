@@ -25,7 +25,7 @@ pub trait HttpFunction: Sized + Send + Sync + 'static {
 }
 
 pub async fn serve<F: HttpFunction>() -> Result<(), Error> {
-    crate::logging::init();
+    crate::logging::init(F::NAME);
     let env = Env::from_process();
     let aws = crate::wiring::aws(&env).await;
     // Both may read a secret at cold start: at once, not one after the other.
@@ -95,13 +95,18 @@ where
 }
 
 /// The span every log line of an invocation sits in (the JSON logs list it under `spans`): the
-/// function, the Lambda request id, the X-Ray trace id and whether the instance was cold.
+/// function, the Lambda request id, the X-Ray trace id and whether the instance was cold. In the
+/// trace it is a subsegment of the segment Lambda opened for the invocation.
 pub fn invocation_span(function: &'static str, context: &lambda_runtime::Context, cold_start: bool) -> tracing::Span {
-    tracing::info_span!(
+    let span = tracing::info_span!(
         "invocation",
         function,
         aws_request_id = %context.request_id,
         trace_id = context.xray_trace_id.as_deref().unwrap_or("-"),
         cold_start
-    )
+    );
+    if let Some(header) = &context.xray_trace_id {
+        vaultstream::traces::continue_trace(&span, header);
+    }
+    span
 }

@@ -53,6 +53,7 @@ pub mod segment_cipher;
 pub mod service_secret;
 pub mod session_token;
 pub mod session_wrap;
+pub mod traces;
 
 pub use content_key::{ContentKey, KeyId};
 pub use error::{Error, ErrorClass};

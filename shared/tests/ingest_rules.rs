@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use tracing::Instrument;
 use vaultstream::access::RequestMeta;
 use vaultstream::audit::Decision;
 use vaultstream::catalog::{ContentCatalog, ContentRecord, ContentStatus, SourceFile, UploadPlan};
@@ -14,6 +15,7 @@ use vaultstream::ingest::ports::{CompletedPart, QueueMessage, SourceStore};
 use vaultstream::ingest::queue_choice::QueueKind;
 use vaultstream::ingest::upload::{CompleteRequest, UploadInstructions, UploadRequest, UploadService, UploadSettings};
 use vaultstream::memory::{MemoryCatalog, MemoryJobs, MemoryLedger, MemoryQueues, MemorySourceStore};
+use vaultstream::metrics::tally::{self, Counted};
 use vaultstream::principal::{Credential, Principal, Scope};
 
 struct World {
@@ -139,18 +141,26 @@ async fn an_upload_becomes_exactly_one_job() {
     let (tenant, content) = w.awaiting("c1", "video/mp4", 4);
     w.sources.put("source/acme/c1/original", "video/mp4", b"abcd".to_vec());
     let dispatch = w.dispatch();
-    assert_eq!(dispatch.handle(&message("m1", notification("source/acme/c1/original", "ObjectCreated:Put"), 1)).await, Handled::Done);
-    // The same event again, and a late second event (a multipart upload sends two).
-    assert_eq!(dispatch.handle(&message("m2", notification("source/acme/c1/original", "ObjectCreated:Put"), 1)).await, Handled::Done);
-    assert_eq!(
-        dispatch.handle(&message("m3", notification("source%2Facme%2Fc1%2Foriginal", "ObjectCreated:CompleteMultipartUpload"), 1)).await,
-        Handled::Done
-    );
+    let ((), counted) = tally::collect(async {
+        assert_eq!(dispatch.handle(&message("m1", notification("source/acme/c1/original", "ObjectCreated:Put"), 1)).await, Handled::Done);
+        // The same event again, and a late second event (a multipart upload sends two).
+        assert_eq!(dispatch.handle(&message("m2", notification("source/acme/c1/original", "ObjectCreated:Put"), 1)).await, Handled::Done);
+        assert_eq!(
+            dispatch
+                .handle(&message("m3", notification("source%2Facme%2Fc1%2Foriginal", "ObjectCreated:CompleteMultipartUpload"), 1))
+                .await,
+            Handled::Done
+        );
+    })
+    .await;
+    assert_eq!(counted.get(&Counted::JobSubmitted { queue: "video-cpu" }), 1, "{counted:?}");
+    assert_eq!(counted.get(&Counted::Retry), 0);
 
     let jobs = w.jobs.submitted();
     assert_eq!(jobs.len(), 1, "one job for three events");
     let (job, request) = &jobs[0];
     assert_eq!(request.parameters()["source_key"], "source/acme/c1/original");
+    assert_eq!(request.parameters()["trace_header"], "none", "dispatch ran in no trace");
     assert_eq!(request.queue, QueueKind::VideoCpu);
     let record = w.record(&tenant, &content).await;
     assert_eq!(record.status, ContentStatus::Queued);
@@ -162,6 +172,27 @@ async fn an_upload_becomes_exactly_one_job() {
 }
 
 #[tokio::test]
+async fn a_job_continues_the_trace_dispatch_runs_in() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let w = World::new();
+    w.awaiting("c1", "video/mp4", 4);
+    w.sources.put("source/acme/c1/original", "video/mp4", b"abcd".to_vec());
+    let daemon = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (layer, _traces) = vaultstream::traces::layer_to("dispatch", daemon.local_addr().unwrap()).unwrap();
+    let _subscriber = tracing::subscriber::set_default(tracing_subscriber::registry().with(layer));
+    let root = format!("1-{:08x}-0123456789abcdef01234567", vaultstream::clock::now_seconds());
+    let invocation = tracing::info_span!("invocation");
+    vaultstream::traces::continue_trace(&invocation, &format!("Root={root};Parent=53995c3f42cd8ad8;Sampled=1"));
+    let dispatch = w.dispatch();
+    let handled =
+        dispatch.handle(&message("m1", notification("source/acme/c1/original", "ObjectCreated:Put"), 1)).instrument(invocation).await;
+    assert_eq!(handled, Handled::Done);
+    let header = w.jobs.submitted()[0].1.parameters()["trace_header"].clone();
+    let parent = header.strip_prefix(&format!("Root={root};Parent=")).and_then(|rest| rest.strip_suffix(";Sampled=1"));
+    assert!(parent.is_some_and(|p| p.len() == 16 && p != "53995c3f42cd8ad8"), "the job's parent is dispatch's span: {header}");
+}
+
+#[tokio::test]
 async fn a_failed_submission_is_retried_by_the_same_message_with_backoff_then_given_up() {
     let w = World::new();
     let (tenant, content) = w.awaiting("c1", "video/mp4", 4);
@@ -169,16 +200,22 @@ async fn a_failed_submission_is_retried_by_the_same_message_with_backoff_then_gi
     let dispatch = w.dispatch();
     w.jobs.set_refusing(Some("ThrottlingException"));
     let body = notification("source/acme/c1/original", "ObjectCreated:Put");
-    for receive in 1..=4 {
-        assert_eq!(dispatch.handle(&message("m1", body.clone(), receive)).await, Handled::TryAgain);
-    }
+    let ((), counted) = tally::collect(async {
+        for receive in 1..=4 {
+            assert_eq!(dispatch.handle(&message("m1", body.clone(), receive)).await, Handled::TryAgain);
+        }
+    })
+    .await;
+    assert_eq!(counted.get(&Counted::Retry), 4);
     let waits: Vec<u64> = w.queues.postponed().iter().map(|(_, d)| d.as_secs()).collect();
     assert_eq!(waits, [30, 60, 120, 240]);
     // Another message for the same object cannot take over the claim.
     assert_eq!(dispatch.handle(&message("m2", body.clone(), 1)).await, Handled::Done);
     // The fifth delivery also fails: the content fails, operators and the creator hear of it,
     // and the message goes on to the dead-letter queue.
-    assert_eq!(dispatch.handle(&message("m1", body.clone(), 5)).await, Handled::TryAgain);
+    let (handled, counted) = tally::collect(dispatch.handle(&message("m1", body.clone(), 5))).await;
+    assert_eq!(handled, Handled::TryAgain);
+    assert_eq!((counted.get(&Counted::DeadLetter), counted.get(&Counted::Retry)), (1, 0));
     let record = w.record(&tenant, &content).await;
     assert_eq!(record.status, ContentStatus::Failed);
     assert_eq!(record.failure.as_ref().map(|f| f.code.as_str()), Some("dispatch_failed"));

@@ -27,6 +27,68 @@ fn last_json_line(output: &std::process::Output) -> Value {
     serde_json::from_str(line).unwrap()
 }
 
+/// The X-Ray documents the job sent: its segment continues the handed-on trace, and under it
+/// the download, the transcode (probe, decode, one span per rung), the upload, and the AWS calls.
+fn job_spans_form_one_trace(daemon: &std::net::UdpSocket, root: &str, rungs: &[&str]) {
+    daemon.set_read_timeout(Some(std::time::Duration::from_millis(300))).unwrap();
+    let mut documents: Vec<Value> = Vec::new();
+    let mut buf = vec![0u8; 65_536];
+    while let Ok(n) = daemon.recv(&mut buf) {
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        documents.push(serde_json::from_str(text.split_once('\n').unwrap().1).unwrap());
+    }
+    assert!(documents.iter().all(|d| d["trace_id"] == root), "{documents:?}");
+    let segments: Vec<&Value> = documents.iter().filter(|d| d.get("type").is_none()).collect();
+    assert_eq!(segments.len(), 1, "one segment for the job: {documents:?}");
+    assert_eq!(segments[0]["parent_id"], "0123456789abcdef", "under the span that handed the trace on");
+    let named = |name: &str| {
+        documents
+            .iter()
+            .find(|d| d["name"] == name && d["type"] == "subsegment")
+            .unwrap_or_else(|| panic!("no {name} span in {documents:?}"))
+    };
+    let children_of = |parent: &Value| -> Vec<String> {
+        let mut names: Vec<String> = documents
+            .iter()
+            .filter(|d| d["parent_id"] == parent["id"])
+            .map(|d| format!("{} {}", d["name"].as_str().unwrap(), d["aws"]["operation"].as_str().unwrap_or("")).trim().to_string())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    };
+    let job = children_of(segments[0]);
+    for stage in ["download", "transcode", "upload", "KMS GenerateDataKey", "DynamoDB UpdateItem", "DynamoDB GetItem"] {
+        assert!(job.contains(&stage.to_string()), "{stage} under the job: {job:?}");
+    }
+    let mut transcode: Vec<String> = ["decode", "probe"].map(String::from).into();
+    transcode.extend(rungs.iter().map(|r| format!("rung {r}")));
+    transcode.sort();
+    assert_eq!(children_of(named("transcode")), transcode);
+    assert_eq!(children_of(named("download")), ["S3 GetObject"]);
+    assert_eq!(children_of(named("upload")), ["S3 PutObject"]);
+}
+
+/// The job's EMF lines: one job published, its figures by encoder, all catalogued.
+fn job_metrics_are_catalogued(out: &std::process::Output, job_id: &str) {
+    let catalogue = vaultstream_tests::observability::catalogue(&vaultstream_tests::observability::contract());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let documents: Vec<Value> =
+        stdout.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).filter(|d| d.get("_aws").is_some()).collect();
+    for document in &documents {
+        assert_eq!(vaultstream::emf::validate(document), Ok(()), "{document}");
+        assert_eq!(vaultstream_tests::observability::problems(document, &catalogue), Vec::<String>::new());
+        assert_eq!(document["JobId"], job_id);
+    }
+    assert!(documents.iter().any(|d| d["JobsEnded"] == 1.0 && d["Outcome"] == "published"), "{documents:?}");
+    let figures = documents.iter().find(|d| d.get("RealtimeFactor").is_some()).expect("the job's figures");
+    assert_eq!((figures["Encoder"].as_str(), figures["RungFailures"].as_f64()), (Some("libx264"), Some(0.0)), "{figures}");
+    assert!(
+        figures["OutputBytes"].as_f64().is_some_and(|b| b > 0.0) && figures["JobDuration"].as_f64().is_some_and(|s| s > 0.0),
+        "{figures}"
+    );
+}
+
 /// Decrypts the first segment of `rendition` in the published version with `key`, using the IV its
 /// stored playlist names, and checks it is MPEG-TS.
 async fn first_segment_decrypts(stack: &Stack, prefix: &str, rendition: &str, key: &vaultstream::ContentKey) {
@@ -70,11 +132,23 @@ async fn an_upload_becomes_a_ready_title_that_plays() {
     assert_eq!(job.parameters["profile"], "default");
     assert_eq!(job.resolved_command().unwrap()[0], "run");
 
-    // The job's command, run with the real transcoder.
-    let out = job.run(dir.path());
+    // The job's command, run with the real transcoder, in a sampled trace (as dispatch hands one
+    // on when X-Ray traces it) with an X-Ray daemon address listening here.
+    assert_eq!(job.parameters["trace_header"], "none", "dispatch ran in no trace");
+    let root = format!("1-{:08x}-0123456789abcdef01234567", vaultstream::clock::now_seconds());
+    let mut traced = job.clone();
+    traced.parameters.insert("trace_header".into(), format!("Root={root};Parent=0123456789abcdef;Sampled=1"));
+    let daemon = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let out = traced
+        .command_against(vaultstream_tests::moto::endpoint(), dir.path())
+        .env("AWS_XRAY_DAEMON_ADDRESS", daemon.local_addr().unwrap().to_string())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "the job failed: {}", String::from_utf8_lossy(&out.stderr));
     let summary = last_json_line(&out);
     assert_eq!(summary["status"], "READY", "{summary}");
+    job_spans_form_one_trace(&daemon, &root, &["360p"]);
+    job_metrics_are_catalogued(&out, &job.id);
     // The job acted as its tenant's tagged session of the tenant role the job definition names.
     let acting_as = summary["acting_as"].as_str().unwrap_or_default();
     assert!(acting_as.contains(&format!("-transcoder-tenant/transcode-{content_id}")), "{summary}");

@@ -6,12 +6,15 @@
 //!   that infra/contract.json's `observability.metrics` lists, with the same unit and dimension
 //!   sets (what the dashboard and the alarms read).
 //!
+//! - at least one X-Ray segment document, sent to the daemon address it was given, continuing the
+//!   invocation's trace: its trace id, and Lambda's segment as the parent.
+//!
 //! A function that is silent fails the test command; the gate's own check is shown refusing a
 //! stand-in that answers the runtime API without a word.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -21,7 +24,18 @@ use vaultstream_tests::observability;
 use vaultstream_tests::stack::Stack;
 
 const REQUEST_ID: &str = "gate-request-1";
-const TRACE_ID: &str = "Root=1-67a1b2c3-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1";
+const LAMBDA_SEGMENT: &str = "53995c3f42cd8ad8";
+/// The trace Lambda hands over, started now: X-Ray drops trace ids older than 30 days.
+static TRACE_ROOT: LazyLock<String> = LazyLock::new(|| format!("1-{:08x}-0123456789abcdef01234567", vaultstream::clock::now_seconds()));
+static TRACE_ID: LazyLock<String> = LazyLock::new(|| format!("Root={};Parent={LAMBDA_SEGMENT};Sampled=1", *TRACE_ROOT));
+
+/// What one invocation left: stdout lines, what it posted back, and the X-Ray documents the
+/// daemon address received.
+struct Observed {
+    lines: Vec<String>,
+    answered: Option<(String, String)>,
+    segments: Vec<Value>,
+}
 
 /// A Lambda runtime API (2018-06-01) serving one event, then holding further polls open.
 struct RuntimeApi {
@@ -79,8 +93,9 @@ impl RuntimeApi {
                                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
                                  Lambda-Runtime-Aws-Request-Id: {REQUEST_ID}\r\nLambda-Runtime-Deadline-Ms: 9999999999999\r\n\
                                  Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:gate\r\n\
-                                 Lambda-Runtime-Trace-Id: {TRACE_ID}\r\n\r\n",
-                                event.len()
+                                 Lambda-Runtime-Trace-Id: {}\r\n\r\n",
+                                event.len(),
+                                *TRACE_ID
                             );
                             let _ = write.write_all(head.as_bytes()).await;
                             let _ = write.write_all(&event).await;
@@ -96,10 +111,24 @@ impl RuntimeApi {
     }
 }
 
-/// Runs `binary` with `env` against a runtime API serving `event`; returns its stdout lines and
-/// what it posted back.
-async fn invoke(binary: &Path, env: &[(String, String)], event: Vec<u8>) -> (Vec<String>, Option<(String, String)>) {
+/// Runs `binary` with `env` against a runtime API serving `event`, with an X-Ray daemon address
+/// listening on 127.0.0.1.
+async fn invoke(binary: &Path, env: &[(String, String)], event: Vec<u8>) -> Observed {
     let api = RuntimeApi::start(event).await;
+    let daemon = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let daemon_address = daemon.local_addr().unwrap().to_string();
+    let segments = Arc::new(Mutex::new(Vec::new()));
+    let received = Arc::clone(&segments);
+    let listening = tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_536];
+        while let Ok(n) = daemon.recv(&mut buf).await {
+            // `{"format":"json","version":1}` then the document, as the daemon protocol has it.
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if let Some(document) = text.split_once('\n').and_then(|(_, body)| serde_json::from_str::<Value>(body).ok()) {
+                received.lock().unwrap().push(document);
+            }
+        }
+    });
     let mut child = tokio::process::Command::new(binary)
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -108,6 +137,7 @@ async fn invoke(binary: &Path, env: &[(String, String)], event: Vec<u8>) -> (Vec
         .env("AWS_LAMBDA_FUNCTION_NAME", "gate")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_XRAY_DAEMON_ADDRESS", &daemon_address)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -130,13 +160,15 @@ async fn invoke(binary: &Path, env: &[(String, String)], event: Vec<u8>) -> (Vec
     tokio::time::sleep(Duration::from_millis(300)).await;
     let _ = child.kill().await;
     let _ = reading.await;
+    listening.abort();
     let lines = lines.lock().unwrap().clone();
     let answered = api.answered.lock().unwrap().clone();
-    (lines, answered)
+    let segments = segments.lock().unwrap().clone();
+    Observed { lines, answered, segments }
 }
 
 /// The gate's rule; the error says what is missing.
-fn check(function: &str, lines: &[String], answered: &Option<(String, String)>) -> Result<(), String> {
+fn check(function: &str, Observed { lines, answered, segments }: &Observed) -> Result<(), String> {
     match answered {
         Some((request, _)) if request.contains(&format!("/invocation/{REQUEST_ID}/")) => {}
         other => return Err(format!("{function}: the invocation was never answered ({other:?})")),
@@ -148,7 +180,10 @@ fn check(function: &str, lines: &[String], answered: &Option<(String, String)>) 
     let in_span = |line: &Value| {
         line["spans"].as_array().is_some_and(|spans| {
             spans.iter().any(|s| {
-                s["name"] == "invocation" && s["function"] == function && s["aws_request_id"] == REQUEST_ID && s["trace_id"] == TRACE_ID
+                s["name"] == "invocation"
+                    && s["function"] == function
+                    && s["aws_request_id"] == REQUEST_ID
+                    && s["trace_id"] == TRACE_ID.as_str()
             })
         })
     };
@@ -173,6 +208,9 @@ fn check(function: &str, lines: &[String], answered: &Option<(String, String)>) 
         if !named || document["Function"] != function {
             return Err(format!("{function}: the EMF document lacks {metric} for Function={function}: {document}"));
         }
+    }
+    if !segments.iter().any(|s| s["trace_id"] == TRACE_ROOT.as_str() && s["parent_id"] == LAMBDA_SEGMENT) {
+        return Err(format!("{function}: no span of the invocation reached the X-Ray daemon in its trace: {segments:?}"));
     }
     Ok(())
 }
@@ -200,8 +238,8 @@ async fn every_function_writes_logs_metrics_and_trace_context() {
     for function in functions {
         let fixture = fixtures().join(format!("{function}.json"));
         let event = std::fs::read(&fixture).unwrap_or_else(|_| panic!("{function} has no events/{function}.json to run the gate with"));
-        let (lines, answered) = invoke(&vaultstream_tests::workspace_binary(function), &env, event).await;
-        if let Err(e) = check(function, &lines, &answered) {
+        let observed = invoke(&vaultstream_tests::workspace_binary(function), &env, event).await;
+        if let Err(e) = check(function, &observed) {
             failures.push(e);
         }
     }
@@ -221,20 +259,30 @@ async fn the_gate_refuses_a_silent_function() {
     )
     .unwrap();
     std::fs::set_permissions(&silent, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let (lines, answered) = invoke(&silent, &[], b"{}".to_vec()).await;
-    assert!(answered.is_some(), "the stand-in answered the runtime API");
-    let refusal = check("silent", &lines, &answered).unwrap_err();
+    let mut observed = invoke(&silent, &[], b"{}".to_vec()).await;
+    assert!(observed.answered.is_some(), "the stand-in answered the runtime API");
+    let refusal = check("silent", &observed).unwrap_err();
     assert!(refusal.contains("no log line sits in a span"), "{refusal}");
     // And one that logs but emits no metrics is refused for that.
     let line = format!(
-        r#"{{"level":"INFO","spans":[{{"name":"invocation","function":"silent","aws_request_id":"{REQUEST_ID}","trace_id":"{TRACE_ID}"}}]}}"#
+        r#"{{"level":"INFO","spans":[{{"name":"invocation","function":"silent","aws_request_id":"{REQUEST_ID}","trace_id":"{}"}}]}}"#,
+        *TRACE_ID
     );
-    let refusal = check("silent", std::slice::from_ref(&line), &answered).unwrap_err();
+    observed.lines = vec![line.clone()];
+    let refusal = check("silent", &observed).unwrap_err();
     assert!(refusal.contains("no EMF document"), "{refusal}");
     // And one whose metric no dashboard or alarm knows is refused for that.
     let stray = format!(
         r#"{{"_aws":{{"Timestamp":1,"CloudWatchMetrics":[{{"Namespace":"VaultStream","Dimensions":[["Function"]],"Metrics":[{{"Name":"Requests","Unit":"Count"}},{{"Name":"Hits","Unit":"Count"}}]}}]}},"Function":"silent","Requests":1,"Hits":1,"RequestId":"{REQUEST_ID}"}}"#
     );
-    let refusal = check("silent", &[line, stray], &answered).unwrap_err();
+    observed.lines = vec![line.clone(), stray];
+    let refusal = check("silent", &observed).unwrap_err();
     assert!(refusal.contains("Hits is not in infra/contract.json's observability.metrics"), "{refusal}");
+    // And one with logs and metrics whose spans never reach X-Ray is refused for that.
+    let metrics = format!(
+        r#"{{"_aws":{{"Timestamp":1,"CloudWatchMetrics":[{{"Namespace":"VaultStream","Dimensions":[["Function"]],"Metrics":[{{"Name":"Requests","Unit":"Count"}},{{"Name":"Errors","Unit":"Count"}},{{"Name":"ClientErrors","Unit":"Count"}},{{"Name":"Duration","Unit":"Milliseconds"}}]}}]}},"Function":"silent","Requests":1,"Errors":0,"ClientErrors":0,"Duration":1,"RequestId":"{REQUEST_ID}"}}"#
+    );
+    observed.lines = vec![line, metrics];
+    let refusal = check("silent", &observed).unwrap_err();
+    assert!(refusal.contains("no span of the invocation reached the X-Ray daemon"), "{refusal}");
 }

@@ -10,7 +10,7 @@ use vaultstream_functions::{logging, runtime, wiring};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    logging::init();
+    logging::init("authorizer");
     let env = Env::from_process();
     let handler = Arc::new(Authorizer::from_env(&env, &wiring::aws(&env).await).await?);
     let serve = move |event: ApiGatewayV2CustomAuthorizerV2Request| {

@@ -285,6 +285,7 @@ impl DispatchService {
             profile: record.profile.clone(),
             queue,
             attempt: record.attempts.max(1),
+            trace_header: crate::traces::header_for(&tracing::Span::current()),
         };
         let job = match self.jobs.submit(&request).await {
             Ok(job) => job,

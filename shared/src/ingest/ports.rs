@@ -68,6 +68,8 @@ pub struct JobRequest {
     pub profile: String,
     pub queue: QueueKind,
     pub attempt: u32,
+    /// The X-Ray trace the job continues (`Root=…;Parent=…;Sampled=…`), when dispatch runs in one.
+    pub trace_header: Option<String>,
 }
 
 /// The Batch job name of one attempt at one content item. Batch allows letters, digits, `-` and
@@ -88,6 +90,7 @@ impl JobRequest {
             ("content_id".to_string(), self.content.to_string()),
             ("source_key".to_string(), self.source_key.clone()),
             ("profile".to_string(), self.profile.clone()),
+            ("trace_header".to_string(), self.trace_header.clone().unwrap_or_else(|| "none".to_string())),
         ])
     }
 }

@@ -1,0 +1,182 @@
+//! Traces for AWS X-Ray. `tracing` spans become OpenTelemetry spans (tracing-opentelemetry), and
+//! opentelemetry-aws turns them into X-Ray segment documents sent over UDP to the X-Ray daemon at
+//! `AWS_XRAY_DAEMON_ADDRESS`: Lambda runs one when a function's tracing is `Active`; elsewhere
+//! `127.0.0.1:2000`, where nobody listening loses only the trace, never the work.
+//!
+//! What becomes a span: our own spans at INFO and above (the invocation, the handler, each stage
+//! of a transcode) and the AWS SDK's span around every operation (`DynamoDB.PutItem`, … marked
+//! `rpc.system = aws-api`), which X-Ray shows as AWS subsegments. Log events stay in the logs.
+//!
+//! A trace is only continued, never started here: the sampler follows the caller's decision in
+//! the trace header (`Sampled=1`), so unsampled requests cost no export. Spans are exported as
+//! they close (no batch thread to lose spans when Lambda freezes the process).
+
+use std::net::SocketAddr;
+
+use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry::Context;
+use opentelemetry_aws::trace::xray_propagator::{span_context_from_str, span_context_to_string};
+use opentelemetry_aws::trace::XrayIdGenerator;
+use opentelemetry_aws::xray_exporter::daemon_client::XrayDaemonClient;
+use opentelemetry_aws::xray_exporter::{SegmentTranslator, XrayExporter};
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use opentelemetry_sdk::Resource;
+use tracing::{Level, Subscriber};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
+
+/// Span fields X-Ray indexes as annotations, to filter traces by (`annotation.tenant = "acme"`).
+const INDEXED: [&str; 5] = ["function", "tenant", "content_id", "request_id", "aws_request_id"];
+
+/// The daemon's default address (the X-Ray SDKs' too).
+const DEFAULT_DAEMON: &str = "127.0.0.1:2000";
+
+/// Keeps the exporter alive for the process.
+pub struct Traces(SdkTracerProvider);
+
+impl Drop for Traces {
+    fn drop(&mut self) {
+        let _ = self.0.shutdown();
+    }
+}
+
+/// Where segments go: `AWS_XRAY_DAEMON_ADDRESS` as Lambda sets it (`host:port`, or the
+/// `tcp:… udp:…` form, whose UDP part is the one for segments), else the default.
+pub fn daemon_address(env: Option<&str>) -> SocketAddr {
+    let parsed = env.and_then(|value| {
+        let udp = value.split_whitespace().find_map(|part| part.strip_prefix("udp:")).unwrap_or(value.trim());
+        udp.parse().ok()
+    });
+    parsed.unwrap_or_else(|| DEFAULT_DAEMON.parse().expect("a socket address"))
+}
+
+/// The layer exporting spans of `service` to the daemon, and what keeps it alive. `None` when
+/// no UDP socket can be opened (the reason is returned for the caller to log).
+pub fn layer<S>(service: &'static str) -> Result<(impl Layer<S>, Traces), String>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    layer_to(service, daemon_address(std::env::var("AWS_XRAY_DAEMON_ADDRESS").ok().as_deref()))
+}
+
+/// [`layer`] with the daemon at `daemon`.
+pub fn layer_to<S>(service: &'static str, daemon: SocketAddr) -> Result<(impl Layer<S>, Traces), String>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let client = XrayDaemonClient::new(daemon).map_err(|e| format!("no UDP socket for the X-Ray daemon at {daemon}: {e}"))?;
+    let provider = SdkTracerProvider::builder()
+        .with_id_generator(XrayIdGenerator::default())
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)))
+        .with_simple_exporter(
+            XrayExporter::new(client).with_translator(SegmentTranslator::new().with_indexed_attrs(INDEXED.map(String::from))),
+        )
+        .with_resource(Resource::builder().with_service_name(service).build())
+        .build();
+    let tracer = provider.tracer(service);
+    let traced = filter_fn(|meta| meta.is_span() && (*meta.level() <= Level::INFO || meta.fields().field("rpc.system").is_some()));
+    let layer = tracing_opentelemetry::layer().with_tracer(tracer).with_filter(traced);
+    Ok((layer, Traces(provider)))
+}
+
+/// Makes `span` (not yet entered) a child of the X-Ray trace `header` names
+/// (`Root=1-…;Parent=…;Sampled=1`, from `_X_AMZN_TRACE_ID`, `X-Amzn-Trace-Id` or a job's
+/// parameters). A header that does not parse leaves the span untraced.
+pub fn continue_trace(span: &tracing::Span, header: &str) {
+    if let Some(remote) = span_context_from_str(header) {
+        let _ = span.set_parent(Context::new().with_remote_span_context(remote));
+    }
+}
+
+/// The X-Ray trace header naming `span` as the parent, to hand the trace on (a Batch job's
+/// parameters); `None` when the span is in no trace.
+pub fn header_for(span: &tracing::Span) -> Option<String> {
+    let context = span.context();
+    span_context_to_string(context.span().span_context())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::UdpSocket;
+    use std::time::Duration;
+
+    use serde_json::Value;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+
+    /// A trace id of now: X-Ray (and the translator) drop traces whose id is older than 30 days.
+    fn root() -> String {
+        format!("1-{:08x}-0123456789abcdef01234567", crate::clock::now_seconds())
+    }
+
+    /// Runs `work` under a subscriber exporting to a local socket; returns the documents sent.
+    fn exported(work: impl FnOnce()) -> Vec<Value> {
+        let daemon = UdpSocket::bind("127.0.0.1:0").unwrap();
+        daemon.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let (layer, traces) = layer_to("test", daemon.local_addr().unwrap()).unwrap();
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), work);
+        drop(traces);
+        let mut documents = Vec::new();
+        let mut buf = vec![0u8; 65_536];
+        while let Ok(n) = daemon.recv(&mut buf) {
+            let text = std::str::from_utf8(&buf[..n]).unwrap();
+            let (header, body) = text.split_once('\n').unwrap();
+            assert_eq!(serde_json::from_str::<Value>(header).unwrap(), serde_json::json!({"format": "json", "version": 1}));
+            documents.push(serde_json::from_str(body).unwrap());
+        }
+        documents
+    }
+
+    #[test]
+    fn a_sampled_invocation_exports_its_spans_and_aws_calls_into_the_callers_trace() {
+        let root = root();
+        let mut handed_on = None;
+        let documents = exported(|| {
+            let invocation = tracing::info_span!("invocation", function = "dispatch");
+            continue_trace(&invocation, &format!("Root={root};Parent=53995c3f42cd8ad8;Sampled=1"));
+            let _entered = invocation.enter();
+            let handler = tracing::info_span!("dispatch");
+            let _inner = handler.enter();
+            handed_on = header_for(&handler);
+            tracing::debug_span!("DynamoDB.PutItem", "rpc.system" = "aws-api", "rpc.service" = "DynamoDB", "rpc.method" = "PutItem")
+                .in_scope(|| {});
+            tracing::debug_span!("serialization").in_scope(|| {}); // an SDK internal: not traced
+        });
+        let names: Vec<&str> = documents.iter().map(|d| d["name"].as_str().unwrap()).collect();
+        assert_eq!(documents.len(), 3, "{documents:?}");
+        assert!(documents.iter().all(|d| d["trace_id"] == root.as_str()), "{documents:?}");
+        let by_name = |name: &str| {
+            documents.iter().find(|d| d["name"].as_str().is_some_and(|n| n.contains(name))).unwrap_or_else(|| panic!("{name} in {names:?}"))
+        };
+        let (invocation, handler, call) = (by_name("invocation"), by_name("dispatch"), by_name("DynamoDB"));
+        assert_eq!((call["namespace"].as_str(), call["aws"]["operation"].as_str()), (Some("aws"), Some("PutItem")), "{call}");
+        assert_eq!(invocation["annotations"]["function"], "dispatch", "{invocation}");
+        assert_eq!(invocation["parent_id"], "53995c3f42cd8ad8", "a subsegment of Lambda's segment");
+        assert_eq!(handler["parent_id"], invocation["id"]);
+        assert_eq!(call["parent_id"], handler["id"]);
+        assert_eq!(handed_on, Some(format!("Root={root};Parent={};Sampled=1", handler["id"].as_str().unwrap())));
+    }
+
+    #[test]
+    fn an_unsampled_or_missing_trace_exports_nothing() {
+        for header in [format!("Root={};Parent=53995c3f42cd8ad8;Sampled=0", root()), "not a header".to_string()] {
+            let documents = exported(|| {
+                let span = tracing::info_span!("invocation");
+                continue_trace(&span, &header);
+                span.in_scope(|| tracing::info_span!("handler").in_scope(|| {}));
+            });
+            assert!(documents.is_empty(), "{header}: {documents:?}");
+        }
+    }
+
+    #[test]
+    fn the_daemon_address_is_read_as_lambda_writes_it() {
+        assert_eq!(daemon_address(Some("169.254.79.129:2000")).to_string(), "169.254.79.129:2000");
+        assert_eq!(daemon_address(Some("tcp:10.0.0.1:2000 udp:10.0.0.2:2001")).to_string(), "10.0.0.2:2001");
+        assert_eq!(daemon_address(Some("nonsense")).to_string(), DEFAULT_DAEMON);
+        assert_eq!(daemon_address(None).to_string(), DEFAULT_DAEMON);
+    }
+}
