@@ -7,6 +7,7 @@ pub mod local;
 pub mod moto;
 pub mod observability;
 pub mod proxy;
+pub mod runtime_api;
 pub mod stack;
 
 use std::path::PathBuf;

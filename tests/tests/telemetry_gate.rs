@@ -18,12 +18,11 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncBufReadExt, BufReader};
 use vaultstream_tests::observability;
+use vaultstream_tests::runtime_api::{RuntimeApi, REQUEST_ID};
 use vaultstream_tests::stack::Stack;
 
-const REQUEST_ID: &str = "gate-request-1";
 const LAMBDA_SEGMENT: &str = "53995c3f42cd8ad8";
 /// The trace Lambda hands over, started now: X-Ray drops trace ids older than 30 days.
 static TRACE_ROOT: LazyLock<String> = LazyLock::new(|| format!("1-{:08x}-0123456789abcdef01234567", vaultstream::clock::now_seconds()));
@@ -37,84 +36,10 @@ struct Observed {
     segments: Vec<Value>,
 }
 
-/// A Lambda runtime API (2018-06-01) serving one event, then holding further polls open.
-struct RuntimeApi {
-    address: String,
-    /// The path and body of what the function posted back (response, error or init error).
-    answered: Arc<Mutex<Option<(String, String)>>>,
-}
-
-async fn read_request(reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> Option<(String, String)> {
-    let mut line = String::new();
-    if reader.read_line(&mut line).await.ok()? == 0 {
-        return None;
-    }
-    let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next()?.to_string(), parts.next()?.to_string());
-    let mut length = 0;
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header).await.ok()?;
-        if header.trim().is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).await.ok()?;
-    Some((format!("{method} {path}"), String::from_utf8_lossy(&body).into_owned()))
-}
-
-impl RuntimeApi {
-    async fn start(event: Vec<u8>) -> RuntimeApi {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap().to_string();
-        let answered = Arc::new(Mutex::new(None));
-        let served = Arc::new(Mutex::new(false));
-        let (answered_, event) = (Arc::clone(&answered), Arc::new(event));
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (answered, served, event) = (Arc::clone(&answered_), Arc::clone(&served), Arc::clone(&event));
-                tokio::spawn(async move {
-                    let (read, mut write) = stream.into_split();
-                    let mut reader = BufReader::new(read);
-                    while let Some((request, body)) = read_request(&mut reader).await {
-                        if request.starts_with("GET ") && request.ends_with("/invocation/next") {
-                            if std::mem::replace(&mut *served.lock().unwrap(), true) {
-                                // One event only: the next poll waits until the process is stopped.
-                                tokio::time::sleep(Duration::from_secs(3600)).await;
-                                return;
-                            }
-                            let head = format!(
-                                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-                                 Lambda-Runtime-Aws-Request-Id: {REQUEST_ID}\r\nLambda-Runtime-Deadline-Ms: 9999999999999\r\n\
-                                 Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:gate\r\n\
-                                 Lambda-Runtime-Trace-Id: {}\r\n\r\n",
-                                event.len(),
-                                *TRACE_ID
-                            );
-                            let _ = write.write_all(head.as_bytes()).await;
-                            let _ = write.write_all(&event).await;
-                        } else {
-                            *answered.lock().unwrap() = Some((request, body));
-                            let _ = write.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n").await;
-                        }
-                    }
-                });
-            }
-        });
-        RuntimeApi { address, answered }
-    }
-}
-
 /// Runs `binary` with `env` against a runtime API serving `event`, with an X-Ray daemon address
 /// listening on 127.0.0.1.
 async fn invoke(binary: &Path, env: &[(String, String)], event: Vec<u8>) -> Observed {
-    let api = RuntimeApi::start(event).await;
+    let api = RuntimeApi::start(event, TRACE_ID.clone()).await;
     let daemon = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let daemon_address = daemon.local_addr().unwrap().to_string();
     let segments = Arc::new(Mutex::new(Vec::new()));
@@ -133,10 +58,7 @@ async fn invoke(binary: &Path, env: &[(String, String)], event: Vec<u8>) -> Obse
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_LAMBDA_RUNTIME_API", &api.address)
-        .env("AWS_LAMBDA_FUNCTION_NAME", "gate")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .envs(api.lambda_env())
         .env("AWS_XRAY_DAEMON_ADDRESS", &daemon_address)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -152,17 +74,14 @@ async fn invoke(binary: &Path, env: &[(String, String)], event: Vec<u8>) -> Obse
             collected.lock().unwrap().push(line);
         }
     });
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while api.answered.lock().unwrap().is_none() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    api.wait_for_answer(Duration::from_secs(60)).await;
     // What the invocation writes after answering (its metrics line) gets a moment to arrive.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let _ = child.kill().await;
     let _ = reading.await;
     listening.abort();
     let lines = lines.lock().unwrap().clone();
-    let answered = api.answered.lock().unwrap().clone();
+    let answered = api.timeline().answer;
     let segments = segments.lock().unwrap().clone();
     Observed { lines, answered, segments }
 }
