@@ -188,7 +188,9 @@ async fn an_upload_becomes_a_ready_title_that_plays() {
     let (tenant, content) = (TenantId::parse("acme").unwrap(), ContentId::parse(&content_id).unwrap());
     let key = KmsKeyVault::new(stack.aws.kms.clone(), None).decrypt(&tenant, &content, blob).await.unwrap();
     first_segment_decrypts(&stack, &prefix, "360p", &key).await;
-    assert!(!String::from_utf8_lossy(&out.stderr).contains(&hex::encode(key.expose())), "the key never reaches the logs");
+    for stream in [&out.stderr, &out.stdout] {
+        assert!(!String::from_utf8_lossy(stream).contains(&hex::encode(key.expose())), "the key never reaches the logs or the metrics");
+    }
 
     // A viewer of the tenant plays it through the access path, and gets that key.
     let access = flow::functions(&stack).await;

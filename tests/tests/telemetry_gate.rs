@@ -4,10 +4,11 @@
 //!   and the X-Ray trace id the runtime API handed over;
 //! - one valid CloudWatch EMF document with its RED metrics for that request, and only metrics
 //!   that infra/contract.json's `observability.metrics` lists, with the same unit and dimension
-//!   sets (what the dashboard and the alarms read).
-//!
+//!   sets (what the dashboard and the alarms read);
 //! - at least one X-Ray segment document, sent to the daemon address it was given, continuing the
-//!   invocation's trace: its trace id, and Lambda's segment as the parent.
+//!   invocation's trace: its trace id, and Lambda's segment as the parent;
+//! - no credential of the event (authorization or cookie header, token parameter) and not the
+//!   service secret in any line.
 //!
 //! A function that is silent fails the test command; the gate's own check is shown refusing a
 //! stand-in that answers the runtime API without a word.
@@ -29,11 +30,31 @@ static TRACE_ROOT: LazyLock<String> = LazyLock::new(|| format!("1-{:08x}-0123456
 static TRACE_ID: LazyLock<String> = LazyLock::new(|| format!("Root={};Parent={LAMBDA_SEGMENT};Sampled=1", *TRACE_ROOT));
 
 /// What one invocation left: stdout lines, what it posted back, and the X-Ray documents the
-/// daemon address received.
+/// daemon address received; and what must never appear in its lines.
 struct Observed {
     lines: Vec<String>,
     answered: Option<(String, String)>,
     segments: Vec<Value>,
+    secrets: Vec<String>,
+}
+
+/// The credentials in an event: authorization and cookie headers, token parameters.
+fn credentials_in(event: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![(String::new(), event)];
+    while let Some((key, value)) = stack.pop() {
+        match value {
+            Value::Object(map) => stack.extend(map.iter().map(|(k, v)| (k.to_ascii_lowercase(), v))),
+            Value::Array(items) => stack.extend(items.iter().map(|v| (key.clone(), v))),
+            Value::String(text) if ["authorization", "cookie", "cookies", "token"].contains(&key.as_str()) => {
+                let bare = text.strip_prefix("Bearer ").unwrap_or(text);
+                found.extend(bare.split(';').map(|part| part.split_once('=').map_or(part, |(_, v)| v).trim().to_string()));
+            }
+            _ => {}
+        }
+    }
+    found.retain(|c| c.len() >= 12);
+    found
 }
 
 /// Runs `binary` with `env` against a runtime API serving `event`, with an X-Ray daemon address
@@ -83,11 +104,14 @@ async fn invoke(binary: &Path, env: &[(String, String)], event: Vec<u8>) -> Obse
     let lines = lines.lock().unwrap().clone();
     let answered = api.timeline().answer;
     let segments = segments.lock().unwrap().clone();
-    Observed { lines, answered, segments }
+    Observed { lines, answered, segments, secrets: Vec::new() }
 }
 
 /// The gate's rule; the error says what is missing.
-fn check(function: &str, Observed { lines, answered, segments }: &Observed) -> Result<(), String> {
+fn check(function: &str, Observed { lines, answered, segments, secrets }: &Observed) -> Result<(), String> {
+    if let Some(secret) = secrets.iter().find(|s| lines.iter().any(|l| l.contains(s.as_str()))) {
+        return Err(format!("{function}: a credential reached the logs: {}…", &secret[..8]));
+    }
     match answered {
         Some((request, _)) if request.contains(&format!("/invocation/{REQUEST_ID}/")) => {}
         other => return Err(format!("{function}: the invocation was never answered ({other:?})")),
@@ -157,7 +181,10 @@ async fn every_function_writes_logs_metrics_and_trace_context() {
     for function in functions {
         let fixture = fixtures().join(format!("{function}.json"));
         let event = std::fs::read(&fixture).unwrap_or_else(|_| panic!("{function} has no events/{function}.json to run the gate with"));
-        let observed = invoke(&vaultstream_tests::workspace_binary(function), &env, event).await;
+        let mut secrets = credentials_in(&serde_json::from_slice(&event).unwrap());
+        secrets.push(stack.service_secret_hex.clone());
+        let mut observed = invoke(&vaultstream_tests::workspace_binary(function), &env, event).await;
+        observed.secrets = secrets;
         if let Err(e) = check(function, &observed) {
             failures.push(e);
         }
@@ -190,6 +217,13 @@ async fn the_gate_refuses_a_silent_function() {
     observed.lines = vec![line.clone()];
     let refusal = check("silent", &observed).unwrap_err();
     assert!(refusal.contains("no EMF document"), "{refusal}");
+    // And one that logs the caller's credential is refused for that, whatever else it does.
+    let event = serde_json::json!({"headers": {"authorization": "Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2lnbmF0dXJl"}});
+    observed.secrets = credentials_in(&event);
+    observed.lines = vec![line.clone(), format!(r#"{{"level":"INFO","message":"token eyJhbGciOiJSUzI1NiJ9.e30.c2lnbmF0dXJl"}}"#)];
+    let refusal = check("silent", &observed).unwrap_err();
+    assert!(refusal.contains("a credential reached the logs"), "{refusal}");
+    observed.secrets.clear();
     // And one whose metric no dashboard or alarm knows is refused for that.
     let stray = format!(
         r#"{{"_aws":{{"Timestamp":1,"CloudWatchMetrics":[{{"Namespace":"VaultStream","Dimensions":[["Function"]],"Metrics":[{{"Name":"Requests","Unit":"Count"}},{{"Name":"Hits","Unit":"Count"}}]}}]}},"Function":"silent","Requests":1,"Hits":1,"RequestId":"{REQUEST_ID}"}}"#
