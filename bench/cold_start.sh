@@ -8,6 +8,6 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh >/dev/null
 if [ -x .venv-moto/bin/python ]; then export VAULTSTREAM_PYTHON="$PWD/.venv-moto/bin/python"; fi
 cargo build -q --release -p vaultstream-functions --bins
-cargo build -q --release -p vaultstream-tests --example hello_lambda
+cargo build -q --release -p vaultstream-functions --example hello_lambda
 # The measuring harness itself need not be optimised: it only starts processes and reads clocks.
 BIN_DIR="${CARGO_TARGET_DIR:-$PWD/target}/release" cargo bench -q -p vaultstream-tests --profile dev --bench cold_start

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target add aarch64-unknown-linux-gnu >/dev/null
-cargo lambda build --release --arm64 --output-format zip -p vaultstream-functions
+cargo lambda build --profile lambda --arm64 --output-format zip -p vaultstream-functions
 goal=$((6 * 1024 * 1024))
 printf '%-14s %12s %8s\n' function bytes "vs goal"
 for zip in target/lambda/*/bootstrap.zip; do

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use vaultstream::audit::counted::CountedLedger;
 use vaultstream::audit::AuditSink;
 use vaultstream::aws::{DynamoApiTokens, DynamoCatalog, DynamoLedger, DynamoSessions, KmsPolicySigner};
-use vaultstream::cdn::{HashAlgorithm, PemPolicySigner, PolicySigner, TenantHosts};
+#[cfg(feature = "local-keys")]
+use vaultstream::cdn::HashAlgorithm;
+use vaultstream::cdn::{PolicySigner, TenantHosts};
 use vaultstream::identity::{Authenticator, FileJwks, HttpJwks, JwksCache, JwtSettings, JwtVerifier};
 use vaultstream::service_secret::ServiceSecret;
 use vaultstream::session_token::TokenSigner;
@@ -20,7 +22,7 @@ pub type Aws = vaultstream::aws::Clients;
 /// Clients from the standard chain; `AWS_ENDPOINT_URL` points them at an emulator, where S3 uses
 /// path-style addressing.
 pub async fn aws(env: &Env) -> Aws {
-    let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let (shared, _) = Aws::load_config().await;
     Aws::from_sdk_config(&shared, env.optional("AWS_ENDPOINT_URL").is_some())
 }
 
@@ -92,13 +94,28 @@ pub async fn policy_signer(env: &Env, aws: &Aws) -> Result<Arc<dyn PolicySigner>
             .map_err(|e| ConfigError::new("VAULTSTREAM_CLOUDFRONT_KMS_KEY_ID", e.to_string()))?;
         return Ok(Arc::new(signer));
     }
+    pem_policy_signer(env, key_pair_id)
+}
+
+/// The local stack's and the tests' signer: a PEM key file (the `local-keys` feature).
+#[cfg(feature = "local-keys")]
+fn pem_policy_signer(env: &Env, key_pair_id: &str) -> Result<Arc<dyn PolicySigner>, ConfigError> {
     const FILE: &str = "VAULTSTREAM_CLOUDFRONT_PRIVATE_KEY_FILE";
     let path = env.optional(FILE).ok_or_else(|| ConfigError::new(FILE, "is not set (nor VAULTSTREAM_CLOUDFRONT_KMS_KEY_ID)"))?;
     let pem = Zeroizing::new(std::fs::read(path).map_err(|e| ConfigError::new(FILE, format!("{path}: {e}")))?);
     let hash = HashAlgorithm::parse(env.optional("VAULTSTREAM_CLOUDFRONT_HASH_ALGORITHM").unwrap_or("SHA1"))
         .map_err(|e| ConfigError::new("VAULTSTREAM_CLOUDFRONT_HASH_ALGORITHM", e.to_string()))?;
-    let signer = PemPolicySigner::from_pem(&pem, key_pair_id, hash).map_err(|e| ConfigError::new(FILE, e.to_string()))?;
+    let signer = vaultstream::cdn::PemPolicySigner::from_pem(&pem, key_pair_id, hash).map_err(|e| ConfigError::new(FILE, e.to_string()))?;
     Ok(Arc::new(signer))
+}
+
+/// A Lambda package signs with KMS only: it carries no OpenSSL to read a PEM key with.
+#[cfg(not(feature = "local-keys"))]
+fn pem_policy_signer(_: &Env, _: &str) -> Result<Arc<dyn PolicySigner>, ConfigError> {
+    Err(ConfigError::new(
+        "VAULTSTREAM_CLOUDFRONT_KMS_KEY_ID",
+        "is not set; this build signs with KMS only (PEM keys need the `local-keys` feature, as the local stack builds it)",
+    ))
 }
 
 pub fn jwt_verifier(env: &Env) -> Result<JwtVerifier, ConfigError> {

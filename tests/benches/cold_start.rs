@@ -66,11 +66,25 @@ async fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let bin_dir = std::env::var("BIN_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target/release"));
     let stack = Stack::provision().await;
-    let mut with_moto: Vec<(String, String)> = stack.env().vars().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    // Configured as deployed: CloudFront policies signed with the KMS key (the Lambda build has
+    // no PEM signer), the service secret read from Secrets Manager.
+    let mut with_moto: Vec<(String, String)> = stack
+        .env()
+        .vars()
+        .filter(|(k, _)| *k != "VAULTSTREAM_CLOUDFRONT_PRIVATE_KEY_FILE")
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    with_moto.push(("VAULTSTREAM_CLOUDFRONT_KMS_KEY_ID".into(), stack.outputs.cloudfront_signing_key_id.clone()));
     with_moto.extend(
         [("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_REGION", "us-east-1")]
             .map(|(k, v)| (k.to_string(), v.to_string())),
     );
+    // Lambda's image keeps its root certificates in one bundle file; Debian's folder of 150 files
+    // (read one by one when nothing names the bundle) would make this machine's init look slower.
+    const BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+    if Path::new(BUNDLE).exists() {
+        with_moto.push(("SSL_CERT_FILE".into(), BUNDLE.into()));
+    }
     // Offline, the service secret is given inline (as the local stack gives it) rather than read
     // from Secrets Manager.
     let mut offline: Vec<(String, String)> = with_moto.iter().filter(|(k, _)| k != "VAULTSTREAM_SERVICE_SECRET_ARN").cloned().collect();

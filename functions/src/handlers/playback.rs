@@ -29,12 +29,13 @@ impl HttpFunction for Playback {
     const NAME: &'static str = "playback";
 
     async fn from_env(env: &Env, aws: &Aws) -> Result<Self, ConfigError> {
-        let secret = wiring::service_secret(env, aws).await?;
+        // Both call AWS at cold start (Secrets Manager, KMS's public key): at once.
+        let (secret, signer) = tokio::try_join!(wiring::service_secret(env, aws), wiring::policy_signer(env, aws))?;
         let service = PlaybackService {
             catalog: wiring::catalog(env, aws)?,
             revocations: wiring::sessions(env, aws)?,
             audit: wiring::audit(env, aws)?,
-            signer: wiring::policy_signer(env, aws).await?,
+            signer,
             hosts: wiring::tenant_hosts(env, &secret)?,
             tokens: wiring::token_signer(&secret),
             secret,

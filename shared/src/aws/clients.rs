@@ -1,5 +1,55 @@
 //! The AWS SDK clients every binary builds once, from the standard configuration chain.
 
+use std::sync::OnceLock;
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::http::{HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector};
+use aws_smithy_runtime_api::client::runtime_components::{RuntimeComponents, RuntimeComponentsBuilder};
+use aws_smithy_types::config_bag::ConfigBag;
+
+/// The SDK's HTTPS client, whose start-up work is done once for all clients. Building a service
+/// client validates the HTTP client, and the SDK's does that by building a TLS connector: every
+/// system root certificate parsed into a fresh trust store, again for each of the seven clients.
+/// Once is enough to load and check the roots at start (not on the first request); requests
+/// still get their connectors, cached by timeout settings, from the SDK's client.
+#[derive(Debug)]
+struct ValidatedOnce {
+    inner: SharedHttpClient,
+    validated: OnceLock<()>,
+}
+
+impl HttpClient for ValidatedOnce {
+    fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
+        self.inner.http_connector(settings, components)
+    }
+
+    fn validate_base_client_config(&self, components: &RuntimeComponentsBuilder, cfg: &ConfigBag) -> Result<(), BoxError> {
+        if self.validated.get().is_none() {
+            self.inner.validate_base_client_config(components, cfg)?;
+            let _ = self.validated.set(());
+        }
+        Ok(())
+    }
+
+    fn validate_final_config(&self, components: &RuntimeComponents, cfg: &ConfigBag) -> Result<(), BoxError> {
+        self.inner.validate_final_config(components, cfg)
+    }
+
+    fn connector_metadata(&self) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
+        self.inner.connector_metadata()
+    }
+}
+
+/// `config` with its HTTP client wrapped so its start-up work runs once.
+fn validated_once(config: aws_config::SdkConfig) -> aws_config::SdkConfig {
+    match config.http_client() {
+        Some(inner) => {
+            config.into_builder().http_client(SharedHttpClient::new(ValidatedOnce { inner, validated: OnceLock::new() })).build()
+        }
+        None => config,
+    }
+}
+
 /// One client per service the platform talks to. `AWS_ENDPOINT_URL` points them all at an
 /// emulator (moto, LocalStack), where S3 needs path-style addressing.
 #[derive(Clone)]
@@ -23,7 +73,7 @@ impl Clients {
     /// The standard chain's settings, and whether they point at an emulator (`AWS_ENDPOINT_URL`,
     /// which wants path-style S3 addressing).
     pub async fn load_config() -> (aws_config::SdkConfig, bool) {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let config = validated_once(aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await);
         let emulator = std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.trim().is_empty());
         (config, emulator)
     }

@@ -1,16 +1,27 @@
 //! CloudFront private content: policies, signatures, signed URLs and cookies exactly as
 //! CloudFront (and `aws cloudfront sign`) expect them, and each tenant's CDN host name.
 
+//!
+//! Signing and verifying with PEM keys in process (OpenSSL) is the `pem` feature: the local
+//! stack's edge, the tests and the CLI turn it on; Lambda packages, which sign with KMS, leave it
+//! out.
+
+#[cfg(feature = "pem")]
+pub mod pem_signer;
 pub mod policy;
 pub mod signed;
 pub mod signer;
 pub mod tenant_host;
+#[cfg(feature = "pem")]
 pub mod verify;
 
+#[cfg(feature = "pem")]
+pub use pem_signer::PemPolicySigner;
 pub use policy::Policy;
 pub use signed::{sign_cookies, sign_url, SignedCookies};
-pub use signer::{HashAlgorithm, KeyKind, PemPolicySigner, PolicySigner, SignError};
+pub use signer::{HashAlgorithm, KeyKind, PolicySigner, SignError};
 pub use tenant_host::{clean_uri, HostRefusal, TenantHosts};
+#[cfg(feature = "pem")]
 pub use verify::{verify, Denial, EdgeRequest, SignedCredentials, TrustedKeys};
 
 /// CloudFront's URL-safe base64: standard base64 with `+ = /` replaced by `- _ ~`.
