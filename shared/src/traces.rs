@@ -11,7 +11,7 @@
 //! the trace header (`Sampled=1`), so unsampled requests cost no export. Spans are exported as
 //! they close (no batch thread to lose spans when Lambda freezes the process).
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry::Context;
@@ -31,7 +31,7 @@ use tracing_subscriber::Layer;
 const INDEXED: [&str; 5] = ["function", "tenant", "content_id", "request_id", "aws_request_id"];
 
 /// The daemon's default address (the X-Ray SDKs' too).
-const DEFAULT_DAEMON: &str = "127.0.0.1:2000";
+const DEFAULT_DAEMON: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 2000));
 
 /// Keeps the exporter alive for the process.
 pub struct Traces(SdkTracerProvider);
@@ -49,11 +49,11 @@ pub fn daemon_address(env: Option<&str>) -> SocketAddr {
         let udp = value.split_whitespace().find_map(|part| part.strip_prefix("udp:")).unwrap_or(value.trim());
         udp.parse().ok()
     });
-    parsed.unwrap_or_else(|| DEFAULT_DAEMON.parse().expect("a socket address"))
+    parsed.unwrap_or(DEFAULT_DAEMON)
 }
 
-/// The layer exporting spans of `service` to the daemon, and what keeps it alive. `None` when
-/// no UDP socket can be opened (the reason is returned for the caller to log).
+/// The layer exporting spans of `service` to the daemon, and what keeps it alive; the reason
+/// when no UDP socket can be opened (for the caller to log: traces are then off, nothing else).
 pub fn layer<S>(service: &'static str) -> Result<(impl Layer<S>, Traces), String>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -176,7 +176,7 @@ mod tests {
     fn the_daemon_address_is_read_as_lambda_writes_it() {
         assert_eq!(daemon_address(Some("169.254.79.129:2000")).to_string(), "169.254.79.129:2000");
         assert_eq!(daemon_address(Some("tcp:10.0.0.1:2000 udp:10.0.0.2:2001")).to_string(), "10.0.0.2:2001");
-        assert_eq!(daemon_address(Some("nonsense")).to_string(), DEFAULT_DAEMON);
-        assert_eq!(daemon_address(None).to_string(), DEFAULT_DAEMON);
+        assert_eq!(daemon_address(Some("nonsense")).to_string(), "127.0.0.1:2000");
+        assert_eq!(daemon_address(None).to_string(), "127.0.0.1:2000");
     }
 }
