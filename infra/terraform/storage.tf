@@ -182,12 +182,13 @@ resource "aws_s3_bucket_lifecycle_configuration" "access_logs" {
   }
 }
 
-# Browsers PUT uploads (and their parts) to presigned URLs; the ETag of each part is read.
+# Browsers PUT uploads (and their parts) to presigned URLs, or POST signed forms from a script;
+# the ETag of each part is read.
 resource "aws_s3_bucket_cors_configuration" "source" {
   bucket = aws_s3_bucket.source.id
   cors_rule {
     allowed_origins = [var.player_origin]
-    allowed_methods = ["PUT"]
+    allowed_methods = ["PUT", "POST"]
     allowed_headers = ["content-type", "content-length"]
     expose_headers  = ["ETag"]
     max_age_seconds = 3600

@@ -74,11 +74,12 @@ pub struct SourceFile {
     pub key: String,
 }
 
-/// How the source is being uploaded: one presigned PUT, or a multipart upload.
+/// How the source is being uploaded: one presigned PUT, a form POST, or a multipart upload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum UploadPlan {
     Put,
+    Post,
     Multipart { upload_id: String, part_size: u64, parts: u32 },
 }
 

@@ -13,7 +13,7 @@ use vaultstream::ingest::dispatch::{DispatchService, Handled};
 use vaultstream::ingest::job_outcome::{BatchJobStateChange, JobEventsService};
 use vaultstream::ingest::ports::{CompletedPart, QueueMessage, SourceStore};
 use vaultstream::ingest::queue_choice::QueueKind;
-use vaultstream::ingest::upload::{CompleteRequest, UploadInstructions, UploadRequest, UploadService, UploadSettings};
+use vaultstream::ingest::upload::{CompleteRequest, UploadInstructions, UploadMethod, UploadRequest, UploadService, UploadSettings};
 use vaultstream::memory::{MemoryCatalog, MemoryJobs, MemoryLedger, MemoryQueues, MemorySourceStore};
 use vaultstream::metrics::tally::{self, Counted};
 use vaultstream::principal::{Credential, Principal, Scope};
@@ -367,6 +367,7 @@ async fn uploads_are_checked_created_once_per_idempotency_key_and_completed_in_p
         content_type: "video/mp4".into(),
         size_bytes: 100,
         profile: None,
+        upload_method: None,
     };
 
     let grant = uploads.start(&creator("content:write"), &request, Some("key-1"), &meta()).await.unwrap();
@@ -407,4 +408,18 @@ async fn uploads_are_checked_created_once_per_idempotency_key_and_completed_in_p
     assert_eq!(uploads.complete(&other_tenant, &id, &right, &meta()).await.unwrap_err().status(), 404);
     uploads.complete(&creator("content:write"), &id, &right, &meta()).await.unwrap();
     assert!(w.sources.head(&format!("source/acme/{id}/original")).await.unwrap().is_some());
+
+    // A form upload: one POST even above the multipart threshold, nothing to complete after.
+    let form = UploadRequest { upload_method: Some(UploadMethod::Post), ..big.clone() };
+    let grant = uploads.start(&creator("content:write"), &form, Some("form-1"), &meta()).await.unwrap();
+    let UploadInstructions::Post { form: post, .. } = &grant.upload else { panic!("a form was asked for: {:?}", grant.upload) };
+    assert_eq!(post.fields["key"], format!("source/acme/{}/original", grant.record.content_id));
+    assert_eq!(post.fields["Content-Type"], "video/mp4");
+    assert!(post.fields.contains_key("policy") && post.fields.contains_key("x-amz-signature"));
+    let replayed = uploads.start(&creator("content:write"), &form, Some("form-1"), &meta()).await.unwrap();
+    assert!(replayed.replayed && matches!(replayed.upload, UploadInstructions::Post { .. }), "a replay gets a form again");
+    let id = grant.record.content_id.to_string();
+    let nothing = CompleteRequest { upload_id: "x".into(), parts: vec![part(1)] };
+    let err = uploads.complete(&creator("content:write"), &id, &nothing, &meta()).await.unwrap_err();
+    assert_eq!(err.status(), 409, "{err}");
 }

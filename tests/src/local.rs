@@ -143,15 +143,20 @@ pub fn processes_mentioning(needle: &str) -> Vec<String> {
 
 /// Runs `tests/browser/viewer.mjs` with `scenario` and returns what the page saw.
 pub fn browser(scenario: &Value) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/viewer.mjs");
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), scenario.to_string()).unwrap();
-    let out = Command::new("node").arg(&script).arg(file.path()).output().expect("node runs");
-    assert!(out.status.success(), "viewer.mjs failed: {}", String::from_utf8_lossy(&out.stderr));
-    let result: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("viewer.mjs printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    let result = browser_script("viewer.mjs", scenario);
     assert!(result.get("exception").is_none(), "the page script failed: {result}");
     result
+}
+
+/// Runs `tests/browser/{script}` (headless Chromium) with `scenario` and returns what it printed.
+pub fn browser_script(script: &str, scenario: &Value) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser").join(script);
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), scenario.to_string()).unwrap();
+    let out = Command::new("node").arg(&path).arg(file.path()).output().expect("node runs");
+    assert!(out.status.success(), "{script} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 /// Where tests keep what a person would look at (screenshots): `target/test-output/`.

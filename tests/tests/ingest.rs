@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use base64::Engine;
 use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
 use vaultstream::audit::Decision;
@@ -507,6 +508,7 @@ async fn bad_upload_requests_get_the_contracts_codes_and_create_nothing() {
         ("path in filename", creator.clone(), with("filename", json!("../../etc/passwd.mp4")), 400, "invalid_request"),
         ("malformed JSON", creator.clone(), "{\"title\": ".to_string(), 400, "invalid_request"),
         ("unknown field", creator.clone(), with("tenant", json!("globex")), 400, "invalid_request"),
+        ("unknown upload method", creator.clone(), with("upload_method", json!("FTP")), 400, "invalid_request"),
         ("missing scope", principal("acme", "content:read"), ok.to_string(), 403, "forbidden"),
     ];
     for (name, who, body, status, code) in cases {
@@ -521,6 +523,64 @@ async fn bad_upload_requests_get_the_contracts_codes_and_create_nothing() {
     let anonymous =
         f.upload.handle(vaultstream_tests::stack::http_event("POST", "/v1/content/upload", &[], &[], None, Some(&ok.to_string()))).await;
     assert_eq!(anonymous.status(), 401);
+}
+
+#[tokio::test]
+async fn a_plain_html_form_uploads_straight_to_the_bucket_and_is_dispatched() {
+    let stack = Stack::provision().await;
+    let f = ingest_functions(&stack).await;
+    let creator = principal("acme", "content:write");
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = clip(dir.path(), 2, "320x180");
+    let file = dir.path().join("form.mp4");
+    std::fs::write(&file, &bytes).unwrap();
+    let declaration =
+        json!({"title": "Form", "filename": "form.mp4", "content_type": "video/mp4", "size_bytes": bytes.len(), "upload_method": "POST"});
+    let response = start_upload(&f, &creator, &declaration.to_string(), None).await;
+    assert_eq!(response.status(), 201, "{}", body_text(&response));
+    let grant = json_body(&response);
+    let content_id = grant["content_id"].as_str().unwrap();
+    let upload = &grant["upload"];
+    assert_eq!(upload["method"], "POST", "{grant}");
+    assert!(upload["url"].as_str().unwrap().ends_with(&format!("/{}/", stack.outputs.source_bucket)), "{grant}");
+    let fields = upload["fields"].as_object().unwrap();
+    assert_eq!(fields["key"], format!("source/acme/{content_id}/original"));
+    assert_eq!(fields["Content-Type"], "video/mp4");
+    // What S3 enforces: the policy binds the bucket, every field, and the declared length.
+    let policy = base64::engine::general_purpose::STANDARD.decode(fields["policy"].as_str().unwrap()).unwrap();
+    let policy: Value = serde_json::from_slice(&policy).unwrap();
+    let conditions = policy["conditions"].as_array().unwrap();
+    assert!(conditions.contains(&json!(["content-length-range", bytes.len(), bytes.len()])), "{policy}");
+    assert!(conditions.contains(&json!({"bucket": stack.outputs.source_bucket})), "{policy}");
+    assert!(conditions.contains(&json!({"key": fields["key"]})), "{policy}");
+    assert!(policy["expiration"].as_str().unwrap().ends_with('Z'));
+
+    // Chromium submits the form, a page with no script on it, straight to the bucket.
+    let shot = vaultstream_tests::local::output_dir().join("form-upload.png");
+    let posted = vaultstream_tests::local::browser_script(
+        "form_upload.mjs",
+        &json!({"url": upload["url"], "fields": fields, "file": file, "screenshot": shot}),
+    );
+    assert_eq!(posted["status"], 204, "S3 accepted the form: {posted}");
+
+    // The same flow as any upload from here: the S3 event, dispatch, one job.
+    assert!(dispatch_ingest(&stack, &f).await.is_empty());
+    let record = content_record(&stack, "acme", content_id).await;
+    assert_eq!(record.status, ContentStatus::Queued, "{:?}", record.failure);
+    assert!(recorded_job(&stack, "acme", content_id).await.is_some(), "dispatch submitted the job");
+    let complete = json!({"upload_id": "none", "parts": [{"part_number": 1, "etag": "\"x\""}]}).to_string();
+    let completed = f
+        .upload
+        .handle(vaultstream_tests::stack::http_event(
+            "POST",
+            &format!("/v1/content/{content_id}/upload/complete"),
+            &[],
+            &[],
+            Some(&creator),
+            Some(&complete),
+        ))
+        .await;
+    assert_eq!(completed.status(), 409, "a form upload has nothing to complete: {}", body_text(&completed));
 }
 
 #[tokio::test]

@@ -1,4 +1,5 @@
-//! `POST /v1/content/upload` (a presigned PUT, or a multipart upload above the threshold) and
+//! `POST /v1/content/upload` (a presigned PUT, a multipart upload above the threshold, or on request
+//! a signed form) and
 //! `POST /v1/content/{content_id}/upload/complete`.
 
 use std::sync::Arc;
@@ -53,7 +54,9 @@ impl HttpFunction for UploadUrl {
         let source_bucket = wiring::name(env, "VAULTSTREAM_SOURCE_BUCKET")?;
         let service = UploadService {
             catalog: wiring::catalog(env, aws)?,
-            sources: Arc::new(vaultstream::aws::S3SourceStore::new(aws.s3.clone(), source_bucket)),
+            sources: Arc::new(
+                vaultstream::aws::S3SourceStore::new(aws.s3.clone(), source_bucket).signing_forms_with(aws.credentials.clone()),
+            ),
             audit: wiring::audit(env, aws)?,
             settings: settings(env)?,
         };
@@ -136,6 +139,9 @@ fn upload_json(upload: &UploadInstructions) -> serde_json::Value {
     match upload {
         UploadInstructions::Put { request, expires_at } => {
             json!({"method": "PUT", "url": request.url, "headers": request.headers, "expires_at": rfc3339(*expires_at)})
+        }
+        UploadInstructions::Post { form, expires_at } => {
+            json!({"method": "POST", "url": form.url, "fields": form.fields, "expires_at": rfc3339(*expires_at)})
         }
         UploadInstructions::Multipart { upload_id, part_size, parts, complete_url, expires_at } => json!({
             "method": "MULTIPART",

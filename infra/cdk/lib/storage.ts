@@ -56,8 +56,9 @@ export class Storage extends Construct {
       encryption: s3.BucketEncryption.S3_MANAGED,
       // Abandoned multipart uploads cost money and hold nothing playable.
       lifecycleRules: [{ id: 'abort-incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(2) }],
-      // Browsers PUT uploads (and their parts) to presigned URLs; the ETag of each part is read.
-      cors: [{ allowedOrigins: [props.playerOrigin], allowedMethods: [s3.HttpMethods.PUT], allowedHeaders: ['content-type', 'content-length'], exposedHeaders: ['ETag'], maxAge: 3600 }],
+      // Browsers PUT uploads (and their parts) to presigned URLs, or POST signed forms from a
+      // script; the ETag of each part is read.
+      cors: [{ allowedOrigins: [props.playerOrigin], allowedMethods: [s3.HttpMethods.PUT, s3.HttpMethods.POST], allowedHeaders: ['content-type', 'content-length'], exposedHeaders: ['ETag'], maxAge: 3600 }],
     });
     this.origin = new s3.Bucket(this, 'Origin', {
       ...common,

@@ -61,6 +61,8 @@ pub struct Clients {
     pub secrets: aws_sdk_secretsmanager::Client,
     pub batch: aws_sdk_batch::Client,
     pub events: aws_sdk_eventbridge::Client,
+    /// What the clients sign with, for what the SDK does not sign itself (S3 POST policies).
+    pub credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
 }
 
 impl Clients {
@@ -88,6 +90,7 @@ impl Clients {
             secrets: aws_sdk_secretsmanager::Client::new(config),
             batch: aws_sdk_batch::Client::new(config),
             events: aws_sdk_eventbridge::Client::new(config),
+            credentials: config.credentials_provider(),
         }
     }
 }

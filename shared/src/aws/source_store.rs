@@ -1,22 +1,34 @@
 //! The source bucket (S3): presigned uploads, multipart completion, HEAD and ranged reads.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as S3Part};
 
 use crate::ingest::ports::{CompletedPart, ObjectHead, PresignedRequest, SourceError, SourceStore};
+use crate::ingest::post_policy::{self, PostTarget, PresignedPost, SigningCredentials};
 
 pub struct S3SourceStore {
     client: aws_sdk_s3::Client,
     bucket: String,
+    /// For form uploads: the SDK presigns requests, not POST policies, and its S3 config does
+    /// not hand out the credentials it signs with.
+    credentials: Option<SharedCredentialsProvider>,
 }
 
 impl S3SourceStore {
     pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
-        S3SourceStore { client, bucket: bucket.into() }
+        S3SourceStore { client, bucket: bucket.into(), credentials: None }
+    }
+
+    /// Signs form uploads with `credentials` (those of `client`: [`super::Clients::credentials`]).
+    pub fn signing_forms_with(mut self, credentials: Option<SharedCredentialsProvider>) -> Self {
+        self.credentials = credentials;
+        self
     }
 }
 
@@ -43,6 +55,32 @@ impl SourceStore for S3SourceStore {
             .map_err(unavailable)?;
         let headers: BTreeMap<String, String> = presigned.headers().map(|(k, v)| (k.to_ascii_lowercase(), v.to_string())).collect();
         Ok(PresignedRequest { url: presigned.uri().to_string(), headers })
+    }
+
+    async fn presign_post(&self, key: &str, content_type: &str, size: u64, ttl: Duration) -> Result<PresignedPost, SourceError> {
+        // The bucket's endpoint as the SDK resolves it for this key (virtual-hosted, FIPS,
+        // dual-stack or an emulator's path-style URL).
+        let put = self.presign_put(key, content_type, size, ttl).await?;
+        let url = post_policy::bucket_url(&put.url, key)
+            .ok_or_else(|| SourceError::Unavailable(format!("cannot tell the bucket's endpoint from {}", put.url)))?;
+        let region =
+            self.client.config().region().ok_or_else(|| SourceError::Unavailable("no AWS region is configured to sign for".into()))?;
+        let provider = self
+            .credentials
+            .as_ref()
+            .ok_or_else(|| SourceError::Unavailable("no AWS credentials are configured to sign forms with".into()))?;
+        let credentials = provider.provide_credentials().await.map_err(unavailable)?;
+        let now = SystemTime::now();
+        // A policy outlives nothing it is signed with: temporary credentials end it early.
+        let ttl = credentials.expiry().and_then(|end| end.duration_since(now).ok()).map_or(ttl, |left| left.min(ttl));
+        let signer = SigningCredentials {
+            access_key_id: credentials.access_key_id(),
+            secret_access_key: credentials.secret_access_key(),
+            session_token: credentials.session_token(),
+            region: region.as_ref(),
+        };
+        let target = PostTarget { bucket: &self.bucket, key, content_type, size };
+        Ok(post_policy::presign_post(url, &target, &signer, now, ttl))
     }
 
     async fn start_multipart(&self, key: &str, content_type: &str) -> Result<String, SourceError> {

@@ -3,7 +3,8 @@
 //!
 //! - [`media_types`]: what may be uploaded, and the demuxer that reads each type.
 //! - [`source_key`]: `source/{tenant}/{content_id}/original`, parsed from event keys.
-//! - [`upload`]: declaring an upload, presigned PUT or multipart, completing it (flow 1).
+//! - [`upload`]: declaring an upload, presigned PUT, form POST or multipart, completing it (flow 1).
+//! - [`post_policy`]: the signed form of a browser upload straight to the source bucket.
 //! - [`messages`], [`dispatch`], [`queue_choice`], [`sniff`]: S3 events to Batch jobs (flow 2).
 //! - [`transcode_job`]: the content key and record changes of the transcode job (flow 3).
 //! - [`job_outcome`]: what a finished Batch job means: retry, invalid or failed.
@@ -16,6 +17,7 @@ pub mod job_outcome;
 pub mod media_types;
 pub mod messages;
 pub mod ports;
+pub mod post_policy;
 pub mod queue_choice;
 pub mod sniff;
 pub mod source_key;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::catalog::JobRef;
 use crate::ids::{ContentId, TenantId};
+use crate::ingest::post_policy::PresignedPost;
 use crate::ingest::queue_choice::QueueKind;
 
 /// A presigned request the client sends as it is: the URL, and the headers the signature binds.
@@ -50,6 +51,9 @@ pub enum SourceError {
 pub trait SourceStore: Send + Sync {
     /// A PUT whose signature binds the content type and length.
     async fn presign_put(&self, key: &str, content_type: &str, size: u64, ttl: Duration) -> Result<PresignedRequest, SourceError>;
+    /// A form for a browser upload (POST Object) whose signed policy fixes the key, the content
+    /// type and the length.
+    async fn presign_post(&self, key: &str, content_type: &str, size: u64, ttl: Duration) -> Result<PresignedPost, SourceError>;
     async fn start_multipart(&self, key: &str, content_type: &str) -> Result<String, SourceError>;
     async fn presign_part(&self, key: &str, upload_id: &str, part_number: u32, ttl: Duration) -> Result<String, SourceError>;
     /// Completes a multipart upload; returns the object's ETag.

@@ -2,7 +2,8 @@
 //! declaration is checked before anything is created (size, type, names, profile); the content
 //! record starts `AWAITING_UPLOAD`; the client gets a presigned PUT whose signature binds the
 //! declared type and length, or above a threshold a multipart upload with a presigned URL per
-//! part, completed through [`UploadService::complete`].
+//! part, completed through [`UploadService::complete`]. A client that asks for it gets instead a
+//! signed form (S3 POST Object) a plain HTML page can submit, with the same bindings.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use crate::catalog::{CatalogError, ContentCatalog, ContentRecord, ContentStatus,
 use crate::ids::ContentId;
 use crate::ingest::media_types;
 use crate::ingest::ports::{CompletedPart, PresignedRequest, SourceError, SourceStore};
+use crate::ingest::post_policy::PresignedPost;
 use crate::ingest::source_key::SourceKey;
 use crate::ladder;
 use crate::principal::{Principal, Scope};
@@ -25,6 +27,8 @@ const MIB: u64 = 1024 * 1024;
 pub const MAX_PARTS: u64 = 10_000;
 pub const MAX_TITLE_CHARS: usize = 200;
 pub const MAX_FILENAME_BYTES: usize = 255;
+/// S3 takes at most 5 GiB in one POST Object.
+pub const MAX_FORM_BYTES: u64 = 5 * 1024 * MIB;
 
 /// Limits and shapes of uploads, from configuration.
 #[derive(Debug, Clone)]
@@ -67,6 +71,19 @@ pub struct UploadRequest {
     /// A built-in profile (`default` when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,
+    /// How the client will send the file (`PUT` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_method: Option<UploadMethod>,
+}
+
+/// What the client asks to upload with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum UploadMethod {
+    /// A presigned PUT, or from the multipart threshold a multipart upload.
+    Put,
+    /// A signed form (`multipart/form-data`), in one request, at most [`MAX_FORM_BYTES`].
+    Post,
 }
 
 /// `POST /v1/content/{id}/upload/complete`'s body.
@@ -137,6 +154,12 @@ pub fn validate(request: &UploadRequest, settings: &UploadSettings) -> Result<&'
             request.size_bytes, settings.max_bytes
         )));
     }
+    if request.upload_method == Some(UploadMethod::Post) && request.size_bytes > MAX_FORM_BYTES {
+        return Err(AccessError::TooLarge(format!(
+            "size_bytes: a form upload (upload_method POST) takes at most {MAX_FORM_BYTES} bytes, S3's limit for one POST; \
+             leave out upload_method to upload in parts"
+        )));
+    }
     if let Some(profile) = &request.profile {
         if ladder::Profile::built_in(profile).is_none() {
             return Err(bad(format!("profile: {profile:?} is not one of {}", ladder::BUILT_IN_PROFILES.join(", "))));
@@ -149,6 +172,7 @@ pub fn validate(request: &UploadRequest, settings: &UploadSettings) -> Result<&'
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UploadInstructions {
     Put { request: PresignedRequest, expires_at: u64 },
+    Post { form: PresignedPost, expires_at: u64 },
     Multipart { upload_id: String, part_size: u64, parts: Vec<(u32, String)>, complete_url: String, expires_at: u64 },
 }
 
@@ -235,7 +259,9 @@ impl UploadService {
         let media = validate(request, &self.settings)?;
         let content_id = new_content_id().map_err(|e| AccessError::Internal(e.to_string()))?;
         let key = SourceKey::new(principal.tenant.clone(), content_id.clone()).object_key();
+        let form = request.upload_method == Some(UploadMethod::Post);
         let upload = match plan_upload(request.size_bytes, &self.settings) {
+            _ if form => UploadPlan::Post,
             None => UploadPlan::Put,
             Some((part_size, parts)) => {
                 let upload_id = self.sources.start_multipart(&key, media.content_type).await.map_err(source_error)?;
@@ -290,6 +316,14 @@ impl UploadService {
                     expires_at,
                 })
             }
+            Some(UploadPlan::Post) => {
+                let form = self
+                    .sources
+                    .presign_post(&source.key, &source.content_type, source.size_bytes, self.settings.url_ttl)
+                    .await
+                    .map_err(source_error)?;
+                Ok(UploadInstructions::Post { form, expires_at })
+            }
             _ => {
                 let request = self
                     .sources
@@ -335,7 +369,7 @@ impl UploadService {
             return Err(AccessError::WrongState(format!("content {content} is {}, not awaiting its upload", stored.status)));
         }
         let (Some(UploadPlan::Multipart { upload_id, parts, .. }), Some(source)) = (&stored.upload, &stored.source) else {
-            return Err(AccessError::WrongState(format!("content {content} is uploaded with a single PUT; there is nothing to complete")));
+            return Err(AccessError::WrongState(format!("content {content} is uploaded in one request; there is nothing to complete")));
         };
         if &request.upload_id != upload_id {
             return Err(bad(format!("upload_id: does not match the upload of content {content}")));
@@ -367,6 +401,7 @@ mod tests {
             content_type: content_type.into(),
             size_bytes: size,
             profile: None,
+            upload_method: None,
         }
     }
 
@@ -384,6 +419,12 @@ mod tests {
         assert_eq!(status(UploadRequest { title: " ".into(), ..request("video/mp4", "a.mp4", 10) }), 400);
         assert_eq!(status(UploadRequest { title: "a\u{7}".into(), ..request("video/mp4", "a.mp4", 10) }), 400);
         assert_eq!(status(UploadRequest { profile: Some("fast".into()), ..request("video/mp4", "a.mp4", 10) }), 400);
+        let form = |size| UploadRequest { upload_method: Some(UploadMethod::Post), ..request("video/mp4", "a.mp4", size) };
+        let large = UploadSettings { max_bytes: 6 * 1024 * MIB, ..UploadSettings::new("https://api") };
+        assert!(validate(&form(MAX_FORM_BYTES), &large).is_ok());
+        let err = validate(&form(MAX_FORM_BYTES + 1), &large).unwrap_err();
+        assert_eq!(err.status(), 413);
+        assert!(err.to_string().contains("leave out upload_method"), "{err}");
         let err = validate(&request("video/mp4", "a.mkv", 10), &settings).unwrap_err().to_string();
         assert!(err.contains("filename") && err.contains(".mp4"), "{err}");
     }

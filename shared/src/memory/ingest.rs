@@ -4,13 +4,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::catalog::JobRef;
 use crate::ingest::ports::{
     CompletedPart, ContentFailed, FailureReports, JobRequest, JobSubmitter, ObjectHead, PresignedRequest, QueueMessage, Redelivery,
     RetryMessage, RetryQueue, SourceError, SourceStore, SubmitError,
 };
+use crate::ingest::post_policy::{self, PostTarget, PresignedPost, SigningCredentials};
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -50,6 +51,12 @@ impl SourceStore for MemorySourceStore {
         let headers =
             BTreeMap::from([("content-type".to_string(), content_type.to_string()), ("content-length".to_string(), size.to_string())]);
         Ok(PresignedRequest { url: format!("memory://source/{key}"), headers })
+    }
+
+    async fn presign_post(&self, key: &str, content_type: &str, size: u64, ttl: Duration) -> Result<PresignedPost, SourceError> {
+        let signer = SigningCredentials { access_key_id: "memory", secret_access_key: "memory", session_token: None, region: "local" };
+        let target = PostTarget { bucket: "source", key, content_type, size };
+        Ok(post_policy::presign_post("memory://source/".into(), &target, &signer, SystemTime::now(), ttl))
     }
 
     async fn start_multipart(&self, key: &str, content_type: &str) -> Result<String, SourceError> {
