@@ -9,6 +9,7 @@
 //! - `bootstrap`: provisions a deployment's resources in an emulator (moto, LocalStack).
 //! - `audit verify`: checks a tenant's day against the signed digests and names the first bad
 //!   record; `audit digest`: writes the next signed digest now.
+//! - `ingest watch`: an agent that uploads every media file dropped into a folder.
 
 mod audit;
 mod bootstrap;
@@ -17,6 +18,7 @@ mod demo;
 mod revoke;
 mod serve;
 mod target;
+mod watch;
 
 use clap::{Parser, Subcommand};
 
@@ -47,6 +49,15 @@ enum Cmd {
     Audit(audit::AuditCmd),
     /// Provision a deployment's buckets, tables, keys, secret and queues in an AWS emulator.
     Bootstrap(bootstrap::BootstrapArgs),
+    /// Bring content in through other doors than a client's own upload.
+    #[command(subcommand)]
+    Ingest(IngestCmd),
+}
+
+#[derive(Subcommand)]
+enum IngestCmd {
+    /// Upload every media file dropped into a folder, through the API; done/ and failed/ after.
+    Watch(watch::WatchArgs),
 }
 
 #[derive(Subcommand)]
@@ -86,6 +97,7 @@ fn main() {
         Cmd::Cdn(cmd) => cdn::run(cmd),
         Cmd::Audit(cmd) => audit::run(cmd),
         Cmd::Bootstrap(args) => bootstrap::run(args),
+        Cmd::Ingest(IngestCmd::Watch(args)) => watch::run(args),
     };
     match result {
         Ok(()) => {}

@@ -46,6 +46,14 @@ pub fn lookup(content_type: &str) -> Option<&'static MediaType> {
     ACCEPTED.iter().find(|m| m.content_type == essence)
 }
 
+/// The type a file name's extension stands for (`.mp4` is video): what an agent that only has
+/// files declares.
+pub fn for_file_name(name: &str) -> Option<&'static MediaType> {
+    let (_, extension) = name.rsplit_once('.')?;
+    let extension = extension.to_ascii_lowercase();
+    ACCEPTED.iter().find(|m| m.extensions.contains(&extension.as_str()))
+}
+
 /// The FFmpeg demuxers a source may be read with, comma-separated as FFmpeg's `format_whitelist`
 /// option takes them: the accepted types' containers, and raw MPEG video for `.m2v` files. Formats
 /// that open other files or URLs (HLS and DASH playlists, concat lists, SDP, image sequences) are
@@ -74,6 +82,15 @@ mod tests {
         assert!(lookup("text/html").is_none());
         assert!(lookup("application/octet-stream").is_none());
         assert!(accepted_list().contains("video/quicktime"));
+    }
+
+    #[test]
+    fn file_names_map_to_the_first_type_of_their_extension() {
+        assert_eq!(for_file_name("Launch.MP4").map(|m| m.content_type), Some("video/mp4"));
+        assert_eq!(for_file_name("take.2.mov").map(|m| m.content_type), Some("video/quicktime"));
+        assert_eq!(for_file_name("song.m4a").map(|m| m.content_type), Some("audio/mp4"));
+        assert!(for_file_name("notes.txt").is_none());
+        assert!(for_file_name("mp4").is_none());
     }
 
     #[test]
