@@ -162,6 +162,7 @@ mod tests {
             size_bytes: 1 << 20,
             duration: Some(10.0),
             start_time: 0.0,
+            tags: Default::default(),
             video: (width > 0).then(|| VideoSource {
                 index: 0,
                 codec: "h264".into(),

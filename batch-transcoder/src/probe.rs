@@ -1,6 +1,7 @@
 //! Probe and validate the source before any work: what streams it has, how big and how long it
 //! claims to be, and whether we can decode it at all.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use ffmpeg_next as ff;
 use serde::Serialize;
 
 use vaultstream::ingest::media_types;
+use vaultstream::metadata::container;
 
 use crate::colour::{DynamicRange, Tags};
 use crate::error::{Result, TranscodeError};
@@ -90,6 +92,29 @@ pub struct SourceInfo {
     pub start_time: f64,
     pub video: Option<VideoSource>,
     pub audio: Option<AudioSource>,
+    /// The container's own tags (title, artist, date…), as found: the file is untrusted, so they
+    /// are only ever read through `vaultstream::metadata::container`'s checks.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The container's tags, bounded, with the audio stream's language when the container names none
+/// (MP4 and Matroska keep it per stream; `und` says nothing).
+fn tags(input: &Input, audio: Option<&AudioSource>) -> BTreeMap<String, String> {
+    let mut tags: BTreeMap<String, String> = input
+        .metadata()
+        .iter()
+        .take(container::MAX_TAGS)
+        .filter(|(_, v)| v.len() <= container::MAX_VALUE_BYTES)
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+        .collect();
+    if !tags.contains_key("language") {
+        let language = audio.and_then(|a| input.stream(a.index)).and_then(|s| s.metadata().get("language").map(str::to_string));
+        if let Some(language) = language.filter(|l| l != "und") {
+            tags.insert("language".into(), language);
+        }
+    }
+    tags
 }
 
 /// Opens the source for demuxing; `abort` interrupts blocking I/O when the watchdog fires.
@@ -341,6 +366,7 @@ pub fn inspect(input: &Input, size_bytes: u64, limits: &Limits) -> Result<Source
         size_bytes,
         duration,
         start_time: starts.into_iter().reduce(f64::min).unwrap_or(0.0),
+        tags: tags(input, audio.as_ref()),
         video,
         audio,
     })

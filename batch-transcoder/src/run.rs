@@ -309,7 +309,8 @@ async fn transcode_and_publish(
     };
     let partial = manifest.reason.clone();
     let publication = publication(&manifest, version.clone());
-    let (expect, patch) = transcode_job::publish(publication, figures.clone(), partial.clone());
+    let (expect, mut patch) = transcode_job::publish(publication, figures.clone(), partial.clone());
+    patch.metadata = Some(transcode_job::described_with_tags(record.metadata.as_ref(), &manifest.source.tags));
     let flipped = ctx.catalog.update(tenant, content, &expect, &patch).await;
     let record = match flipped {
         Ok(record) => record,

@@ -214,6 +214,8 @@ pub struct ContentRecord {
     pub captions: Vec<CaptionTrack>,
     /// Counts changes to `captions`, so concurrent edits cannot lose one another.
     pub captions_revision: u32,
+    /// Description merged from the request and, once transcoded, the file's tags.
+    pub metadata: Option<crate::metadata::Described>,
 }
 
 impl ContentRecord {
@@ -239,6 +241,7 @@ impl ContentRecord {
             keys: BTreeMap::new(),
             captions: Vec::new(),
             captions_revision: 0,
+            metadata: None,
         }
     }
 }
@@ -287,6 +290,7 @@ pub struct Patch {
     pub figures: Option<JobFigures>,
     /// Replaces the caption tracks and counts one more revision.
     pub captions: Option<Vec<CaptionTrack>>,
+    pub metadata: Option<crate::metadata::Described>,
 }
 
 impl Patch {
@@ -322,6 +326,9 @@ impl Patch {
         if let Some(c) = &self.captions {
             record.captions = c.clone();
             record.captions_revision += 1;
+        }
+        if let Some(m) = &self.metadata {
+            record.metadata = Some(m.clone());
         }
     }
 }

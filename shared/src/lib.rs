@@ -16,6 +16,7 @@
 //! - [`ingest`]: the upload, dispatch and job-outcome rules, and the ports they drive (source
 //!   objects, Batch jobs, retries, notifications).
 //! - [`content_keys`], [`origin`]: KMS-wrapped keys, published versions and playlists.
+//! - [`metadata`]: what describes a title, from the request, sidecars and the file's own tags.
 //!
 //! Access (viewers, keys, audit):
 //! - [`identity`]: JWTs against a JWKS, API tokens, revoked sessions.
@@ -46,6 +47,7 @@ pub mod ids;
 pub mod ingest;
 pub mod ladder;
 pub mod memory;
+pub mod metadata;
 pub mod metrics;
 pub mod origin;
 pub mod principal;

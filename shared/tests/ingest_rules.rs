@@ -368,6 +368,7 @@ async fn uploads_are_checked_created_once_per_idempotency_key_and_completed_in_p
         size_bytes: 100,
         profile: None,
         upload_method: None,
+        metadata: None,
     };
 
     let grant = uploads.start(&creator("content:write"), &request, Some("key-1"), &meta()).await.unwrap();

@@ -509,6 +509,9 @@ async fn bad_upload_requests_get_the_contracts_codes_and_create_nothing() {
         ("malformed JSON", creator.clone(), "{\"title\": ".to_string(), 400, "invalid_request"),
         ("unknown field", creator.clone(), with("tenant", json!("globex")), 400, "invalid_request"),
         ("unknown upload method", creator.clone(), with("upload_method", json!("FTP")), 400, "invalid_request"),
+        ("bad metadata", creator.clone(), with("metadata", json!({"language": "Klingon please"})), 400, "invalid_request"),
+        ("spoofing metadata", creator.clone(), with("metadata", json!({"artist": "abc\u{202E}4pm.exe"})), 400, "invalid_request"),
+        ("unknown metadata field", creator.clone(), with("metadata", json!({"rating": "5"})), 400, "invalid_request"),
         ("missing scope", principal("acme", "content:read"), ok.to_string(), 403, "forbidden"),
     ];
     for (name, who, body, status, code) in cases {

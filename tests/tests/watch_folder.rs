@@ -83,10 +83,12 @@ impl Drop for Agent {
     }
 }
 
+/// A clip whose container says who made it (artist) and what it is (comment).
 fn clip(path: &Path, seconds: u32) {
     let status = Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-f", "lavfi", "-i", &format!("testsrc2=s=320x180:r=25:d={seconds}")])
         .args(["-c:v", "libx264", "-preset", "ultrafast"])
+        .args(["-metadata", "artist=Camera Crew", "-metadata", "comment=tagged by the camera"])
         .arg(path)
         .status()
         .unwrap();
@@ -124,6 +126,8 @@ async fn a_watch_folder_uploads_whole_files_refuses_bad_ones_and_resumes_after_a
     let source = root.path().join("source.mp4");
     clip(&source, 2);
     let bytes = std::fs::read(&source).unwrap();
+    // Its sidecar, dropped first: the description outranks the file's own comment.
+    std::fs::write(drop_dir.join("Quarterly review.json"), r#"{"description": "Q3 numbers", "language": "en", "rating": 5}"#).unwrap();
     let copying = drop_dir.join("Quarterly review.mp4");
     let mut writer = std::fs::File::create(&copying).unwrap();
     writer.write_all(&bytes[..bytes.len() / 2]).unwrap();
@@ -135,6 +139,13 @@ async fn a_watch_folder_uploads_whole_files_refuses_bad_ones_and_resumes_after_a
     let uploaded = agent.until(|e| e["event"] == "uploaded" && e["file"] == "Quarterly review.mp4", Duration::from_secs(60));
     let content_id = uploaded["content_id"].as_str().unwrap().to_string();
     assert!(drop_dir.join("done/Quarterly review.mp4").exists() && !copying.exists(), "{uploaded}");
+    assert!(
+        drop_dir.join("done/Quarterly review.json").exists(),
+        "the sidecar follows its file, and is never taken itself: {:#?}",
+        agent.seen
+    );
+    let taken = agent.said("taken", "Quarterly review.mp4")[0].clone();
+    assert!(taken["sidecar_ignored"][0].as_str().unwrap().starts_with("rating"), "{taken}");
 
     // Not media, and a link to a file elsewhere: refused with a reason, and never followed.
     std::fs::write(drop_dir.join("notes.txt"), "minutes").unwrap();
@@ -150,6 +161,15 @@ async fn a_watch_folder_uploads_whole_files_refuses_bad_ones_and_resumes_after_a
     // The title reaches READY under the file's name.
     let view = settled(&http, &api, &token, &content_id, &["AWAITING_UPLOAD", "QUEUED", "PROCESSING"]).await;
     assert_eq!((view["status"].as_str(), view["title"].as_str()), (Some("READY"), Some("Quarterly review")), "{view}\n{:#?}", agent.seen);
+    // Described by the sidecar (sent as the request's metadata) and, below it, the file's tags.
+    let described = (&view["metadata"], &view["metadata_sources"]);
+    assert_eq!(described.0["description"], "Q3 numbers", "{view}");
+    assert_eq!((&described.0["language"], &described.1["language"]), (&serde_json::json!("en"), &serde_json::json!("request")), "{view}");
+    assert_eq!(
+        (&described.0["artist"], &described.1["artist"]),
+        (&serde_json::json!("Camera Crew"), &serde_json::json!("container")),
+        "{view}"
+    );
 
     // A large file uploads in parts; the agent is killed after the first and started again.
     let parts_total = 8usize;

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use vaultstream::metadata::Metadata;
 
 use crate::watch::state::Started;
 
@@ -59,8 +60,9 @@ pub struct Api {
     pub profile: Option<String>,
 }
 
-/// What the agent says about a file: its name, as title and file name, its type by extension.
-pub fn declaration(name: &str, size: u64, profile: Option<&str>) -> Result<Value, UploadError> {
+/// What the agent says about a file: its type by extension; its title and the rest of its
+/// description from its sidecar, the title otherwise from its name.
+pub fn declaration(name: &str, size: u64, profile: Option<&str>, sidecar: &Metadata) -> Result<Value, UploadError> {
     let media = vaultstream::ingest::media_types::for_file_name(name).ok_or_else(|| UploadError::Refused {
         status: 415,
         code: "unsupported_media_type".into(),
@@ -70,8 +72,13 @@ pub fn declaration(name: &str, size: u64, profile: Option<&str>) -> Result<Value
         ),
     })?;
     let stem = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
-    let title: String = stem.chars().filter(|c| !c.is_control()).take(vaultstream::ingest::upload::MAX_TITLE_CHARS).collect();
+    let from_name: String = stem.chars().filter(|c| !c.is_control()).take(vaultstream::ingest::upload::MAX_TITLE_CHARS).collect();
+    let title = sidecar.title.clone().unwrap_or(from_name);
     let mut body = json!({"title": title, "filename": name, "content_type": media.content_type, "size_bytes": size});
+    let described = Metadata { title: None, ..sidecar.clone() };
+    if !described.is_empty() {
+        body["metadata"] = json!(described);
+    }
     if let Some(profile) = profile {
         body["profile"] = json!(profile);
     }
@@ -94,8 +101,8 @@ fn read_range(path: &Path, start: u64, len: u64) -> Result<Vec<u8>, UploadError>
 impl Api {
     /// Declares the file (or, with the same idempotency key, gets the same content back with
     /// fresh URLs) and returns the upload answer.
-    pub async fn declare(&self, name: &str, started: &Started) -> Result<Value, UploadError> {
-        let body = declaration(name, started.size, self.profile.as_deref())?;
+    pub async fn declare(&self, name: &str, started: &Started, sidecar: &Metadata) -> Result<Value, UploadError> {
+        let body = declaration(name, started.size, self.profile.as_deref(), sidecar)?;
         let response = self
             .http
             .post(format!("{}/v1/content/upload", self.base))
@@ -193,12 +200,16 @@ mod tests {
 
     #[test]
     fn a_file_is_declared_by_its_name_and_extension() {
-        let body = declaration("Launch day.MOV", 42, Some("default")).unwrap();
+        let none = Metadata::default();
+        let body = declaration("Launch day.MOV", 42, Some("default"), &none).unwrap();
         assert_eq!(
             body,
             json!({"title": "Launch day", "filename": "Launch day.MOV", "content_type": "video/quicktime", "size_bytes": 42, "profile": "default"})
         );
-        let UploadError::Refused { status, message, .. } = declaration("notes.txt", 1, None).unwrap_err() else { panic!() };
+        let sidecar = Metadata { title: Some("Launch".into()), artist: Some("Ada".into()), ..Default::default() };
+        let body = declaration("Launch day.MOV", 42, None, &sidecar).unwrap();
+        assert_eq!((&body["title"], &body["metadata"]), (&json!("Launch"), &json!({"artist": "Ada"})));
+        let UploadError::Refused { status, message, .. } = declaration("notes.txt", 1, None, &none).unwrap_err() else { panic!() };
         assert_eq!(status, 415);
         assert!(message.contains("notes.txt") && message.contains("video/mp4"), "{message}");
     }

@@ -22,6 +22,8 @@ use crate::Failure;
 use api_upload::{Api, UploadError};
 use readiness::{open_for_writing, Observed, Readiness};
 use state::{Started, State};
+use vaultstream::metadata::sidecar::Sidecar;
+use vaultstream::metadata::{MetadataProvider, Provided};
 
 #[derive(clap::Args)]
 pub struct WatchArgs {
@@ -94,6 +96,24 @@ fn move_into(path: &Path, to: &Path, suffix: &str) -> Result<PathBuf> {
     Ok(target)
 }
 
+/// The file's sidecar (`NAME.json`), if any, checked by the same rules as the API's.
+fn read_sidecar(media: &Path) -> Provided {
+    let Some(path) = Sidecar::beside(media) else { return Provided::default() };
+    match std::fs::read(&path) {
+        Ok(bytes) => Sidecar { bytes }.provide(),
+        Err(e) => Provided { ignored: vec![format!("cannot read {}: {e}", path.display())], ..Default::default() },
+    }
+}
+
+/// A sidecar follows its media file to `done/` or `failed/`, under the media's new name.
+fn move_sidecar(media: &Path, moved: &Path) -> Result<()> {
+    if let Some(sidecar) = Sidecar::beside(media) {
+        let target = moved.with_extension("json");
+        std::fs::rename(&sidecar, &target).with_context(|| format!("moving {} to {}", sidecar.display(), target.display()))?;
+    }
+    Ok(())
+}
+
 struct Agent {
     dir: PathBuf,
     args: WatchArgs,
@@ -131,7 +151,8 @@ impl Agent {
             },
         };
         self.state.put(&name, started.clone())?;
-        emit("taken", json!({"file": name, "bytes": seen.size, "resuming": !started.parts.is_empty()}));
+        let sidecar = read_sidecar(path);
+        emit("taken", json!({"file": name, "bytes": seen.size, "resuming": !started.parts.is_empty(), "sidecar_ignored": sidecar.ignored}));
         let began = Instant::now();
         let result = async {
             let api = Api {
@@ -140,7 +161,7 @@ impl Agent {
                 token: self.token()?,
                 profile: self.args.profile.clone(),
             };
-            let grant = api.declare(&name, &started).await?;
+            let grant = api.declare(&name, &started, &sidecar.metadata).await?;
             let content_id = grant["content_id"].as_str().unwrap_or_default().to_string();
             let upload_id = grant["upload"]["upload_id"].as_str().map(str::to_string);
             if started.content_id.as_deref() != Some(content_id.as_str()) || started.upload_id != upload_id {
@@ -183,6 +204,7 @@ impl Agent {
 
     fn done(&mut self, path: &Path, name: &str, content_id: &str, began: Instant, bytes: u64) -> Result<()> {
         let moved = move_into(path, &self.dir.join("done"), content_id)?;
+        move_sidecar(path, &moved)?;
         self.state.remove(name)?;
         self.waits.remove(path);
         emit(
@@ -195,6 +217,7 @@ impl Agent {
     fn refuse(&mut self, path: &Path, name: &str, status: u16, code: &str, message: &str) -> Result<()> {
         let suffix = uuid::Uuid::new_v4().simple().to_string();
         let moved = move_into(path, &self.dir.join("failed"), &suffix[..8])?;
+        move_sidecar(path, &moved)?;
         let reason = json!({
             "file": name,
             "error": {"status": status, "code": code, "message": message},
@@ -235,7 +258,9 @@ async fn watch(args: WatchArgs, dir: PathBuf) -> Result<()> {
         let now = Instant::now();
         while let Ok(event) = events.try_recv() {
             if is_close_after_write(&event.kind) {
-                for path in event.paths.iter().filter(|p| p.parent() == Some(dir.as_path())) {
+                let watched =
+                    |p: &&PathBuf| p.parent() == Some(dir.as_path()) && p.file_name().is_some_and(|n| !ignored(&n.to_string_lossy()));
+                for path in event.paths.iter().filter(watched) {
                     if let Some(seen) = observed(path) {
                         readiness.closed(path, seen, now);
                     }

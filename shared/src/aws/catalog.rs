@@ -70,6 +70,8 @@ struct Stored {
     captions: Vec<CaptionTrack>,
     #[serde(default)]
     captions_revision: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    metadata: Option<crate::metadata::Described>,
 }
 
 fn default_profile() -> String {
@@ -137,6 +139,7 @@ fn from_item(item: HashMap<String, AttributeValue>) -> Result<ContentRecord, Cat
         keys,
         captions: stored.captions,
         captions_revision: stored.captions_revision,
+        metadata: stored.metadata,
     })
 }
 
@@ -163,6 +166,7 @@ fn to_stored(r: &ContentRecord) -> Stored {
         keys: r.keys.iter().map(|(id, blob)| (id.to_string(), serde_bytes::ByteBuf::from(blob.as_bytes().to_vec()))).collect(),
         captions: r.captions.clone(),
         captions_revision: r.captions_revision,
+        metadata: r.metadata.clone(),
     }
 }
 
@@ -249,6 +253,9 @@ impl Expression {
         }
         if let Some(f) = &patch.figures {
             assign(self, "figures", to_value(f)?);
+        }
+        if let Some(m) = &patch.metadata {
+            assign(self, "metadata", to_value(m)?);
         }
         if let Some(c) = &patch.captions {
             assign(self, "captions", to_value(c)?);

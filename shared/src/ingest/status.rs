@@ -44,6 +44,11 @@ pub struct ContentView {
     pub attempts: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub figures: Option<JobFigures>,
+    /// The merged description, and which provider each field came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<crate::metadata::Metadata>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata_sources: Option<std::collections::BTreeMap<String, crate::metadata::Source>>,
 }
 
 pub fn view(record: &ContentRecord) -> ContentView {
@@ -63,6 +68,8 @@ pub fn view(record: &ContentRecord) -> ContentView {
         captions: record.captions.clone(),
         attempts: record.attempts,
         figures: record.figures.clone(),
+        metadata: record.metadata.as_ref().map(|d| d.values.clone()),
+        metadata_sources: record.metadata.as_ref().map(|d| d.sources.clone()),
     }
 }
 

@@ -7,6 +7,9 @@ use crate::catalog::{ContentCatalog, ContentStatus, Expect, Failure, JobFigures,
 use crate::content_key::{ContentKey, KeyId};
 use crate::content_keys::{KeyVault, KeyVaultError};
 use crate::ids::{ContentId, TenantId};
+use crate::metadata::container::ContainerTags;
+use crate::metadata::{self, Described, MetadataProvider};
+use std::collections::BTreeMap;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -69,6 +72,18 @@ pub fn publish(publication: Publication, figures: JobFigures, partial: Option<St
             ..Default::default()
         },
     )
+}
+
+/// The record's description with the source file's own tags added below what it already has
+/// (the request's and a sidecar's word outrank the file's). Tags that fail the checks are logged
+/// and dropped: a hostile file can fail nothing by its tags.
+pub fn described_with_tags(described: Option<&Described>, tags: &BTreeMap<String, String>) -> Described {
+    let provided = ContainerTags { tags }.provide();
+    for ignored in &provided.ignored {
+        tracing::info!(%ignored, "a container tag was not kept");
+    }
+    let earlier = described.map(Described::layers).unwrap_or_default();
+    metadata::merge(earlier.into_iter().chain([(metadata::Source::Container, provided.metadata)]))
 }
 
 /// The source is not something we can transcode; the reason is for the creator.

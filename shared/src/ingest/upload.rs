@@ -74,6 +74,10 @@ pub struct UploadRequest {
     /// How the client will send the file (`PUT` when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upload_method: Option<UploadMethod>,
+    /// What describes the title besides its `title`: description, artist, date, language,
+    /// creation time. Outranks the file's own tags.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<crate::metadata::Metadata>,
 }
 
 /// What the client asks to upload with.
@@ -160,6 +164,7 @@ pub fn validate(request: &UploadRequest, settings: &UploadSettings) -> Result<&'
              leave out upload_method to upload in parts"
         )));
     }
+    crate::metadata::request::RequestMetadata { title, metadata: request.metadata.as_ref() }.checked().map_err(bad)?;
     if let Some(profile) = &request.profile {
         if ladder::Profile::built_in(profile).is_none() {
             return Err(bad(format!("profile: {profile:?} is not one of {}", ladder::BUILT_IN_PROFILES.join(", "))));
@@ -278,6 +283,10 @@ impl UploadService {
             key,
         });
         record.upload = Some(upload);
+        let described = crate::metadata::request::RequestMetadata { title: request.title.trim(), metadata: request.metadata.as_ref() }
+            .checked()
+            .map_err(bad)?;
+        record.metadata = Some(crate::metadata::Described::from_request(described));
         let (record, replayed) = match self.catalog.create(&record, claim.as_ref()).await.map_err(catalog_error)? {
             Created::New => (record, false),
             Created::Existing(earlier) => {
@@ -402,6 +411,7 @@ mod tests {
             size_bytes: size,
             profile: None,
             upload_method: None,
+            metadata: None,
         }
     }
 
@@ -425,6 +435,13 @@ mod tests {
         let err = validate(&form(MAX_FORM_BYTES + 1), &large).unwrap_err();
         assert_eq!(err.status(), 413);
         assert!(err.to_string().contains("leave out upload_method"), "{err}");
+        let described = |m: serde_json::Value| UploadRequest {
+            metadata: Some(serde_json::from_value(m).unwrap()),
+            ..request("video/mp4", "a.mp4", 10)
+        };
+        assert!(validate(&described(serde_json::json!({"language": "pt-BR", "date": "2024-05"})), &settings).is_ok());
+        let err = validate(&described(serde_json::json!({"language": "Portuguese"})), &settings).unwrap_err();
+        assert!(err.status() == 400 && err.to_string().contains("metadata.language"), "{err}");
         let err = validate(&request("video/mp4", "a.mkv", 10), &settings).unwrap_err().to_string();
         assert!(err.contains("filename") && err.contains(".mp4"), "{err}");
     }
