@@ -254,9 +254,11 @@ async fn watch(args: WatchArgs, dir: PathBuf) -> Result<()> {
     let stop = interrupted();
     tokio::pin!(stop);
     let mut left_to_retry = std::collections::HashSet::new();
+    // The event that ended the wait: it is the first to look at.
+    let mut woke_by: Option<notify::Event> = None;
     loop {
         let now = Instant::now();
-        while let Ok(event) = events.try_recv() {
+        while let Some(event) = woke_by.take().or_else(|| events.try_recv().ok()) {
             if is_close_after_write(&event.kind) {
                 let watched =
                     |p: &&PathBuf| p.parent() == Some(dir.as_path()) && p.file_name().is_some_and(|n| !ignored(&n.to_string_lossy()));
@@ -315,7 +317,7 @@ async fn watch(args: WatchArgs, dir: PathBuf) -> Result<()> {
         }
         tokio::select! {
             _ = &mut stop => return Ok(()),
-            _ = events.recv() => {}
+            event = events.recv() => woke_by = event,
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
         }
     }

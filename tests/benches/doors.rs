@@ -1,0 +1,230 @@
+//! Each door content enters by, timed from the file landing in it to the title being `QUEUED`
+//! (the upload accepted and its transcode job submitted), on the local stack (`vaultstream dev`:
+//! moto, the ingest queue poller, dispatch, the local job runner):
+//! - `put`: a presigned PUT, the reference every other door is compared with;
+//! - `form`: the same file posted as a form (S3 POST policy) with curl, as a browser would;
+//! - `multipart`: a file above the multipart threshold, its parts and the completion call;
+//! - `watch`: a file renamed into a folder `vaultstream ingest watch` watches: readiness, the
+//!   agent's declaration and upload, then the same path.
+//!
+//! For the API doors the clock starts when the last byte is accepted (S3's answer, or the
+//! completion's); for the watch folder when the file appears in the folder. `ROUNDS` (default 5)
+//! files per door, each timed on an idle stack (nothing queued or transcoding); medians, and
+//! each door's ratio to `put`.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use vaultstream_tests::local::{mint, Running, MULTIPART_THRESHOLD};
+use vaultstream_tests::workspace_binary;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn clip(path: &Path) {
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=1", "-c:v", "libx264", "-preset", "ultrafast"])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    async fn declare(&self, title: &str, size: usize, method: Option<&str>) -> Value {
+        let mut body = json!({"title": title, "filename": "clip.mp4", "content_type": "video/mp4", "size_bytes": size});
+        if let Some(method) = method {
+            body["upload_method"] = json!(method);
+        }
+        let response =
+            self.http.post(format!("{}/v1/content/upload", self.base)).bearer_auth(&self.token).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), 201);
+        response.json().await.unwrap()
+    }
+
+    /// Seconds from `since` until the title is past `AWAITING_UPLOAD`, polled every 10 ms.
+    async fn until_queued(&self, content_id: &str, since: Instant) -> f64 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let view: Value = self
+                .http
+                .get(format!("{}/v1/content/{content_id}", self.base))
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if view["status"] != "AWAITING_UPLOAD" {
+                assert_ne!(view["status"], "FAILED_INVALID", "{view}");
+                return since.elapsed().as_secs_f64();
+            }
+            assert!(Instant::now() < deadline, "not queued within a minute: {view}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn put(&self, bytes: &[u8]) -> f64 {
+        let grant = self.declare("put", bytes.len(), None).await;
+        let upload = &grant["upload"];
+        let response =
+            self.http.put(upload["url"].as_str().unwrap()).header("content-type", "video/mp4").body(bytes.to_vec()).send().await.unwrap();
+        assert!(response.status().is_success());
+        let landed = Instant::now();
+        self.until_queued(grant["content_id"].as_str().unwrap(), landed).await
+    }
+
+    async fn form(&self, file: &Path, size: usize) -> f64 {
+        let grant = self.declare("form", size, Some("POST")).await;
+        let upload = &grant["upload"];
+        let mut curl = Command::new("curl");
+        curl.args(["-sS", "-o", "/dev/null", "-w", "%{http_code}"]);
+        for (name, value) in upload["fields"].as_object().unwrap() {
+            curl.arg("--form-string").arg(format!("{name}={}", value.as_str().unwrap()));
+        }
+        curl.arg("-F").arg(format!("file=@{}", file.display())).arg(upload["url"].as_str().unwrap());
+        let out = curl.output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "204", "{}", String::from_utf8_lossy(&out.stderr));
+        let landed = Instant::now();
+        self.until_queued(grant["content_id"].as_str().unwrap(), landed).await
+    }
+
+    async fn multipart(&self, bytes: &[u8]) -> f64 {
+        let grant = self.declare("multipart", bytes.len(), None).await;
+        let upload = &grant["upload"];
+        assert_eq!(upload["method"], "MULTIPART", "{grant}");
+        let part_size = upload["part_size"].as_u64().unwrap() as usize;
+        let mut parts = Vec::new();
+        for (chunk, part) in bytes.chunks(part_size).zip(upload["parts"].as_array().unwrap()) {
+            let response = self.http.put(part["url"].as_str().unwrap()).body(chunk.to_vec()).send().await.unwrap();
+            let etag = response.headers()["etag"].to_str().unwrap().to_string();
+            parts.push(json!({"part_number": part["part_number"], "etag": etag}));
+        }
+        let content_id = grant["content_id"].as_str().unwrap();
+        let response = self
+            .http
+            .post(format!("{}/v1/content/{content_id}/upload/complete", self.base))
+            .bearer_auth(&self.token)
+            .json(&json!({"upload_id": upload["upload_id"], "parts": parts}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let landed = Instant::now();
+        self.until_queued(content_id, landed).await
+    }
+
+    /// Waits until no title is queued or transcoding, so each door is timed on an idle stack
+    /// (the local job runner transcodes what the doors before it queued).
+    async fn idle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let list: Value = self
+                .http
+                .get(format!("{}/v1/content?limit=100", self.base))
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let busy =
+                list["items"].as_array().into_iter().flatten().any(|i| matches!(i["status"].as_str(), Some("QUEUED" | "PROCESSING")));
+            if !busy {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the stack is still transcoding after two minutes");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let rounds: usize = std::env::var("ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(5);
+    let root = tempfile::tempdir().unwrap();
+    let state_dir = root.path().join("stack");
+    let stack = Running::start("dev", &state_dir, &[]);
+    let api = Api {
+        http: reqwest::Client::new(),
+        base: stack.url("api_url"),
+        token: mint(&state_dir, "demo", "bench", "content:write content:read"),
+    };
+    let small = root.path().join("clip.mp4");
+    clip(&small);
+    let bytes = std::fs::read(&small).unwrap();
+    // Above the threshold the stack runs with: two parts. Not a video (nothing waits on the
+    // transcode here), but dispatch must take it: it only reads the head, and this one is the clip.
+    let mut large = bytes.clone();
+    large.resize(MULTIPART_THRESHOLD as usize + (1 << 20), 0);
+
+    let token_file = root.path().join("token");
+    std::fs::write(&token_file, &api.token).unwrap();
+    let folder = root.path().join("dropbox");
+    std::fs::create_dir(&folder).unwrap();
+    let mut agent = Command::new(workspace_binary("vaultstream"))
+        .args(["ingest", "watch"])
+        .arg(&folder)
+        .args(["--api", &api.base, "--token-file"])
+        .arg(&token_file)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The agent says which content each file became; asking the API instead, while it uploads,
+    // would slow the very stack being timed.
+    let (uploaded_tx, uploaded) = std::sync::mpsc::channel::<Value>();
+    let stdout = agent.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(event) = serde_json::from_str::<Value>(&line) {
+                if event["event"] == "uploaded" && uploaded_tx.send(event).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let (mut put, mut form, mut multipart, mut watch) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        api.idle().await;
+        put.push(api.put(&bytes).await);
+        api.idle().await;
+        form.push(api.form(&small, bytes.len()).await);
+        api.idle().await;
+        multipart.push(api.multipart(&large).await);
+        api.idle().await;
+        // A rename into the folder: the file appears whole, as copy tools leave it.
+        let staged = root.path().join(format!("watch-{round}.mp4"));
+        std::fs::write(&staged, &bytes).unwrap();
+        std::fs::rename(&staged, folder.join(format!("watch-{round}.mp4"))).unwrap();
+        let landed = Instant::now();
+        let event = uploaded.recv_timeout(Duration::from_secs(30)).expect("the agent uploaded the file");
+        assert_eq!(event["file"], format!("watch-{round}.mp4"), "{event}");
+        let content_id = event["content_id"].as_str().unwrap().to_string();
+        watch.push(api.until_queued(&content_id, landed).await);
+    }
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let reference = median(put.clone());
+    println!("{:<10} {:>16} {:>9}", "door", "landed→QUEUED ms", "vs put");
+    for (door, samples) in [("put", put), ("form", form), ("multipart", multipart), ("watch", watch)] {
+        let ms = median(samples) * 1e3;
+        println!("{door:<10} {ms:>16.0} {:>8.2}x", ms / (reference * 1e3));
+    }
+    println!("(medians of {rounds} per door, one run, the local stack; QUEUED = upload accepted and its job submitted)");
+    drop(stack);
+}
