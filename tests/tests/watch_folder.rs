@@ -1,7 +1,8 @@
 //! `vaultstream ingest watch` against the local stack, as an on-premise operator runs it: files
-//! dropped into a folder become titles that reach READY, named after the file; a file still being
-//! written is never taken; a file the API refuses goes to failed/ with its reason; a link is never
-//! followed; an agent killed in the middle of a multipart upload resumes it after a restart,
+//! dropped into a folder become titles that reach READY, named after the file and described by
+//! its sidecar and its own tags; a file still being written is never taken; the same bytes dropped
+//! again are not delivered twice; a file the API refuses goes to failed/ with its reason; a link
+//! is never followed; an agent killed in the middle of a multipart upload resumes it after a restart,
 //! sending only the parts S3 does not have. Only processes, files and HTTP.
 
 use std::collections::BTreeSet;
@@ -146,6 +147,17 @@ async fn a_watch_folder_uploads_whole_files_refuses_bad_ones_and_resumes_after_a
     );
     let taken = agent.said("taken", "Quarterly review.mp4")[0].clone();
     assert!(taken["sidecar_ignored"][0].as_str().unwrap().starts_with("rating"), "{taken}");
+
+    // The same bytes again, under another name: delivered once only.
+    std::fs::write(root.path().join("copy.mp4"), &bytes).unwrap();
+    std::fs::rename(root.path().join("copy.mp4"), drop_dir.join("Quarterly review (copy).mp4")).unwrap();
+    let duplicate = agent.until(|e| e["file"] == "Quarterly review (copy).mp4" && e["event"] != "taken", Duration::from_secs(30));
+    assert_eq!(
+        (&duplicate["event"], duplicate["content_id"].as_str()),
+        (&serde_json::json!("duplicate"), Some(content_id.as_str())),
+        "{duplicate}"
+    );
+    assert!(drop_dir.join("done/Quarterly review (copy).mp4").exists());
 
     // Not media, and a link to a file elsewhere: refused with a reason, and never followed.
     std::fs::write(drop_dir.join("notes.txt"), "minutes").unwrap();

@@ -96,6 +96,22 @@ fn move_into(path: &Path, to: &Path, suffix: &str) -> Result<PathBuf> {
     Ok(target)
 }
 
+/// SHA-256 of the file's bytes, hex: what tells a repeat from a new file.
+fn sha256_of(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer).with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        context.update(&buffer[..n]);
+    }
+    Ok(hex::encode(context.finish()))
+}
+
 /// The file's sidecar (`NAME.json`), if any, checked by the same rules as the API's.
 fn read_sidecar(media: &Path) -> Provided {
     let Some(path) = Sidecar::beside(media) else { return Provided::default() };
@@ -151,6 +167,14 @@ impl Agent {
             },
         };
         self.state.put(&name, started.clone())?;
+        let sha256 = sha256_of(path)?;
+        if let Some(content_id) = self.state.delivered(&sha256).cloned() {
+            let moved = move_into(path, &self.dir.join("done"), &content_id)?;
+            move_sidecar(path, &moved)?;
+            self.state.remove(&name)?;
+            emit("duplicate", json!({"file": name, "content_id": content_id, "sha256": sha256, "moved_to": moved}));
+            return Ok(());
+        }
         let sidecar = read_sidecar(path);
         emit("taken", json!({"file": name, "bytes": seen.size, "resuming": !started.parts.is_empty(), "sidecar_ignored": sidecar.ignored}));
         let began = Instant::now();
@@ -184,12 +208,12 @@ impl Agent {
         }
         .await;
         match result {
-            Ok(content_id) => self.done(path, &name, &content_id, began, seen.size),
+            Ok(content_id) => self.done(path, &name, &content_id, &sha256, began, seen.size),
             // The same key answers "already uploaded": an earlier run sent it all but stopped
             // before moving the file.
             Err(UploadError::Refused { status: 409, code, .. }) if code == "wrong_state" && started.content_id.is_some() => {
                 let content_id = started.content_id.clone().unwrap_or_default();
-                self.done(path, &name, &content_id, began, seen.size)
+                self.done(path, &name, &content_id, &sha256, began, seen.size)
             }
             Err(UploadError::Refused { status, code, message }) => self.refuse(path, &name, status, &code, &message),
             Err(e @ (UploadError::Unauthorized(_) | UploadError::Temporary(_))) => {
@@ -202,10 +226,10 @@ impl Agent {
         }
     }
 
-    fn done(&mut self, path: &Path, name: &str, content_id: &str, began: Instant, bytes: u64) -> Result<()> {
+    fn done(&mut self, path: &Path, name: &str, content_id: &str, sha256: &str, began: Instant, bytes: u64) -> Result<()> {
         let moved = move_into(path, &self.dir.join("done"), content_id)?;
         move_sidecar(path, &moved)?;
-        self.state.remove(name)?;
+        self.state.finish(name, sha256, content_id)?;
         self.waits.remove(path);
         emit(
             "uploaded",

@@ -1,5 +1,6 @@
 //! What the agent remembers across restarts, in `DIR/.vaultstream-watch/state.json`: for each file
-//! it started on, the content it created and the parts S3 already has. Written whole to a
+//! it started on, the content it created and the parts S3 already has; and the SHA-256 of every
+//! file it delivered, so the same bytes dropped again are not delivered twice. Written whole to a
 //! temporary file and renamed over the old one, so a crash leaves either state, never half of one.
 
 use std::collections::BTreeMap;
@@ -28,6 +29,9 @@ pub struct Started {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Stored {
     files: BTreeMap<String, Started>,
+    /// SHA-256 (hex) of each delivered file's bytes, to the content it became.
+    #[serde(default)]
+    delivered: BTreeMap<String, String>,
 }
 
 pub struct State {
@@ -58,6 +62,18 @@ impl State {
 
     pub fn put(&mut self, name: &str, started: Started) -> Result<()> {
         self.stored.files.insert(name.to_string(), started);
+        self.save()
+    }
+
+    /// The content these bytes already became, if they were delivered before.
+    pub fn delivered(&self, sha256: &str) -> Option<&String> {
+        self.stored.delivered.get(sha256)
+    }
+
+    /// `name` is done: forget its upload, remember its bytes.
+    pub fn finish(&mut self, name: &str, sha256: &str, content_id: &str) -> Result<()> {
+        self.stored.files.remove(name);
+        self.stored.delivered.insert(sha256.to_string(), content_id.to_string());
         self.save()
     }
 
@@ -93,8 +109,9 @@ mod tests {
         };
         state.put("a.mp4", started.clone()).unwrap();
         assert_eq!(State::load(dir.path()).unwrap().get("a.mp4"), Some(&started));
-        state.remove("a.mp4").unwrap();
-        assert_eq!(State::load(dir.path()).unwrap().get("a.mp4"), None);
+        state.finish("a.mp4", "abc", "c").unwrap();
+        let again = State::load(dir.path()).unwrap();
+        assert_eq!((again.get("a.mp4"), again.delivered("abc").map(String::as_str)), (None, Some("c")));
         std::fs::write(dir.path().join(State::DIR).join("state.json"), "{not json").unwrap();
         let err = State::load(dir.path()).err().unwrap().to_string();
         assert!(err.contains("move it away"), "{err}");
