@@ -10,6 +10,7 @@
 //! - [`job_outcome`]: what a finished Batch job means: retry, invalid or failed.
 //! - [`backoff`]: the retry schedule shared by dispatch and job outcomes.
 //! - [`status`]: the content status and listing views.
+//! - [`url_guard`]: what every URL fetched on a creator's behalf must pass (no SSRF).
 
 pub mod backoff;
 pub mod dispatch;
@@ -24,3 +25,4 @@ pub mod source_key;
 pub mod status;
 pub mod transcode_job;
 pub mod upload;
+pub mod url_guard;
