@@ -151,7 +151,7 @@ impl Agent {
     }
 
     /// Uploads one whole file and moves it where it belongs. Errors are what the agent itself
-    /// could not do (its state file, a move).
+    /// could not do (read the file, write its state file, move it); the file is tried again later.
     async fn take(&mut self, path: &Path, seen: Observed) -> Result<()> {
         let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
             return self.refuse(path, "-", 400, "invalid_request", "the file name is not valid UTF-8; rename the file");
@@ -259,6 +259,17 @@ impl Agent {
     }
 }
 
+/// The next event that may change what is whole. Reads are events too (the agent's own listing
+/// and hashing among them): waking on those would keep the agent busy while a file waits.
+async fn next_change(events: &mut tokio::sync::mpsc::UnboundedReceiver<notify::Event>) -> Option<notify::Event> {
+    loop {
+        let event = events.recv().await?;
+        if !matches!(event.kind, EventKind::Access(_)) || is_close_after_write(&event.kind) {
+            return Some(event);
+        }
+    }
+}
+
 async fn watch(args: WatchArgs, dir: PathBuf) -> Result<()> {
     for sub in ["done", "failed"] {
         std::fs::create_dir_all(dir.join(sub)).with_context(|| format!("creating {}", dir.join(sub).display()))?;
@@ -328,7 +339,13 @@ async fn watch(args: WatchArgs, dir: PathBuf) -> Result<()> {
                 continue;
             }
             readiness.forget(&path);
-            agent.take(&path, seen).await?;
+            // One file's trouble (it vanished while read, a move failed, the state file could not
+            // be written) stops that file for a while, never the agent.
+            if let Err(e) = agent.take(&path, seen).await {
+                let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+                emit("retrying", json!({"file": name, "reason": format!("{e:#}"), "in_seconds": 30}));
+                agent.waits.insert(path.clone(), (Instant::now() + Duration::from_secs(30), Duration::from_secs(60)));
+            }
             if once && agent.waits.contains_key(&path) {
                 left_to_retry.insert(path);
             }
@@ -341,7 +358,7 @@ async fn watch(args: WatchArgs, dir: PathBuf) -> Result<()> {
         }
         tokio::select! {
             _ = &mut stop => return Ok(()),
-            event = events.recv() => woke_by = event,
+            event = next_change(&mut events) => woke_by = event,
             _ = tokio::time::sleep(Duration::from_millis(250)) => {}
         }
     }
