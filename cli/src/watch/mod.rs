@@ -166,8 +166,11 @@ impl Agent {
                 ..Default::default()
             },
         };
+        if started.sha256.is_empty() {
+            started.sha256 = sha256_of(path)?;
+        }
         self.state.put(&name, started.clone())?;
-        let sha256 = sha256_of(path)?;
+        let sha256 = started.sha256.clone();
         if let Some(content_id) = self.state.delivered(&sha256).cloned() {
             let moved = move_into(path, &self.dir.join("done"), &content_id)?;
             move_sidecar(path, &moved)?;

@@ -17,6 +17,9 @@ pub struct Started {
     pub modified_ns: u128,
     /// Sent with each declaration, so a restart gets the same content back (and fresh URLs).
     pub idempotency_key: String,
+    /// SHA-256 of the bytes, hex, once computed: retries of a large file do not read it again.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sha256: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,6 +106,7 @@ mod tests {
             size: 7,
             modified_ns: 1,
             idempotency_key: "k".into(),
+            sha256: "abc".into(),
             content_id: Some("c".into()),
             upload_id: Some("u".into()),
             parts: BTreeMap::from([(1, "\"e1\"".to_string())]),

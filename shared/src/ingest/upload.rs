@@ -114,7 +114,7 @@ fn bad(message: impl Into<String>) -> AccessError {
 }
 
 /// Checks a declaration; the error says which field is wrong and how.
-pub fn validate(request: &UploadRequest, settings: &UploadSettings) -> Result<&'static media_types::MediaType, AccessError> {
+pub fn validate(request: &UploadRequest, settings: &UploadSettings) -> Result<Validated, AccessError> {
     let title = request.title.trim();
     if title.is_empty() {
         return Err(bad("title: must not be empty"));
@@ -164,13 +164,20 @@ pub fn validate(request: &UploadRequest, settings: &UploadSettings) -> Result<&'
              leave out upload_method to upload in parts"
         )));
     }
-    crate::metadata::request::RequestMetadata { title, metadata: request.metadata.as_ref() }.checked().map_err(bad)?;
+    let metadata = crate::metadata::request::RequestMetadata { title, metadata: request.metadata.as_ref() }.checked().map_err(bad)?;
     if let Some(profile) = &request.profile {
         if ladder::Profile::built_in(profile).is_none() {
             return Err(bad(format!("profile: {profile:?} is not one of {}", ladder::BUILT_IN_PROFILES.join(", "))));
         }
     }
-    Ok(media)
+    Ok(Validated { media, metadata })
+}
+
+/// A declaration that passed [`validate`]: its media type, and its metadata as checked.
+#[derive(Debug)]
+pub struct Validated {
+    pub media: &'static media_types::MediaType,
+    pub metadata: crate::metadata::Metadata,
 }
 
 /// Where and how the client uploads.
@@ -261,7 +268,7 @@ impl UploadService {
                 Some(IdempotencyClaim { key_hash: sha256_hex(key.as_bytes()), request_hash: sha256_hex(&canonical) })
             }
         };
-        let media = validate(request, &self.settings)?;
+        let Validated { media, metadata } = validate(request, &self.settings)?;
         let content_id = new_content_id().map_err(|e| AccessError::Internal(e.to_string()))?;
         let key = SourceKey::new(principal.tenant.clone(), content_id.clone()).object_key();
         let form = request.upload_method == Some(UploadMethod::Post);
@@ -283,10 +290,7 @@ impl UploadService {
             key,
         });
         record.upload = Some(upload);
-        let described = crate::metadata::request::RequestMetadata { title: request.title.trim(), metadata: request.metadata.as_ref() }
-            .checked()
-            .map_err(bad)?;
-        record.metadata = Some(crate::metadata::Described::from_request(described));
+        record.metadata = Some(crate::metadata::Described::from_request(metadata));
         let (record, replayed) = match self.catalog.create(&record, claim.as_ref()).await.map_err(catalog_error)? {
             Created::New => (record, false),
             Created::Existing(earlier) => {
