@@ -117,7 +117,7 @@ pub fn run(args: DemoArgs) -> Result<(), Failure> {
     runtime()?.block_on(async {
         let mut reporter = Reporter::new();
         reporter.step("starting", "starting the local stack (moto, API, CDN edge, job runner)", json!({}));
-        let options = Options { state_dir: args.state_dir.clone(), port: args.port, workers: 1 };
+        let options = Options { state_dir: args.state_dir.clone(), port: args.port, workers: 1, import_allow_loopback: false };
         let stack = LocalStack::start(&options).await?;
         let stack_seconds = reporter.started.elapsed().as_secs_f64();
         reporter.step(

@@ -84,6 +84,8 @@ pub struct Outputs {
     pub ingest_dlq_url: String,
     pub retry_queue_url: String,
     pub failures_dlq_url: String,
+    pub import_queue_url: String,
+    pub import_dlq_url: String,
     pub video_gpu_job_queue: String,
     pub video_cpu_job_queue: String,
     pub audio_job_queue: String,
@@ -150,6 +152,8 @@ pub async fn provision(clients: &Clients, prefix: &str) -> Result<Outputs, Boots
     let ingest_queue_url = queue(clients, &name("ingest"), Some(&ingest_dlq_url), 0).await?;
     let failures_dlq_url = queue(clients, &name("failures-dlq"), None, 0).await?;
     let retry_queue_url = queue(clients, &name("retry"), Some(&failures_dlq_url), RETRY_DELAY_SECONDS).await?;
+    let import_dlq_url = queue(clients, &name("import-dlq"), None, 0).await?;
+    let import_queue_url = queue(clients, &name("import"), Some(&import_dlq_url), 0).await?;
 
     let source_bucket = name("source");
     let origin_bucket = name("origin");
@@ -192,6 +196,8 @@ pub async fn provision(clients: &Clients, prefix: &str) -> Result<Outputs, Boots
         ingest_dlq_url,
         retry_queue_url,
         failures_dlq_url,
+        import_queue_url,
+        import_dlq_url,
         // A kind's job queue and job definition share its name, as in CDK and Terraform.
         video_gpu_job_queue: name("video-gpu"),
         video_cpu_job_queue: name("video-cpu"),

@@ -26,6 +26,11 @@ pub struct DevArgs {
     /// Batch jobs the local runner transcodes at once.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
     workers: u16,
+    /// Let URL imports fetch from http://127.0.0.1 (a local test or media server). Off, the local
+    /// stack's importer refuses loopback as a deployment does; no other private address is ever
+    /// fetched.
+    #[arg(long)]
+    import_allow_loopback: bool,
 }
 
 pub fn logging() {
@@ -61,7 +66,12 @@ pub fn write_ready_file(path: &std::path::Path, stack: &LocalStack) -> anyhow::R
 pub fn dev(args: DevArgs) -> Result<(), Failure> {
     logging();
     runtime()?.block_on(async {
-        let options = Options { state_dir: args.state_dir.clone(), port: args.port, workers: usize::from(args.workers) };
+        let options = Options {
+            state_dir: args.state_dir.clone(),
+            port: args.port,
+            workers: usize::from(args.workers),
+            import_allow_loopback: args.import_allow_loopback,
+        };
         let stack = LocalStack::start(&options).await?;
         println!("VaultStream local stack is up (state: {})", stack.state.root.display());
         println!("  viewer   {}   (sign in, watch, upload)", stack.info.viewer_url);

@@ -28,6 +28,7 @@ locals {
     service_secret       = { arns = [aws_secretsmanager_secret.service.arn], conditions = [] }
     ingest_queue         = { arns = [aws_sqs_queue.ingest.arn], conditions = [] }
     retry_queue          = { arns = [aws_sqs_queue.retry.arn], conditions = [] }
+    import_queue         = { arns = [aws_sqs_queue.import.arn], conditions = [] }
     failures_dlq         = { arns = [aws_sqs_queue.failures_dlq.arn], conditions = [] }
     content_failed_bus   = { arns = [aws_cloudwatch_event_bus.content_failed.arn], conditions = [] }
     audit_heads          = { arns = ["${aws_dynamodb_table.audit.arn}/index/heads"], conditions = [] }
@@ -72,6 +73,9 @@ locals {
     VAULTSTREAM_MAX_UPLOAD_BYTES          = var.max_upload_bytes
     VAULTSTREAM_MULTIPART_THRESHOLD_BYTES = "104857600"
     VAULTSTREAM_RETRY_QUEUE_URL           = aws_sqs_queue.retry.url
+    VAULTSTREAM_IMPORT_QUEUE_URL          = aws_sqs_queue.import.url
+    # import_fetch's timeout is 900 s: the transfer stops in time to record why.
+    VAULTSTREAM_IMPORT_TIME_LIMIT_SECONDS = "840"
     VAULTSTREAM_FAILURES_DLQ_URL          = aws_sqs_queue.failures_dlq.url
     VAULTSTREAM_CONTENT_FAILED_BUS        = aws_cloudwatch_event_bus.content_failed.name
     VAULTSTREAM_JOB_QUEUE_VIDEO_GPU       = "${var.prefix}-video-gpu"

@@ -69,6 +69,14 @@ output "failures_dlq_url" {
   value = aws_sqs_queue.failures_dlq.url
 }
 
+output "import_queue_url" {
+  value = aws_sqs_queue.import.url
+}
+
+output "import_dlq_url" {
+  value = aws_sqs_queue.import_dlq.url
+}
+
 output "video_gpu_job_queue" {
   value = aws_batch_job_queue.all["video-gpu"].name
 }

@@ -1,11 +1,15 @@
-# Ingest (S3 ObjectCreated:* events, with its DLQ), retry (delayed redelivery) and the failures
-# DLQ; dispatch consuming ingest and retry; the rule that hands Batch job state changes to
+# Ingest (S3 ObjectCreated:* events, with its DLQ), retry (delayed redelivery), import (URL
+# imports, with its DLQ) and the failures DLQ; dispatch consuming ingest and retry, import_fetch
+# consuming import; the rule that hands Batch job state changes to
 # job_events; the content-failed bus.
 
 locals {
   max_receives        = 5
   retry_delay_seconds = 60
   queue_retention     = 14 * 24 * 3600
+  # Six times import_fetch's timeout (900 s), as Lambda advises for SQS sources: a running
+  # import is never handed out twice.
+  import_visibility_seconds = 5400
 }
 
 resource "aws_sqs_queue" "ingest_dlq" {
@@ -37,12 +41,28 @@ resource "aws_sqs_queue" "retry" {
   redrive_policy             = jsonencode({ deadLetterTargetArn = aws_sqs_queue.failures_dlq.arn, maxReceiveCount = local.max_receives })
 }
 
+resource "aws_sqs_queue" "import_dlq" {
+  name                      = "${var.prefix}-import-dlq"
+  sqs_managed_sse_enabled   = true
+  message_retention_seconds = local.queue_retention
+}
+
+resource "aws_sqs_queue" "import" {
+  name                       = "${var.prefix}-import"
+  sqs_managed_sse_enabled    = true
+  message_retention_seconds  = local.queue_retention
+  visibility_timeout_seconds = local.import_visibility_seconds
+  redrive_policy             = jsonencode({ deadLetterTargetArn = aws_sqs_queue.import_dlq.arn, maxReceiveCount = local.max_receives })
+}
+
 locals {
   queues = {
     ingest_dlq   = aws_sqs_queue.ingest_dlq
     ingest       = aws_sqs_queue.ingest
     failures_dlq = aws_sqs_queue.failures_dlq
     retry        = aws_sqs_queue.retry
+    import_dlq   = aws_sqs_queue.import_dlq
+    import       = aws_sqs_queue.import
   }
 }
 
@@ -157,6 +177,18 @@ resource "aws_lambda_event_source_mapping" "dispatch" {
   event_source_arn        = local.grantable[each.key].arns[0]
   batch_size              = local.contract.event_sources.dispatch.batch_size
   function_response_types = local.contract.event_sources.dispatch.report_batch_item_failures ? ["ReportBatchItemFailures"] : []
+}
+
+# import_fetch consumes the import queue one URL per invocation, at most maximum_concurrency
+# downloads at once.
+resource "aws_lambda_event_source_mapping" "import_fetch" {
+  function_name           = aws_lambda_function.function["import_fetch"].arn
+  event_source_arn        = local.grantable[local.contract.event_sources.import_fetch.sqs[0]].arns[0]
+  batch_size              = local.contract.event_sources.import_fetch.batch_size
+  function_response_types = local.contract.event_sources.import_fetch.report_batch_item_failures ? ["ReportBatchItemFailures"] : []
+  scaling_config {
+    maximum_concurrency = local.contract.event_sources.import_fetch.maximum_concurrency
+  }
 }
 
 # The digest writer runs on a schedule (hourly, as CloudTrail digests do).

@@ -113,7 +113,7 @@ def tf_count(body):
         known = {
             "local.contract.functions": len(CONTRACT["functions"]),
             "local.all_buckets": 4,
-            "local.queues": 4,
+            "local.queues": 6,
             "local.compute_environments": 5,
             "local.job_queues": 3,
             "local.job_definitions": 3,
@@ -390,6 +390,19 @@ def main(template_path):
                          ("trusted_key_groups", "trusted key group"), ("origin_access_control_id", "OAC")]:
         if needle not in tf_text:
             problems.append(f"Terraform lacks {what}")
+
+    # 4-. URL imports: import_fetch alone consumes the import queue, with the contract's batch and
+    # concurrency cap, in both.
+    imports = CONTRACT["event_sources"]["import_fetch"]
+    cdk_maps = [r["Properties"] for r in cfn.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"
+                and "Functionsimportfetch" in json.dumps(r["Properties"].get("FunctionName"))]
+    if [(m.get("BatchSize"), m.get("ScalingConfig", {}).get("MaximumConcurrency")) for m in cdk_maps] != [(imports["batch_size"], imports["maximum_concurrency"])]:
+        problems.append(f"CDK: import_fetch must consume the import queue once, batch {imports['batch_size']}, at most {imports['maximum_concurrency']} at once ({cdk_maps})")
+    tf_map = re.search(r'resource "aws_lambda_event_source_mapping" "import_fetch" \{(.*?)\n\}', tf_text, re.S)
+    if (not tf_map or 'aws_lambda_function.function["import_fetch"]' not in tf_map.group(1)
+            or "local.contract.event_sources.import_fetch.maximum_concurrency" not in tf_map.group(1)
+            or "local.contract.event_sources.import_fetch.batch_size" not in tf_map.group(1)):
+        problems.append("Terraform: import_fetch must consume the import queue with the contract's batch size and concurrency cap")
 
     # 4a. Batch instances: IMDSv2 only, one hop, on every compute environment.
     for rid, r in cfn.items():

@@ -80,7 +80,15 @@ pub struct SourceFile {
 pub enum UploadPlan {
     Put,
     Post,
-    Multipart { upload_id: String, part_size: u64, parts: u32 },
+    Multipart {
+        upload_id: String,
+        part_size: u64,
+        parts: u32,
+    },
+    /// Fetched from a URL by the platform (`url`: scheme, host and path; never its query).
+    Import {
+        url: String,
+    },
 }
 
 /// The Batch job currently responsible for the content.
@@ -280,6 +288,8 @@ impl Expect {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Patch {
     pub status: Option<ContentStatus>,
+    /// What arrived, where the platform fetched the file itself (URL import).
+    pub source: Option<SourceFile>,
     pub source_etag: Option<String>,
     pub dispatch_claim: Option<String>,
     pub job: Option<Option<JobRef>>,
@@ -298,6 +308,9 @@ impl Patch {
     pub fn apply_to(&self, record: &mut ContentRecord) {
         if let Some(s) = self.status {
             record.status = s;
+        }
+        if let Some(s) = &self.source {
+            record.source = Some(s.clone());
         }
         if let Some(e) = &self.source_etag {
             record.source_etag = Some(e.clone());

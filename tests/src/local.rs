@@ -28,6 +28,8 @@ fn base_command(args: &[&str]) -> Command {
     cmd.args(args)
         .env("VAULTSTREAM_MULTIPART_THRESHOLD_BYTES", MULTIPART_THRESHOLD.to_string())
         .env("VAULTSTREAM_MAX_UPLOAD_BYTES", (64 * 1024 * 1024).to_string())
+        // URL imports store S3's smallest parts, so a few MiB exercise a multipart import.
+        .env("VAULTSTREAM_IMPORT_PART_BYTES", MULTIPART_THRESHOLD.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
     cmd

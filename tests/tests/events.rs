@@ -46,6 +46,9 @@ async fn fixtures_are_valid_events() {
     assert!(body.contains("content 0192f0c4a1b27c3d8e9f001122334455 does not exist"), "{body}");
     let sqs: aws_lambda_events::sqs::SqsEvent = serde_json::from_str(&fixture("dispatch.json")).unwrap();
     assert!(ingest.dispatch.handle(sqs).await.batch_item_failures.is_empty(), "a notification about unknown content is done, not retried");
+    let imports: aws_lambda_events::sqs::SqsEvent = serde_json::from_str(&fixture("import_fetch.json")).unwrap();
+    let import_fetch = vaultstream_functions::handlers::import_fetch::ImportFetch::from_env(&env, &stack.aws).await.unwrap();
+    assert!(import_fetch.handle(imports).await.batch_item_failures.is_empty(), "an import of unknown content is done, not retried");
     let batch: aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value> =
         serde_json::from_str(&fixture("job_events.json")).unwrap();
     ingest.job_events.handle(batch).await.expect("an event about unknown content is ignored");

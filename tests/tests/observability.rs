@@ -132,7 +132,9 @@ fn the_dashboard_and_the_alarms_read_only_what_the_code_publishes() {
         ),
         ("Outcome", [JobEnd::Published, JobEnd::Partial, JobEnd::Invalid, JobEnd::Failed].map(|e| e.as_str().to_string()).into()),
     ]);
-    let queues: BTreeSet<&str> = ["{prefix}-ingest", "{prefix}-retry", "{prefix}-ingest-dlq", "{prefix}-failures-dlq"].into();
+    let queues: BTreeSet<&str> =
+        ["{prefix}-ingest", "{prefix}-retry", "{prefix}-import", "{prefix}-ingest-dlq", "{prefix}-failures-dlq", "{prefix}-import-dlq"]
+            .into();
     let lines = watched(&contract);
     assert!(lines.len() > 20, "{}", lines.len());
     for (place, line) in lines {

@@ -29,8 +29,8 @@ use vaultstream::cdn::{PemPolicySigner, TenantHosts, TrustedKeys};
 use vaultstream_functions::env::Env;
 use vaultstream_functions::handlers::audit_digest::AuditDigest;
 use vaultstream_functions::handlers::{
-    authorizer::Authorizer, captions::Captions, content::Content, dispatch::Dispatch, job_events::JobEvents, key_delivery::KeyDelivery,
-    manifest::Manifest, playback::Playback, upload_url::UploadUrl,
+    authorizer::Authorizer, captions::Captions, content::Content, dispatch::Dispatch, import_fetch::ImportFetch, job_events::JobEvents,
+    key_delivery::KeyDelivery, manifest::Manifest, playback::Playback, upload_url::UploadUrl,
 };
 use vaultstream_functions::runtime::HttpFunction;
 use vaultstream_functions::wiring::Aws;
@@ -43,8 +43,10 @@ pub const CDN_DOMAIN: &str = "localhost";
 /// The hash CloudFront signatures use here (announced with `CloudFront-Hash-Algorithm`).
 pub const HASH_ALGORITHM: &str = "SHA256";
 /// Settings a developer may override from the environment when starting the stack.
-pub const TUNABLES: [&str; 5] = [
+pub const TUNABLES: [&str; 7] = [
     "VAULTSTREAM_MULTIPART_THRESHOLD_BYTES",
+    "VAULTSTREAM_IMPORT_TIME_LIMIT_SECONDS",
+    "VAULTSTREAM_IMPORT_PART_BYTES",
     "VAULTSTREAM_MAX_UPLOAD_BYTES",
     "VAULTSTREAM_PLAYBACK_TTL_SECONDS",
     "VAULTSTREAM_JWT_LEEWAY_SECONDS",
@@ -56,6 +58,9 @@ pub struct Options {
     /// The API's port; the edge listens on the next one and moto on the one after. 0: any free.
     pub port: u16,
     pub workers: usize,
+    /// URL imports may fetch from http://127.0.0.1 (test servers, a local media folder served
+    /// over HTTP); no other private address, ever.
+    pub import_allow_loopback: bool,
 }
 
 /// How long each phase of starting took, in seconds.
@@ -141,7 +146,10 @@ impl LocalStack {
             viewer_url: format!("http://localhost:{cdn_port}/"),
             outputs: outputs.clone(),
         };
-        let env = function_env(&info, &identity, &cloudfront_pem, cdn_port);
+        let mut env = function_env(&info, &identity, &cloudfront_pem, cdn_port);
+        if options.import_allow_loopback {
+            env = env.with("VAULTSTREAM_IMPORT_ALLOW_LOOPBACK", "true").with("VAULTSTREAM_IMPORT_ALLOW_HTTP", "true");
+        }
         let aws = Aws::from_sdk_config(&config, true);
 
         let secret = vaultstream_functions::wiring::service_secret(&env, &aws).await?;
@@ -164,6 +172,7 @@ impl LocalStack {
             aws: aws.clone(),
             outputs,
             dispatch: Dispatch::from_env(&env, &aws).await?,
+            import_fetch: ImportFetch::from_env(&env, &aws).await?,
             job_events: JobEvents::from_env(&env, &aws).await?,
             transcoder: transcoder_binary()?,
             emulator_endpoint: info.emulator_url.clone(),
@@ -241,6 +250,7 @@ pub fn function_env(info: &StackInfo, identity: &Identity, cloudfront_pem: &Path
         ("VAULTSTREAM_SERVICE_SECRET_ARN", o.service_secret_arn.clone()),
         ("VAULTSTREAM_RETRY_QUEUE_URL", o.retry_queue_url.clone()),
         ("VAULTSTREAM_FAILURES_DLQ_URL", o.failures_dlq_url.clone()),
+        ("VAULTSTREAM_IMPORT_QUEUE_URL", o.import_queue_url.clone()),
         ("VAULTSTREAM_CONTENT_FAILED_BUS", o.content_failed_bus.clone()),
         ("VAULTSTREAM_JOB_QUEUE_VIDEO_GPU", o.video_gpu_job_queue.clone()),
         ("VAULTSTREAM_JOB_QUEUE_VIDEO_CPU", o.video_cpu_job_queue.clone()),

@@ -1,8 +1,10 @@
 //! The glue AWS provides and moto does not, so the ingest path runs unchanged on one machine:
 //!
 //! - **SQS → Lambda**: the ingest and retry queues are polled and their messages handed to the
-//!   real `dispatch` handler as Lambda's SQS event (batches of 10); the messages it reports as
-//!   failed stay on the queue for redelivery and, after the queue's receive limit, its DLQ.
+//!   real `dispatch` handler as Lambda's SQS event (batches of 10), and the import queue's to the
+//!   real `import_fetch` handler (one at a time, on its own, so a long download delays no
+//!   dispatch); the messages a handler reports as failed stay on the queue for redelivery and,
+//!   after the queue's receive limit, its DLQ.
 //! - **Batch**: moto records `SubmitJob` but runs nothing; each new job is run once with the real
 //!   `vaultstream-transcode` binary, the command and environment of its job definition and the
 //!   definition's timeout, `--workers` at a time.
@@ -17,11 +19,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use aws_lambda_events::sqs::SqsBatchResponse;
 use aws_lambda_events::sqs::SqsEvent;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use serde_json::{json, Value};
 use tokio::sync::{watch, Mutex, Semaphore};
-use vaultstream_functions::handlers::{dispatch::Dispatch, job_events::JobEvents};
+use vaultstream_functions::handlers::{dispatch::Dispatch, import_fetch::ImportFetch, job_events::JobEvents};
 use vaultstream_functions::wiring::Aws;
 
 use crate::dev::jobs::BatchJob;
@@ -35,6 +38,7 @@ pub struct Pipeline {
     pub aws: Aws,
     pub outputs: Outputs,
     pub dispatch: Dispatch,
+    pub import_fetch: ImportFetch,
     pub job_events: JobEvents,
     pub transcoder: PathBuf,
     pub emulator_endpoint: String,
@@ -44,6 +48,13 @@ pub struct Pipeline {
     pub workers: usize,
     /// Called after each job's outcome is recorded (the stack snapshots the emulator).
     pub after_job: Arc<dyn Fn() -> tokio::task::JoinHandle<()> + Send + Sync>,
+}
+
+/// The function a queue's event source mapping invokes.
+#[derive(Clone, Copy)]
+enum Consumer {
+    Dispatch,
+    ImportFetch,
 }
 
 /// What the runner remembers of a job: a running one in full, so that a restart can report it
@@ -72,13 +83,19 @@ impl Pipeline {
         let jobs: BTreeMap<String, JobState> = jobs.into_keys().map(|id| (id, JobState::Done)).collect();
         let runner = Arc::new(Runner { seen: Mutex::new(jobs), slots: Semaphore::new(self.workers.max(1)) });
         runner.save(&self.jobs_file).await;
-        let poller = tokio::spawn(Arc::clone(&self).poll_queues(shutdown.clone()));
+        let dispatching = [self.outputs.ingest_queue_url.clone(), self.outputs.retry_queue_url.clone()];
+        let poller = tokio::spawn(Arc::clone(&self).poll_queues(dispatching.to_vec(), Consumer::Dispatch, 10, shutdown.clone()));
+        let importer = tokio::spawn(Arc::clone(&self).poll_queues(
+            vec![self.outputs.import_queue_url.clone()],
+            Consumer::ImportFetch,
+            1,
+            shutdown.clone(),
+        ));
         let jobs = tokio::spawn(self.run_jobs(runner, shutdown));
-        Ok(vec![poller, jobs])
+        Ok(vec![poller, importer, jobs])
     }
 
-    async fn poll_queues(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
-        let queues = [self.outputs.ingest_queue_url.clone(), self.outputs.retry_queue_url.clone()];
+    async fn poll_queues(self: Arc<Self>, queues: Vec<String>, consumer: Consumer, batch: i32, mut shutdown: watch::Receiver<bool>) {
         let mut arns = HashMap::new();
         while !*shutdown.borrow() {
             let mut idle = true;
@@ -94,7 +111,7 @@ impl Pipeline {
                         }
                     }
                 }
-                match self.dispatch_batch(queue, &arns[queue]).await {
+                match self.deliver_batch(queue, &arns[queue], consumer, batch).await {
                     Ok(handled) => idle &= handled == 0,
                     Err(e) => tracing::warn!(queue = %queue, error = %e, "polling failed"),
                 }
@@ -113,15 +130,15 @@ impl Pipeline {
         out.attributes().and_then(|a| a.get(&QueueAttributeName::QueueArn)).cloned().context("the queue has no ARN")
     }
 
-    /// One receive of up to 10 messages, handed to dispatch as Lambda's SQS event; the ones it
-    /// handled are deleted, as the event source mapping does with a partial batch response.
-    async fn dispatch_batch(&self, queue: &str, arn: &str) -> Result<usize> {
+    /// One receive of up to `batch` messages, handed to the consumer as Lambda's SQS event; the
+    /// ones it handled are deleted, as the event source mapping does with a partial batch response.
+    async fn deliver_batch(&self, queue: &str, arn: &str, consumer: Consumer, batch: i32) -> Result<usize> {
         let out = self
             .aws
             .sqs
             .receive_message()
             .queue_url(queue)
-            .max_number_of_messages(10)
+            .max_number_of_messages(batch)
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .send()
             .await?;
@@ -141,7 +158,10 @@ impl Pipeline {
             })
             .collect();
         let event: SqsEvent = serde_json::from_value(json!({ "Records": records })).context("building the SQS event")?;
-        let response = self.dispatch.handle(event).await;
+        let response: SqsBatchResponse = match consumer {
+            Consumer::Dispatch => self.dispatch.handle(event).await,
+            Consumer::ImportFetch => self.import_fetch.handle(event).await,
+        };
         let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
         for m in &messages {
             if failed.contains(&m.message_id().unwrap_or_default()) {

@@ -42,7 +42,7 @@ pub fn failure_reports(env: &Env, aws: &Aws) -> Result<Arc<AwsFailureReports>, C
 }
 
 /// An SQS record as the rules see it; records without an id cannot be reported and are skipped.
-fn message(record: &aws_lambda_events::sqs::SqsMessage) -> Option<QueueMessage> {
+pub fn message(record: &aws_lambda_events::sqs::SqsMessage) -> Option<QueueMessage> {
     Some(QueueMessage {
         message_id: record.message_id.clone()?,
         receipt_handle: record.receipt_handle.clone().unwrap_or_default(),
@@ -71,15 +71,20 @@ impl Dispatch {
         let messages: Vec<QueueMessage> = event.records.iter().filter_map(message).collect();
         let failed = self.service.handle_batch(&messages).await;
         tracing::info!(records = event.records.len(), retried = failed.len(), "ingest batch handled");
-        let mut response = SqsBatchResponse::default();
-        response.batch_item_failures = failed
-            .into_iter()
-            .map(|id| {
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = id;
-                failure
-            })
-            .collect();
-        response
+        batch_response(failed)
     }
+}
+
+/// A partial batch response: the messages to deliver again.
+pub fn batch_response(failed: Vec<String>) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failed
+        .into_iter()
+        .map(|id| {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            failure
+        })
+        .collect();
+    response
 }

@@ -1,6 +1,6 @@
 //! `POST /v1/content/upload` (a presigned PUT, a multipart upload above the threshold, or on request
-//! a signed form) and
-//! `POST /v1/content/{content_id}/upload/complete`.
+//! a signed form), `POST /v1/content/{content_id}/upload/complete`, and
+//! `POST /v1/content/import` (a URL the platform fetches: queued for `import_fetch`).
 
 use std::sync::Arc;
 
@@ -8,6 +8,7 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 use tracing::Instrument;
 use vaultstream::access::{AccessError, RequestMeta};
+use vaultstream::ingest::import::{ImportRequest, ImportService};
 use vaultstream::ingest::upload::{CompleteRequest, UploadInstructions, UploadRequest, UploadService, UploadSettings};
 use vaultstream::principal::Principal;
 
@@ -21,11 +22,13 @@ const MIN_MULTIPART_THRESHOLD: u64 = 5 * 1024 * 1024;
 
 pub struct UploadUrl {
     pub service: UploadService,
+    pub imports: ImportService,
 }
 
 enum Route {
     Start,
     Complete(String),
+    Import,
 }
 
 pub fn settings(env: &Env) -> Result<UploadSettings, ConfigError> {
@@ -52,21 +55,30 @@ impl HttpFunction for UploadUrl {
 
     async fn from_env(env: &Env, aws: &Aws) -> Result<Self, ConfigError> {
         let source_bucket = wiring::name(env, "VAULTSTREAM_SOURCE_BUCKET")?;
+        let catalog = wiring::catalog(env, aws)?;
+        let audit = wiring::audit(env, aws)?;
+        let imports = ImportService {
+            catalog: catalog.clone(),
+            queue: Arc::new(vaultstream::aws::SqsImportQueue::new(aws.sqs.clone(), wiring::name(env, "VAULTSTREAM_IMPORT_QUEUE_URL")?)),
+            audit: audit.clone(),
+            policy: crate::handlers::import_fetch::fetch_policy(env)?,
+        };
         let service = UploadService {
-            catalog: wiring::catalog(env, aws)?,
+            catalog,
             sources: Arc::new(
                 vaultstream::aws::S3SourceStore::new(aws.s3.clone(), source_bucket).signing_forms_with(aws.credentials.clone()),
             ),
-            audit: wiring::audit(env, aws)?,
+            audit,
             settings: settings(env)?,
         };
-        Ok(UploadUrl { service })
+        Ok(UploadUrl { service, imports })
     }
 
     async fn handle(&self, request: Request) -> Response<Body> {
         let meta = meta(&request);
         let route = path_after(&request, "/v1/content/").and_then(|parts| match parts.as_slice() {
             ["upload"] => Some(Route::Start),
+            ["import"] => Some(Route::Import),
             [id, "upload", "complete"] => Some(Route::Complete(id.to_string())),
             _ => None,
         });
@@ -87,6 +99,7 @@ impl HttpFunction for UploadUrl {
             match route {
                 Route::Start => self.start(&principal, &request, &meta).await,
                 Route::Complete(id) => self.complete(&principal, &id, &request, &meta).await,
+                Route::Import => self.import(&principal, &request, &meta).await,
             }
         }
         .instrument(span)
@@ -131,6 +144,29 @@ impl UploadUrl {
     }
 }
 
+impl UploadUrl {
+    async fn import(&self, principal: &Principal, request: &Request, meta: &RequestMeta) -> Response<Body> {
+        let body: ImportRequest = match json_body(request) {
+            Ok(Some(body)) => body,
+            Ok(None) => return access_error(&AccessError::BadRequest(EMPTY_IMPORT.into())),
+            Err(e) => return access_error(&e),
+        };
+        let grant = match self.imports.start(principal, &body, header(request, "idempotency-key"), meta).await {
+            Ok(grant) => grant,
+            Err(e) => return access_error(&e),
+        };
+        tracing::Span::current().record("content_id", grant.record.content_id.as_str());
+        tracing::info!(status = 202, replayed = grant.replayed, "import accepted");
+        let body = json!({"content_id": grant.record.content_id, "status": grant.record.status, "import": {"url": grant.url}});
+        let mut response = json_response(202, &body);
+        if grant.replayed {
+            response.headers_mut().insert("idempotent-replayed", lambda_http::http::HeaderValue::from_static("true"));
+        }
+        response
+    }
+}
+
+const EMPTY_IMPORT: &str = "the request body is empty; send {\"url\",\"title\"}";
 const EMPTY_UPLOAD: &str = "the request body is empty; send {\"title\",\"filename\",\"content_type\",\"size_bytes\"}";
 const EMPTY_COMPLETE: &str = "the request body is empty; send {\"upload_id\",\"parts\":[{\"part_number\",\"etag\"}]}";
 

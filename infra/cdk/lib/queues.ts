@@ -1,5 +1,5 @@
-// Ingest (S3 ObjectCreated:* events, with its DLQ), retry (delayed redelivery) and the failures
-// DLQ; the rule that hands Batch job state changes to job_events; the content-failed bus.
+// Ingest (S3 ObjectCreated:* events, with its DLQ), retry (delayed redelivery), import (URL
+// imports for import_fetch, with its DLQ) and the failures DLQ; the rule that hands Batch job state changes to job_events; the content-failed bus.
 import { Aws, Duration } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -13,6 +13,8 @@ import { Construct } from 'constructs';
 export const MAX_RECEIVES = 5;
 /** The retry queue's delay: the first backoff step. */
 export const RETRY_DELAY_SECONDS = 60;
+/** Six times import_fetch's timeout (900 s). */
+export const IMPORT_VISIBILITY_SECONDS = 5400;
 
 export interface QueuesProps {
   prefix: string;
@@ -25,6 +27,8 @@ export class Queues extends Construct {
   readonly ingest: sqs.Queue;
   readonly ingestDlq: sqs.Queue;
   readonly retry: sqs.Queue;
+  readonly import: sqs.Queue;
+  readonly importDlq: sqs.Queue;
   readonly failuresDlq: sqs.Queue;
   readonly failedBus: events.EventBus;
 
@@ -45,6 +49,15 @@ export class Queues extends Construct {
       deliveryDelay: Duration.seconds(RETRY_DELAY_SECONDS),
       visibilityTimeout: Duration.minutes(5),
       deadLetterQueue: { queue: this.failuresDlq, maxReceiveCount: MAX_RECEIVES },
+    });
+    // A fetch may run for the function's whole 15 minutes: a message stays hidden for six times
+    // that, as Lambda advises for SQS sources, so a running import is never handed out twice.
+    this.importDlq = new sqs.Queue(this, 'ImportDlq', { ...common, queueName: `${props.prefix}-import-dlq` });
+    this.import = new sqs.Queue(this, 'Import', {
+      ...common,
+      queueName: `${props.prefix}-import`,
+      visibilityTimeout: Duration.seconds(IMPORT_VISIBILITY_SECONDS),
+      deadLetterQueue: { queue: this.importDlq, maxReceiveCount: MAX_RECEIVES },
     });
 
     // ObjectCreated:*, not only Put: a multipart upload completes as CompleteMultipartUpload.

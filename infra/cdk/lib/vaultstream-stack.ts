@@ -94,6 +94,7 @@ export class VaultStreamStack extends Stack {
       service_secret: { arns: [keys.serviceSecret.secretArn] },
       ingest_queue: { arns: [queues.ingest.queueArn] },
       retry_queue: { arns: [queues.retry.queueArn] },
+      import_queue: { arns: [queues.import.queueArn] },
       failures_dlq: { arns: [queues.failuresDlq.queueArn] },
       content_failed_bus: { arns: [queues.failedBus.eventBusArn] },
       // Named before they exist: the job queues and definitions are created with the transcoder.
@@ -143,6 +144,9 @@ export class VaultStreamStack extends Stack {
         VAULTSTREAM_MAX_UPLOAD_BYTES: maxUploadBytes,
         VAULTSTREAM_MULTIPART_THRESHOLD_BYTES: '104857600',
         VAULTSTREAM_RETRY_QUEUE_URL: queues.retry.queueUrl,
+        VAULTSTREAM_IMPORT_QUEUE_URL: queues.import.queueUrl,
+        // import_fetch's timeout is 900 s: the transfer stops in time to record why.
+        VAULTSTREAM_IMPORT_TIME_LIMIT_SECONDS: '840',
         VAULTSTREAM_FAILURES_DLQ_URL: queues.failuresDlq.queueUrl,
         VAULTSTREAM_CONTENT_FAILED_BUS: queues.failedBus.eventBusName,
         VAULTSTREAM_JOB_QUEUE_VIDEO_GPU: jobQueueName(prefix, 'video-gpu'),
@@ -165,6 +169,16 @@ export class VaultStreamStack extends Stack {
         functionResponseTypes: dispatchSource.report_batch_item_failures ? ['ReportBatchItemFailures'] : [],
       }).node.addDependency(functions.policies['dispatch']);
     }
+    // import_fetch consumes the import queue one URL per invocation, at most `maximum_concurrency`
+    // downloads at once.
+    const importSource = contract.event_sources.import_fetch;
+    new lambda.CfnEventSourceMapping(this, 'ImportFetchImport', {
+      functionName: functions.byName['import_fetch'].functionName,
+      eventSourceArn: queues.import.queueArn,
+      batchSize: importSource.batch_size,
+      functionResponseTypes: importSource.report_batch_item_failures ? ['ReportBatchItemFailures'] : [],
+      scalingConfig: { maximumConcurrency: importSource.maximum_concurrency },
+    }).node.addDependency(functions.policies['import_fetch']);
     const api = new Api(this, 'Api', {
       prefix, originDomain: `api-origin.${cdnDomain}`, certificateArn, functions: functions.byName, routes: contract.routes, throttleRate: 200, throttleBurst: 400,
     });
@@ -251,6 +265,8 @@ export class VaultStreamStack extends Stack {
       IngestDlqUrl: queues.ingestDlq.queueUrl,
       RetryQueueUrl: queues.retry.queueUrl,
       FailuresDlqUrl: queues.failuresDlq.queueUrl,
+      ImportQueueUrl: queues.import.queueUrl,
+      ImportDlqUrl: queues.importDlq.queueUrl,
       VideoGpuJobQueue: jobQueueName(prefix, 'video-gpu'),
       VideoCpuJobQueue: jobQueueName(prefix, 'video-cpu'),
       AudioJobQueue: jobQueueName(prefix, 'audio'),

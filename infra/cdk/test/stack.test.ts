@@ -206,17 +206,25 @@ test('functions: every binary, arm64 provided.al2023, JSON logs, X-Ray, exactly 
   template.hasResourceProperties('AWS::ApiGatewayV2::Stage', { DefaultRouteSettings: Match.objectLike({ ThrottlingRateLimit: Match.anyValue() }) });
 });
 
-test('ingest: dispatch consumes ingest and retry with partial batch failures; ended jobs reach job_events, undeliverable ones the failures DLQ', () => {
+test('ingest: dispatch consumes ingest and retry, import_fetch the import queue, with partial batch failures; ended jobs reach job_events, undeliverable ones the failures DLQ', () => {
   const dispatch = ofType('AWS::Lambda::Function').find(([id]) => id.startsWith('Functionsdispatch'))![0];
+  const importFetch = ofType('AWS::Lambda::Function').find(([id]) => id.startsWith('Functionsimportfetch'))![0];
   const jobEvents = ofType('AWS::Lambda::Function').find(([id]) => id.startsWith('Functionsjobevents'))![0];
   const mappings = ofType('AWS::Lambda::EventSourceMapping').map(([, m]) => m.Properties);
-  assert.equal(mappings.length, 2);
-  for (const m of mappings) {
-    assert.deepEqual(m.FunctionResponseTypes, ['ReportBatchItemFailures']);
-    assert.ok(JSON.stringify(m.FunctionName).includes(dispatch));
-  }
-  const queuesConsumed = mappings.map((m) => JSON.stringify(m.EventSourceArn)).sort();
-  assert.ok(queuesConsumed[0].includes('QueuesIngest') && queuesConsumed[1].includes('QueuesRetry'), queuesConsumed.join(' '));
+  assert.equal(mappings.length, 3);
+  for (const m of mappings) assert.deepEqual(m.FunctionResponseTypes, ['ReportBatchItemFailures']);
+  const consumed = (fn: string) => mappings.filter((m) => JSON.stringify(m.FunctionName).includes(fn)).map((m) => JSON.stringify(m.EventSourceArn)).sort();
+  const queuesConsumed = consumed(dispatch);
+  assert.ok(queuesConsumed.length === 2 && queuesConsumed[0].includes('QueuesIngest') && queuesConsumed[1].includes('QueuesRetry'), queuesConsumed.join(' '));
+  const imports = consumed(importFetch);
+  assert.ok(imports.length === 1 && imports[0].includes('QueuesImport') && !imports[0].includes('QueuesImportDlq'), imports.join(' '));
+  const importMapping = mappings.find((m) => JSON.stringify(m.FunctionName).includes(importFetch))!;
+  assert.equal(importMapping.BatchSize, 1);
+  assert.equal(importMapping.ScalingConfig.MaximumConcurrency, contract.event_sources.import_fetch.maximum_concurrency);
+  // A fetch may take the function's whole timeout; the queue hides a message six times as long.
+  const importQueue = ofType('AWS::SQS::Queue').find(([id]) => id.startsWith('QueuesImport') && !id.startsWith('QueuesImportDlq'))![1].Properties;
+  assert.ok(importQueue.VisibilityTimeout >= 6 * contract.functions.import_fetch.timeout_s, String(importQueue.VisibilityTimeout));
+  assert.ok(JSON.stringify(importQueue.RedrivePolicy).includes('QueuesImportDlq'));
   const rule = ofType('AWS::Events::Rule')[0][1].Properties;
   assert.deepEqual(rule.EventPattern.detail.status, contract.event_sources.job_events.eventbridge.status);
   assert.equal(rule.Targets.length, 1);

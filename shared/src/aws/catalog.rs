@@ -239,6 +239,9 @@ impl Expression {
         if let Some(s) = patch.status {
             assign(self, "status", AttributeValue::S(s.as_str().into()));
         }
+        if let Some(s) = &patch.source {
+            assign(self, "source", to_value(s)?);
+        }
         if let Some(e) = &patch.source_etag {
             assign(self, "source_etag", AttributeValue::S(e.clone()));
         }

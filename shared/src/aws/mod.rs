@@ -29,6 +29,6 @@ pub use key_vault::KmsKeyVault;
 pub use ledger::DynamoLedger;
 pub use playlists::S3Playlists;
 pub use policy_signer::KmsPolicySigner;
-pub use queues::{AwsFailureReports, SqsRedelivery, SqsRetryQueue};
+pub use queues::{AwsFailureReports, SqsImportQueue, SqsRedelivery, SqsRetryQueue};
 pub use sessions::DynamoSessions;
 pub use source_store::S3SourceStore;

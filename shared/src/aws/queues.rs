@@ -1,4 +1,4 @@
-//! The SQS and EventBridge side of ingest: delayed retry messages, postponed redeliveries, the
+//! The SQS and EventBridge side of ingest: URL imports to fetch, delayed retry messages, postponed redeliveries, the
 //! failures dead-letter queue and the `vaultstream.content.failed` notification.
 
 use std::collections::HashMap;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_sqs::error::DisplayErrorContext;
 
-use crate::ingest::ports::{ContentFailed, FailureReports, QueueMessage, Redelivery, RetryMessage, RetryQueue};
+use crate::ingest::ports::{ContentFailed, FailureReports, ImportMessage, ImportQueue, QueueMessage, Redelivery, RetryMessage, RetryQueue};
 
 /// The notification's source and detail type, as consumers' EventBridge rules match them.
 pub const FAILED_EVENT_SOURCE: &str = "vaultstream";
@@ -35,6 +35,33 @@ impl RetryQueue for SqsRetryQueue {
             .queue_url(&self.queue_url)
             .message_body(body)
             .delay_seconds(delay)
+            .send()
+            .await
+            .map_err(|e| DisplayErrorContext(e).to_string())?;
+        Ok(())
+    }
+}
+
+/// The import queue: URL imports the API accepted, for `import_fetch`.
+pub struct SqsImportQueue {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl SqsImportQueue {
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        SqsImportQueue { client, queue_url: queue_url.into() }
+    }
+}
+
+#[async_trait::async_trait]
+impl ImportQueue for SqsImportQueue {
+    async fn enqueue(&self, message: &ImportMessage) -> Result<(), String> {
+        let body = serde_json::to_string(message).map_err(|e| e.to_string())?;
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
             .send()
             .await
             .map_err(|e| DisplayErrorContext(e).to_string())?;

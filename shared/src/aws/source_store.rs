@@ -1,4 +1,5 @@
-//! The source bucket (S3): presigned uploads, multipart completion, HEAD and ranged reads.
+//! The source bucket (S3): presigned uploads, multipart completion, HEAD and ranged reads, and
+//! the platform's own writes (URL imports).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -9,7 +10,7 @@ use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as S3Part};
 
-use crate::ingest::ports::{CompletedPart, ObjectHead, PresignedRequest, SourceError, SourceStore};
+use crate::ingest::ports::{CompletedPart, ObjectHead, PresignedRequest, SourceError, SourceStore, SourceWriter};
 use crate::ingest::post_policy::{self, PostTarget, PresignedPost, SigningCredentials};
 
 pub struct S3SourceStore {
@@ -178,5 +179,45 @@ impl SourceStore for S3SourceStore {
         };
         let bytes = out.body.collect().await.map_err(|e| SourceError::Unavailable(e.to_string()))?.into_bytes();
         Ok(bytes.to_vec())
+    }
+}
+
+#[async_trait::async_trait]
+impl SourceWriter for S3SourceStore {
+    async fn put_object(&self, key: &str, content_type: &str, body: Vec<u8>) -> Result<String, SourceError> {
+        let out = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(body.into())
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.e_tag.ok_or_else(|| SourceError::Unavailable("S3 returned no ETag".into()))
+    }
+
+    async fn upload_part(&self, key: &str, upload_id: &str, part_number: u32, body: Vec<u8>) -> Result<String, SourceError> {
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(part_number as i32)
+            .body(body.into())
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.e_tag.ok_or_else(|| SourceError::Unavailable("S3 returned no ETag for the part".into()))
+    }
+
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), SourceError> {
+        match self.client.abort_multipart_upload().bucket(&self.bucket).key(key).upload_id(upload_id).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_upload()) => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
     }
 }

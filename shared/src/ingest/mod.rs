@@ -10,10 +10,15 @@
 //! - [`job_outcome`]: what a finished Batch job means: retry, invalid or failed.
 //! - [`backoff`]: the retry schedule shared by dispatch and job outcomes.
 //! - [`status`]: the content status and listing views.
-//! - [`url_guard`]: what every URL fetched on a creator's behalf must pass (no SSRF).
+//! - [`import`], [`import_fetch`]: import from a URL, accepted by the API and streamed into the
+//!   source key by the import queue's consumer.
+//! - [`url_guard`]: what every URL fetched on a creator's behalf must pass (no SSRF);
+//!   [`url_fetch`] fetches through it.
 
 pub mod backoff;
 pub mod dispatch;
+pub mod import;
+pub mod import_fetch;
 pub mod job_outcome;
 pub mod media_types;
 pub mod messages;
@@ -25,4 +30,5 @@ pub mod source_key;
 pub mod status;
 pub mod transcode_job;
 pub mod upload;
+pub mod url_fetch;
 pub mod url_guard;

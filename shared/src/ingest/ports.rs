@@ -166,3 +166,73 @@ pub struct QueueMessage {
 pub trait Redelivery: Send + Sync {
     async fn postpone(&self, message: &QueueMessage, delay: Duration) -> Result<(), String>;
 }
+
+/// Writes into the source bucket for the platform's own doors (URL import): whole objects, or
+/// parts of a multipart upload it started through [`SourceStore::start_multipart`].
+#[async_trait]
+pub trait SourceWriter: SourceStore {
+    /// Stores a whole object; returns its ETag.
+    async fn put_object(&self, key: &str, content_type: &str, body: Vec<u8>) -> Result<String, SourceError>;
+    /// Stores one part; returns its ETag for [`SourceStore::complete_multipart`].
+    async fn upload_part(&self, key: &str, upload_id: &str, part_number: u32, body: Vec<u8>) -> Result<String, SourceError>;
+    /// Discards a multipart upload and the parts stored so far.
+    async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), SourceError>;
+}
+
+/// A URL import waiting for the fetcher, as the import queue carries it. The URL is the only
+/// place the full link (with any token in its query) is kept; records and logs show its origin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportMessage {
+    pub kind: ImportKind,
+    pub tenant: TenantId,
+    pub content_id: ContentId,
+    pub url: String,
+    /// Who asked: the principal's subject, for the ledger.
+    pub requested_by: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportKind {
+    UrlImport,
+}
+
+#[async_trait]
+pub trait ImportQueue: Send + Sync {
+    async fn enqueue(&self, message: &ImportMessage) -> Result<(), String>;
+}
+
+/// Why a fetch did not even produce a response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// The URL guard refused it (a forbidden address, scheme or redirect): never retried.
+    #[error("{0}")]
+    Refused(String),
+    /// The connection failed or broke off, or timed out: may work later.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// What a response said before its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedHead {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub content_length: Option<u64>,
+    /// Where the body came from, after redirects.
+    pub final_url: url::Url,
+}
+
+/// A response body, read a chunk at a time so nothing holds a whole file.
+#[async_trait]
+pub trait FetchedBody: Send {
+    fn head(&self) -> &FetchedHead;
+    /// The next chunk; `None` at the end.
+    async fn chunk(&mut self) -> Result<Option<bytes::Bytes>, FetchError>;
+}
+
+/// Fetches untrusted URLs (the guarded client in [`crate::ingest::url_guard`]).
+#[async_trait]
+pub trait Fetcher: Send + Sync {
+    async fn get(&self, url: &url::Url) -> Result<Box<dyn FetchedBody>, FetchError>;
+}

@@ -49,6 +49,14 @@ pub struct ContentView {
     pub metadata: Option<crate::metadata::Metadata>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metadata_sources: Option<std::collections::BTreeMap<String, crate::metadata::Source>>,
+    /// Where an imported title is fetched from (scheme, host and path; never the query).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub import: Option<ImportView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImportView {
+    pub url: String,
 }
 
 pub fn view(record: &ContentRecord) -> ContentView {
@@ -70,6 +78,10 @@ pub fn view(record: &ContentRecord) -> ContentView {
         figures: record.figures.clone(),
         metadata: record.metadata.as_ref().map(|d| d.values.clone()),
         metadata_sources: record.metadata.as_ref().map(|d| d.sources.clone()),
+        import: match &record.upload {
+            Some(crate::catalog::UploadPlan::Import { url }) => Some(ImportView { url: url.clone() }),
+            _ => None,
+        },
     }
 }
 

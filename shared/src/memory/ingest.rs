@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use crate::catalog::JobRef;
 use crate::ingest::ports::{
-    CompletedPart, ContentFailed, FailureReports, JobRequest, JobSubmitter, ObjectHead, PresignedRequest, QueueMessage, Redelivery,
-    RetryMessage, RetryQueue, SourceError, SourceStore, SubmitError,
+    CompletedPart, ContentFailed, FailureReports, ImportMessage, ImportQueue, JobRequest, JobSubmitter, ObjectHead, PresignedRequest,
+    QueueMessage, Redelivery, RetryMessage, RetryQueue, SourceError, SourceStore, SourceWriter, SubmitError,
 };
 use crate::ingest::post_policy::{self, PostTarget, PresignedPost, SigningCredentials};
 
@@ -24,11 +24,16 @@ struct StoredObject {
     etag: String,
 }
 
+/// An upload's parts by number: (ETag, bytes).
+type StoredParts = BTreeMap<u32, (String, Vec<u8>)>;
+
 /// A source bucket in memory. Presigned URLs point at `memory://`; tests put objects directly.
 #[derive(Default)]
 pub struct MemorySourceStore {
     objects: Mutex<HashMap<String, StoredObject>>,
     uploads: Mutex<HashMap<String, (String, String)>>,
+    /// Parts stored through [`SourceWriter::upload_part`], by upload id.
+    parts: Mutex<HashMap<String, StoredParts>>,
     next: AtomicU32,
 }
 
@@ -42,6 +47,16 @@ impl MemorySourceStore {
         let etag = format!("\"{}\"", hex::encode(&aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes).as_ref()[..16]));
         locked(&self.objects).insert(key.to_string(), StoredObject { bytes, content_type: content_type.to_string(), etag: etag.clone() });
         etag
+    }
+
+    /// An object's bytes.
+    pub fn object(&self, key: &str) -> Option<Vec<u8>> {
+        locked(&self.objects).get(key).map(|o| o.bytes.clone())
+    }
+
+    /// Multipart uploads started and neither completed nor aborted.
+    pub fn open_uploads(&self) -> usize {
+        locked(&self.uploads).len()
     }
 }
 
@@ -75,7 +90,22 @@ impl SourceStore for MemorySourceStore {
         if upload_key != key {
             return Err(SourceError::Rejected(format!("upload {upload_id} is not for {key}")));
         }
-        let body: Vec<u8> = parts.iter().flat_map(|p| p.etag.bytes()).collect();
+        let stored = locked(&self.parts).remove(upload_id);
+        let body: Vec<u8> = match stored {
+            // Parts sent through this store: their bytes, checked against the ETags given.
+            Some(stored) => {
+                let mut body = Vec::new();
+                for part in parts {
+                    match stored.get(&part.part_number) {
+                        Some((etag, bytes)) if *etag == part.etag => body.extend_from_slice(bytes),
+                        _ => return Err(SourceError::Rejected(format!("InvalidPart: part {} does not match", part.part_number))),
+                    }
+                }
+                body
+            }
+            // Parts a client sent to presigned URLs (not here): the ETags stand for the bytes.
+            None => parts.iter().flat_map(|p| p.etag.bytes()).collect(),
+        };
         Ok(self.put(key, &content_type, body))
     }
 
@@ -96,6 +126,30 @@ impl SourceStore for MemorySourceStore {
         let start = (start as usize).min(object.bytes.len());
         let end = start.saturating_add(len as usize).min(object.bytes.len());
         Ok(object.bytes[start..end].to_vec())
+    }
+}
+
+#[async_trait::async_trait]
+impl SourceWriter for MemorySourceStore {
+    async fn put_object(&self, key: &str, content_type: &str, body: Vec<u8>) -> Result<String, SourceError> {
+        Ok(self.put(key, content_type, body))
+    }
+
+    async fn upload_part(&self, key: &str, upload_id: &str, part_number: u32, body: Vec<u8>) -> Result<String, SourceError> {
+        match locked(&self.uploads).get(upload_id) {
+            Some((upload_key, _)) if upload_key == key => {}
+            _ => return Err(SourceError::Rejected(format!("NoSuchUpload: {upload_id}"))),
+        }
+        let etag =
+            format!("\"part-{part_number}-{}\"", hex::encode(&aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &body).as_ref()[..8]));
+        locked(&self.parts).entry(upload_id.to_string()).or_default().insert(part_number, (etag.clone(), body));
+        Ok(etag)
+    }
+
+    async fn abort_multipart(&self, _key: &str, upload_id: &str) -> Result<(), SourceError> {
+        locked(&self.uploads).remove(upload_id);
+        locked(&self.parts).remove(upload_id);
+        Ok(())
     }
 }
 
@@ -141,6 +195,7 @@ pub struct MemoryQueues {
     dead_letters: Mutex<Vec<ContentFailed>>,
     notifications: Mutex<Vec<ContentFailed>>,
     postponed: Mutex<Vec<(String, Duration)>>,
+    imports: Mutex<Vec<ImportMessage>>,
 }
 
 impl MemoryQueues {
@@ -163,6 +218,19 @@ impl MemoryQueues {
     /// (message id, delay) of every postponed message.
     pub fn postponed(&self) -> Vec<(String, Duration)> {
         locked(&self.postponed).clone()
+    }
+
+    /// Every URL import queued, in order.
+    pub fn imports(&self) -> Vec<ImportMessage> {
+        locked(&self.imports).clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl ImportQueue for MemoryQueues {
+    async fn enqueue(&self, message: &ImportMessage) -> Result<(), String> {
+        locked(&self.imports).push(message.clone());
+        Ok(())
     }
 }
 
