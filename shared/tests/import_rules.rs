@@ -257,12 +257,19 @@ async fn a_url_is_streamed_into_the_source_key_in_parts_and_dispatched_once() {
         "the token is not kept on the record"
     );
 
+    // As after an earlier attempt that failed: the creator was told why it waits.
+    let noted = vaultstream::catalog::Patch {
+        failure: Some(Some(vaultstream::catalog::Failure::new("import_retrying", "503; trying again"))),
+        ..Default::default()
+    };
+    world.catalog.update(&record.tenant, &record.content_id, &Default::default(), &noted).await.unwrap();
     let worker = world.worker(LOCAL, settings());
     assert_eq!(worker.handle(&message).await, Handled::Done);
     let key = format!("source/acme/{}/original", record.content_id);
     assert_eq!(world.sources.object(&key).as_deref(), Some(film.as_slice()), "the file arrived whole, from 4 parts");
     assert_eq!(world.sources.open_uploads(), 0);
     let imported = world.record(&record).await;
+    assert_eq!(imported.failure, None, "what the last attempt said no longer holds");
     let source = imported.source.clone().unwrap();
     assert_eq!(
         (source.filename.as_str(), source.content_type.as_str(), source.size_bytes),
@@ -372,7 +379,11 @@ async fn a_server_error_is_tried_again_and_given_up_after_five_attempts() {
     let (record, message) = world.import(&origin.url("/busy.mp4")).await;
     let worker = world.worker(LOCAL, settings());
     assert_eq!(worker.handle(&message).await, Handled::TryAgain);
-    assert_eq!(world.record(&record).await.status, ContentStatus::AwaitingUpload);
+    let waiting = world.record(&record).await;
+    assert_eq!(waiting.status, ContentStatus::AwaitingUpload);
+    let why = waiting.failure.expect("the creator sees why the title waits");
+    assert_eq!(why.code, "import_retrying");
+    assert!(why.message.contains("503") && why.message.contains("trying again in 30 s (attempt 1 of 5)"), "{why:?}");
     assert_eq!(world.queues.postponed().last().map(|(_, delay)| delay.as_secs()), Some(30));
 
     let last = QueueMessage { receive_count: 5, ..message };

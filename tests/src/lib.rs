@@ -6,6 +6,7 @@ pub mod ingest;
 pub mod local;
 pub mod moto;
 pub mod observability;
+pub mod origin;
 pub mod proxy;
 pub mod runtime_api;
 pub mod stack;

@@ -1,8 +1,8 @@
 //! The glue AWS provides and moto does not, so the ingest path runs unchanged on one machine:
 //!
-//! - **SQS → Lambda**: the ingest and retry queues are polled and their messages handed to the
-//!   real `dispatch` handler as Lambda's SQS event (batches of 10), and the import queue's to the
-//!   real `import_fetch` handler (one at a time, on its own, so a long download delays no
+//! - **SQS → Lambda**: each queue is long-polled by its own task and its messages handed to the
+//!   real handler as Lambda's SQS event: the ingest and retry queues' to `dispatch` (batches of
+//!   10), the import queue's to `import_fetch` (one at a time, so a long download delays no
 //!   dispatch); the messages a handler reports as failed stay on the queue for redelivery and,
 //!   after the queue's receive limit, its DLQ.
 //! - **Batch**: moto records `SubmitJob` but runs nothing; each new job is run once with the real
@@ -30,6 +30,9 @@ use vaultstream_functions::wiring::Aws;
 use crate::dev::jobs::BatchJob;
 use crate::dev::state::write_private;
 use crate::provision::Outputs;
+
+/// How long a receive waits for a message (SQS long polling, as Lambda's pollers use it).
+const LONG_POLL_SECONDS: i32 = 2;
 
 /// How Batch reports a job whose host went away; job_events retries it.
 pub const LOST_HOST_REASON: &str = "Host EC2 (instance i-vaultstream-local) terminated.";
@@ -83,42 +86,43 @@ impl Pipeline {
         let jobs: BTreeMap<String, JobState> = jobs.into_keys().map(|id| (id, JobState::Done)).collect();
         let runner = Arc::new(Runner { seen: Mutex::new(jobs), slots: Semaphore::new(self.workers.max(1)) });
         runner.save(&self.jobs_file).await;
-        let dispatching = [self.outputs.ingest_queue_url.clone(), self.outputs.retry_queue_url.clone()];
-        let poller = tokio::spawn(Arc::clone(&self).poll_queues(dispatching.to_vec(), Consumer::Dispatch, 10, shutdown.clone()));
-        let importer = tokio::spawn(Arc::clone(&self).poll_queues(
-            vec![self.outputs.import_queue_url.clone()],
-            Consumer::ImportFetch,
-            1,
-            shutdown.clone(),
-        ));
-        let jobs = tokio::spawn(self.run_jobs(runner, shutdown));
-        Ok(vec![poller, importer, jobs])
+        // One long-polling consumer per queue, as Lambda's event source mappings are: a message
+        // is handed over as soon as it arrives, and a slow import holds up no dispatch.
+        let consumers = [
+            (self.outputs.ingest_queue_url.clone(), Consumer::Dispatch, 10),
+            (self.outputs.retry_queue_url.clone(), Consumer::Dispatch, 10),
+            (self.outputs.import_queue_url.clone(), Consumer::ImportFetch, 1),
+        ];
+        let mut tasks: Vec<tokio::task::JoinHandle<()>> = consumers
+            .into_iter()
+            .map(|(queue, consumer, batch)| tokio::spawn(Arc::clone(&self).poll_queue(queue, consumer, batch, shutdown.clone())))
+            .collect();
+        tasks.push(tokio::spawn(self.run_jobs(runner, shutdown)));
+        Ok(tasks)
     }
 
-    async fn poll_queues(self: Arc<Self>, queues: Vec<String>, consumer: Consumer, batch: i32, mut shutdown: watch::Receiver<bool>) {
-        let mut arns = HashMap::new();
+    async fn poll_queue(self: Arc<Self>, queue: String, consumer: Consumer, batch: i32, mut shutdown: watch::Receiver<bool>) {
+        let mut arn = None;
         while !*shutdown.borrow() {
-            let mut idle = true;
-            for queue in &queues {
-                if !arns.contains_key(queue) {
-                    match self.queue_arn(queue).await {
-                        Ok(arn) => {
-                            arns.insert(queue.clone(), arn);
-                        }
-                        Err(e) => {
-                            tracing::warn!(queue = %queue, error = %e, "cannot read the queue");
-                            continue;
-                        }
+            let outcome = match &arn {
+                None => self.queue_arn(&queue).await.map(|found| arn = Some(found)),
+                Some(queue_arn) => {
+                    // Only the wait is cut short by a stop, never the handling of what arrived.
+                    let received = tokio::select! {
+                        received = self.receive(&queue, batch) => received,
+                        _ = shutdown.changed() => break,
+                    };
+                    match received {
+                        Ok(messages) if messages.is_empty() => Ok(()),
+                        Ok(messages) => self.hand_over(&queue, queue_arn, consumer, &messages).await,
+                        Err(e) => Err(e),
                     }
                 }
-                match self.deliver_batch(queue, &arns[queue], consumer, batch).await {
-                    Ok(handled) => idle &= handled == 0,
-                    Err(e) => tracing::warn!(queue = %queue, error = %e, "polling failed"),
-                }
-            }
-            if idle {
+            };
+            if let Err(e) = outcome {
+                tracing::warn!(queue = %queue, error = %e, "polling failed");
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     _ = shutdown.changed() => {}
                 }
             }
@@ -130,22 +134,24 @@ impl Pipeline {
         out.attributes().and_then(|a| a.get(&QueueAttributeName::QueueArn)).cloned().context("the queue has no ARN")
     }
 
-    /// One receive of up to `batch` messages, handed to the consumer as Lambda's SQS event; the
-    /// ones it handled are deleted, as the event source mapping does with a partial batch response.
-    async fn deliver_batch(&self, queue: &str, arn: &str, consumer: Consumer, batch: i32) -> Result<usize> {
+    /// Up to `batch` messages, waiting up to [`LONG_POLL_SECONDS`] for the first.
+    async fn receive(&self, queue: &str, batch: i32) -> Result<Vec<aws_sdk_sqs::types::Message>> {
         let out = self
             .aws
             .sqs
             .receive_message()
             .queue_url(queue)
             .max_number_of_messages(batch)
+            .wait_time_seconds(LONG_POLL_SECONDS)
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .send()
             .await?;
-        let messages = out.messages.unwrap_or_default();
-        if messages.is_empty() {
-            return Ok(0);
-        }
+        Ok(out.messages.unwrap_or_default())
+    }
+
+    /// Hands messages to the consumer as Lambda's SQS event; the ones it handled are deleted, as
+    /// the event source mapping does with a partial batch response.
+    async fn hand_over(&self, queue: &str, arn: &str, consumer: Consumer, messages: &[aws_sdk_sqs::types::Message]) -> Result<()> {
         let records: Vec<Value> = messages
             .iter()
             .map(|m| {
@@ -163,7 +169,7 @@ impl Pipeline {
             Consumer::ImportFetch => self.import_fetch.handle(event).await,
         };
         let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
-        for m in &messages {
+        for m in messages {
             if failed.contains(&m.message_id().unwrap_or_default()) {
                 continue;
             }
@@ -171,7 +177,7 @@ impl Pipeline {
                 self.aws.sqs.delete_message().queue_url(queue).receipt_handle(handle).send().await?;
             }
         }
-        Ok(messages.len())
+        Ok(())
     }
 
     async fn run_jobs(self: Arc<Self>, runner: Arc<Runner>, mut shutdown: watch::Receiver<bool>) {

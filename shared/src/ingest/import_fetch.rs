@@ -262,7 +262,11 @@ impl ImportWorker {
             Err(Stop::Temporary(reason)) if message.receive_count >= MAX_ATTEMPTS => {
                 self.give_up(message, &record, format!("{origin}: {reason} (after {MAX_ATTEMPTS} tries)")).await
             }
-            Err(Stop::Temporary(reason)) => self.later(message, &format!("{origin}: {reason}")).await,
+            Err(Stop::Temporary(reason)) => {
+                let reason = format!("{origin}: {reason}");
+                self.note_retry(message, &record, &reason).await;
+                self.later(message, &reason).await
+            }
         }
     }
 
@@ -325,7 +329,7 @@ impl ImportWorker {
             key: key.to_string(),
         };
         let expect = Expect::status(&[ContentStatus::AwaitingUpload]);
-        let patch = Patch { source: Some(source), ..Default::default() };
+        let patch = Patch { source: Some(source), failure: Some(None), ..Default::default() };
         match self.catalog.update(&record.tenant, &record.content_id, &expect, &patch).await {
             Ok(_) => {}
             Err(CatalogError::Precondition(_)) => return Err(Stop::Changed),
@@ -413,6 +417,18 @@ impl ImportWorker {
             tracing::error!(error = %e, "could not notify the creator");
         }
         failed
+    }
+
+    /// Shows the creator why the title still awaits its file while the import is retried.
+    async fn note_retry(&self, message: &QueueMessage, record: &ContentRecord, reason: &str) {
+        let wait = backoff::delay_after(message.receive_count).as_secs();
+        let said = format!("{reason}; trying again in {wait} s (attempt {} of {MAX_ATTEMPTS})", message.receive_count);
+        let patch = Patch { failure: Some(Some(Failure::new("import_retrying", said))), ..Default::default() };
+        if let Err(e) =
+            self.catalog.update(&record.tenant, &record.content_id, &Expect::status(&[ContentStatus::AwaitingUpload]), &patch).await
+        {
+            tracing::warn!(error = %e, "could not note the retry on the record");
+        }
     }
 
     /// A failure that may clear up: deliver the message again after the backoff.

@@ -1,0 +1,57 @@
+//! A web server on 127.0.0.1 that a URL import or a feed fetches from: fixed answers by path,
+//! and a count of the requests each path received.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A server on 127.0.0.1 answering each path with its (status line and header lines, body),
+/// and 404 elsewhere; it counts the requests per path.
+pub struct Server {
+    pub port: u16,
+    hits: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+pub type Routes = HashMap<String, (String, Vec<u8>)>;
+
+impl Server {
+    pub async fn start(routes: Routes) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (routes, hits) = (Arc::new(routes), Arc::new(Mutex::new(HashMap::new())));
+        let counted = Arc::clone(&hits);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let (routes, hits) = (Arc::clone(&routes), Arc::clone(&counted));
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buffer = [0u8; 4096];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buffer[..n]),
+                        }
+                    }
+                    let line = String::from_utf8_lossy(&request).lines().next().unwrap_or("").to_string();
+                    let path = line.split(' ').nth(1).unwrap_or("/").split('?').next().unwrap_or("/").to_string();
+                    *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
+                    let (head, body) =
+                        routes.get(&path).cloned().unwrap_or_else(|| ("404 Not Found\r\ncontent-type: text/plain".into(), b"no".to_vec()));
+                    let head = format!("HTTP/1.1 {head}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
+                    let _ = socket.write_all(head.as_bytes()).await;
+                    let _ = socket.write_all(&body).await;
+                });
+            }
+        });
+        Server { port, hits }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn hits(&self, path: &str) -> usize {
+        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+}
