@@ -75,6 +75,7 @@ pub struct Outputs {
     pub audit_archive_bucket: String,
     pub content_table: String,
     pub tokens_table: String,
+    pub feeds_table: String,
     pub audit_table: String,
     pub content_key_id: String,
     pub audit_digest_key_id: String,
@@ -144,7 +145,9 @@ pub async fn provision(clients: &Clients, prefix: &str) -> Result<Outputs, Boots
     let content_table = name("content");
     let tokens_table = name("tokens");
     let audit_table = name("audit");
+    let feeds_table = name("feeds");
     table(clients, &content_table, TableKind::Plain).await?;
+    table(clients, &feeds_table, TableKind::Feeds).await?;
     table(clients, &tokens_table, TableKind::Plain).await?;
     table(clients, &audit_table, TableKind::Ledger).await?;
 
@@ -187,6 +190,7 @@ pub async fn provision(clients: &Clients, prefix: &str) -> Result<Outputs, Boots
         audit_archive_bucket,
         content_table,
         tokens_table,
+        feeds_table,
         audit_table,
         content_key_id,
         audit_digest_key_id,
@@ -456,6 +460,8 @@ async fn service_secret(clients: &Clients, name: &str) -> Result<String, Bootstr
 #[derive(PartialEq)]
 enum TableKind {
     Plain,
+    /// Feed subscriptions: the sparse `subscriptions` index the poller scans.
+    Feeds,
     /// The audit ledger: deletion protection, a stream for the archive, a policy denying rewrites.
     Ledger,
 }
@@ -476,6 +482,11 @@ async fn table(clients: &Clients, name: &str, kind: TableKind) -> Result<(), Boo
         .key_schema(key("pk", KeyType::Hash).map_err(failed(name))?)
         .key_schema(key("sk", KeyType::Range).map_err(failed(name))?)
         .deletion_protection_enabled(ledger);
+    if kind == TableKind::Feeds {
+        create = create
+            .attribute_definitions(attribute("subscription").map_err(failed(name))?)
+            .global_secondary_indexes(subscriptions_index().map_err(failed(name))?);
+    }
     if ledger {
         let stream = StreamSpecification::builder()
             .stream_enabled(true)
@@ -525,6 +536,18 @@ fn heads_index() -> Result<aws_sdk_dynamodb::types::GlobalSecondaryIndex, aws_sd
         .index_name(vaultstream::audit::ledger::HEAD_INDEX)
         .key_schema(key("head_slot", KeyType::Hash)?)
         .key_schema(key("pk", KeyType::Range)?)
+        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .build()
+}
+
+/// The feeds table's sparse index of subscriptions (`vaultstream::aws::feed_store::SUBSCRIPTIONS_INDEX`):
+/// only subscriptions carry `subscription`, so the poller scans them without the items seen.
+fn subscriptions_index() -> Result<aws_sdk_dynamodb::types::GlobalSecondaryIndex, aws_sdk_dynamodb::error::BuildError> {
+    use aws_sdk_dynamodb::types::{GlobalSecondaryIndex, Projection, ProjectionType};
+    let key = KeySchemaElement::builder().attribute_name("subscription").key_type(KeyType::Hash).build()?;
+    GlobalSecondaryIndex::builder()
+        .index_name(vaultstream::aws::feed_store::SUBSCRIPTIONS_INDEX)
+        .key_schema(key)
         .projection(Projection::builder().projection_type(ProjectionType::All).build())
         .build()
 }

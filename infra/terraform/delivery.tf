@@ -13,6 +13,7 @@ locals {
     "/v1/manifests/*" = ["GET", "HEAD", "OPTIONS"]
     "/v1/keys/*"      = ["GET", "HEAD", "OPTIONS"]
     "/v1/content*"    = ["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"]
+    "/v1/feeds*"      = ["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"]
   }
 }
 

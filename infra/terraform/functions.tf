@@ -21,6 +21,8 @@ locals {
     origin_captions      = { arns = ["${aws_s3_bucket.origin.arn}/*/*/captions/*"], conditions = [] }
     content_table        = { arns = [aws_dynamodb_table.content.arn], conditions = [] }
     tokens_table         = { arns = [aws_dynamodb_table.tokens.arn], conditions = [] }
+    feeds_table          = { arns = [aws_dynamodb_table.feeds.arn], conditions = [] }
+    feeds_subscriptions  = { arns = ["${aws_dynamodb_table.feeds.arn}/index/subscriptions"], conditions = [] }
     audit_table          = { arns = [aws_dynamodb_table.audit.arn], conditions = [] }
     content_key          = { arns = [aws_kms_key.content.arn], conditions = local.context_conditions }
     origin_key           = { arns = [aws_kms_key.origin.arn], conditions = local.via_s3_conditions }
@@ -51,6 +53,7 @@ locals {
   function_env = {
     VAULTSTREAM_CONTENT_TABLE            = aws_dynamodb_table.content.name
     VAULTSTREAM_TOKENS_TABLE             = aws_dynamodb_table.tokens.name
+    VAULTSTREAM_FEEDS_TABLE              = aws_dynamodb_table.feeds.name
     VAULTSTREAM_AUDIT_TABLE              = aws_dynamodb_table.audit.name
     VAULTSTREAM_AUDIT_SHARDS             = "4"
     VAULTSTREAM_AUDIT_ARCHIVE_BUCKET     = aws_s3_bucket.audit_archive.bucket

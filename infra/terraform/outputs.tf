@@ -33,6 +33,10 @@ output "tokens_table" {
   value = aws_dynamodb_table.tokens.name
 }
 
+output "feeds_table" {
+  value = aws_dynamodb_table.feeds.name
+}
+
 output "audit_table" {
   value = aws_dynamodb_table.audit.name
 }

@@ -191,6 +191,29 @@ resource "aws_lambda_event_source_mapping" "import_fetch" {
   }
 }
 
+# Feeds are read on a schedule; each new media item is imported once.
+resource "aws_cloudwatch_event_rule" "feed_poll" {
+  name                = "${var.prefix}-feed-poll"
+  description         = "VaultStream: read every subscribed feed, import new media items"
+  schedule_expression = local.contract.event_sources.feed_poll.schedule
+}
+
+resource "aws_cloudwatch_event_target" "feed_poll" {
+  rule = aws_cloudwatch_event_rule.feed_poll.name
+  arn  = aws_lambda_function.function["feed_poll"].arn
+  retry_policy {
+    maximum_retry_attempts       = 0
+    maximum_event_age_in_seconds = 900
+  }
+}
+
+resource "aws_lambda_permission" "feed_poll" {
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.function["feed_poll"].function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.feed_poll.arn
+}
+
 # The digest writer runs on a schedule (hourly, as CloudTrail digests do).
 resource "aws_cloudwatch_event_rule" "audit_digest" {
   name                = "${var.prefix}-audit-digest"

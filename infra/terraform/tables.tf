@@ -7,6 +7,7 @@ locals {
     content = "${var.prefix}-content"
     tokens  = "${var.prefix}-tokens"
     audit   = "${var.prefix}-audit"
+    feeds   = "${var.prefix}-feeds"
   }
 }
 
@@ -57,6 +58,39 @@ resource "aws_dynamodb_table" "tokens" {
     enabled = true
   }
   # checkov:skip=CKV_AWS_119:Encrypted at rest with the AWS managed key; API tokens are stored only as SHA-256.
+}
+
+# Feed subscriptions and the items seen in them; only subscriptions carry `subscription`, the key
+# of the sparse index the poller scans.
+resource "aws_dynamodb_table" "feeds" {
+  name         = local.tables.feeds
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "pk"
+  range_key    = "sk"
+  attribute {
+    name = "pk"
+    type = "S"
+  }
+  attribute {
+    name = "sk"
+    type = "S"
+  }
+  attribute {
+    name = "subscription"
+    type = "S"
+  }
+  global_secondary_index {
+    name            = "subscriptions"
+    hash_key        = "subscription"
+    projection_type = "ALL"
+  }
+  point_in_time_recovery {
+    enabled = true
+  }
+  server_side_encryption {
+    enabled = true
+  }
+  # checkov:skip=CKV_AWS_119:Encrypted at rest with the AWS managed key; feeds hold subscription URLs and item GUIDs, no secrets of ours.
 }
 
 resource "aws_dynamodb_table" "audit" {

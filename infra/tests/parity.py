@@ -448,9 +448,11 @@ def main(template_path):
     tf_gsi = (audit.get("global_secondary_index") or [{}])[0]
     if (val(tf_gsi.get("name")), val(tf_gsi.get("hash_key")), val(tf_gsi.get("range_key"))) != ("heads", "head_slot", "pk"):
         problems.append("Terraform ledger lacks the sparse heads index (head_slot, pk)")
-    schedules = [r["Properties"].get("ScheduleExpression") for r in cfn.values() if r["Type"] == "AWS::Events::Rule" and "ScheduleExpression" in r["Properties"]]
-    if schedules != [CONTRACT["event_sources"]["audit_digest"]["schedule"]]:
-        problems.append(f"CDK audit digest schedule {schedules}")
+    schedules = sorted(r["Properties"].get("ScheduleExpression") for r in cfn.values() if r["Type"] == "AWS::Events::Rule" and "ScheduleExpression" in r["Properties"])
+    if schedules != sorted(s["schedule"] for s in CONTRACT["event_sources"].values() if "schedule" in s):
+        problems.append(f"CDK schedules {schedules} are not the contract's")
+    if "local.contract.event_sources.feed_poll.schedule" not in tf_text or 'aws_lambda_function.function["feed_poll"].arn' not in tf_text:
+        problems.append("Terraform does not run feed_poll on the contract's schedule")
     if "local.contract.event_sources.audit_digest.schedule" not in tf_text or 'aws_lambda_function.function["audit_digest"].arn' not in tf_text:
         problems.append("Terraform does not run audit_digest on the contract's schedule")
     archive = [r for r in cfn.values() if r["Type"] == "AWS::S3::Bucket" and "ObjectLockConfiguration" in r["Properties"]]

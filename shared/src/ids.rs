@@ -93,6 +93,11 @@ id_type!(
     "rendition name"
 );
 id_type!(
+    /// A feed a tenant follows (a time-ordered id, 32 hex digits).
+    FeedId,
+    "feed id"
+);
+id_type!(
     /// A caption track of a content item (`en`, `en-sdh`, `fr-forced`), chosen by its creator.
     TrackName,
     "caption track name"

@@ -7,11 +7,13 @@
 //! - `watch`: a file renamed into a folder `vaultstream ingest watch` watches: readiness, the
 //!   agent's declaration and upload, then the same path;
 //! - `import`: `POST /v1/content/import` naming the file on a web server on 127.0.0.1: the
-//!   import queue, the fetch into the source bucket, then the same path.
+//!   import queue, the fetch into the source bucket, then the same path;
+//! - `feed`: a new item published in a feed the tenant follows: the next scheduled poll (every
+//!   2 s here, 15 minutes in AWS, so up to one interval of waiting), the import, the same path.
 //!
 //! For the API doors the clock starts when the last byte is accepted (S3's answer, or the
 //! completion's); for the watch folder when the file appears in the folder; for an import when
-//! the request is sent (the file is already on its server). `ROUNDS` (default 5)
+//! the request is sent (the file is already on its server); for a feed when the item is published. `ROUNDS` (default 5)
 //! files per door, each timed on an idle stack (nothing queued or transcoding); medians, and
 //! each door's ratio to `put`.
 
@@ -147,6 +149,39 @@ impl Api {
         self.until_queued(accepted["content_id"].as_str().unwrap(), sent).await
     }
 
+    /// Seconds from publishing an item titled `title` in the followed feed until its title is
+    /// queued.
+    async fn feed(&self, origin: &Server, round: usize, items: &mut String) -> f64 {
+        let title = format!("feed-{round}");
+        items.insert_str(
+            0,
+            &format!("<item><guid>{title}</guid><title>{title}</title><enclosure url=\"/clip.mp4?{round}\" type=\"video/mp4\"/></item>"),
+        );
+        let rss = format!("<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>Bench</title>{items}</channel></rss>");
+        origin.set("/bench.rss", "200 OK\r\ncontent-type: application/rss+xml", rss.into_bytes());
+        let published = Instant::now();
+        let deadline = published + Duration::from_secs(60);
+        loop {
+            let list: Value = self
+                .http
+                .get(format!("{}/v1/content?limit=5", self.base))
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let found = list["items"].as_array().into_iter().flatten().find(|i| i["title"] == title.as_str()).cloned();
+            if let Some(item) = found.filter(|i| i["status"] != "AWAITING_UPLOAD") {
+                assert_ne!(item["status"], "FAILED_INVALID", "{item}");
+                return published.elapsed().as_secs_f64();
+            }
+            assert!(Instant::now() < deadline, "the feed item was not queued within a minute: {list}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until no title is queued or transcoding, so each door is timed on an idle stack
     /// (the local job runner transcodes what the doors before it queued).
     async fn idle(&self) {
@@ -224,7 +259,23 @@ async fn main() {
     });
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let (mut put, mut form, mut multipart, mut watch, mut import) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    origin.set(
+        "/bench.rss",
+        "200 OK\r\ncontent-type: application/rss+xml",
+        b"<rss version=\"2.0\"><channel><title>Bench</title></channel></rss>".to_vec(),
+    );
+    let followed = api
+        .http
+        .post(format!("{}/v1/feeds", api.base))
+        .bearer_auth(&api.token)
+        .json(&json!({"url": origin.url("/bench.rss")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(followed.status(), 201);
+    let mut items = String::new();
+    let (mut put, mut form, mut multipart, mut watch, mut import, mut feed) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
         api.idle().await;
         put.push(api.put(&bytes).await);
@@ -244,12 +295,14 @@ async fn main() {
         watch.push(api.until_queued(&content_id, landed).await);
         api.idle().await;
         import.push(api.import(&origin.url("/clip.mp4")).await);
+        api.idle().await;
+        feed.push(api.feed(&origin, round, &mut items).await);
     }
     let _ = agent.kill();
     let _ = agent.wait();
     let reference = median(put.clone());
     println!("{:<10} {:>16} {:>9}   each round (ms)", "door", "landed→QUEUED ms", "vs put");
-    for (door, samples) in [("put", put), ("form", form), ("multipart", multipart), ("watch", watch), ("import", import)] {
+    for (door, samples) in [("put", put), ("form", form), ("multipart", multipart), ("watch", watch), ("import", import), ("feed", feed)] {
         let each: Vec<String> = samples.iter().map(|s| format!("{:.0}", s * 1e3)).collect();
         let ms = median(samples) * 1e3;
         println!("{door:<10} {ms:>16.0} {:>8.2}x   {}", ms / (reference * 1e3), each.join(" "));

@@ -30,6 +30,8 @@ fn base_command(args: &[&str]) -> Command {
         .env("VAULTSTREAM_MAX_UPLOAD_BYTES", (64 * 1024 * 1024).to_string())
         // URL imports store S3's smallest parts, so a few MiB exercise a multipart import.
         .env("VAULTSTREAM_IMPORT_PART_BYTES", MULTIPART_THRESHOLD.to_string())
+        // Feeds are read every 2 s rather than every minute.
+        .env("VAULTSTREAM_FEED_POLL_SECONDS", "2")
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
     cmd

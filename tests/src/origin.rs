@@ -10,6 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// and 404 elsewhere; it counts the requests per path.
 pub struct Server {
     pub port: u16,
+    routes: Arc<Mutex<Routes>>,
     hits: Arc<Mutex<HashMap<String, usize>>>,
 }
 
@@ -19,11 +20,11 @@ impl Server {
     pub async fn start(routes: Routes) -> Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let (routes, hits) = (Arc::new(routes), Arc::new(Mutex::new(HashMap::new())));
-        let counted = Arc::clone(&hits);
+        let (routes, hits) = (Arc::new(Mutex::new(routes)), Arc::new(Mutex::new(HashMap::new())));
+        let (answers, counted) = (Arc::clone(&routes), Arc::clone(&hits));
         tokio::spawn(async move {
             while let Ok((mut socket, _)) = listener.accept().await {
-                let (routes, hits) = (Arc::clone(&routes), Arc::clone(&counted));
+                let (routes, hits) = (Arc::clone(&answers), Arc::clone(&counted));
                 tokio::spawn(async move {
                     let mut request = Vec::new();
                     let mut buffer = [0u8; 4096];
@@ -36,15 +37,24 @@ impl Server {
                     let line = String::from_utf8_lossy(&request).lines().next().unwrap_or("").to_string();
                     let path = line.split(' ').nth(1).unwrap_or("/").split('?').next().unwrap_or("/").to_string();
                     *hits.lock().unwrap().entry(path.clone()).or_default() += 1;
-                    let (head, body) =
-                        routes.get(&path).cloned().unwrap_or_else(|| ("404 Not Found\r\ncontent-type: text/plain".into(), b"no".to_vec()));
+                    let (head, body) = routes
+                        .lock()
+                        .unwrap()
+                        .get(&path)
+                        .cloned()
+                        .unwrap_or_else(|| ("404 Not Found\r\ncontent-type: text/plain".into(), b"no".to_vec()));
                     let head = format!("HTTP/1.1 {head}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", body.len());
                     let _ = socket.write_all(head.as_bytes()).await;
                     let _ = socket.write_all(&body).await;
                 });
             }
         });
-        Server { port, hits }
+        Server { port, routes, hits }
+    }
+
+    /// Answers `path` from now on with `head` (status line and header lines) and `body`.
+    pub fn set(&self, path: &str, head: &str, body: Vec<u8>) {
+        self.routes.lock().unwrap().insert(path.to_string(), (head.to_string(), body));
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -106,6 +106,7 @@ impl Stack {
             ("VAULTSTREAM_RETRY_QUEUE_URL", o.retry_queue_url.clone()),
             ("VAULTSTREAM_FAILURES_DLQ_URL", o.failures_dlq_url.clone()),
             ("VAULTSTREAM_IMPORT_QUEUE_URL", o.import_queue_url.clone()),
+            ("VAULTSTREAM_FEEDS_TABLE", o.feeds_table.clone()),
             ("VAULTSTREAM_CONTENT_FAILED_BUS", o.content_failed_bus.clone()),
             ("VAULTSTREAM_JOB_QUEUE_VIDEO_GPU", o.video_gpu_job_queue.clone()),
             ("VAULTSTREAM_JOB_QUEUE_VIDEO_CPU", o.video_cpu_job_queue.clone()),

@@ -53,6 +53,11 @@ async fn fixtures_are_valid_events() {
         serde_json::from_str(&fixture("job_events.json")).unwrap();
     ingest.job_events.handle(batch).await.expect("an event about unknown content is ignored");
 
+    let polls: aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value> =
+        serde_json::from_str(&fixture("feed_poll.json")).unwrap();
+    let feed_poll = vaultstream_functions::handlers::feed_poll::FeedPoll::from_env(&env, &stack.aws).await.unwrap();
+    assert_eq!(feed_poll.handle(polls).await.unwrap(), 0, "no feed is subscribed in this stack");
+
     let schedule: aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value> =
         serde_json::from_str(&fixture("audit_digest.json")).unwrap();
     let digests = AuditDigest::from_env(&env, &stack.aws).await.unwrap();

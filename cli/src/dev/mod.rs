@@ -20,7 +20,7 @@ pub mod tokens;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use aws_sdk_dynamodb::config::{Credentials, Region};
@@ -29,8 +29,8 @@ use vaultstream::cdn::{PemPolicySigner, TenantHosts, TrustedKeys};
 use vaultstream_functions::env::Env;
 use vaultstream_functions::handlers::audit_digest::AuditDigest;
 use vaultstream_functions::handlers::{
-    authorizer::Authorizer, captions::Captions, content::Content, dispatch::Dispatch, import_fetch::ImportFetch, job_events::JobEvents,
-    key_delivery::KeyDelivery, manifest::Manifest, playback::Playback, upload_url::UploadUrl,
+    authorizer::Authorizer, captions::Captions, content::Content, dispatch::Dispatch, feed_poll::FeedPoll, import_fetch::ImportFetch,
+    job_events::JobEvents, key_delivery::KeyDelivery, manifest::Manifest, playback::Playback, upload_url::UploadUrl,
 };
 use vaultstream_functions::runtime::HttpFunction;
 use vaultstream_functions::wiring::Aws;
@@ -195,6 +195,17 @@ impl LocalStack {
         let (shutdown, watcher) = watch::channel(false);
         let mut tasks = pipeline.start(watcher.clone()).await?;
         tasks.push(schedule::audit_digests(AuditDigest::from_env(&env, &aws).await?, watcher.clone()));
+        let feed_every = match std::env::var("VAULTSTREAM_FEED_POLL_SECONDS") {
+            Ok(seconds) => Duration::from_secs(
+                seconds
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .context("VAULTSTREAM_FEED_POLL_SECONDS must be a whole number of seconds, more than 0")?,
+            ),
+            Err(_) => schedule::FEED_POLL_EVERY,
+        };
+        tasks.push(schedule::feed_polls(FeedPoll::from_env(&env, &aws).await?, feed_every, watcher.clone()));
         let archiver = change_archive::ChangeArchiver::new(
             &config,
             aws.s3.clone(),
@@ -244,6 +255,7 @@ pub fn function_env(info: &StackInfo, identity: &Identity, cloudfront_pem: &Path
         ("VAULTSTREAM_ORIGIN_BUCKET", o.origin_bucket.clone()),
         ("VAULTSTREAM_CONTENT_TABLE", o.content_table.clone()),
         ("VAULTSTREAM_TOKENS_TABLE", o.tokens_table.clone()),
+        ("VAULTSTREAM_FEEDS_TABLE", o.feeds_table.clone()),
         ("VAULTSTREAM_AUDIT_TABLE", o.audit_table.clone()),
         ("VAULTSTREAM_AUDIT_ARCHIVE_BUCKET", o.audit_archive_bucket.clone()),
         ("VAULTSTREAM_AUDIT_DIGEST_KEY_ID", o.audit_digest_key_id.clone()),

@@ -1,10 +1,12 @@
 //! What EventBridge schedules do in a deployment: the `audit_digest` function, here every minute
-//! (hourly in AWS) and once at start, so `audit verify` has a digest to check today against.
+//! (hourly in AWS) and once at start, so `audit verify` has a digest to check today against; and
+//! `feed_poll`, every `VAULTSTREAM_FEED_POLL_SECONDS` (60 here, 15 minutes in AWS).
 
 use std::time::Duration;
 
 use tokio::sync::watch;
 use vaultstream_functions::handlers::audit_digest::AuditDigest;
+use vaultstream_functions::handlers::feed_poll::FeedPoll;
 
 pub const DIGEST_EVERY: Duration = Duration::from_secs(60);
 
@@ -17,6 +19,28 @@ pub fn audit_digests(digests: AuditDigest, mut shutdown: watch::Receiver<bool>) 
                 _ = ticks.tick() => {
                     if let Err(e) = digests.digest_at(time::OffsetDateTime::now_utc()).await {
                         tracing::error!(error = %e, "the audit digest could not be written");
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    })
+}
+
+/// How often the stack reads the feeds, unless `VAULTSTREAM_FEED_POLL_SECONDS` says otherwise.
+pub const FEED_POLL_EVERY: Duration = Duration::from_secs(60);
+
+pub fn feed_polls(polls: FeedPoll, every: Duration, mut shutdown: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut run = 0u64;
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {
+                    run += 1;
+                    if let Err(e) = polls.poller.poll_all(&format!("local-feed-poll-{run}")).await {
+                        tracing::error!(error = %e, "the feeds could not be read");
                     }
                 }
                 _ = shutdown.changed() => return,

@@ -5,6 +5,7 @@ pub mod authorizer;
 pub mod captions;
 pub mod content;
 pub mod dispatch;
+pub mod feed_poll;
 pub mod import_fetch;
 pub mod job_events;
 pub mod key_delivery;

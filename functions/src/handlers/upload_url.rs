@@ -1,6 +1,8 @@
 //! `POST /v1/content/upload` (a presigned PUT, a multipart upload above the threshold, or on request
 //! a signed form), `POST /v1/content/{content_id}/upload/complete`, and
-//! `POST /v1/content/import` (a URL the platform fetches: queued for `import_fetch`).
+//! `POST /v1/content/import` (a URL the platform fetches: queued for `import_fetch`), and the
+//! feed subscriptions `POST /v1/feeds`, `GET /v1/feeds`, `DELETE /v1/feeds/{feed_id}` (polled by
+//! `feed_poll`).
 
 use std::sync::Arc;
 
@@ -8,6 +10,7 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 use tracing::Instrument;
 use vaultstream::access::{AccessError, RequestMeta};
+use vaultstream::ingest::feeds::{self, FeedRequest, FeedService};
 use vaultstream::ingest::import::{ImportRequest, ImportService};
 use vaultstream::ingest::upload::{CompleteRequest, UploadInstructions, UploadRequest, UploadService, UploadSettings};
 use vaultstream::principal::Principal;
@@ -23,12 +26,16 @@ const MIN_MULTIPART_THRESHOLD: u64 = 5 * 1024 * 1024;
 pub struct UploadUrl {
     pub service: UploadService,
     pub imports: ImportService,
+    pub feeds: FeedService,
 }
 
 enum Route {
     Start,
     Complete(String),
     Import,
+    Subscribe,
+    ListFeeds,
+    Unsubscribe(String),
 }
 
 pub fn settings(env: &Env) -> Result<UploadSettings, ConfigError> {
@@ -57,11 +64,17 @@ impl HttpFunction for UploadUrl {
         let source_bucket = wiring::name(env, "VAULTSTREAM_SOURCE_BUCKET")?;
         let catalog = wiring::catalog(env, aws)?;
         let audit = wiring::audit(env, aws)?;
+        let policy = crate::handlers::import_fetch::fetch_policy(env)?;
+        let feeds = FeedService {
+            store: Arc::new(vaultstream::aws::DynamoFeeds::new(aws.dynamodb.clone(), wiring::name(env, "VAULTSTREAM_FEEDS_TABLE")?)),
+            audit: audit.clone(),
+            policy,
+        };
         let imports = ImportService {
             catalog: catalog.clone(),
             queue: Arc::new(vaultstream::aws::SqsImportQueue::new(aws.sqs.clone(), wiring::name(env, "VAULTSTREAM_IMPORT_QUEUE_URL")?)),
             audit: audit.clone(),
-            policy: crate::handlers::import_fetch::fetch_policy(env)?,
+            policy,
         };
         let service = UploadService {
             catalog,
@@ -71,16 +84,25 @@ impl HttpFunction for UploadUrl {
             audit,
             settings: settings(env)?,
         };
-        Ok(UploadUrl { service, imports })
+        Ok(UploadUrl { service, imports, feeds })
     }
 
     async fn handle(&self, request: Request) -> Response<Body> {
         let meta = meta(&request);
-        let route = path_after(&request, "/v1/content/").and_then(|parts| match parts.as_slice() {
-            ["upload"] => Some(Route::Start),
-            ["import"] => Some(Route::Import),
-            [id, "upload", "complete"] => Some(Route::Complete(id.to_string())),
+        let method = request.method().as_str().to_string();
+        let feed_route = path_after(&request, "/v1/feeds").and_then(|parts| match (method.as_str(), parts.as_slice()) {
+            ("POST", [""]) => Some(Route::Subscribe),
+            ("GET", [""]) => Some(Route::ListFeeds),
+            ("DELETE", ["", id]) => Some(Route::Unsubscribe(id.to_string())),
             _ => None,
+        });
+        let route = feed_route.or_else(|| {
+            path_after(&request, "/v1/content/").and_then(|parts| match parts.as_slice() {
+                ["upload"] => Some(Route::Start),
+                ["import"] => Some(Route::Import),
+                [id, "upload", "complete"] => Some(Route::Complete(id.to_string())),
+                _ => None,
+            })
         });
         let content_id = match &route {
             Some(Route::Complete(id)) => id.as_str(),
@@ -100,6 +122,15 @@ impl HttpFunction for UploadUrl {
                 Route::Start => self.start(&principal, &request, &meta).await,
                 Route::Complete(id) => self.complete(&principal, &id, &request, &meta).await,
                 Route::Import => self.import(&principal, &request, &meta).await,
+                Route::Subscribe => self.subscribe(&principal, &request, &meta).await,
+                Route::ListFeeds => match self.feeds.list(&principal, &meta).await {
+                    Ok(list) => json_response(200, &json!({"items": list.iter().map(feeds::view).collect::<Vec<_>>()})),
+                    Err(e) => access_error(&e),
+                },
+                Route::Unsubscribe(id) => match self.feeds.remove(&principal, &id, &meta).await {
+                    Ok(()) => crate::http::finish(lambda_http::http::Response::builder().status(204), Body::Empty),
+                    Err(e) => access_error(&e),
+                },
             }
         }
         .instrument(span)
@@ -163,6 +194,23 @@ impl UploadUrl {
             response.headers_mut().insert("idempotent-replayed", lambda_http::http::HeaderValue::from_static("true"));
         }
         response
+    }
+}
+
+impl UploadUrl {
+    async fn subscribe(&self, principal: &Principal, request: &Request, meta: &RequestMeta) -> Response<Body> {
+        let body: FeedRequest = match json_body(request) {
+            Ok(Some(body)) => body,
+            Ok(None) => return access_error(&AccessError::BadRequest("the request body is empty; send {\"url\"}".into())),
+            Err(e) => return access_error(&e),
+        };
+        match self.feeds.subscribe(principal, &body, meta).await {
+            Ok(feed) => {
+                tracing::info!(status = 201, feed_id = %feed.feed_id, "feed subscribed");
+                json_response(201, &json!(feeds::view(&feed)))
+            }
+            Err(e) => access_error(&e),
+        }
     }
 }
 

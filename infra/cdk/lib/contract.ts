@@ -6,7 +6,7 @@ import * as path from 'path';
 export type ResourceName =
   | 'source_bucket' | 'origin_bucket' | 'origin_captions' | 'content_table' | 'tokens_table' | 'audit_table'
   | 'content_key' | 'origin_key' | 'signing_key' | 'service_secret'
-  | 'ingest_queue' | 'retry_queue' | 'import_queue' | 'failures_dlq' | 'content_failed_bus' | 'job_queues' | 'job_definitions'
+  | 'ingest_queue' | 'retry_queue' | 'import_queue' | 'failures_dlq' | 'feeds_table' | 'feeds_subscriptions' | 'content_failed_bus' | 'job_queues' | 'job_definitions'
   | 'audit_heads' | 'audit_digests' | 'audit_archive' | 'audit_digest_key' | 'origin_verify_secret'
   // The transcode job's tenant session: each bounded by the session's `tenant` tag.
   | 'tenant_role' | 'tenant_sources' | 'tenant_origin' | 'tenant_content' | 'tenant_ledger' | 'tenant_content_key';
@@ -66,6 +66,7 @@ export interface Contract {
     import_fetch: { sqs: ResourceName[]; batch_size: number; report_batch_item_failures: boolean; maximum_concurrency: number };
     job_events: { eventbridge: { source: string[]; 'detail-type': string[]; status: string[] } };
     audit_digest: { schedule: string };
+    feed_poll: { schedule: string };
   };
   /** CloudFront access-log fields (standard logging v2): never the query string or cookies. */
   cdn_access_log_fields: string[];

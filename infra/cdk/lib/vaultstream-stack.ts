@@ -2,6 +2,7 @@
 // keeps them in step with each other and with infra/contract.json.
 import * as path from 'path';
 import { Aws, CfnOutput, CfnParameter, Duration, Stack, StackProps } from 'aws-cdk-lib';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -51,6 +52,10 @@ export class VaultStreamStack extends Stack {
     // Idempotency keys expire through the TTL; content records carry no expires_at.
     const content = vaultTable(this, 'Catalog', `${prefix}-content`, { timeToLiveAttribute: 'expires_at' });
     const tokens = vaultTable(this, 'Tokens', `${prefix}-tokens`);
+    // Feed subscriptions and the items seen in them; only subscriptions carry `subscription`,
+    // the key of the sparse index the poller scans.
+    const feeds = vaultTable(this, 'Feeds', `${prefix}-feeds`);
+    feeds.addGlobalSecondaryIndex({ indexName: 'subscriptions', partitionKey: { name: 'subscription', type: dynamodb.AttributeType.STRING } });
     const ledger = new Ledger(this, 'Ledger', { prefix, archive: storage.auditArchive, deniedActions: contract.ledger_denied_actions });
     const queues = new Queues(this, 'Queues', { prefix, source: storage.source, sourceBucketName: bucketName(prefix, 'source') });
 
@@ -87,6 +92,8 @@ export class VaultStreamStack extends Stack {
       origin_captions: { arns: [storage.origin.arnForObjects('*/*/captions/*')] },
       content_table: { arns: [content.tableArn] },
       tokens_table: { arns: [tokens.tableArn] },
+      feeds_table: { arns: [feeds.tableArn] },
+      feeds_subscriptions: { arns: [`${feeds.tableArn}/index/subscriptions`] },
       audit_table: { arns: [ledger.table.tableArn] },
       content_key: { arns: [keys.content.keyArn], conditions: contextConditions },
       origin_key: { arns: [keys.origin.keyArn], conditions: viaS3Conditions() },
@@ -122,6 +129,7 @@ export class VaultStreamStack extends Stack {
       environment: {
         VAULTSTREAM_CONTENT_TABLE: content.tableName,
         VAULTSTREAM_TOKENS_TABLE: tokens.tableName,
+        VAULTSTREAM_FEEDS_TABLE: feeds.tableName,
         VAULTSTREAM_AUDIT_TABLE: ledger.table.tableName,
         VAULTSTREAM_AUDIT_SHARDS: '4',
         VAULTSTREAM_AUDIT_ARCHIVE_BUCKET: storage.auditArchive.bucketName,
@@ -246,6 +254,13 @@ export class VaultStreamStack extends Stack {
       schedule: events.Schedule.expression(contract.event_sources.audit_digest.schedule),
       targets: [new targets.LambdaFunction(functions.byName['audit_digest'], { retryAttempts: 2 })],
     });
+    // Feeds are read on a schedule; each new media item is imported once.
+    new events.Rule(this, 'FeedPollSchedule', {
+      ruleName: `${prefix}-feed-poll`,
+      description: 'VaultStream: read every subscribed feed, import new media items',
+      schedule: events.Schedule.expression(contract.event_sources.feed_poll.schedule),
+      targets: [new targets.LambdaFunction(functions.byName['feed_poll'], { retryAttempts: 0 })],
+    });
 
     const outputs: Record<string, string> = {
       ApiUrl: `https://api.${cdnDomain}`,
@@ -256,6 +271,7 @@ export class VaultStreamStack extends Stack {
       AuditArchiveBucket: storage.auditArchive.bucketName,
       ContentTable: content.tableName,
       TokensTable: tokens.tableName,
+      FeedsTable: feeds.tableName,
       AuditTable: ledger.table.tableName,
       AuditDigestKeyId: keys.auditDigest.keyId,
       ContentKeyId: keys.content.keyId,

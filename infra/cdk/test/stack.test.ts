@@ -137,7 +137,15 @@ test('CloudFront: OAC origin, trusted key group on segments, uncached API routes
   assert.ok(origin.OriginAccessControlId);
   assert.ok(config.DefaultCacheBehavior.TrustedKeyGroups.length === 1);
   assert.equal(config.DefaultCacheBehavior.FunctionAssociations[0].EventType, 'viewer-request');
-  assert.deepEqual(config.CacheBehaviors.map((b: any) => b.PathPattern), ['/v1/manifests/*', '/v1/keys/*', '/v1/content*']);
+  const patterns: string[] = config.CacheBehaviors.map((b: any) => b.PathPattern);
+  assert.deepEqual(patterns, ['/v1/manifests/*', '/v1/keys/*', '/v1/content*', '/v1/feeds*']);
+  // Every route of the contract is reachable through one of them, with its method.
+  for (const r of contract.routes) {
+    const [method, path] = r.route.split(' ');
+    const sample = path.replace(/\{[^}]+\}/g, 'x');
+    const behaviour = config.CacheBehaviors.find((b: any) => new RegExp(`^${b.PathPattern.replace(/\*/g, '.*')}$`).test(sample));
+    assert.ok(behaviour && behaviour.AllowedMethods.includes(method), `no CloudFront behaviour serves ${r.route}`);
+  }
   for (const b of config.CacheBehaviors) assert.equal(b.CachePolicyId, '4135ea2d-6df8-44a3-9df3-4b5a84be39ad', 'API routes must not be cached');
   assert.equal(config.ViewerCertificate.MinimumProtocolVersion, 'TLSv1.2_2021');
   assert.ok(config.WebACLId);

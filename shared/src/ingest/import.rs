@@ -15,10 +15,12 @@ use url::Url;
 use crate::access::{record, AccessError, Decided, RequestMeta};
 use crate::audit::AuditSink;
 use crate::catalog::{CatalogError, ContentCatalog, ContentRecord, ContentStatus, Created, IdempotencyClaim, UploadPlan};
-use crate::ingest::ports::{ImportKind, ImportMessage, ImportQueue};
+use crate::ids::TenantId;
+use crate::ingest::ports::{Feed, ImportKind, ImportMessage, ImportQueue};
 use crate::ingest::upload::{new_content_id, sha256_hex, MAX_TITLE_CHARS};
 use crate::ingest::url_guard::{self, FetchPolicy};
 use crate::ladder;
+use crate::metadata::{Metadata, Source};
 use crate::principal::{Principal, Scope};
 
 /// Longer URLs are refused (presigned links run to about 1,500 bytes).
@@ -80,6 +82,16 @@ pub fn validate(request: &ImportRequest, policy: FetchPolicy) -> Result<Validate
     Ok(ValidatedImport { url, metadata })
 }
 
+/// What an accepted import becomes: a record for `tenant` and a queued URL.
+struct Accepted<'a> {
+    tenant: &'a TenantId,
+    requested_by: &'a str,
+    url: Url,
+    title: &'a str,
+    profile: String,
+    described: crate::metadata::Described,
+}
+
 /// An accepted import.
 #[derive(Debug, Clone)]
 pub struct ImportGrant {
@@ -134,13 +146,62 @@ impl ImportService {
             }
         };
         let ValidatedImport { url, metadata } = validate(request, self.policy)?;
+        let profile = request.profile.clone().unwrap_or_else(|| "default".into());
+        let described = crate::metadata::Described::from_request(metadata);
+        let import =
+            Accepted { tenant: &principal.tenant, requested_by: &principal.subject, url, title: request.title.trim(), profile, described };
+        self.create_and_queue(import, claim.as_ref()).await
+    }
+
+    /// An import for a feed item (`item`: its GUID's digest): the feed's tenant (the subscriber's,
+    /// when it subscribed), the item's enclosure and its metadata (source `feed`). Idempotent per
+    /// item for a day, as a client's `Idempotency-Key` is: a retry after a failed queueing finds
+    /// the title it created. Audited as `content.import` by the feed.
+    pub async fn start_for_feed(
+        &self,
+        feed: &Feed,
+        item: &str,
+        url: &Url,
+        metadata: Metadata,
+        meta: &RequestMeta,
+    ) -> Result<ImportGrant, AccessError> {
+        let actor = format!("feed/{}", feed.feed_id);
+        let outcome = async {
+            url_guard::check_url(url, self.policy).map_err(|refused| bad(format!("the enclosure: {refused}")))?;
+            let title = metadata.title.clone().ok_or_else(|| bad("the item has no title"))?;
+            let described = crate::metadata::merge([(Source::Feed, metadata)]);
+            let import = Accepted {
+                tenant: &feed.tenant,
+                requested_by: &actor,
+                url: url.clone(),
+                title: &title,
+                profile: feed.profile.clone(),
+                described,
+            };
+            let claim = IdempotencyClaim {
+                key_hash: sha256_hex(format!("feed/{}/{item}", feed.feed_id).as_bytes()),
+                request_hash: sha256_hex(url.as_str().as_bytes()),
+            };
+            self.create_and_queue(import, Some(&claim)).await
+        }
+        .await;
+        let resource = match &outcome {
+            Ok(grant) => format!("content/{}", grant.record.content_id),
+            Err(_) => "content/new".to_string(),
+        };
+        let decided = Decided { tenant: feed.tenant.clone(), actor: &actor, action: "content.import", resource };
+        record(self.audit.as_ref(), decided, meta, outcome).await
+    }
+
+    async fn create_and_queue(&self, import: Accepted<'_>, claim: Option<&IdempotencyClaim>) -> Result<ImportGrant, AccessError> {
+        let Accepted { tenant, requested_by, url, title, profile, described } = import;
         let content_id = new_content_id().map_err(|e| AccessError::Internal(e.to_string()))?;
-        let mut record = ContentRecord::new(principal.tenant.clone(), content_id, ContentStatus::AwaitingUpload, request.title.trim());
+        let mut record = ContentRecord::new(tenant.clone(), content_id, ContentStatus::AwaitingUpload, title);
         record.created_at = crate::clock::now_rfc3339();
-        record.profile = request.profile.clone().unwrap_or_else(|| "default".into());
+        record.profile = profile;
         record.upload = Some(UploadPlan::Import { url: shown(&url) });
-        record.metadata = Some(crate::metadata::Described::from_request(metadata));
-        let created = self.catalog.create(&record, claim.as_ref()).await.map_err(|e| match e {
+        record.metadata = Some(described);
+        let created = self.catalog.create(&record, claim).await.map_err(|e| match e {
             CatalogError::IdempotencyConflict => AccessError::IdempotencyConflict(
                 "this Idempotency-Key was already used with a different request; use a new key for a new import".into(),
             ),
@@ -160,7 +221,7 @@ impl ImportService {
             tenant: record.tenant.clone(),
             content_id: record.content_id.clone(),
             url: url.to_string(),
-            requested_by: principal.subject.clone(),
+            requested_by: requested_by.to_string(),
         };
         // Not queued, not accepted: the record stays AWAITING_UPLOAD with nothing behind it, and
         // the client's retry with its Idempotency-Key finds it and queues it.

@@ -280,7 +280,7 @@ impl ImportWorker {
                 settings.time_limit.as_secs_f64()
             ))
         };
-        let mut body = timeout_at(deadline, self.fetcher.get(url)).await.map_err(|_| too_slow())?.map_err(fetch_stop)?;
+        let mut body = timeout_at(deadline, self.fetcher.get(url, &[])).await.map_err(|_| too_slow())?.map_err(fetch_stop)?;
         let head = body.head().clone();
         if let Some(stop) = status_stop(head.status) {
             return Err(stop);

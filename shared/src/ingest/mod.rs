@@ -12,11 +12,15 @@
 //! - [`status`]: the content status and listing views.
 //! - [`import`], [`import_fetch`]: import from a URL, accepted by the API and streamed into the
 //!   source key by the import queue's consumer.
+//! - [`feeds`], [`feed_poll`]: feed subscriptions, and the scheduled poll that imports each new
+//!   media item once through the URL import.
 //! - [`url_guard`]: what every URL fetched on a creator's behalf must pass (no SSRF);
 //!   [`url_fetch`] fetches through it.
 
 pub mod backoff;
 pub mod dispatch;
+pub mod feed_poll;
+pub mod feeds;
 pub mod import;
 pub mod import_fetch;
 pub mod job_outcome;

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::JobRef;
-use crate::ids::{ContentId, TenantId};
+use crate::ids::{ContentId, FeedId, TenantId};
 use crate::ingest::post_policy::PresignedPost;
 use crate::ingest::queue_choice::QueueKind;
 
@@ -221,6 +221,9 @@ pub struct FetchedHead {
     pub content_length: Option<u64>,
     /// Where the body came from, after redirects.
     pub final_url: url::Url,
+    /// The validators a conditional request sends back.
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
 }
 
 /// A response body, read a chunk at a time so nothing holds a whole file.
@@ -234,5 +237,57 @@ pub trait FetchedBody: Send {
 /// Fetches untrusted URLs (the guarded client in [`crate::ingest::url_guard`]).
 #[async_trait]
 pub trait Fetcher: Send + Sync {
-    async fn get(&self, url: &url::Url) -> Result<Box<dyn FetchedBody>, FetchError>;
+    /// A GET with these request headers (`if-none-match`, `accept`, …).
+    async fn get(&self, url: &url::Url, headers: &[(&'static str, String)]) -> Result<Box<dyn FetchedBody>, FetchError>;
+}
+
+/// A tenant's feed subscription: polled on a schedule, each new media item imported once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Feed {
+    pub tenant: TenantId,
+    pub feed_id: FeedId,
+    /// As given (its query may hold a token); shown without the query.
+    pub url: String,
+    pub profile: String,
+    pub created_at: String,
+    /// The subscriber's subject, for the ledger.
+    pub created_by: String,
+    /// The last answer's validators, sent back as `If-None-Match` / `If-Modified-Since`.
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub last_polled_at: Option<String>,
+    /// Why the last poll read nothing (the feed refused, unreachable, not a feed).
+    pub last_error: Option<String>,
+    /// Items imported and items refused, over the feed's life.
+    pub imported: u32,
+    pub refused: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FeedStoreError {
+    #[error("the feed store is unavailable: {0}")]
+    Unavailable(String),
+    /// The feed is gone (unsubscribed meanwhile).
+    #[error("feed {0} does not exist")]
+    Absent(FeedId),
+}
+
+/// Subscriptions, and the items of each feed already seen.
+#[async_trait]
+pub trait FeedStore: Send + Sync {
+    async fn create(&self, feed: &Feed) -> Result<(), FeedStoreError>;
+    /// A tenant's feeds, oldest first.
+    async fn list(&self, tenant: &TenantId) -> Result<Vec<Feed>, FeedStoreError>;
+    /// Removes a subscription; false when there was none. Items already imported stay.
+    async fn remove(&self, tenant: &TenantId, feed: &FeedId) -> Result<bool, FeedStoreError>;
+    /// Every tenant's feeds, for the poller.
+    async fn all(&self) -> Result<Vec<Feed>, FeedStoreError>;
+    /// Saves what a poll learnt (validators, times, counts, error), only while the feed exists.
+    async fn record_poll(&self, feed: &Feed) -> Result<(), FeedStoreError>;
+    /// Claims an item by its GUID's digest: true the first time, false ever after.
+    async fn claim_item(&self, feed: &Feed, item: &str, guid: &str) -> Result<bool, FeedStoreError>;
+    /// What became of a claimed item: `imported as …` or `refused: …`.
+    async fn settle_item(&self, feed: &Feed, item: &str, outcome: &str) -> Result<(), FeedStoreError>;
+    /// Gives a claim back (its import could not even start), so the next poll tries again.
+    async fn release_item(&self, feed: &Feed, item: &str) -> Result<(), FeedStoreError>;
 }

@@ -60,23 +60,26 @@ impl FetchedBody for ResponseBody {
 
 #[async_trait::async_trait]
 impl Fetcher for GuardedFetcher {
-    async fn get(&self, url: &Url) -> Result<Box<dyn FetchedBody>, FetchError> {
+    async fn get(&self, url: &Url, headers: &[(&'static str, String)]) -> Result<Box<dyn FetchedBody>, FetchError> {
         // Redirects and resolved names are checked by the client; an address written in the URL
         // is never resolved, so it is checked here.
         url_guard::check_url(url, self.policy).map_err(|refused| FetchError::Refused(refused.0))?;
-        let response = self
-            .client
-            .get(url.clone())
-            .header(reqwest::header::USER_AGENT, USER_AGENT)
-            .header(reqwest::header::ACCEPT, "video/*, audio/*, application/octet-stream;q=0.9, */*;q=0.1")
-            .send()
-            .await
-            .map_err(fetch_error)?;
+        let mut request = self.client.get(url.clone()).header(reqwest::header::USER_AGENT, USER_AGENT);
+        if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("accept")) {
+            request = request.header(reqwest::header::ACCEPT, "video/*, audio/*, application/octet-stream;q=0.9, */*;q=0.1");
+        }
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.map_err(fetch_error)?;
+        let header = |name: reqwest::header::HeaderName| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let head = FetchedHead {
             status: response.status().as_u16(),
-            content_type: response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string),
+            content_type: header(reqwest::header::CONTENT_TYPE),
             content_length: response.content_length(),
             final_url: response.url().clone(),
+            etag: header(reqwest::header::ETAG),
+            last_modified: header(reqwest::header::LAST_MODIFIED),
         };
         Ok(Box::new(ResponseBody { head, response }))
     }

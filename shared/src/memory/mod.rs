@@ -4,6 +4,7 @@
 pub mod api_tokens;
 pub mod caption_files;
 pub mod catalog;
+pub mod feeds;
 pub mod ingest;
 pub mod key_vault;
 pub mod ledger;
@@ -13,6 +14,7 @@ pub mod sessions;
 pub use api_tokens::MemoryApiTokens;
 pub use caption_files::MemoryCaptionFiles;
 pub use catalog::MemoryCatalog;
+pub use feeds::MemoryFeeds;
 pub use ingest::{MemoryJobs, MemoryQueues, MemorySourceStore};
 pub use key_vault::MemoryKeyVault;
 pub use ledger::MemoryLedger;

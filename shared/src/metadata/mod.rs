@@ -5,6 +5,7 @@
 //!   value is a 400);
 //! - [`sidecar`]: a JSON file beside a media file (`film.mp4` + `film.json`), as watch folders
 //!   and AWS's VOD solution take them;
+//! - [`feed`]: a feed item's title, description and date, as feed import reads them;
 //! - [`container`]: the source's own tags (MP4/QuickTime, Matroska, ID3…), read by the transcoder.
 //!   The file is hostile: a value that fails the checks is dropped, never fatal.
 //!
@@ -12,6 +13,7 @@
 //! remembers which one that was; the status API shows both.
 
 pub mod container;
+pub mod feed;
 pub mod request;
 pub mod sidecar;
 pub mod validate;

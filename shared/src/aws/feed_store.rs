@@ -1,0 +1,279 @@
+//! Feed subscriptions and the items seen in them, in DynamoDB (the feeds table).
+//!
+//! Layout: `pk` = `TENANT#{tenant}`; `sk` = `FEED#{feed_id}` for a subscription, which alone
+//! carries `subscription` (the feed id), the key of the sparse index `subscriptions` the poller
+//! scans; `sk` = `ITEM#{feed_id}#{sha256 of the GUID}` for an item, written once with a condition
+//! so that an item is claimed once.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{FeedId, TenantId};
+use crate::ingest::ports::{Feed, FeedStore, FeedStoreError};
+
+/// The sparse index of subscriptions.
+pub const SUBSCRIPTIONS_INDEX: &str = "subscriptions";
+
+pub struct DynamoFeeds {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl DynamoFeeds {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        DynamoFeeds { client, table: table.into() }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    pk: String,
+    sk: String,
+    subscription: String,
+    tenant: TenantId,
+    feed_id: FeedId,
+    url: String,
+    profile: String,
+    created_at: String,
+    created_by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_modified: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_polled_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_error: Option<String>,
+    #[serde(default)]
+    imported: u32,
+    #[serde(default)]
+    refused: u32,
+}
+
+fn pk(tenant: &TenantId) -> String {
+    format!("TENANT#{tenant}")
+}
+
+fn feed_sk(feed: &FeedId) -> String {
+    format!("FEED#{feed}")
+}
+
+fn item_sk(feed: &Feed, item: &str) -> String {
+    format!("ITEM#{}#{item}", feed.feed_id)
+}
+
+fn unavailable<E: std::error::Error + 'static>(e: E) -> FeedStoreError {
+    FeedStoreError::Unavailable(DisplayErrorContext(e).to_string())
+}
+
+fn decode(item: HashMap<String, AttributeValue>) -> Result<Feed, FeedStoreError> {
+    let s: Stored = serde_dynamo::from_item(item).map_err(|e| FeedStoreError::Unavailable(format!("an unreadable feed: {e}")))?;
+    Ok(Feed {
+        tenant: s.tenant,
+        feed_id: s.feed_id,
+        url: s.url,
+        profile: s.profile,
+        created_at: s.created_at,
+        created_by: s.created_by,
+        etag: s.etag,
+        last_modified: s.last_modified,
+        last_polled_at: s.last_polled_at,
+        last_error: s.last_error,
+        imported: s.imported,
+        refused: s.refused,
+    })
+}
+
+fn key(tenant: &TenantId, sk: String) -> HashMap<String, AttributeValue> {
+    HashMap::from([("pk".to_string(), AttributeValue::S(pk(tenant))), ("sk".to_string(), AttributeValue::S(sk))])
+}
+
+#[async_trait::async_trait]
+impl FeedStore for DynamoFeeds {
+    async fn create(&self, feed: &Feed) -> Result<(), FeedStoreError> {
+        let stored = Stored {
+            pk: pk(&feed.tenant),
+            sk: feed_sk(&feed.feed_id),
+            subscription: feed.feed_id.to_string(),
+            tenant: feed.tenant.clone(),
+            feed_id: feed.feed_id.clone(),
+            url: feed.url.clone(),
+            profile: feed.profile.clone(),
+            created_at: feed.created_at.clone(),
+            created_by: feed.created_by.clone(),
+            etag: None,
+            last_modified: None,
+            last_polled_at: None,
+            last_error: None,
+            imported: 0,
+            refused: 0,
+        };
+        let item = serde_dynamo::to_item(&stored).map_err(|e| FeedStoreError::Unavailable(e.to_string()))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn list(&self, tenant: &TenantId) -> Result<Vec<Feed>, FeedStoreError> {
+        let mut feeds = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :feed)")
+                .expression_attribute_values(":pk", AttributeValue::S(pk(tenant)))
+                .expression_attribute_values(":feed", AttributeValue::S("FEED#".into()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in out.items.unwrap_or_default() {
+                feeds.push(decode(item)?);
+            }
+            match out.last_evaluated_key {
+                Some(next) if !next.is_empty() => start = Some(next),
+                _ => return Ok(feeds),
+            }
+        }
+    }
+
+    async fn remove(&self, tenant: &TenantId, feed: &FeedId) -> Result<bool, FeedStoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(tenant, feed_sk(feed))))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    async fn all(&self) -> Result<Vec<Feed>, FeedStoreError> {
+        let mut feeds = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .index_name(SUBSCRIPTIONS_INDEX)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in out.items.unwrap_or_default() {
+                feeds.push(decode(item)?);
+            }
+            match out.last_evaluated_key {
+                Some(next) if !next.is_empty() => start = Some(next),
+                _ => return Ok(feeds),
+            }
+        }
+    }
+
+    async fn record_poll(&self, feed: &Feed) -> Result<(), FeedStoreError> {
+        let mut set = vec!["imported = :imported", "refused = :refused"];
+        let mut remove = Vec::new();
+        let mut values = HashMap::from([
+            (":imported".to_string(), AttributeValue::N(feed.imported.to_string())),
+            (":refused".to_string(), AttributeValue::N(feed.refused.to_string())),
+        ]);
+        for (name, value) in [
+            ("etag", &feed.etag),
+            ("last_modified", &feed.last_modified),
+            ("last_polled_at", &feed.last_polled_at),
+            ("last_error", &feed.last_error),
+        ] {
+            match value {
+                Some(v) => {
+                    values.insert(format!(":{name}"), AttributeValue::S(v.clone()));
+                    set.push(match name {
+                        "etag" => "etag = :etag",
+                        "last_modified" => "last_modified = :last_modified",
+                        "last_polled_at" => "last_polled_at = :last_polled_at",
+                        _ => "last_error = :last_error",
+                    });
+                }
+                None => remove.push(name),
+            }
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&feed.tenant, feed_sk(&feed.feed_id))))
+            .update_expression(expression)
+            .condition_expression("attribute_exists(pk)")
+            .set_expression_attribute_values(Some(values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                Err(FeedStoreError::Absent(feed.feed_id.clone()))
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn claim_item(&self, feed: &Feed, item: &str, guid: &str) -> Result<bool, FeedStoreError> {
+        let mut record = key(&feed.tenant, item_sk(feed, item));
+        record.insert("guid".into(), AttributeValue::S(guid.chars().take(1024).collect()));
+        record.insert("outcome".into(), AttributeValue::S("claimed".into()));
+        record.insert("first_seen_at".into(), AttributeValue::S(crate::clock::now_rfc3339()));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(record))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn settle_item(&self, feed: &Feed, item: &str, outcome: &str) -> Result<(), FeedStoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&feed.tenant, item_sk(feed, item))))
+            .update_expression("SET outcome = :outcome")
+            .expression_attribute_values(":outcome", AttributeValue::S(outcome.chars().take(2048).collect()))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn release_item(&self, feed: &Feed, item: &str) -> Result<(), FeedStoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&feed.tenant, item_sk(feed, item))))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
