@@ -88,6 +88,13 @@ pub fn forbidden_address(ip: IpAddr, policy: FetchPolicy) -> Option<&'static str
 /// The checks a URL passes before anything is resolved or fetched, on the first request and on
 /// every redirect.
 pub fn check_url(url: &Url, policy: FetchPolicy) -> Result<(), Refused> {
+    // Refusals are shown and recorded: they name the URL without its query, which may hold a token.
+    let url = &{
+        let mut shown = url.clone();
+        shown.set_query(None);
+        shown.set_fragment(None);
+        shown
+    };
     match url.scheme() {
         "https" => {}
         "http" if policy.allow_http => {}
@@ -219,6 +226,8 @@ mod tests {
         assert!(check("ftp://media.example.com/a.mp4", LOCAL).is_err());
         assert!(check("file:///etc/passwd", LOCAL).is_err());
         assert!(check("https://user:secret@media.example.com/a.mp4", STRICT).unwrap_err().0.contains("credentials"));
+        let refused = check("http://10.0.0.1/a.mp4?X-Amz-Signature=s3cret", STRICT).unwrap_err().0;
+        assert!(refused.starts_with("http://10.0.0.1/a.mp4:") && !refused.contains("s3cret"), "{refused}");
         let metadata = check("https://169.254.169.254/latest/meta-data/", STRICT).unwrap_err().0;
         assert!(metadata.contains("link-local"), "{metadata}");
         // Other spellings of the same addresses, as the URL parser reads them.
