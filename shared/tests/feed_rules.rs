@@ -288,6 +288,8 @@ async fn hostile_feeds_are_refused_with_a_recorded_reason_and_import_nothing() {
     let outcome = poller.poll(world.feed(&mixed).await, "r").await;
     assert_eq!((outcome.imported, outcome.refused), (1, 3), "{outcome:?}");
     assert_eq!(world.imported(), [format!("{origin}/fine.mp4")]);
+    let last = world.feed(&mixed).await.last_refusal.unwrap();
+    assert!(last.contains("long.mp4") && last.contains("title: must be at most 200"), "the latest refusal is on the feed: {last}");
     let items = world.feeds.items(&mixed);
     assert_eq!(items.iter().filter(|o| o.starts_with("refused: ")).count(), 3, "{items:?}");
     assert!(items.iter().any(|o| o.contains("169.254.169.254")), "{items:?}");

@@ -47,6 +47,8 @@ struct Stored {
     last_polled_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_refusal: Option<String>,
     #[serde(default)]
     imported: u32,
     #[serde(default)]
@@ -82,6 +84,7 @@ fn decode(item: HashMap<String, AttributeValue>) -> Result<Feed, FeedStoreError>
         last_modified: s.last_modified,
         last_polled_at: s.last_polled_at,
         last_error: s.last_error,
+        last_refusal: s.last_refusal,
         imported: s.imported,
         refused: s.refused,
     })
@@ -108,6 +111,7 @@ impl FeedStore for DynamoFeeds {
             last_modified: None,
             last_polled_at: None,
             last_error: None,
+            last_refusal: None,
             imported: 0,
             refused: 0,
         };
@@ -196,6 +200,7 @@ impl FeedStore for DynamoFeeds {
             ("last_modified", &feed.last_modified),
             ("last_polled_at", &feed.last_polled_at),
             ("last_error", &feed.last_error),
+            ("last_refusal", &feed.last_refusal),
         ] {
             match value {
                 Some(v) => {
@@ -204,6 +209,7 @@ impl FeedStore for DynamoFeeds {
                         "etag" => "etag = :etag",
                         "last_modified" => "last_modified = :last_modified",
                         "last_polled_at" => "last_polled_at = :last_polled_at",
+                        "last_refusal" => "last_refusal = :last_refusal",
                         _ => "last_error = :last_error",
                     });
                 }

@@ -287,6 +287,8 @@ impl FeedPoller {
             tracing::warn!(error = %e, "could not record the item's outcome");
         }
         if let Err(why) = outcome {
+            let title = entry.item.title.as_deref().unwrap_or("").chars().take(80).collect::<String>();
+            feed.last_refusal = Some(format!("item {title:?} ({}): {why}", shown(&entry.media)));
             let reason = format!("item {:?} ({}) refused: {why}", entry.guid.chars().take(200).collect::<String>(), shown(&entry.media));
             self.audit_decision(feed, "feed.item", Decision::Deny, reason, run_id).await;
         }

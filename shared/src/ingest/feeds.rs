@@ -42,6 +42,8 @@ pub struct FeedView {
     pub last_polled_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_refusal: Option<String>,
     pub imported: u32,
     pub refused: u32,
 }
@@ -54,6 +56,7 @@ pub fn view(feed: &Feed) -> FeedView {
         created_at: feed.created_at.clone(),
         last_polled_at: feed.last_polled_at.clone(),
         last_error: feed.last_error.clone(),
+        last_refusal: feed.last_refusal.clone(),
         imported: feed.imported,
         refused: feed.refused,
     }
@@ -121,6 +124,7 @@ impl FeedService {
             last_modified: None,
             last_polled_at: None,
             last_error: None,
+            last_refusal: None,
             imported: 0,
             refused: 0,
         };

@@ -258,6 +258,8 @@ pub struct Feed {
     pub last_polled_at: Option<String>,
     /// Why the last poll read nothing (the feed refused, unreachable, not a feed).
     pub last_error: Option<String>,
+    /// The latest item refused, and why.
+    pub last_refusal: Option<String>,
     /// Items imported and items refused, over the feed's life.
     pub imported: u32,
     pub refused: u32,
