@@ -98,6 +98,7 @@ where
 /// function, the Lambda request id, the X-Ray trace id and whether the instance was cold. In the
 /// trace it is a subsegment of the segment Lambda opened for the invocation.
 pub fn invocation_span(function: &'static str, context: &lambda_runtime::Context, cold_start: bool) -> tracing::Span {
+    vaultstream::traces::follow_sampling(context.xray_trace_id.as_deref());
     let span = tracing::info_span!(
         "invocation",
         function,

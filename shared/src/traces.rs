@@ -8,10 +8,14 @@
 //! `rpc.system = aws-api`), which X-Ray shows as AWS subsegments. Log events stay in the logs.
 //!
 //! A trace is only continued, never started here: the sampler follows the caller's decision in
-//! the trace header (`Sampled=1`), so unsampled requests cost no export. Spans are exported as
-//! they close (no batch thread to lose spans when Lambda freezes the process).
+//! the trace header (`Sampled=1`), so unsampled requests cost no export. A Lambda instance
+//! handles one invocation at a time, and [`follow_sampling`] tells the layer what the current one
+//! is: in an unsampled invocation (most of them, under X-Ray's default rule) no span reaches
+//! OpenTelemetry at all, so none is built only to be dropped. Spans are exported as they close (no
+//! batch thread to lose spans when Lambda freezes the process).
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry::Context;
@@ -21,14 +25,31 @@ use opentelemetry_aws::xray_exporter::daemon_client::XrayDaemonClient;
 use opentelemetry_aws::xray_exporter::{SegmentTranslator, XrayExporter};
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
-use tracing::{Level, Subscriber};
+use tracing::subscriber::Interest;
+use tracing::{Level, Metadata, Subscriber};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::filter::DynFilterFn;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
 /// Span fields X-Ray indexes as annotations, to filter traces by (`annotation.tenant = "acme"`).
 const INDEXED: [&str; 5] = ["function", "tenant", "content_id", "request_id", "aws_request_id"];
+
+/// Whether the work under way is in a sampled trace. True until a Lambda runtime says otherwise
+/// (the transcoder and tests trace everything the sampler lets through).
+static SAMPLED: AtomicBool = AtomicBool::new(true);
+
+/// Sets, for the invocation about to start, whether its spans are traced: only when its trace
+/// header (`_X_AMZN_TRACE_ID`) says `Sampled=1`. Call it before the invocation's span is created.
+pub fn follow_sampling(header: Option<&str>) {
+    let sampled = header.is_some_and(|h| h.split(';').any(|part| part.trim() == "Sampled=1"));
+    SAMPLED.store(sampled, Ordering::Relaxed);
+}
+
+/// Our spans at INFO and above, and the AWS SDK's operation spans.
+fn traced(meta: &Metadata<'_>) -> bool {
+    meta.is_span() && (*meta.level() <= Level::INFO || meta.fields().field("rpc.system").is_some())
+}
 
 /// The daemon's default address (the X-Ray SDKs' too).
 const DEFAULT_DAEMON: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 2000));
@@ -76,8 +97,15 @@ where
         .with_resource(Resource::builder().with_service_name(service).build())
         .build();
     let tracer = provider.tracer(service);
-    let traced = filter_fn(|meta| meta.is_span() && (*meta.level() <= Level::INFO || meta.fields().field("rpc.system").is_some()));
-    let layer = tracing_opentelemetry::layer().with_tracer(tracer).with_filter(traced);
+    // Whether a callsite is traced is fixed; whether this span is depends on the invocation.
+    let filter = DynFilterFn::new(|meta, _| traced(meta) && SAMPLED.load(Ordering::Relaxed)).with_callsite_filter(|meta| {
+        if traced(meta) {
+            Interest::sometimes()
+        } else {
+            Interest::never()
+        }
+    });
+    let layer = tracing_opentelemetry::layer().with_tracer(tracer).with_filter(filter);
     Ok((layer, Traces(provider)))
 }
 
@@ -112,8 +140,17 @@ mod tests {
         format!("1-{:08x}-0123456789abcdef01234567", crate::clock::now_seconds())
     }
 
-    /// Runs `work` under a subscriber exporting to a local socket; returns the documents sent.
-    fn exported(work: impl FnOnce()) -> Vec<Value> {
+    /// The tests share the process-wide sampling flag: one at a time.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    /// Runs `work` under a subscriber exporting to a local socket, with the invocation's sampling
+    /// flag as `header` says (sampled when none); returns the documents sent.
+    fn exported_as(header: Option<&str>, work: impl FnOnce()) -> Vec<Value> {
+        let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        match header {
+            Some(header) => follow_sampling(Some(header)),
+            None => SAMPLED.store(true, Ordering::Relaxed),
+        }
         let daemon = UdpSocket::bind("127.0.0.1:0").unwrap();
         daemon.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
         let (layer, traces) = layer_to("test", daemon.local_addr().unwrap()).unwrap();
@@ -128,6 +165,26 @@ mod tests {
             documents.push(serde_json::from_str(body).unwrap());
         }
         documents
+    }
+
+    fn exported(work: impl FnOnce()) -> Vec<Value> {
+        exported_as(None, work)
+    }
+
+    #[test]
+    fn spans_of_an_invocation_the_runtime_calls_unsampled_never_reach_opentelemetry() {
+        let sampled = format!("Root={};Parent=53995c3f42cd8ad8;Sampled=1", root());
+        let traced = |runtime_header: &str| {
+            exported_as(Some(runtime_header), || {
+                let span = tracing::info_span!("invocation");
+                continue_trace(&span, &sampled);
+                span.in_scope(|| tracing::info_span!("handler").in_scope(|| {}));
+            })
+        };
+        assert_eq!(traced(&sampled).len(), 2, "the invocation and its handler");
+        // The same work, the runtime having said the invocation is unsampled: the layer never sees it.
+        assert!(traced(&sampled.replace("Sampled=1", "Sampled=0")).is_empty());
+        assert!(traced("Root=1-00000000-000000000000000000000000").is_empty());
     }
 
     #[test]
