@@ -50,6 +50,8 @@ struct Stored {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     last_refusal: Option<String>,
     #[serde(default)]
+    seen: Vec<String>,
+    #[serde(default)]
     imported: u32,
     #[serde(default)]
     refused: u32,
@@ -85,6 +87,7 @@ fn decode(item: HashMap<String, AttributeValue>) -> Result<Feed, FeedStoreError>
         last_polled_at: s.last_polled_at,
         last_error: s.last_error,
         last_refusal: s.last_refusal,
+        seen: s.seen,
         imported: s.imported,
         refused: s.refused,
     })
@@ -112,6 +115,7 @@ impl FeedStore for DynamoFeeds {
             last_polled_at: None,
             last_error: None,
             last_refusal: None,
+            seen: Vec::new(),
             imported: 0,
             refused: 0,
         };
@@ -189,11 +193,12 @@ impl FeedStore for DynamoFeeds {
     }
 
     async fn record_poll(&self, feed: &Feed) -> Result<(), FeedStoreError> {
-        let mut set = vec!["imported = :imported", "refused = :refused"];
+        let mut set = vec!["imported = :imported", "refused = :refused", "seen = :seen"];
         let mut remove = Vec::new();
         let mut values = HashMap::from([
             (":imported".to_string(), AttributeValue::N(feed.imported.to_string())),
             (":refused".to_string(), AttributeValue::N(feed.refused.to_string())),
+            (":seen".to_string(), AttributeValue::L(feed.seen.iter().map(|d| AttributeValue::S(d.clone())).collect())),
         ]);
         for (name, value) in [
             ("etag", &feed.etag),

@@ -37,6 +37,8 @@ pub const MAX_FEED_BYTES: usize = 5 * 1024 * 1024;
 pub const FEED_TIME_LIMIT: Duration = Duration::from_secs(30);
 /// New items imported per feed and poll; the rest wait for the next poll.
 pub const MAX_ITEMS_PER_POLL: usize = 50;
+/// Settled items a feed remembers between polls (a feed lists its latest few dozen).
+pub const MAX_SEEN: usize = 500;
 
 /// A new item worth importing: its GUID, its media enclosure, and what it says of itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,8 +172,19 @@ impl FeedPoller {
                     Ok(items) => {
                         let mut complete = true;
                         let mut taken = 0;
+                        let known: std::collections::HashSet<String> = std::mem::take(&mut feed.seen).into_iter().collect();
+                        let mut settled = Vec::new();
                         for entry in items {
-                            match self.import(&mut feed, &entry, run_id).await {
+                            let item = sha256_hex(entry.guid.as_bytes());
+                            if known.contains(&item) {
+                                settled.push(item);
+                                continue;
+                            }
+                            let imported = self.import(&mut feed, &item, &entry, run_id).await;
+                            if !matches!(imported, Imported::Later) {
+                                settled.push(item);
+                            }
+                            match imported {
                                 Imported::New => outcome.imported += 1,
                                 Imported::Refused => outcome.refused += 1,
                                 Imported::Seen => continue,
@@ -192,6 +205,9 @@ impl FeedPoller {
                             feed.etag = etag;
                             feed.last_modified = last_modified;
                         }
+                        // The newest last, as the feed lists them oldest first here.
+                        let keep = settled.len().saturating_sub(MAX_SEEN);
+                        feed.seen = settled.split_off(keep);
                     }
                 }
             }
@@ -252,9 +268,8 @@ impl FeedPoller {
         Ok(Fetched::Body { bytes, etag: head.etag, last_modified: head.last_modified })
     }
 
-    async fn import(&self, feed: &mut Feed, entry: &FeedEntry, run_id: &str) -> Imported {
-        let item = sha256_hex(entry.guid.as_bytes());
-        match self.feeds.claim_item(feed, &item, &entry.guid).await {
+    async fn import(&self, feed: &mut Feed, item: &str, entry: &FeedEntry, run_id: &str) -> Imported {
+        match self.feeds.claim_item(feed, item, &entry.guid).await {
             Ok(true) => {}
             Ok(false) => return Imported::Seen,
             Err(e) => {
@@ -266,12 +281,12 @@ impl FeedPoller {
             Err(why) => Err(why),
             Ok((metadata, _ignored)) => {
                 let meta = RequestMeta { request_id: run_id.to_string(), source_ip: None, now: crate::clock::now_seconds() };
-                match self.imports.start_for_feed(feed, &item, &entry.media, metadata, &meta).await {
+                match self.imports.start_for_feed(feed, item, &entry.media, metadata, &meta).await {
                     Ok(grant) => Ok(grant.record.content_id.to_string()),
                     Err(AccessError::BadRequest(why)) => Err(why),
                     Err(e) => {
                         tracing::warn!(error = %e, "the import could not start; the item waits for the next poll");
-                        if let Err(e) = self.feeds.release_item(feed, &item).await {
+                        if let Err(e) = self.feeds.release_item(feed, item).await {
                             tracing::error!(error = %e, "could not give the claim back; the item is skipped");
                         }
                         return Imported::Later;
@@ -283,7 +298,7 @@ impl FeedPoller {
             Ok(content_id) => (format!("imported as {content_id}"), Imported::New),
             Err(why) => (format!("refused: {why}"), Imported::Refused),
         };
-        if let Err(e) = self.feeds.settle_item(feed, &item, &settled).await {
+        if let Err(e) = self.feeds.settle_item(feed, item, &settled).await {
             tracing::warn!(error = %e, "could not record the item's outcome");
         }
         if let Err(why) = outcome {

@@ -125,6 +125,7 @@ impl FeedService {
             last_polled_at: None,
             last_error: None,
             last_refusal: None,
+            seen: Vec::new(),
             imported: 0,
             refused: 0,
         };

@@ -260,6 +260,10 @@ pub struct Feed {
     pub last_error: Option<String>,
     /// The latest item refused, and why.
     pub last_refusal: Option<String>,
+    /// Digests of the items the last read of the feed held that were already settled (imported
+    /// or refused): a cache that spares their claims when a feed sends no validators. The claim
+    /// stays what decides.
+    pub seen: Vec<String>,
     /// Items imported and items refused, over the feed's life.
     pub imported: u32,
     pub refused: u32,

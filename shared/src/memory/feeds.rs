@@ -11,6 +11,7 @@ pub struct MemoryFeeds {
     feeds: Mutex<BTreeMap<(TenantId, FeedId), Feed>>,
     /// (tenant, feed, item digest) → outcome.
     items: Mutex<BTreeMap<(TenantId, FeedId, String), String>>,
+    claims: std::sync::atomic::AtomicUsize,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -20,6 +21,11 @@ fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl MemoryFeeds {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Claims asked for so far, won or not.
+    pub fn claims(&self) -> usize {
+        self.claims.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The outcome of every item of `feed` seen so far.
@@ -58,6 +64,7 @@ impl FeedStore for MemoryFeeds {
     }
 
     async fn claim_item(&self, feed: &Feed, item: &str, _guid: &str) -> Result<bool, FeedStoreError> {
+        self.claims.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut items = locked(&self.items);
         let key = (feed.tenant.clone(), feed.feed_id.clone(), item.to_string());
         if items.contains_key(&key) {
