@@ -50,6 +50,11 @@ struct Api {
 }
 
 impl Api {
+    /// A GET of the API as the bench's creator.
+    async fn get(&self, path: &str) -> Value {
+        self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await.unwrap().json().await.unwrap()
+    }
+
     async fn declare(&self, title: &str, size: usize, method: Option<&str>) -> Value {
         let mut body = json!({"title": title, "filename": "clip.mp4", "content_type": "video/mp4", "size_bytes": size});
         if let Some(method) = method {
@@ -65,16 +70,7 @@ impl Api {
     async fn until_queued(&self, content_id: &str, since: Instant) -> f64 {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let view: Value = self
-                .http
-                .get(format!("{}/v1/content/{content_id}", self.base))
-                .bearer_auth(&self.token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let view = self.get(&format!("/v1/content/{content_id}")).await;
             if view["status"] != "AWAITING_UPLOAD" {
                 assert_ne!(view["status"], "FAILED_INVALID", "{view}");
                 return since.elapsed().as_secs_f64();
@@ -162,16 +158,7 @@ impl Api {
         let published = Instant::now();
         let deadline = published + Duration::from_secs(60);
         loop {
-            let list: Value = self
-                .http
-                .get(format!("{}/v1/content?limit=5", self.base))
-                .bearer_auth(&self.token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let list = self.get("/v1/content?limit=5").await;
             let found = list["items"].as_array().into_iter().flatten().find(|i| i["title"] == title.as_str()).cloned();
             if let Some(item) = found.filter(|i| i["status"] != "AWAITING_UPLOAD") {
                 assert_ne!(item["status"], "FAILED_INVALID", "{item}");
@@ -187,16 +174,7 @@ impl Api {
     async fn idle(&self) {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            let list: Value = self
-                .http
-                .get(format!("{}/v1/content?limit=100", self.base))
-                .bearer_auth(&self.token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let list = self.get("/v1/content?limit=100").await;
             let busy =
                 list["items"].as_array().into_iter().flatten().any(|i| matches!(i["status"].as_str(), Some("QUEUED" | "PROCESSING")));
             if !busy {

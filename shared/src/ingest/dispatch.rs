@@ -118,6 +118,21 @@ fn retry_claim(attempt: u32, message_id: &str) -> Claim {
     }
 }
 
+/// Handles each message of a batch in turn; returns the ids of those to deliver again (Lambda's
+/// `batchItemFailures`).
+pub async fn retried<'a, Fut>(messages: &'a [QueueMessage], handle: impl Fn(&'a QueueMessage) -> Fut) -> Vec<String>
+where
+    Fut: std::future::Future<Output = Handled>,
+{
+    let mut failed = Vec::new();
+    for message in messages {
+        if handle(message).await == Handled::TryAgain {
+            failed.push(message.message_id.clone());
+        }
+    }
+    failed
+}
+
 enum Step<T> {
     Go(T),
     Stop(Handled),
@@ -126,13 +141,7 @@ enum Step<T> {
 impl DispatchService {
     /// Handles a batch; returns the ids of messages to deliver again (`batchItemFailures`).
     pub async fn handle_batch(&self, messages: &[QueueMessage]) -> Vec<String> {
-        let mut failed = Vec::new();
-        for message in messages {
-            if self.handle(message).await == Handled::TryAgain {
-                failed.push(message.message_id.clone());
-            }
-        }
-        failed
+        retried(messages, |message| self.handle(message)).await
     }
 
     pub async fn handle(&self, message: &QueueMessage) -> Handled {

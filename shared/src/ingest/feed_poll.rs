@@ -25,10 +25,11 @@ use url::Url;
 
 use crate::access::{AccessError, RequestMeta};
 use crate::audit::{AuditEvent, AuditSink, Decision};
-use crate::ingest::import::{shown, ImportService};
+use crate::ingest::import::ImportService;
 use crate::ingest::media_types;
 use crate::ingest::ports::{Feed, FeedStore, FeedStoreError, FetchError, Fetcher};
 use crate::ingest::upload::sha256_hex;
+use crate::ingest::url_guard::shown;
 use crate::metadata::feed::FeedItem;
 
 /// The largest feed read (a feed of a few hundred items is well under 1 MiB).
@@ -163,52 +164,20 @@ impl FeedPoller {
         let mut outcome = PollOutcome::default();
         let previous_error = feed.last_error.take();
         feed.last_polled_at = Some(crate::clock::now_rfc3339());
-        match self.read(&feed).await {
+        let read = match Url::parse(&feed.url) {
+            Ok(url) => self.read(&feed, &url).await.and_then(|fetched| match fetched {
+                Fetched::NotModified => Ok(None),
+                Fetched::Body { bytes, etag, last_modified } => Ok(Some((entries(&bytes, &url)?, etag, last_modified))),
+            }),
+            Err(e) => Err(format!("the feed URL is not a URL ({e})")),
+        };
+        match read {
             Err(why) => outcome.error = Some(why),
-            Ok(Fetched::NotModified) => outcome.unchanged = true,
-            Ok(Fetched::Body { bytes, etag, last_modified }) => {
-                match Url::parse(&feed.url).map_err(|e| e.to_string()).and_then(|u| entries(&bytes, &u)) {
-                    Err(why) => outcome.error = Some(why),
-                    Ok(items) => {
-                        let mut complete = true;
-                        let mut taken = 0;
-                        let known: std::collections::HashSet<String> = std::mem::take(&mut feed.seen).into_iter().collect();
-                        let mut settled = Vec::new();
-                        for entry in items {
-                            let item = sha256_hex(entry.guid.as_bytes());
-                            if known.contains(&item) {
-                                settled.push(item);
-                                continue;
-                            }
-                            let imported = self.import(&mut feed, &item, &entry, run_id).await;
-                            if !matches!(imported, Imported::Later) {
-                                settled.push(item);
-                            }
-                            match imported {
-                                Imported::New => outcome.imported += 1,
-                                Imported::Refused => outcome.refused += 1,
-                                Imported::Seen => continue,
-                                // The store or the import could not be reached: this item and the
-                                // rest wait for the next poll, which must not be answered 304.
-                                Imported::Later => {
-                                    complete = false;
-                                    break;
-                                }
-                            }
-                            taken += 1;
-                            if taken >= MAX_ITEMS_PER_POLL {
-                                complete = false;
-                                break;
-                            }
-                        }
-                        if complete {
-                            feed.etag = etag;
-                            feed.last_modified = last_modified;
-                        }
-                        // The newest last, as the feed lists them oldest first here.
-                        let keep = settled.len().saturating_sub(MAX_SEEN);
-                        feed.seen = settled.split_off(keep);
-                    }
+            Ok(None) => outcome.unchanged = true,
+            Ok(Some((items, etag, last_modified))) => {
+                if self.import_items(&mut feed, items, run_id, &mut outcome).await {
+                    feed.etag = etag;
+                    feed.last_modified = last_modified;
                 }
             }
         }
@@ -227,9 +196,48 @@ impl FeedPoller {
         outcome
     }
 
+    /// Imports the items not seen before, up to [`MAX_ITEMS_PER_POLL`]; false when some are left
+    /// for the next poll (which must then not be answered 304). Remembers what is settled.
+    async fn import_items(&self, feed: &mut Feed, items: Vec<FeedEntry>, run_id: &str, outcome: &mut PollOutcome) -> bool {
+        let known: std::collections::HashSet<String> = std::mem::take(&mut feed.seen).into_iter().collect();
+        let mut settled = Vec::new();
+        let mut complete = true;
+        let mut taken = 0;
+        for entry in items {
+            let item = sha256_hex(entry.guid.as_bytes());
+            if known.contains(&item) {
+                settled.push(item);
+                continue;
+            }
+            let imported = self.import(feed, &item, &entry, run_id).await;
+            match imported {
+                Imported::New => outcome.imported += 1,
+                Imported::Refused => outcome.refused += 1,
+                Imported::Seen => {
+                    settled.push(item);
+                    continue;
+                }
+                // The store or the import could not be reached: this item and the rest wait.
+                Imported::Later => {
+                    complete = false;
+                    break;
+                }
+            }
+            settled.push(item);
+            taken += 1;
+            if taken >= MAX_ITEMS_PER_POLL {
+                complete = false;
+                break;
+            }
+        }
+        // The newest last, as the feed lists them oldest first here.
+        let keep = settled.len().saturating_sub(MAX_SEEN);
+        feed.seen = settled.split_off(keep);
+        complete
+    }
+
     /// The feed's body, or that it has not changed, or why not.
-    async fn read(&self, feed: &Feed) -> Result<Fetched, String> {
-        let url = Url::parse(&feed.url).map_err(|e| format!("the feed URL is not a URL ({e})"))?;
+    async fn read(&self, feed: &Feed, url: &Url) -> Result<Fetched, String> {
         let mut headers = vec![("accept", "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.5".to_string())];
         if let Some(etag) = &feed.etag {
             headers.push(("if-none-match", etag.clone()));
@@ -243,7 +251,7 @@ impl FeedPoller {
             FetchError::Refused(why) => why,
             FetchError::Failed(why) => format!("fetching the feed failed: {why}"),
         };
-        let mut body = timeout_at(deadline, self.fetcher.get(&url, &headers)).await.map_err(|_| too_slow())?.map_err(failed)?;
+        let mut body = timeout_at(deadline, self.fetcher.get(url, &headers)).await.map_err(|_| too_slow())?.map_err(failed)?;
         let head = body.head().clone();
         match head.status {
             200 => {}

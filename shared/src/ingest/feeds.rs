@@ -11,9 +11,9 @@ use url::Url;
 use crate::access::{record, AccessError, Decided, RequestMeta};
 use crate::audit::AuditSink;
 use crate::ids::FeedId;
-use crate::ingest::import::{shown, MAX_URL_BYTES};
+use crate::ingest::import::MAX_URL_BYTES;
 use crate::ingest::ports::{Feed, FeedStore, FeedStoreError};
-use crate::ingest::url_guard::{self, FetchPolicy};
+use crate::ingest::url_guard::{self, shown, FetchPolicy};
 use crate::ladder;
 use crate::principal::{Principal, Scope};
 

@@ -17,8 +17,8 @@ use crate::audit::AuditSink;
 use crate::catalog::{CatalogError, ContentCatalog, ContentRecord, ContentStatus, Created, IdempotencyClaim, UploadPlan};
 use crate::ids::TenantId;
 use crate::ingest::ports::{Feed, ImportKind, ImportMessage, ImportQueue};
-use crate::ingest::upload::{new_content_id, sha256_hex, MAX_TITLE_CHARS};
-use crate::ingest::url_guard::{self, FetchPolicy};
+use crate::ingest::upload::{idempotency_claim, new_content_id, sha256_hex, MAX_TITLE_CHARS};
+use crate::ingest::url_guard::{self, shown, FetchPolicy};
 use crate::ladder;
 use crate::metadata::{Metadata, Source};
 use crate::principal::{Principal, Scope};
@@ -40,15 +40,6 @@ pub struct ImportRequest {
 
 fn bad(message: impl Into<String>) -> AccessError {
     AccessError::BadRequest(message.into())
-}
-
-/// What a URL shows of itself in records, logs and answers: scheme, host, port and path. The
-/// query and fragment may carry a token (presigned links do) and are kept only on the queue.
-pub fn shown(url: &Url) -> String {
-    let mut shown = url.clone();
-    shown.set_query(None);
-    shown.set_fragment(None);
-    shown.to_string()
 }
 
 /// A checked import: the parsed URL and the request's metadata.
@@ -135,16 +126,7 @@ impl ImportService {
         if !principal.may(Scope::ContentWrite) {
             return Err(AccessError::Forbidden("importing content needs the content:write scope".into()));
         }
-        let claim = match idempotency_key {
-            None => None,
-            Some(key) if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) => {
-                return Err(bad("Idempotency-Key: must be 1 to 255 visible ASCII characters"));
-            }
-            Some(key) => {
-                let canonical = serde_json::to_vec(request).map_err(|e| AccessError::Internal(e.to_string()))?;
-                Some(IdempotencyClaim { key_hash: sha256_hex(key.as_bytes()), request_hash: sha256_hex(&canonical) })
-            }
-        };
+        let claim = idempotency_claim(idempotency_key, request)?;
         let ValidatedImport { url, metadata } = validate(request, self.policy)?;
         let profile = request.profile.clone().unwrap_or_else(|| "default".into());
         let described = crate::metadata::Described::from_request(metadata);

@@ -28,13 +28,13 @@ use crate::catalog::{CatalogError, ContentCatalog, ContentRecord, ContentStatus,
 use crate::ids::TenantId;
 use crate::ingest::backoff::{self, MAX_ATTEMPTS};
 use crate::ingest::dispatch::Handled;
-use crate::ingest::import::shown;
 use crate::ingest::media_types::{self, MediaType};
 use crate::ingest::ports::{
     CompletedPart, ContentFailed, FailureReports, FetchError, FetchedHead, Fetcher, ImportMessage, QueueMessage, Redelivery, SourceWriter,
 };
 use crate::ingest::source_key::SourceKey;
 use crate::ingest::upload::{UploadSettings, MAX_FILENAME_BYTES};
+use crate::ingest::url_guard::shown;
 use crate::metrics::tally::{self, Counted};
 
 const MIB: u64 = 1024 * 1024;
@@ -187,13 +187,7 @@ struct Parts {
 impl ImportWorker {
     /// Handles a batch; returns the ids of messages to deliver again (`batchItemFailures`).
     pub async fn handle_batch(&self, messages: &[QueueMessage]) -> Vec<String> {
-        let mut failed = Vec::new();
-        for message in messages {
-            if self.handle(message).await == Handled::TryAgain {
-                failed.push(message.message_id.clone());
-            }
-        }
-        failed
+        crate::ingest::dispatch::retried(messages, |message| self.handle(message)).await
     }
 
     pub async fn handle(&self, message: &QueueMessage) -> Handled {

@@ -200,6 +200,16 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(digest::digest(&digest::SHA256, bytes))
 }
 
+/// The claim an `Idempotency-Key` header makes for `request` (its canonical JSON), if it has one.
+pub(crate) fn idempotency_claim(key: Option<&str>, request: &impl Serialize) -> Result<Option<IdempotencyClaim>, AccessError> {
+    let Some(key) = key else { return Ok(None) };
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad("Idempotency-Key: must be 1 to 255 visible ASCII characters"));
+    }
+    let canonical = serde_json::to_vec(request).map_err(|e| AccessError::Internal(e.to_string()))?;
+    Ok(Some(IdempotencyClaim { key_hash: sha256_hex(key.as_bytes()), request_hash: sha256_hex(&canonical) }))
+}
+
 /// A new time-ordered content id (UUIDv7, 32 hex digits): sorting ids sorts by creation.
 pub fn new_content_id() -> Result<ContentId, crate::ids::InvalidId> {
     ContentId::parse(uuid::Uuid::now_v7().simple().to_string())
@@ -258,16 +268,7 @@ impl UploadService {
         if !principal.may(Scope::ContentWrite) {
             return Err(AccessError::Forbidden("uploading content needs the content:write scope".into()));
         }
-        let claim = match idempotency_key {
-            None => None,
-            Some(key) if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) => {
-                return Err(bad("Idempotency-Key: must be 1 to 255 visible ASCII characters"));
-            }
-            Some(key) => {
-                let canonical = serde_json::to_vec(request).map_err(|e| AccessError::Internal(e.to_string()))?;
-                Some(IdempotencyClaim { key_hash: sha256_hex(key.as_bytes()), request_hash: sha256_hex(&canonical) })
-            }
-        };
+        let claim = idempotency_claim(idempotency_key, request)?;
         let Validated { media, metadata } = validate(request, &self.settings)?;
         let content_id = new_content_id().map_err(|e| AccessError::Internal(e.to_string()))?;
         let key = SourceKey::new(principal.tenant.clone(), content_id.clone()).object_key();

@@ -85,32 +85,36 @@ pub fn forbidden_address(ip: IpAddr, policy: FetchPolicy) -> Option<&'static str
     }
 }
 
+/// What a URL shows of itself in records, logs, answers and refusals: scheme, host, port and
+/// path. The query and fragment may carry a token (presigned links do).
+pub fn shown(url: &Url) -> String {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string()
+}
+
 /// The checks a URL passes before anything is resolved or fetched, on the first request and on
 /// every redirect.
 pub fn check_url(url: &Url, policy: FetchPolicy) -> Result<(), Refused> {
     // Refusals are shown and recorded: they name the URL without its query, which may hold a token.
-    let url = &{
-        let mut shown = url.clone();
-        shown.set_query(None);
-        shown.set_fragment(None);
-        shown
-    };
+    let named = shown(url);
     match url.scheme() {
         "https" => {}
         "http" if policy.allow_http => {}
-        other => return Err(Refused(format!("{url}: only https URLs are fetched, not {other}"))),
+        other => return Err(Refused(format!("{named}: only https URLs are fetched, not {other}"))),
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(Refused("the URL carries credentials; give a URL that needs none (a presigned or tokenised link)".into()));
     }
     let ip = match url.host() {
-        None => return Err(Refused(format!("{url}: has no host"))),
+        None => return Err(Refused(format!("{named}: has no host"))),
         Some(Host::Domain(_)) => return Ok(()),
         Some(Host::Ipv4(v4)) => IpAddr::V4(v4),
         Some(Host::Ipv6(v6)) => IpAddr::V6(v6),
     };
     match forbidden_address(ip, policy) {
-        Some(why) => Err(Refused(format!("{url}: {ip} is {why}, which VaultStream never fetches from"))),
+        Some(why) => Err(Refused(format!("{named}: {ip} is {why}, which VaultStream never fetches from"))),
         None => Ok(()),
     }
 }
