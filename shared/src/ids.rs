@@ -98,6 +98,11 @@ id_type!(
     "feed id"
 );
 id_type!(
+    /// A cloud bucket a tenant's monitor watches (a time-ordered id, 32 hex digits).
+    MonitorId,
+    "monitor id"
+);
+id_type!(
     /// A caption track of a content item (`en`, `en-sdh`, `fr-forced`), chosen by its creator.
     TrackName,
     "caption track name"

@@ -161,6 +161,10 @@ impl World {
             catalog: self.catalog.clone(),
             sources: self.sources.clone(),
             fetcher: Arc::new(GuardedFetcher::new(policy, Duration::from_secs(2), Duration::from_secs(20)).unwrap()),
+            objects: vaultstream::ingest::monitor_poll::MonitoredObjects {
+                monitors: Arc::new(vaultstream::memory::MemoryMonitors::new()),
+                buckets: Arc::new(vaultstream::memory::MemoryBuckets::new()),
+            },
             failures: self.queues.clone(),
             redelivery: self.queues.clone(),
             audit: self.ledger.clone(),
@@ -359,6 +363,7 @@ async fn hostile_and_broken_urls_are_refused_with_a_reason_and_store_nothing() {
         content_id: record.content_id.clone(),
         url: format!("http://localhost:{}/film.mp4", origin.port),
         requested_by: "creator".into(),
+        object: None,
     };
     assert_eq!(world.worker(DEPLOYED, settings()).handle(&delivery(&by_name, 1)).await, Handled::Done);
     let failure = world.record(&record).await.failure.unwrap();

@@ -16,7 +16,7 @@ use crate::access::{record, AccessError, Decided, RequestMeta};
 use crate::audit::AuditSink;
 use crate::catalog::{CatalogError, ContentCatalog, ContentRecord, ContentStatus, Created, IdempotencyClaim, UploadPlan};
 use crate::ids::TenantId;
-use crate::ingest::ports::{Feed, ImportKind, ImportMessage, ImportQueue};
+use crate::ingest::ports::{BucketObject, Feed, ImportKind, ImportMessage, ImportQueue, Monitor};
 use crate::ingest::upload::{idempotency_claim, new_content_id, sha256_hex, MAX_TITLE_CHARS};
 use crate::ingest::url_guard::{self, shown, FetchPolicy};
 use crate::ladder;
@@ -81,6 +81,8 @@ struct Accepted<'a> {
     title: &'a str,
     profile: String,
     described: crate::metadata::Described,
+    /// A monitored bucket's object, read with the monitor's access instead of fetched.
+    object: Option<BucketObject>,
 }
 
 /// An accepted import.
@@ -130,8 +132,15 @@ impl ImportService {
         let ValidatedImport { url, metadata } = validate(request, self.policy)?;
         let profile = request.profile.clone().unwrap_or_else(|| "default".into());
         let described = crate::metadata::Described::from_request(metadata);
-        let import =
-            Accepted { tenant: &principal.tenant, requested_by: &principal.subject, url, title: request.title.trim(), profile, described };
+        let import = Accepted {
+            tenant: &principal.tenant,
+            requested_by: &principal.subject,
+            url,
+            title: request.title.trim(),
+            profile,
+            described,
+            object: None,
+        };
         self.create_and_queue(import, claim.as_ref()).await
     }
 
@@ -159,6 +168,7 @@ impl ImportService {
                 title: &title,
                 profile: feed.profile.clone(),
                 described,
+                object: None,
             };
             let claim = IdempotencyClaim {
                 key_hash: sha256_hex(format!("feed/{}/{item}", feed.feed_id).as_bytes()),
@@ -175,8 +185,47 @@ impl ImportService {
         record(self.audit.as_ref(), decided, meta, outcome).await
     }
 
+    /// An import for an object a bucket monitor found (`digest`: of its key and version): the
+    /// monitor's tenant and profile, the metadata its name and sidecar lend. Idempotent per object
+    /// version for a day, like a feed item. Audited as `content.import` by the monitor.
+    pub async fn start_for_object(
+        &self,
+        monitor: &Monitor,
+        digest: &str,
+        object: BucketObject,
+        described: crate::metadata::Described,
+        meta: &RequestMeta,
+    ) -> Result<ImportGrant, AccessError> {
+        let actor = format!("monitor/{}", monitor.monitor_id);
+        let outcome = async {
+            let url = monitor.object_url(&object.key).map_err(bad)?;
+            let title = described.values.title.clone().ok_or_else(|| bad("the object has no title"))?;
+            let claim = IdempotencyClaim {
+                key_hash: sha256_hex(format!("monitor/{}/{digest}", monitor.monitor_id).as_bytes()),
+                request_hash: sha256_hex(url.as_str().as_bytes()),
+            };
+            let import = Accepted {
+                tenant: &monitor.tenant,
+                requested_by: &actor,
+                url,
+                title: &title,
+                profile: monitor.profile.clone(),
+                described,
+                object: Some(object),
+            };
+            self.create_and_queue(import, Some(&claim)).await
+        }
+        .await;
+        let resource = match &outcome {
+            Ok(grant) => format!("content/{}", grant.record.content_id),
+            Err(_) => "content/new".to_string(),
+        };
+        let decided = Decided { tenant: monitor.tenant.clone(), actor: &actor, action: "content.import", resource };
+        record(self.audit.as_ref(), decided, meta, outcome).await
+    }
+
     async fn create_and_queue(&self, import: Accepted<'_>, claim: Option<&IdempotencyClaim>) -> Result<ImportGrant, AccessError> {
-        let Accepted { tenant, requested_by, url, title, profile, described } = import;
+        let Accepted { tenant, requested_by, url, title, profile, described, object } = import;
         let content_id = new_content_id().map_err(|e| AccessError::Internal(e.to_string()))?;
         let mut record = ContentRecord::new(tenant.clone(), content_id, ContentStatus::AwaitingUpload, title);
         record.created_at = crate::clock::now_rfc3339();
@@ -199,11 +248,12 @@ impl ImportService {
             Created::Existing(earlier) => return Ok(ImportGrant { url: shown(&url), record: *earlier, replayed: true }),
         };
         let message = ImportMessage {
-            kind: ImportKind::UrlImport,
+            kind: if object.is_some() { ImportKind::BucketMonitor } else { ImportKind::UrlImport },
             tenant: record.tenant.clone(),
             content_id: record.content_id.clone(),
             url: url.to_string(),
             requested_by: requested_by.to_string(),
+            object,
         };
         // Not queued, not accepted: the record stays AWAITING_UPLOAD with nothing behind it, and
         // the client's retry with its Idempotency-Key finds it and queues it.

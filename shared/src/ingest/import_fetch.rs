@@ -29,8 +29,10 @@ use crate::ids::TenantId;
 use crate::ingest::backoff::{self, MAX_ATTEMPTS};
 use crate::ingest::dispatch::Handled;
 use crate::ingest::media_types::{self, MediaType};
+use crate::ingest::monitor_poll::MonitoredObjects;
 use crate::ingest::ports::{
-    CompletedPart, ContentFailed, FailureReports, FetchError, FetchedHead, Fetcher, ImportMessage, QueueMessage, Redelivery, SourceWriter,
+    BucketObject, CompletedPart, ContentFailed, FailureReports, FetchError, FetchedHead, Fetcher, ImportKind, ImportMessage, QueueMessage,
+    Redelivery, SourceWriter,
 };
 use crate::ingest::source_key::SourceKey;
 use crate::ingest::upload::{UploadSettings, MAX_FILENAME_BYTES};
@@ -92,6 +94,8 @@ pub struct ImportWorker {
     pub catalog: Arc<dyn ContentCatalog>,
     pub sources: Arc<dyn SourceWriter>,
     pub fetcher: Arc<dyn Fetcher>,
+    /// Reads a bucket monitor's objects with the monitor's access.
+    pub objects: MonitoredObjects,
     pub failures: Arc<dyn FailureReports>,
     pub redelivery: Arc<dyn Redelivery>,
     pub audit: Arc<dyn AuditSink>,
@@ -173,8 +177,17 @@ fn status_stop(status: u16) -> Option<Stop> {
 fn fetch_stop(e: FetchError) -> Stop {
     match e {
         FetchError::Refused(why) => Stop::Refused(why),
-        FetchError::Failed(why) => Stop::Temporary(format!("fetching the URL failed: {why}")),
+        FetchError::Failed(why) => Stop::Temporary(format!("fetching the file failed: {why}")),
     }
+}
+
+/// Where an import's file comes from.
+#[derive(Clone, Copy)]
+enum Origin<'a> {
+    /// A URL, fetched by the guarded client.
+    Url(&'a Url),
+    /// A monitored bucket's object, read with the monitor's access.
+    Object(&'a BucketObject),
 }
 
 /// A multipart upload in progress, so it can be aborted whatever stops it.
@@ -232,9 +245,14 @@ impl ImportWorker {
             Ok(url) => url,
             Err(e) => return self.refuse(message, &record, format!("the queued URL is not a URL ({e})")).await,
         };
+        let source = match (import.kind, &import.object) {
+            (ImportKind::UrlImport, None) => Origin::Url(&url),
+            (ImportKind::BucketMonitor, Some(object)) => Origin::Object(object),
+            _ => return self.refuse(message, &record, "the queued import names neither a URL nor an object".into()).await,
+        };
         let origin = shown(&url);
         let mut parts = Parts::default();
-        let outcome = self.transfer(&record, &key, &url, &mut parts).await;
+        let outcome = self.transfer(&record, &key, &url, source, &mut parts).await;
         if outcome.is_err() {
             if let Some(upload_id) = &parts.upload_id {
                 if let Err(e) = self.sources.abort_multipart(&key, upload_id).await {
@@ -264,8 +282,15 @@ impl ImportWorker {
         }
     }
 
-    /// Streams the URL's body into the source key.
-    async fn transfer(&self, record: &ContentRecord, key: &str, url: &Url, parts: &mut Parts) -> Result<Imported, Stop> {
+    /// Streams the file into the source key (`url` names it: the link, or `s3://`/`gs://`).
+    async fn transfer(
+        &self,
+        record: &ContentRecord,
+        key: &str,
+        url: &Url,
+        source: Origin<'_>,
+        parts: &mut Parts,
+    ) -> Result<Imported, Stop> {
         let settings = &self.settings;
         let deadline = Instant::now() + settings.time_limit;
         let too_slow = || {
@@ -274,7 +299,13 @@ impl ImportWorker {
                 settings.time_limit.as_secs_f64()
             ))
         };
-        let mut body = timeout_at(deadline, self.fetcher.get(url, &[])).await.map_err(|_| too_slow())?.map_err(fetch_stop)?;
+        let opened = async {
+            match source {
+                Origin::Url(url) => self.fetcher.get(url, &[]).await,
+                Origin::Object(object) => self.objects.open(&record.tenant, object).await.map(|(_, body)| body),
+            }
+        };
+        let mut body = timeout_at(deadline, opened).await.map_err(|_| too_slow())?.map_err(fetch_stop)?;
         let head = body.head().clone();
         if let Some(stop) = status_stop(head.status) {
             return Err(stop);

@@ -14,6 +14,8 @@
 //!   source key by the import queue's consumer.
 //! - [`feeds`], [`feed_poll`]: feed subscriptions, and the scheduled poll that imports each new
 //!   media item once through the URL import.
+//! - [`monitors`], [`monitor_poll`]: cloud bucket monitors (a customer's S3 or GCS prefix), and
+//!   the scheduled poll that imports each new object version once through the import queue.
 //! - [`url_guard`]: what every URL fetched on a creator's behalf must pass (no SSRF);
 //!   [`url_fetch`] fetches through it.
 
@@ -26,6 +28,8 @@ pub mod import_fetch;
 pub mod job_outcome;
 pub mod media_types;
 pub mod messages;
+pub mod monitor_poll;
+pub mod monitors;
 pub mod ports;
 pub mod post_policy;
 pub mod queue_choice;

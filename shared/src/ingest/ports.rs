@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::JobRef;
-use crate::ids::{ContentId, FeedId, TenantId};
+use crate::ids::{ContentId, FeedId, MonitorId, TenantId};
 use crate::ingest::post_policy::PresignedPost;
 use crate::ingest::queue_choice::QueueKind;
 
@@ -189,12 +189,25 @@ pub struct ImportMessage {
     pub url: String,
     /// Who asked: the principal's subject, for the ledger.
     pub requested_by: String,
+    /// For a bucket monitor's import, the object to copy (`url` then only names it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<BucketObject>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ImportKind {
     UrlImport,
+    BucketMonitor,
+}
+
+/// One version of one object in a monitored bucket: the S3 ETag or the GCS generation it had
+/// when the poll saw it, so the copy is of exactly what was claimed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BucketObject {
+    pub monitor_id: MonitorId,
+    pub key: String,
+    pub version: String,
 }
 
 #[async_trait]
@@ -296,4 +309,124 @@ pub trait FeedStore: Send + Sync {
     async fn settle_item(&self, feed: &Feed, item: &str, outcome: &str) -> Result<(), FeedStoreError>;
     /// Gives a claim back (its import could not even start), so the next poll tries again.
     async fn release_item(&self, feed: &Feed, item: &str) -> Result<(), FeedStoreError>;
+}
+
+/// Where a monitored bucket lives, and how VaultStream may read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BucketAccess {
+    /// A customer's S3 bucket, read through their role, assumed with the external id VaultStream
+    /// chose for this monitor (so no other customer can name that role and get in).
+    S3 { region: String, role_arn: String, external_id: String },
+    /// A Google Cloud Storage bucket, read with a service account whose key is kept in Secrets
+    /// Manager (`secret_id`); `client_email` is what the API shows of it.
+    Gcs { secret_id: String, client_email: String },
+}
+
+impl BucketAccess {
+    pub fn provider(&self) -> &'static str {
+        match self {
+            BucketAccess::S3 { .. } => "s3",
+            BucketAccess::Gcs { .. } => "gcs",
+        }
+    }
+}
+
+/// A tenant's watch over a cloud bucket: every new object under `prefix` is copied in once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Monitor {
+    pub tenant: TenantId,
+    pub monitor_id: MonitorId,
+    pub access: BucketAccess,
+    pub bucket: String,
+    pub prefix: String,
+    pub profile: String,
+    pub created_at: String,
+    pub created_by: String,
+    pub last_polled_at: Option<String>,
+    /// Why the last poll could not list the bucket (a role not yet trusting us, a bucket gone).
+    pub last_error: Option<String>,
+    /// The latest object refused, and why.
+    pub last_refusal: Option<String>,
+    pub imported: u32,
+    pub refused: u32,
+}
+
+impl Monitor {
+    /// `s3://bucket/key` or `gs://bucket/key`: how records, logs and the ledger name an object.
+    pub fn object_url(&self, key: &str) -> Result<url::Url, String> {
+        let scheme = match self.access {
+            BucketAccess::S3 { .. } => "s3",
+            BucketAccess::Gcs { .. } => "gs",
+        };
+        let mut url = url::Url::parse(&format!("{scheme}://{}/", self.bucket)).map_err(|e| format!("bucket {:?}: {e}", self.bucket))?;
+        url.path_segments_mut().map_err(|_| "the bucket URL has no path".to_string())?.pop_if_empty().extend(key.split('/'));
+        Ok(url)
+    }
+}
+
+/// An object a listing found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    pub key: String,
+    /// The S3 ETag (without quotes) or the GCS generation.
+    pub version: String,
+    pub size: u64,
+}
+
+/// A page of a listing, and where the next one starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectPage {
+    pub objects: Vec<ListedObject>,
+    pub next: Option<String>,
+}
+
+/// Customers' buckets, read with the access each monitor was given (S3 through an assumed
+/// role, GCS with a service account). Errors are [`FetchError::Refused`] when the customer must
+/// act (access denied, no such bucket or object, the object changed) and
+/// [`FetchError::Failed`] when trying later may help.
+#[async_trait]
+pub trait CloudBuckets: Send + Sync {
+    async fn list(&self, monitor: &Monitor, after: Option<String>) -> Result<ObjectPage, FetchError>;
+    /// The object's body, only if it is still at `version`.
+    async fn open(&self, monitor: &Monitor, key: &str, version: &str) -> Result<Box<dyn FetchedBody>, FetchError>;
+}
+
+/// Keeps service-account keys out of tables: each lives in Secrets Manager under a name
+/// VaultStream chooses from the tenant and monitor, never one the request names.
+#[async_trait]
+pub trait MonitorSecrets: Send + Sync {
+    /// Stores the key; returns its id.
+    async fn store(&self, tenant: &TenantId, monitor: &MonitorId, key_json: &str) -> Result<String, String>;
+    async fn remove(&self, secret_id: &str) -> Result<(), String>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MonitorStoreError {
+    #[error("the monitor store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("monitor {0} does not exist")]
+    Absent(MonitorId),
+}
+
+/// Monitors, and the object versions each has claimed.
+#[async_trait]
+pub trait MonitorStore: Send + Sync {
+    async fn create(&self, monitor: &Monitor) -> Result<(), MonitorStoreError>;
+    /// A tenant's monitors, oldest first.
+    async fn list(&self, tenant: &TenantId) -> Result<Vec<Monitor>, MonitorStoreError>;
+    async fn get(&self, tenant: &TenantId, monitor: &MonitorId) -> Result<Option<Monitor>, MonitorStoreError>;
+    /// Removes a monitor and returns it; titles already imported stay.
+    async fn remove(&self, tenant: &TenantId, monitor: &MonitorId) -> Result<Option<Monitor>, MonitorStoreError>;
+    /// Every tenant's monitors, for the poller.
+    async fn all(&self) -> Result<Vec<Monitor>, MonitorStoreError>;
+    /// Saves what a poll learnt, only while the monitor exists.
+    async fn record_poll(&self, monitor: &Monitor) -> Result<(), MonitorStoreError>;
+    /// Of these object digests, those never claimed (one read per hundred, not a write each).
+    async fn unclaimed(&self, monitor: &Monitor, digests: &[String]) -> Result<Vec<String>, MonitorStoreError>;
+    /// Claims an object version by its digest: true the first time, false ever after.
+    async fn claim_object(&self, monitor: &Monitor, digest: &str, key: &str) -> Result<bool, MonitorStoreError>;
+    /// What became of a claimed object: `imported as …` or `refused: …`.
+    async fn settle_object(&self, monitor: &Monitor, digest: &str, outcome: &str) -> Result<(), MonitorStoreError>;
+    /// Gives a claim back (its import could not even start), so the next poll tries again.
+    async fn release_object(&self, monitor: &Monitor, digest: &str) -> Result<(), MonitorStoreError>;
 }

@@ -8,6 +8,7 @@ pub mod feeds;
 pub mod ingest;
 pub mod key_vault;
 pub mod ledger;
+pub mod monitors;
 pub mod playlists;
 pub mod sessions;
 
@@ -18,5 +19,6 @@ pub use feeds::MemoryFeeds;
 pub use ingest::{MemoryJobs, MemoryQueues, MemorySourceStore};
 pub use key_vault::MemoryKeyVault;
 pub use ledger::MemoryLedger;
+pub use monitors::{MemoryBuckets, MemoryMonitors, MemorySecrets};
 pub use playlists::MemoryPlaylists;
 pub use sessions::MemorySessions;
