@@ -49,12 +49,17 @@ for dir in "${web_packages[@]}"; do
   fi
 done
 
-# moto in server mode: the AWS emulator the integration tests talk to on 127.0.0.1. A Python that
-# already has the pinned version is used as it is; otherwise it goes into a project venv.
+# moto in server mode: the AWS emulator the integration tests talk to on 127.0.0.1, and
+# gcp-storage-emulator, the Cloud Storage one (bucket monitors). A Python that already has the
+# pinned versions is used as it is; otherwise they go into a project venv.
 moto_version=$(sed -n 's/^moto\[server\]==//p' cli/emulator/requirements.txt)
-has_moto() { "$1" -c "import moto, flask, flask_cors, sys; sys.exit(moto.__version__ != '$moto_version')" 2>/dev/null; }
+gcs_version=$(sed -n 's/^gcp-storage-emulator==//p' cli/emulator/requirements.txt)
+has_moto() {
+  "$1" -c "import moto, flask, flask_cors, sys, importlib.metadata as m; \
+sys.exit(moto.__version__ != '$moto_version' or m.version('gcp-storage-emulator') != '$gcs_version')" 2>/dev/null
+}
 if ! has_moto python3 && ! has_moto .venv-moto/bin/python; then
-  echo "installing moto[server]==$moto_version into .venv-moto" >&2
+  echo "installing moto[server]==$moto_version and gcp-storage-emulator==$gcs_version into .venv-moto" >&2
   python3 -m venv .venv-moto
   .venv-moto/bin/pip install --quiet --disable-pip-version-check -r cli/emulator/requirements.txt
 fi

@@ -146,3 +146,19 @@ pub fn authenticator(env: &Env, aws: &Aws) -> Result<Authenticator, ConfigError>
 pub fn name(env: &Env, variable: &str) -> Result<String, ConfigError> {
     Ok(env.required(variable)?.to_string())
 }
+
+/// Customers' buckets as monitors read them. `VAULTSTREAM_GCS_ENDPOINT` (the local stack only)
+/// points the GCS reads at an emulator, without authentication.
+pub fn cloud_buckets(env: &Env, aws: &Aws) -> Result<Arc<vaultstream::aws::CloudBucketsClient>, ConfigError> {
+    const NAME: &str = "VAULTSTREAM_GCS_ENDPOINT";
+    let emulator = match env.optional(NAME).filter(|v| !v.is_empty()) {
+        Some(url) => Some(url::Url::parse(url).map_err(|e| ConfigError::new(NAME, format!("{url:?} is not a URL: {e}")))?),
+        None => None,
+    };
+    let gcs = vaultstream::gcs::GcsClient::new(emulator, std::time::Duration::from_secs(10)).map_err(|e| ConfigError::new(NAME, e))?;
+    Ok(Arc::new(vaultstream::aws::CloudBucketsClient::new(aws, gcs)))
+}
+
+pub fn monitors(env: &Env, aws: &Aws) -> Result<Arc<vaultstream::aws::DynamoMonitors>, ConfigError> {
+    Ok(Arc::new(vaultstream::aws::DynamoMonitors::new(aws.dynamodb.clone(), name(env, "VAULTSTREAM_FEEDS_TABLE")?)))
+}

@@ -14,6 +14,7 @@ locals {
     "/v1/keys/*"      = ["GET", "HEAD", "OPTIONS"]
     "/v1/content*"    = ["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"]
     "/v1/feeds*"      = ["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"]
+    "/v1/monitors*"   = ["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"]
   }
 }
 

@@ -38,6 +38,11 @@ locals {
     audit_archive        = { arns = [aws_s3_bucket.audit_archive.arn], conditions = [{ test = "StringLike", variable = "s3:prefix", values = ["audit-digests/*"] }] }
     audit_digest_key     = { arns = [aws_kms_key.audit_digest.arn], conditions = [] }
     origin_verify_secret = { arns = [aws_secretsmanager_secret.origin_verify.arn], conditions = [] }
+    # GCS monitors' service account keys, each named {prefix}/monitors/{tenant}/{monitor}.
+    monitor_secrets = { arns = ["arn:${local.partition}:secretsmanager:${local.region}:${local.account}:secret:${var.prefix}/monitors/*"], conditions = [] }
+    # S3 monitors read through roles in customers' accounts (each with its external id); never a
+    # role of this account.
+    customer_roles = { arns = ["arn:${local.partition}:iam::*:role/*"], conditions = [{ test = "StringNotEquals", variable = "aws:ResourceAccount", values = [local.account] }] }
     tenant_role          = { arns = [aws_iam_role.transcoder_tenant.arn], conditions = [] }
     tenant_sources       = { arns = ["${aws_s3_bucket.source.arn}/source/${local.tenant}/*"], conditions = [] }
     tenant_origin        = { arns = ["${aws_s3_bucket.origin.arn}/${local.tenant}/*"], conditions = [] }
@@ -54,6 +59,7 @@ locals {
     VAULTSTREAM_CONTENT_TABLE            = aws_dynamodb_table.content.name
     VAULTSTREAM_TOKENS_TABLE             = aws_dynamodb_table.tokens.name
     VAULTSTREAM_FEEDS_TABLE              = aws_dynamodb_table.feeds.name
+    VAULTSTREAM_MONITOR_SECRET_PREFIX    = "${var.prefix}/monitors/"
     VAULTSTREAM_AUDIT_TABLE              = aws_dynamodb_table.audit.name
     VAULTSTREAM_AUDIT_SHARDS             = "4"
     VAULTSTREAM_AUDIT_ARCHIVE_BUCKET     = aws_s3_bucket.audit_archive.bucket

@@ -236,3 +236,26 @@ resource "aws_lambda_permission" "audit_digest" {
   principal     = "events.amazonaws.com"
   source_arn    = aws_cloudwatch_event_rule.audit_digest.arn
 }
+
+# Monitored buckets are listed on a schedule; each new object version is imported once.
+resource "aws_cloudwatch_event_rule" "monitor_poll" {
+  name                = "${var.prefix}-monitor-poll"
+  description         = "VaultStream: list every monitored bucket prefix, import new objects"
+  schedule_expression = local.contract.event_sources.monitor_poll.schedule
+}
+
+resource "aws_cloudwatch_event_target" "monitor_poll" {
+  rule = aws_cloudwatch_event_rule.monitor_poll.name
+  arn  = aws_lambda_function.function["monitor_poll"].arn
+  retry_policy {
+    maximum_retry_attempts       = 0
+    maximum_event_age_in_seconds = 900
+  }
+}
+
+resource "aws_lambda_permission" "monitor_poll" {
+  action        = "lambda:InvokeFunction"
+  function_name = aws_lambda_function.function["monitor_poll"].function_name
+  principal     = "events.amazonaws.com"
+  source_arn    = aws_cloudwatch_event_rule.monitor_poll.arn
+}

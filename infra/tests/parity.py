@@ -451,8 +451,9 @@ def main(template_path):
     schedules = sorted(r["Properties"].get("ScheduleExpression") for r in cfn.values() if r["Type"] == "AWS::Events::Rule" and "ScheduleExpression" in r["Properties"])
     if schedules != sorted(s["schedule"] for s in CONTRACT["event_sources"].values() if "schedule" in s):
         problems.append(f"CDK schedules {schedules} are not the contract's")
-    if "local.contract.event_sources.feed_poll.schedule" not in tf_text or 'aws_lambda_function.function["feed_poll"].arn' not in tf_text:
-        problems.append("Terraform does not run feed_poll on the contract's schedule")
+    for scheduled in ("feed_poll", "monitor_poll"):
+        if f"local.contract.event_sources.{scheduled}.schedule" not in tf_text or f'aws_lambda_function.function["{scheduled}"].arn' not in tf_text:
+            problems.append(f"Terraform does not run {scheduled} on the contract's schedule")
     if "local.contract.event_sources.audit_digest.schedule" not in tf_text or 'aws_lambda_function.function["audit_digest"].arn' not in tf_text:
         problems.append("Terraform does not run audit_digest on the contract's schedule")
     archive = [r for r in cfn.values() if r["Type"] == "AWS::S3::Bucket" and "ObjectLockConfiguration" in r["Properties"]]

@@ -25,7 +25,8 @@
 //! - [`audit`]: the hash-chained ledger and its verifier.
 //! - [`access`]: the use cases the viewer-facing Lambda functions call.
 //!
-//! Adapters: [`aws`] (DynamoDB, S3, KMS, SQS, Batch, EventBridge) and [`memory`].
+//! Adapters: [`aws`] (DynamoDB, S3, KMS, SQS, Batch, EventBridge, STS, Secrets Manager), [`gcs`]
+//! (Google Cloud Storage, read only) and [`memory`].
 //! [`error`] is the crate's classified error type; [`clock`] the time the rules read; [`emf`]
 //! writes CloudWatch Embedded Metric Format documents.
 
@@ -41,6 +42,7 @@ pub mod content_key;
 pub mod content_keys;
 pub mod emf;
 pub mod error;
+pub mod gcs;
 pub mod hls;
 pub mod identity;
 pub mod ids;

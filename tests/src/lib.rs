@@ -2,6 +2,7 @@
 //! workspace's built binaries, the moto server, and a provisioned access-path stack.
 
 pub mod flow;
+pub mod gcs;
 pub mod ingest;
 pub mod local;
 pub mod moto;

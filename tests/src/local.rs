@@ -41,6 +41,11 @@ impl Running {
     /// Starts `vaultstream COMMAND --state-dir DIR --port 0 --ready-file …` and waits for its
     /// ready file. `extra` are further arguments.
     pub fn start(command: &str, state_dir: &Path, extra: &[&str]) -> Running {
+        Self::start_with(command, state_dir, extra, &[])
+    }
+
+    /// [`Running::start`] with further environment variables.
+    pub fn start_with(command: &str, state_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Running {
         let ready_file = state_dir.with_extension(format!("{command}.ready.json"));
         let _ = std::fs::remove_file(&ready_file);
         let state = state_dir.display().to_string();
@@ -48,7 +53,7 @@ impl Running {
         let mut args = vec![command, "--state-dir", &state, "--port", "0", "--ready-file", &ready];
         args.extend_from_slice(extra);
         let log = std::fs::File::create(state_dir.with_extension(format!("{command}.stderr.log"))).unwrap();
-        let mut child = base_command(&args).stderr(log).spawn().expect("vaultstream starts");
+        let mut child = base_command(&args).envs(env.iter().copied()).stderr(log).spawn().expect("vaultstream starts");
         let stdout = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {

@@ -57,6 +57,10 @@ async fn fixtures_are_valid_events() {
         serde_json::from_str(&fixture("feed_poll.json")).unwrap();
     let feed_poll = vaultstream_functions::handlers::feed_poll::FeedPoll::from_env(&env, &stack.aws).await.unwrap();
     assert_eq!(feed_poll.handle(polls).await.unwrap(), 0, "no feed is subscribed in this stack");
+    let listings: aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value> =
+        serde_json::from_str(&fixture("monitor_poll.json")).unwrap();
+    let monitor_poll = vaultstream_functions::handlers::monitor_poll::MonitorPoll::from_env(&env, &stack.aws).await.unwrap();
+    assert_eq!(monitor_poll.handle(listings).await.unwrap(), 0, "no bucket is monitored in this stack");
 
     let schedule: aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value> =
         serde_json::from_str(&fixture("audit_digest.json")).unwrap();

@@ -30,7 +30,8 @@ use vaultstream_functions::env::Env;
 use vaultstream_functions::handlers::audit_digest::AuditDigest;
 use vaultstream_functions::handlers::{
     authorizer::Authorizer, captions::Captions, content::Content, dispatch::Dispatch, feed_poll::FeedPoll, import_fetch::ImportFetch,
-    job_events::JobEvents, key_delivery::KeyDelivery, manifest::Manifest, playback::Playback, upload_url::UploadUrl,
+    job_events::JobEvents, key_delivery::KeyDelivery, manifest::Manifest, monitor_poll::MonitorPoll, playback::Playback,
+    upload_url::UploadUrl,
 };
 use vaultstream_functions::runtime::HttpFunction;
 use vaultstream_functions::wiring::Aws;
@@ -43,7 +44,7 @@ pub const CDN_DOMAIN: &str = "localhost";
 /// The hash CloudFront signatures use here (announced with `CloudFront-Hash-Algorithm`).
 pub const HASH_ALGORITHM: &str = "SHA256";
 /// Settings a developer may override from the environment when starting the stack.
-pub const TUNABLES: [&str; 7] = [
+pub const TUNABLES: [&str; 8] = [
     "VAULTSTREAM_MULTIPART_THRESHOLD_BYTES",
     "VAULTSTREAM_IMPORT_TIME_LIMIT_SECONDS",
     "VAULTSTREAM_IMPORT_PART_BYTES",
@@ -51,6 +52,8 @@ pub const TUNABLES: [&str; 7] = [
     "VAULTSTREAM_PLAYBACK_TTL_SECONDS",
     "VAULTSTREAM_JWT_LEEWAY_SECONDS",
     "VAULTSTREAM_AUDIT_SHARDS",
+    // A GCS emulator for bucket monitors (gcp-storage-emulator), read without authentication.
+    "VAULTSTREAM_GCS_ENDPOINT",
 ];
 
 pub struct Options {
@@ -195,17 +198,10 @@ impl LocalStack {
         let (shutdown, watcher) = watch::channel(false);
         let mut tasks = pipeline.start(watcher.clone()).await?;
         tasks.push(schedule::audit_digests(AuditDigest::from_env(&env, &aws).await?, watcher.clone()));
-        let feed_every = match std::env::var("VAULTSTREAM_FEED_POLL_SECONDS") {
-            Ok(seconds) => Duration::from_secs(
-                seconds
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|s| *s > 0)
-                    .context("VAULTSTREAM_FEED_POLL_SECONDS must be a whole number of seconds, more than 0")?,
-            ),
-            Err(_) => schedule::FEED_POLL_EVERY,
-        };
+        let feed_every = poll_period("VAULTSTREAM_FEED_POLL_SECONDS")?;
         tasks.push(schedule::feed_polls(FeedPoll::from_env(&env, &aws).await?, feed_every, watcher.clone()));
+        let monitor_every = poll_period("VAULTSTREAM_MONITOR_POLL_SECONDS")?;
+        tasks.push(schedule::monitor_polls(MonitorPoll::from_env(&env, &aws).await?, monitor_every, watcher.clone()));
         let archiver = change_archive::ChangeArchiver::new(
             &config,
             aws.s3.clone(),
@@ -241,6 +237,20 @@ impl LocalStack {
     }
 }
 
+/// A schedule's period from the variable `name`, in seconds, or [`schedule::POLL_EVERY`].
+fn poll_period(name: &str) -> Result<Duration> {
+    match std::env::var(name) {
+        Ok(seconds) => Ok(Duration::from_secs(
+            seconds
+                .parse::<u64>()
+                .ok()
+                .filter(|s| *s > 0)
+                .with_context(|| format!("{name} must be a whole number of seconds, more than 0"))?,
+        )),
+        Err(_) => Ok(schedule::POLL_EVERY),
+    }
+}
+
 fn trusted_keys(private_pem: &Path, key_pair_id: &str) -> Result<TrustedKeys> {
     let pem = zeroize::Zeroizing::new(std::fs::read(private_pem)?);
     let signer = PemPolicySigner::from_pem(&pem, key_pair_id, vaultstream::cdn::HashAlgorithm::Sha256)?;
@@ -256,6 +266,7 @@ pub fn function_env(info: &StackInfo, identity: &Identity, cloudfront_pem: &Path
         ("VAULTSTREAM_CONTENT_TABLE", o.content_table.clone()),
         ("VAULTSTREAM_TOKENS_TABLE", o.tokens_table.clone()),
         ("VAULTSTREAM_FEEDS_TABLE", o.feeds_table.clone()),
+        ("VAULTSTREAM_MONITOR_SECRET_PREFIX", "vaultstream-local/monitors/".to_string()),
         ("VAULTSTREAM_AUDIT_TABLE", o.audit_table.clone()),
         ("VAULTSTREAM_AUDIT_ARCHIVE_BUCKET", o.audit_archive_bucket.clone()),
         ("VAULTSTREAM_AUDIT_DIGEST_KEY_ID", o.audit_digest_key_id.clone()),

@@ -1,5 +1,6 @@
 //! `import_fetch`: the import queue's consumer. Each message is a URL import accepted by
-//! `POST /v1/content/import`; the file is streamed into its source key (the S3 event then takes
+//! `POST /v1/content/import` (or a feed item's), or an object a bucket monitor found; the file is
+//! streamed into its source key (the S3 event then takes
 //! it to dispatch), and failures that can recur come back as `batchItemFailures`.
 
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use vaultstream::aws::{S3SourceStore, SqsRedelivery};
 use vaultstream::ingest::import_fetch::{ImportSettings, ImportWorker};
+use vaultstream::ingest::monitor_poll::MonitoredObjects;
 use vaultstream::ingest::ports::QueueMessage;
 use vaultstream::ingest::upload::UploadSettings;
 use vaultstream::ingest::url_fetch::GuardedFetcher;
@@ -60,6 +62,7 @@ impl ImportFetch {
             catalog: wiring::catalog(env, aws)?,
             sources: Arc::new(S3SourceStore::new(aws.s3.clone(), source_bucket)),
             fetcher: Arc::new(fetcher),
+            objects: MonitoredObjects { monitors: wiring::monitors(env, aws)?, buckets: wiring::cloud_buckets(env, aws)? },
             failures: failure_reports(env, aws)?,
             redelivery: Arc::new(SqsRedelivery::new(aws.sqs.clone())),
             audit: wiring::audit(env, aws)?,

@@ -10,5 +10,6 @@ pub mod import_fetch;
 pub mod job_events;
 pub mod key_delivery;
 pub mod manifest;
+pub mod monitor_poll;
 pub mod playback;
 pub mod upload_url;

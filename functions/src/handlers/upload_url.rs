@@ -2,7 +2,8 @@
 //! a signed form), `POST /v1/content/{content_id}/upload/complete`, and
 //! `POST /v1/content/import` (a URL the platform fetches: queued for `import_fetch`), and the
 //! feed subscriptions `POST /v1/feeds`, `GET /v1/feeds`, `DELETE /v1/feeds/{feed_id}` (polled by
-//! `feed_poll`).
+//! `feed_poll`), and the bucket monitors `POST /v1/monitors`, `GET /v1/monitors`,
+//! `DELETE /v1/monitors/{monitor_id}` (polled by `monitor_poll`).
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use tracing::Instrument;
 use vaultstream::access::{AccessError, RequestMeta};
 use vaultstream::ingest::feeds::{self, FeedRequest, FeedService};
 use vaultstream::ingest::import::{ImportRequest, ImportService};
+use vaultstream::ingest::monitors::{self, MonitorRequest, MonitorService};
 use vaultstream::ingest::upload::{CompleteRequest, UploadInstructions, UploadRequest, UploadService, UploadSettings};
 use vaultstream::principal::Principal;
 
@@ -27,6 +29,7 @@ pub struct UploadUrl {
     pub service: UploadService,
     pub imports: ImportService,
     pub feeds: FeedService,
+    pub monitors: MonitorService,
 }
 
 enum Route {
@@ -36,6 +39,9 @@ enum Route {
     Subscribe,
     ListFeeds,
     Unsubscribe(String),
+    Monitor,
+    ListMonitors,
+    RemoveMonitor(String),
 }
 
 pub fn settings(env: &Env) -> Result<UploadSettings, ConfigError> {
@@ -70,6 +76,15 @@ impl HttpFunction for UploadUrl {
             audit: audit.clone(),
             policy,
         };
+        let monitors = MonitorService {
+            store: Arc::new(vaultstream::aws::DynamoMonitors::new(aws.dynamodb.clone(), wiring::name(env, "VAULTSTREAM_FEEDS_TABLE")?)),
+            secrets: Arc::new(vaultstream::aws::SecretsManagerKeys::new(
+                aws.secrets.clone(),
+                wiring::name(env, "VAULTSTREAM_MONITOR_SECRET_PREFIX")?,
+            )),
+            audit: audit.clone(),
+            region: aws.config.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into()),
+        };
         let imports = ImportService {
             catalog: catalog.clone(),
             queue: Arc::new(vaultstream::aws::SqsImportQueue::new(aws.sqs.clone(), wiring::name(env, "VAULTSTREAM_IMPORT_QUEUE_URL")?)),
@@ -84,7 +99,7 @@ impl HttpFunction for UploadUrl {
             audit,
             settings: settings(env)?,
         };
-        Ok(UploadUrl { service, imports, feeds })
+        Ok(UploadUrl { service, imports, feeds, monitors })
     }
 
     async fn handle(&self, request: Request) -> Response<Body> {
@@ -96,7 +111,15 @@ impl HttpFunction for UploadUrl {
             ("DELETE", ["", id]) => Some(Route::Unsubscribe(id.to_string())),
             _ => None,
         });
-        let route = feed_route.or_else(|| {
+        let monitor_route = || {
+            path_after(&request, "/v1/monitors").and_then(|parts| match (method.as_str(), parts.as_slice()) {
+                ("POST", [""]) => Some(Route::Monitor),
+                ("GET", [""]) => Some(Route::ListMonitors),
+                ("DELETE", ["", id]) => Some(Route::RemoveMonitor(id.to_string())),
+                _ => None,
+            })
+        };
+        let route = feed_route.or_else(monitor_route).or_else(|| {
             path_after(&request, "/v1/content/").and_then(|parts| match parts.as_slice() {
                 ["upload"] => Some(Route::Start),
                 ["import"] => Some(Route::Import),
@@ -128,6 +151,15 @@ impl HttpFunction for UploadUrl {
                     Err(e) => access_error(&e),
                 },
                 Route::Unsubscribe(id) => match self.feeds.remove(&principal, &id, &meta).await {
+                    Ok(()) => crate::http::finish(lambda_http::http::Response::builder().status(204), Body::Empty),
+                    Err(e) => access_error(&e),
+                },
+                Route::Monitor => self.monitor(&principal, &request, &meta).await,
+                Route::ListMonitors => match self.monitors.list(&principal, &meta).await {
+                    Ok(list) => json_response(200, &json!({"items": list.iter().map(monitors::view).collect::<Vec<_>>()})),
+                    Err(e) => access_error(&e),
+                },
+                Route::RemoveMonitor(id) => match self.monitors.remove(&principal, &id, &meta).await {
                     Ok(()) => crate::http::finish(lambda_http::http::Response::builder().status(204), Body::Empty),
                     Err(e) => access_error(&e),
                 },
@@ -214,6 +246,25 @@ impl UploadUrl {
     }
 }
 
+impl UploadUrl {
+    async fn monitor(&self, principal: &Principal, request: &Request, meta: &RequestMeta) -> Response<Body> {
+        let body: MonitorRequest = match json_body(request) {
+            Ok(Some(body)) => body,
+            Ok(None) => return access_error(&AccessError::BadRequest(EMPTY_MONITOR.into())),
+            Err(e) => return access_error(&e),
+        };
+        match self.monitors.create(principal, &body, meta).await {
+            Ok(monitor) => {
+                tracing::info!(status = 201, monitor_id = %monitor.monitor_id, "bucket monitor created");
+                json_response(201, &json!(monitors::view(&monitor)))
+            }
+            Err(e) => access_error(&e),
+        }
+    }
+}
+
+const EMPTY_MONITOR: &str = "the request body is empty; send {\"provider\":\"s3\",\"bucket\",\"prefix\",\"role_arn\"} or \
+                             {\"provider\":\"gcs\",\"bucket\",\"prefix\",\"service_account_key\"}";
 const EMPTY_IMPORT: &str = "the request body is empty; send {\"url\",\"title\"}";
 const EMPTY_UPLOAD: &str = "the request body is empty; send {\"title\",\"filename\",\"content_type\",\"size_bytes\"}";
 const EMPTY_COMPLETE: &str = "the request body is empty; send {\"upload_id\",\"parts\":[{\"part_number\",\"etag\"}]}";

@@ -8,6 +8,8 @@ export type ResourceName =
   | 'content_key' | 'origin_key' | 'signing_key' | 'service_secret'
   | 'ingest_queue' | 'retry_queue' | 'import_queue' | 'failures_dlq' | 'feeds_table' | 'feeds_subscriptions' | 'content_failed_bus' | 'job_queues' | 'job_definitions'
   | 'audit_heads' | 'audit_digests' | 'audit_archive' | 'audit_digest_key' | 'origin_verify_secret'
+  // Bucket monitors: the GCS keys VaultStream stores, and customers' roles in other accounts.
+  | 'monitor_secrets' | 'customer_roles'
   // The transcode job's tenant session: each bounded by the session's `tenant` tag.
   | 'tenant_role' | 'tenant_sources' | 'tenant_origin' | 'tenant_content' | 'tenant_ledger' | 'tenant_content_key';
 
@@ -67,6 +69,7 @@ export interface Contract {
     job_events: { eventbridge: { source: string[]; 'detail-type': string[]; status: string[] } };
     audit_digest: { schedule: string };
     feed_poll: { schedule: string };
+    monitor_poll: { schedule: string };
   };
   /** CloudFront access-log fields (standard logging v2): never the query string or cookies. */
   cdn_access_log_fields: string[];

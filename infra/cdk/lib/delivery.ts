@@ -181,6 +181,7 @@ export class Delivery extends Construct {
           apiBehaviour('/v1/manifests/*'), apiBehaviour('/v1/keys/*'),
           apiBehaviour('/v1/content*', ['GET', 'HEAD', 'OPTIONS', 'PUT', 'PATCH', 'POST', 'DELETE']),
           apiBehaviour('/v1/feeds*', ['GET', 'HEAD', 'OPTIONS', 'PUT', 'PATCH', 'POST', 'DELETE']),
+          apiBehaviour('/v1/monitors*', ['GET', 'HEAD', 'OPTIONS', 'PUT', 'PATCH', 'POST', 'DELETE']),
         ],
       },
     });

@@ -111,6 +111,11 @@ export class VaultStreamStack extends Stack {
       audit_archive: { arns: [storage.auditArchive.bucketArn], conditions: { StringLike: { 's3:prefix': ['audit-digests/*'] } } },
       audit_digest_key: { arns: [keys.auditDigest.keyArn] },
       origin_verify_secret: { arns: [keys.originVerify.secretArn] },
+      // GCS monitors' service account keys, each named {prefix}/monitors/{tenant}/{monitor}.
+      monitor_secrets: { arns: [`arn:${Aws.PARTITION}:secretsmanager:${Aws.REGION}:${Aws.ACCOUNT_ID}:secret:${prefix}/monitors/*`] },
+      // S3 monitors read through roles in customers' accounts (each with its external id); never
+      // a role of this account.
+      customer_roles: { arns: [`arn:${Aws.PARTITION}:iam::*:role/*`], conditions: { StringNotEquals: { 'aws:ResourceAccount': Aws.ACCOUNT_ID } } },
       tenant_role: { arns: [tenantRole.roleArn] },
       tenant_sources: { arns: [storage.source.arnForObjects(`source/${tenant}/*`)] },
       tenant_origin: { arns: [storage.origin.arnForObjects(`${tenant}/*`)] },
@@ -130,6 +135,7 @@ export class VaultStreamStack extends Stack {
         VAULTSTREAM_CONTENT_TABLE: content.tableName,
         VAULTSTREAM_TOKENS_TABLE: tokens.tableName,
         VAULTSTREAM_FEEDS_TABLE: feeds.tableName,
+        VAULTSTREAM_MONITOR_SECRET_PREFIX: `${prefix}/monitors/`,
         VAULTSTREAM_AUDIT_TABLE: ledger.table.tableName,
         VAULTSTREAM_AUDIT_SHARDS: '4',
         VAULTSTREAM_AUDIT_ARCHIVE_BUCKET: storage.auditArchive.bucketName,
@@ -260,6 +266,13 @@ export class VaultStreamStack extends Stack {
       description: 'VaultStream: read every subscribed feed, import new media items',
       schedule: events.Schedule.expression(contract.event_sources.feed_poll.schedule),
       targets: [new targets.LambdaFunction(functions.byName['feed_poll'], { retryAttempts: 0 })],
+    });
+    // Monitored buckets are listed on a schedule; each new object version is imported once.
+    new events.Rule(this, 'MonitorPollSchedule', {
+      ruleName: `${prefix}-monitor-poll`,
+      description: 'VaultStream: list every monitored bucket prefix, import new objects',
+      schedule: events.Schedule.expression(contract.event_sources.monitor_poll.schedule),
+      targets: [new targets.LambdaFunction(functions.byName['monitor_poll'], { retryAttempts: 0 })],
     });
 
     const outputs: Record<string, string> = {

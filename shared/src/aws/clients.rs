@@ -63,6 +63,10 @@ pub struct Clients {
     pub events: aws_sdk_eventbridge::Client,
     /// What the clients sign with, for what the SDK does not sign itself (S3 POST policies).
     pub credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
+    /// The settings they were built from, for clients made later with other credentials (a
+    /// customer's role), and whether S3 wants path-style addressing (an emulator).
+    pub config: aws_config::SdkConfig,
+    pub path_style: bool,
 }
 
 impl Clients {
@@ -91,6 +95,8 @@ impl Clients {
             batch: aws_sdk_batch::Client::new(config),
             events: aws_sdk_eventbridge::Client::new(config),
             credentials: config.credentials_provider(),
+            config: config.clone(),
+            path_style,
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Feed subscriptions and the items seen in them, in DynamoDB (the feeds table).
+//! Feed subscriptions and the items seen in them, in DynamoDB (the feeds table, which also keeps
+//! the bucket monitors: [`crate::aws::monitor_store`]).
 //!
 //! Layout: `pk` = `TENANT#{tenant}`; `sk` = `FEED#{feed_id}` for a subscription, which alone
 //! carries `subscription` (the feed id), the key of the sparse index `subscriptions` the poller
@@ -178,6 +179,9 @@ impl FeedStore for DynamoFeeds {
                 .scan()
                 .table_name(&self.table)
                 .index_name(SUBSCRIPTIONS_INDEX)
+                // Bucket monitors share the index (crate::aws::monitor_store).
+                .filter_expression("begins_with(sk, :feed)")
+                .expression_attribute_values(":feed", AttributeValue::S("FEED#".into()))
                 .set_exclusive_start_key(start)
                 .send()
                 .await
