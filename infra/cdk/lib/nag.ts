@@ -9,7 +9,9 @@ export function justifyFindings(stack: Stack): void {
       reason: 'Wildcards only where IAM has no narrower resource: X-Ray trace segments (no resource-level permissions), ' +
         'objects under a bucket or prefix (segments and uploads are many keys; the tenant prefix of a transcode job; the captions folder of every title), key policies (Resource "*" means this key), ' +
         'the ledger resource policy (a table policy cannot name its own ARN; "*" is the table), and every revision of our own ' +
-        'job definitions (SubmitJob names the definition by name; its revision number changes with each deploy).',
+        'job definitions (SubmitJob names the definition by name; its revision number changes with each deploy), ' +
+        'the GCS monitors\' service account keys (one secret per monitor, named {prefix}/monitors/{tenant}/{monitor} when a tenant connects a bucket), ' +
+        'and customers\' roles for S3 monitors (in accounts VaultStream learns when a tenant connects a bucket; never this account, by condition; each role demands its monitor\'s external id).',
       appliesTo: [
         'Resource::*',
         { regex: '/^Resource::<StorageOrigin[A-Za-z0-9]+\\.Arn>\\/\\*$/' },
@@ -19,6 +21,8 @@ export function justifyFindings(stack: Stack): void {
         { regex: '/^Resource::<StorageOrigin[A-Za-z0-9]+\\.Arn>\\/<aws:PrincipalTag\\/tenant>\\/\\*$/' },
         { regex: '/^Resource::<StorageAuditArchive[A-Za-z0-9]+\\.Arn>\\/(ledger|audit-digests)\\/\\*$/' },
         { regex: '/^Resource::arn:<AWS::Partition>:batch:<AWS::Region>:<AWS::AccountId>:job-definition\\/[a-z0-9-]+:\\*$/' },
+        { regex: '/^Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:[a-z0-9-]+\\/monitors\\/\\*$/' },
+        'Resource::arn:<AWS::Partition>:iam::*:role/*',
       ],
     },
     {

@@ -138,7 +138,7 @@ test('CloudFront: OAC origin, trusted key group on segments, uncached API routes
   assert.ok(config.DefaultCacheBehavior.TrustedKeyGroups.length === 1);
   assert.equal(config.DefaultCacheBehavior.FunctionAssociations[0].EventType, 'viewer-request');
   const patterns: string[] = config.CacheBehaviors.map((b: any) => b.PathPattern);
-  assert.deepEqual(patterns, ['/v1/manifests/*', '/v1/keys/*', '/v1/content*', '/v1/feeds*']);
+  assert.deepEqual(patterns, ['/v1/manifests/*', '/v1/keys/*', '/v1/content*', '/v1/feeds*', '/v1/monitors*']);
   // Every route of the contract is reachable through one of them, with its method.
   for (const r of contract.routes) {
     const [method, path] = r.route.split(' ');
