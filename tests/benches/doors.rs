@@ -9,11 +9,15 @@
 //! - `import`: `POST /v1/content/import` naming the file on a web server on 127.0.0.1: the
 //!   import queue, the fetch into the source bucket, then the same path;
 //! - `feed`: a new item published in a feed the tenant follows: the next scheduled poll (every
-//!   2 s here, 15 minutes in AWS, so up to one interval of waiting), the import, the same path.
+//!   2 s here, 15 minutes in AWS, so up to one interval of waiting), the import, the same path;
+//! - `s3 bucket`, `gcs bucket`: an object written into a monitored bucket (a customer's S3
+//!   bucket in the stack's moto; a GCS bucket in gcp-storage-emulator): the next scheduled poll
+//!   (every 2 s here, 15 minutes in AWS), the import with the monitor's access, the same path.
 //!
 //! For the API doors the clock starts when the last byte is accepted (S3's answer, or the
 //! completion's); for the watch folder when the file appears in the folder; for an import when
-//! the request is sent (the file is already on its server); for a feed when the item is published. `ROUNDS` (default 5)
+//! the request is sent (the file is already on its server); for a feed when the item is published;
+//! for a monitored bucket when the bucket's write returns. `ROUNDS` (default 5)
 //! files per door, each timed on an idle stack (nothing queued or transcoding); medians, and
 //! each door's ratio to `put`.
 
@@ -22,6 +26,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use vaultstream_tests::gcs::GcsEmulator;
 use vaultstream_tests::local::{mint, Running, MULTIPART_THRESHOLD};
 use vaultstream_tests::origin::Server;
 use vaultstream_tests::workspace_binary;
@@ -169,6 +174,27 @@ impl Api {
         }
     }
 
+    /// Seconds from `landed` until a title named `title` is queued.
+    async fn until_titled_queued(&self, title: &str, landed: Instant) -> f64 {
+        let deadline = landed + Duration::from_secs(60);
+        loop {
+            let list = self.get("/v1/content?limit=5").await;
+            let found = list["items"].as_array().into_iter().flatten().find(|i| i["title"] == title).cloned();
+            if let Some(item) = found.filter(|i| i["status"] != "AWAITING_UPLOAD") {
+                assert_ne!(item["status"], "FAILED_INVALID", "{item}");
+                return landed.elapsed().as_secs_f64();
+            }
+            assert!(Instant::now() < deadline, "{title} was not queued within a minute: {list}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Connects a monitor; panics unless it is created.
+    async fn monitor(&self, request: Value) {
+        let response = self.http.post(format!("{}/v1/monitors", self.base)).bearer_auth(&self.token).json(&request).send().await.unwrap();
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    }
+
     /// Waits until no title is queued or transcoding, so each door is timed on an idle stack
     /// (the local job runner transcodes what the doors before it queued).
     async fn idle(&self) {
@@ -194,12 +220,34 @@ async fn main() {
     let rounds: usize = std::env::var("ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(5);
     let root = tempfile::tempdir().unwrap();
     let state_dir = root.path().join("stack");
-    let stack = Running::start("dev", &state_dir, &["--import-allow-loopback"]);
+    let gcs = GcsEmulator::start().await;
+    gcs.create_bucket("bench-masters").await;
+    let stack = Running::start_with(
+        "dev",
+        &state_dir,
+        &["--import-allow-loopback"],
+        &[("VAULTSTREAM_GCS_ENDPOINT", &gcs.url), ("VAULTSTREAM_MONITOR_POLL_SECONDS", "2")],
+    );
     let api = Api {
         http: reqwest::Client::new(),
         base: stack.url("api_url"),
-        token: mint(&state_dir, "demo", "bench", "content:write content:read"),
+        token: mint(&state_dir, "demo", "bench", "admin content:write content:read"),
     };
+    let s3 = {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(stack.url("emulator_url"))
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "customer"))
+            .load()
+            .await;
+        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build())
+    };
+    s3.create_bucket().bucket("bench-media").send().await.unwrap();
+    api.monitor(json!({"provider": "s3", "bucket": "bench-media", "prefix": "in/", "role_arn": "arn:aws:iam::210987654321:role/Bench"}))
+        .await;
+    let key = json!({"type": "service_account", "client_email": "bench@example.iam.gserviceaccount.com",
+                     "private_key": "-----BEGIN PRIVATE KEY-----\nMII\n-----END PRIVATE KEY-----\n"});
+    api.monitor(json!({"provider": "gcs", "bucket": "bench-masters", "prefix": "in/", "service_account_key": key})).await;
     let small = root.path().join("clip.mp4");
     clip(&small, "api");
     let bytes = std::fs::read(&small).unwrap();
@@ -254,6 +302,7 @@ async fn main() {
     let mut items = String::new();
     let (mut put, mut form, mut multipart, mut watch, mut import, mut feed) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut s3_bucket, mut gcs_bucket) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         api.idle().await;
         put.push(api.put(&bytes).await);
@@ -275,15 +324,33 @@ async fn main() {
         import.push(api.import(&origin.url("/clip.mp4")).await);
         api.idle().await;
         feed.push(api.feed(&origin, round, &mut items).await);
+        api.idle().await;
+        let title = format!("s3-{round}");
+        s3.put_object().bucket("bench-media").key(format!("in/{title}.mp4")).body(bytes.clone().into()).send().await.unwrap();
+        s3_bucket.push(api.until_titled_queued(&title, Instant::now()).await);
+        api.idle().await;
+        let title = format!("gcs-{round}");
+        gcs.put("bench-masters", &format!("in/{title}.mp4"), "video/mp4", bytes.clone()).await;
+        gcs_bucket.push(api.until_titled_queued(&title, Instant::now()).await);
     }
     let _ = agent.kill();
     let _ = agent.wait();
     let reference = median(put.clone());
-    println!("{:<10} {:>16} {:>9}   each round (ms)", "door", "landed→QUEUED ms", "vs put");
-    for (door, samples) in [("put", put), ("form", form), ("multipart", multipart), ("watch", watch), ("import", import), ("feed", feed)] {
+    println!("{:<11} {:>16} {:>9}   each round (ms)", "door", "landed→QUEUED ms", "vs put");
+    let doors = [
+        ("put", put),
+        ("form", form),
+        ("multipart", multipart),
+        ("watch", watch),
+        ("import", import),
+        ("feed", feed),
+        ("s3 bucket", s3_bucket),
+        ("gcs bucket", gcs_bucket),
+    ];
+    for (door, samples) in doors {
         let each: Vec<String> = samples.iter().map(|s| format!("{:.0}", s * 1e3)).collect();
         let ms = median(samples) * 1e3;
-        println!("{door:<10} {ms:>16.0} {:>8.2}x   {}", ms / (reference * 1e3), each.join(" "));
+        println!("{door:<11} {ms:>16.0} {:>8.2}x   {}", ms / (reference * 1e3), each.join(" "));
     }
     println!("(medians of {rounds} per door, one run, the local stack; QUEUED = upload accepted and its job submitted)");
     drop(stack);

@@ -187,3 +187,36 @@ pub fn statuses(result: &Value, part: &str) -> Vec<u64> {
         .filter_map(|r| r["status"].as_u64())
         .collect()
 }
+
+/// `GET url` with a bearer token, its JSON answer.
+pub async fn get_json(http: &reqwest::Client, url: String, token: &str) -> Value {
+    http.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap()
+}
+
+/// Asks `check` every 300 ms for up to `seconds`; what it found, if it did.
+pub async fn until(seconds: u64, mut check: impl AsyncFnMut() -> Option<Value>) -> Option<Value> {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(found) = check().await {
+            return Some(found);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// A 320x180 H.264 clip of `seconds`, made with FFmpeg's lavfi source.
+pub fn clip(seconds: u32) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clip.mp4");
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i", &format!("testsrc2=s=320x180:r=25:d={seconds}"), "-c:v", "libx264"])
+        .args(["-preset", "ultrafast"])
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::read(path).unwrap()
+}

@@ -6,47 +6,13 @@
 //! tenant sees and removes nothing. Only processes, files and HTTP (and S3 and the GCS emulator's
 //! API to fill the customer's buckets).
 
-use std::process::Command;
-use std::time::{Duration, Instant};
-
 use serde_json::{json, Value};
 use vaultstream_tests::gcs::GcsEmulator;
-use vaultstream_tests::local::{mint, Running};
+use vaultstream_tests::local::{clip, get_json, mint, until, Running};
 
 const SERVICE_ACCOUNT: &str = r#"{"type":"service_account","project_id":"studio","private_key_id":"k1",
  "private_key":"-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n",
  "client_email":"sync@studio.iam.gserviceaccount.com","token_uri":"http://169.254.169.254/token"}"#;
-
-fn clip(seconds: u32) -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("clip.mp4");
-    let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i", &format!("testsrc2=s=320x180:r=25:d={seconds}"), "-c:v", "libx264"])
-        .args(["-preset", "ultrafast"])
-        .arg(&path)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::fs::read(path).unwrap()
-}
-
-async fn get(http: &reqwest::Client, url: String, token: &str) -> Value {
-    http.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap()
-}
-
-/// Polls `check` every 300 ms for up to `seconds`; the value it found.
-async fn until(seconds: u64, mut check: impl AsyncFnMut() -> Option<Value>) -> Option<Value> {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    loop {
-        if let Some(found) = check().await {
-            return Some(found);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
 
 /// An S3 client for the customer's account: the stack's moto.
 async fn customer_s3(endpoint: &str) -> aws_sdk_s3::Client {
@@ -110,7 +76,7 @@ async fn objects_in_monitored_s3_and_gcs_buckets_become_ready_titles_once() {
 
     // The schedule lists both buckets; each media object becomes a title, described by its sidecar.
     let titles = until(180, async || {
-        let list = get(&http, format!("{api}/v1/content"), &admin).await;
+        let list = get_json(&http, format!("{api}/v1/content"), &admin).await;
         let items = list["items"].as_array().unwrap();
         let ready = items.iter().filter(|i| i["status"] == "READY").count();
         (ready == 2).then(|| list.clone())
@@ -122,27 +88,27 @@ async fn objects_in_monitored_s3_and_gcs_buckets_become_ready_titles_once() {
     let items = titles["items"].as_array().unwrap();
     let launch = items.iter().find(|i| i["title"] == "Launch day").unwrap_or_else(|| panic!("{titles}"));
     let episode = items.iter().find(|i| i["title"] == "Episode 2").unwrap_or_else(|| panic!("{titles}"));
-    let launch = get(&http, format!("{api}/v1/content/{}", launch["content_id"].as_str().unwrap()), &admin).await;
+    let launch = get_json(&http, format!("{api}/v1/content/{}", launch["content_id"].as_str().unwrap()), &admin).await;
     assert_eq!(launch["import"]["url"], "s3://customer-media/incoming/launch.mp4", "{launch}");
     assert_eq!((&launch["metadata"]["artist"], &launch["metadata_sources"]["title"]), (&json!("Ada"), &json!("sidecar")), "{launch}");
-    let episode = get(&http, format!("{api}/v1/content/{}", episode["content_id"].as_str().unwrap()), &admin).await;
+    let episode = get_json(&http, format!("{api}/v1/content/{}", episode["content_id"].as_str().unwrap()), &admin).await;
     assert_eq!(episode["import"]["url"], "gs://studio-masters/incoming/episode%202.mp4", "{episode}");
     assert_eq!(episode["metadata"]["language"], "en", "{episode}");
 
     // Later polls import nothing twice.
     let polled_at = |view: &Value| view["last_polled_at"].as_str().map(str::to_string);
-    let before = get(&http, format!("{api}/v1/monitors"), &admin).await;
+    let before = get_json(&http, format!("{api}/v1/monitors"), &admin).await;
     let first_polls: Vec<Option<String>> = before["items"].as_array().unwrap().iter().map(polled_at).collect();
     until(30, async || {
-        let now = get(&http, format!("{api}/v1/monitors"), &admin).await;
+        let now = get_json(&http, format!("{api}/v1/monitors"), &admin).await;
         let polls: Vec<Option<String>> = now["items"].as_array().unwrap().iter().map(polled_at).collect();
         polls.iter().zip(&first_polls).all(|(a, b)| a != b).then_some(now)
     })
     .await
     .expect("both monitors are polled again");
-    let list = get(&http, format!("{api}/v1/content"), &admin).await;
+    let list = get_json(&http, format!("{api}/v1/content"), &admin).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 2, "{list}");
-    let monitors = get(&http, format!("{api}/v1/monitors"), &admin).await;
+    let monitors = get_json(&http, format!("{api}/v1/monitors"), &admin).await;
     for view in monitors["items"].as_array().unwrap() {
         assert_eq!((&view["imported"], &view["refused"]), (&json!(1), &json!(0)), "{view}");
         assert!(view.get("last_error").is_none(), "{view}");
@@ -153,7 +119,7 @@ async fn objects_in_monitored_s3_and_gcs_buckets_become_ready_titles_once() {
     let missing: Value =
         http.post(format!("{api}/v1/monitors")).bearer_auth(&admin).json(&missing).send().await.unwrap().json().await.unwrap();
     let failing = until(30, async || {
-        let monitors = get(&http, format!("{api}/v1/monitors"), &admin).await;
+        let monitors = get_json(&http, format!("{api}/v1/monitors"), &admin).await;
         monitors["items"]
             .as_array()
             .unwrap()
@@ -167,11 +133,11 @@ async fn objects_in_monitored_s3_and_gcs_buckets_become_ready_titles_once() {
 
     // Another tenant sees nothing and removes nothing; the administrator removes a monitor.
     let stranger = mint(&state_dir, "globex", "ops", "admin");
-    assert_eq!(get(&http, format!("{api}/v1/monitors"), &stranger).await["items"], json!([]));
+    assert_eq!(get_json(&http, format!("{api}/v1/monitors"), &stranger).await["items"], json!([]));
     let id = s3_view["monitor_id"].as_str().unwrap();
     assert_eq!(http.delete(format!("{api}/v1/monitors/{id}")).bearer_auth(&stranger).send().await.unwrap().status(), 404);
     assert_eq!(http.delete(format!("{api}/v1/monitors/{id}")).bearer_auth(&admin).send().await.unwrap().status(), 204);
-    let left = get(&http, format!("{api}/v1/monitors"), &admin).await;
+    let left = get_json(&http, format!("{api}/v1/monitors"), &admin).await;
     assert_eq!(left["items"].as_array().unwrap().len(), 2, "{left}");
     stack.interrupt();
 }

@@ -5,42 +5,10 @@
 //! is refused with its reason on the feed; unsubscribing stops it. Only processes, files and HTTP.
 
 use std::collections::HashMap;
-use std::process::Command;
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use vaultstream_tests::local::{mint, Running};
+use vaultstream_tests::local::{clip, get_json, mint, until, Running};
 use vaultstream_tests::origin::Server;
-
-fn clip() -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ep1.mp4");
-    let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=2", "-c:v", "libx264", "-preset", "ultrafast"])
-        .arg(&path)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::fs::read(path).unwrap()
-}
-
-async fn get(http: &reqwest::Client, url: String, token: &str) -> Value {
-    http.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap()
-}
-
-/// Polls `check` every 300 ms for up to `seconds`; the last value it saw.
-async fn until(seconds: u64, mut check: impl AsyncFnMut() -> Option<Value>) -> Option<Value> {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    loop {
-        if let Some(found) = check().await {
-            return Some(found);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
 
 #[tokio::test]
 async fn a_feed_item_becomes_a_ready_title_once_and_a_hostile_feed_is_refused() {
@@ -52,7 +20,7 @@ async fn a_feed_item_becomes_a_ready_title_once_and_a_hostile_feed_is_refused() 
                   <rss version=\"2.0\"><channel><title>&lol2;</title></channel></rss>";
     let server = Server::start(HashMap::from([
         ("/shows.rss".to_string(), ("200 OK\r\ncontent-type: application/rss+xml".to_string(), rss.as_bytes().to_vec())),
-        ("/media/ep1.mp4".to_string(), ("200 OK\r\ncontent-type: video/mp4".to_string(), clip())),
+        ("/media/ep1.mp4".to_string(), ("200 OK\r\ncontent-type: video/mp4".to_string(), clip(2))),
         ("/laughs.rss".to_string(), ("200 OK\r\ncontent-type: application/rss+xml".to_string(), laughs.as_bytes().to_vec())),
     ]))
     .await;
@@ -73,7 +41,7 @@ async fn a_feed_item_becomes_a_ready_title_once_and_a_hostile_feed_is_refused() 
 
     // The schedule reads the feed and imports its item; the title is the item's.
     let ready = until(180, async || {
-        let list = get(&http, format!("{api}/v1/content"), &token).await;
+        let list = get_json(&http, format!("{api}/v1/content"), &token).await;
         list["items"].as_array().unwrap().iter().find(|i| i["title"] == "Episode 1: Pilot" && i["status"] == "READY").cloned()
     })
     .await
@@ -89,11 +57,11 @@ async fn a_feed_item_becomes_a_ready_title_once_and_a_hostile_feed_is_refused() 
     // More polls: nothing imported twice.
     let polls_before = server.hits("/shows.rss");
     until(30, async || (server.hits("/shows.rss") >= polls_before + 2).then_some(json!(true))).await.expect("the feed is read again");
-    let list = get(&http, format!("{api}/v1/content"), &token).await;
+    let list = get_json(&http, format!("{api}/v1/content"), &token).await;
     let from_feed = list["items"].as_array().unwrap().iter().filter(|i| i["title"] == "Episode 1: Pilot").count();
     assert_eq!(from_feed, 1, "{list}");
     assert_eq!(server.hits("/media/ep1.mp4"), 1);
-    let feeds = get(&http, format!("{api}/v1/feeds"), &token).await;
+    let feeds = get_json(&http, format!("{api}/v1/feeds"), &token).await;
     let shown = feeds["items"].as_array().unwrap().iter().find(|f| f["feed_id"] == feed_id.as_str()).cloned().unwrap();
     assert_eq!((&shown["imported"], &shown["refused"]), (&json!(1), &json!(0)), "{feeds}");
     assert!(shown["last_polled_at"].is_string() && shown.get("last_error").is_none(), "{shown}");
@@ -103,7 +71,7 @@ async fn a_feed_item_becomes_a_ready_title_once_and_a_hostile_feed_is_refused() 
         http.post(format!("{api}/v1/feeds")).bearer_auth(&token).json(&json!({"url": server.url("/laughs.rss")})).send().await.unwrap();
     let laughing: Value = laughing.json().await.unwrap();
     let refused = until(30, async || {
-        let feeds = get(&http, format!("{api}/v1/feeds"), &token).await;
+        let feeds = get_json(&http, format!("{api}/v1/feeds"), &token).await;
         feeds["items"].as_array().unwrap().iter().find(|f| f["feed_id"] == laughing["feed_id"] && f["last_error"].is_string()).cloned()
     })
     .await
@@ -115,12 +83,12 @@ async fn a_feed_item_becomes_a_ready_title_once_and_a_hostile_feed_is_refused() 
         http.post(format!("{api}/v1/feeds")).bearer_auth(&token).json(&json!({"url": "http://169.254.169.254/feed"})).send().await.unwrap();
     assert_eq!(bad.status(), 400);
     let stranger = mint(&state_dir, "globex", "someone", "content:write");
-    assert_eq!(get(&http, format!("{api}/v1/feeds"), &stranger).await["items"], json!([]));
+    assert_eq!(get_json(&http, format!("{api}/v1/feeds"), &stranger).await["items"], json!([]));
     let gone = http.delete(format!("{api}/v1/feeds/{feed_id}")).bearer_auth(&stranger).send().await.unwrap();
     assert_eq!(gone.status(), 404, "another tenant cannot unsubscribe it");
     let gone = http.delete(format!("{api}/v1/feeds/{feed_id}")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(gone.status(), 204);
-    let feeds = get(&http, format!("{api}/v1/feeds"), &token).await;
+    let feeds = get_json(&http, format!("{api}/v1/feeds"), &token).await;
     assert!(!feeds["items"].as_array().unwrap().iter().any(|f| f["feed_id"] == feed_id.as_str()), "{feeds}");
     stack.interrupt();
 }

@@ -12,6 +12,7 @@ use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::{Deserialize, Serialize};
 
+use crate::aws::claims;
 use crate::ids::{FeedId, TenantId};
 use crate::ingest::ports::{Feed, FeedStore, FeedStoreError};
 
@@ -249,46 +250,18 @@ impl FeedStore for DynamoFeeds {
     }
 
     async fn claim_item(&self, feed: &Feed, item: &str, guid: &str) -> Result<bool, FeedStoreError> {
-        let mut record = key(&feed.tenant, item_sk(feed, item));
-        record.insert("guid".into(), AttributeValue::S(guid.chars().take(1024).collect()));
-        record.insert("outcome".into(), AttributeValue::S("claimed".into()));
-        record.insert("first_seen_at".into(), AttributeValue::S(crate::clock::now_rfc3339()));
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(record))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
+        claims::claim(&self.client, &self.table, key(&feed.tenant, item_sk(feed, item)), ("guid", guid))
+            .await
+            .map_err(FeedStoreError::Unavailable)
     }
 
     async fn settle_item(&self, feed: &Feed, item: &str, outcome: &str) -> Result<(), FeedStoreError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(&feed.tenant, item_sk(feed, item))))
-            .update_expression("SET outcome = :outcome")
-            .expression_attribute_values(":outcome", AttributeValue::S(outcome.chars().take(2048).collect()))
-            .send()
+        claims::settle(&self.client, &self.table, key(&feed.tenant, item_sk(feed, item)), outcome)
             .await
-            .map_err(unavailable)?;
-        Ok(())
+            .map_err(FeedStoreError::Unavailable)
     }
 
     async fn release_item(&self, feed: &Feed, item: &str) -> Result<(), FeedStoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(&feed.tenant, item_sk(feed, item))))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        claims::release(&self.client, &self.table, key(&feed.tenant, item_sk(feed, item))).await.map_err(FeedStoreError::Unavailable)
     }
 }

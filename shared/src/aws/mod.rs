@@ -7,6 +7,7 @@ pub mod audit_digests;
 pub mod batch_jobs;
 pub mod caption_files;
 pub mod catalog;
+pub(crate) mod claims;
 pub mod clients;
 pub mod cloud_buckets;
 pub mod feed_store;

@@ -12,6 +12,7 @@ use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
 use serde::{Deserialize, Serialize};
 
+use crate::aws::claims;
 use crate::aws::feed_store::SUBSCRIPTIONS_INDEX;
 use crate::ids::{MonitorId, TenantId};
 use crate::ingest::ports::{BucketAccess, Monitor, MonitorStore, MonitorStoreError};
@@ -301,46 +302,17 @@ impl MonitorStore for DynamoMonitors {
     }
 
     async fn claim_object(&self, monitor: &Monitor, digest: &str, object_key: &str) -> Result<bool, MonitorStoreError> {
-        let mut record = key(&monitor.tenant, object_sk(monitor, digest));
-        record.insert("key".into(), AttributeValue::S(object_key.chars().take(1024).collect()));
-        record.insert("outcome".into(), AttributeValue::S("claimed".into()));
-        record.insert("first_seen_at".into(), AttributeValue::S(crate::clock::now_rfc3339()));
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(record))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
+        let at = key(&monitor.tenant, object_sk(monitor, digest));
+        claims::claim(&self.client, &self.table, at, ("key", object_key)).await.map_err(MonitorStoreError::Unavailable)
     }
 
     async fn settle_object(&self, monitor: &Monitor, digest: &str, outcome: &str) -> Result<(), MonitorStoreError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(&monitor.tenant, object_sk(monitor, digest))))
-            .update_expression("SET outcome = :outcome")
-            .expression_attribute_values(":outcome", AttributeValue::S(outcome.chars().take(2048).collect()))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        let at = key(&monitor.tenant, object_sk(monitor, digest));
+        claims::settle(&self.client, &self.table, at, outcome).await.map_err(MonitorStoreError::Unavailable)
     }
 
     async fn release_object(&self, monitor: &Monitor, digest: &str) -> Result<(), MonitorStoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(&monitor.tenant, object_sk(monitor, digest))))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        let at = key(&monitor.tenant, object_sk(monitor, digest));
+        claims::release(&self.client, &self.table, at).await.map_err(MonitorStoreError::Unavailable)
     }
 }
