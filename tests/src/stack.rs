@@ -107,6 +107,7 @@ impl Stack {
             ("VAULTSTREAM_FAILURES_DLQ_URL", o.failures_dlq_url.clone()),
             ("VAULTSTREAM_IMPORT_QUEUE_URL", o.import_queue_url.clone()),
             ("VAULTSTREAM_FEEDS_TABLE", o.feeds_table.clone()),
+            ("VAULTSTREAM_MONITOR_SECRET_PREFIX", "vaultstream-test/monitors/".to_string()),
             ("VAULTSTREAM_CONTENT_FAILED_BUS", o.content_failed_bus.clone()),
             ("VAULTSTREAM_JOB_QUEUE_VIDEO_GPU", o.video_gpu_job_queue.clone()),
             ("VAULTSTREAM_JOB_QUEUE_VIDEO_CPU", o.video_cpu_job_queue.clone()),

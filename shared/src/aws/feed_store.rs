@@ -12,12 +12,11 @@ use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde::{Deserialize, Serialize};
 
-use crate::aws::claims;
+use crate::aws::subscriptions;
 use crate::ids::{FeedId, TenantId};
 use crate::ingest::ports::{Feed, FeedStore, FeedStoreError};
 
-/// The sparse index of subscriptions.
-pub const SUBSCRIPTIONS_INDEX: &str = "subscriptions";
+pub use crate::aws::subscriptions::SUBSCRIPTIONS_INDEX;
 
 pub struct DynamoFeeds {
     client: aws_sdk_dynamodb::Client,
@@ -134,28 +133,8 @@ impl FeedStore for DynamoFeeds {
     }
 
     async fn list(&self, tenant: &TenantId) -> Result<Vec<Feed>, FeedStoreError> {
-        let mut feeds = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :feed)")
-                .expression_attribute_values(":pk", AttributeValue::S(pk(tenant)))
-                .expression_attribute_values(":feed", AttributeValue::S("FEED#".into()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in out.items.unwrap_or_default() {
-                feeds.push(decode(item)?);
-            }
-            match out.last_evaluated_key {
-                Some(next) if !next.is_empty() => start = Some(next),
-                _ => return Ok(feeds),
-            }
-        }
+        let items = subscriptions::items_of(&self.client, &self.table, pk(tenant), "FEED#").await.map_err(FeedStoreError::Unavailable)?;
+        items.into_iter().map(decode).collect()
     }
 
     async fn remove(&self, tenant: &TenantId, feed: &FeedId) -> Result<bool, FeedStoreError> {
@@ -172,29 +151,8 @@ impl FeedStore for DynamoFeeds {
     }
 
     async fn all(&self) -> Result<Vec<Feed>, FeedStoreError> {
-        let mut feeds = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .index_name(SUBSCRIPTIONS_INDEX)
-                // Bucket monitors share the index (crate::aws::monitor_store).
-                .filter_expression("begins_with(sk, :feed)")
-                .expression_attribute_values(":feed", AttributeValue::S("FEED#".into()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in out.items.unwrap_or_default() {
-                feeds.push(decode(item)?);
-            }
-            match out.last_evaluated_key {
-                Some(next) if !next.is_empty() => start = Some(next),
-                _ => return Ok(feeds),
-            }
-        }
+        let items = subscriptions::all_of(&self.client, &self.table, "FEED#").await.map_err(FeedStoreError::Unavailable)?;
+        items.into_iter().map(decode).collect()
     }
 
     async fn record_poll(&self, feed: &Feed) -> Result<(), FeedStoreError> {
@@ -250,18 +208,18 @@ impl FeedStore for DynamoFeeds {
     }
 
     async fn claim_item(&self, feed: &Feed, item: &str, guid: &str) -> Result<bool, FeedStoreError> {
-        claims::claim(&self.client, &self.table, key(&feed.tenant, item_sk(feed, item)), ("guid", guid))
+        subscriptions::claim(&self.client, &self.table, key(&feed.tenant, item_sk(feed, item)), ("guid", guid))
             .await
             .map_err(FeedStoreError::Unavailable)
     }
 
     async fn settle_item(&self, feed: &Feed, item: &str, outcome: &str) -> Result<(), FeedStoreError> {
-        claims::settle(&self.client, &self.table, key(&feed.tenant, item_sk(feed, item)), outcome)
+        subscriptions::settle(&self.client, &self.table, key(&feed.tenant, item_sk(feed, item)), outcome)
             .await
             .map_err(FeedStoreError::Unavailable)
     }
 
     async fn release_item(&self, feed: &Feed, item: &str) -> Result<(), FeedStoreError> {
-        claims::release(&self.client, &self.table, key(&feed.tenant, item_sk(feed, item))).await.map_err(FeedStoreError::Unavailable)
+        subscriptions::release(&self.client, &self.table, key(&feed.tenant, item_sk(feed, item))).await.map_err(FeedStoreError::Unavailable)
     }
 }

@@ -7,7 +7,6 @@ pub mod audit_digests;
 pub mod batch_jobs;
 pub mod caption_files;
 pub mod catalog;
-pub(crate) mod claims;
 pub mod clients;
 pub mod cloud_buckets;
 pub mod feed_store;
@@ -21,6 +20,7 @@ pub mod policy_signer;
 pub mod queues;
 pub mod sessions;
 pub mod source_store;
+pub mod subscriptions;
 pub mod tenant_role;
 
 pub use api_tokens::DynamoApiTokens;

@@ -12,8 +12,7 @@ use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
 use serde::{Deserialize, Serialize};
 
-use crate::aws::claims;
-use crate::aws::feed_store::SUBSCRIPTIONS_INDEX;
+use crate::aws::subscriptions;
 use crate::ids::{MonitorId, TenantId};
 use crate::ingest::ports::{BucketAccess, Monitor, MonitorStore, MonitorStoreError};
 
@@ -159,28 +158,9 @@ impl MonitorStore for DynamoMonitors {
     }
 
     async fn list(&self, tenant: &TenantId) -> Result<Vec<Monitor>, MonitorStoreError> {
-        let mut monitors = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :monitor)")
-                .expression_attribute_values(":pk", AttributeValue::S(pk(tenant)))
-                .expression_attribute_values(":monitor", AttributeValue::S("MONITOR#".into()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in out.items.unwrap_or_default() {
-                monitors.push(decode(item)?);
-            }
-            match out.last_evaluated_key {
-                Some(next) if !next.is_empty() => start = Some(next),
-                _ => return Ok(monitors),
-            }
-        }
+        let items =
+            subscriptions::items_of(&self.client, &self.table, pk(tenant), "MONITOR#").await.map_err(MonitorStoreError::Unavailable)?;
+        items.into_iter().map(decode).collect()
     }
 
     async fn get(&self, tenant: &TenantId, monitor: &MonitorId) -> Result<Option<Monitor>, MonitorStoreError> {
@@ -210,28 +190,8 @@ impl MonitorStore for DynamoMonitors {
     }
 
     async fn all(&self) -> Result<Vec<Monitor>, MonitorStoreError> {
-        let mut monitors = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .index_name(SUBSCRIPTIONS_INDEX)
-                .filter_expression("begins_with(sk, :monitor)")
-                .expression_attribute_values(":monitor", AttributeValue::S("MONITOR#".into()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in out.items.unwrap_or_default() {
-                monitors.push(decode(item)?);
-            }
-            match out.last_evaluated_key {
-                Some(next) if !next.is_empty() => start = Some(next),
-                _ => return Ok(monitors),
-            }
-        }
+        let items = subscriptions::all_of(&self.client, &self.table, "MONITOR#").await.map_err(MonitorStoreError::Unavailable)?;
+        items.into_iter().map(decode).collect()
     }
 
     async fn record_poll(&self, monitor: &Monitor) -> Result<(), MonitorStoreError> {
@@ -303,16 +263,16 @@ impl MonitorStore for DynamoMonitors {
 
     async fn claim_object(&self, monitor: &Monitor, digest: &str, object_key: &str) -> Result<bool, MonitorStoreError> {
         let at = key(&monitor.tenant, object_sk(monitor, digest));
-        claims::claim(&self.client, &self.table, at, ("key", object_key)).await.map_err(MonitorStoreError::Unavailable)
+        subscriptions::claim(&self.client, &self.table, at, ("key", object_key)).await.map_err(MonitorStoreError::Unavailable)
     }
 
     async fn settle_object(&self, monitor: &Monitor, digest: &str, outcome: &str) -> Result<(), MonitorStoreError> {
         let at = key(&monitor.tenant, object_sk(monitor, digest));
-        claims::settle(&self.client, &self.table, at, outcome).await.map_err(MonitorStoreError::Unavailable)
+        subscriptions::settle(&self.client, &self.table, at, outcome).await.map_err(MonitorStoreError::Unavailable)
     }
 
     async fn release_object(&self, monitor: &Monitor, digest: &str) -> Result<(), MonitorStoreError> {
         let at = key(&monitor.tenant, object_sk(monitor, digest));
-        claims::release(&self.client, &self.table, at).await.map_err(MonitorStoreError::Unavailable)
+        subscriptions::release(&self.client, &self.table, at).await.map_err(MonitorStoreError::Unavailable)
     }
 }
