@@ -35,7 +35,8 @@ pub struct GcsClient {
     token_url: Url,
     /// An emulator: no token.
     anonymous: bool,
-    /// Access tokens by service account.
+    /// Access tokens by the key that obtained them (its digest): never by the account's name
+    /// alone, which another tenant could put beside a key that does not work.
     tokens: Mutex<HashMap<String, (String, SystemTime)>>,
 }
 
@@ -135,7 +136,14 @@ impl GcsClient {
             return Ok(None);
         }
         let now = SystemTime::now();
-        if let Some((token, until)) = self.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&key.client_email) {
+        let cache_key = {
+            let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+            digest.update(key.client_email.as_bytes());
+            digest.update(b"\n");
+            digest.update(key.private_key.as_bytes());
+            hex::encode(digest.finish())
+        };
+        if let Some((token, until)) = self.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&cache_key) {
             if *until > now + TOKEN_MARGIN {
                 return Ok(Some(token.clone()));
             }
@@ -173,7 +181,7 @@ impl GcsClient {
         let answer: TokenAnswer = serde_json::from_slice(&bytes)
             .map_err(|e| FetchError::Failed(format!("Google's token endpoint answered in an unknown shape: {e}")))?;
         let until = now + Duration::from_secs(answer.expires_in.unwrap_or(3600));
-        self.tokens.lock().unwrap_or_else(|p| p.into_inner()).insert(key.client_email.clone(), (answer.access_token.clone(), until));
+        self.tokens.lock().unwrap_or_else(|p| p.into_inner()).insert(cache_key, (answer.access_token.clone(), until));
         Ok(Some(answer.access_token))
     }
 

@@ -48,7 +48,9 @@ impl CloudBucketsClient {
             .send()
             .await
             .map_err(|e| {
-                let refused = e.as_service_error().is_some_and(|s| s.code().is_some());
+                // Throttling and STS's own failures pass; anything else STS says is a refusal.
+                let code = e.as_service_error().and_then(|s| s.code()).unwrap_or_default();
+                let refused = !code.is_empty() && !code.contains("Throttl") && code != "InternalFailure" && code != "ServiceUnavailable";
                 let detail = DisplayErrorContext(&e).to_string();
                 if refused {
                     FetchError::Refused(format!(
