@@ -2,6 +2,10 @@
 //! monitor's external id, then a client with that session's credentials, in the bucket's region),
 //! GCS through [`crate::gcs`] with the service account key read from Secrets Manager.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use aws_credential_types::Credentials;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_s3::primitives::ByteStream;
@@ -14,7 +18,13 @@ use crate::ingest::ports::{BucketAccess, CloudBuckets, FetchError, FetchedBody, 
 const CUSTOMER_MUST_ACT: [&str; 6] =
     ["AccessDenied", "NoSuchBucket", "AllAccessDisabled", "PermanentRedirect", "AuthorizationHeaderMalformed", "InvalidAccessKeyId"];
 
+/// An assumed session is used this long (STS grants an hour), across listing pages and, in a
+/// warm function, across invocations.
+const SESSION_REUSE: Duration = Duration::from_secs(45 * 60);
+
 pub struct CloudBucketsClient {
+    /// S3 clients acting as a monitor's role, by tenant, monitor and role, until their time.
+    sessions: Mutex<HashMap<String, (aws_sdk_s3::Client, Instant)>>,
     sts: aws_sdk_sts::Client,
     secrets: aws_sdk_secretsmanager::Client,
     config: aws_config::SdkConfig,
@@ -25,6 +35,7 @@ pub struct CloudBucketsClient {
 impl CloudBucketsClient {
     pub fn new(clients: &crate::aws::Clients, gcs: GcsClient) -> Self {
         CloudBucketsClient {
+            sessions: Mutex::new(HashMap::new()),
             sts: aws_sdk_sts::Client::new(&clients.config),
             secrets: clients.secrets.clone(),
             config: clients.config.clone(),
@@ -38,6 +49,12 @@ impl CloudBucketsClient {
         let BucketAccess::S3 { region, role_arn, external_id } = &monitor.access else {
             return Err(FetchError::Refused("not an S3 monitor".into()));
         };
+        let session_key = format!("{}/{}/{role_arn}", monitor.tenant, monitor.monitor_id);
+        if let Some((client, until)) = self.sessions.lock().unwrap_or_else(|p| p.into_inner()).get(&session_key) {
+            if *until > Instant::now() {
+                return Ok((client.clone(), role_arn.clone()));
+            }
+        }
         let assumed = self
             .sts
             .assume_role()
@@ -69,7 +86,9 @@ impl CloudBucketsClient {
             .region(aws_sdk_s3::config::Region::new(region.clone()))
             .force_path_style(self.path_style)
             .build();
-        Ok((aws_sdk_s3::Client::from_conf(config), role_arn.clone()))
+        let client = aws_sdk_s3::Client::from_conf(config);
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).insert(session_key, (client.clone(), Instant::now() + SESSION_REUSE));
+        Ok((client, role_arn.clone()))
     }
 
     async fn service_account(&self, monitor: &Monitor) -> Result<ServiceAccountKey, FetchError> {
