@@ -165,6 +165,7 @@ impl World {
                 monitors: Arc::new(vaultstream::memory::MemoryMonitors::new()),
                 buckets: Arc::new(vaultstream::memory::MemoryBuckets::new()),
             },
+            drops: self.sources.clone(),
             failures: self.queues.clone(),
             redelivery: self.queues.clone(),
             audit: self.ledger.clone(),
@@ -364,6 +365,7 @@ async fn hostile_and_broken_urls_are_refused_with_a_reason_and_store_nothing() {
         url: format!("http://localhost:{}/film.mp4", origin.port),
         requested_by: "creator".into(),
         object: None,
+        dropped: None,
     };
     assert_eq!(world.worker(DEPLOYED, settings()).handle(&delivery(&by_name, 1)).await, Handled::Done);
     let failure = world.record(&record).await.failure.unwrap();

@@ -80,6 +80,7 @@ impl World {
             sources: self.sources.clone(),
             fetcher: Arc::new(GuardedFetcher::new(STRICT, std::time::Duration::from_secs(1), std::time::Duration::from_secs(5)).unwrap()),
             objects: MonitoredObjects { monitors: self.monitors.clone(), buckets: self.buckets.clone() },
+            drops: self.sources.clone(),
             failures: self.queues.clone(),
             redelivery: self.queues.clone(),
             audit: self.ledger.clone(),

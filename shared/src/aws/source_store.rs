@@ -1,5 +1,5 @@
 //! The source bucket (S3): presigned uploads, multipart completion, HEAD and ranged reads, and
-//! the platform's own writes (URL imports).
+//! the platform's own writes (imports), and the drop zones' files.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -10,7 +10,7 @@ use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as S3Part};
 
-use crate::ingest::ports::{CompletedPart, ObjectHead, PresignedRequest, SourceError, SourceStore, SourceWriter};
+use crate::ingest::ports::{CompletedPart, DropBox, FetchError, ObjectHead, PresignedRequest, SourceError, SourceStore, SourceWriter};
 use crate::ingest::post_policy::{self, PostTarget, PresignedPost, SigningCredentials};
 
 pub struct S3SourceStore {
@@ -219,5 +219,57 @@ impl SourceWriter for S3SourceStore {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_upload()) => Ok(()),
             Err(e) => Err(unavailable(e)),
         }
+    }
+}
+
+/// A dropped file as it streams out of the bucket.
+struct DroppedBody {
+    head: crate::ingest::ports::FetchedHead,
+    body: aws_sdk_s3::primitives::ByteStream,
+}
+
+#[async_trait::async_trait]
+impl crate::ingest::ports::FetchedBody for DroppedBody {
+    fn head(&self) -> &crate::ingest::ports::FetchedHead {
+        &self.head
+    }
+
+    async fn chunk(&mut self) -> Result<Option<bytes::Bytes>, FetchError> {
+        self.body.next().await.transpose().map_err(|e| FetchError::Failed(format!("reading the dropped file broke off: {e}")))
+    }
+}
+
+#[async_trait::async_trait]
+impl DropBox for S3SourceStore {
+    async fn open_dropped(&self, key: &str, etag: &str) -> Result<Box<dyn crate::ingest::ports::FetchedBody>, FetchError> {
+        let out = match self.client.get_object().bucket(&self.bucket).key(key).if_match(format!("\"{etag}\"")).send().await {
+            Ok(out) => out,
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => {
+                return Err(FetchError::Refused(
+                    "the dropped file was replaced after its upload finished; the new one is imported on its own".into(),
+                ))
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                return Err(FetchError::Refused("the dropped file was deleted before it could be imported".into()))
+            }
+            Err(e) => return Err(FetchError::Failed(DisplayErrorContext(e).to_string())),
+        };
+        let final_url = url::Url::parse("ftp://drop/")
+            .and_then(|u| u.join(key.strip_prefix("drop/").unwrap_or(key)))
+            .map_err(|e| FetchError::Refused(e.to_string()))?;
+        let head = crate::ingest::ports::FetchedHead {
+            status: 200,
+            content_type: out.content_type.clone(),
+            content_length: out.content_length.map(|n| n.max(0) as u64),
+            final_url,
+            etag: out.e_tag.clone(),
+            last_modified: None,
+        };
+        Ok(Box::new(DroppedBody { head, body: out.body }))
+    }
+
+    async fn remove_dropped(&self, key: &str) -> Result<(), SourceError> {
+        self.client.delete_object().bucket(&self.bucket).key(key).send().await.map_err(unavailable)?;
+        Ok(())
     }
 }

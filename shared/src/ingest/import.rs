@@ -16,7 +16,7 @@ use crate::access::{record, AccessError, Decided, RequestMeta};
 use crate::audit::AuditSink;
 use crate::catalog::{CatalogError, ContentCatalog, ContentRecord, ContentStatus, Created, IdempotencyClaim, UploadPlan};
 use crate::ids::TenantId;
-use crate::ingest::ports::{BucketObject, Feed, ImportKind, ImportMessage, ImportQueue, Monitor};
+use crate::ingest::ports::{BucketObject, DroppedFile, Feed, ImportKind, ImportMessage, ImportQueue, Monitor};
 use crate::ingest::upload::{idempotency_claim, new_content_id, sha256_hex, MAX_TITLE_CHARS};
 use crate::ingest::url_guard::{self, shown, FetchPolicy};
 use crate::ladder;
@@ -83,6 +83,8 @@ struct Accepted<'a> {
     described: crate::metadata::Described,
     /// A monitored bucket's object, read with the monitor's access instead of fetched.
     object: Option<BucketObject>,
+    /// A drop zone's file, moved from the drop zone instead of fetched.
+    dropped: Option<DroppedFile>,
 }
 
 /// An accepted import.
@@ -140,6 +142,7 @@ impl ImportService {
             profile,
             described,
             object: None,
+            dropped: None,
         };
         self.create_and_queue(import, claim.as_ref()).await
     }
@@ -169,6 +172,7 @@ impl ImportService {
                 profile: feed.profile.clone(),
                 described,
                 object: None,
+                dropped: None,
             };
             let claim = IdempotencyClaim {
                 key_hash: sha256_hex(format!("feed/{}/{item}", feed.feed_id).as_bytes()),
@@ -212,6 +216,7 @@ impl ImportService {
                 profile: monitor.profile.clone(),
                 described,
                 object: Some(object),
+                dropped: None,
             };
             self.create_and_queue(import, Some(&claim)).await
         }
@@ -224,8 +229,49 @@ impl ImportService {
         record(self.audit.as_ref(), decided, meta, outcome).await
     }
 
+    /// An import for a file dropped in `tenant`'s drop zone (`path`: within its folder), idempotent
+    /// per file version by `claim`. Audited as `content.import` by the drop zone.
+    pub async fn start_for_drop(
+        &self,
+        tenant: &TenantId,
+        path: &str,
+        dropped: DroppedFile,
+        described: crate::metadata::Described,
+        claim: &IdempotencyClaim,
+        meta: &RequestMeta,
+    ) -> Result<ImportGrant, AccessError> {
+        let actor = "drop_zone".to_string();
+        let outcome = async {
+            let mut url = Url::parse("ftp://drop/").map_err(|e| AccessError::Internal(e.to_string()))?;
+            url.path_segments_mut()
+                .map_err(|_| AccessError::Internal("ftp URL without a path".into()))?
+                .pop_if_empty()
+                .push(tenant.as_str())
+                .extend(path.split('/'));
+            let title = described.values.title.clone().ok_or_else(|| bad("the file has no title"))?;
+            let import = Accepted {
+                tenant,
+                requested_by: &actor,
+                url,
+                title: &title,
+                profile: "default".into(),
+                described,
+                object: None,
+                dropped: Some(dropped),
+            };
+            self.create_and_queue(import, Some(claim)).await
+        }
+        .await;
+        let resource = match &outcome {
+            Ok(grant) => format!("content/{}", grant.record.content_id),
+            Err(_) => "content/new".to_string(),
+        };
+        let decided = Decided { tenant: tenant.clone(), actor: &actor, action: "content.import", resource };
+        record(self.audit.as_ref(), decided, meta, outcome).await
+    }
+
     async fn create_and_queue(&self, import: Accepted<'_>, claim: Option<&IdempotencyClaim>) -> Result<ImportGrant, AccessError> {
-        let Accepted { tenant, requested_by, url, title, profile, described, object } = import;
+        let Accepted { tenant, requested_by, url, title, profile, described, object, dropped } = import;
         let content_id = new_content_id().map_err(|e| AccessError::Internal(e.to_string()))?;
         let mut record = ContentRecord::new(tenant.clone(), content_id, ContentStatus::AwaitingUpload, title);
         record.created_at = crate::clock::now_rfc3339();
@@ -248,12 +294,17 @@ impl ImportService {
             Created::Existing(earlier) => return Ok(ImportGrant { url: shown(&url), record: *earlier, replayed: true }),
         };
         let message = ImportMessage {
-            kind: if object.is_some() { ImportKind::BucketMonitor } else { ImportKind::UrlImport },
+            kind: match (&object, &dropped) {
+                (Some(_), _) => ImportKind::BucketMonitor,
+                (None, Some(_)) => ImportKind::DropZone,
+                (None, None) => ImportKind::UrlImport,
+            },
             tenant: record.tenant.clone(),
             content_id: record.content_id.clone(),
             url: url.to_string(),
             requested_by: requested_by.to_string(),
             object,
+            dropped,
         };
         // Not queued, not accepted: the record stays AWAITING_UPLOAD with nothing behind it, and
         // the client's retry with its Idempotency-Key finds it and queues it.

@@ -31,8 +31,8 @@ use crate::ingest::dispatch::Handled;
 use crate::ingest::media_types::{self, MediaType};
 use crate::ingest::monitor_poll::MonitoredObjects;
 use crate::ingest::ports::{
-    BucketObject, CompletedPart, ContentFailed, FailureReports, FetchError, FetchedHead, Fetcher, ImportKind, ImportMessage, QueueMessage,
-    Redelivery, SourceWriter,
+    BucketObject, CompletedPart, ContentFailed, DropBox, DroppedFile, FailureReports, FetchError, FetchedHead, Fetcher, ImportKind,
+    ImportMessage, QueueMessage, Redelivery, SourceWriter,
 };
 use crate::ingest::source_key::SourceKey;
 use crate::ingest::upload::{UploadSettings, MAX_FILENAME_BYTES};
@@ -96,6 +96,8 @@ pub struct ImportWorker {
     pub fetcher: Arc<dyn Fetcher>,
     /// Reads a bucket monitor's objects with the monitor's access.
     pub objects: MonitoredObjects,
+    /// The drop zones' files, moved into their source keys.
+    pub drops: Arc<dyn DropBox>,
     pub failures: Arc<dyn FailureReports>,
     pub redelivery: Arc<dyn Redelivery>,
     pub audit: Arc<dyn AuditSink>,
@@ -188,6 +190,8 @@ enum Origin<'a> {
     Url(&'a Url),
     /// A monitored bucket's object, read with the monitor's access.
     Object(&'a BucketObject),
+    /// A file in the tenant's own drop zone.
+    Dropped(&'a DroppedFile),
 }
 
 /// A multipart upload in progress, so it can be aborted whatever stops it.
@@ -248,6 +252,12 @@ impl ImportWorker {
         let source = match (import.kind, &import.object) {
             (ImportKind::UrlImport, None) => Origin::Url(&url),
             (ImportKind::BucketMonitor, Some(object)) => Origin::Object(object),
+            (ImportKind::DropZone, None) => match &import.dropped {
+                Some(dropped) if dropped.key.starts_with(&crate::ingest::drop_zone::drop_prefix(&import.tenant)) => {
+                    Origin::Dropped(dropped)
+                }
+                _ => return self.refuse(message, &record, "the queued import names no file in the tenant's drop zone".into()).await,
+            },
             _ => return self.refuse(message, &record, "the queued import names neither a URL nor an object".into()).await,
         };
         let origin = shown(&url);
@@ -264,6 +274,12 @@ impl ImportWorker {
         match outcome {
             Ok(imported) => {
                 tracing::info!(bytes = imported.size, parts = imported.parts, content_type = imported.content_type, "imported");
+                if let Origin::Dropped(dropped) = source {
+                    // Moved: the drop zone keeps only what is still to come in (or was refused).
+                    if let Err(e) = self.drops.remove_dropped(&dropped.key).await {
+                        tracing::warn!(error = %e, "could not remove the dropped file after its import");
+                    }
+                }
                 let reason =
                     format!("imported {} bytes of {} from {origin} for {}", imported.size, imported.content_type, import.requested_by);
                 self.audit_decision(&import.tenant, &resource, Decision::Allow, reason, message).await;
@@ -303,6 +319,7 @@ impl ImportWorker {
             match source {
                 Origin::Url(url) => self.fetcher.get(url, &[]).await,
                 Origin::Object(object) => self.objects.open(&record.tenant, object).await.map(|(_, body)| body),
+                Origin::Dropped(dropped) => self.drops.open_dropped(&dropped.key, &dropped.etag).await,
             }
         };
         let mut body = timeout_at(deadline, opened).await.map_err(|_| too_slow())?.map_err(fetch_stop)?;

@@ -16,11 +16,14 @@
 //!   media item once through the URL import.
 //! - [`monitors`], [`monitor_poll`]: cloud bucket monitors (a customer's S3 or GCS prefix), and
 //!   the scheduled poll that imports each new object version once through the import queue.
+//! - [`drop_zone`]: FTP drop zones: the token login, the folder a session is confined to, and a
+//!   finished upload becoming an import.
 //! - [`url_guard`]: what every URL fetched on a creator's behalf must pass (no SSRF);
 //!   [`url_fetch`] fetches through it.
 
 pub mod backoff;
 pub mod dispatch;
+pub mod drop_zone;
 pub mod feed_poll;
 pub mod feeds;
 pub mod import;

@@ -192,6 +192,25 @@ pub struct ImportMessage {
     /// For a bucket monitor's import, the object to copy (`url` then only names it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object: Option<BucketObject>,
+    /// For a drop zone's upload, the file to move into the source key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped: Option<DroppedFile>,
+}
+
+/// A file uploaded to a drop zone (`drop/{tenant}/…` in the source bucket), at the version
+/// (ETag, unquoted) that was reported finished.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DroppedFile {
+    pub key: String,
+    pub etag: String,
+}
+
+/// Files in the drop zones of the source bucket, read once and removed after their import.
+#[async_trait]
+pub trait DropBox: Send + Sync {
+    /// The file, only while it is at `etag`.
+    async fn open_dropped(&self, key: &str, etag: &str) -> Result<Box<dyn FetchedBody>, FetchError>;
+    async fn remove_dropped(&self, key: &str) -> Result<(), SourceError>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,6 +218,7 @@ pub struct ImportMessage {
 pub enum ImportKind {
     UrlImport,
     BucketMonitor,
+    DropZone,
 }
 
 /// One version of one object in a monitored bucket: the S3 ETag or the GCS generation it had

@@ -153,6 +153,59 @@ impl SourceWriter for MemorySourceStore {
     }
 }
 
+struct DroppedBody {
+    head: crate::ingest::ports::FetchedHead,
+    bytes: Option<Vec<u8>>,
+}
+
+#[async_trait::async_trait]
+impl crate::ingest::ports::FetchedBody for DroppedBody {
+    fn head(&self) -> &crate::ingest::ports::FetchedHead {
+        &self.head
+    }
+
+    async fn chunk(&mut self) -> Result<Option<bytes::Bytes>, crate::ingest::ports::FetchError> {
+        Ok(self.bytes.take().map(bytes::Bytes::from))
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::ingest::ports::DropBox for MemorySourceStore {
+    async fn open_dropped(
+        &self,
+        key: &str,
+        etag: &str,
+    ) -> Result<Box<dyn crate::ingest::ports::FetchedBody>, crate::ingest::ports::FetchError> {
+        use crate::ingest::ports::FetchError;
+        let object = locked(&self.objects)
+            .get(key)
+            .cloned()
+            .ok_or_else(|| FetchError::Refused("the dropped file was deleted before it could be imported".into()))?;
+        if object.etag.trim_matches('"') != etag {
+            return Err(FetchError::Refused(
+                "the dropped file was replaced after its upload finished; the new one is imported on its own".into(),
+            ));
+        }
+        let final_url = url::Url::parse("ftp://drop/")
+            .and_then(|u| u.join(key.strip_prefix("drop/").unwrap_or(key)))
+            .map_err(|e| FetchError::Refused(e.to_string()))?;
+        let head = crate::ingest::ports::FetchedHead {
+            status: 200,
+            content_type: Some(object.content_type.clone()),
+            content_length: Some(object.bytes.len() as u64),
+            final_url,
+            etag: Some(object.etag.clone()),
+            last_modified: None,
+        };
+        Ok(Box::new(DroppedBody { head, bytes: Some(object.bytes) }))
+    }
+
+    async fn remove_dropped(&self, key: &str) -> Result<(), SourceError> {
+        locked(&self.objects).remove(key);
+        Ok(())
+    }
+}
+
 /// Batch in memory: records every submission and can be told to refuse.
 #[derive(Default)]
 pub struct MemoryJobs {
