@@ -133,7 +133,8 @@ pub fn check_gcs_bucket(name: &str) -> Result<(), String> {
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
         && name.ends_with(|c: char| c.is_ascii_alphanumeric())
         && name.split('.').all(|label| (1..=63).contains(&label.len()))
-        && !name.starts_with("goog");
+        && !name.starts_with("goog")
+        && !name.contains("google");
     shape.then_some(()).ok_or_else(|| {
         format!("bucket: {name:?} is not a Cloud Storage bucket name (3 to 63 lowercase letters, digits, dots, hyphens and underscores)")
     })
@@ -371,8 +372,9 @@ mod tests {
             assert!(check_s3_bucket(bad).is_err(), "{bad}");
         }
         assert!(check_gcs_bucket("studio_masters").is_ok());
-        assert!(check_gcs_bucket("google-x").is_ok());
-        assert!(check_gcs_bucket("goog-x").is_err());
+        for reserved in ["goog-x", "google-x", "my-google-media"] {
+            assert!(check_gcs_bucket(reserved).is_err(), "{reserved}: Google reserves these");
+        }
         assert!(check_role_arn("arn:aws:iam::123456789012:role/media/VaultStreamRead").is_ok());
         for bad in
             ["arn:aws:iam::12345:role/x", "arn:aws:iam::123456789012:user/x", "arn:aws:s3:::bucket", "arn:aws:iam::123456789012:role/"]
