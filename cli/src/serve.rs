@@ -17,7 +17,7 @@ pub struct DevArgs {
     /// folder keeps titles and the ledger.
     #[arg(long, default_value = DEFAULT_STATE_DIR)]
     state_dir: PathBuf,
-    /// Written with {"api_url","cdn_url","emulator_url","viewer_url"} once everything is up.
+    /// Written with {"api_url","cdn_url","emulator_url","viewer_url","ftp_url"} once everything is up.
     #[arg(long)]
     ready_file: Option<PathBuf>,
     /// The API's port; the CDN edge takes the next one and the emulator the one after (0: any free ports).
@@ -56,7 +56,7 @@ pub async fn interrupted() {
 pub fn write_ready_file(path: &std::path::Path, stack: &LocalStack) -> anyhow::Result<()> {
     let ready = serde_json::json!({
         "api_url": stack.info.api_url, "cdn_url": stack.info.cdn_url,
-        "emulator_url": stack.info.emulator_url, "viewer_url": stack.info.viewer_url,
+        "emulator_url": stack.info.emulator_url, "viewer_url": stack.info.viewer_url, "ftp_url": stack.info.ftp_url,
     });
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, format!("{ready:#}\n")).with_context(|| format!("writing {}", tmp.display()))?;
@@ -78,6 +78,7 @@ pub fn dev(args: DevArgs) -> Result<(), Failure> {
         println!("  api      {}", stack.info.api_url);
         println!("  cdn      {}", stack.info.cdn_url);
         println!("  emulator {}", stack.info.emulator_url);
+        println!("  drop     {}   (FTPS: user = tenant id, password = a content:write token)", stack.info.ftp_url);
         println!(
             "  tokens   vaultstream token mint --state-dir {} --tenant acme --sub ada --scope \"content:read content:write\"",
             stack.state.root.display()

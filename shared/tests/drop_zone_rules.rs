@@ -83,6 +83,7 @@ impl World {
                 policy: STRICT,
             },
             sources: self.sources.clone(),
+            drops: self.sources.clone(),
             audit: self.ledger.clone(),
         }
     }
@@ -184,6 +185,23 @@ async fn a_finished_upload_becomes_one_title_and_its_file_moves_into_the_source_
     let record = world.catalog.get(&grant.record.tenant, &grant.record.content_id).await.unwrap().unwrap();
     let source = record.source.unwrap();
     assert_eq!((source.filename.as_str(), source.content_type.as_str()), ("Launch day.mov", "video/quicktime"));
+
+    // The same file dropped again once its title moved on: no second title, and the copy goes.
+    world
+        .catalog
+        .update(
+            &record.tenant,
+            &record.content_id,
+            &Default::default(),
+            &vaultstream::catalog::Patch { status: Some(ContentStatus::Queued), ..Default::default() },
+        )
+        .await
+        .unwrap();
+    world.sources.put("drop/acme/in/Launch day.mov", "application/octet-stream", film.clone());
+    let third = accepted(world.finished("drop/acme/in/Launch day.mov", "acme").await);
+    assert_eq!((third.record.content_id, third.replayed), (grant.record.content_id.clone(), true));
+    assert!(world.sources.object("drop/acme/in/Launch day.mov").is_none());
+    assert_eq!(world.queues.imports().len(), 2, "queued again only while the title awaited its file");
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 
 pub mod change_archive;
 pub mod client;
+pub mod drop_zone;
 pub mod edge;
 pub mod emulator;
 pub mod gateway;
@@ -123,6 +124,7 @@ impl LocalStack {
         let api_listener = http::bind(options.port, "API", "--port N").await?;
         let edge_listener = http::bind(next(1), "CDN edge", "--port N (the edge takes N+1)").await?;
         let emulator_port = free_port(next(2), "emulator", "--port N (moto takes N+2)")?;
+        let ftp_port = free_port(next(3), "FTPS drop zone", "--port N (the drop zone takes N+3)")?;
         let (api_port, cdn_port) = (api_listener.local_addr()?.port(), edge_listener.local_addr()?.port());
 
         let mut times = StartTimes::default();
@@ -147,6 +149,7 @@ impl LocalStack {
             cdn_url: format!("http://{{tenant-label}}.cdn.{CDN_DOMAIN}:{cdn_port}"),
             emulator_url: emulator.endpoint.clone(),
             viewer_url: format!("http://localhost:{cdn_port}/"),
+            ftp_url: format!("ftps://127.0.0.1:{ftp_port}"),
             outputs: outputs.clone(),
         };
         let mut env = function_env(&info, &identity, &cloudfront_pem, cdn_port);
@@ -202,6 +205,21 @@ impl LocalStack {
         tasks.push(schedule::feed_polls(FeedPoll::from_env(&env, &aws).await?, feed_every, watcher.clone()));
         let monitor_every = poll_period("VAULTSTREAM_MONITOR_POLL_SECONDS")?;
         tasks.push(schedule::monitor_polls(MonitorPoll::from_env(&env, &aws).await?, monitor_every, watcher.clone()));
+        let drops = Arc::new(vaultstream_functions::handlers::drop_zone::DropZone::from_env(&env, &aws).await?);
+        let login = drop_zone::TokenLogin {
+            authenticator: Arc::new(vaultstream_functions::wiring::authenticator(&env, &aws)?),
+            audit: vaultstream_functions::wiring::audit(&env, &aws)?,
+        };
+        let (s3, bucket) = (aws.s3.clone(), info.outputs.source_bucket.clone());
+        let max_bytes = env.number("VAULTSTREAM_MAX_UPLOAD_BYTES", vaultstream::ingest::upload::UploadSettings::DEFAULT_MAX_BYTES)?;
+        let storage = move || drop_zone::DropStorage {
+            s3: s3.clone(),
+            bucket: bucket.clone(),
+            sources: Arc::new(vaultstream::aws::S3SourceStore::new(s3.clone(), bucket.clone())),
+            drops: Arc::clone(&drops),
+            max_bytes,
+        };
+        tasks.push(drop_zone::serve(storage, login, drop_zone::certificate(&state.root)?, ftp_port, watcher.clone())?);
         let archiver = change_archive::ChangeArchiver::new(
             &config,
             aws.s3.clone(),

@@ -50,6 +50,9 @@ pub struct StackInfo {
     pub cdn_url: String,
     pub emulator_url: String,
     pub viewer_url: String,
+    /// The FTPS drop zone (`ftps://127.0.0.1:PORT`).
+    #[serde(default)]
+    pub ftp_url: String,
     pub outputs: Outputs,
 }
 

@@ -19,12 +19,13 @@ use serde_json::json;
 
 use crate::access::{record, AccessError, Decided, RequestMeta};
 use crate::audit::AuditSink;
+use crate::catalog::ContentStatus;
 use crate::catalog::IdempotencyClaim;
 use crate::identity::Authenticator;
 use crate::ids::TenantId;
 use crate::ingest::import::ImportGrant;
 use crate::ingest::media_types;
-use crate::ingest::ports::{DroppedFile, SourceStore};
+use crate::ingest::ports::{DropBox, DroppedFile, SourceStore};
 use crate::ingest::upload::sha256_hex;
 use crate::metadata::{Metadata, Source};
 use crate::principal::Scope;
@@ -153,6 +154,7 @@ pub enum Dropped {
 pub struct DropService {
     pub imports: crate::ingest::import::ImportService,
     pub sources: Arc<dyn SourceStore>,
+    pub drops: Arc<dyn DropBox>,
     pub audit: Arc<dyn AuditSink>,
 }
 
@@ -185,6 +187,12 @@ impl DropService {
             IdempotencyClaim { key_hash: sha256_hex(format!("drop/{key}/{etag}").as_bytes()), request_hash: sha256_hex(key.as_bytes()) };
         let dropped = DroppedFile { key: key.to_string(), etag };
         let grant = self.imports.start_for_drop(&tenant, &path, dropped, described, &claim, meta).await?;
+        if grant.replayed && grant.record.status != ContentStatus::AwaitingUpload {
+            // The same file, uploaded again after its import: its title exists; the copy goes.
+            if let Err(e) = self.drops.remove_dropped(key).await {
+                tracing::warn!(error = %e, "could not remove a file dropped twice");
+            }
+        }
         Ok(Dropped::Accepted(Box::new(grant)))
     }
 }
