@@ -42,13 +42,15 @@ locals {
     monitor_secrets = { arns = ["arn:${local.partition}:secretsmanager:${local.region}:${local.account}:secret:${var.prefix}/monitors/*"], conditions = [] }
     # S3 monitors read through roles in customers' accounts (each with its external id); never a
     # role of this account.
-    customer_roles     = { arns = ["arn:${local.partition}:iam::*:role/*"], conditions = [{ test = "StringNotEquals", variable = "aws:ResourceAccount", values = [local.account] }] }
-    tenant_role        = { arns = [aws_iam_role.transcoder_tenant.arn], conditions = [] }
-    tenant_sources     = { arns = ["${aws_s3_bucket.source.arn}/source/${local.tenant}/*"], conditions = [] }
-    tenant_origin      = { arns = ["${aws_s3_bucket.origin.arn}/${local.tenant}/*"], conditions = [] }
-    tenant_content     = { arns = [aws_dynamodb_table.content.arn], conditions = [{ test = "ForAllValues:StringEquals", variable = "dynamodb:LeadingKeys", values = ["TENANT#${local.tenant}"] }] }
-    tenant_ledger      = { arns = [aws_dynamodb_table.audit.arn], conditions = [{ test = "ForAllValues:StringLike", variable = "dynamodb:LeadingKeys", values = ["${local.tenant}#*"] }] }
-    tenant_content_key = { arns = [aws_kms_key.content.arn], conditions = local.tenant_key_conditions }
+    source_drop         = { arns = ["${aws_s3_bucket.source.arn}/drop/*"], conditions = [] }
+    source_drop_listing = { arns = [aws_s3_bucket.source.arn], conditions = [{ test = "StringLike", variable = "s3:prefix", values = ["drop/*"] }] }
+    customer_roles      = { arns = ["arn:${local.partition}:iam::*:role/*"], conditions = [{ test = "StringNotEquals", variable = "aws:ResourceAccount", values = [local.account] }] }
+    tenant_role         = { arns = [aws_iam_role.transcoder_tenant.arn], conditions = [] }
+    tenant_sources      = { arns = ["${aws_s3_bucket.source.arn}/source/${local.tenant}/*"], conditions = [] }
+    tenant_origin       = { arns = ["${aws_s3_bucket.origin.arn}/${local.tenant}/*"], conditions = [] }
+    tenant_content      = { arns = [aws_dynamodb_table.content.arn], conditions = [{ test = "ForAllValues:StringEquals", variable = "dynamodb:LeadingKeys", values = ["TENANT#${local.tenant}"] }] }
+    tenant_ledger       = { arns = [aws_dynamodb_table.audit.arn], conditions = [{ test = "ForAllValues:StringLike", variable = "dynamodb:LeadingKeys", values = ["${local.tenant}#*"] }] }
+    tenant_content_key  = { arns = [aws_kms_key.content.arn], conditions = local.tenant_key_conditions }
     # Named before they exist: the job queues and definitions are created with the transcoder.
     job_queues      = { arns = [for k in keys(local.job_queues) : "arn:${local.partition}:batch:${local.region}:${local.account}:job-queue/${var.prefix}-${k}"], conditions = [] }
     job_definitions = { arns = [for k in keys(local.job_definitions) : "arn:${local.partition}:batch:${local.region}:${local.account}:job-definition/${var.prefix}-${k}:*"], conditions = [] }
@@ -60,6 +62,7 @@ locals {
     VAULTSTREAM_TOKENS_TABLE             = aws_dynamodb_table.tokens.name
     VAULTSTREAM_FEEDS_TABLE              = aws_dynamodb_table.feeds.name
     VAULTSTREAM_MONITOR_SECRET_PREFIX    = "${var.prefix}/monitors/"
+    VAULTSTREAM_DROP_ROLE_ARN            = aws_iam_role.drop_zone.arn
     VAULTSTREAM_AUDIT_TABLE              = aws_dynamodb_table.audit.name
     VAULTSTREAM_AUDIT_SHARDS             = "4"
     VAULTSTREAM_AUDIT_ARCHIVE_BUCKET     = aws_s3_bucket.audit_archive.bucket

@@ -113,3 +113,7 @@ output "tenant_host_store_arn" {
   description = "Key value store: tenant host label -> tenant id"
   value       = aws_cloudfront_key_value_store.tenant_hosts.arn
 }
+
+output "drop_zone_server_id" {
+  value = aws_transfer_server.drop_zone.id
+}

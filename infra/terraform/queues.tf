@@ -118,7 +118,7 @@ data "aws_iam_policy_document" "queue" {
       condition {
         test     = "ArnEquals"
         variable = "aws:SourceArn"
-        values   = [aws_cloudwatch_event_rule.batch_job_ended.arn]
+        values   = [aws_cloudwatch_event_rule.batch_job_ended.arn, aws_cloudwatch_event_rule.drop_zone_uploads.arn]
       }
     }
   }

@@ -96,3 +96,14 @@ variable "alarm_topic_arn" {
   description = "SNS topic the alarms notify, when they fire and when they clear"
   type        = string
 }
+
+variable "drop_zone_client_cidr" {
+  description = "Network (CIDR) that may reach the SFTP/FTPS drop zone"
+  type        = string
+  default     = "10.0.0.0/8"
+}
+
+variable "drop_zone_certificate_arn" {
+  description = "Regional ACM certificate for the FTPS drop zone endpoint"
+  type        = string
+}

@@ -42,6 +42,7 @@ TYPES = {
     "AWS::Batch::JobQueue": "aws_batch_job_queue",
     "AWS::Batch::JobDefinition": "aws_batch_job_definition",
     "AWS::EC2::SecurityGroup": "aws_security_group",
+    "AWS::Transfer::Server": "aws_transfer_server",
     "AWS::EC2::LaunchTemplate": "aws_launch_template",
     "AWS::IAM::InstanceProfile": "aws_iam_instance_profile",
     "AWS::ApiGatewayV2::Api": "aws_apigatewayv2_api",
@@ -454,6 +455,35 @@ def main(template_path):
     for scheduled in ("feed_poll", "monitor_poll"):
         if f"local.contract.event_sources.{scheduled}.schedule" not in tf_text or f'aws_lambda_function.function["{scheduled}"].arn' not in tf_text:
             problems.append(f"Terraform does not run {scheduled} on the contract's schedule")
+    # 4-. Drop zones: one Transfer server of the contract's protocols in the VPC, its logins asked
+    # of ftp_auth, its sessions acting as a role with the contract's grants (narrowed per login),
+    # its finished uploads going to drop_zone.
+    dz = CONTRACT["drop_zone"]
+    servers = [r["Properties"] for r in cfn.values() if r["Type"] == "AWS::Transfer::Server"]
+    if (len(servers) != 1 or servers[0].get("Protocols") != dz["protocols"] or servers[0].get("EndpointType") != "VPC"
+            or servers[0].get("IdentityProviderType") != "AWS_LAMBDA" or servers[0].get("SecurityPolicyName") != dz["security_policy"]
+            or "Functionsftpauth" not in json.dumps(servers[0].get("IdentityProviderDetails"))):
+        problems.append(f"CDK: the drop zone must be one VPC Transfer server of {dz['protocols']} asking ftp_auth ({servers})")
+    tf_server = next((b for t, n, b in tf if t == "aws_transfer_server"), {})
+    if (val(tf_server.get("protocols")) != "${local.drop_zone.protocols}" or val(tf_server.get("endpoint_type")) != "VPC"
+            or val(tf_server.get("identity_provider_type")) != "AWS_LAMBDA"
+            or "local.drop_zone.identity_provider" not in json.dumps(tf_server.get("function"))
+            or val(tf_server.get("security_policy_name")) != "${local.drop_zone.security_policy}"):
+        problems.append("Terraform: the drop zone must be one VPC Transfer server of the contract's protocols asking ftp_auth")
+    session = {st["Sid"]: sorted([st["Action"]] if isinstance(st["Action"], str) else st["Action"])
+               for rid, r in cfn.items() if r["Type"] == "AWS::IAM::Policy" and rid.startswith("DropZoneSessionContract")
+               for st in r["Properties"]["PolicyDocument"]["Statement"]}
+    if session != {sid(res): sorted(a) for res, a in dz["role_permissions"].items()}:
+        problems.append(f"CDK: the drop zone's session role grants {session}, not the contract's role_permissions")
+    if "for_each = local.drop_zone.role_permissions" not in tf_text:
+        problems.append("Terraform: the drop zone's session role must grant the contract's role_permissions")
+    drop_rules = [r["Properties"]["EventPattern"] for r in cfn.values() if r["Type"] == "AWS::Events::Rule"
+                  and r["Properties"].get("EventPattern", {}).get("source") == CONTRACT["event_sources"]["drop_zone"]["eventbridge"]["source"]]
+    wanted = CONTRACT["event_sources"]["drop_zone"]["eventbridge"]
+    if len(drop_rules) != 1 or drop_rules[0].get("detail-type") != wanted["detail-type"] or drop_rules[0]["detail"].get("status-code") != wanted["status-code"]:
+        problems.append(f"CDK: finished drop-zone uploads must reach drop_zone by the contract's pattern ({drop_rules})")
+    if "local.contract.event_sources.drop_zone.eventbridge" not in tf_text or 'aws_lambda_function.function["drop_zone"].arn' not in tf_text:
+        problems.append("Terraform: finished drop-zone uploads must reach drop_zone by the contract's pattern")
     if "local.contract.event_sources.audit_digest.schedule" not in tf_text or 'aws_lambda_function.function["audit_digest"].arn' not in tf_text:
         problems.append("Terraform does not run audit_digest on the contract's schedule")
     archive = [r for r in cfn.values() if r["Type"] == "AWS::S3::Bucket" and "ObjectLockConfiguration" in r["Properties"]]

@@ -61,6 +61,13 @@ async fn fixtures_are_valid_events() {
         serde_json::from_str(&fixture("monitor_poll.json")).unwrap();
     let monitor_poll = vaultstream_functions::handlers::monitor_poll::MonitorPoll::from_env(&env, &stack.aws).await.unwrap();
     assert_eq!(monitor_poll.handle(listings).await.unwrap(), 0, "no bucket is monitored in this stack");
+    let login: vaultstream_functions::handlers::ftp_auth::TransferLogin = serde_json::from_str(&fixture("ftp_auth.json")).unwrap();
+    let ftp_auth = vaultstream_functions::handlers::ftp_auth::FtpAuth::from_env(&env, &stack.aws).await.unwrap();
+    assert_eq!(ftp_auth.handle(login, "r1").await, serde_json::json!({}), "the placeholder token opens nothing");
+    let upload: aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value> =
+        serde_json::from_str(&fixture("drop_zone.json")).unwrap();
+    let drop_zone = vaultstream_functions::handlers::drop_zone::DropZone::from_env(&env, &stack.aws).await.unwrap();
+    assert_eq!(drop_zone.handle(upload).await.unwrap(), None, "a file of another bucket is left alone");
 
     let schedule: aws_lambda_events::eventbridge::EventBridgeEvent<serde_json::Value> =
         serde_json::from_str(&fixture("audit_digest.json")).unwrap();

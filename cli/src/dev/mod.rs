@@ -285,6 +285,8 @@ pub fn function_env(info: &StackInfo, identity: &Identity, cloudfront_pem: &Path
         ("VAULTSTREAM_TOKENS_TABLE", o.tokens_table.clone()),
         ("VAULTSTREAM_FEEDS_TABLE", o.feeds_table.clone()),
         ("VAULTSTREAM_MONITOR_SECRET_PREFIX", "vaultstream-local/monitors/".to_string()),
+        // What ftp_auth would hand Transfer Family; the local drop zone serves its own sessions.
+        ("VAULTSTREAM_DROP_ROLE_ARN", "arn:aws:iam::000000000000:role/vaultstream-local-drop-zone".to_string()),
         ("VAULTSTREAM_AUDIT_TABLE", o.audit_table.clone()),
         ("VAULTSTREAM_AUDIT_ARCHIVE_BUCKET", o.audit_archive_bucket.clone()),
         ("VAULTSTREAM_AUDIT_DIGEST_KEY_ID", o.audit_digest_key_id.clone()),

@@ -10,6 +10,8 @@ export type ResourceName =
   | 'audit_heads' | 'audit_digests' | 'audit_archive' | 'audit_digest_key' | 'origin_verify_secret'
   // Bucket monitors: the GCS keys VaultStream stores, and customers' roles in other accounts.
   | 'monitor_secrets' | 'customer_roles'
+  // Drop zones: the files under drop/ of the source bucket, and listing them.
+  | 'source_drop' | 'source_drop_listing'
   // The transcode job's tenant session: each bounded by the session's `tenant` tag.
   | 'tenant_role' | 'tenant_sources' | 'tenant_origin' | 'tenant_content' | 'tenant_ledger' | 'tenant_content_key';
 
@@ -70,7 +72,9 @@ export interface Contract {
     audit_digest: { schedule: string };
     feed_poll: { schedule: string };
     monitor_poll: { schedule: string };
+    drop_zone: { eventbridge: { source: string[]; 'detail-type': string[]; 'status-code': string[] } };
   };
+  drop_zone: import('./drop_zone').DropZoneContract;
   /** CloudFront access-log fields (standard logging v2): never the query string or cookies. */
   cdn_access_log_fields: string[];
   kms_encryption_context_keys: string[];

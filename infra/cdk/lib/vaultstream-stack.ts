@@ -11,6 +11,7 @@ import { Construct } from 'constructs';
 import { Api } from './api';
 import { loadContract, ResourceName } from './contract';
 import { Delivery } from './delivery';
+import { DropZone } from './drop_zone';
 import { Functions, Grantable, contractStatements } from './functions';
 import { encryptionContextConditions, Keys, viaS3Conditions } from './keys';
 import { Ledger, vaultTable } from './ledger';
@@ -45,6 +46,8 @@ export class VaultStreamStack extends Stack {
     const maxVcpus = param('MaxVcpus', 'Upper bound of every compute environment', { type: 'Number', default: 256, minValue: 1 }).valueAsNumber;
     const rateLimit = param('CdnRateLimit', 'Requests per IP per 5 minutes before WAF blocks', { type: 'Number', default: 3000, minValue: 100 }).valueAsNumber;
     const maxUploadBytes = param('MaxUploadBytes', 'Largest source a creator may upload, in bytes', { default: '53687091200' }).valueAsString;
+    const dropZoneCidr = param('DropZoneClientCidr', 'Network (CIDR) that may reach the SFTP/FTPS drop zone', { default: '10.0.0.0/8' }).valueAsString;
+    const dropZoneCertificateArn = param('DropZoneCertificateArn', 'Regional ACM certificate for the FTPS drop zone endpoint').valueAsString;
     const pricePerVcpuSecond = param('PricePerVcpuSecond', 'US dollars per vCPU-second, for the transcode cost estimate', { default: '0.0000118' }).valueAsString;
 
     const keys = new Keys(this, 'Keys', { prefix });
@@ -116,6 +119,8 @@ export class VaultStreamStack extends Stack {
       // S3 monitors read through roles in customers' accounts (each with its external id); never
       // a role of this account.
       customer_roles: { arns: [`arn:${Aws.PARTITION}:iam::*:role/*`], conditions: { StringNotEquals: { 'aws:ResourceAccount': Aws.ACCOUNT_ID } } },
+      source_drop: { arns: [storage.source.arnForObjects('drop/*')] },
+      source_drop_listing: { arns: [storage.source.bucketArn], conditions: { StringLike: { 's3:prefix': ['drop/*'] } } },
       tenant_role: { arns: [tenantRole.roleArn] },
       tenant_sources: { arns: [storage.source.arnForObjects(`source/${tenant}/*`)] },
       tenant_origin: { arns: [storage.origin.arnForObjects(`${tenant}/*`)] },
@@ -124,6 +129,11 @@ export class VaultStreamStack extends Stack {
       tenant_content_key: { arns: [keys.content.keyArn], conditions: tenantKeyConditions },
       job_definitions: { arns: JOB_KINDS.map((k) => `arn:${Aws.PARTITION}:batch:${Aws.REGION}:${Aws.ACCOUNT_ID}:job-definition/${jobDefinitionName(prefix, k)}:*`) },
     };
+
+    const dropZoneProps = {
+      prefix, contract: contract.drop_zone, vpcId, subnetIds, clientCidr: dropZoneCidr, certificateArn: dropZoneCertificateArn, resources,
+    };
+    const dropZone = new DropZone(this, 'DropZone', dropZoneProps);
 
     const cdnDomain = `cdn.${domainName}`;
     const functions = new Functions(this, 'Functions', {
@@ -136,6 +146,7 @@ export class VaultStreamStack extends Stack {
         VAULTSTREAM_TOKENS_TABLE: tokens.tableName,
         VAULTSTREAM_FEEDS_TABLE: feeds.tableName,
         VAULTSTREAM_MONITOR_SECRET_PREFIX: `${prefix}/monitors/`,
+        VAULTSTREAM_DROP_ROLE_ARN: dropZone.role.roleArn,
         VAULTSTREAM_AUDIT_TABLE: ledger.table.tableName,
         VAULTSTREAM_AUDIT_SHARDS: '4',
         VAULTSTREAM_AUDIT_ARCHIVE_BUCKET: storage.auditArchive.bucketName,
@@ -267,6 +278,9 @@ export class VaultStreamStack extends Stack {
       schedule: events.Schedule.expression(contract.event_sources.feed_poll.schedule),
       targets: [new targets.LambdaFunction(functions.byName['feed_poll'], { retryAttempts: 0 })],
     });
+    const dropServer = dropZone.serve(
+      dropZoneProps, functions.byName['ftp_auth'], functions.byName['drop_zone'], queues.failuresDlq, contract.event_sources.drop_zone.eventbridge,
+    );
     // Monitored buckets are listed on a schedule; each new object version is imported once.
     new events.Rule(this, 'MonitorPollSchedule', {
       ruleName: `${prefix}-monitor-poll`,
@@ -285,6 +299,7 @@ export class VaultStreamStack extends Stack {
       ContentTable: content.tableName,
       TokensTable: tokens.tableName,
       FeedsTable: feeds.tableName,
+      DropZoneServerId: dropServer.attrServerId,
       AuditTable: ledger.table.tableName,
       AuditDigestKeyId: keys.auditDigest.keyId,
       ContentKeyId: keys.content.keyId,
