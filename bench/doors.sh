@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Time from a file landing in each ingest door to its title being QUEUED, on the local stack, in
 # one run: presigned PUT (the reference), form POST, multipart, watch folder, URL import, feed,
-# S3 and GCS bucket monitors.
+# S3 and GCS bucket monitors, the FTPS drop zone.
 # Medians and each door's ratio to the PUT. ROUNDS=N files per door (default 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -12,12 +12,15 @@
 //!   2 s here, 15 minutes in AWS, so up to one interval of waiting), the import, the same path;
 //! - `s3 bucket`, `gcs bucket`: an object written into a monitored bucket (a customer's S3
 //!   bucket in the stack's moto; a GCS bucket in gcp-storage-emulator): the next scheduled poll
-//!   (every 2 s here, 15 minutes in AWS), the import with the monitor's access, the same path.
+//!   (every 2 s here, 15 minutes in AWS), the import with the monitor's access, the same path;
+//! - `ftps`: a file stored with curl over FTPS in the tenant's drop zone: the finished upload,
+//!   the import moving it out of the drop zone, the same path.
 //!
 //! For the API doors the clock starts when the last byte is accepted (S3's answer, or the
 //! completion's); for the watch folder when the file appears in the folder; for an import when
 //! the request is sent (the file is already on its server); for a feed when the item is published;
-//! for a monitored bucket when the bucket's write returns. `ROUNDS` (default 5)
+//! for a monitored bucket when the bucket's write returns; for the drop zone when curl's upload
+//! returns (after the server's 226). `ROUNDS` (default 5)
 //! files per door, each timed on an idle stack (nothing queued or transcoding); medians, and
 //! each door's ratio to `put`.
 
@@ -189,6 +192,22 @@ impl Api {
         }
     }
 
+    /// Seconds from curl's FTPS upload of `file` as `name` (the server's 226) until its title is
+    /// queued.
+    async fn ftps(&self, ftp_url: &str, file: &Path, name: &str) -> f64 {
+        let target = format!("{}/{name}", ftp_url.replacen("ftps://", "ftp://", 1));
+        let status = Command::new("curl")
+            .args(["-sS", "--ssl-reqd", "-k", "-T"])
+            .arg(file)
+            .arg(&target)
+            .args(["--user", &format!("demo:{}", self.token)])
+            .status()
+            .unwrap();
+        let landed = Instant::now();
+        assert!(status.success(), "curl could not store {name} in the drop zone");
+        self.until_titled_queued(name.trim_end_matches(".mp4"), landed).await
+    }
+
     /// Connects a monitor; panics unless it is created.
     async fn monitor(&self, request: Value) {
         let response = self.http.post(format!("{}/v1/monitors", self.base)).bearer_auth(&self.token).json(&request).send().await.unwrap();
@@ -302,7 +321,8 @@ async fn main() {
     let mut items = String::new();
     let (mut put, mut form, mut multipart, mut watch, mut import, mut feed) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut s3_bucket, mut gcs_bucket) = (Vec::new(), Vec::new());
+    let (mut s3_bucket, mut gcs_bucket, mut ftps) = (Vec::new(), Vec::new(), Vec::new());
+    let ftp_url = stack.url("ftp_url");
     for round in 0..rounds {
         api.idle().await;
         put.push(api.put(&bytes).await);
@@ -332,6 +352,8 @@ async fn main() {
         let title = format!("gcs-{round}");
         gcs.put("bench-masters", &format!("in/{title}.mp4"), "video/mp4", bytes.clone()).await;
         gcs_bucket.push(api.until_titled_queued(&title, Instant::now()).await);
+        api.idle().await;
+        ftps.push(api.ftps(&ftp_url, &small, &format!("ftps-{round}.mp4")).await);
     }
     let _ = agent.kill();
     let _ = agent.wait();
@@ -346,6 +368,7 @@ async fn main() {
         ("feed", feed),
         ("s3 bucket", s3_bucket),
         ("gcs bucket", gcs_bucket),
+        ("ftps", ftps),
     ];
     for (door, samples) in doors {
         let each: Vec<String> = samples.iter().map(|s| format!("{:.0}", s * 1e3)).collect();
