@@ -1,5 +1,8 @@
 //! Import from a URL, the fetch: the import queue's consumer streams each queued URL into its
 //! content's source key, so the upload ends like any other (the S3 event, dispatch, the job).
+//! The same consumer copies a bucket monitor's object (read with the monitor's access, only
+//! through a monitor of the message's tenant) and moves a drop zone's file (only from that
+//! tenant's folder, deleted once imported), with the same limits and checks.
 //!
 //! - The fetcher is the guarded client ([`crate::ingest::url_guard`]): no private, loopback or
 //!   metadata address, on the first request or any redirect.
