@@ -120,7 +120,7 @@ fn s3_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::
         Some("AccessDenied") => {
             FetchError::Refused(format!("{role} may not read {what} (AccessDenied); allow it s3:ListBucket and s3:GetObject there"))
         }
-        Some("NoSuchBucket") => FetchError::Refused(format!("{what}: no such bucket")),
+        Some("NoSuchBucket") => FetchError::Refused(format!("{what}: no such bucket; check its name and the monitor's region")),
         Some("NoSuchKey") => FetchError::Refused(format!("{what} no longer exists")),
         Some("PreconditionFailed") => {
             FetchError::Refused(format!("{what} changed after it was listed; its new version is imported on its own"))
