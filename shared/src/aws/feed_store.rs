@@ -156,54 +156,23 @@ impl FeedStore for DynamoFeeds {
     }
 
     async fn record_poll(&self, feed: &Feed) -> Result<(), FeedStoreError> {
-        let mut set = vec!["imported = :imported", "refused = :refused", "seen = :seen"];
-        let mut remove = Vec::new();
-        let mut values = HashMap::from([
-            (":imported".to_string(), AttributeValue::N(feed.imported.to_string())),
-            (":refused".to_string(), AttributeValue::N(feed.refused.to_string())),
-            (":seen".to_string(), AttributeValue::L(feed.seen.iter().map(|d| AttributeValue::S(d.clone())).collect())),
-        ]);
-        for (name, value) in [
+        let set = vec![
+            ("imported", AttributeValue::N(feed.imported.to_string())),
+            ("refused", AttributeValue::N(feed.refused.to_string())),
+            ("seen", AttributeValue::L(feed.seen.iter().map(|d| AttributeValue::S(d.clone())).collect())),
+        ];
+        let optional = [
             ("etag", &feed.etag),
             ("last_modified", &feed.last_modified),
             ("last_polled_at", &feed.last_polled_at),
             ("last_error", &feed.last_error),
             ("last_refusal", &feed.last_refusal),
-        ] {
-            match value {
-                Some(v) => {
-                    values.insert(format!(":{name}"), AttributeValue::S(v.clone()));
-                    set.push(match name {
-                        "etag" => "etag = :etag",
-                        "last_modified" => "last_modified = :last_modified",
-                        "last_polled_at" => "last_polled_at = :last_polled_at",
-                        "last_refusal" => "last_refusal = :last_refusal",
-                        _ => "last_error = :last_error",
-                    });
-                }
-                None => remove.push(name),
-            }
-        }
-        let mut expression = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(&feed.tenant, feed_sk(&feed.feed_id))))
-            .update_expression(expression)
-            .condition_expression("attribute_exists(pk)")
-            .set_expression_attribute_values(Some(values))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                Err(FeedStoreError::Absent(feed.feed_id.clone()))
-            }
-            Err(e) => Err(unavailable(e)),
+        ];
+        let at = key(&feed.tenant, feed_sk(&feed.feed_id));
+        match subscriptions::record_poll(&self.client, &self.table, at, set, &optional).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(FeedStoreError::Absent(feed.feed_id.clone())),
+            Err(e) => Err(FeedStoreError::Unavailable(e)),
         }
     }
 

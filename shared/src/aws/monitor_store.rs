@@ -195,45 +195,17 @@ impl MonitorStore for DynamoMonitors {
     }
 
     async fn record_poll(&self, monitor: &Monitor) -> Result<(), MonitorStoreError> {
-        let mut set = vec!["imported = :imported", "refused = :refused"];
-        let mut remove = Vec::new();
-        let mut values = HashMap::from([
-            (":imported".to_string(), AttributeValue::N(monitor.imported.to_string())),
-            (":refused".to_string(), AttributeValue::N(monitor.refused.to_string())),
-        ]);
-        for (name, value, assignment) in [
-            ("last_polled_at", &monitor.last_polled_at, "last_polled_at = :last_polled_at"),
-            ("last_error", &monitor.last_error, "last_error = :last_error"),
-            ("last_refusal", &monitor.last_refusal, "last_refusal = :last_refusal"),
-        ] {
-            match value {
-                Some(v) => {
-                    values.insert(format!(":{name}"), AttributeValue::S(v.chars().take(2048).collect()));
-                    set.push(assignment);
-                }
-                None => remove.push(name),
-            }
-        }
-        let mut expression = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(&monitor.tenant, monitor_sk(&monitor.monitor_id))))
-            .update_expression(expression)
-            .condition_expression("attribute_exists(pk)")
-            .set_expression_attribute_values(Some(values))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                Err(MonitorStoreError::Absent(monitor.monitor_id.clone()))
-            }
-            Err(e) => Err(unavailable(e)),
+        let set = vec![
+            ("imported", AttributeValue::N(monitor.imported.to_string())),
+            ("refused", AttributeValue::N(monitor.refused.to_string())),
+        ];
+        let optional =
+            [("last_polled_at", &monitor.last_polled_at), ("last_error", &monitor.last_error), ("last_refusal", &monitor.last_refusal)];
+        let at = key(&monitor.tenant, monitor_sk(&monitor.monitor_id));
+        match subscriptions::record_poll(&self.client, &self.table, at, set, &optional).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(MonitorStoreError::Absent(monitor.monitor_id.clone())),
+            Err(e) => Err(MonitorStoreError::Unavailable(e)),
         }
     }
 

@@ -60,6 +60,46 @@ pub(crate) async fn all_of(client: &aws_sdk_dynamodb::Client, table: &str, sk_pr
     }
 }
 
+/// What a poll learnt, written to the subscription at `key` only while it exists: `set` always,
+/// each of `optional` set when present and removed when not. `Ok(false)`: the subscription is
+/// gone (unsubscribed meanwhile).
+pub(crate) async fn record_poll(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: Key,
+    set: Vec<(&str, AttributeValue)>,
+    optional: &[(&str, &Option<String>)],
+) -> Result<bool, String> {
+    let mut assignments = Vec::new();
+    let mut removals = Vec::new();
+    let mut values = HashMap::new();
+    let present =
+        optional.iter().filter_map(|(name, value)| value.as_ref().map(|v| (*name, AttributeValue::S(v.chars().take(2048).collect()))));
+    for (name, value) in set.into_iter().chain(present) {
+        assignments.push(format!("{name} = :{name}"));
+        values.insert(format!(":{name}"), value);
+    }
+    removals.extend(optional.iter().filter(|(_, value)| value.is_none()).map(|(name, _)| *name));
+    let mut expression = format!("SET {}", assignments.join(", "));
+    if !removals.is_empty() {
+        expression.push_str(&format!(" REMOVE {}", removals.join(", ")));
+    }
+    let result = client
+        .update_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .update_expression(expression)
+        .condition_expression("attribute_exists(pk)")
+        .set_expression_attribute_values(Some(values))
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(false),
+        Err(e) => Err(DisplayErrorContext(e).to_string()),
+    }
+}
+
 /// Writes the claim at `key` with `what` (the claimed thing's name: `guid`, `key`): true the
 /// first time, false when it exists already.
 pub(crate) async fn claim(client: &aws_sdk_dynamodb::Client, table: &str, key: Key, what: (&str, &str)) -> Result<bool, String> {
