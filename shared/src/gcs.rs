@@ -198,11 +198,26 @@ impl GcsClient {
         Ok(url)
     }
 
-    pub async fn list(&self, key: &ServiceAccountKey, bucket: &str, prefix: &str, after: Option<String>) -> Result<ObjectPage, FetchError> {
+    /// A page of `prefix`: the one `page` names, else the first after the name `start_after`.
+    pub async fn list(
+        &self,
+        key: &ServiceAccountKey,
+        bucket: &str,
+        prefix: &str,
+        page: Option<String>,
+        start_after: Option<&str>,
+    ) -> Result<ObjectPage, FetchError> {
         let mut url = self.object_url(bucket, None)?;
         url.query_pairs_mut().append_pair("prefix", prefix).append_pair("maxResults", "1000");
-        if let Some(token) = &after {
-            url.query_pairs_mut().append_pair("pageToken", token);
+        match (&page, start_after) {
+            (Some(token), _) => {
+                url.query_pairs_mut().append_pair("pageToken", token);
+            }
+            // startOffset includes the name itself; it is dropped below.
+            (None, Some(name)) => {
+                url.query_pairs_mut().append_pair("startOffset", name);
+            }
+            (None, None) => {}
         }
         let mut request = self.http.get(url);
         if let Some(token) = self.token(key).await? {
@@ -219,6 +234,7 @@ impl GcsClient {
         let objects = listing
             .items
             .into_iter()
+            .filter(|item| page.is_some() || start_after.is_none_or(|name| item.name.as_str() > name))
             .filter_map(|item| {
                 let version = number_text(&item.generation)?;
                 let size = number_text(&item.size)?.parse().ok()?;

@@ -149,7 +149,7 @@ async fn the_reader_signs_for_a_read_only_token_keeps_it_per_key_and_sends_it() 
         GcsClient::new(Some(endpoint), Duration::from_secs(2)).unwrap().with_token_url(url::Url::parse(&format!("{url}/token")).unwrap());
 
     let key = account(&private);
-    let page = client.list(&key, "studio", "in/", None).await.unwrap();
+    let page = client.list(&key, "studio", "in/", None, None).await.unwrap();
     assert_eq!(page.objects.len(), 1);
     assert_eq!(
         (page.objects[0].key.as_str(), page.objects[0].version.as_str(), page.objects[0].size),
@@ -163,7 +163,7 @@ async fn the_reader_signs_for_a_read_only_token_keeps_it_per_key_and_sends_it() 
 
     // Another key naming the same account, which Google refuses, does not borrow the token.
     let impostor = account(&other_private);
-    let refused = client.list(&impostor, "studio", "in/", None).await.err().unwrap();
+    let refused = client.list(&impostor, "studio", "in/", None, None).await.err().unwrap();
     match refused {
         FetchError::Refused(why) => assert!(why.contains("Google refused the service account sync@studio") && why.contains("400"), "{why}"),
         other => panic!("{other:?}"),
@@ -171,6 +171,6 @@ async fn the_reader_signs_for_a_read_only_token_keeps_it_per_key_and_sends_it() 
     assert_eq!(google.lock().unwrap().token_requests, 2);
 
     // A bucket the account may not read: what to grant.
-    let denied = client.list(&key, "other-bucket", "", None).await.err().unwrap();
+    let denied = client.list(&key, "other-bucket", "", None, None).await.err().unwrap();
     assert!(matches!(&denied, FetchError::Refused(why) if why.contains("403") && why.contains("roles/storage.objectViewer")), "{denied:?}");
 }

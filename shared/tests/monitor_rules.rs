@@ -353,3 +353,22 @@ async fn the_fetcher_copies_only_what_was_claimed_from_the_messages_own_tenant()
     assert_eq!(record.status, ContentStatus::FailedInvalid);
     assert!(record.failure.unwrap().message.contains("was removed"));
 }
+
+#[tokio::test]
+async fn a_prefix_larger_than_one_polls_listing_is_covered_by_the_next_polls() {
+    let world = World::new();
+    for n in 0..10_000 {
+        world.buckets.put("media-in", &format!("in/a/{n:05}.txt"), b"a note");
+    }
+    world.buckets.put("media-in", "in/b/late.mp4", &media_bytes(500, 7));
+    let monitor = world.s3_monitor(&admin(), "in/").await;
+
+    let first = world.poller().poll(monitor.clone(), "run-1").await;
+    assert_eq!((first.listed, first.imported), (10_000, 0), "the listing limit stops the first poll");
+    assert_eq!(world.monitor(&monitor).await.cursor.as_deref(), Some("in/a/09999.txt"));
+    let second = world.poller().poll(world.monitor(&monitor).await, "run-2").await;
+    assert_eq!((second.listed, second.imported), (1, 1), "the next resumes where it stopped");
+    assert_eq!(world.monitor(&monitor).await.cursor, None, "a listing that reached the end starts over next time");
+    let third = world.poller().poll(world.monitor(&monitor).await, "run-3").await;
+    assert_eq!((third.listed, third.imported), (10_000, 0));
+}

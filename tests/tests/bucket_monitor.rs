@@ -105,7 +105,7 @@ async fn objects_in_monitored_s3_and_gcs_buckets_become_ready_titles_once() {
         polls.iter().zip(&first_polls).all(|(a, b)| a != b).then_some(now)
     })
     .await
-    .expect("both monitors are polled again");
+    .unwrap_or_else(|| panic!("both monitors are polled again: {}", vaultstream_tests::local::stderr_of(&state_dir, "dev")));
     let list = get_json(&http, format!("{api}/v1/content"), &admin).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 2, "{list}");
     let monitors = get_json(&http, format!("{api}/v1/monitors"), &admin).await;

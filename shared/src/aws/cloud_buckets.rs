@@ -132,7 +132,7 @@ fn s3_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::
 
 #[async_trait::async_trait]
 impl CloudBuckets for CloudBucketsClient {
-    async fn list(&self, monitor: &Monitor, after: Option<String>) -> Result<ObjectPage, FetchError> {
+    async fn list(&self, monitor: &Monitor, page: Option<String>, start_after: Option<&str>) -> Result<ObjectPage, FetchError> {
         match &monitor.access {
             BucketAccess::S3 { .. } => {
                 let (s3, role) = self.customer_s3(monitor).await?;
@@ -140,7 +140,8 @@ impl CloudBuckets for CloudBucketsClient {
                     .list_objects_v2()
                     .bucket(&monitor.bucket)
                     .prefix(&monitor.prefix)
-                    .set_continuation_token(after)
+                    .set_continuation_token(page)
+                    .set_start_after(start_after.map(str::to_string))
                     .send()
                     .await
                     .map_err(|e| s3_error(e, &format!("s3://{}/{}", monitor.bucket, monitor.prefix), &role))?;
@@ -161,7 +162,7 @@ impl CloudBuckets for CloudBucketsClient {
             }
             BucketAccess::Gcs { .. } => {
                 let key = self.service_account(monitor).await?;
-                self.gcs.list(&key, &monitor.bucket, &monitor.prefix, after).await
+                self.gcs.list(&key, &monitor.bucket, &monitor.prefix, page, start_after).await
             }
         }
     }

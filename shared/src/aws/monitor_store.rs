@@ -59,6 +59,8 @@ struct Stored {
     last_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     last_refusal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cursor: Option<String>,
     #[serde(default)]
     imported: u32,
     #[serde(default)]
@@ -112,6 +114,7 @@ fn encode(monitor: &Monitor) -> Stored {
         last_polled_at: monitor.last_polled_at.clone(),
         last_error: monitor.last_error.clone(),
         last_refusal: monitor.last_refusal.clone(),
+        cursor: monitor.cursor.clone(),
         imported: monitor.imported,
         refused: monitor.refused,
     }
@@ -137,6 +140,7 @@ fn decode(item: HashMap<String, AttributeValue>) -> Result<Monitor, MonitorStore
         last_polled_at: s.last_polled_at,
         last_error: s.last_error,
         last_refusal: s.last_refusal,
+        cursor: s.cursor,
         imported: s.imported,
         refused: s.refused,
     })
@@ -199,8 +203,12 @@ impl MonitorStore for DynamoMonitors {
             ("imported", AttributeValue::N(monitor.imported.to_string())),
             ("refused", AttributeValue::N(monitor.refused.to_string())),
         ];
-        let optional =
-            [("last_polled_at", &monitor.last_polled_at), ("last_error", &monitor.last_error), ("last_refusal", &monitor.last_refusal)];
+        let optional = [
+            ("last_polled_at", &monitor.last_polled_at),
+            ("last_error", &monitor.last_error),
+            ("last_refusal", &monitor.last_refusal),
+            ("cursor", &monitor.cursor),
+        ];
         let at = key(&monitor.tenant, monitor_sk(&monitor.monitor_id));
         match subscriptions::record_poll(&self.client, &self.table, at, set, &optional).await {
             Ok(true) => Ok(()),

@@ -70,16 +70,22 @@ pub(crate) async fn record_poll(
     set: Vec<(&str, AttributeValue)>,
     optional: &[(&str, &Option<String>)],
 ) -> Result<bool, String> {
+    // Every attribute by a placeholder name: some (`cursor`) are DynamoDB reserved words.
     let mut assignments = Vec::new();
     let mut removals = Vec::new();
     let mut values = HashMap::new();
+    let mut names = HashMap::new();
     let present =
         optional.iter().filter_map(|(name, value)| value.as_ref().map(|v| (*name, AttributeValue::S(v.chars().take(2048).collect()))));
     for (name, value) in set.into_iter().chain(present) {
-        assignments.push(format!("{name} = :{name}"));
+        assignments.push(format!("#{name} = :{name}"));
+        names.insert(format!("#{name}"), name.to_string());
         values.insert(format!(":{name}"), value);
     }
-    removals.extend(optional.iter().filter(|(_, value)| value.is_none()).map(|(name, _)| *name));
+    for (name, _) in optional.iter().filter(|(_, value)| value.is_none()) {
+        removals.push(format!("#{name}"));
+        names.insert(format!("#{name}"), name.to_string());
+    }
     let mut expression = format!("SET {}", assignments.join(", "));
     if !removals.is_empty() {
         expression.push_str(&format!(" REMOVE {}", removals.join(", ")));
@@ -90,6 +96,7 @@ pub(crate) async fn record_poll(
         .set_key(Some(key))
         .update_expression(expression)
         .condition_expression("attribute_exists(pk)")
+        .set_expression_attribute_names(Some(names))
         .set_expression_attribute_values(Some(values))
         .send()
         .await;

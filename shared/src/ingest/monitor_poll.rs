@@ -12,7 +12,11 @@
 //!   empty objects and other files are passed over; an object larger than the upload limit is
 //!   refused and recorded.
 //! - **Bounded.** At most [`MAX_LISTED_PER_POLL`] objects are listed and [`MAX_IMPORTS_PER_POLL`]
-//!   imported per monitor and poll; a bigger backlog continues at the next poll.
+//!   imported per monitor and poll. A poll that stops at its listing limit leaves a cursor (the
+//!   last key it reached) and the next resumes after it, so a prefix of any size is covered; a
+//!   poll that reaches the end clears it, and the next starts over (new objects sort anywhere). A
+//!   poll that stops at its import limit keeps the cursor where it was: the next lists the same
+//!   keys again, finds the imported ones claimed, and imports the rest.
 //! - **Recorded.** What each poll found is kept on the monitor (`last_polled_at`, `last_error`,
 //!   `last_refusal`, the counts `GET /v1/monitors` shows); refusals and new errors are in the ledger.
 
@@ -99,9 +103,12 @@ impl MonitorPoller {
         let mut outcome = PollOutcome::default();
         let previous_error = monitor.last_error.take();
         monitor.last_polled_at = Some(crate::clock::now_rfc3339());
+        let resume = monitor.cursor.clone();
         let mut after = None;
+        let mut last_key = None;
+        let mut ended = false;
         'pages: loop {
-            let page = match self.buckets.list(&monitor, after.take()).await {
+            let page = match self.buckets.list(&monitor, after.take(), resume.as_deref()).await {
                 Ok(page) => page,
                 Err(e) => {
                     outcome.error = Some(match e {
@@ -113,7 +120,7 @@ impl MonitorPoller {
             };
             outcome.listed += page.objects.len();
             match self.import_page(&mut monitor, &page.objects, run_id, &mut outcome).await {
-                Ok(()) => {}
+                Ok(()) => last_key = page.objects.last().map(|o| o.key.clone()).or(last_key),
                 Err(Stop::Enough) => break 'pages,
                 Err(Stop::Store(e)) => {
                     outcome.error = Some(format!("the monitor's records could not be read: {e}"));
@@ -122,8 +129,15 @@ impl MonitorPoller {
             }
             match page.next {
                 Some(next) if outcome.listed < MAX_LISTED_PER_POLL => after = Some(next),
-                _ => break,
+                Some(_) => break,
+                None => {
+                    ended = true;
+                    break;
+                }
             }
+        }
+        if outcome.error.is_none() && outcome.imported + outcome.refused < MAX_IMPORTS_PER_POLL as u32 {
+            monitor.cursor = if ended { None } else { last_key.or(resume) };
         }
         monitor.imported += outcome.imported;
         monitor.refused += outcome.refused;

@@ -305,6 +305,7 @@ impl MonitorService {
             last_polled_at: None,
             last_error: None,
             last_refusal: None,
+            cursor: None,
             imported: 0,
             refused: 0,
         };

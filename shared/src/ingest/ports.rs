@@ -367,6 +367,9 @@ pub struct Monitor {
     pub last_error: Option<String>,
     /// The latest object refused, and why.
     pub last_refusal: Option<String>,
+    /// Where the next poll resumes listing: the last key a poll reached when it stopped at its
+    /// listing limit; `None` once a listing reached the end (the next starts over).
+    pub cursor: Option<String>,
     pub imported: u32,
     pub refused: u32,
 }
@@ -406,7 +409,9 @@ pub struct ObjectPage {
 /// [`FetchError::Failed`] when trying later may help.
 #[async_trait]
 pub trait CloudBuckets: Send + Sync {
-    async fn list(&self, monitor: &Monitor, after: Option<String>) -> Result<ObjectPage, FetchError>;
+    /// A page of the monitor's prefix: the one `page` (a previous page's `next`) names, else the
+    /// first after the key `start_after` (or the first of all).
+    async fn list(&self, monitor: &Monitor, page: Option<String>, start_after: Option<&str>) -> Result<ObjectPage, FetchError>;
     /// The object's body, only if it is still at `version`.
     async fn open(&self, monitor: &Monitor, key: &str, version: &str) -> Result<Box<dyn FetchedBody>, FetchError>;
 }

@@ -145,7 +145,8 @@ impl MemoryBuckets {
 
 #[async_trait::async_trait]
 impl CloudBuckets for MemoryBuckets {
-    async fn list(&self, monitor: &Monitor, after: Option<String>) -> Result<ObjectPage, FetchError> {
+    async fn list(&self, monitor: &Monitor, page_token: Option<String>, start_after: Option<&str>) -> Result<ObjectPage, FetchError> {
+        let after = page_token.or_else(|| start_after.map(str::to_string));
         self.check(monitor)?;
         let buckets = locked(&self.buckets);
         let Some(objects) = buckets.get(&monitor.bucket) else {
