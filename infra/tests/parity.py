@@ -475,6 +475,12 @@ def main(template_path):
                for st in r["Properties"]["PolicyDocument"]["Statement"]}
     if session != {sid(res): sorted(a) for res, a in dz["role_permissions"].items()}:
         problems.append(f"CDK: the drop zone's session role grants {session}, not the contract's role_permissions")
+    drop_root = re.search(r'pub const DROP_ROOT: &str = "([^"]+)";', open(os.path.join(ROOT, "shared", "src", "ingest", "drop_zone.rs")).read())
+    if not drop_root or f"{drop_root.group(1)}/" != dz["folder"]:
+        problems.append(f"the code's drop zones ({drop_root and drop_root.group(1)}) are not the contract's folder {dz['folder']}")
+    if any(f"/{dz['folder']}*" not in json.dumps(r["Properties"]) for r in cfn.values()
+           if r["Type"] == "AWS::IAM::Policy" and r["Properties"].get("PolicyName", "").startswith("DropZoneSessionContract")):
+        problems.append(f"CDK: the drop zone's session role must reach {dz['folder']} of the source bucket")
     if "for_each = local.drop_zone.role_permissions" not in tf_text:
         problems.append("Terraform: the drop zone's session role must grant the contract's role_permissions")
     drop_rules = [r["Properties"]["EventPattern"] for r in cfn.values() if r["Type"] == "AWS::Events::Rule"
