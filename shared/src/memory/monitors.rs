@@ -30,15 +30,6 @@ impl MemoryMonitors {
     pub fn claims(&self) -> usize {
         self.claims.load(std::sync::atomic::Ordering::SeqCst)
     }
-
-    /// The outcome of every object version `monitor` claimed.
-    pub fn outcomes(&self, monitor: &Monitor) -> Vec<String> {
-        locked(&self.objects)
-            .iter()
-            .filter(|((t, m, _), _)| *t == monitor.tenant && *m == monitor.monitor_id)
-            .map(|(_, o)| o.clone())
-            .collect()
-    }
 }
 
 #[async_trait::async_trait]
