@@ -21,6 +21,7 @@ use url::Url;
 
 use crate::ingest::monitors::ServiceAccountKey;
 use crate::ingest::ports::{FetchError, FetchedBody, FetchedHead, ListedObject, ObjectPage};
+use crate::lazy_http::LazyClient;
 
 pub const GOOGLE_STORAGE: &str = "https://storage.googleapis.com";
 pub const GOOGLE_TOKEN: &str = "https://oauth2.googleapis.com/token";
@@ -30,7 +31,8 @@ const TOKEN_MARGIN: Duration = Duration::from_secs(300);
 
 #[derive(Debug)]
 pub struct GcsClient {
-    http: reqwest::Client,
+    /// Built on the first request: a monitor poll that reads no GCS bucket loads no roots for it.
+    http: LazyClient,
     endpoint: Url,
     token_url: Url,
     /// An emulator: no token.
@@ -109,11 +111,9 @@ fn status_error(status: u16, what: &str, account: &str) -> FetchError {
 impl GcsClient {
     /// Google's endpoints, or (`emulator`) an emulator's base URL without authentication.
     pub fn new(emulator: Option<Url>, connect_timeout: Duration) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(connect_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| e.to_string())?;
+        let http = LazyClient::new(move || {
+            reqwest::Client::builder().connect_timeout(connect_timeout).redirect(reqwest::redirect::Policy::none()).build()
+        });
         let google = |u: &str| Url::parse(u).map_err(|e| e.to_string());
         Ok(GcsClient {
             http,
@@ -122,6 +122,10 @@ impl GcsClient {
             token_url: google(GOOGLE_TOKEN)?,
             tokens: Mutex::new(HashMap::new()),
         })
+    }
+
+    fn http(&self) -> Result<&reqwest::Client, FetchError> {
+        self.http.get().map_err(FetchError::Failed)
     }
 
     /// Sends the service account's signed assertions to `token_url` instead of Google's (tests).
@@ -159,7 +163,7 @@ impl GcsClient {
             .append_pair("assertion", &assertion)
             .finish();
         let response = self
-            .http
+            .http()?
             .post(self.token_url.clone())
             .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(body)
@@ -219,7 +223,7 @@ impl GcsClient {
             }
             (None, None) => {}
         }
-        let mut request = self.http.get(url);
+        let mut request = self.http()?.get(url);
         if let Some(token) = self.token(key).await? {
             request = request.bearer_auth(token);
         }
@@ -254,7 +258,7 @@ impl GcsClient {
     ) -> Result<Box<dyn FetchedBody>, FetchError> {
         let mut url = self.object_url(bucket, Some(name))?;
         url.query_pairs_mut().append_pair("alt", "media").append_pair("generation", generation);
-        let mut request = self.http.get(url);
+        let mut request = self.http()?.get(url);
         if let Some(token) = self.token(key).await? {
             request = request.bearer_auth(token);
         }

@@ -48,6 +48,7 @@ pub mod identity;
 pub mod ids;
 pub mod ingest;
 pub mod ladder;
+pub mod lazy_http;
 pub mod memory;
 pub mod metadata;
 pub mod metrics;

@@ -26,11 +26,10 @@ pub trait JwksSource: Send + Sync {
 }
 
 pub struct HttpJwks {
-    /// Built on the first fetch: building it loads the system's root certificates, a cold-start
-    /// cost an instance that never needs the key set (cookie-only traffic) should not pay.
-    client: std::sync::OnceLock<Result<reqwest::Client, String>>,
+    /// Built on the first fetch: an instance that never needs the key set (cookie-only traffic)
+    /// does not load the root certificates for it.
+    client: crate::lazy_http::LazyClient,
     url: String,
-    loopback: bool,
 }
 
 impl HttpJwks {
@@ -50,26 +49,21 @@ impl HttpJwks {
             "http" if loopback => {}
             other => return Err(format!("the JWKS URL must use https (it uses {other}); http is accepted only on loopback")),
         }
-        Ok(HttpJwks { client: std::sync::OnceLock::new(), url, loopback })
-    }
-
-    fn client(&self) -> Result<&reqwest::Client, String> {
-        let built = self.client.get_or_init(|| {
+        let client = crate::lazy_http::LazyClient::new(move || {
             reqwest::Client::builder()
                 .timeout(Duration::from_secs(3))
-                .https_only(!self.loopback)
+                .https_only(!loopback)
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
-                .map_err(|e| format!("cannot start an HTTPS client: {e}"))
         });
-        built.as_ref().map_err(Clone::clone)
+        Ok(HttpJwks { client, url })
     }
 }
 
 #[async_trait]
 impl JwksSource for HttpJwks {
     async fn fetch(&self) -> Result<JwkSet, String> {
-        let response = self.client()?.get(&self.url).send().await.map_err(|e| format!("GET {}: {e}", self.url))?;
+        let response = self.client.get()?.get(&self.url).send().await.map_err(|e| format!("GET {}: {e}", self.url))?;
         if !response.status().is_success() {
             return Err(format!("GET {}: HTTP {}", self.url, response.status()));
         }

@@ -8,18 +8,20 @@ use url::Url;
 
 use crate::ingest::ports::{FetchError, FetchedBody, FetchedHead, Fetcher};
 use crate::ingest::url_guard::{self, FetchPolicy};
+use crate::lazy_http::LazyClient;
 
 pub const USER_AGENT: &str = concat!("VaultStream-Import/", env!("CARGO_PKG_VERSION"));
 
 pub struct GuardedFetcher {
-    client: reqwest::Client,
+    /// Built on the first fetch: an import of a bucket object or a dropped file loads no roots.
+    client: LazyClient,
     policy: FetchPolicy,
 }
 
 impl GuardedFetcher {
     /// `timeout` bounds each whole exchange; the import's own time limit is checked besides.
     pub fn new(policy: FetchPolicy, connect_timeout: Duration, timeout: Duration) -> Result<Self, String> {
-        let client = url_guard::client(policy, connect_timeout, timeout).map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let client = LazyClient::new(move || url_guard::client(policy, connect_timeout, timeout));
         Ok(GuardedFetcher { client, policy })
     }
 }
@@ -64,7 +66,7 @@ impl Fetcher for GuardedFetcher {
         // Redirects and resolved names are checked by the client; an address written in the URL
         // is never resolved, so it is checked here.
         url_guard::check_url(url, self.policy).map_err(|refused| FetchError::Refused(refused.0))?;
-        let mut request = self.client.get(url.clone()).header(reqwest::header::USER_AGENT, USER_AGENT);
+        let mut request = self.client.get().map_err(FetchError::Failed)?.get(url.clone()).header(reqwest::header::USER_AGENT, USER_AGENT);
         if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("accept")) {
             request = request.header(reqwest::header::ACCEPT, "video/*, audio/*, application/octet-stream;q=0.9, */*;q=0.1");
         }
