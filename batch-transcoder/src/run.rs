@@ -161,8 +161,8 @@ async fn run_job(args: RunArgs) -> Result<()> {
         acting_as,
         tenant: tenant.clone(),
         content: content.clone(),
-        catalog: Arc::new(DynamoCatalog::new(clients.dynamodb.clone(), &args.content_table)),
-        audit: DynamoLedger::new(clients.dynamodb.clone(), &args.audit_table, args.audit_shards),
+        catalog: Arc::new(DynamoCatalog::new(clients.dynamodb().clone(), &args.content_table)),
+        audit: DynamoLedger::new(clients.dynamodb().clone(), &args.audit_table, args.audit_shards),
         job_id: batch_job_id(),
     };
     let span = tracing::info_span!("run", otel.kind = "server", request_id = %ctx.job_id, tenant = %tenant, content_id = %content);
@@ -236,7 +236,7 @@ async fn transcode_and_publish(
     let (tenant, content) = (&ctx.tenant, &ctx.content);
 
     // 3. The key.
-    let vault = KmsKeyVault::new(clients.kms.clone(), Some(args.content_key_id.clone()));
+    let vault = KmsKeyVault::new(clients.kms().clone(), Some(args.content_key_id.clone()));
     let key = transcode_job::content_key(ctx.catalog.as_ref(), &vault, tenant, content).await.map_err(key_error)?;
 
     // 4. The source.
@@ -250,7 +250,7 @@ async fn transcode_and_publish(
     let expected = Expected { etag: record.source_etag.as_deref(), size: declared.size_bytes, part_size };
     let input = scratch.0.join("source");
     let download_started = Instant::now();
-    source::fetch(&clients.s3, &args.source_bucket, &args.source_key, &expected, &input)
+    source::fetch(clients.s3(), &args.source_bucket, &args.source_key, &expected, &input)
         .instrument(tracing::info_span!("download"))
         .await?;
     let download_seconds = download_started.elapsed().as_secs_f64();
@@ -288,7 +288,7 @@ async fn transcode_and_publish(
     let published = Published { tenant, content, version: &version };
     let upload_started = Instant::now();
     let upload = OriginUpload {
-        client: clients.s3.clone(),
+        client: clients.s3().clone(),
         bucket: args.origin_bucket.clone(),
         prefix: published.prefix(),
         concurrency: args.upload_concurrency as usize,

@@ -127,9 +127,9 @@ pub fn run(cmd: AuditCmd) -> Result<(), Failure> {
             let (bucket, key) = ledger.digests()?;
             let digest = runtime()?.block_on(async {
                 let clients = ledger.target.clients().await;
-                let signer = KmsDigestSigner::connect(clients.kms.clone(), key).await?;
-                let store = S3DigestStore::new(clients.s3.clone(), bucket);
-                let heads = DynamoHeads::new(clients.dynamodb.clone(), &ledger.target.table);
+                let signer = KmsDigestSigner::connect(clients.kms().clone(), key).await?;
+                let store = S3DigestStore::new(clients.s3().clone(), bucket);
+                let heads = DynamoHeads::new(clients.dynamodb().clone(), &ledger.target.table);
                 publish(&store, &heads, &signer, time::OffsetDateTime::now_utc(), shards).await
             });
             let digest = digest.map_err(|e| Failure::Other(anyhow!("cannot write the digest: {e}")))?;
@@ -150,9 +150,9 @@ fn verify(ledger: &Ledger, tenant: &TenantId, day: &str, min_shards: u16) -> Res
     let (bucket, key) = ledger.digests()?;
     let result = runtime()?.block_on(async {
         let clients = ledger.target.clients().await;
-        let public_key = kms_public_key(&clients.kms, &key).await?;
-        let store = S3DigestStore::new(clients.s3.clone(), bucket);
-        verify_day_signed(&clients.dynamodb, &ledger.target.table, &store, &public_key, tenant, day, min_shards).await
+        let public_key = kms_public_key(clients.kms(), &key).await?;
+        let store = S3DigestStore::new(clients.s3().clone(), bucket);
+        verify_day_signed(clients.dynamodb(), &ledger.target.table, &store, &public_key, tenant, day, min_shards).await
     });
     let signed = result.map_err(|e| Failure::Other(anyhow!("cannot read the ledger or its digests: {e}")))?;
     if let Some(problem) = &signed.digest_problem {

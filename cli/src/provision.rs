@@ -230,7 +230,7 @@ async fn lifecycle(clients: &Clients, bucket: &str, rule: LifecycleRule) -> Resu
     let lifecycle = BucketLifecycleConfiguration::builder().rules(rule).build().map_err(failed(bucket))?;
     clients
         .aws
-        .s3
+        .s3()
         .put_bucket_lifecycle_configuration()
         .bucket(bucket)
         .lifecycle_configuration(lifecycle)
@@ -247,7 +247,7 @@ async fn idempotency_expiry(clients: &Clients, table: &str) -> Result<(), Bootst
         .attribute_name("expires_at")
         .build()
         .map_err(failed(table))?;
-    match clients.aws.dynamodb.update_time_to_live().table_name(table).time_to_live_specification(ttl).send().await {
+    match clients.aws.dynamodb().update_time_to_live().table_name(table).time_to_live_specification(ttl).send().await {
         Ok(_) => Ok(()),
         // Asking again for the TTL a table already has is refused; that is the state we want.
         Err(e) if aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string().contains("already enabled") => Ok(()),
@@ -272,7 +272,7 @@ async fn batch(clients: &Clients, prefix: &str, environment: &[(&str, &str)]) ->
     let environment_name = format!("{prefix}-local");
     let existing = clients
         .aws
-        .batch
+        .batch()
         .describe_compute_environments()
         .compute_environments(&environment_name)
         .send()
@@ -282,7 +282,7 @@ async fn batch(clients: &Clients, prefix: &str, environment: &[(&str, &str)]) ->
         Some(arn) => arn.to_string(),
         None => clients
             .aws
-            .batch
+            .batch()
             .create_compute_environment()
             .compute_environment_name(&environment_name)
             .r#type(aws_sdk_batch::types::CeType::Unmanaged)
@@ -296,12 +296,12 @@ async fn batch(clients: &Clients, prefix: &str, environment: &[(&str, &str)]) ->
     };
     for (kind, vcpus, memory, timeout) in JOB_KINDS {
         let name = format!("{prefix}-{kind}");
-        let queues = clients.aws.batch.describe_job_queues().job_queues(&name).send().await.map_err(failed(&name))?;
+        let queues = clients.aws.batch().describe_job_queues().job_queues(&name).send().await.map_err(failed(&name))?;
         if queues.job_queues().is_empty() {
             let order = aws_sdk_batch::types::ComputeEnvironmentOrder::builder().order(1).compute_environment(&environment_arn).build();
             clients
                 .aws
-                .batch
+                .batch()
                 .create_job_queue()
                 .job_queue_name(&name)
                 .state(aws_sdk_batch::types::JqState::Enabled)
@@ -311,8 +311,15 @@ async fn batch(clients: &Clients, prefix: &str, environment: &[(&str, &str)]) ->
                 .await
                 .map_err(failed(&name))?;
         }
-        let definitions =
-            clients.aws.batch.describe_job_definitions().job_definition_name(&name).status("ACTIVE").send().await.map_err(failed(&name))?;
+        let definitions = clients
+            .aws
+            .batch()
+            .describe_job_definitions()
+            .job_definition_name(&name)
+            .status("ACTIVE")
+            .send()
+            .await
+            .map_err(failed(&name))?;
         if definitions.job_definitions().is_empty() {
             register_job_definition(clients, &name, &contract.transcoder, environment, (vcpus, memory, timeout)).await?;
         }
@@ -340,7 +347,7 @@ async fn register_job_definition(
     }
     clients
         .aws
-        .batch
+        .batch()
         .register_job_definition()
         .job_definition_name(name)
         .r#type(aws_sdk_batch::types::JobDefinitionType::Container)
@@ -391,19 +398,19 @@ async fn role(clients: &Clients, name: &str, trust: &serde_json::Value) -> Resul
 }
 
 async fn event_bus(clients: &Clients, name: &str) -> Result<String, BootstrapError> {
-    match clients.aws.events.describe_event_bus().name(name).send().await {
+    match clients.aws.events().describe_event_bus().name(name).send().await {
         Ok(_) => return Ok(name.to_string()),
         Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {}
         Err(e) => return Err(failed(name)(e)),
     }
-    clients.aws.events.create_event_bus().name(name).send().await.map_err(failed(name))?;
+    clients.aws.events().create_event_bus().name(name).send().await.map_err(failed(name))?;
     Ok(name.to_string())
 }
 
 /// A KMS key found by its alias, created with the alias the first time.
 async fn kms_key(clients: &Clients, alias_name: &str, spec: KeySpec, usage: KeyUsageType) -> Result<String, BootstrapError> {
     let alias = format!("alias/{alias_name}");
-    let mut aliases = clients.aws.kms.list_aliases().into_paginator().items().send();
+    let mut aliases = clients.aws.kms().list_aliases().into_paginator().items().send();
     while let Some(entry) = aliases.next().await {
         let entry = entry.map_err(failed(&alias))?;
         if entry.alias_name() == Some(alias.as_str()) {
@@ -414,7 +421,7 @@ async fn kms_key(clients: &Clients, alias_name: &str, spec: KeySpec, usage: KeyU
     }
     let created = clients
         .aws
-        .kms
+        .kms()
         .create_key()
         .key_spec(spec)
         .key_usage(usage)
@@ -426,13 +433,13 @@ async fn kms_key(clients: &Clients, alias_name: &str, spec: KeySpec, usage: KeyU
         .key_metadata()
         .map(|m| m.key_id().to_string())
         .ok_or_else(|| BootstrapError { resource: alias.clone(), message: "KMS returned no key id".into() })?;
-    clients.aws.kms.create_alias().alias_name(&alias).target_key_id(&key_id).send().await.map_err(failed(&alias))?;
+    clients.aws.kms().create_alias().alias_name(&alias).target_key_id(&key_id).send().await.map_err(failed(&alias))?;
     Ok(key_id)
 }
 
 /// The root secret for playback and key tokens: 32 random bytes, hex, generated once.
 async fn service_secret(clients: &Clients, name: &str) -> Result<String, BootstrapError> {
-    match clients.aws.secrets.describe_secret().secret_id(name).send().await {
+    match clients.aws.secrets().describe_secret().secret_id(name).send().await {
         Ok(found) => {
             return found
                 .arn()
@@ -446,7 +453,7 @@ async fn service_secret(clients: &Clients, name: &str) -> Result<String, Bootstr
     getrandom::getrandom(bytes.as_mut()).map_err(|e| BootstrapError { resource: name.into(), message: e.to_string() })?;
     let created = clients
         .aws
-        .secrets
+        .secrets()
         .create_secret()
         .name(name)
         .description("VaultStream service secret: root of the playback and key token MACs")
@@ -473,7 +480,7 @@ async fn table(clients: &Clients, name: &str, kind: TableKind) -> Result<(), Boo
     let ledger = kind == TableKind::Ledger;
     let mut create = clients
         .aws
-        .dynamodb
+        .dynamodb()
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
@@ -506,7 +513,7 @@ async fn table(clients: &Clients, name: &str, kind: TableKind) -> Result<(), Boo
     let recovery = PointInTimeRecoverySpecification::builder().point_in_time_recovery_enabled(true).build().map_err(failed(name))?;
     clients
         .aws
-        .dynamodb
+        .dynamodb()
         .update_continuous_backups()
         .table_name(name)
         .point_in_time_recovery_specification(recovery)
@@ -516,7 +523,7 @@ async fn table(clients: &Clients, name: &str, kind: TableKind) -> Result<(), Boo
     if let (true, Some(arn)) = (ledger, created) {
         clients
             .aws
-            .dynamodb
+            .dynamodb()
             .put_resource_policy()
             .resource_arn(&arn)
             .policy(ledger_policy(&arn).to_string())
@@ -582,7 +589,7 @@ pub const LEDGER_DENIED_ACTIONS: [&str; 8] = [
 async fn queue(clients: &Clients, name: &str, dead_letter_url: Option<&str>, delay_seconds: u32) -> Result<String, BootstrapError> {
     let mut create = clients
         .aws
-        .sqs
+        .sqs()
         .create_queue()
         .queue_name(name)
         .attributes(QueueAttributeName::SqsManagedSseEnabled, "true")
@@ -603,7 +610,7 @@ async fn queue(clients: &Clients, name: &str, dead_letter_url: Option<&str>, del
 async fn queue_arn(clients: &Clients, url: &str) -> Result<String, BootstrapError> {
     let attrs = clients
         .aws
-        .sqs
+        .sqs()
         .get_queue_attributes()
         .queue_url(url)
         .attribute_names(QueueAttributeName::QueueArn)
@@ -621,8 +628,8 @@ async fn queue_arn(clients: &Clients, url: &str) -> Result<String, BootstrapErro
 /// also deny plain HTTP; emulators are reached over plain HTTP on loopback, where that policy
 /// would refuse every call, so the bootstrap leaves it out.)
 async fn bucket(clients: &Clients, name: &str, object_lock: bool) -> Result<(), BootstrapError> {
-    let region = clients.aws.s3.config().region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
-    let mut create = clients.aws.s3.create_bucket().bucket(name).object_lock_enabled_for_bucket(object_lock);
+    let region = clients.aws.s3().config().region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
+    let mut create = clients.aws.s3().create_bucket().bucket(name).object_lock_enabled_for_bucket(object_lock);
     if region != "us-east-1" {
         create = create.create_bucket_configuration(
             CreateBucketConfiguration::builder().location_constraint(BucketLocationConstraint::from(region.as_str())).build(),
@@ -639,9 +646,9 @@ async fn bucket(clients: &Clients, name: &str, object_lock: bool) -> Result<(), 
         .block_public_policy(true)
         .restrict_public_buckets(true)
         .build();
-    clients.aws.s3.put_public_access_block().bucket(name).public_access_block_configuration(block).send().await.map_err(failed(name))?;
+    clients.aws.s3().put_public_access_block().bucket(name).public_access_block_configuration(block).send().await.map_err(failed(name))?;
     let versioning = VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build();
-    clients.aws.s3.put_bucket_versioning().bucket(name).versioning_configuration(versioning).send().await.map_err(failed(name))?;
+    clients.aws.s3().put_bucket_versioning().bucket(name).versioning_configuration(versioning).send().await.map_err(failed(name))?;
     Ok(())
 }
 
@@ -655,7 +662,7 @@ async fn origin_encryption(clients: &Clients, bucket: &str, key_id: &str) -> Res
     let config = ServerSideEncryptionConfiguration::builder().rules(rule).build().map_err(failed(bucket))?;
     clients
         .aws
-        .s3
+        .s3()
         .put_bucket_encryption()
         .bucket(bucket)
         .server_side_encryption_configuration(config)
@@ -674,7 +681,7 @@ async fn audit_archive_rules(clients: &Clients, bucket: &str) -> Result<(), Boot
         .rule(ObjectLockRule::builder().default_retention(retention).build())
         .build();
     // Set once: moto refuses to set it again on a bucket that holds objects (the digests).
-    let current = clients.aws.s3.get_object_lock_configuration().bucket(bucket).send().await.ok();
+    let current = clients.aws.s3().get_object_lock_configuration().bucket(bucket).send().await.ok();
     let retention = current
         .and_then(|c| c.object_lock_configuration)
         .and_then(|c| c.rule)
@@ -683,7 +690,7 @@ async fn audit_archive_rules(clients: &Clients, bucket: &str) -> Result<(), Boot
     if retention != Some((Some(ObjectLockRetentionMode::Compliance), Some(AUDIT_RETENTION_YEARS))) {
         clients
             .aws
-            .s3
+            .s3()
             .put_object_lock_configuration()
             .bucket(bucket)
             .object_lock_configuration(lock)
@@ -716,7 +723,7 @@ async fn source_notifications(clients: &Clients, bucket: &str, ingest_url: &str)
     });
     clients
         .aws
-        .sqs
+        .sqs()
         .set_queue_attributes()
         .queue_url(ingest_url)
         .attributes(QueueAttributeName::Policy, allow_s3.to_string())
@@ -732,7 +739,7 @@ async fn source_notifications(clients: &Clients, bucket: &str, ingest_url: &str)
     let config = NotificationConfiguration::builder().queue_configurations(target).build();
     clients
         .aws
-        .s3
+        .s3()
         .put_bucket_notification_configuration()
         .bucket(bucket)
         .notification_configuration(config)

@@ -33,7 +33,7 @@ impl OriginVerify {
     pub async fn from_env(env: &Env, aws: &Aws) -> Result<Option<Self>, ConfigError> {
         let Some(arn) = env.optional(ARN) else { return Ok(None) };
         let found =
-            aws.secrets.get_secret_value().secret_id(arn).send().await.map_err(|e| {
+            aws.secrets().get_secret_value().secret_id(arn).send().await.map_err(|e| {
                 ConfigError::new(ARN, format!("could not be read: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(&e)))
             })?;
         let value = found.secret_string().ok_or_else(|| ConfigError::new(ARN, "names a secret without a string value"))?;

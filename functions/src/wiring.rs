@@ -19,10 +19,11 @@ use crate::env::{ConfigError, Env};
 /// The AWS clients every function builds once (`vaultstream::aws::Clients`).
 pub type Aws = vaultstream::aws::Clients;
 
-/// Clients from the standard chain; `AWS_ENDPOINT_URL` points them at an emulator, where S3 uses
-/// path-style addressing.
+/// Clients with what the standard chain would find in a Lambda environment
+/// (`vaultstream::aws::lambda_config`); `AWS_ENDPOINT_URL` points them at an emulator, where S3
+/// uses path-style addressing.
 pub async fn aws(env: &Env) -> Aws {
-    let (shared, _) = Aws::load_config().await;
+    let (shared, _) = Aws::load_lambda_config().await;
     Aws::from_sdk_config(&shared, env.optional("AWS_ENDPOINT_URL").is_some())
 }
 
@@ -34,7 +35,7 @@ pub async fn service_secret(env: &Env, aws: &Aws) -> Result<Arc<ServiceSecret>, 
     const ARN: &str = "VAULTSTREAM_SERVICE_SECRET_ARN";
     let (name, hex) = match (env.optional(ARN), env.optional(INLINE)) {
         (Some(arn), _) => {
-            let found = aws.secrets.get_secret_value().secret_id(arn).send().await.map_err(|e| {
+            let found = aws.secrets().get_secret_value().secret_id(arn).send().await.map_err(|e| {
                 ConfigError::new(ARN, format!("could not be read: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(&e)))
             })?;
             let value = found.secret_string().ok_or_else(|| ConfigError::new(ARN, "names a secret without a string value"))?;
@@ -53,15 +54,15 @@ pub fn token_signer(secret: &ServiceSecret) -> Arc<TokenSigner> {
 pub fn audit(env: &Env, aws: &Aws) -> Result<Arc<dyn AuditSink>, ConfigError> {
     let table = env.required("VAULTSTREAM_AUDIT_TABLE")?;
     let shards = env.number("VAULTSTREAM_AUDIT_SHARDS", 4u16)?;
-    Ok(Arc::new(CountedLedger(Arc::new(DynamoLedger::new(aws.dynamodb.clone(), table, shards)))))
+    Ok(Arc::new(CountedLedger(Arc::new(DynamoLedger::new(aws.dynamodb().clone(), table, shards)))))
 }
 
 pub fn catalog(env: &Env, aws: &Aws) -> Result<Arc<DynamoCatalog>, ConfigError> {
-    Ok(Arc::new(DynamoCatalog::new(aws.dynamodb.clone(), env.required("VAULTSTREAM_CONTENT_TABLE")?)))
+    Ok(Arc::new(DynamoCatalog::new(aws.dynamodb().clone(), env.required("VAULTSTREAM_CONTENT_TABLE")?)))
 }
 
 pub fn sessions(env: &Env, aws: &Aws) -> Result<Arc<DynamoSessions>, ConfigError> {
-    Ok(Arc::new(DynamoSessions::new(aws.dynamodb.clone(), env.required("VAULTSTREAM_TOKENS_TABLE")?)))
+    Ok(Arc::new(DynamoSessions::new(aws.dynamodb().clone(), env.required("VAULTSTREAM_TOKENS_TABLE")?)))
 }
 
 pub fn api_base_url(env: &Env) -> Result<String, ConfigError> {
@@ -89,7 +90,7 @@ pub fn tenant_hosts(env: &Env, secret: &ServiceSecret) -> Result<Arc<TenantHosts
 pub async fn policy_signer(env: &Env, aws: &Aws) -> Result<Arc<dyn PolicySigner>, ConfigError> {
     let key_pair_id = env.required("VAULTSTREAM_CLOUDFRONT_KEY_PAIR_ID")?;
     if let Some(kms_key) = env.optional("VAULTSTREAM_CLOUDFRONT_KMS_KEY_ID") {
-        let signer = KmsPolicySigner::connect(aws.kms.clone(), kms_key, key_pair_id)
+        let signer = KmsPolicySigner::connect(aws.kms().clone(), kms_key, key_pair_id)
             .await
             .map_err(|e| ConfigError::new("VAULTSTREAM_CLOUDFRONT_KMS_KEY_ID", e.to_string()))?;
         return Ok(Arc::new(signer));
@@ -138,7 +139,7 @@ pub fn jwt_verifier(env: &Env) -> Result<JwtVerifier, ConfigError> {
 }
 
 pub fn authenticator(env: &Env, aws: &Aws) -> Result<Authenticator, ConfigError> {
-    let tokens = Arc::new(DynamoApiTokens::new(aws.dynamodb.clone(), env.required("VAULTSTREAM_TOKENS_TABLE")?));
+    let tokens = Arc::new(DynamoApiTokens::new(aws.dynamodb().clone(), env.required("VAULTSTREAM_TOKENS_TABLE")?));
     Ok(Authenticator { jwt: jwt_verifier(env)?, api_tokens: tokens, revocations: sessions(env, aws)? })
 }
 
@@ -160,5 +161,5 @@ pub fn cloud_buckets(env: &Env, aws: &Aws) -> Result<Arc<vaultstream::aws::Cloud
 }
 
 pub fn monitors(env: &Env, aws: &Aws) -> Result<Arc<vaultstream::aws::DynamoMonitors>, ConfigError> {
-    Ok(Arc::new(vaultstream::aws::DynamoMonitors::new(aws.dynamodb.clone(), name(env, "VAULTSTREAM_FEEDS_TABLE")?)))
+    Ok(Arc::new(vaultstream::aws::DynamoMonitors::new(aws.dynamodb().clone(), name(env, "VAULTSTREAM_FEEDS_TABLE")?)))
 }

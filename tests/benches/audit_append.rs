@@ -58,7 +58,7 @@ fn main() {
         );
         let (_, day) = vaultstream::audit::ledger::now_rfc3339_millis();
         let reports =
-            vaultstream::aws::ledger::verify_day(&stack.aws.dynamodb, &stack.audit_table, &TenantId::parse("acme").unwrap(), &day, 1)
+            vaultstream::aws::ledger::verify_day(stack.aws.dynamodb(), &stack.audit_table, &TenantId::parse("acme").unwrap(), &day, 1)
                 .await
                 .unwrap();
         assert!(reports[0].is_intact(), "{:?}", reports[0].problem);
@@ -67,7 +67,7 @@ fn main() {
 
 /// `n` alternating appends after `warmup` untimed ones; returns (chained, plain) in ms.
 async fn run(stack: &Stack, n: usize, warmup: usize) -> (Vec<f64>, Vec<f64>) {
-    let ledger = DynamoLedger::on_shard(stack.aws.dynamodb.clone(), &stack.audit_table, 0);
+    let ledger = DynamoLedger::on_shard(stack.aws.dynamodb().clone(), &stack.audit_table, 0);
     let (mut chained, mut plain) = (Vec::new(), Vec::new());
     for i in 0..n + warmup {
         let start = Instant::now();
@@ -92,7 +92,7 @@ async fn run(stack: &Stack, n: usize, warmup: usize) -> (Vec<f64>, Vec<f64>) {
         }
         item.insert("seq".into(), AttributeValue::N(record.seq.to_string()));
         let start = Instant::now();
-        stack.aws.dynamodb.put_item().table_name(&stack.audit_table).set_item(Some(item)).send().await.unwrap();
+        stack.aws.dynamodb().put_item().table_name(&stack.audit_table).set_item(Some(item)).send().await.unwrap();
         let t_plain = start.elapsed().as_secs_f64() * 1e3;
         if i >= warmup {
             chained.push(t_chained);

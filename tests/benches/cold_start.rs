@@ -1,8 +1,8 @@
 //! Cold start of every function against a hello-world `lambda_runtime` binary built with the
 //! same profile, in one run:
 //! - init: from spawning the process to its first poll of the runtime API, with configuration
-//!   complete and no AWS reachable (`AWS_ENDPOINT_URL` is a closed port), so nothing at init
-//!   may wait on the network;
+//!   complete as deployed and no AWS reachable (`HTTPS_PROXY` is a closed port), so nothing at
+//!   init may wait on the network;
 //! - first request: from handing the process its events/ fixture to its answer, against moto.
 //!
 //! `BIN_DIR` (default target/release) holds the binaries and `examples/hello_lambda`; `RUNS`
@@ -86,10 +86,11 @@ async fn main() {
         with_moto.push(("SSL_CERT_FILE".into(), BUNDLE.into()));
     }
     // Offline, the service secret is given inline (as the local stack gives it) rather than read
-    // from Secrets Manager.
+    // from Secrets Manager. The clients are configured as deployed (AWS's own endpoints, so TLS
+    // trusts Amazon's roots alone), and AWS is out of reach through a proxy on a closed port.
     let mut offline: Vec<(String, String)> = with_moto.iter().filter(|(k, _)| k != "VAULTSTREAM_SERVICE_SECRET_ARN").cloned().collect();
     offline.push(("VAULTSTREAM_SERVICE_SECRET".into(), "11".repeat(32)));
-    offline.push(("AWS_ENDPOINT_URL".into(), "http://127.0.0.1:9".into()));
+    offline.push(("HTTPS_PROXY".into(), "http://127.0.0.1:9".into()));
     with_moto.push(("AWS_ENDPOINT_URL".into(), vaultstream_tests::moto::endpoint().to_string()));
 
     let contract = vaultstream_tests::observability::contract();

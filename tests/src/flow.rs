@@ -70,7 +70,7 @@ pub struct Published {
 
 pub async fn publish(stack: &Stack, tenant: &str, content: &str) -> Published {
     let (t, c) = (TenantId::parse(tenant).unwrap(), ContentId::parse(content).unwrap());
-    let vault = KmsKeyVault::new(stack.aws.kms.clone(), Some(stack.content_cmk.clone()));
+    let vault = KmsKeyVault::new(stack.aws.kms().clone(), Some(stack.content_cmk.clone()));
     let (key, blob) = vault.generate(&t, &c).await.unwrap();
     let key_hex = hex::encode(key.expose());
     let out = tempfile::tempdir().unwrap();
@@ -114,7 +114,7 @@ pub async fn publish(stack: &Stack, tenant: &str, content: &str) -> Published {
         .unwrap();
     assert!(run.status.success(), "transcode failed: {}", String::from_utf8_lossy(&run.stderr));
     upload_dir(stack, &hls, &format!("{tenant}/{content}/{VERSION}")).await;
-    let catalog = DynamoCatalog::new(stack.aws.dynamodb.clone(), &stack.content_table);
+    let catalog = DynamoCatalog::new(stack.aws.dynamodb().clone(), &stack.content_table);
     let mut record = ContentRecord::new(t, c, ContentStatus::Ready, "clip");
     record.keys.insert(KeyId::for_period(0), blob);
     record.publication = Some(Publication {
@@ -139,7 +139,7 @@ pub async fn upload_dir(stack: &Stack, dir: &Path, prefix: &str) {
             let body = std::fs::read(&path).unwrap();
             stack
                 .aws
-                .s3
+                .s3()
                 .put_object()
                 .bucket(&stack.bucket)
                 .key(format!("{prefix}/{name}"))
@@ -181,7 +181,7 @@ pub fn error_code(response: &Response<Body>) -> String {
 pub async fn ledger(stack: &Stack, tenant: &str) -> Vec<vaultstream::audit::AuditRecord> {
     let (_, day) = vaultstream::audit::ledger::now_rfc3339_millis();
     let chain = ChainId { tenant: TenantId::parse(tenant).unwrap(), day, shard: 0 };
-    read_chain(&stack.aws.dynamodb, &stack.audit_table, &chain).await.unwrap()
+    read_chain(stack.aws.dynamodb(), &stack.audit_table, &chain).await.unwrap()
 }
 
 /// Walks the viewer's path and returns what it saw along the way.

@@ -110,7 +110,7 @@ pub async fn put_upload(f: &IngestFunctions, principal: &Value, grant: &Value, b
 pub async fn receive(stack: &Stack, queue_url: &str) -> SqsEvent {
     let arn = stack
         .aws
-        .sqs
+        .sqs()
         .get_queue_attributes()
         .queue_url(queue_url)
         .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
@@ -124,7 +124,7 @@ pub async fn receive(stack: &Stack, queue_url: &str) -> SqsEvent {
     loop {
         let out = stack
             .aws
-            .sqs
+            .sqs()
             .receive_message()
             .queue_url(queue_url)
             .max_number_of_messages(10)
@@ -157,7 +157,7 @@ pub async fn settle(stack: &Stack, queue_url: &str, event: &SqsEvent, response: 
         if !failed.contains(&record.message_id.as_deref().unwrap_or_default()) {
             stack
                 .aws
-                .sqs
+                .sqs()
                 .delete_message()
                 .queue_url(queue_url)
                 .receipt_handle(record.receipt_handle.clone().unwrap())
@@ -180,7 +180,7 @@ pub async fn dispatch_ingest(stack: &Stack, f: &IngestFunctions) -> Vec<String> 
 pub use vaultstream_cli::dev::jobs::BatchJob;
 
 pub async fn describe_job(stack: &Stack, job_id: &str) -> BatchJob {
-    BatchJob::describe(&stack.aws.batch, job_id).await.unwrap_or_else(|e| panic!("describing job {job_id}: {e:#}"))
+    BatchJob::describe(stack.aws.batch(), job_id).await.unwrap_or_else(|e| panic!("describing job {job_id}: {e:#}"))
 }
 
 /// Running a job's container process the way the local job runner does, from a test.
@@ -211,7 +211,7 @@ pub async fn recorded_job(stack: &Stack, tenant: &str, content_id: &str) -> Opti
 
 pub async fn content_record(stack: &Stack, tenant: &str, content_id: &str) -> vaultstream::catalog::ContentRecord {
     use vaultstream::catalog::ContentCatalog;
-    let catalog = vaultstream::aws::DynamoCatalog::new(stack.aws.dynamodb.clone(), &stack.content_table);
+    let catalog = vaultstream::aws::DynamoCatalog::new(stack.aws.dynamodb().clone(), &stack.content_table);
     let (t, c) = (vaultstream::ids::TenantId::parse(tenant).unwrap(), vaultstream::ids::ContentId::parse(content_id).unwrap());
     catalog.get(&t, &c).await.unwrap().unwrap_or_else(|| panic!("no record for {tenant}/{content_id}"))
 }
@@ -233,7 +233,7 @@ pub fn clip(dir: &Path, seconds: u32, size: &str) -> Vec<u8> {
 /// Every object key in `bucket` under `prefix`.
 pub async fn keys(stack: &Stack, bucket: &str, prefix: &str) -> Vec<String> {
     let mut keys = Vec::new();
-    let mut pages = stack.aws.s3.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
+    let mut pages = stack.aws.s3().list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
     while let Some(page) = pages.next().await {
         keys.extend(page.unwrap().contents().iter().filter_map(|o| o.key().map(str::to_string)));
     }

@@ -60,7 +60,7 @@ impl Stack {
         let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
         let clients = vaultstream_cli::provision::Clients::from_sdk_config(&config);
         let outputs = vaultstream_cli::provision::provision(&clients, &format!("t{suffix}")).await.expect("bootstrap in moto");
-        let secret = aws.secrets.get_secret_value().secret_id(&outputs.service_secret_arn).send().await.expect("read the service secret");
+        let secret = aws.secrets().get_secret_value().secret_id(&outputs.service_secret_arn).send().await.expect("read the service secret");
         let service_secret_hex = secret.secret_string().expect("a string secret").to_string();
         let (content_table, tokens_table, audit_table) =
             (outputs.content_table.clone(), outputs.tokens_table.clone(), outputs.audit_table.clone());

@@ -70,9 +70,10 @@ async fn jwt_to_key_bytes_that_decrypt_a_transcoded_segment() {
     );
     assert!(records.iter().all(|r| r.event.source_ip.as_deref() == Some("203.0.113.7")));
     let (_, day) = vaultstream::audit::ledger::now_rfc3339_millis();
-    let reports = vaultstream::aws::ledger::verify_day(&stack.aws.dynamodb, &stack.audit_table, &TenantId::parse("acme").unwrap(), &day, 1)
-        .await
-        .unwrap();
+    let reports =
+        vaultstream::aws::ledger::verify_day(stack.aws.dynamodb(), &stack.audit_table, &TenantId::parse("acme").unwrap(), &day, 1)
+            .await
+            .unwrap();
     assert!(reports[0].is_intact(), "{:?}", reports[0].problem);
     assert_eq!(reports[0].records, 5);
 }
@@ -86,7 +87,7 @@ async fn es256_jwts_and_api_tokens_are_accepted() {
     assert_eq!(ctx["tenant"], "acme");
     assert_eq!(ctx["sid"], "sess-2");
 
-    let store = DynamoApiTokens::new(stack.aws.dynamodb.clone(), &stack.tokens_table);
+    let store = DynamoApiTokens::new(stack.aws.dynamodb().clone(), &stack.tokens_table);
     let token = NewApiToken::generate().unwrap();
     let record = ApiTokenRecord {
         tenant: TenantId::parse("acme").unwrap(),
@@ -100,7 +101,7 @@ async fn es256_jwts_and_api_tokens_are_accepted() {
     assert_eq!(ctx["sub"], "ci-bot");
     assert_eq!(ctx["credential"], "api_token");
     // Only the hash is stored.
-    let scan = stack.aws.dynamodb.scan().table_name(&stack.tokens_table).send().await.unwrap();
+    let scan = stack.aws.dynamodb().scan().table_name(&stack.tokens_table).send().await.unwrap();
     assert!(!format!("{:?}", scan.items).contains(token.secret.as_str()));
 
     let expired = NewApiToken::generate().unwrap();
@@ -120,7 +121,7 @@ async fn revoking_an_api_token_revokes_its_session() {
     let stack = Stack::provision().await;
     let f = functions(&stack).await;
     let _film = publish(&stack, "acme", "bot-film").await;
-    let store = DynamoApiTokens::new(stack.aws.dynamodb.clone(), &stack.tokens_table);
+    let store = DynamoApiTokens::new(stack.aws.dynamodb().clone(), &stack.tokens_table);
     let token = NewApiToken::generate().unwrap();
     let record = ApiTokenRecord {
         tenant: TenantId::parse("acme").unwrap(),
@@ -328,7 +329,7 @@ async fn key_tokens_are_bound_to_content_key_session_and_time() {
     assert!(body_text(&r).contains("expired"));
     // A revoked session loses its keys and playlists at once, and gets no new grant: not from the
     // authorizer, and not from playback even with an authorizer answer cached from before.
-    let sessions = DynamoSessions::new(stack.aws.dynamodb.clone(), &stack.tokens_table);
+    let sessions = DynamoSessions::new(stack.aws.dynamodb().clone(), &stack.tokens_table);
     let cached = authorize(&f, &jwt).await.unwrap();
     assert_eq!(get(&f, &seen.key_url, &[("cookie", &seen.session_cookie)]).await.status(), 200);
     sessions.revoke(&TenantId::parse("acme").unwrap(), &SessionId::parse("sess-k").unwrap(), now()).await.unwrap();
@@ -369,7 +370,7 @@ async fn wrapped_delivery_for_sdk_clients() {
 async fn unplayable_content_is_a_conflict() {
     let stack = Stack::provision().await;
     let f = functions(&stack).await;
-    let catalog = DynamoCatalog::new(stack.aws.dynamodb.clone(), &stack.content_table);
+    let catalog = DynamoCatalog::new(stack.aws.dynamodb().clone(), &stack.content_table);
     let record = ContentRecord::new(TenantId::parse("acme").unwrap(), ContentId::parse("pending").unwrap(), ContentStatus::Processing, "t");
     catalog.create(&record, None).await.unwrap();
     let ctx = authorize(&f, &stack.jwt(Algorithm::RS256, &claims("acme", "v", "content:read", "s1"))).await.unwrap();
@@ -390,7 +391,7 @@ async fn requests_around_the_cdn_are_refused_before_any_handler() {
     let stack = Stack::provision().await;
     let value = "cdn-only-".repeat(6);
     let secret =
-        stack.aws.secrets.create_secret().name(format!("origin-verify-{}", stack.suffix)).secret_string(&value).send().await.unwrap();
+        stack.aws.secrets().create_secret().name(format!("origin-verify-{}", stack.suffix)).secret_string(&value).send().await.unwrap();
     let env = vaultstream_functions::env::Env::from_pairs([("VAULTSTREAM_ORIGIN_VERIFY_SECRET_ARN", secret.arn().unwrap())]);
     let check = OriginVerify::from_env(&env, &stack.aws).await.unwrap().expect("configured");
     let request = |header: Option<&str>| {

@@ -27,7 +27,7 @@ async fn provisions_every_resource_with_its_protections_and_is_idempotent() {
     // A stack that ran holds digests in its archive by the time it is provisioned again.
     let digest = ByteStream::from_static(b"{}");
     c.aws
-        .s3
+        .s3()
         .put_object()
         .bucket(&first.audit_archive_bucket)
         .key("audit-digests/2026-01-01/000000000001.json")
@@ -40,24 +40,24 @@ async fn provisions_every_resource_with_its_protections_and_is_idempotent() {
 
     // The ledger: deletion protection, point-in-time recovery, a stream for the archive, and a
     // resource policy denying rewrites to everyone.
-    let table = c.aws.dynamodb.describe_table().table_name(&first.audit_table).send().await.unwrap().table.unwrap();
+    let table = c.aws.dynamodb().describe_table().table_name(&first.audit_table).send().await.unwrap().table.unwrap();
     assert_eq!(table.deletion_protection_enabled, Some(true));
     assert_eq!(table.stream_specification.map(|s| s.stream_enabled), Some(true));
-    let backups = c.aws.dynamodb.describe_continuous_backups().table_name(&first.audit_table).send().await.unwrap();
+    let backups = c.aws.dynamodb().describe_continuous_backups().table_name(&first.audit_table).send().await.unwrap();
     let pitr = backups.continuous_backups_description.unwrap().point_in_time_recovery_description.unwrap();
     assert_eq!(pitr.point_in_time_recovery_status.unwrap().as_str(), "ENABLED");
-    let policy = c.aws.dynamodb.get_resource_policy().resource_arn(table.table_arn.unwrap()).send().await.unwrap();
+    let policy = c.aws.dynamodb().get_resource_policy().resource_arn(table.table_arn.unwrap()).send().await.unwrap();
     let policy: Value = serde_json::from_str(policy.policy.as_deref().unwrap()).unwrap();
     assert_eq!(policy["Statement"][0]["Effect"], "Deny");
-    let refused = c.aws.dynamodb.delete_table().table_name(&first.audit_table).send().await;
+    let refused = c.aws.dynamodb().delete_table().table_name(&first.audit_table).send().await;
     assert!(refused.is_err(), "deletion protection must refuse DeleteTable");
-    let other = c.aws.dynamodb.describe_table().table_name(&first.content_table).send().await.unwrap().table.unwrap();
+    let other = c.aws.dynamodb().describe_table().table_name(&first.content_table).send().await.unwrap().table.unwrap();
     assert_eq!(other.deletion_protection_enabled, Some(false));
 
     // The archive: Object Lock in compliance mode, cold after 90 days, never expiring.
     let lock = c
         .aws
-        .s3
+        .s3()
         .get_object_lock_configuration()
         .bucket(&first.audit_archive_bucket)
         .send()
@@ -67,14 +67,14 @@ async fn provisions_every_resource_with_its_protections_and_is_idempotent() {
         .unwrap();
     let retention = lock.rule.unwrap().default_retention.unwrap();
     assert_eq!(retention.mode.unwrap().as_str(), "COMPLIANCE");
-    let lifecycle = c.aws.s3.get_bucket_lifecycle_configuration().bucket(&first.audit_archive_bucket).send().await.unwrap();
+    let lifecycle = c.aws.s3().get_bucket_lifecycle_configuration().bucket(&first.audit_archive_bucket).send().await.unwrap();
     let rule = &lifecycle.rules()[0];
     assert_eq!(rule.transitions()[0].days, Some(90));
     assert!(rule.expiration.is_none() && rule.noncurrent_version_expiration.is_none(), "archived records must never expire");
 
     // Every bucket private and versioned; the origin encrypted with its own KMS key.
     for bucket in [&first.source_bucket, &first.origin_bucket, &first.audit_archive_bucket] {
-        let block = c.aws.s3.get_public_access_block().bucket(bucket).send().await.unwrap().public_access_block_configuration.unwrap();
+        let block = c.aws.s3().get_public_access_block().bucket(bucket).send().await.unwrap().public_access_block_configuration.unwrap();
         assert_eq!(
             (block.block_public_acls, block.block_public_policy, block.ignore_public_acls, block.restrict_public_buckets),
             (Some(true), Some(true), Some(true), Some(true))
@@ -82,23 +82,23 @@ async fn provisions_every_resource_with_its_protections_and_is_idempotent() {
         // Versioning is set too, but moto 5.2 answers GetBucketVersioning with an XML root the SDK
         // rejects; the CDK and Terraform checks assert it instead.
     }
-    let sse = c.aws.s3.get_bucket_encryption().bucket(&first.origin_bucket).send().await.unwrap();
+    let sse = c.aws.s3().get_bucket_encryption().bucket(&first.origin_bucket).send().await.unwrap();
     let default = sse.server_side_encryption_configuration.unwrap().rules()[0].apply_server_side_encryption_by_default.clone().unwrap();
     assert_eq!(default.sse_algorithm.as_str(), "aws:kms");
     let origin_key = default.kms_master_key_id.unwrap();
     assert_ne!(origin_key, first.content_key_id, "content keys must not double as storage keys");
 
     // Keys: a symmetric content key and an RSA signing key for CloudFront.
-    let signing = c.aws.kms.describe_key().key_id(&first.cloudfront_signing_key_id).send().await.unwrap().key_metadata.unwrap();
+    let signing = c.aws.kms().describe_key().key_id(&first.cloudfront_signing_key_id).send().await.unwrap().key_metadata.unwrap();
     assert_eq!(signing.key_usage.unwrap().as_str(), "SIGN_VERIFY");
-    let content = c.aws.kms.describe_key().key_id(&first.content_key_id).send().await.unwrap().key_metadata.unwrap();
+    let content = c.aws.kms().describe_key().key_id(&first.content_key_id).send().await.unwrap().key_metadata.unwrap();
     assert_eq!(content.key_usage.unwrap().as_str(), "ENCRYPT_DECRYPT");
-    let secret = c.aws.secrets.get_secret_value().secret_id(&first.service_secret_arn).send().await.unwrap();
+    let secret = c.aws.secrets().get_secret_value().secret_id(&first.service_secret_arn).send().await.unwrap();
     assert_eq!(hex::decode(secret.secret_string().unwrap()).unwrap().len(), 32);
 
     // Queues: the ingest and retry queues drain into dead-letter queues.
     for (queue, dlq) in [(&first.ingest_queue_url, &first.ingest_dlq_url), (&first.retry_queue_url, &first.failures_dlq_url)] {
-        let attrs = c.aws.sqs.get_queue_attributes().queue_url(queue).attribute_names(QueueAttributeName::All).send().await.unwrap();
+        let attrs = c.aws.sqs().get_queue_attributes().queue_url(queue).attribute_names(QueueAttributeName::All).send().await.unwrap();
         let redrive: Value = serde_json::from_str(attrs.attributes().unwrap().get(&QueueAttributeName::RedrivePolicy).unwrap()).unwrap();
         assert!(redrive["deadLetterTargetArn"].as_str().unwrap().ends_with(dlq.rsplit('/').next().unwrap()));
     }
@@ -111,9 +111,17 @@ async fn an_upload_to_the_source_bucket_reaches_the_ingest_queue() {
     let c = clients().await;
     let out: Outputs = provision(&c, &fresh_prefix()).await.unwrap();
     let key = "source/acme/film-1/original";
-    c.aws.s3.put_object().bucket(&out.source_bucket).key(key).body(ByteStream::from_static(b"not yet a film")).send().await.unwrap();
-    let received =
-        c.aws.sqs.receive_message().queue_url(&out.ingest_queue_url).max_number_of_messages(10).wait_time_seconds(2).send().await.unwrap();
+    c.aws.s3().put_object().bucket(&out.source_bucket).key(key).body(ByteStream::from_static(b"not yet a film")).send().await.unwrap();
+    let received = c
+        .aws
+        .sqs()
+        .receive_message()
+        .queue_url(&out.ingest_queue_url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(2)
+        .send()
+        .await
+        .unwrap();
     let bodies: Vec<Value> = received.messages().iter().filter_map(|m| m.body()).filter_map(|b| serde_json::from_str(b).ok()).collect();
     let record = bodies
         .iter()

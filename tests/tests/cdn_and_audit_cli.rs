@@ -258,7 +258,7 @@ async fn kms_signing_verifies_with_the_kms_public_key() {
     for spec in [KeySpec::Rsa2048, KeySpec::EccNistP256] {
         let key = stack
             .aws
-            .kms
+            .kms()
             .create_key()
             .key_spec(spec.clone())
             .key_usage(KeyUsageType::SignVerify)
@@ -268,18 +268,18 @@ async fn kms_signing_verifies_with_the_kms_public_key() {
             .key_metadata
             .unwrap()
             .key_id;
-        let signer = KmsPolicySigner::connect(stack.aws.kms.clone(), &key, "K3KMS").await.unwrap();
+        let signer = KmsPolicySigner::connect(stack.aws.kms().clone(), &key, "K3KMS").await.unwrap();
         let cookies = sign_cookies(&signer, &Policy::expiring("https://x.cdn.example.com/acme/c1/*", 1893456000)).await.unwrap();
         assert_eq!(cookies.get("CloudFront-Hash-Algorithm"), Some("SHA256"));
         let policy = cloudfront_base64_decode(cookies.get("CloudFront-Policy").unwrap()).unwrap();
         let signature = cloudfront_base64_decode(cookies.get("CloudFront-Signature").unwrap()).unwrap();
-        let der = stack.aws.kms.get_public_key().key_id(&key).send().await.unwrap().public_key.unwrap().into_inner();
+        let der = stack.aws.kms().get_public_key().key_id(&key).send().await.unwrap().public_key.unwrap().into_inner();
         let public = PKey::public_key_from_der(&der).unwrap();
         assert!(Verifier::new(MessageDigest::sha256(), &public).unwrap().verify_oneshot(&signature, &policy).unwrap(), "{spec:?}");
         assert_eq!(signer.key_pair_id(), "K3KMS");
     }
-    let symmetric = stack.aws.kms.create_key().send().await.unwrap().key_metadata.unwrap().key_id;
-    let err = KmsPolicySigner::connect(stack.aws.kms.clone(), &symmetric, "K").await.err().expect("a symmetric key cannot sign");
+    let symmetric = stack.aws.kms().create_key().send().await.unwrap().key_metadata.unwrap().key_id;
+    let err = KmsPolicySigner::connect(stack.aws.kms().clone(), &symmetric, "K").await.err().expect("a symmetric key cannot sign");
     assert!(err.to_string().contains("RSA_2048 or ECC_NIST_P256"), "{err}");
 }
 
@@ -297,7 +297,7 @@ fn event(i: u32) -> AuditEvent {
 }
 
 async fn five_records(stack: &Stack) {
-    let ledger = DynamoLedger::on_shard(stack.aws.dynamodb.clone(), &stack.audit_table, 0);
+    let ledger = DynamoLedger::on_shard(stack.aws.dynamodb().clone(), &stack.audit_table, 0);
     for i in 1..=5 {
         ledger.append(event(i)).await.unwrap();
     }
@@ -310,7 +310,7 @@ fn sk(seq: u64) -> AttributeValue {
 async fn item(stack: &Stack, pk: &str, seq: u64) -> std::collections::HashMap<String, AttributeValue> {
     stack
         .aws
-        .dynamodb
+        .dynamodb()
         .get_item()
         .table_name(&stack.audit_table)
         .key("pk", AttributeValue::S(pk.into()))
@@ -342,7 +342,7 @@ fn verify(stack: &Stack) -> Output {
 async fn audit_verify_names_the_first_altered_removed_or_swapped_record() {
     let (_, day) = vaultstream::audit::ledger::now_rfc3339_millis();
     let pk = format!("acme#{day}#0");
-    let db = |s: &Stack| (s.aws.dynamodb.clone(), s.audit_table.clone());
+    let db = |s: &Stack| (s.aws.dynamodb().clone(), s.audit_table.clone());
 
     let intact = Stack::provision().await;
     five_records(&intact).await;
@@ -398,7 +398,7 @@ async fn concurrent_appenders_on_one_chain_keep_it_intact() {
     let stack = Stack::provision().await;
     let mut tasks = Vec::new();
     for w in 0..4u32 {
-        let ledger = DynamoLedger::on_shard(stack.aws.dynamodb.clone(), &stack.audit_table, 0);
+        let ledger = DynamoLedger::on_shard(stack.aws.dynamodb().clone(), &stack.audit_table, 0);
         tasks.push(tokio::spawn(async move {
             for i in 0..5 {
                 ledger.append(event(w * 10 + i)).await.unwrap();
@@ -409,9 +409,10 @@ async fn concurrent_appenders_on_one_chain_keep_it_intact() {
         t.await.unwrap();
     }
     let (_, day) = vaultstream::audit::ledger::now_rfc3339_millis();
-    let reports = vaultstream::aws::ledger::verify_day(&stack.aws.dynamodb, &stack.audit_table, &TenantId::parse("acme").unwrap(), &day, 1)
-        .await
-        .unwrap();
+    let reports =
+        vaultstream::aws::ledger::verify_day(stack.aws.dynamodb(), &stack.audit_table, &TenantId::parse("acme").unwrap(), &day, 1)
+            .await
+            .unwrap();
     assert!(reports[0].is_intact(), "{:?}", reports[0].problem);
     assert_eq!(reports[0].records, 20);
 }
@@ -428,7 +429,7 @@ fn tenant_event(tenant: &str, i: u32) -> AuditEvent {
 }
 
 async fn append(stack: &Stack, tenant: &str, shard: u16, n: u32, hms: &str) {
-    let ledger = DynamoLedger::on_shard(stack.aws.dynamodb.clone(), &stack.audit_table, shard);
+    let ledger = DynamoLedger::on_shard(stack.aws.dynamodb().clone(), &stack.audit_table, shard);
     for i in 0..n {
         let (time, day) = at(hms);
         ledger.append_at(tenant_event(tenant, i), time, day).await.unwrap();
@@ -439,9 +440,9 @@ async fn digest_at(
     stack: &Stack,
     now: time::OffsetDateTime,
 ) -> Result<vaultstream::audit::digest::Digest, vaultstream::audit::digest::DigestError> {
-    let signer = KmsDigestSigner::connect(stack.aws.kms.clone(), &stack.outputs.audit_digest_key_id).await.unwrap();
-    let store = S3DigestStore::new(stack.aws.s3.clone(), &stack.outputs.audit_archive_bucket);
-    let heads = DynamoHeads::new(stack.aws.dynamodb.clone(), &stack.audit_table);
+    let signer = KmsDigestSigner::connect(stack.aws.kms().clone(), &stack.outputs.audit_digest_key_id).await.unwrap();
+    let store = S3DigestStore::new(stack.aws.s3().clone(), &stack.outputs.audit_archive_bucket);
+    let heads = DynamoHeads::new(stack.aws.dynamodb().clone(), &stack.audit_table);
     vaultstream::audit::digest::publish(&store, &heads, &signer, now, 2).await
 }
 
@@ -464,13 +465,13 @@ fn verify_signed(stack: &Stack, tenant: &str, day: &str) -> (Option<i32>, String
 }
 
 async fn put(stack: &Stack, item: std::collections::HashMap<String, AttributeValue>) {
-    stack.aws.dynamodb.put_item().table_name(&stack.audit_table).set_item(Some(item)).send().await.unwrap();
+    stack.aws.dynamodb().put_item().table_name(&stack.audit_table).set_item(Some(item)).send().await.unwrap();
 }
 
 async fn delete(stack: &Stack, pk: &str, sk: AttributeValue) {
     stack
         .aws
-        .dynamodb
+        .dynamodb()
         .delete_item()
         .table_name(&stack.audit_table)
         .key("pk", AttributeValue::S(pk.into()))
@@ -502,7 +503,7 @@ async fn audit_verify_holds_the_ledger_to_its_signed_digests() {
     let config = vaultstream_tests::moto::sdk_config().await;
     let mut archiver = vaultstream_cli::dev::change_archive::ChangeArchiver::new(
         &config,
-        stack.aws.s3.clone(),
+        stack.aws.s3().clone(),
         &stack.audit_table,
         &stack.outputs.audit_archive_bucket,
         None,
@@ -532,7 +533,7 @@ async fn audit_verify_holds_the_ledger_to_its_signed_digests() {
     // A whole day rewritten consistently: every record re-hashed in order, and the head.
     let chain = vaultstream::audit::ChainId::parse(&format!("rewritten#{DAY}#0")).unwrap();
     let mut prev = chain.genesis_hash();
-    for old in vaultstream::aws::ledger::read_chain(&stack.aws.dynamodb, &stack.audit_table, &chain).await.unwrap() {
+    for old in vaultstream::aws::ledger::read_chain(stack.aws.dynamodb(), &stack.audit_table, &chain).await.unwrap() {
         let event = AuditEvent { decision: Decision::Allow, reason: "granted".into(), ..old.event.clone() };
         let new = vaultstream::audit::AuditRecord::new(chain.clone(), old.seq, old.time.clone(), event, prev).unwrap();
         put(&stack, DynamoLedger::record_item(&new)).await;
@@ -541,7 +542,7 @@ async fn audit_verify_holds_the_ledger_to_its_signed_digests() {
     }
     // Truncated: the last two records cut and the head moved back to the third.
     let chain = vaultstream::audit::ChainId::parse(&format!("truncated#{DAY}#0")).unwrap();
-    let records = vaultstream::aws::ledger::read_chain(&stack.aws.dynamodb, &stack.audit_table, &chain).await.unwrap();
+    let records = vaultstream::aws::ledger::read_chain(stack.aws.dynamodb(), &stack.audit_table, &chain).await.unwrap();
     delete(&stack, &chain.to_string(), sk(5)).await;
     delete(&stack, &chain.to_string(), sk(4)).await;
     put_head(&stack, &records[2]).await;
@@ -610,13 +611,13 @@ async fn audit_verify_holds_the_ledger_to_its_signed_digests() {
 
     // A digest replaced by one signed with another key (a new object version; Object Lock keeps
     // the old one) is refused, and the writer will not extend a chain it cannot verify.
-    let other = stack.aws.kms.create_key().key_spec(KeySpec::EccNistP256).key_usage(KeyUsageType::SignVerify).send().await.unwrap();
-    let forger = KmsDigestSigner::connect(stack.aws.kms.clone(), other.key_metadata.unwrap().key_id).await.unwrap();
+    let other = stack.aws.kms().create_key().key_spec(KeySpec::EccNistP256).key_usage(KeyUsageType::SignVerify).send().await.unwrap();
+    let forger = KmsDigestSigner::connect(stack.aws.kms().clone(), other.key_metadata.unwrap().key_id).await.unwrap();
     let forged = closing.to_bytes().unwrap();
     let signature = vaultstream::audit::digest::DigestSigner::sign(&forger, &forged).await.unwrap();
     stack
         .aws
-        .s3
+        .s3()
         .put_object()
         .bucket(&stack.outputs.audit_archive_bucket)
         .key(closing.key())

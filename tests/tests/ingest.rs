@@ -94,7 +94,7 @@ fn job_metrics_are_catalogued(out: &std::process::Output, job_id: &str) {
 /// stored playlist names, and checks it is MPEG-TS.
 async fn first_segment_decrypts(stack: &Stack, prefix: &str, rendition: &str, key: &vaultstream::ContentKey) {
     let get = |k: String| async move {
-        let object = stack.aws.s3.get_object().bucket(&stack.bucket).key(&k).send().await.unwrap_or_else(|e| panic!("{k}: {e}"));
+        let object = stack.aws.s3().get_object().bucket(&stack.bucket).key(&k).send().await.unwrap_or_else(|e| panic!("{k}: {e}"));
         object.body.collect().await.unwrap().into_bytes().to_vec()
     };
     let playlist = String::from_utf8(get(format!("{prefix}{rendition}/index.m3u8")).await).unwrap();
@@ -187,7 +187,7 @@ async fn an_upload_becomes_a_ready_title_that_plays() {
     }
     let blob = record.keys.get(&vaultstream::KeyId::for_period(0)).expect("the key's KMS blob is stored");
     let (tenant, content) = (TenantId::parse("acme").unwrap(), ContentId::parse(&content_id).unwrap());
-    let key = KmsKeyVault::new(stack.aws.kms.clone(), None).decrypt(&tenant, &content, blob).await.unwrap();
+    let key = KmsKeyVault::new(stack.aws.kms().clone(), None).decrypt(&tenant, &content, blob).await.unwrap();
     first_segment_decrypts(&stack, &prefix, "360p", &key).await;
     for stream in [&out.stderr, &out.stdout] {
         assert!(!String::from_utf8_lossy(stream).contains(&hex::encode(key.expose())), "the key never reaches the logs or the metrics");
@@ -209,7 +209,7 @@ async fn an_upload_becomes_a_ready_title_that_plays() {
 }
 
 async fn jobs_named(stack: &Stack, prefix: &str) -> Vec<String> {
-    let batch = &stack.aws.batch;
+    let batch = stack.aws.batch();
     let mut names = Vec::new();
     for queue in [&stack.outputs.video_gpu_job_queue, &stack.outputs.video_cpu_job_queue, &stack.outputs.audio_job_queue] {
         for status in ["SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED"] {
@@ -245,7 +245,7 @@ async fn a_multipart_upload_and_a_duplicate_event_make_one_job() {
     assert!(response.batch_item_failures.is_empty());
     settle(&stack, &stack.outputs.ingest_queue_url, &event, &response).await;
     // The same notification delivered again (S3 delivers at least once).
-    stack.aws.sqs.send_message().queue_url(&stack.outputs.ingest_queue_url).message_body(created[0]).send().await.unwrap();
+    stack.aws.sqs().send_message().queue_url(&stack.outputs.ingest_queue_url).message_body(created[0]).send().await.unwrap();
     assert!(dispatch_ingest(&stack, &f).await.is_empty());
 
     assert_eq!(jobs_named(&stack, &format!("vs-acme-{content_id}-")).await.len(), 1, "one job for every event of one upload");
@@ -269,7 +269,7 @@ async fn objects_outside_the_layout_or_another_tenants_prefix_are_ignored_and_au
     // Objects written past the API: another tenant's prefix naming acme's content, a key outside
     // the layout, one with an id that could escape its prefix.
     for key in [format!("source/globex/{content_id}/original"), "incoming/film.mp4".into(), "source/acme/a.b/original".into()] {
-        stack.aws.s3.put_object().bucket(&stack.outputs.source_bucket).key(&key).body(b"x".to_vec().into()).send().await.unwrap();
+        stack.aws.s3().put_object().bucket(&stack.outputs.source_bucket).key(&key).body(b"x".to_vec().into()).send().await.unwrap();
     }
     assert!(dispatch_ingest(&stack, &f).await.is_empty());
     assert_eq!(jobs_named(&stack, "vs-").await.len(), 1, "only the real upload made a job");
@@ -303,7 +303,7 @@ async fn a_hostile_file_is_failed_invalid_with_a_reason_and_never_retried() {
     assert!(reason.starts_with("the uploaded file") && !reason.contains(&dir.path().display().to_string()), "no worker paths: {reason}");
     let attributes = stack
         .aws
-        .sqs
+        .sqs()
         .get_queue_attributes()
         .queue_url(&stack.outputs.retry_queue_url)
         .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
@@ -346,8 +346,8 @@ async fn temporary_failures_back_off_five_attempts_then_fail_with_a_dead_letter_
     assert!(dispatch_ingest(&stack, &f).await.is_empty());
 
     // Creators subscribe to the content-failed bus; here a rule forwards it to a queue we read.
-    let events = &stack.aws.events;
-    let observer = stack.aws.sqs.create_queue().queue_name(format!("{}-observer", stack.suffix)).send().await.unwrap().queue_url.unwrap();
+    let events = stack.aws.events();
+    let observer = stack.aws.sqs().create_queue().queue_name(format!("{}-observer", stack.suffix)).send().await.unwrap().queue_url.unwrap();
     let observer_arn = format!("arn:aws:sqs:us-east-1:123456789012:{}-observer", stack.suffix);
     events
         .put_rule()
@@ -368,12 +368,12 @@ async fn temporary_failures_back_off_five_attempts_then_fail_with_a_dead_letter_
         .unwrap();
 
     let recording = Arc::new(Recording {
-        queue: SqsRetryQueue::new(stack.aws.sqs.clone(), &stack.outputs.retry_queue_url),
+        queue: SqsRetryQueue::new(stack.aws.sqs().clone(), &stack.outputs.retry_queue_url),
         sent: Mutex::new(Vec::new()),
     });
     let reports = AwsFailureReports::new(
-        stack.aws.sqs.clone(),
-        stack.aws.events.clone(),
+        stack.aws.sqs().clone(),
+        stack.aws.events().clone(),
         &stack.outputs.failures_dlq_url,
         &stack.outputs.content_failed_bus,
     );
@@ -411,7 +411,7 @@ async fn temporary_failures_back_off_five_attempts_then_fail_with_a_dead_letter_
     assert_eq!(recording.sent.lock().unwrap().len(), 4, "one retry after each of the first four attempts, duplicates ignored");
     let delayed = stack
         .aws
-        .sqs
+        .sqs()
         .get_queue_attributes()
         .queue_url(&stack.outputs.retry_queue_url)
         .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed)
@@ -480,7 +480,7 @@ async fn a_job_killed_mid_upload_and_rerun_publishes_one_complete_version() {
         assert!(published.contains(&format!("{prefix}{r}/index.m3u8")), "{r} missing: {published:?}");
     }
     assert!(published.contains(&format!("{prefix}master.m3u8")));
-    let master = stack.aws.s3.get_object().bucket(&stack.bucket).key(format!("{prefix}master.m3u8")).send().await.unwrap();
+    let master = stack.aws.s3().get_object().bucket(&stack.bucket).key(format!("{prefix}master.m3u8")).send().await.unwrap();
     let master = String::from_utf8(master.body.collect().await.unwrap().into_bytes().to_vec()).unwrap();
     assert_eq!(master.matches("#EXT-X-STREAM-INF").count(), renditions.len(), "{master}");
     // Viewers get the complete version.
@@ -615,7 +615,7 @@ async fn presigned_uploads_bind_type_and_length_and_idempotency_keys_replay() {
     let key = format!("source/acme/{content_id}/original");
     stack
         .aws
-        .s3
+        .s3()
         .put_object()
         .bucket(&stack.outputs.source_bucket)
         .key(&key)

@@ -164,7 +164,7 @@ impl LocalStack {
         let edge = Arc::new(edge::Edge {
             keys: trusted_keys(&cloudfront_pem, &identity.cloudfront_key_pair_id)?,
             hosts: Arc::clone(&hosts),
-            s3: aws.s3.clone(),
+            s3: aws.s3().clone(),
             origin_bucket: outputs.origin_bucket.clone(),
             gateway: Arc::clone(&gateway),
             site: site::Site::new(Arc::clone(&identity), Arc::clone(&hosts), cdn_port)?,
@@ -210,7 +210,7 @@ impl LocalStack {
             authenticator: Arc::new(vaultstream_functions::wiring::authenticator(&env, &aws)?),
             audit: vaultstream_functions::wiring::audit(&env, &aws)?,
         };
-        let (s3, bucket) = (aws.s3.clone(), info.outputs.source_bucket.clone());
+        let (s3, bucket) = (aws.s3().clone(), info.outputs.source_bucket.clone());
         let max_bytes = env.number("VAULTSTREAM_MAX_UPLOAD_BYTES", vaultstream::ingest::upload::UploadSettings::DEFAULT_MAX_BYTES)?;
         let storage = move || drop_zone::DropStorage {
             s3: s3.clone(),
@@ -222,7 +222,7 @@ impl LocalStack {
         tasks.push(drop_zone::serve(storage, login, drop_zone::certificate(&state.root)?, ftp_port, watcher.clone())?);
         let archiver = change_archive::ChangeArchiver::new(
             &config,
-            aws.s3.clone(),
+            aws.s3().clone(),
             &info.outputs.audit_table,
             &info.outputs.audit_archive_bucket,
             Some(state.path("change-archive.json")),

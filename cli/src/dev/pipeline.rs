@@ -130,7 +130,7 @@ impl Pipeline {
     }
 
     async fn queue_arn(&self, queue: &str) -> Result<String> {
-        let out = self.aws.sqs.get_queue_attributes().queue_url(queue).attribute_names(QueueAttributeName::QueueArn).send().await?;
+        let out = self.aws.sqs().get_queue_attributes().queue_url(queue).attribute_names(QueueAttributeName::QueueArn).send().await?;
         out.attributes().and_then(|a| a.get(&QueueAttributeName::QueueArn)).cloned().context("the queue has no ARN")
     }
 
@@ -138,7 +138,7 @@ impl Pipeline {
     async fn receive(&self, queue: &str, batch: i32) -> Result<Vec<aws_sdk_sqs::types::Message>> {
         let out = self
             .aws
-            .sqs
+            .sqs()
             .receive_message()
             .queue_url(queue)
             .max_number_of_messages(batch)
@@ -174,7 +174,7 @@ impl Pipeline {
                 continue;
             }
             if let Some(handle) = m.receipt_handle() {
-                self.aws.sqs.delete_message().queue_url(queue).receipt_handle(handle).send().await?;
+                self.aws.sqs().delete_message().queue_url(queue).receipt_handle(handle).send().await?;
             }
         }
         Ok(())
@@ -185,7 +185,7 @@ impl Pipeline {
         let mut running = tokio::task::JoinSet::new();
         while !*shutdown.borrow() {
             for queue in queues {
-                let listed = match self.aws.batch.list_jobs().job_queue(queue.as_str()).send().await {
+                let listed = match self.aws.batch().list_jobs().job_queue(queue.as_str()).send().await {
                     Ok(listed) => listed,
                     Err(e) => {
                         tracing::warn!(queue = %queue, error = %aws_sdk_batch::error::DisplayErrorContext(&e), "cannot list jobs");
@@ -197,7 +197,7 @@ impl Pipeline {
                     if runner.seen(id).await {
                         continue;
                     }
-                    let job = match BatchJob::describe(&self.aws.batch, id).await {
+                    let job = match BatchJob::describe(self.aws.batch(), id).await {
                         Ok(job) => job,
                         Err(e) => {
                             tracing::error!(job_id = %id, error = %e, "cannot describe a submitted job");

@@ -22,10 +22,10 @@ impl AuditDigest {
     pub async fn from_env(env: &Env, aws: &Aws) -> Result<Self, ConfigError> {
         const KEY: &str = "VAULTSTREAM_AUDIT_DIGEST_KEY_ID";
         let signer =
-            KmsDigestSigner::connect(aws.kms.clone(), wiring::name(env, KEY)?).await.map_err(|e| ConfigError::new(KEY, e.to_string()))?;
+            KmsDigestSigner::connect(aws.kms().clone(), wiring::name(env, KEY)?).await.map_err(|e| ConfigError::new(KEY, e.to_string()))?;
         Ok(AuditDigest {
-            store: S3DigestStore::new(aws.s3.clone(), wiring::name(env, "VAULTSTREAM_AUDIT_ARCHIVE_BUCKET")?),
-            heads: DynamoHeads::new(aws.dynamodb.clone(), wiring::name(env, "VAULTSTREAM_AUDIT_TABLE")?),
+            store: S3DigestStore::new(aws.s3().clone(), wiring::name(env, "VAULTSTREAM_AUDIT_ARCHIVE_BUCKET")?),
+            heads: DynamoHeads::new(aws.dynamodb().clone(), wiring::name(env, "VAULTSTREAM_AUDIT_TABLE")?),
             signer,
             shards: env.number("VAULTSTREAM_AUDIT_SHARDS", 4u16)?,
         })

@@ -26,7 +26,7 @@ impl HttpFunction for Captions {
         let origin_bucket = wiring::name(env, "VAULTSTREAM_ORIGIN_BUCKET")?;
         let service = CaptionService {
             catalog: wiring::catalog(env, aws)?,
-            store: std::sync::Arc::new(vaultstream::aws::S3CaptionFiles::new(aws.s3.clone(), origin_bucket)),
+            store: std::sync::Arc::new(vaultstream::aws::S3CaptionFiles::new(aws.s3().clone(), origin_bucket)),
             audit: wiring::audit(env, aws)?,
         };
         Ok(Captions { service })

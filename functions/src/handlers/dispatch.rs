@@ -34,8 +34,8 @@ pub fn batch_targets(env: &Env) -> Result<HashMap<QueueKind, BatchTarget>, Confi
 
 pub fn failure_reports(env: &Env, aws: &Aws) -> Result<Arc<AwsFailureReports>, ConfigError> {
     Ok(Arc::new(AwsFailureReports::new(
-        aws.sqs.clone(),
-        aws.events.clone(),
+        aws.sqs().clone(),
+        aws.events().clone(),
         wiring::name(env, "VAULTSTREAM_FAILURES_DLQ_URL")?,
         wiring::name(env, "VAULTSTREAM_CONTENT_FAILED_BUS")?,
     )))
@@ -57,10 +57,10 @@ impl Dispatch {
         let source_bucket = wiring::name(env, "VAULTSTREAM_SOURCE_BUCKET")?;
         let service = DispatchService {
             catalog: wiring::catalog(env, aws)?,
-            sources: Arc::new(S3SourceStore::new(aws.s3.clone(), source_bucket.clone())),
-            jobs: Arc::new(BatchJobs::new(aws.batch.clone(), batch_targets(env)?)),
+            sources: Arc::new(S3SourceStore::new(aws.s3().clone(), source_bucket.clone())),
+            jobs: Arc::new(BatchJobs::new(aws.batch().clone(), batch_targets(env)?)),
             failures: failure_reports(env, aws)?,
-            redelivery: Arc::new(SqsRedelivery::new(aws.sqs.clone())),
+            redelivery: Arc::new(SqsRedelivery::new(aws.sqs().clone())),
             audit: wiring::audit(env, aws)?,
             source_bucket,
         };

@@ -44,11 +44,11 @@ impl DropZone {
     pub async fn from_env(env: &Env, aws: &Aws) -> Result<Self, ConfigError> {
         let bucket = wiring::name(env, "VAULTSTREAM_SOURCE_BUCKET")?;
         let audit = wiring::audit(env, aws)?;
-        let sources = Arc::new(S3SourceStore::new(aws.s3.clone(), bucket.clone()));
+        let sources = Arc::new(S3SourceStore::new(aws.s3().clone(), bucket.clone()));
         let service = DropService {
             imports: ImportService {
                 catalog: wiring::catalog(env, aws)?,
-                queue: Arc::new(SqsImportQueue::new(aws.sqs.clone(), wiring::name(env, "VAULTSTREAM_IMPORT_QUEUE_URL")?)),
+                queue: Arc::new(SqsImportQueue::new(aws.sqs().clone(), wiring::name(env, "VAULTSTREAM_IMPORT_QUEUE_URL")?)),
                 audit: audit.clone(),
                 policy: fetch_policy(env)?,
             },

@@ -30,12 +30,12 @@ impl FeedPoll {
         let audit = wiring::audit(env, aws)?;
         let imports = ImportService {
             catalog: wiring::catalog(env, aws)?,
-            queue: Arc::new(SqsImportQueue::new(aws.sqs.clone(), wiring::name(env, "VAULTSTREAM_IMPORT_QUEUE_URL")?)),
+            queue: Arc::new(SqsImportQueue::new(aws.sqs().clone(), wiring::name(env, "VAULTSTREAM_IMPORT_QUEUE_URL")?)),
             audit: audit.clone(),
             policy,
         };
         let poller = FeedPoller {
-            feeds: Arc::new(DynamoFeeds::new(aws.dynamodb.clone(), wiring::name(env, "VAULTSTREAM_FEEDS_TABLE")?)),
+            feeds: Arc::new(DynamoFeeds::new(aws.dynamodb().clone(), wiring::name(env, "VAULTSTREAM_FEEDS_TABLE")?)),
             imports,
             fetcher: Arc::new(fetcher),
             audit,

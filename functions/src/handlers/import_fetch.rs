@@ -58,7 +58,7 @@ impl ImportFetch {
         let settings = settings(env)?;
         let fetcher = GuardedFetcher::new(fetch_policy(env)?, CONNECT_TIMEOUT, settings.time_limit + CONNECT_TIMEOUT)
             .map_err(|e| ConfigError::new("VAULTSTREAM_IMPORT_ALLOW_HTTP", e))?;
-        let sources = Arc::new(S3SourceStore::new(aws.s3.clone(), source_bucket));
+        let sources = Arc::new(S3SourceStore::new(aws.s3().clone(), source_bucket));
         let worker = ImportWorker {
             catalog: wiring::catalog(env, aws)?,
             sources: sources.clone(),
@@ -66,7 +66,7 @@ impl ImportFetch {
             objects: MonitoredObjects { monitors: wiring::monitors(env, aws)?, buckets: wiring::cloud_buckets(env, aws)? },
             drops: sources.clone(),
             failures: failure_reports(env, aws)?,
-            redelivery: Arc::new(SqsRedelivery::new(aws.sqs.clone())),
+            redelivery: Arc::new(SqsRedelivery::new(aws.sqs().clone())),
             audit: wiring::audit(env, aws)?,
             settings,
         };

@@ -28,7 +28,7 @@ impl JobEvents {
     pub async fn from_env(env: &Env, aws: &Aws) -> Result<Self, ConfigError> {
         let service = JobEventsService {
             catalog: wiring::catalog(env, aws)?,
-            retries: Arc::new(SqsRetryQueue::new(aws.sqs.clone(), wiring::name(env, "VAULTSTREAM_RETRY_QUEUE_URL")?)),
+            retries: Arc::new(SqsRetryQueue::new(aws.sqs().clone(), wiring::name(env, "VAULTSTREAM_RETRY_QUEUE_URL")?)),
             failures: failure_reports(env, aws)?,
             audit: wiring::audit(env, aws)?,
         };

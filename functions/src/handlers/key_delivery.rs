@@ -27,7 +27,7 @@ impl HttpFunction for KeyDelivery {
 
     async fn from_env(env: &Env, aws: &Aws) -> Result<Self, ConfigError> {
         let secret = wiring::service_secret(env, aws).await?;
-        let vault = Arc::new(vaultstream::aws::KmsKeyVault::new(aws.kms.clone(), None));
+        let vault = Arc::new(vaultstream::aws::KmsKeyVault::new(aws.kms().clone(), None));
         let service = KeyDeliveryService {
             tokens: wiring::token_signer(&secret),
             revocations: wiring::sessions(env, aws)?,

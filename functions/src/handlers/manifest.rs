@@ -23,7 +23,10 @@ impl HttpFunction for Manifest {
         let secret = wiring::service_secret(env, aws).await?;
         let service = ManifestService {
             catalog: wiring::catalog(env, aws)?,
-            playlists: std::sync::Arc::new(vaultstream::aws::S3Playlists::new(aws.s3.clone(), env.required("VAULTSTREAM_ORIGIN_BUCKET")?)),
+            playlists: std::sync::Arc::new(vaultstream::aws::S3Playlists::new(
+                aws.s3().clone(),
+                env.required("VAULTSTREAM_ORIGIN_BUCKET")?,
+            )),
             revocations: wiring::sessions(env, aws)?,
             audit: wiring::audit(env, aws)?,
             hosts: wiring::tenant_hosts(env, &secret)?,

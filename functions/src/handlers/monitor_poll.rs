@@ -25,7 +25,7 @@ impl MonitorPoll {
         let audit = wiring::audit(env, aws)?;
         let imports = ImportService {
             catalog: wiring::catalog(env, aws)?,
-            queue: Arc::new(SqsImportQueue::new(aws.sqs.clone(), wiring::name(env, "VAULTSTREAM_IMPORT_QUEUE_URL")?)),
+            queue: Arc::new(SqsImportQueue::new(aws.sqs().clone(), wiring::name(env, "VAULTSTREAM_IMPORT_QUEUE_URL")?)),
             audit: audit.clone(),
             policy: fetch_policy(env)?,
         };

@@ -72,14 +72,14 @@ impl HttpFunction for UploadUrl {
         let audit = wiring::audit(env, aws)?;
         let policy = crate::handlers::import_fetch::fetch_policy(env)?;
         let feeds = FeedService {
-            store: Arc::new(vaultstream::aws::DynamoFeeds::new(aws.dynamodb.clone(), wiring::name(env, "VAULTSTREAM_FEEDS_TABLE")?)),
+            store: Arc::new(vaultstream::aws::DynamoFeeds::new(aws.dynamodb().clone(), wiring::name(env, "VAULTSTREAM_FEEDS_TABLE")?)),
             audit: audit.clone(),
             policy,
         };
         let monitors = MonitorService {
-            store: Arc::new(vaultstream::aws::DynamoMonitors::new(aws.dynamodb.clone(), wiring::name(env, "VAULTSTREAM_FEEDS_TABLE")?)),
+            store: Arc::new(vaultstream::aws::DynamoMonitors::new(aws.dynamodb().clone(), wiring::name(env, "VAULTSTREAM_FEEDS_TABLE")?)),
             secrets: Arc::new(vaultstream::aws::SecretsManagerKeys::new(
-                aws.secrets.clone(),
+                aws.secrets().clone(),
                 wiring::name(env, "VAULTSTREAM_MONITOR_SECRET_PREFIX")?,
             )),
             audit: audit.clone(),
@@ -87,14 +87,14 @@ impl HttpFunction for UploadUrl {
         };
         let imports = ImportService {
             catalog: catalog.clone(),
-            queue: Arc::new(vaultstream::aws::SqsImportQueue::new(aws.sqs.clone(), wiring::name(env, "VAULTSTREAM_IMPORT_QUEUE_URL")?)),
+            queue: Arc::new(vaultstream::aws::SqsImportQueue::new(aws.sqs().clone(), wiring::name(env, "VAULTSTREAM_IMPORT_QUEUE_URL")?)),
             audit: audit.clone(),
             policy,
         };
         let service = UploadService {
             catalog,
             sources: Arc::new(
-                vaultstream::aws::S3SourceStore::new(aws.s3.clone(), source_bucket).signing_forms_with(aws.credentials.clone()),
+                vaultstream::aws::S3SourceStore::new(aws.s3().clone(), source_bucket).signing_forms_with(aws.credentials.clone()),
             ),
             audit,
             settings: settings(env)?,

@@ -37,7 +37,7 @@ impl CloudBucketsClient {
         CloudBucketsClient {
             sessions: Mutex::new(HashMap::new()),
             sts: aws_sdk_sts::Client::new(&clients.config),
-            secrets: clients.secrets.clone(),
+            secrets: clients.secrets().clone(),
             config: clients.config.clone(),
             path_style: clients.path_style,
             gcs,

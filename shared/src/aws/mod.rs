@@ -11,6 +11,7 @@ pub mod clients;
 pub mod cloud_buckets;
 pub mod feed_store;
 pub mod key_vault;
+pub mod lambda_config;
 pub mod ledger;
 pub mod monitor_secrets;
 pub mod monitor_store;
