@@ -2,7 +2,8 @@
 # The access path's figures, each beside its reference in one run:
 #   1. JWT verification per second (RS256/ES256/HS256): VaultStream's verifier against a bare
 #      jsonwebtoken::decode with the key in hand (Criterion).
-#   2. Key-delivery handler p99 in process, AWS stubbed, against a response-only handler.
+#   2. Key-delivery handler p99 in process, AWS stubbed, against a response-only handler; and
+#      telemetry's cost per invocation, in process and with the AWS calls over the wire (moto).
 #   3. Audit append through moto: chained (TransactWriteItems) against a plain PutItem.
 # Ratios are what to compare across machines; the absolute times are this machine's.
 set -euo pipefail
@@ -25,6 +26,12 @@ done
 
 echo "== Key delivery, in process"
 ITERATIONS=${ITERATIONS:-20000} cargo bench -q -p vaultstream-functions --bench key_delivery 2>/dev/null | grep -v '^$'
+
+echo "== Key delivery over the wire (moto): the handler bare and as the runtime wraps it"
+# The harness and the handler in the dev profile the tests share (the binaries it needs included):
+# telemetry's code unoptimised, so its share is if anything overstated.
+cargo build -q --workspace --bins
+RUNS=${WIRE_RUNS:-150} cargo bench -q -p vaultstream-tests --profile dev --bench telemetry_wire 2>/dev/null | grep -v '^$'
 
 echo "== Audit append through moto"
 ITERATIONS=${AUDIT_ITERATIONS:-200} cargo bench -q -p vaultstream-tests --bench audit_append 2>/dev/null | grep -v '^$'

@@ -12,11 +12,10 @@
 //! 5 % beyond): no span is recorded or exported, the rest is the same.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hdrhistogram::Histogram;
 use lambda_http::{Body, Request, Response};
-use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Layer;
 use vaultstream::access::key_delivery::KeyDeliveryService;
@@ -29,26 +28,16 @@ use vaultstream::service_secret::ServiceSecret;
 use vaultstream::session_token::{Delivery, TokenClaims, TokenKind, TokenSigner, SESSION_COOKIE};
 use vaultstream::KeyId;
 use vaultstream_functions::handlers::key_delivery::KeyDelivery;
-use vaultstream_functions::metrics::{Invocation, Outcome};
-use vaultstream_functions::runtime::{invocation_span, HttpFunction};
+use vaultstream_functions::metrics::Outcome;
+use vaultstream_functions::runtime::{observe, HttpFunction};
 
-/// One invocation as the runtime wraps it (span, tally, RED and domain EMF lines); its time in ns.
+/// One invocation as the runtime wraps it (span, tally, RED and domain EMF lines into a sink
+/// instead of stdout); its time in ns.
 async fn with_telemetry(handler: &KeyDelivery, r: Request, context: &lambda_runtime::Context) -> u64 {
     let start = Instant::now();
-    let invocation = handler.handle(r).instrument(invocation_span("key_delivery", context, false));
-    let (response, tally) = vaultstream::metrics::tally::collect(invocation).await;
+    let status = |response: &Response<Body>| Outcome::Http(response.status().as_u16());
+    let response = observe("key_delivery", context, false, handler.handle(r), status, &mut std::io::sink()).await;
     assert_eq!(response.status(), 200);
-    let invocation = Invocation {
-        function: "key_delivery",
-        outcome: Outcome::Http(response.status().as_u16()),
-        elapsed: Duration::from_nanos(start.elapsed().as_nanos() as u64),
-        request_id: &context.request_id,
-        cold_start: false,
-    };
-    vaultstream_functions::metrics::write_line(&invocation.document(0), &mut std::io::sink());
-    for document in tally.documents("key_delivery", &context.request_id, 0) {
-        vaultstream_functions::metrics::write_line(&document, &mut std::io::sink());
-    }
     start.elapsed().as_nanos() as u64
 }
 

@@ -54,7 +54,7 @@ pub struct Invocation<'a> {
 }
 
 impl Invocation<'_> {
-    pub fn document(&self, timestamp_ms: u64) -> Value {
+    fn red(&self) -> Document {
         let flag = |on: bool| if on { 1.0 } else { 0.0 };
         let document = Document::new(&[("Function", self.function)])
             .metric("Requests", Unit::Count, 1.0)
@@ -67,27 +67,20 @@ impl Invocation<'_> {
             Outcome::Http(status) => document.property("StatusCode", status),
             _ => document,
         }
-        .render(timestamp_ms)
     }
-}
 
-/// Writes the document as one line (stdout is locked for the line, so it never interleaves).
-pub fn emit(document: &Value) {
-    write_line(document, &mut std::io::stdout().lock());
-}
-
-/// The invocation's RED line, then one line for each kind of domain event it counted.
-pub fn emit_invocation(invocation: &Invocation, tally: &Tally) {
-    let now = vaultstream::clock::now_millis();
-    emit(&invocation.document(now));
-    for document in tally.documents(invocation.function, invocation.request_id, now) {
-        emit(&document);
+    /// The RED document, as a JSON value.
+    pub fn document(&self, timestamp_ms: u64) -> Value {
+        self.red().render(timestamp_ms)
     }
-}
 
-/// The same line into any writer; a failed write loses only this line.
-pub fn write_line(document: &Value, out: &mut impl std::io::Write) {
-    let _ = writeln!(out, "{document}");
+    /// The RED line, then one line for each kind of domain event counted, appended to `out`.
+    pub fn write_lines(&self, tally: &Tally, timestamp_ms: u64, out: &mut Vec<u8>) {
+        self.red().write_line(timestamp_ms, out);
+        for document in tally.events(self.function, self.request_id) {
+            document.write_line(timestamp_ms, out);
+        }
+    }
 }
 
 #[cfg(test)]

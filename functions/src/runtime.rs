@@ -2,6 +2,7 @@
 //! the Lambda runtime with the handler shared across invocations, behind the origin check, and a
 //! RED metrics line (EMF) for every invocation, followed by the domain events it counted.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,27 +37,16 @@ pub async fn serve<F: HttpFunction>() -> Result<(), Error> {
         let (function, origin, cold) = (Arc::clone(&function), Arc::clone(&origin), Arc::clone(&cold));
         let context = request.lambda_context_ref().cloned().unwrap_or_default();
         let cold_start = cold.swap(false, Ordering::Relaxed);
-        let span = invocation_span(F::NAME, &context, cold_start);
         async move {
-            let started = Instant::now();
-            let (response, tally) = tally::collect(async {
+            let handled = async {
                 match origin.as_ref().as_ref().and_then(|o| o.refuse(&request)) {
                     Some(refused) => refused,
                     None => function.handle(request).await,
                 }
-            })
-            .await;
-            let invocation = Invocation {
-                function: F::NAME,
-                outcome: Outcome::Http(response.status().as_u16()),
-                elapsed: started.elapsed(),
-                request_id: &context.request_id,
-                cold_start,
             };
-            crate::metrics::emit_invocation(&invocation, &tally);
-            Ok::<_, Error>(response)
+            let status = |response: &Response<Body>| Outcome::Http(response.status().as_u16());
+            Ok::<_, Error>(observe(F::NAME, &context, cold_start, handled, status, &mut std::io::stdout()).await)
         }
-        .instrument(span)
     }))
     .await
 }
@@ -75,30 +65,46 @@ where
     lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<E>| {
         let (handle, cold) = (Arc::clone(&handle), Arc::clone(&cold));
         let cold_start = cold.swap(false, Ordering::Relaxed);
-        let span = invocation_span(name, &event.context, cold_start);
         async move {
-            let started = Instant::now();
-            let request_id = event.context.request_id.clone();
-            let (result, tally) = tally::collect(handle(event.payload)).await;
-            let outcome = match &result {
+            let outcome = |result: &Result<R, Error>| match result {
                 Ok(answer) if refused(answer) => Outcome::Refused,
                 Ok(_) => Outcome::Done,
                 Err(_) => Outcome::Failed,
             };
-            let invocation = Invocation { function: name, outcome, elapsed: started.elapsed(), request_id: &request_id, cold_start };
-            crate::metrics::emit_invocation(&invocation, &tally);
-            result
+            observe(name, &event.context, cold_start, handle(event.payload), outcome, &mut std::io::stdout()).await
         }
-        .instrument(span)
     }))
     .await
+}
+
+/// One invocation as every function runs it: `work` in the invocation's span, its domain events
+/// tallied, then its RED line and one line per kind of event written to `out` in one write
+/// (stdout in Lambda; the benches time the same path into a sink).
+pub async fn observe<T>(
+    function: &'static str,
+    context: &lambda_runtime::Context,
+    cold_start: bool,
+    work: impl Future<Output = T>,
+    outcome: impl FnOnce(&T) -> Outcome,
+    out: &mut impl std::io::Write,
+) -> T {
+    let span = invocation_span(function, context, cold_start);
+    let started = Instant::now();
+    let (output, tally) = tally::collect(work.instrument(span)).await;
+    let invocation =
+        Invocation { function, outcome: outcome(&output), elapsed: started.elapsed(), request_id: &context.request_id, cold_start };
+    let mut lines = Vec::with_capacity(1024);
+    invocation.write_lines(&tally, vaultstream::clock::now_millis(), &mut lines);
+    // A failed write loses these lines only, never the answer.
+    let _ = out.write_all(&lines);
+    output
 }
 
 /// The span every log line of an invocation sits in (the JSON logs list it under `spans`): the
 /// function, the Lambda request id, the X-Ray trace id and whether the instance was cold. In the
 /// trace it is a subsegment of the segment Lambda opened for the invocation.
 pub fn invocation_span(function: &'static str, context: &lambda_runtime::Context, cold_start: bool) -> tracing::Span {
-    vaultstream::traces::follow_sampling(context.xray_trace_id.as_deref());
+    let sampled = vaultstream::traces::follow_sampling(context.xray_trace_id.as_deref());
     let span = tracing::info_span!(
         "invocation",
         function,
@@ -106,7 +112,8 @@ pub fn invocation_span(function: &'static str, context: &lambda_runtime::Context
         trace_id = context.xray_trace_id.as_deref().unwrap_or("-"),
         cold_start
     );
-    if let Some(header) = &context.xray_trace_id {
+    // An unsampled invocation records no span, so it has no trace to continue.
+    if let (true, Some(header)) = (sampled, &context.xray_trace_id) {
         vaultstream::traces::continue_trace(&span, header);
     }
     span

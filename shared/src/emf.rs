@@ -6,7 +6,9 @@
 //! any other member is a searchable property of the log event.
 //! <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>
 
-use serde_json::{json, Map, Value};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 /// The namespace every VaultStream metric is published under.
 pub const NAMESPACE: &str = "VaultStream";
@@ -74,25 +76,81 @@ impl Document {
 
     /// The document at `timestamp_ms` (milliseconds since the epoch), as one JSON value.
     pub fn render(&self, timestamp_ms: u64) -> Value {
-        let mut root = self.properties.clone();
-        for (name, value) in &self.dimensions {
-            root.insert(name.clone(), Value::from(value.clone()));
-        }
-        for (name, _, value) in &self.metrics {
-            root.insert(name.clone(), json!(value));
-        }
-        let every: Vec<String> = self.dimensions.iter().map(|(k, _)| k.clone()).collect();
-        let dimension_sets: Vec<&Vec<String>> = std::iter::once(&every).chain(&self.rollups).collect();
-        let metrics: Vec<Value> = self.metrics.iter().map(|(name, unit, _)| json!({"Name": name, "Unit": unit.as_str()})).collect();
-        root.insert(
-            "_aws".into(),
-            json!({
-                "Timestamp": timestamp_ms,
-                "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": dimension_sets, "Metrics": metrics}],
-            }),
-        );
-        Value::Object(root)
+        serde_json::to_value(Rendered { document: self, timestamp_ms }).unwrap_or(Value::Null)
     }
+
+    /// The same document as one line of JSON appended to `out`, written straight from the
+    /// document (no JSON value built first: this runs on every invocation).
+    pub fn write_line(&self, timestamp_ms: u64, out: &mut Vec<u8>) {
+        if serde_json::to_writer(&mut *out, &Rendered { document: self, timestamp_ms }).is_ok() {
+            out.push(b'\n');
+        }
+    }
+}
+
+/// A document at a timestamp, serialized as the specification lays it out: the properties, the
+/// dimension values and the metric values as top-level members, and `_aws` describing them. A
+/// property named like a dimension or a metric is left out (the dimension or metric wins).
+struct Rendered<'a> {
+    document: &'a Document,
+    timestamp_ms: u64,
+}
+
+impl Serialize for Rendered<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let document = self.document;
+        let taken = |name: &str| document.dimensions.iter().any(|(k, _)| k == name) || document.metrics.iter().any(|(k, ..)| k == name);
+        let mut root = serializer.serialize_map(None)?;
+        for (name, value) in document.properties.iter().filter(|(name, _)| !taken(name)) {
+            root.serialize_entry(name, value)?;
+        }
+        for (name, value) in &document.dimensions {
+            root.serialize_entry(name, value)?;
+        }
+        for (name, _, value) in &document.metrics {
+            root.serialize_entry(name, value)?;
+        }
+        root.serialize_entry("_aws", &Aws(self))?;
+        root.end()
+    }
+}
+
+struct Aws<'a, 'b>(&'b Rendered<'a>);
+
+impl Serialize for Aws<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut aws = serializer.serialize_map(Some(2))?;
+        aws.serialize_entry("Timestamp", &self.0.timestamp_ms)?;
+        aws.serialize_entry("CloudWatchMetrics", &[Directive(self.0.document)])?;
+        aws.end()
+    }
+}
+
+/// The one metric directive: namespace, dimension sets (every dimension, then the rollups),
+/// and each metric's name and unit.
+struct Directive<'a>(&'a Document);
+
+impl Serialize for Directive<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let document = self.0;
+        let every: Vec<&str> = document.dimensions.iter().map(|(k, _)| k.as_str()).collect();
+        let rollups = document.rollups.iter().map(|names| names.iter().map(String::as_str).collect::<Vec<_>>());
+        let sets: Vec<Vec<&str>> = std::iter::once(every).chain(rollups).collect();
+        let metrics: Vec<MetricName> = document.metrics.iter().map(|(name, unit, _)| MetricName { name, unit: unit.as_str() }).collect();
+        let mut directive = serializer.serialize_map(Some(3))?;
+        directive.serialize_entry("Namespace", NAMESPACE)?;
+        directive.serialize_entry("Dimensions", &sets)?;
+        directive.serialize_entry("Metrics", &metrics)?;
+        directive.end()
+    }
+}
+
+#[derive(Serialize)]
+struct MetricName<'a> {
+    #[serde(rename = "Name")]
+    name: &'a str,
+    #[serde(rename = "Unit")]
+    unit: &'a str,
 }
 
 /// Checks a document against the specification's rules; the error names the first one broken.
@@ -177,6 +235,28 @@ pub fn validate(document: &Value) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_line_is_the_document_on_one_line_and_a_property_never_shadows_a_metric() {
+        let document = Document::new(&[("Function", "manifest"), ("Action", "key.fetch")])
+            .rollup(&[])
+            .metric("Grants", Unit::Count, 2.0)
+            .property("RequestId", "r-\"1\"\n")
+            .property("Grants", "not a number")
+            .property("Function", 7);
+        let mut line = b"before\n".to_vec();
+        document.write_line(1_795_400_000_000, &mut line);
+        let text = String::from_utf8(line).unwrap();
+        let written = text.strip_prefix("before\n").and_then(|t| t.strip_suffix('\n')).unwrap();
+        assert!(!written.contains('\n'), "one line: {written}");
+        let parsed: Value = serde_json::from_str(written).unwrap();
+        assert_eq!(parsed, document.render(1_795_400_000_000));
+        assert_eq!(validate(&parsed), Ok(()));
+        assert_eq!((parsed["Grants"].as_f64(), parsed["Function"].as_str()), (Some(2.0), Some("manifest")));
+        assert_eq!(parsed["RequestId"], "r-\"1\"\n");
+        assert_eq!(parsed["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["Function", "Action"], []]));
+    }
 
     #[test]
     fn a_document_is_valid_emf() {

@@ -41,9 +41,11 @@ static SAMPLED: AtomicBool = AtomicBool::new(true);
 
 /// Sets, for the invocation about to start, whether its spans are traced: only when its trace
 /// header (`_X_AMZN_TRACE_ID`) says `Sampled=1`. Call it before the invocation's span is created.
-pub fn follow_sampling(header: Option<&str>) {
+/// Returns whether it is.
+pub fn follow_sampling(header: Option<&str>) -> bool {
     let sampled = header.is_some_and(|h| h.split(';').any(|part| part.trim() == "Sampled=1"));
     SAMPLED.store(sampled, Ordering::Relaxed);
+    sampled
 }
 
 /// Our spans at INFO and above, and the AWS SDK's operation spans.
@@ -148,7 +150,9 @@ mod tests {
     fn exported_as(header: Option<&str>, work: impl FnOnce()) -> Vec<Value> {
         let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         match header {
-            Some(header) => follow_sampling(Some(header)),
+            Some(header) => {
+                follow_sampling(Some(header));
+            }
             None => SAMPLED.store(true, Ordering::Relaxed),
         }
         let daemon = UdpSocket::bind("127.0.0.1:0").unwrap();

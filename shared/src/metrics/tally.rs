@@ -113,10 +113,12 @@ impl Tally {
     /// One EMF document per distinct event, for `function`, with the request id to find the
     /// invocation's logs from a data point.
     pub fn documents(&self, function: &str, request_id: &str, timestamp_ms: u64) -> Vec<Value> {
-        self.0
-            .iter()
-            .map(|(event, count)| event.document(function, *count).property("RequestId", request_id).render(timestamp_ms))
-            .collect()
+        self.events(function, request_id).map(|document| document.render(timestamp_ms)).collect()
+    }
+
+    /// The same documents, before rendering.
+    pub fn events<'a>(&'a self, function: &'a str, request_id: &'a str) -> impl Iterator<Item = Document> + 'a {
+        self.0.iter().map(move |(event, count)| event.document(function, *count).property("RequestId", request_id))
     }
 }
 

@@ -1,0 +1,89 @@
+//! The per-invocation cost of telemetry as deployed: key delivery with its AWS calls going over
+//! the wire (moto on 127.0.0.1 standing in for DynamoDB and KMS), timed bare (its JSON logs only)
+//! and wrapped as the runtime wraps every invocation (`runtime::observe`: the invocation span,
+//! the domain-event tally, the RED and event EMF lines), sampled (every span exported to an X-Ray
+//! daemon address) and unsampled. Interleaved, so moto's drift (the ledger grows with every
+//! request) lands on each alike; medians and their ratios to the bare handler. `functions/benches/
+//! key_delivery.rs` times the same wrapper in process, against in-memory adapters.
+//!
+//! Run through `bench/access.sh`; `RUNS=N` requests each (default 150).
+
+use std::time::Instant;
+
+use lambda_http::{Body, Response};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::Layer;
+use vaultstream_functions::metrics::Outcome;
+use vaultstream_functions::runtime::{observe, HttpFunction};
+use vaultstream_tests::flow;
+use vaultstream_tests::stack::{claims, http_event, Stack};
+
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let runs: usize = std::env::var("RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(150);
+    let stack = Stack::provision().await;
+    let _published = flow::publish(&stack, "acme", "movie1").await;
+    let functions = flow::functions(&stack).await;
+    let jwt = stack.jwt(jsonwebtoken::Algorithm::RS256, &claims("acme", "viewer-1", "content:read", "s1"));
+    let played = flow::play(&functions, &jwt, "movie1").await;
+    let (path, token) = flow::split_url(&played.key_url);
+    let request = || http_event("GET", &path, &[("token", &token)], &[("cookie", &played.session_cookie)], None, None);
+
+    // As deployed: JSON log lines with the span list (into a sink here), spans to a daemon address.
+    let daemon = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (spans, _traces) = vaultstream::traces::layer_to("key_delivery", daemon.local_addr().unwrap()).unwrap();
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65_536];
+        while daemon.recv(&mut buf).is_ok() {}
+    });
+    let logs = tracing_subscriber::fmt::layer()
+        .json()
+        .with_current_span(true)
+        .with_span_list(true)
+        .with_writer(std::io::sink)
+        .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
+    let _logs = tracing::subscriber::set_default(tracing_subscriber::registry().with(logs).with(spans));
+
+    let root = format!("1-{:08x}-0123456789abcdef01234567", vaultstream::clock::now_seconds());
+    let context = |sampled: u8| {
+        let mut context = lambda_http::Context::default();
+        context.request_id = "bench".into();
+        context.xray_trace_id = Some(format!("Root={root};Parent=53995c3f42cd8ad8;Sampled={sampled}"));
+        context
+    };
+    let (sampled, unsampled) = (context(1), context(0));
+    let status = |response: &Response<Body>| Outcome::Http(response.status().as_u16());
+
+    let (mut bare, mut traced, mut untraced) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..runs + 10 {
+        let started = Instant::now();
+        let response = functions.keys.handle(request()).await;
+        let bare_ms = started.elapsed().as_secs_f64() * 1e3;
+        assert_eq!(response.status(), 200);
+
+        let started = Instant::now();
+        let response = observe("key_delivery", &sampled, false, functions.keys.handle(request()), status, &mut std::io::sink()).await;
+        let traced_ms = started.elapsed().as_secs_f64() * 1e3;
+        assert_eq!(response.status(), 200);
+
+        let started = Instant::now();
+        let response = observe("key_delivery", &unsampled, false, functions.keys.handle(request()), status, &mut std::io::sink()).await;
+        let untraced_ms = started.elapsed().as_secs_f64() * 1e3;
+        assert_eq!(response.status(), 200);
+
+        // The first ten warm the connections and caches.
+        if i >= 10 {
+            bare.push(bare_ms);
+            traced.push(traced_ms);
+            untraced.push(untraced_ms);
+        }
+    }
+    let (bare, traced, untraced) = (median(bare), median(traced), median(untraced));
+    println!("key delivery over the wire (moto), median of {runs}: bare {bare:.3} ms, sampled {traced:.3} ms, unsampled {untraced:.3} ms");
+    println!("RESULT wire_sampled_ratio={:.3} wire_unsampled_ratio={:.3} goal_ratio=1.05", traced / bare, untraced / bare);
+}
