@@ -16,8 +16,6 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 use lambda_http::{Body, Request, Response};
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::Layer;
 use vaultstream::access::key_delivery::KeyDeliveryService;
 use vaultstream::catalog::{ContentRecord, ContentStatus};
 use vaultstream::content_keys::KeyVault;
@@ -122,18 +120,13 @@ fn main() {
     // Log lines are formatted as in Lambda (JSON, span list), into a sink instead of stdout, and
     // spans go to an X-Ray daemon address (a socket here, drained by a thread) as in Lambda.
     let daemon = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let (spans, _traces) = vaultstream::traces::layer_to("key_delivery", daemon.local_addr().unwrap()).unwrap();
+    let address = daemon.local_addr().unwrap();
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 65_536];
         while daemon.recv(&mut buf).is_ok() {}
     });
-    let logs = tracing_subscriber::fmt::layer()
-        .json()
-        .with_current_span(true)
-        .with_span_list(true)
-        .with_writer(std::io::sink)
-        .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
-    let _logs = tracing::subscriber::set_default(tracing_subscriber::registry().with(logs).with(spans));
+    // The subscriber every function installs, its log lines going to a sink instead of stdout.
+    vaultstream_functions::logging::install("key_delivery", tracing_subscriber::EnvFilter::new("info"), std::io::sink, address);
     let mut context = lambda_runtime::Context::default();
     context.request_id = "bench".into();
     // A sampled trace of now (X-Ray drops ids older than 30 days), so every span is exported.

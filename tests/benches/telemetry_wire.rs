@@ -11,8 +11,6 @@
 use std::time::Instant;
 
 use lambda_http::{Body, Response};
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::Layer;
 use vaultstream_functions::metrics::Outcome;
 use vaultstream_functions::runtime::{observe, HttpFunction};
 use vaultstream_tests::flow;
@@ -36,18 +34,13 @@ async fn main() {
 
     // As deployed: JSON log lines with the span list (into a sink here), spans to a daemon address.
     let daemon = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let (spans, _traces) = vaultstream::traces::layer_to("key_delivery", daemon.local_addr().unwrap()).unwrap();
+    let address = daemon.local_addr().unwrap();
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 65_536];
         while daemon.recv(&mut buf).is_ok() {}
     });
-    let logs = tracing_subscriber::fmt::layer()
-        .json()
-        .with_current_span(true)
-        .with_span_list(true)
-        .with_writer(std::io::sink)
-        .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
-    let _logs = tracing::subscriber::set_default(tracing_subscriber::registry().with(logs).with(spans));
+    // The subscriber every function installs, its log lines going to a sink instead of stdout.
+    vaultstream_functions::logging::install("key_delivery", tracing_subscriber::EnvFilter::new("info"), std::io::sink, address);
 
     let root = format!("1-{:08x}-0123456789abcdef01234567", vaultstream::clock::now_seconds());
     let context = |sampled: u8| {

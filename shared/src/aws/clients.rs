@@ -42,10 +42,20 @@ impl HttpClient for ValidatedOnce {
 
 /// `config` with its HTTP client wrapped so its start-up work runs once.
 fn validated_once(config: aws_config::SdkConfig) -> aws_config::SdkConfig {
+    with_validation(config, OnceLock::new())
+}
+
+/// `config` with its HTTP client's start-up check skipped. The check builds a TLS connector and
+/// throws it away, only so that the system's roots (cached process-wide) load at start; a client
+/// trusting a few compiled-in roots has no such cache to fill, and each request path builds its
+/// own connector anyway, so the check would be work done twice, not work moved.
+fn unvalidated(config: aws_config::SdkConfig) -> aws_config::SdkConfig {
+    with_validation(config, OnceLock::from(()))
+}
+
+fn with_validation(config: aws_config::SdkConfig, validated: OnceLock<()>) -> aws_config::SdkConfig {
     match config.http_client() {
-        Some(inner) => {
-            config.into_builder().http_client(SharedHttpClient::new(ValidatedOnce { inner, validated: OnceLock::new() })).build()
-        }
+        Some(inner) => config.into_builder().http_client(SharedHttpClient::new(ValidatedOnce { inner, validated })).build(),
         None => config,
     }
 }
@@ -99,7 +109,10 @@ impl Clients {
     /// A Lambda function's settings ([`super::lambda_config`]): the same values, with less built
     /// at start and Amazon's roots alone trusted for AWS's endpoints.
     pub async fn load_lambda_config() -> (aws_config::SdkConfig, bool) {
-        (validated_once(super::lambda_config::load().await), emulator())
+        let sources = super::lambda_config::LambdaSources::from_env(|name| std::env::var(name).ok());
+        let config = sources.loader().load().await;
+        let config = if sources.amazon_roots_only() { unvalidated(config) } else { validated_once(config) };
+        (config, sources.custom_endpoint)
     }
 
     pub fn from_sdk_config(config: &aws_config::SdkConfig, path_style: bool) -> Self {

@@ -14,7 +14,7 @@
 
 use aws_config::environment::credentials::EnvironmentVariableCredentialsProvider;
 use aws_config::environment::region::EnvironmentVariableRegionProvider;
-use aws_config::{BehaviorVersion, ConfigLoader, SdkConfig};
+use aws_config::{BehaviorVersion, ConfigLoader};
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
 use aws_smithy_http_client::{Builder, ConnectorBuilder};
@@ -63,11 +63,6 @@ impl LambdaSources {
         }
         loader
     }
-}
-
-/// The settings for this process's environment.
-pub async fn load() -> SdkConfig {
-    LambdaSources::from_env(|name| std::env::var(name).ok()).loader().load().await
 }
 
 /// TLS trusting Amazon Trust Services' roots only.
