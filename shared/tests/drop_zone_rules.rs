@@ -92,7 +92,7 @@ impl World {
         ImportWorker {
             catalog: self.catalog.clone(),
             sources: self.sources.clone(),
-            fetcher: Arc::new(GuardedFetcher::new(STRICT, std::time::Duration::from_secs(1), std::time::Duration::from_secs(5)).unwrap()),
+            fetcher: Arc::new(GuardedFetcher::new(STRICT, std::time::Duration::from_secs(1), std::time::Duration::from_secs(5))),
             objects: MonitoredObjects { monitors: Arc::new(MemoryMonitors::new()), buckets: Arc::new(MemoryBuckets::new()) },
             drops: self.sources.clone(),
             failures: self.queues.clone(),

@@ -128,7 +128,7 @@ impl World {
         FeedPoller {
             feeds: self.feeds.clone(),
             imports: ImportService { catalog: self.catalog.clone(), queue: self.queues.clone(), audit: self.ledger.clone(), policy },
-            fetcher: Arc::new(GuardedFetcher::new(policy, std::time::Duration::from_secs(2), std::time::Duration::from_secs(10)).unwrap()),
+            fetcher: Arc::new(GuardedFetcher::new(policy, std::time::Duration::from_secs(2), std::time::Duration::from_secs(10))),
             audit: self.ledger.clone(),
         }
     }

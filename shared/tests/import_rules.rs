@@ -160,7 +160,7 @@ impl World {
         ImportWorker {
             catalog: self.catalog.clone(),
             sources: self.sources.clone(),
-            fetcher: Arc::new(GuardedFetcher::new(policy, Duration::from_secs(2), Duration::from_secs(20)).unwrap()),
+            fetcher: Arc::new(GuardedFetcher::new(policy, Duration::from_secs(2), Duration::from_secs(20))),
             objects: vaultstream::ingest::monitor_poll::MonitoredObjects {
                 monitors: Arc::new(vaultstream::memory::MemoryMonitors::new()),
                 buckets: Arc::new(vaultstream::memory::MemoryBuckets::new()),

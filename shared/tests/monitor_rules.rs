@@ -78,7 +78,7 @@ impl World {
         ImportWorker {
             catalog: self.catalog.clone(),
             sources: self.sources.clone(),
-            fetcher: Arc::new(GuardedFetcher::new(STRICT, std::time::Duration::from_secs(1), std::time::Duration::from_secs(5)).unwrap()),
+            fetcher: Arc::new(GuardedFetcher::new(STRICT, std::time::Duration::from_secs(1), std::time::Duration::from_secs(5))),
             objects: MonitoredObjects { monitors: self.monitors.clone(), buckets: self.buckets.clone() },
             drops: self.sources.clone(),
             failures: self.queues.clone(),

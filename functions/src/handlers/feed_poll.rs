@@ -25,8 +25,7 @@ pub struct FeedPoll {
 impl FeedPoll {
     pub async fn from_env(env: &Env, aws: &Aws) -> Result<Self, ConfigError> {
         let policy = fetch_policy(env)?;
-        let fetcher = GuardedFetcher::new(policy, CONNECT_TIMEOUT, FEED_TIME_LIMIT)
-            .map_err(|e| ConfigError::new("VAULTSTREAM_IMPORT_ALLOW_HTTP", e))?;
+        let fetcher = GuardedFetcher::new(policy, CONNECT_TIMEOUT, FEED_TIME_LIMIT);
         let audit = wiring::audit(env, aws)?;
         let imports = ImportService {
             catalog: wiring::catalog(env, aws)?,

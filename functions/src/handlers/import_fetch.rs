@@ -56,8 +56,7 @@ impl ImportFetch {
     pub async fn from_env(env: &Env, aws: &Aws) -> Result<Self, ConfigError> {
         let source_bucket = wiring::name(env, "VAULTSTREAM_SOURCE_BUCKET")?;
         let settings = settings(env)?;
-        let fetcher = GuardedFetcher::new(fetch_policy(env)?, CONNECT_TIMEOUT, settings.time_limit + CONNECT_TIMEOUT)
-            .map_err(|e| ConfigError::new("VAULTSTREAM_IMPORT_ALLOW_HTTP", e))?;
+        let fetcher = GuardedFetcher::new(fetch_policy(env)?, CONNECT_TIMEOUT, settings.time_limit + CONNECT_TIMEOUT);
         let sources = Arc::new(S3SourceStore::new(aws.s3().clone(), source_bucket));
         let worker = ImportWorker {
             catalog: wiring::catalog(env, aws)?,

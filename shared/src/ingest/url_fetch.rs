@@ -20,9 +20,9 @@ pub struct GuardedFetcher {
 
 impl GuardedFetcher {
     /// `timeout` bounds each whole exchange; the import's own time limit is checked besides.
-    pub fn new(policy: FetchPolicy, connect_timeout: Duration, timeout: Duration) -> Result<Self, String> {
+    pub fn new(policy: FetchPolicy, connect_timeout: Duration, timeout: Duration) -> Self {
         let client = LazyClient::new(move || url_guard::client(policy, connect_timeout, timeout));
-        Ok(GuardedFetcher { client, policy })
+        GuardedFetcher { client, policy }
     }
 }
 
