@@ -67,7 +67,7 @@ fn emulator() -> bool {
 
 /// One client per service the platform talks to, each built the first time it is asked for: a
 /// function builds at start the clients its adapters hold and no others (a client costs about a
-/// tenth of a millisecond to build, and most functions use one to three of the seven). Clones
+/// tenth of a millisecond to build, and most functions use one to three of the eight). Clones
 /// share the clients. `AWS_ENDPOINT_URL` points them all at an emulator (moto, LocalStack), where
 /// S3 needs path-style addressing.
 #[derive(Clone)]
@@ -90,6 +90,7 @@ struct Built {
     secrets: OnceLock<aws_sdk_secretsmanager::Client>,
     batch: OnceLock<aws_sdk_batch::Client>,
     events: OnceLock<aws_sdk_eventbridge::Client>,
+    sts: OnceLock<aws_sdk_sts::Client>,
 }
 
 impl Clients {
@@ -147,5 +148,9 @@ impl Clients {
 
     pub fn events(&self) -> &aws_sdk_eventbridge::Client {
         self.built.events.get_or_init(|| aws_sdk_eventbridge::Client::new(&self.config))
+    }
+
+    pub fn sts(&self) -> &aws_sdk_sts::Client {
+        self.built.sts.get_or_init(|| aws_sdk_sts::Client::new(&self.config))
     }
 }

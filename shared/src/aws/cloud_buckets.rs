@@ -25,23 +25,15 @@ const SESSION_REUSE: Duration = Duration::from_secs(45 * 60);
 pub struct CloudBucketsClient {
     /// S3 clients acting as a monitor's role, by tenant, monitor and role, until their time.
     sessions: Mutex<HashMap<String, (aws_sdk_s3::Client, Instant)>>,
-    sts: aws_sdk_sts::Client,
-    secrets: aws_sdk_secretsmanager::Client,
-    config: aws_config::SdkConfig,
-    path_style: bool,
+    /// STS (S3 monitors) and Secrets Manager (GCS monitors) are built on first use: a poll that
+    /// reads no bucket of that kind, and a function's start, pay for neither.
+    aws: crate::aws::Clients,
     gcs: GcsClient,
 }
 
 impl CloudBucketsClient {
     pub fn new(clients: &crate::aws::Clients, gcs: GcsClient) -> Self {
-        CloudBucketsClient {
-            sessions: Mutex::new(HashMap::new()),
-            sts: aws_sdk_sts::Client::new(&clients.config),
-            secrets: clients.secrets().clone(),
-            config: clients.config.clone(),
-            path_style: clients.path_style,
-            gcs,
-        }
+        CloudBucketsClient { sessions: Mutex::new(HashMap::new()), aws: clients.clone(), gcs }
     }
 
     /// An S3 client acting as the customer's role.
@@ -56,7 +48,8 @@ impl CloudBucketsClient {
             }
         }
         let assumed = self
-            .sts
+            .aws
+            .sts()
             .assume_role()
             .role_arn(role_arn)
             .external_id(external_id)
@@ -81,10 +74,10 @@ impl CloudBucketsClient {
         let session = assumed.credentials.ok_or_else(|| FetchError::Failed("STS answered without credentials".into()))?;
         let credentials =
             Credentials::new(session.access_key_id, session.secret_access_key, Some(session.session_token), None, "vaultstream-monitor");
-        let config = aws_sdk_s3::config::Builder::from(&self.config)
+        let config = aws_sdk_s3::config::Builder::from(&self.aws.config)
             .credentials_provider(credentials)
             .region(aws_sdk_s3::config::Region::new(region.clone()))
-            .force_path_style(self.path_style)
+            .force_path_style(self.aws.path_style)
             .build();
         let client = aws_sdk_s3::Client::from_conf(config);
         self.sessions.lock().unwrap_or_else(|p| p.into_inner()).insert(session_key, (client.clone(), Instant::now() + SESSION_REUSE));
@@ -95,7 +88,7 @@ impl CloudBucketsClient {
         let BucketAccess::Gcs { secret_id, .. } = &monitor.access else {
             return Err(FetchError::Refused("not a GCS monitor".into()));
         };
-        let found = self.secrets.get_secret_value().secret_id(secret_id).send().await.map_err(|e| {
+        let found = self.aws.secrets().get_secret_value().secret_id(secret_id).send().await.map_err(|e| {
             let gone = e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception());
             let detail = aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string();
             if gone {
