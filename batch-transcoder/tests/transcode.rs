@@ -863,18 +863,19 @@ fn loudness(input: &Path) -> (f64, f64) {
 #[test]
 fn profiles_may_normalize_loudness_to_a_target() {
     let dir = tempfile::tempdir().unwrap();
-    // A quiet programme: speech-like pulses of pink noise around -35 LUFS.
+    // A quiet programme: speech-like pulses of pink noise around -35 LUFS. The noise is seeded
+    // so every run measures the same programme.
     let src = dir.path().join("quiet.mp4");
     generate(
         &src,
-        &["testsrc2=s=320x180:r=25:d=12", "anoisesrc=c=pink:r=48000:a=0.05:d=12"],
+        &["testsrc2=s=320x180:r=25:d=12", "anoisesrc=c=pink:r=48000:a=0.05:d=12:seed=7"],
         &["-af", "volume='0.3+0.7*gt(mod(t,2),1)':eval=frame", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest"],
     );
     let (source_lufs, _) = loudness(&src);
     let profile = dir.path().join("loud.json");
     std::fs::write(
         &profile,
-        r#"{"name":"loud","loudness":{"target_lufs":-16,"true_peak_dbtp":-1.5},"rungs":[{"name":"180p","width":320,"height":180,"video_kbps":300,"audio_kbps":128}]}"#,
+        r#"{"name":"loud","loudness":{"target_lufs":-16,"true_peak_dbtp":-6},"rungs":[{"name":"180p","width":320,"height":180,"video_kbps":300,"audio_kbps":128}]}"#,
     )
     .unwrap();
     let normalized = dir.path().join("normalized");
@@ -882,7 +883,10 @@ fn profiles_may_normalize_loudness_to_a_target() {
     let t = transcode_ok(&normalized, &src, &["--profile", profile.to_str().unwrap(), "--preset", "ultrafast"]);
     let (lufs, peak) = loudness(&t.out.join("180p/index.m3u8"));
     assert!((lufs - -16.0).abs() <= 1.0, "integrated loudness {lufs} LUFS against the -16 target (source {source_lufs})");
-    assert!(peak <= -1.5 + 0.5, "true peak {peak} dBTP against the -1.5 limit");
+    // Raised to -16 LUFS unlimited, this noise peaks near -1.5 dBTP, so a -6 ceiling must act.
+    // The limiter holds -6 exactly on the audio it hands the encoder; AAC coding of the limited,
+    // dense signal overshoots that by up to 1.5 dB, which the README tells profile authors.
+    assert!(peak <= -6.0 + 1.5, "true peak {peak} dBTP against the -6 ceiling");
     // Audio stays as long as the video, in sync.
     let audio_frames = frame_count(&t.out.join("180p/index.m3u8"), "a:0");
     assert!((audio_frames as f64 * 1024.0 / 48000.0 - 12.0).abs() < 0.2, "{audio_frames} AAC frames for 12 s");
