@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Cold start of every Lambda function beside a hello-world lambda_runtime binary built with the
-# same (release) profile, in one run: init (process start to the first runtime-API poll, no AWS
-# reachable) and first-request latency (against moto), medians and ratios to the hello-world.
+# same profile, in one run: by default `lambda`, the profile the packages are built with (a cold
+# build of it takes about half an hour on two cores), or PROFILE=release. It times init (process
+# start to the first runtime-API poll, no AWS reachable) and first-request latency (against
+# moto): medians and ratios to the hello-world.
 # RUNS=N samples each (default 15).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh >/dev/null
 if [ -x .venv-moto/bin/python ]; then export VAULTSTREAM_PYTHON="$PWD/.venv-moto/bin/python"; fi
-cargo build -q --release -p vaultstream-functions --bins
-cargo build -q --release -p vaultstream-functions --example hello_lambda
+PROFILE="${PROFILE:-lambda}"
+cargo build -q --profile "$PROFILE" -p vaultstream-functions --bins --example hello_lambda
 # The measuring harness itself need not be optimised: it only starts processes and reads clocks.
-BIN_DIR="${CARGO_TARGET_DIR:-$PWD/target}/release" cargo bench -q -p vaultstream-tests --profile dev --bench cold_start
+BIN_DIR="${CARGO_TARGET_DIR:-$PWD/target}/$PROFILE" cargo bench -q -p vaultstream-tests --profile dev --bench cold_start

@@ -3,10 +3,14 @@
 //! - init: from spawning the process to its first poll of the runtime API, with configuration
 //!   complete as deployed and no AWS reachable (`HTTPS_PROXY` is a closed port), so nothing at
 //!   init may wait on the network;
-//! - first request: from handing the process its events/ fixture to its answer, against moto.
+//! - requests: from handing the process its events/ fixture to its answer, against moto, for the
+//!   first and the second request of one process: what the first costs beyond the second is
+//!   what init left for it to do.
 //!
-//! `BIN_DIR` (default target/release) holds the binaries and `examples/hello_lambda`; `RUNS`
-//! (default 15) samples each. Medians are printed with the ratio to the hello-world's.
+//! `BIN_DIR` (default target/release; bench/cold_start.sh sets its profile's) holds the binaries
+//! and `examples/hello_lambda`; `RUNS` (default 15) samples each, the binaries taking turns so
+//! that the machine's drift lands on all alike. Medians are printed, init's with the ratio to the
+//! hello-world's.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -22,20 +26,9 @@ fn median(mut samples: Vec<f64>) -> f64 {
     samples[samples.len() / 2]
 }
 
-/// What to time of one cold start.
-#[derive(Clone, Copy, PartialEq)]
-enum Measure {
-    /// Spawn to the first poll, in ms.
-    Init,
-    /// The event handed over to the answer, in ms.
-    FirstRequest,
-}
-
-/// One cold start, or why it did not get that far.
-async fn cold_start(binary: &Path, env: &[(String, String)], event: &[u8], measure: Measure) -> Result<f64, String> {
-    let api = RuntimeApi::start(event.to_vec(), TRACE.into()).await;
-    let started = Instant::now();
-    let mut child = tokio::process::Command::new(binary)
+/// Starts `binary` as Lambda would, against `api`.
+fn spawn(binary: &Path, env: &[(String, String)], api: &RuntimeApi) -> Result<tokio::process::Child, String> {
+    tokio::process::Command::new(binary)
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .envs(api.lambda_env())
@@ -44,20 +37,37 @@ async fn cold_start(binary: &Path, env: &[(String, String)], event: &[u8], measu
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("{}: {e}", binary.display()))?;
-    match measure {
-        Measure::Init => api.wait_for_first_poll(Duration::from_secs(10)).await,
-        Measure::FirstRequest => api.wait_for_answer(Duration::from_secs(30)).await,
-    }
+        .map_err(|e| format!("{}: {e}", binary.display()))
+}
+
+/// One cold start's init, spawn to first poll, in ms; or why it did not get that far.
+async fn init_ms(binary: &Path, env: &[(String, String)], event: &[u8]) -> Result<f64, String> {
+    let api = RuntimeApi::start(event.to_vec(), TRACE.into()).await;
+    let started = Instant::now();
+    let mut child = spawn(binary, env, &api)?;
+    api.wait_for_first_poll(Duration::from_secs(10)).await;
     let _ = child.kill().await;
     let timeline = api.timeline();
-    match (measure, timeline.first_poll, timeline.served, timeline.answered, &timeline.answer) {
-        (Measure::Init, Some(poll), ..) => Ok((poll - started).as_secs_f64() * 1e3),
-        (Measure::FirstRequest, _, Some(served), Some(answered), Some((path, _))) if path.ends_with("/response") => {
-            Ok((answered - served).as_secs_f64() * 1e3)
-        }
-        _ => Err(format!("{}: {:?}", binary.display(), timeline.answer)),
+    match timeline.first_poll {
+        Some(poll) => Ok((poll - started).as_secs_f64() * 1e3),
+        None => Err(format!("{}: {:?}", binary.display(), timeline.posted)),
     }
+}
+
+/// One cold process's first and second requests (the same event twice), each from handing the
+/// event over to the answer, in ms. What the first costs beyond the second is what being first
+/// costs: clients, connections and caches built on first use, not at init.
+async fn requests_ms(binary: &Path, env: &[(String, String)], event: &[u8]) -> Result<(f64, f64), String> {
+    let api = RuntimeApi::serving(event.to_vec(), TRACE.into(), 2).await;
+    let mut child = spawn(binary, env, &api)?;
+    api.wait_for_answers(2, Duration::from_secs(30)).await;
+    let _ = child.kill().await;
+    let timeline = api.timeline();
+    let latency = |n: usize| match (timeline.served.get(n), timeline.answer(n)) {
+        (Some(served), Some(answer)) if answer.request.ends_with("/response") => Ok((answer.at - *served).as_secs_f64() * 1e3),
+        _ => Err(format!("{}: request {} got {:?}", binary.display(), n + 1, timeline.posted)),
+    };
+    Ok((latency(0)?, latency(1)?))
 }
 
 #[tokio::main]
@@ -99,33 +109,51 @@ async fn main() {
         let event = std::fs::read(root.join(format!("events/{function}.json"))).unwrap();
         subjects.push((function.clone(), bin_dir.join(function), event));
     }
-    let mut figures = Vec::new();
-    for (name, binary, event) in &subjects {
+    for (_, binary, _) in &subjects {
         assert!(binary.exists(), "{} is missing: run bench/cold_start.sh, which builds it", binary.display());
-        // A function whose init must call AWS (a KMS public key) cannot finish it offline.
-        let offline_ok = cold_start(binary, &offline, event, Measure::Init).await.is_ok();
-        let (mut init, mut init_aws, mut first) = (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..runs {
-            if offline_ok {
-                init.push(cold_start(binary, &offline, event, Measure::Init).await.unwrap_or_else(|e| panic!("no init: {e}")));
-            }
-            init_aws.push(cold_start(binary, &with_moto, event, Measure::Init).await.unwrap_or_else(|e| panic!("no init: {e}")));
-            first.push(cold_start(binary, &with_moto, event, Measure::FirstRequest).await.unwrap_or_else(|e| panic!("no answer: {e}")));
-        }
-        figures.push((name.clone(), offline_ok.then(|| median(init)), median(init_aws), median(first)));
     }
-    let (hello_init, hello_first) = (figures[0].1.unwrap_or(f64::NAN), figures[0].3);
+    // A function whose init must call AWS (a KMS public key) cannot finish it offline.
+    let mut offline_ok = Vec::new();
+    for (_, binary, event) in &subjects {
+        offline_ok.push(init_ms(binary, &offline, event).await.is_ok());
+    }
+    let mut samples: Vec<[Vec<f64>; 5]> = subjects.iter().map(|_| Default::default()).collect();
+    for _ in 0..runs {
+        for (n, (_, binary, event)) in subjects.iter().enumerate() {
+            let [init, init_aws, first, second, extra] = &mut samples[n];
+            // A binary's first start after another's runs slower (caches): one start, not timed,
+            // so that each binary is timed as the same situation.
+            let _ = init_ms(binary, &with_moto, event).await;
+            if offline_ok[n] {
+                init.push(init_ms(binary, &offline, event).await.unwrap_or_else(|e| panic!("no init: {e}")));
+            }
+            init_aws.push(init_ms(binary, &with_moto, event).await.unwrap_or_else(|e| panic!("no init: {e}")));
+            let (one, two) = requests_ms(binary, &with_moto, event).await.unwrap_or_else(|e| panic!("no answer: {e}"));
+            first.push(one);
+            second.push(two);
+            extra.push(one - two);
+        }
+    }
     println!(
-        "{:<14} {:>15} {:>8} {:>17} {:>15} {:>8}",
-        "function", "init offline ms", "vs hello", "init with AWS ms", "1st request ms", "vs hello"
+        "{:<14} {:>15} {:>8} {:>17} {:>15} {:>15} {:>11}",
+        "function", "init offline ms", "vs hello", "init with AWS ms", "1st request ms", "2nd request ms", "1st-2nd ms"
     );
-    for (name, init, init_aws, first) in &figures {
+    let mut hello_init = f64::NAN;
+    for (((name, _, _), [init, init_aws, first, second, extra]), ok) in subjects.iter().zip(samples).zip(offline_ok) {
+        let init = ok.then(|| median(init));
+        if name == "hello_lambda" {
+            hello_init = init.unwrap_or(f64::NAN);
+        }
         let (init_text, ratio) = match init {
             Some(ms) => (format!("{ms:.2}"), format!("{:.2}x", ms / hello_init)),
             None => ("-".into(), "-".into()),
         };
         let over = if init.is_some_and(|ms| ms > 2.0 * hello_init) { "  init over 2x" } else { "" };
-        println!("{name:<14} {init_text:>15} {ratio:>8} {init_aws:>17.2} {first:>15.2} {:>7.2}x{over}", first / hello_first);
+        let (init_aws, first, second, extra) = (median(init_aws), median(first), median(second), median(extra));
+        println!("{name:<14} {init_text:>15} {ratio:>8} {init_aws:>17.2} {first:>15.2} {second:>15.2} {extra:>11.2}{over}");
     }
-    println!("(medians of {runs} cold starts each; offline: inline secret, AWS unreachable; with AWS: moto, the secret from Secrets Manager; '-': init calls AWS)");
+    println!(
+        "(medians of {runs} cold starts each; offline: inline secret, AWS unreachable; with AWS: moto, the secret from Secrets Manager; \
+         '-': init calls AWS; requests: the events/ fixture twice in one process, against moto; 1st-2nd: the median of each process's difference)"
+    );
 }

@@ -1,6 +1,7 @@
-//! A Lambda runtime API (2018-06-01) on 127.0.0.1 serving one event, then holding further polls
-//! open: what the telemetry gate and the cold-start bench run a function binary against. It
-//! notes when the process first polled (its init is over) and when the answer came.
+//! A Lambda runtime API (2018-06-01) on 127.0.0.1 serving one event a given number of times, then
+//! holding further polls open: what the telemetry gate and the cold-start bench run a function
+//! binary against. It notes when the process first polled (its init is over), when each event
+//! went out and when each answer came.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -8,19 +9,42 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
-/// The invocation's request id.
+/// The first invocation's request id.
 pub const REQUEST_ID: &str = "gate-request-1";
+
+/// The request id of invocation `n` (counted from 0).
+pub fn request_id(n: usize) -> String {
+    format!("gate-request-{}", n + 1)
+}
+
+#[derive(Debug, Clone)]
+pub struct Posted {
+    pub at: Instant,
+    /// `POST /2018-06-01/runtime/…`: a response, an error or an init error.
+    pub request: String,
+    pub body: String,
+}
 
 #[derive(Debug, Default, Clone)]
 pub struct Timeline {
     /// The first `GET …/invocation/next`: the process finished its init.
     pub first_poll: Option<Instant>,
-    /// The event was written to the process.
-    pub served: Option<Instant>,
-    /// The process posted its answer.
-    pub answered: Option<Instant>,
-    /// The path and body of what it posted (response, error or init error).
-    pub answer: Option<(String, String)>,
+    /// When each invocation's event was written to the process, in order.
+    pub served: Vec<Instant>,
+    /// What the process posted, in order.
+    pub posted: Vec<Posted>,
+}
+
+impl Timeline {
+    /// What the process answered to invocation `n`.
+    pub fn answer(&self, n: usize) -> Option<&Posted> {
+        let path = format!("/invocation/{}/", request_id(n));
+        self.posted.iter().find(|p| p.request.contains(&path))
+    }
+
+    fn init_failed(&self) -> bool {
+        self.posted.iter().any(|p| p.request.contains("/init/error"))
+    }
 }
 
 pub struct RuntimeApi {
@@ -57,42 +81,51 @@ async fn read_request(reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) ->
 impl RuntimeApi {
     /// Serves `event` once, handing over `trace_header` as `Lambda-Runtime-Trace-Id`.
     pub async fn start(event: Vec<u8>, trace_header: String) -> RuntimeApi {
+        Self::serving(event, trace_header, 1).await
+    }
+
+    /// Serves `event` `invocations` times, each with its own request id ([`request_id`]).
+    pub async fn serving(event: Vec<u8>, trace_header: String, invocations: usize) -> RuntimeApi {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap().to_string();
         let timeline = Arc::new(Mutex::new(Timeline::default()));
-        let served = Arc::new(Mutex::new(false));
         let (timeline_, event, trace_header) = (Arc::clone(&timeline), Arc::new(event), Arc::new(trace_header));
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (timeline, served, event, trace_header) =
-                    (Arc::clone(&timeline_), Arc::clone(&served), Arc::clone(&event), Arc::clone(&trace_header));
+                let (timeline, event, trace_header) = (Arc::clone(&timeline_), Arc::clone(&event), Arc::clone(&trace_header));
                 tokio::spawn(async move {
+                    // An event leaves in one segment, not held back by Nagle's algorithm until
+                    // the client's delayed ACK (40 ms) for an earlier one.
+                    let _ = stream.set_nodelay(true);
                     let (read, mut write) = stream.into_split();
                     let mut reader = BufReader::new(read);
                     while let Some((request, body)) = read_request(&mut reader).await {
                         if request.starts_with("GET ") && request.ends_with("/invocation/next") {
-                            timeline.lock().unwrap().first_poll.get_or_insert_with(Instant::now);
-                            if std::mem::replace(&mut *served.lock().unwrap(), true) {
-                                // One event only: the next poll waits until the process is stopped.
+                            let n = {
+                                let mut timeline = timeline.lock().unwrap();
+                                timeline.first_poll.get_or_insert_with(Instant::now);
+                                timeline.served.len()
+                            };
+                            if n == invocations {
+                                // Every event is out: the next poll waits until the process is stopped.
                                 tokio::time::sleep(Duration::from_secs(3600)).await;
                                 return;
                             }
-                            let head = format!(
+                            let mut message = format!(
                                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-                                 Lambda-Runtime-Aws-Request-Id: {REQUEST_ID}\r\nLambda-Runtime-Deadline-Ms: 9999999999999\r\n\
+                                 Lambda-Runtime-Aws-Request-Id: {}\r\nLambda-Runtime-Deadline-Ms: 9999999999999\r\n\
                                  Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:gate\r\n\
                                  Lambda-Runtime-Trace-Id: {trace_header}\r\n\r\n",
-                                event.len()
-                            );
-                            let _ = write.write_all(head.as_bytes()).await;
-                            let _ = write.write_all(&event).await;
-                            timeline.lock().unwrap().served = Some(Instant::now());
+                                event.len(),
+                                request_id(n)
+                            )
+                            .into_bytes();
+                            message.extend_from_slice(&event);
+                            // Noted before the write, which a fast handler's answer may overtake.
+                            timeline.lock().unwrap().served.push(Instant::now());
+                            let _ = write.write_all(&message).await;
                         } else {
-                            {
-                                let mut timeline = timeline.lock().unwrap();
-                                timeline.answered = Some(Instant::now());
-                                timeline.answer = Some((request, body));
-                            }
+                            timeline.lock().unwrap().posted.push(Posted { at: Instant::now(), request, body });
                             let _ = write.write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n").await;
                         }
                     }
@@ -106,11 +139,12 @@ impl RuntimeApi {
         self.timeline.lock().unwrap().clone()
     }
 
-    /// Waits up to `limit` for the answer.
-    pub async fn wait_for_answer(&self, limit: Duration) {
+    /// Waits up to `limit` for the answers to the first `invocations`, or for an init error.
+    pub async fn wait_for_answers(&self, invocations: usize, limit: Duration) {
         let deadline = tokio::time::Instant::now() + limit;
-        while self.timeline.lock().unwrap().answer.is_none() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(2)).await;
+        let done = |t: &Timeline| t.init_failed() || (0..invocations).all(|n| t.answer(n).is_some());
+        while !done(&self.timeline.lock().unwrap()) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
 

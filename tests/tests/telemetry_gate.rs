@@ -95,14 +95,14 @@ async fn invoke(binary: &Path, env: &[(String, String)], event: Vec<u8>) -> Obse
             collected.lock().unwrap().push(line);
         }
     });
-    api.wait_for_answer(Duration::from_secs(60)).await;
+    api.wait_for_answers(1, Duration::from_secs(60)).await;
     // What the invocation writes after answering (its metrics line) gets a moment to arrive.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let _ = child.kill().await;
     let _ = reading.await;
     listening.abort();
     let lines = lines.lock().unwrap().clone();
-    let answered = api.timeline().answer;
+    let answered = api.timeline().posted.first().map(|p| (p.request.clone(), p.body.clone()));
     let segments = segments.lock().unwrap().clone();
     Observed { lines, answered, segments, secrets: Vec::new() }
 }
