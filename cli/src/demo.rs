@@ -257,7 +257,8 @@ async fn prove(stack: &LocalStack, args: &DemoArgs, reporter: &mut Reporter) -> 
         let status = record["status"].as_str().unwrap_or_default().to_string();
         let fraction = match status.as_str() {
             "READY" | "PARTIAL" => 1.0,
-            _ => record["progress"].as_f64().unwrap_or(0.0),
+            // The record keeps a percent.
+            _ => record["progress"].as_f64().unwrap_or(0.0) / 100.0,
         };
         reporter.progress(&status, fraction);
         match status.as_str() {

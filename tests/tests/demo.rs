@@ -23,6 +23,10 @@ fn demo_publishes_the_full_ladder_and_proves_each_rendition() {
     for step in ["starting", "stack_up", "clip", "upload", "waiting", "progress", "ready", "verified", "done"] {
         assert!(names.contains(&step), "the demo reports {step}: {names:?}");
     }
+    // Progress is a fraction that only grows, to 1 when the title is published.
+    let progress: Vec<f64> = events.iter().filter(|e| e["event"] == "progress").map(|e| e["progress"].as_f64().unwrap()).collect();
+    assert!(progress.iter().all(|p| (0.0..=1.0).contains(p)) && progress.is_sorted(), "{progress:?}");
+    assert_eq!(progress.last(), Some(&1.0), "{progress:?}");
     let verified = events.iter().find(|e| e["event"] == "verified").unwrap();
     let playlists: Vec<&str> = verified["renditions"].as_array().unwrap().iter().filter_map(|r| r["playlist"].as_str()).collect();
     assert_eq!(playlists.len(), 4, "a 1080p clip gets the full ladder: {verified}");
