@@ -2,8 +2,9 @@
 # Cold start of every Lambda function beside a hello-world lambda_runtime binary built with the
 # same profile, in one run: by default `lambda`, the profile the packages are built with (a cold
 # build of it takes about half an hour on two cores), or PROFILE=release. It times init (process
-# start to the first runtime-API poll, no AWS reachable) and first-request latency (against
-# moto): medians and ratios to the hello-world.
+# start to the first runtime-API poll, no AWS reachable; medians and ratios to the hello-world)
+# and each process's first and second request against moto (the first's excess is what init
+# left for it).
 # RUNS=N samples each (default 15).
 set -euo pipefail
 cd "$(dirname "$0")/.."
