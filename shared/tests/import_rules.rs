@@ -42,6 +42,16 @@ enum Answer {
     Unsized {
         total: usize,
     },
+    /// `Transfer-Encoding: chunked`, one chunk at a time with a pause between (so the client
+    /// reads them apart).
+    Chunked {
+        chunks: Vec<Vec<u8>>,
+    },
+    /// Sends `every` bytes a second, at most `total`: a slowloris.
+    Trickle {
+        total: usize,
+        every: usize,
+    },
     Status(u16),
     Redirect(String),
 }
@@ -114,6 +124,30 @@ async fn respond(socket: &mut tokio::net::TcpStream, answer: Answer) -> std::io:
                 let n = left.min(block.len());
                 socket.write_all(&block[..n]).await?;
                 left -= n;
+            }
+            Ok(())
+        }
+        Answer::Chunked { chunks } => {
+            socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: video/mp4\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n").await?;
+            for chunk in chunks {
+                socket.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await?;
+                socket.write_all(&chunk).await?;
+                socket.write_all(b"\r\n").await?;
+                socket.flush().await?;
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+            socket.write_all(b"0\r\n\r\n").await
+        }
+        Answer::Trickle { total, every } => {
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-type: video/mp4\r\ncontent-length: {total}\r\nconnection: close\r\n\r\n");
+            socket.write_all(head.as_bytes()).await?;
+            let mut sent = 0;
+            while sent < total {
+                let n = every.min(total - sent);
+                socket.write_all(&media_bytes(n)).await?;
+                socket.flush().await?;
+                sent += n;
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
             Ok(())
         }
@@ -330,6 +364,8 @@ async fn hostile_and_broken_urls_are_refused_with_a_reason_and_store_nothing() {
         ("/film.mp4", Answer::File { content_type: "video/mp4", body: media_bytes(5000) }),
         ("/login.mp4", Answer::File { content_type: "text/html; charset=utf-8", body: b"<html>sign in</html>".to_vec() }),
         ("/disguised.mp4", Answer::File { content_type: "application/octet-stream", body: b"\n <!doctype html><p>expired</p>".to_vec() }),
+        // White space alone in the first chunk, the page in the second.
+        ("/split-page.mp4", Answer::Chunked { chunks: vec![b"\xEF\xBB\xBF \r\n\t".to_vec(), b"  <html><p>sign in</p></html>".to_vec()] }),
         ("/mystery", Answer::File { content_type: "application/octet-stream", body: media_bytes(100) }),
         ("/huge.mp4", Answer::File { content_type: "video/mp4", body: media_bytes(2 * 1024 * 1024) }),
         ("/endless.mp4", Answer::Unsized { total: 3 * 1024 * 1024 }),
@@ -346,6 +382,7 @@ async fn hostile_and_broken_urls_are_refused_with_a_reason_and_store_nothing() {
     };
     refused(outcome(&world, &origin, "/login.mp4", LOCAL, settings()).await, "text/html document");
     refused(outcome(&world, &origin, "/disguised.mp4", LOCAL, settings()).await, "web page");
+    refused(outcome(&world, &origin, "/split-page.mp4", LOCAL, settings()).await, "web page");
     refused(outcome(&world, &origin, "/mystery", LOCAL, settings()).await, "cannot tell what kind of file");
     refused(outcome(&world, &origin, "/huge.mp4", LOCAL, settings()).await, "larger than the accepted 1048576 bytes");
     refused(outcome(&world, &origin, "/endless.mp4", LOCAL, settings()).await, "larger than the accepted");
@@ -374,8 +411,8 @@ async fn hostile_and_broken_urls_are_refused_with_a_reason_and_store_nothing() {
 
     // Every refusal is in the ledger, and the creator heard of each.
     let denials = world.ledger.records().into_iter().filter(|r| r.event.decision == Decision::Deny).count();
-    assert_eq!(denials, 11);
-    assert_eq!(world.queues.notifications().len(), 11);
+    assert_eq!(denials, 12);
+    assert_eq!(world.queues.notifications().len(), 12);
     assert!(world.queues.dead_letters().is_empty(), "refusals are the creator's to fix, not operators'");
 }
 

@@ -159,10 +159,46 @@ fn percent_decode(text: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Whether a body starts like markup: what a server sends when the "file" is really a page.
-fn looks_like_markup(first: &[u8]) -> bool {
-    let text = first.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(first);
-    text.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b == b'<')
+/// Whether a body starts like markup (what a server sends when the "file" is really a page),
+/// decided on its first byte that is neither white space nor a byte-order mark, however the
+/// body is cut into chunks: a server may send the white space alone first.
+#[derive(Debug, Default)]
+struct MarkupCheck {
+    /// Bytes of the byte-order mark matched at the very start.
+    bom: usize,
+    /// A byte other than the byte-order mark's has been seen.
+    past_bom: bool,
+    decided: Option<bool>,
+}
+
+impl MarkupCheck {
+    const BOM: &'static [u8] = b"\xEF\xBB\xBF";
+
+    /// Feeds the next chunk: `Some(true)` once the body is known to start with `<`,
+    /// `Some(false)` once it is known not to, `None` while only white space has come.
+    fn feed(&mut self, chunk: &[u8]) -> Option<bool> {
+        if self.decided.is_some() {
+            return self.decided;
+        }
+        for &byte in chunk {
+            if !self.past_bom && self.bom < Self::BOM.len() && byte == Self::BOM[self.bom] {
+                self.bom += 1;
+                continue;
+            }
+            if !self.past_bom && self.bom > 0 && self.bom < Self::BOM.len() {
+                // A broken mark is binary, not text.
+                self.decided = Some(false);
+                return self.decided;
+            }
+            self.past_bom = true;
+            if byte.is_ascii_whitespace() {
+                continue;
+            }
+            self.decided = Some(byte == b'<');
+            return self.decided;
+        }
+        None
+    }
 }
 
 fn status_stop(status: u16) -> Option<Stop> {
@@ -339,6 +375,7 @@ impl ImportWorker {
         let part_size = settings.part_size as usize;
         let mut buffer: Vec<u8> = Vec::with_capacity(head.content_length.map_or(part_size, |n| (n as usize).min(part_size)));
         let mut total = 0u64;
+        let mut markup = MarkupCheck::default();
         loop {
             let chunk = match timeout_at(deadline, body.chunk()).await {
                 Err(_) => return Err(too_slow()),
@@ -346,7 +383,7 @@ impl ImportWorker {
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(chunk))) => chunk,
             };
-            if total == 0 && looks_like_markup(&chunk) {
+            if markup.feed(&chunk) == Some(true) {
                 return Err(Stop::Refused(
                     "the URL answered with a web page (its body is markup), not a media file; give a direct link to the file".into(),
                 ));
@@ -501,5 +538,26 @@ impl ImportWorker {
         if let Err(e) = self.audit.append(event).await {
             tracing::error!(error = %e, "audit append failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MarkupCheck;
+
+    fn decide(chunks: &[&[u8]]) -> Option<bool> {
+        let mut check = MarkupCheck::default();
+        chunks.iter().map(|c| check.feed(c)).find(Option::is_some).flatten()
+    }
+
+    #[test]
+    fn markup_is_seen_however_the_body_is_chunked() {
+        assert_eq!(decide(&[b"<html>"]), Some(true));
+        assert_eq!(decide(&[b" \r\n", b"", b"\t <!doctype html>"]), Some(true));
+        assert_eq!(decide(&[b"\xEF", b"\xBB\xBF", b"  ", b"<p>"]), Some(true), "a byte-order mark split across chunks");
+        assert_eq!(decide(&[b"\x00\x00\x00\x18ftypisom"]), Some(false));
+        assert_eq!(decide(&[b"  ", b"\x47\x40"]), Some(false));
+        assert_eq!(decide(&[b"\xEF\xBB<"]), Some(false), "a broken mark is binary");
+        assert_eq!(decide(&[b" ", b"\n"]), None, "white space alone decides nothing");
     }
 }
