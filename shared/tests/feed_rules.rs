@@ -315,6 +315,33 @@ async fn hostile_feeds_are_refused_with_a_recorded_reason_and_import_nothing() {
 }
 
 #[tokio::test]
+async fn an_item_with_no_guid_link_or_title_is_refused_once_not_at_every_poll() {
+    let server = Feeds::default();
+    let port = server.serve().await;
+    let origin = format!("http://127.0.0.1:{port}");
+    // feed-rs would give each of these a random id at every parse.
+    let anonymous = "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>Shows</title>\
+                     <item><description>No name</description><enclosure url=\"/anon.mp4\" type=\"video/mp4\"/></item>\
+                     <item><enclosure url=\"/bare.mp4\" type=\"video/mp4\"/></item></channel></rss>";
+    server.publish("/anon.rss", "\"a\"", anonymous);
+    let world = World::new();
+    let poller = world.poller(LOCAL);
+    let feed = world.subscribe(&format!("{origin}/anon.rss")).await;
+    let first = poller.poll(world.feed(&feed).await, "r1").await;
+    assert_eq!((first.imported, first.refused), (0, 2), "{first:?}");
+    for run in ["r2", "r3"] {
+        let mut again = world.feed(&feed).await;
+        again.etag = None;
+        let outcome = poller.poll(again, run).await;
+        assert_eq!((outcome.imported, outcome.refused, outcome.error), (0, 0, None), "{run}: refused again");
+    }
+    assert_eq!(world.feeds.items(&feed).len(), 2, "one claim per item: {:?}", world.feeds.items(&feed));
+    let denials = world.ledger.records().into_iter().filter(|r| r.event.action == "feed.item").count();
+    assert_eq!(denials, 2, "each refused once in the ledger");
+    assert_eq!(world.feed(&feed).await.refused, 2);
+}
+
+#[tokio::test]
 async fn subscriptions_are_checked_and_belong_to_their_tenant() {
     let world = World::new();
     let service = world.service(FetchPolicy::default());

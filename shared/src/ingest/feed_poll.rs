@@ -5,8 +5,9 @@
 //! import ([`crate::ingest::import`]) with the item's title, description and date as its
 //! metadata (source `feed`).
 //!
-//! - **Once per item.** An item is claimed by the SHA-256 of its GUID (Atom `id`, RSS `guid`, or
-//!   what feed-rs derives from its link) with a conditional write before anything is imported:
+//! - **Once per item.** An item is claimed by the SHA-256 of its GUID (Atom `id`, RSS `guid`,
+//!   what feed-rs derives from its link or title, or, for an item with none of those, a digest of
+//!   its enclosure URL and its content) with a conditional write before anything is imported:
 //!   the same item in a later poll, or in two overlapping polls, is imported once.
 //! - **Feeds are hostile documents.** The feed is fetched by the guarded client (no private or
 //!   metadata address, on the feed or any enclosure); at most [`MAX_FEED_BYTES`] are read, within
@@ -97,8 +98,16 @@ pub fn entries(bytes: &[u8], feed_url: &Url) -> Result<Vec<FeedEntry>, String> {
                     (the billion laughs); VaultStream reads feeds without one"
             .into());
     }
-    // Relative links (enclosures, Atom hrefs) resolve against the feed's own address.
-    let parser = feed_rs::parser::Builder::new().base_uri(Some(feed_url.as_str())).build();
+    // Relative links (enclosures, Atom hrefs) resolve against the feed's own address. An item
+    // with neither a GUID nor a link nor a title would get a random id from feed-rs, a new one
+    // at every parse: it gets none here, and a stable one from its content below.
+    let parser = feed_rs::parser::Builder::new()
+        .base_uri(Some(feed_url.as_str()))
+        .id_generator(|links, title, uri| match (links.first(), title, uri) {
+            (None, None, _) | (None, _, None) => String::new(),
+            _ => feed_rs::parser::generate_id(links, title, uri),
+        })
+        .build();
     let feed = parser.parse(bytes).map_err(|e| format!("not an RSS, Atom or JSON feed: {e}"))?;
     let mut found = Vec::new();
     for entry in feed.entries.iter().rev() {
@@ -132,9 +141,17 @@ pub fn entries(bytes: &[u8], feed_url: &Url) -> Result<Vec<FeedEntry>, String> {
                 .or_else(|| media_object.and_then(|m| m.description.as_ref()).map(|t| t.content.clone())),
             published: entry.published.or(entry.updated).map(|d| d.to_rfc3339()),
         };
-        found.push(FeedEntry { guid: entry.id.clone(), media, item });
+        let guid = if entry.id.is_empty() { derived_guid(&media, &item) } else { entry.id.clone() };
+        found.push(FeedEntry { guid, media, item });
     }
     Ok(found)
+}
+
+/// The identity of an item that names none: a digest of its enclosure and what it says of
+/// itself, the same at every poll while the item is unchanged.
+fn derived_guid(media: &Url, item: &FeedItem) -> String {
+    let canonical = serde_json::json!([media.as_str(), item.title, item.description, item.published]).to_string();
+    format!("derived:{}", sha256_hex(canonical.as_bytes()))
 }
 
 pub struct FeedPoller {
