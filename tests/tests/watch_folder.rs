@@ -170,6 +170,35 @@ async fn a_watch_folder_uploads_whole_files_refuses_bad_ones_and_resumes_after_a
     agent.drain(Duration::from_secs(2));
     assert!(agent.said("taken", "link.mp4").is_empty(), "a link was followed: {:#?}", agent.seen);
 
+    // A sidecar that is a link to a file outside the folder is refused, not read; one larger
+    // than a sidecar may be is refused by its size before it is read. The titles keep their
+    // own names and say nothing of the other files.
+    let outside = root.path().join("elsewhere.json");
+    std::fs::write(&outside, r#"{"title": "Stolen", "description": "read through a link"}"#).unwrap();
+    std::os::unix::fs::symlink(&outside, drop_dir.join("Linked sidecar.json")).unwrap();
+    std::fs::File::create(drop_dir.join("Huge sidecar.json")).unwrap().set_len(384 << 20).unwrap();
+    for (name, seconds) in [("Linked sidecar", 1), ("Huge sidecar", 3)] {
+        let staging = root.path().join(format!("{name}.mp4"));
+        clip(&staging, seconds);
+        std::fs::rename(&staging, drop_dir.join(format!("{name}.mp4"))).unwrap();
+    }
+    let linked = agent.until(|e| e["event"] == "uploaded" && e["file"] == "Linked sidecar.mp4", Duration::from_secs(60));
+    agent.until(|e| e["event"] == "uploaded" && e["file"] == "Huge sidecar.mp4", Duration::from_secs(60));
+    let ignored = |file: &str| agent.said("taken", file)[0]["sidecar_ignored"].to_string();
+    assert!(ignored("Linked sidecar.mp4").contains("is a symbolic link"), "{}", ignored("Linked sidecar.mp4"));
+    assert!(ignored("Huge sidecar.mp4").contains("402653184 bytes, more than the 65536"), "{}", ignored("Huge sidecar.mp4"));
+    let view: Value = http
+        .get(format!("{api}/v1/content/{}", linked["content_id"].as_str().unwrap()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["title"], "Linked sidecar", "{view}");
+    assert!(!view.to_string().contains("read through a link"), "the link's target became metadata: {view}");
+
     // The title reaches READY under the file's name.
     let view = settled(&http, &api, &token, &content_id, &["AWAITING_UPLOAD", "QUEUED", "PROCESSING"]).await;
     assert_eq!((view["status"].as_str(), view["title"].as_str()), (Some("READY"), Some("Quarterly review")), "{view}\n{:#?}", agent.seen);

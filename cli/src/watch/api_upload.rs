@@ -2,13 +2,12 @@
 //! where the answer says (one PUT, or the parts of a multipart upload, skipping the parts S3
 //! already has from an earlier run), then complete it.
 
-use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 use vaultstream::metadata::Metadata;
 
+use crate::watch::regular_file::RegularFile;
 use crate::watch::state::Started;
 
 /// Why a file did not upload.
@@ -85,15 +84,11 @@ pub fn declaration(name: &str, size: u64, profile: Option<&str>, sidecar: &Metad
     Ok(body)
 }
 
-/// The bytes `[start, start + len)` of the file.
-fn read_range(path: &Path, start: u64, len: u64) -> Result<Vec<u8>, UploadError> {
-    let io = |e: std::io::Error| UploadError::Temporary(format!("reading {}: {e}", path.display()));
-    let mut file = std::fs::File::open(path).map_err(io)?;
-    file.seek(SeekFrom::Start(start)).map_err(io)?;
-    let mut buffer = Vec::with_capacity(len as usize);
-    file.take(len).read_to_end(&mut buffer).map_err(io)?;
+/// The bytes `[start, start + len)` of the opened file.
+fn read_range(file: &RegularFile, name: &str, start: u64, len: u64) -> Result<Vec<u8>, UploadError> {
+    let buffer = file.range(start, len).map_err(|e| UploadError::Temporary(format!("reading {name}: {e}")))?;
     if buffer.len() as u64 != len {
-        return Err(UploadError::Temporary(format!("{} shrank while it was uploaded", path.display())));
+        return Err(UploadError::Temporary(format!("{name} shrank while it was uploaded")));
     }
     Ok(buffer)
 }
@@ -122,7 +117,8 @@ impl Api {
     /// so the caller can remember it before the next one.
     pub async fn send(
         &self,
-        path: &Path,
+        file: &RegularFile,
+        name: &str,
         grant: &Value,
         started: &Started,
         mut on_part: impl FnMut(u32, String) -> anyhow::Result<()>,
@@ -133,7 +129,7 @@ impl Api {
         };
         match upload["method"].as_str() {
             Some("PUT") => {
-                let mut request = self.http.put(url(&upload["url"])?).body(read_range(path, 0, started.size)?);
+                let mut request = self.http.put(url(&upload["url"])?).body(read_range(file, name, 0, started.size)?);
                 for (name, value) in upload["headers"].as_object().into_iter().flatten() {
                     if name != "content-length" {
                         request = request.header(name, value.as_str().unwrap_or_default());
@@ -157,7 +153,7 @@ impl Api {
                         continue;
                     }
                     let start = u64::from(number - 1) * part_size;
-                    let bytes = read_range(path, start, part_size.min(started.size.saturating_sub(start)))?;
+                    let bytes = read_range(file, name, start, part_size.min(started.size.saturating_sub(start)))?;
                     let response = self.http.put(url(&part["url"])?).body(bytes).send().await.map_err(temporary("uploading a part"))?;
                     if !response.status().is_success() {
                         return Err(UploadError::Temporary(format!("S3 answered part {number} with {}", response.status())));

@@ -6,6 +6,7 @@
 
 mod api_upload;
 mod readiness;
+mod regular_file;
 mod state;
 
 use std::collections::HashMap;
@@ -21,8 +22,9 @@ use crate::serve::{interrupted, runtime};
 use crate::Failure;
 use api_upload::{Api, UploadError};
 use readiness::{open_for_writing, Observed, Readiness};
+use regular_file::{Identity, OpenRefusal, RegularFile};
 use state::{Started, State};
-use vaultstream::metadata::sidecar::Sidecar;
+use vaultstream::metadata::sidecar::{Sidecar, MAX_BYTES as SIDECAR_MAX_BYTES};
 use vaultstream::metadata::{MetadataProvider, Provided};
 
 #[derive(clap::Args)]
@@ -61,7 +63,7 @@ fn emit(event: &str, fields: Value) {
 fn observed(path: &Path) -> Option<Observed> {
     // Not followed: a link dropped into the folder could point anywhere on this machine.
     let meta = std::fs::symlink_metadata(path).ok().filter(std::fs::Metadata::is_file)?;
-    Some(Observed { size: meta.len(), modified: meta.modified().ok()? })
+    Some(Observed { size: meta.len(), modified: meta.modified().ok()?, identity: Identity::of(&meta) })
 }
 
 /// Files the agent leaves alone: its own and `done/`/`failed/` (folders), hidden files (editors'
@@ -96,28 +98,15 @@ fn move_into(path: &Path, to: &Path, suffix: &str) -> Result<PathBuf> {
     Ok(target)
 }
 
-/// SHA-256 of the file's bytes, hex: what tells a repeat from a new file.
-fn sha256_of(path: &Path) -> Result<String> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buffer).with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        context.update(&buffer[..n]);
-    }
-    Ok(hex::encode(context.finish()))
-}
-
-/// The file's sidecar (`NAME.json`), if any, checked by the same rules as the API's.
+/// The file's sidecar (`NAME.json`), if any, checked by the same rules as the API's. It is opened
+/// as the media file is (never through a link), and one larger than a sidecar may be is refused
+/// by its size before a byte of it is read.
 fn read_sidecar(media: &Path) -> Provided {
     let Some(path) = Sidecar::beside(media) else { return Provided::default() };
-    match std::fs::read(&path) {
+    let shown = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().to_string());
+    match RegularFile::open(&path, None).and_then(|file| file.read_all(SIDECAR_MAX_BYTES as u64, &shown)) {
         Ok(bytes) => Sidecar { bytes }.provide(),
-        Err(e) => Provided { ignored: vec![format!("cannot read {}: {e}", path.display())], ..Default::default() },
+        Err(e) => Provided { ignored: vec![format!("the sidecar was not read: {e}")], ..Default::default() },
     }
 }
 
@@ -156,6 +145,18 @@ impl Agent {
         let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
             return self.refuse(path, "-", 400, "invalid_request", "the file name is not valid UTF-8; rename the file");
         };
+        // Opened once, here, and read only through this handle: the name may be swapped for a
+        // link or another file from now on without changing what is hashed and uploaded.
+        let file = match RegularFile::open(path, Some(seen.identity)) {
+            Ok(file) if file.size == seen.size => file,
+            Ok(_) | Err(OpenRefusal::Replaced(_)) => {
+                return Err(anyhow!("{name} changed while it was being taken; it is tried again once it settles"))
+            }
+            Err(e @ (OpenRefusal::Link(_) | OpenRefusal::NotRegular(_))) => {
+                return self.refuse(path, &name, 400, "not_a_regular_file", &e.to_string());
+            }
+            Err(e) => return Err(anyhow!(e)),
+        };
         let modified_ns = seen.modified.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let mut started = match self.state.get(&name) {
             Some(s) if s.size == seen.size && s.modified_ns == modified_ns => s.clone(),
@@ -167,7 +168,7 @@ impl Agent {
             },
         };
         if started.sha256.is_empty() {
-            started.sha256 = sha256_of(path)?;
+            started.sha256 = file.sha256().with_context(|| format!("reading {}", path.display()))?;
         }
         self.state.put(&name, started.clone())?;
         let sha256 = started.sha256.clone();
@@ -200,7 +201,7 @@ impl Agent {
             let parts_total = grant["upload"]["parts"].as_array().map_or(0, Vec::len);
             let mut remembered = started.clone();
             let state = &mut self.state;
-            api.send(path, &grant, &started, |number, etag| {
+            api.send(&file, &name, &grant, &started, |number, etag| {
                 remembered.parts.insert(number, etag);
                 state.put(&name, remembered.clone())?;
                 emit("part", json!({"file": name, "part_number": number, "parts": parts_total}));

@@ -9,11 +9,15 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
+pub use super::regular_file::Identity;
+
 /// What the folder says about one file right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Observed {
     pub size: u64,
     pub modified: SystemTime,
+    /// Which file the name stood for: another file put under the same name is a change.
+    pub identity: Identity,
 }
 
 #[derive(Debug)]
@@ -114,7 +118,7 @@ mod tests {
     use super::*;
 
     fn seen(size: u64, secs: u64) -> Observed {
-        Observed { size, modified: SystemTime::UNIX_EPOCH + Duration::from_secs(secs) }
+        Observed { size, modified: SystemTime::UNIX_EPOCH + Duration::from_secs(secs), identity: Identity { device: 1, inode: 1 } }
     }
 
     #[test]

@@ -16,10 +16,12 @@ pub struct Sidecar {
 }
 
 impl Sidecar {
-    /// The sidecar of `media`, if there is one beside it: `NAME.json` for `NAME.EXT`.
+    /// The sidecar of `media`, if there is one beside it: `NAME.json` for `NAME.EXT`. Found by
+    /// its own name, not followed: a link in its place is found too, so that the reader can
+    /// refuse it (and say so) rather than read what it points at.
     pub fn beside(media: &std::path::Path) -> Option<std::path::PathBuf> {
         let path = media.with_extension("json");
-        (path != media && path.is_file()).then_some(path)
+        (path != media && std::fs::symlink_metadata(&path).is_ok_and(|m| !m.is_dir())).then_some(path)
     }
 }
 
