@@ -157,7 +157,18 @@ pub fn cloud_buckets(env: &Env, aws: &Aws) -> Result<Arc<vaultstream::aws::Cloud
         None => None,
     };
     let gcs = vaultstream::gcs::GcsClient::new(emulator, std::time::Duration::from_secs(10)).map_err(|e| ConfigError::new(NAME, e))?;
-    Ok(Arc::new(vaultstream::aws::CloudBucketsClient::new(aws, gcs)))
+    Ok(Arc::new(vaultstream::aws::CloudBucketsClient::new(aws, gcs, platform_buckets(env)?)))
+}
+
+/// The deployment's own buckets and account, which no monitor may read
+/// (`VAULTSTREAM_PLATFORM_BUCKETS`, comma-separated, and `VAULTSTREAM_PLATFORM_ACCOUNT`).
+pub fn platform_buckets(env: &Env) -> Result<vaultstream::ingest::monitors::PlatformBuckets, ConfigError> {
+    let names = env.required("VAULTSTREAM_PLATFORM_BUCKETS")?;
+    let account = env.required("VAULTSTREAM_PLATFORM_ACCOUNT")?;
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ConfigError::new("VAULTSTREAM_PLATFORM_ACCOUNT", "must be the deployment's 12-digit AWS account id"));
+    }
+    Ok(vaultstream::ingest::monitors::PlatformBuckets::parse(names, Some(account)))
 }
 
 pub fn monitors(env: &Env, aws: &Aws) -> Result<Arc<vaultstream::aws::DynamoMonitors>, ConfigError> {

@@ -42,7 +42,12 @@ locals {
     monitor_secrets = { arns = ["arn:${local.partition}:secretsmanager:${local.region}:${local.account}:secret:${var.prefix}/monitors/*"], conditions = [] }
     # S3 monitors read through roles in customers' accounts (each with its external id); never a
     # role of this account.
+    # What no monitor session or import may read: every bucket of the deployment, and those it
+    # serves or keeps rather than takes in.
+    platform_buckets    = { arns = flatten([for b in [aws_s3_bucket.source, aws_s3_bucket.origin, aws_s3_bucket.audit_archive, aws_s3_bucket.access_logs] : [b.arn, "${b.arn}/*"]]), conditions = [] }
+    served_buckets      = { arns = flatten([for b in [aws_s3_bucket.origin, aws_s3_bucket.audit_archive, aws_s3_bucket.access_logs] : [b.arn, "${b.arn}/*"]]), conditions = [] }
     source_drop         = { arns = ["${aws_s3_bucket.source.arn}/drop/*"], conditions = [] }
+    source_quarantine   = { arns = ["${aws_s3_bucket.source.arn}/quarantine/*"], conditions = [] }
     source_drop_listing = { arns = [aws_s3_bucket.source.arn], conditions = [{ test = "StringLike", variable = "s3:prefix", values = ["drop/*"] }] }
     customer_roles      = { arns = ["arn:${local.partition}:iam::*:role/*"], conditions = [{ test = "StringNotEquals", variable = "aws:ResourceAccount", values = [local.account] }] }
     tenant_role         = { arns = [aws_iam_role.transcoder_tenant.arn], conditions = [] }
@@ -82,6 +87,9 @@ locals {
     VAULTSTREAM_CLOUDFRONT_HASH_ALGORITHM = "SHA256"
     VAULTSTREAM_CLOUDFRONT_KEY_PAIR_ID    = aws_cloudfront_public_key.signing.id
     VAULTSTREAM_SOURCE_BUCKET             = aws_s3_bucket.source.bucket
+    # What no tenant's bucket monitor may read.
+    VAULTSTREAM_PLATFORM_BUCKETS          = join(",", [aws_s3_bucket.source.bucket, aws_s3_bucket.origin.bucket, aws_s3_bucket.audit_archive.bucket, aws_s3_bucket.access_logs.bucket])
+    VAULTSTREAM_PLATFORM_ACCOUNT          = local.account
     VAULTSTREAM_MAX_UPLOAD_BYTES          = var.max_upload_bytes
     VAULTSTREAM_MULTIPART_THRESHOLD_BYTES = "104857600"
     VAULTSTREAM_RETRY_QUEUE_URL           = aws_sqs_queue.retry.url
@@ -139,6 +147,16 @@ data "aws_iam_policy_document" "function" {
           values   = condition.value.values
         }
       }
+    }
+  }
+  # Explicit denials, which no grant can override.
+  dynamic "statement" {
+    for_each = lookup(each.value, "denied", {})
+    content {
+      sid       = "Deny${join("", [for part in split("_", statement.key) : title(part)])}"
+      effect    = "Deny"
+      actions   = statement.value
+      resources = local.grantable[statement.key].arns
     }
   }
   statement {

@@ -284,16 +284,28 @@ def main(template_path):
         if r["Type"] == "AWS::IAM::Policy" and rid.startswith("Functions") and "Contract" in rid:
             name = next(n for n in CONTRACT["functions"] if rid.startswith(f"Functions{n.replace('_', '')}Contract"))
             by_role[name] = {s["Sid"]: sorted([s["Action"]] if isinstance(s["Action"], str) else s["Action"]) for s in r["Properties"]["PolicyDocument"]["Statement"]}
+            for st in r["Properties"]["PolicyDocument"]["Statement"]:
+                if st["Sid"].startswith("Deny") != (st.get("Effect") == "Deny"):
+                    problems.append(f"{name}: CDK statement {st['Sid']} has effect {st.get('Effect')}; only the contract's denials deny")
     tf_text = "\n".join(open(p).read() for p in glob.glob(os.path.join(TF_DIR, "*.tf")))
     grantable = re.search(r"grantable = \{(.*?)\n  \}", tf_text, re.S).group(1)
     tf_grantable = set(re.findall(r"^\s+(\w+)\s+=", grantable, re.M))
     for name, spec in CONTRACT["functions"].items():
         expected = {"".join(p.title() for p in res.split("_")): sorted(actions) for res, actions in spec["permissions"].items()}
+        expected |= {"Deny" + "".join(p.title() for p in res.split("_")): sorted(actions) for res, actions in spec.get("denied", {}).items()}
         if by_role.get(name) != expected:
             problems.append(f"{name}: CDK grants {by_role.get(name)}, the contract (and so Terraform) {expected}")
-        for res in spec["permissions"]:
+        for res in [*spec["permissions"], *spec.get("denied", {})]:
             if res not in tf_grantable:
                 problems.append(f"{name}: Terraform has no ARN for {res}")
+    # 2a. The contract's denials: Terraform renders each as an explicit Deny, and the monitors'
+    # and imports' roles deny the deployment's own buckets.
+    function_policy = re.search(r'data "aws_iam_policy_document" "function" \{(.*?)\n\}', tf_text, re.S)
+    if not function_policy or 'lookup(each.value, "denied", {})' not in function_policy.group(1) or 'effect    = "Deny"' not in function_policy.group(1):
+        problems.append("Terraform's function policies do not render the contract's denials as Deny statements")
+    for name, res in [("monitor_poll", "platform_buckets"), ("import_fetch", "served_buckets")]:
+        if "s3:GetObject" not in CONTRACT["functions"][name].get("denied", {}).get(res, []):
+            problems.append(f"{name} must deny s3:GetObject on {res}: no monitor or import reads the deployment's own buckets")
     for res in [*CONTRACT["transcoder"]["permissions"], *CONTRACT["transcoder"]["tenant_permissions"]]:
         if res not in tf_grantable:
             problems.append(f"transcoder: Terraform has no ARN for {res}")

@@ -37,4 +37,6 @@ expect_failure "the API around CloudFront" 's/disable_execute_api_endpoint = tru
 expect_failure "an API route CloudFront cannot pass" 's|"/v1/content\*"    = \["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"\]|"/v1/content*"    = ["GET", "HEAD", "OPTIONS"]|' delivery.tf "no API behaviour for POST /v1/content/upload"
 expect_failure "alarms nobody hears" 's/  alarm_actions       = \[var.alarm_topic_arn\]/  alarm_actions       = []/' observability.tf "Terraform does not build its alarm actions from the contract"
 expect_failure "a dashboard of its own" 's/  dashboard_body = jsonencode({ widgets = local.dashboard_widgets })/  dashboard_body = jsonencode({ widgets = [] })/' observability.tf "Terraform does not build its dashboard body from the contract"
-echo "parity self-test: 23 broken copies of Terraform refused"
+expect_failure "denials that allow" 's/      effect    = "Deny"/      effect    = "Allow"/' functions.tf "do not render the contract's denials as Deny statements"
+expect_failure "a denial with no ARN" 's/    served_buckets      = /    served_bucket       = /' functions.tf "Terraform has no ARN for served_buckets"
+echo "parity self-test: 25 broken copies of Terraform refused"

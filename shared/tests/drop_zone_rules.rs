@@ -47,6 +47,7 @@ struct World {
     sources: Arc<MemorySourceStore>,
     queues: Arc<MemoryQueues>,
     ledger: Arc<MemoryLedger>,
+    sessions: Arc<MemorySessions>,
 }
 
 impl World {
@@ -56,6 +57,7 @@ impl World {
             sources: Arc::new(MemorySourceStore::new()),
             queues: Arc::new(MemoryQueues::new()),
             ledger: Arc::new(MemoryLedger::new()),
+            sessions: Arc::new(MemorySessions::new()),
         }
     }
 
@@ -70,7 +72,7 @@ impl World {
         Authenticator {
             jwt: JwtVerifier::new(settings, None).unwrap(),
             api_tokens: Arc::new(MemoryApiTokens::new()),
-            revocations: Arc::new(MemorySessions::new()),
+            revocations: self.sessions.clone(),
         }
     }
 
@@ -84,6 +86,7 @@ impl World {
             },
             sources: self.sources.clone(),
             drops: self.sources.clone(),
+            revocations: self.sessions.clone(),
             audit: self.ledger.clone(),
         }
     }
@@ -98,12 +101,17 @@ impl World {
             failures: self.queues.clone(),
             redelivery: self.queues.clone(),
             audit: self.ledger.clone(),
-            settings: ImportSettings { max_bytes: 1 << 20, part_size: 16 * 1024, time_limit: std::time::Duration::from_secs(5) },
+            settings: ImportSettings {
+                max_bytes: 1 << 20,
+                part_size: 16 * 1024,
+                time_limit: std::time::Duration::from_secs(5),
+                ..Default::default()
+            },
         }
     }
 
     async fn finished(&self, key: &str, username: &str) -> Result<Dropped, AccessError> {
-        self.drops().finished(key, username, &meta()).await
+        self.drops().finished(key, username, now(), &meta()).await
     }
 
     fn queued(&self, content_id: &ContentId) -> QueueMessage {
@@ -144,6 +152,10 @@ async fn a_login_takes_a_write_token_of_the_tenant_it_names() {
     };
     let user = login("acme", token("acme", "content:write")).await.unwrap();
     assert_eq!((user.tenant.as_str(), user.subject.as_str()), ("acme", "acme-uploader"));
+    // The login holds the token's session and expiry, and is confined to the folder they name.
+    assert_eq!(user.grant.session.as_str(), "s1");
+    assert!((now() + 590..=now() + 600).contains(&user.grant.expires_at), "{:?}", user.grant);
+    assert_eq!(user.folder(), format!("drop/acme/s1.{}/", user.grant.expires_at));
 
     let refused = |r: Result<drop_zone::DropUser, AccessError>| r.unwrap_err().to_string();
     assert!(refused(login("acme", token("globex", "content:write")).await).contains("belongs to another tenant than acme"));
@@ -164,24 +176,24 @@ async fn a_login_takes_a_write_token_of_the_tenant_it_names() {
 async fn a_finished_upload_becomes_one_title_and_its_file_moves_into_the_source_key() {
     let world = World::new();
     let film = media_bytes(50_000, 1);
-    world.sources.put("drop/acme/in/Launch day.mov", "application/octet-stream", film.clone());
-    world.sources.put("drop/acme/in/checksums.md5", "text/plain", b"abc".to_vec());
+    world.sources.put("drop/acme/s1.4000000000/in/Launch day.mov", "application/octet-stream", film.clone());
+    world.sources.put("drop/acme/s1.4000000000/in/checksums.md5", "text/plain", b"abc".to_vec());
 
-    let grant = accepted(world.finished("drop/acme/in/Launch day.mov", "acme").await);
+    let grant = accepted(world.finished("drop/acme/s1.4000000000/in/Launch day.mov", "acme").await);
     assert_eq!(grant.record.title, "Launch day");
     assert_eq!(grant.url, "ftp://drop/acme/in/Launch%20day.mov");
     // The same upload reported again: the same title.
-    let again = accepted(world.finished("drop/acme/in/Launch day.mov", "acme").await);
+    let again = accepted(world.finished("drop/acme/s1.4000000000/in/Launch day.mov", "acme").await);
     assert_eq!((again.record.content_id.clone(), again.replayed), (grant.record.content_id.clone(), true));
     assert!(
-        matches!(world.finished("drop/acme/in/checksums.md5", "acme").await, Ok(Dropped::Ignored(why)) if why.contains("not a media file"))
+        matches!(world.finished("drop/acme/s1.4000000000/in/checksums.md5", "acme").await, Ok(Dropped::Ignored(why)) if why.contains("not a media file"))
     );
 
     assert_eq!(world.worker().handle(&world.queued(&grant.record.content_id)).await, Handled::Done);
     let key = format!("source/acme/{}/original", grant.record.content_id);
     assert_eq!(world.sources.object(&key).as_deref(), Some(film.as_slice()), "moved whole");
-    assert!(world.sources.object("drop/acme/in/Launch day.mov").is_none(), "and gone from the drop zone");
-    assert!(world.sources.object("drop/acme/in/checksums.md5").is_some(), "what was not taken stays");
+    assert!(world.sources.object("drop/acme/s1.4000000000/in/Launch day.mov").is_none(), "and gone from the drop zone");
+    assert!(world.sources.object("drop/acme/s1.4000000000/in/checksums.md5").is_some(), "what was not taken stays");
     let record = world.catalog.get(&grant.record.tenant, &grant.record.content_id).await.unwrap().unwrap();
     let source = record.source.unwrap();
     assert_eq!((source.filename.as_str(), source.content_type.as_str()), ("Launch day.mov", "video/quicktime"));
@@ -197,43 +209,86 @@ async fn a_finished_upload_becomes_one_title_and_its_file_moves_into_the_source_
         )
         .await
         .unwrap();
-    world.sources.put("drop/acme/in/Launch day.mov", "application/octet-stream", film.clone());
-    let third = accepted(world.finished("drop/acme/in/Launch day.mov", "acme").await);
+    world.sources.put("drop/acme/s1.4000000000/in/Launch day.mov", "application/octet-stream", film.clone());
+    let third = accepted(world.finished("drop/acme/s1.4000000000/in/Launch day.mov", "acme").await);
     assert_eq!((third.record.content_id, third.replayed), (grant.record.content_id.clone(), true));
-    assert!(world.sources.object("drop/acme/in/Launch day.mov").is_none());
+    assert!(world.sources.object("drop/acme/s1.4000000000/in/Launch day.mov").is_none());
     assert_eq!(world.queues.imports().len(), 2, "queued again only while the title awaited its file");
 }
 
 #[tokio::test]
 async fn uploads_outside_the_uploaders_folder_or_changed_since_are_refused() {
     let world = World::new();
-    world.sources.put("drop/acme/a.mp4", "video/mp4", media_bytes(1000, 2));
+    world.sources.put("drop/acme/s1.4000000000/a.mp4", "video/mp4", media_bytes(1000, 2));
 
     // Reported as globex's upload: refused and recorded, nothing queued.
-    let refused = world.finished("drop/acme/a.mp4", "globex").await.unwrap_err();
+    let refused = world.finished("drop/acme/s1.4000000000/a.mp4", "globex").await.unwrap_err();
     assert!(matches!(&refused, AccessError::Forbidden(why) if why.contains("may not write in acme's drop zone")), "{refused:?}");
     assert!(world.queues.imports().is_empty());
-    for bad in ["source/acme/x/original", "drop/acme/../globex/a.mp4", "drop/acme/"] {
+    for bad in [
+        "source/acme/x/original",
+        "drop/acme/s1.4000000000/../../globex/s1.4000000000/a.mp4",
+        "drop/acme/s1.4000000000/",
+        "drop/acme/a.mp4",
+    ] {
         assert!(matches!(world.finished(bad, "acme").await, Err(AccessError::BadRequest(_))), "{bad}");
     }
 
     // Replaced after the upload finished: the version reported is not what is there.
-    let grant = accepted(world.finished("drop/acme/a.mp4", "acme").await);
-    world.sources.put("drop/acme/a.mp4", "video/mp4", media_bytes(2000, 3));
+    let grant = accepted(world.finished("drop/acme/s1.4000000000/a.mp4", "acme").await);
+    world.sources.put("drop/acme/s1.4000000000/a.mp4", "video/mp4", media_bytes(2000, 3));
     world.worker().handle(&world.queued(&grant.record.content_id)).await;
     let record = world.catalog.get(&grant.record.tenant, &grant.record.content_id).await.unwrap().unwrap();
     assert_eq!(record.status, ContentStatus::FailedInvalid);
     assert!(record.failure.unwrap().message.contains("replaced after its upload finished"));
-    assert!(world.sources.object("drop/acme/a.mp4").is_some(), "a refused file is left for its owner");
+    assert!(world.sources.object("drop/acme/s1.4000000000/a.mp4").is_some(), "a refused file is left for its owner");
 
     // A queued import of globex that names acme's folder reads nothing.
-    world.sources.put("drop/globex/b.mp4", "video/mp4", media_bytes(1000, 4));
-    let theirs = accepted(world.finished("drop/globex/b.mp4", "globex").await);
+    world.sources.put("drop/globex/s1.4000000000/b.mp4", "video/mp4", media_bytes(1000, 4));
+    let theirs = accepted(world.finished("drop/globex/s1.4000000000/b.mp4", "globex").await);
     let mut message = world.queues.imports().into_iter().rfind(|m| m.content_id == theirs.record.content_id).unwrap();
-    message.dropped = Some(vaultstream::ingest::ports::DroppedFile { key: "drop/acme/a.mp4".into(), etag: "x".into() });
+    message.dropped = Some(vaultstream::ingest::ports::DroppedFile { key: "drop/acme/s1.4000000000/a.mp4".into(), etag: "x".into() });
     world.worker().handle(&delivery(&message)).await;
     let record = world.catalog.get(&theirs.record.tenant, &theirs.record.content_id).await.unwrap().unwrap();
     assert_eq!(record.status, ContentStatus::FailedInvalid);
     assert!(record.failure.unwrap().message.contains("no file in the tenant's drop zone"));
-    assert!(world.sources.object("drop/acme/a.mp4").is_some());
+    assert!(world.sources.object("drop/acme/s1.4000000000/a.mp4").is_some());
+}
+
+#[tokio::test]
+async fn an_upload_whose_session_ended_is_quarantined_and_recorded_never_imported_nor_deleted() {
+    use vaultstream::identity::SessionRevocations;
+    let world = World::new();
+    let film = media_bytes(4000, 5);
+    // A login whose token expired before the upload ended.
+    let expired = format!("drop/acme/s2.{}/late.mp4", now() - 5);
+    world.sources.put(&expired, "video/mp4", film.clone());
+    // A login whose session was revoked (the token itself still valid).
+    let revoked = "drop/acme/s3.4000000000/after-revoke.mp4";
+    world.sources.put(revoked, "video/mp4", film.clone());
+    world.sessions.revoke(&TenantId::parse("acme").unwrap(), &vaultstream::ids::SessionId::parse("s3").unwrap(), now()).await.unwrap();
+
+    for (key, why) in [(expired.as_str(), "expired"), (revoked, "revoked")] {
+        let outcome = world.finished(key, "acme").await;
+        let Ok(Dropped::Quarantined { key: kept, reason }) = outcome else { panic!("{key}: {outcome:?}") };
+        assert_eq!(kept, key.replacen("drop/", "quarantine/", 1));
+        assert!(reason.contains(why) && reason.contains(&kept), "{reason}");
+        assert_eq!(world.sources.object(&kept).as_deref(), Some(film.as_slice()), "kept whole in quarantine");
+        assert!(world.sources.object(key).is_some(), "nothing is deleted");
+    }
+    assert!(world.queues.imports().is_empty(), "nothing was imported");
+    assert!(world.catalog.list(&TenantId::parse("acme").unwrap(), 10, None).await.unwrap().items.is_empty(), "no title was made");
+    let denials: Vec<String> = world
+        .ledger
+        .records()
+        .into_iter()
+        .filter(|r| r.event.action == "drop.upload" && r.event.decision == Decision::Deny)
+        .map(|r| r.event.reason)
+        .collect();
+    assert_eq!(denials.len(), 2, "{denials:?}");
+    assert!(denials.iter().any(|r| r.contains("expired")) && denials.iter().any(|r| r.contains("revoked")), "{denials:?}");
+
+    // The same session, still unrevoked and unexpired, delivers as before.
+    world.sources.put("drop/acme/s1.4000000000/fine.mp4", "video/mp4", film);
+    accepted(world.finished("drop/acme/s1.4000000000/fine.mp4", "acme").await);
 }

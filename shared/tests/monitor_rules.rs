@@ -56,6 +56,7 @@ impl World {
             secrets: self.secrets.clone(),
             audit: self.ledger.clone(),
             region: "us-east-1".into(),
+            platform: vaultstream::ingest::monitors::PlatformBuckets::parse("vs-source,vs-origin,vs-audit", Some("123456789012")),
         }
     }
 
@@ -84,7 +85,12 @@ impl World {
             failures: self.queues.clone(),
             redelivery: self.queues.clone(),
             audit: self.ledger.clone(),
-            settings: ImportSettings { max_bytes: MAX_BYTES, part_size: 16 * 1024, time_limit: std::time::Duration::from_secs(5) },
+            settings: ImportSettings {
+                max_bytes: MAX_BYTES,
+                part_size: 16 * 1024,
+                time_limit: std::time::Duration::from_secs(5),
+                ..Default::default()
+            },
         }
     }
 
@@ -172,6 +178,13 @@ async fn connecting_a_bucket_takes_an_administrator_and_a_well_formed_request() 
         (MonitorRequest { region: Some("moon-1".into()), ..s3_request("media-in", "") }, "region:"),
         (s3_request("media-in", "a\u{0}b"), "control characters"),
         (MonitorRequest { profile: Some("fast".into()), ..s3_request("media-in", "") }, "profile: \"fast\""),
+        // The deployment's own buckets, whatever prefix (another tenant's), and its own account.
+        (s3_request("vs-source", "source/globex/"), "belongs to this VaultStream deployment"),
+        (s3_request("VS-Origin", "globex/"), "belongs to this VaultStream deployment"),
+        (
+            MonitorRequest { role_arn: Some("arn:aws:iam::123456789012:role/Anything".into()), ..s3_request("media-in", "") },
+            "VaultStream's own account",
+        ),
         (
             MonitorRequest { provider: "gcs".into(), role_arn: None, region: None, ..s3_request("studio-masters", "") },
             "service_account_key: a gcs monitor needs",
@@ -192,6 +205,14 @@ async fn connecting_a_bucket_takes_an_administrator_and_a_well_formed_request() 
         assert!(message.contains(expected), "{expected}: {message}");
     }
     assert!(world.monitors.all().await.unwrap().is_empty());
+    let platform_refusals = world
+        .ledger
+        .records()
+        .into_iter()
+        .filter(|r| r.event.action == "monitor.create" && r.event.decision == Decision::Deny)
+        .filter(|r| r.event.reason.contains("VaultStream deployment") || r.event.reason.contains("own account"))
+        .count();
+    assert_eq!(platform_refusals, 3, "each refusal is audited with its reason");
 
     // An S3 monitor: VaultStream picks the external id the role must require.
     let first = world.s3_monitor(&admin(), "incoming/").await;

@@ -108,6 +108,9 @@ impl Stack {
             ("VAULTSTREAM_IMPORT_QUEUE_URL", o.import_queue_url.clone()),
             ("VAULTSTREAM_FEEDS_TABLE", o.feeds_table.clone()),
             ("VAULTSTREAM_MONITOR_SECRET_PREFIX", "vaultstream-test/monitors/".to_string()),
+            ("VAULTSTREAM_PLATFORM_BUCKETS", [&o.source_bucket, &o.origin_bucket, &o.audit_archive_bucket].map(String::as_str).join(",")),
+            // moto's account.
+            ("VAULTSTREAM_PLATFORM_ACCOUNT", "123456789012".to_string()),
             // The drop zone's session role, as Transfer would assume it (not used locally).
             ("VAULTSTREAM_DROP_ROLE_ARN", "arn:aws:iam::123456789012:role/vaultstream-test-drop-zone".to_string()),
             ("VAULTSTREAM_CONTENT_FAILED_BUS", o.content_failed_bus.clone()),

@@ -62,6 +62,32 @@ async fn objects_in_monitored_s3_and_gcs_buckets_become_ready_titles_once() {
     let reason: Value = malformed.json().await.unwrap();
     assert!(reason["error"]["message"].as_str().unwrap().contains("not an S3 bucket name"), "{reason}");
 
+    // The deployment's own buckets (their names are in every presigned URL) are no tenant's to
+    // monitor, whatever the prefix, and neither is a role of the deployment's account.
+    let stack_json: Value = serde_json::from_slice(&std::fs::read(state_dir.join("stack.json")).unwrap()).unwrap();
+    for (bucket, prefix, role, expected) in [
+        (
+            &stack_json["outputs"]["SourceBucket"],
+            "drop/globex/",
+            "arn:aws:iam::210987654321:role/VaultStreamRead",
+            "belongs to this VaultStream deployment",
+        ),
+        (
+            &stack_json["outputs"]["OriginBucket"],
+            "globex/",
+            "arn:aws:iam::210987654321:role/VaultStreamRead",
+            "belongs to this VaultStream deployment",
+        ),
+        (&json!("customer-media"), "incoming/", "arn:aws:iam::123456789012:role/vaultstream-import", "VaultStream's own account"),
+    ] {
+        let attack = json!({"provider": "s3", "bucket": bucket, "prefix": prefix, "role_arn": role});
+        let refused = http.post(format!("{api}/v1/monitors")).bearer_auth(&admin).json(&attack).send().await.unwrap();
+        assert_eq!(refused.status(), 403, "{attack}");
+        let reason: Value = refused.json().await.unwrap();
+        assert!(reason["error"]["message"].as_str().unwrap().contains(expected), "{reason}");
+    }
+    assert_eq!(get_json(&http, format!("{api}/v1/monitors"), &admin).await["items"], json!([]), "nothing was created");
+
     let created = http.post(format!("{api}/v1/monitors")).bearer_auth(&admin).json(&s3_monitor).send().await.unwrap();
     assert_eq!(created.status(), 201);
     let s3_view: Value = created.json().await.unwrap();

@@ -3,13 +3,16 @@
 //! title once (a second upload of the same file makes none); another tenant's token, a plain-text
 //! login, a path out of the tenant's folder and a download are refused. Only processes and HTTP.
 
+use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use vaultstream_tests::local::{clip, get_json, mint, until, Running};
+use vaultstream_tests::local::{cli, clip, get_json, mint, until, Running};
 
 /// One ftplib session: connect over TLS (or plain, with `tls` false), log in, run `commands`
-/// (`["STOR", name, file]`, `["NLST"]`, `["RETR", name]`, `["CWD", dir]`), one JSON answer each.
+/// (`["STOR", name, file]`, `["NLST"]`, `["RETR", name]`, `["CWD", dir]`, and `["PAUSE", flag]`,
+/// which writes `flag.waiting` and waits for `flag` to exist), one JSON answer each.
 fn ftp(url: &str, user: &str, password: &str, tls: bool, commands: Value) -> Value {
     const SCRIPT: &str = r#"
 import ftplib, json, ssl, sys
@@ -50,6 +53,13 @@ for command in commands:
             answers.append(ftp.retrbinary("RETR " + command[1], lambda b: None))
         elif command[0] == "CWD":
             answers.append(ftp.cwd(command[1]))
+        elif command[0] == "PAUSE":
+            import os, time
+            open(command[1] + ".waiting", "w").close()
+            deadline = time.time() + 60
+            while not os.path.exists(command[1]) and time.time() < deadline:
+                time.sleep(0.1)
+            answers.append("resumed")
     except (ftplib.error_reply, ftplib.error_temp, ftplib.error_perm, ftplib.error_proto) as e:
         answers.append("error: " + str(e))
     except OSError:
@@ -125,5 +135,89 @@ async fn a_file_stored_over_ftps_becomes_a_ready_title_once_and_the_zone_keeps_i
     assert!(answers[3].as_str().unwrap().starts_with("error: 550"), "a drop zone gives nothing back: {escape}");
     let theirs = get_json(&http, format!("{api}/v1/content"), &stranger).await;
     assert_eq!(theirs["items"], json!([]), "nothing reached globex");
+    stack.interrupt();
+}
+
+/// A token of `sid` that lives `ttl` seconds.
+fn mint_session(state_dir: &Path, sid: &str, ttl: u64) -> String {
+    let dir = state_dir.display().to_string();
+    let args = ["token", "mint", "--state-dir", &dir, "--tenant", "acme", "--sub", "uploader", "--scope", "content:write content:read"];
+    let out = cli(&[&args[..], &["--sid", sid, "--ttl", &ttl.to_string()]].concat());
+    assert!(out.status.success(), "token mint: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Runs one ftplib session in the background; it pauses at `["PAUSE", flag]` until `act` has run.
+fn ftp_with_pause(url: &str, token: &str, commands: Value, flag: &Path, act: impl FnOnce()) -> Value {
+    let (url, token) = (url.to_string(), token.to_string());
+    let session = std::thread::spawn(move || ftp(&url, "acme", &token, true, commands));
+    let waiting = flag.with_extension("waiting");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !waiting.exists() {
+        assert!(Instant::now() < deadline, "the FTP session never reached its pause");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    act();
+    std::fs::write(flag, "").unwrap();
+    session.join().unwrap()
+}
+
+#[tokio::test]
+async fn a_login_stores_nothing_once_its_session_is_revoked_or_its_token_expired() {
+    let root = tempfile::tempdir().unwrap();
+    let state_dir = root.path().join("stack");
+    let stack = Running::start("dev", &state_dir, &[]);
+    let (api, ftp_url) = (stack.url("api_url"), stack.url("ftp_url"));
+    let (first, second, third) = (root.path().join("first.mp4"), root.path().join("second.mp4"), root.path().join("third.mp4"));
+    for (path, seconds) in [(&first, 1), (&second, 2), (&third, 3)] {
+        std::fs::write(path, clip(seconds)).unwrap();
+    }
+    let path = |p: &Path| p.display().to_string();
+
+    // Revoked in the middle of a session: the next STOR and listing are refused.
+    let token = mint_session(&state_dir, "ftp-revoked", 600);
+    let flag = root.path().join("revoked");
+    let dir = state_dir.display().to_string();
+    let session = ftp_with_pause(
+        &ftp_url,
+        &token,
+        json!([["STOR", "first.mp4", path(&first)], ["PAUSE", path(&flag)], ["STOR", "second.mp4", path(&second)], ["NLST"]]),
+        &flag,
+        || {
+            let out = cli(&["session", "revoke", "--state-dir", &dir, "--tenant", "acme", "--session", "ftp-revoked"]);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        },
+    );
+    let answers = session["answers"].as_array().unwrap_or_else(|| panic!("{session}"));
+    assert!(answers[0].as_str().unwrap().starts_with("226"), "before the revocation: {session}");
+    assert!(answers[2].as_str().unwrap().starts_with("error: 550"), "a STOR after the revocation: {session}");
+    assert!(answers[3].as_str().unwrap_or_default().starts_with("error: 5"), "a listing after the revocation: {session}");
+
+    // The token expires during the session: refused from then on.
+    let token = mint_session(&state_dir, "ftp-expiring", 4);
+    let flag = root.path().join("expired");
+    let session = ftp_with_pause(
+        &ftp_url,
+        &token,
+        json!([["STOR", "third.mp4", path(&third)], ["PAUSE", path(&flag)], ["STOR", "second.mp4", path(&second)]]),
+        &flag,
+        || std::thread::sleep(Duration::from_secs(5)),
+    );
+    let answers = session["answers"].as_array().unwrap_or_else(|| panic!("{session}"));
+    assert!(answers[0].as_str().unwrap().starts_with("226"), "before the expiry: {session}");
+    assert!(answers[2].as_str().unwrap().starts_with("error: 550"), "a STOR after the expiry: {session}");
+
+    // Only what was stored while the sessions held became titles; every refusal is recorded.
+    let http = reqwest::Client::new();
+    let viewer = mint(&state_dir, "acme", "checker", "content:read");
+    let titles = until(60, async || {
+        let list = get_json(&http, format!("{api}/v1/content"), &viewer).await;
+        (list["items"].as_array().unwrap().len() >= 2).then_some(list)
+    })
+    .await
+    .unwrap_or_else(|| panic!("the two accepted uploads made no titles: {}", vaultstream_tests::local::stderr_of(&state_dir, "dev")));
+    let mut names: Vec<&str> = titles["items"].as_array().unwrap().iter().map(|i| i["title"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["first", "third"], "{titles}");
     stack.interrupt();
 }

@@ -7,12 +7,16 @@
 //!
 //! TLS is required on the control and data channels, so a token never crosses the network in
 //! clear; the certificate is self-signed, made once per state directory. Paths never leave the
-//! tenant's folder: `..` is refused, and every key is built under `drop/{tenant}/`. Files can be
-//! written, listed and deleted, never read back (a drop zone is not a download server).
+//! login's folder: `..` is refused, and every key is built under `drop/{tenant}/{grant}/`. Files
+//! can be written, listed and deleted, never read back (a drop zone is not a download server).
+//!
+//! A login lasts only as long as its token: every command is refused once the token has expired
+//! or its session was revoked, and a `STOR` that ends after that is quarantined, not imported.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Component, Path};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use anyhow::{Context, Result};
@@ -25,33 +29,51 @@ use unftp_core::auth::{
 use unftp_core::storage::{Error, ErrorKind, Fileinfo, Metadata, StorageBackend};
 use vaultstream::access::RequestMeta;
 use vaultstream::audit::AuditSink;
-use vaultstream::identity::Authenticator;
+use vaultstream::identity::{Authenticator, SessionRevocations};
 use vaultstream::ids::TenantId;
-use vaultstream::ingest::drop_zone::{self, DROP_ROOT};
+use vaultstream::ingest::drop_zone::{self, SessionEnded};
 use vaultstream::ingest::ports::{CompletedPart, SourceStore, SourceWriter};
 use vaultstream_functions::handlers::drop_zone::DropZone;
 
 /// Bytes held in memory per part while a file streams into S3 (S3's smallest part).
 const PART_BYTES: usize = 8 * 1024 * 1024;
 
-/// A logged-in tenant.
+/// A logged-in tenant, and the session its login holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DropUser {
-    pub tenant: TenantId,
+    pub login: drop_zone::DropUser,
 }
 
 impl fmt::Display for DropUser {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.tenant)
+        write!(f, "{}", self.login.tenant)
     }
 }
 
 impl UserDetail for DropUser {}
 
+/// Logins between the password check and the session's start: libunftp hands only a name from
+/// one to the other, so the name is a one-time handle on what the check found.
+#[derive(Debug, Default)]
+pub struct Logins(Mutex<HashMap<String, drop_zone::DropUser>>);
+
+impl Logins {
+    fn admit(&self, user: drop_zone::DropUser) -> String {
+        let handle = uuid::Uuid::new_v4().simple().to_string();
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(handle.clone(), user);
+        handle
+    }
+
+    fn take(&self, handle: &str) -> Option<drop_zone::DropUser> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(handle)
+    }
+}
+
 /// Logins: the drop-zone rule, audited like `ftp_auth`'s.
 pub struct TokenLogin {
     pub authenticator: Arc<Authenticator>,
     pub audit: Arc<dyn AuditSink>,
+    pub logins: Arc<Logins>,
 }
 
 impl fmt::Debug for TokenLogin {
@@ -70,7 +92,7 @@ impl FtpAuthenticator for TokenLogin {
             now: vaultstream::clock::now_seconds(),
         };
         match drop_zone::login(&self.authenticator, self.audit.as_ref(), username, password, &meta).await {
-            Ok(user) => Ok(Principal { username: user.tenant.to_string() }),
+            Ok(user) => Ok(Principal { username: self.logins.admit(user) }),
             Err(e) => {
                 tracing::info!(reason = %e, "drop zone login refused");
                 Err(AuthenticationError::BadPassword)
@@ -79,16 +101,19 @@ impl FtpAuthenticator for TokenLogin {
     }
 }
 
-/// The logged-in name is the tenant (the login rule checked it against the token).
+/// The login the password check admitted.
 #[derive(Debug)]
-pub struct Tenants;
+pub struct Tenants(pub Arc<Logins>);
 
 #[async_trait]
 impl UserDetailProvider for Tenants {
     type User = DropUser;
 
     async fn provide_user_detail(&self, principal: &Principal) -> Result<DropUser, UserDetailError> {
-        TenantId::parse(&principal.username).map(|tenant| DropUser { tenant }).map_err(|e| UserDetailError::Generic(e.to_string()))
+        self.0
+            .take(&principal.username)
+            .map(|login| DropUser { login })
+            .ok_or_else(|| UserDetailError::Generic("no such login; log in again".into()))
     }
 }
 
@@ -128,6 +153,7 @@ pub struct DropStorage {
     pub bucket: String,
     pub sources: Arc<vaultstream::aws::S3SourceStore>,
     pub drops: Arc<DropZone>,
+    pub revocations: Arc<dyn SessionRevocations>,
     pub max_bytes: u64,
 }
 
@@ -160,7 +186,18 @@ fn inside(path: &Path) -> Result<String, Error> {
 
 impl DropStorage {
     fn key(&self, user: &DropUser, path: &Path) -> Result<String, Error> {
-        Ok(format!("{}{}", drop_zone::drop_prefix(&user.tenant), inside(path)?))
+        Ok(format!("{}{}", user.login.folder(), inside(path)?))
+    }
+
+    /// Refuses a command of a login whose token has expired or whose session was revoked.
+    async fn holds(&self, user: &DropUser) -> Result<(), Error> {
+        let login = &user.login;
+        drop_zone::session_holds(self.revocations.as_ref(), &login.tenant, &login.grant, vaultstream::clock::now_seconds()).await.map_err(
+            |e| match e {
+                SessionEnded::Unavailable(_) => local(e),
+                ended => denied(&ended.to_string()),
+            },
+        )
     }
 
     /// Streams `input` into `key`: one PUT when it fits a part, else a multipart upload (aborted
@@ -236,6 +273,7 @@ impl StorageBackend<DropUser> for DropStorage {
     type Metadata = Meta;
 
     async fn metadata<P: AsRef<Path> + Send + fmt::Debug>(&self, user: &DropUser, path: P) -> unftp_core::storage::Result<Meta> {
+        self.holds(user).await?;
         let inner = inside(path.as_ref())?;
         if inner.is_empty() {
             return Ok(Meta { len: 0, dir: true });
@@ -252,6 +290,7 @@ impl StorageBackend<DropUser> for DropStorage {
         user: &DropUser,
         path: P,
     ) -> unftp_core::storage::Result<Vec<Fileinfo<std::path::PathBuf, Meta>>> {
+        self.holds(user).await?;
         let mut prefix = self.key(user, path.as_ref())?;
         if !prefix.ends_with('/') {
             prefix.push('/');
@@ -292,26 +331,35 @@ impl StorageBackend<DropUser> for DropStorage {
         if start_pos != 0 {
             return Err(denied("resuming an upload is not supported; send the whole file again"));
         }
+        self.holds(user).await?;
         let key = self.key(user, path.as_ref())?;
-        if key.ends_with('/') || key == format!("{DROP_ROOT}/{}/", user.tenant) {
+        if key.ends_with('/') {
             return Err(denied("name a file"));
         }
         let bytes = self.store(&key, input).await?;
+        // The session may have ended while the bytes came: then the file is quarantined, not
+        // taken in, and the client hears why instead of 226.
+        let ended = self.holds(user).await.err();
         // As Transfer's event would: the file becomes a title before the client hears 226.
-        if let Err(e) = self.drops.handle(self.upload_completed(&key, &user.tenant, bytes)).await {
+        if let Err(e) = self.drops.handle(self.upload_completed(&key, &user.login.tenant, bytes)).await {
             tracing::error!(error = %e, key, "the finished upload could not be taken in; it stays in the drop zone");
             return Err(Error::new(ErrorKind::TransientFileNotAvailable, std::io::Error::other(e.to_string())));
         }
-        Ok(bytes)
+        match ended {
+            Some(refusal) => Err(refusal),
+            None => Ok(bytes),
+        }
     }
 
     async fn del<P: AsRef<Path> + Send + fmt::Debug>(&self, user: &DropUser, path: P) -> unftp_core::storage::Result<()> {
+        self.holds(user).await?;
         let key = self.key(user, path.as_ref())?;
         self.s3.delete_object().bucket(&self.bucket).key(key).send().await.map_err(local)?;
         Ok(())
     }
 
     async fn mkd<P: AsRef<Path> + Send + fmt::Debug>(&self, user: &DropUser, path: P) -> unftp_core::storage::Result<()> {
+        self.holds(user).await?;
         // Folders are key prefixes: nothing to create, only a path to check.
         self.key(user, path.as_ref()).map(|_| ())
     }
@@ -321,10 +369,12 @@ impl StorageBackend<DropUser> for DropStorage {
     }
 
     async fn rmd<P: AsRef<Path> + Send + fmt::Debug>(&self, user: &DropUser, path: P) -> unftp_core::storage::Result<()> {
+        self.holds(user).await?;
         self.key(user, path.as_ref()).map(|_| ())
     }
 
     async fn cwd<P: AsRef<Path> + Send + fmt::Debug>(&self, user: &DropUser, path: P) -> unftp_core::storage::Result<()> {
+        self.holds(user).await?;
         self.key(user, path.as_ref()).map(|_| ())
     }
 }
@@ -371,7 +421,8 @@ pub fn serve(
     port: u16,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<()>> {
-    let server = libunftp::ServerBuilder::with_user_detail_provider(Box::new(storage), Arc::new(Tenants))
+    let tenants = Tenants(Arc::clone(&login.logins));
+    let server = libunftp::ServerBuilder::with_user_detail_provider(Box::new(storage), Arc::new(tenants))
         .authenticator(Arc::new(login))
         .ftps(cert, key)
         .ftps_required(libunftp::options::FtpsRequired::All, libunftp::options::FtpsRequired::All)

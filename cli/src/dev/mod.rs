@@ -209,7 +209,9 @@ impl LocalStack {
         let login = drop_zone::TokenLogin {
             authenticator: Arc::new(vaultstream_functions::wiring::authenticator(&env, &aws)?),
             audit: vaultstream_functions::wiring::audit(&env, &aws)?,
+            logins: Arc::default(),
         };
+        let revocations: Arc<dyn vaultstream::identity::SessionRevocations> = vaultstream_functions::wiring::sessions(&env, &aws)?;
         let (s3, bucket) = (aws.s3().clone(), info.outputs.source_bucket.clone());
         let max_bytes = env.number("VAULTSTREAM_MAX_UPLOAD_BYTES", vaultstream::ingest::upload::UploadSettings::DEFAULT_MAX_BYTES)?;
         let storage = move || drop_zone::DropStorage {
@@ -217,6 +219,7 @@ impl LocalStack {
             bucket: bucket.clone(),
             sources: Arc::new(vaultstream::aws::S3SourceStore::new(s3.clone(), bucket.clone())),
             drops: Arc::clone(&drops),
+            revocations: Arc::clone(&revocations),
             max_bytes,
         };
         tasks.push(drop_zone::serve(storage, login, drop_zone::certificate(&state.root)?, ftp_port, watcher.clone())?);
@@ -285,6 +288,9 @@ pub fn function_env(info: &StackInfo, identity: &Identity, cloudfront_pem: &Path
         ("VAULTSTREAM_TOKENS_TABLE", o.tokens_table.clone()),
         ("VAULTSTREAM_FEEDS_TABLE", o.feeds_table.clone()),
         ("VAULTSTREAM_MONITOR_SECRET_PREFIX", "vaultstream-local/monitors/".to_string()),
+        // What no tenant's monitor may read: the stack's own buckets, and moto's account.
+        ("VAULTSTREAM_PLATFORM_BUCKETS", [&o.source_bucket, &o.origin_bucket, &o.audit_archive_bucket].map(String::as_str).join(",")),
+        ("VAULTSTREAM_PLATFORM_ACCOUNT", "123456789012".to_string()),
         // What ftp_auth would hand Transfer Family; the local drop zone serves its own sessions.
         ("VAULTSTREAM_DROP_ROLE_ARN", "arn:aws:iam::000000000000:role/vaultstream-local-drop-zone".to_string()),
         ("VAULTSTREAM_AUDIT_TABLE", o.audit_table.clone()),

@@ -54,6 +54,7 @@ impl DropZone {
             },
             sources: sources.clone(),
             drops: sources,
+            revocations: wiring::sessions(env, aws)?,
             audit,
         };
         Ok(DropZone { service, bucket })
@@ -85,7 +86,9 @@ impl DropZone {
             };
             tracing::Span::current().record("tenant", upload.username.as_str());
             let meta = RequestMeta { request_id: request_id.clone(), source_ip: None, now: vaultstream::clock::now_seconds() };
-            match self.service.finished(key, &upload.username, &meta).await {
+            // The upload ended when Transfer said so; the event may arrive (or come again) later.
+            let ended_at = event.time.map_or(meta.now, |t| t.timestamp().max(0) as u64);
+            match self.service.finished(key, &upload.username, ended_at, &meta).await {
                 Ok(Dropped::Accepted(grant)) => {
                     tracing::Span::current().record("content_id", grant.record.content_id.as_str());
                     tracing::info!(replayed = grant.replayed, "dropped file accepted");
@@ -93,6 +96,10 @@ impl DropZone {
                 }
                 Ok(Dropped::Ignored(why)) => {
                     tracing::info!(%why, "dropped file left alone");
+                    Ok(None)
+                }
+                Ok(Dropped::Quarantined { key, reason }) => {
+                    tracing::warn!(%reason, quarantined_at = %key, "dropped file quarantined");
                     Ok(None)
                 }
                 Err(e @ (AccessError::Unavailable(_) | AccessError::Internal(_))) => Err(TryAgain(e.to_string())),

@@ -84,6 +84,7 @@ impl HttpFunction for UploadUrl {
             )),
             audit: audit.clone(),
             region: aws.config.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into()),
+            platform: wiring::platform_buckets(env)?,
         };
         let imports = ImportService {
             catalog: catalog.clone(),

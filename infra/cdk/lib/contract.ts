@@ -12,6 +12,11 @@ export type ResourceName =
   | 'monitor_secrets' | 'customer_roles'
   // Drop zones: the files under drop/ of the source bucket, and listing them.
   | 'source_drop' | 'source_drop_listing'
+  // Uploads of a session that had ended: copied here, never imported.
+  | 'source_quarantine'
+  // What no monitor session or import may read: every bucket of the deployment, and those it
+  // serves or keeps (origin, audit archive, access logs) rather than takes in.
+  | 'platform_buckets' | 'served_buckets'
   // The transcode job's tenant session: each bounded by the session's `tenant` tag.
   | 'tenant_role' | 'tenant_sources' | 'tenant_origin' | 'tenant_content' | 'tenant_ledger' | 'tenant_content_key';
 
@@ -20,6 +25,8 @@ export interface FunctionContract {
   timeout_s: number;
   env: string[];
   permissions: Partial<Record<ResourceName, string[]>>;
+  /** Explicit denials, which no grant (present or future) can override. */
+  denied?: Partial<Record<ResourceName, string[]>>;
 }
 
 export interface TranscoderContract {

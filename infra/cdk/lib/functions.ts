@@ -23,6 +23,15 @@ export function contractStatements(permissions: Partial<Record<ResourceName, str
   });
 }
 
+/** The explicit Deny statements for a contract's `denied` set, one per resource (sid `Deny…`). */
+export function deniedStatements(denied: Partial<Record<ResourceName, string[]>> | undefined, resources: Record<ResourceName, Grantable>): iam.PolicyStatement[] {
+  return Object.entries(denied ?? {}).map(([name, actions]) => {
+    const target = resources[name as ResourceName];
+    const sid = 'Deny' + name.replace(/(^|_)(\w)/g, (_m, _u, c: string) => c.toUpperCase());
+    return new iam.PolicyStatement({ sid, effect: iam.Effect.DENY, actions: actions!, resources: target.arns });
+  });
+}
+
 export interface FunctionsProps {
   prefix: string;
   lambdaDir: string;
@@ -60,7 +69,7 @@ export class Functions extends Construct {
         },
       });
       // A separate policy resource, so key policies can name the role without a cycle.
-      this.policies[name] = new iam.Policy(this, `${name}Contract`, { roles: [role], statements: contractStatements(contract.permissions, props.resources) });
+      this.policies[name] = new iam.Policy(this, `${name}Contract`, { roles: [role], statements: [...contractStatements(contract.permissions, props.resources), ...deniedStatements(contract.denied, props.resources)] });
       const environment: Record<string, string> = {};
       for (const variable of contract.env) {
         const value = props.environment[variable];

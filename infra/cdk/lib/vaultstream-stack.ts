@@ -1,7 +1,7 @@
 // The whole deployment. infra/terraform describes the same resources; infra/tests/parity.py
 // keeps them in step with each other and with infra/contract.json.
 import * as path from 'path';
-import { Aws, CfnOutput, CfnParameter, Duration, Stack, StackProps } from 'aws-cdk-lib';
+import { Aws, CfnOutput, CfnParameter, Duration, Fn, Stack, StackProps } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
@@ -119,7 +119,10 @@ export class VaultStreamStack extends Stack {
       // S3 monitors read through roles in customers' accounts (each with its external id); never
       // a role of this account.
       customer_roles: { arns: [`arn:${Aws.PARTITION}:iam::*:role/*`], conditions: { StringNotEquals: { 'aws:ResourceAccount': Aws.ACCOUNT_ID } } },
+      platform_buckets: { arns: [storage.source, storage.origin, storage.auditArchive, storage.accessLogs].flatMap((b) => [b.bucketArn, b.arnForObjects('*')]) },
+      served_buckets: { arns: [storage.origin, storage.auditArchive, storage.accessLogs].flatMap((b) => [b.bucketArn, b.arnForObjects('*')]) },
       source_drop: { arns: [storage.source.arnForObjects('drop/*')] },
+      source_quarantine: { arns: [storage.source.arnForObjects('quarantine/*')] },
       source_drop_listing: { arns: [storage.source.bucketArn], conditions: { StringLike: { 's3:prefix': ['drop/*'] } } },
       tenant_role: { arns: [tenantRole.roleArn] },
       tenant_sources: { arns: [storage.source.arnForObjects(`source/${tenant}/*`)] },
@@ -166,6 +169,10 @@ export class VaultStreamStack extends Stack {
         VAULTSTREAM_CLOUDFRONT_HASH_ALGORITHM: 'SHA256',
         VAULTSTREAM_CLOUDFRONT_KEY_PAIR_ID: '', // set below, once the public key exists
         VAULTSTREAM_SOURCE_BUCKET: storage.source.bucketName,
+        // What no tenant's bucket monitor may read (the rule, the session policy and the expected
+        // bucket owner all use them).
+        VAULTSTREAM_PLATFORM_BUCKETS: Fn.join(',', [storage.source, storage.origin, storage.auditArchive, storage.accessLogs].map((b) => b.bucketName)),
+        VAULTSTREAM_PLATFORM_ACCOUNT: Aws.ACCOUNT_ID,
         VAULTSTREAM_MAX_UPLOAD_BYTES: maxUploadBytes,
         VAULTSTREAM_MULTIPART_THRESHOLD_BYTES: '104857600',
         VAULTSTREAM_RETRY_QUEUE_URL: queues.retry.queueUrl,

@@ -1,6 +1,12 @@
 //! Customers' buckets as monitors read them: S3 through the customer's role (assumed with the
 //! monitor's external id, then a client with that session's credentials, in the bucket's region),
 //! GCS through [`crate::gcs`] with the service account key read from Secrets Manager.
+//!
+//! The deployment's own buckets are out of every monitor's reach, three times over: a monitor
+//! naming one (or a role of the deployment's account) is refused before anything is assumed;
+//! the assumed session carries a session policy that denies every platform bucket whatever the
+//! role allows; and each list and read names the role's account as `ExpectedBucketOwner`, so S3
+//! itself refuses a bucket that account does not own.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,7 +17,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_s3::primitives::ByteStream;
 
 use crate::gcs::GcsClient;
-use crate::ingest::monitors::ServiceAccountKey;
+use crate::ingest::monitors::{role_account, PlatformBuckets, ServiceAccountKey};
 use crate::ingest::ports::{BucketAccess, CloudBuckets, FetchError, FetchedBody, FetchedHead, ListedObject, Monitor, ObjectPage};
 
 /// S3 error codes that only the customer can clear.
@@ -29,22 +35,43 @@ pub struct CloudBucketsClient {
     /// reads no bucket of that kind, and a function's start, pay for neither.
     aws: crate::aws::Clients,
     gcs: GcsClient,
+    platform: PlatformBuckets,
+}
+
+/// The session policy every monitor's session carries: reads, and nothing of the platform's.
+fn session_policy(platform: &PlatformBuckets, role_arn: &str) -> String {
+    let partition = role_arn.split(':').nth(1).filter(|p| !p.is_empty()).unwrap_or("aws");
+    let denied: Vec<String> =
+        platform.names().iter().flat_map(|b| [format!("arn:{partition}:s3:::{b}"), format!("arn:{partition}:s3:::{b}/*")]).collect();
+    let mut statements = vec![serde_json::json!({
+        "Sid": "ReadTheMonitoredBucket", "Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetObject"], "Resource": "*"
+    })];
+    if !denied.is_empty() {
+        statements.push(serde_json::json!({"Sid": "NeverThePlatformsBuckets", "Effect": "Deny", "Action": "s3:*", "Resource": denied}));
+    }
+    serde_json::json!({"Version": "2012-10-17", "Statement": statements}).to_string()
 }
 
 impl CloudBucketsClient {
-    pub fn new(clients: &crate::aws::Clients, gcs: GcsClient) -> Self {
-        CloudBucketsClient { sessions: Mutex::new(HashMap::new()), aws: clients.clone(), gcs }
+    pub fn new(clients: &crate::aws::Clients, gcs: GcsClient, platform: PlatformBuckets) -> Self {
+        CloudBucketsClient { sessions: Mutex::new(HashMap::new()), aws: clients.clone(), gcs, platform }
     }
 
-    /// An S3 client acting as the customer's role.
-    async fn customer_s3(&self, monitor: &Monitor) -> Result<(aws_sdk_s3::Client, String), FetchError> {
+    /// An S3 client acting as the customer's role, and the role's account (the bucket's owner).
+    async fn customer_s3(&self, monitor: &Monitor) -> Result<(aws_sdk_s3::Client, String, String), FetchError> {
         let BucketAccess::S3 { region, role_arn, external_id } = &monitor.access else {
             return Err(FetchError::Refused("not an S3 monitor".into()));
         };
+        // Monitors made before the rule existed are held to it here, at every read.
+        if let Some(why) = self.platform.refuse_s3(&monitor.bucket, role_arn) {
+            return Err(FetchError::Refused(why));
+        }
+        let owner = role_account(role_arn).ok_or_else(|| FetchError::Refused(format!("role_arn: {role_arn:?} names no account")))?;
+        let owner = owner.to_string();
         let session_key = format!("{}/{}/{role_arn}", monitor.tenant, monitor.monitor_id);
         if let Some((client, until)) = self.sessions.lock().unwrap_or_else(|p| p.into_inner()).get(&session_key) {
             if *until > Instant::now() {
-                return Ok((client.clone(), role_arn.clone()));
+                return Ok((client.clone(), role_arn.clone(), owner));
             }
         }
         let assumed = self
@@ -54,6 +81,7 @@ impl CloudBucketsClient {
             .role_arn(role_arn)
             .external_id(external_id)
             .role_session_name(format!("vaultstream-{}", monitor.monitor_id))
+            .policy(session_policy(&self.platform, role_arn))
             .duration_seconds(3600)
             .send()
             .await
@@ -81,7 +109,7 @@ impl CloudBucketsClient {
             .build();
         let client = aws_sdk_s3::Client::from_conf(config);
         self.sessions.lock().unwrap_or_else(|p| p.into_inner()).insert(session_key, (client.clone(), Instant::now() + SESSION_REUSE));
-        Ok((client, role_arn.clone()))
+        Ok((client, role_arn.clone(), owner))
     }
 
     async fn service_account(&self, monitor: &Monitor) -> Result<ServiceAccountKey, FetchError> {
@@ -128,10 +156,11 @@ impl CloudBuckets for CloudBucketsClient {
     async fn list(&self, monitor: &Monitor, page: Option<String>, start_after: Option<&str>) -> Result<ObjectPage, FetchError> {
         match &monitor.access {
             BucketAccess::S3 { .. } => {
-                let (s3, role) = self.customer_s3(monitor).await?;
+                let (s3, role, owner) = self.customer_s3(monitor).await?;
                 let out = s3
                     .list_objects_v2()
                     .bucket(&monitor.bucket)
+                    .expected_bucket_owner(owner)
                     .prefix(&monitor.prefix)
                     .set_continuation_token(page)
                     .set_start_after(start_after.map(str::to_string))
@@ -163,11 +192,12 @@ impl CloudBuckets for CloudBucketsClient {
     async fn open(&self, monitor: &Monitor, key: &str, version: &str) -> Result<Box<dyn FetchedBody>, FetchError> {
         match &monitor.access {
             BucketAccess::S3 { .. } => {
-                let (s3, role) = self.customer_s3(monitor).await?;
+                let (s3, role, owner) = self.customer_s3(monitor).await?;
                 let final_url = monitor.object_url(key).map_err(FetchError::Refused)?;
                 let out = s3
                     .get_object()
                     .bucket(&monitor.bucket)
+                    .expected_bucket_owner(owner)
                     .key(key)
                     .if_match(format!("\"{version}\""))
                     .send()

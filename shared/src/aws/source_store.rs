@@ -272,4 +272,24 @@ impl DropBox for S3SourceStore {
         self.client.delete_object().bucket(&self.bucket).key(key).send().await.map_err(unavailable)?;
         Ok(())
     }
+
+    async fn quarantine_dropped(&self, key: &str, etag: &str, to: &str, reason: &str) -> Result<(), SourceError> {
+        let source = format!("{}/{}", self.bucket, percent_encoding::utf8_percent_encode(key, COPY_SOURCE));
+        self.client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(to)
+            .copy_source(source)
+            .copy_source_if_match(format!("\"{etag}\""))
+            .tagging_directive(aws_sdk_s3::types::TaggingDirective::Replace)
+            .tagging(format!("vaultstream-quarantine={reason}"))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
 }
+
+/// What a copy source's key may keep unencoded: S3 takes it URL-encoded, slashes as they are.
+const COPY_SOURCE: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'/').remove(b'-').remove(b'_').remove(b'.').remove(b'~');

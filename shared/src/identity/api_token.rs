@@ -81,6 +81,11 @@ pub async fn revoke(
 }
 
 pub async fn authenticate(store: &dyn ApiTokenStore, token: &str, now: u64) -> Result<Principal, AuthError> {
+    authenticate_until(store, token, now).await.map(|(principal, _)| principal)
+}
+
+/// [`authenticate`], and when the token expires (Unix seconds).
+pub async fn authenticate_until(store: &dyn ApiTokenStore, token: &str, now: u64) -> Result<(Principal, u64), AuthError> {
     let body = &token[PREFIX.len()..];
     if body.len() != 43 || URL_SAFE_NO_PAD.decode(body).is_err() {
         return Err(AuthError::Malformed("an API token is vst_ followed by 43 base64url characters".into()));
@@ -93,11 +98,12 @@ pub async fn authenticate(store: &dyn ApiTokenStore, token: &str, now: u64) -> R
     if now >= record.expires_at {
         return Err(AuthError::Expired);
     }
-    Ok(Principal {
+    let principal = Principal {
         tenant: record.tenant,
         subject: record.subject,
         session: session_of(&hash).map_err(AuthError::Unavailable)?,
         scopes: record.scopes,
         credential: Credential::ApiToken,
-    })
+    };
+    Ok((principal, record.expires_at))
 }

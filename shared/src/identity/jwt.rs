@@ -43,6 +43,8 @@ impl JwtSettings {
 
 #[derive(Deserialize)]
 struct Claims {
+    /// Checked by `jsonwebtoken` (required); kept for callers that must know when it ends.
+    exp: u64,
     sub: Option<String>,
     tenant: Option<String>,
     scope: Option<String>,
@@ -80,6 +82,11 @@ impl JwtVerifier {
     }
 
     pub async fn verify(&self, token: &str, now: u64) -> Result<Principal, AuthError> {
+        self.verify_until(token, now).await.map(|(principal, _)| principal)
+    }
+
+    /// [`Self::verify`], and the token's expiry (`exp`, Unix seconds).
+    pub async fn verify_until(&self, token: &str, now: u64) -> Result<(Principal, u64), AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
             ErrorKind::InvalidAlgorithmName => AuthError::AlgorithmNotAllowed("named in the header".into()),
             _ => AuthError::Malformed("not a JWT".into()),
@@ -134,6 +141,6 @@ impl JwtVerifier {
             TenantId::parse(claims.tenant.ok_or(AuthError::MissingClaim("tenant"))?).map_err(|_| AuthError::InvalidClaim("tenant"))?;
         let session = SessionId::parse(claims.sid.ok_or(AuthError::MissingClaim("sid"))?).map_err(|_| AuthError::InvalidClaim("sid"))?;
         let scopes = Scope::parse_list(&claims.scope.ok_or(AuthError::MissingClaim("scope"))?);
-        Ok(Principal { tenant, subject, session, scopes, credential: Credential::Jwt })
+        Ok((Principal { tenant, subject, session, scopes, credential: Credential::Jwt }, claims.exp))
     }
 }

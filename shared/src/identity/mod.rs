@@ -66,19 +66,25 @@ pub struct Authenticator {
 impl Authenticator {
     /// `authorization` is the raw `Authorization` header value.
     pub async fn authenticate(&self, authorization: Option<&str>, now: u64) -> Result<Principal, AuthError> {
+        self.authenticate_until(authorization, now).await.map(|(principal, _)| principal)
+    }
+
+    /// [`Self::authenticate`], and when the credential expires (Unix seconds): what a session
+    /// that outlives one request (an FTP login) must be held to.
+    pub async fn authenticate_until(&self, authorization: Option<&str>, now: u64) -> Result<(Principal, u64), AuthError> {
         let header = authorization.map(str::trim).filter(|h| !h.is_empty()).ok_or(AuthError::Missing)?;
         let (scheme, credential) = header.split_once(' ').ok_or_else(|| AuthError::Malformed("expected `Bearer <token>`".into()))?;
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(AuthError::Malformed("expected the Bearer scheme".into()));
         }
         let credential = credential.trim();
-        let principal = if credential.starts_with(api_token::PREFIX) {
-            api_token::authenticate(self.api_tokens.as_ref(), credential, now).await?
+        let (principal, expires_at) = if credential.starts_with(api_token::PREFIX) {
+            api_token::authenticate_until(self.api_tokens.as_ref(), credential, now).await?
         } else {
-            self.jwt.verify(credential, now).await?
+            self.jwt.verify_until(credential, now).await?
         };
         match self.revocations.is_revoked(&principal.tenant, &principal.session).await {
-            Ok(false) => Ok(principal),
+            Ok(false) => Ok((principal, expires_at)),
             Ok(true) => Err(AuthError::Revoked),
             Err(e) => Err(AuthError::Unavailable(format!("session revocations: {e}"))),
         }

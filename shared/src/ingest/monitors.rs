@@ -203,12 +203,61 @@ impl ServiceAccountKey {
     }
 }
 
+/// What the deployment itself owns, which no monitor may read: its buckets (source, origin,
+/// audit archive, logs; their names appear in every presigned URL, so anyone can learn them) and
+/// its AWS account. A monitor reads a customer's bucket, as the customer's role, from the
+/// customer's account; anything else would let a tenant copy what the platform holds for others.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlatformBuckets {
+    names: Vec<String>,
+    account: Option<String>,
+}
+
+impl PlatformBuckets {
+    pub fn new(names: impl IntoIterator<Item = String>, account: Option<String>) -> Self {
+        let names = names.into_iter().map(|n| n.trim().to_ascii_lowercase()).filter(|n| !n.is_empty()).collect();
+        PlatformBuckets { names, account: account.map(|a| a.trim().to_string()).filter(|a| !a.is_empty()) }
+    }
+
+    /// `VAULTSTREAM_PLATFORM_BUCKETS` (comma-separated names) and `VAULTSTREAM_PLATFORM_ACCOUNT`.
+    pub fn parse(names: &str, account: Option<&str>) -> Self {
+        Self::new(names.split(',').map(str::to_string), account.map(str::to_string))
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Why an S3 monitor of `bucket`, read as `role_arn`, would reach into the platform, if it would.
+    pub fn refuse_s3(&self, bucket: &str, role_arn: &str) -> Option<String> {
+        if self.names.iter().any(|n| n.eq_ignore_ascii_case(bucket.trim())) {
+            return Some(format!(
+                "bucket: {bucket:?} belongs to this VaultStream deployment, not to you; a monitor reads a bucket in your own account"
+            ));
+        }
+        let account = role_account(role_arn)?;
+        (self.account.as_deref() == Some(account)).then(|| {
+            format!(
+                "role_arn: {role_arn:?} is a role of VaultStream's own account; give a role in your own account that may read your bucket"
+            )
+        })
+    }
+}
+
+/// The account a role ARN names (`arn:aws:iam::123456789012:role/x` → `123456789012`).
+pub fn role_account(role_arn: &str) -> Option<&str> {
+    let account = role_arn.split(':').nth(4)?;
+    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
+}
+
 pub struct MonitorService {
     pub store: Arc<dyn MonitorStore>,
     pub secrets: Arc<dyn MonitorSecrets>,
     pub audit: Arc<dyn AuditSink>,
     /// The deployment's region: an S3 monitor's default.
     pub region: String,
+    /// What no monitor may read.
+    pub platform: PlatformBuckets,
 }
 
 impl MonitorService {
@@ -242,6 +291,9 @@ impl MonitorService {
                 }
                 let arn = request.role_arn.as_deref().ok_or_else(|| bad("role_arn: an s3 monitor needs the role VaultStream assumes"))?;
                 check_role_arn(arn).map_err(bad)?;
+                if let Some(why) = self.platform.refuse_s3(&bucket, arn) {
+                    return Err(AccessError::Forbidden(why));
+                }
                 if let Some(region) = &request.region {
                     check_region(region).map_err(bad)?;
                 }
@@ -387,6 +439,18 @@ mod tests {
         for bad in ["eu", "eu-west", "EU-WEST-1", "eu-west-1.evil.example"] {
             assert!(check_region(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_platforms_own_buckets_and_account_are_refused() {
+        let platform = PlatformBuckets::parse("vs-source, vs-origin,,VS-Audit", Some("123456789012"));
+        let customer = "arn:aws:iam::210987654321:role/Read";
+        assert!(platform.refuse_s3("vs-source", customer).unwrap().contains("belongs to this VaultStream deployment"));
+        assert!(platform.refuse_s3("vs-audit", customer).is_some(), "names compare without case");
+        assert!(platform.refuse_s3("customer-media", "arn:aws:iam::123456789012:role/Any").unwrap().contains("VaultStream's own account"));
+        assert_eq!(platform.refuse_s3("customer-media", customer), None);
+        assert_eq!(PlatformBuckets::default().refuse_s3("anything", customer), None);
+        assert_eq!(role_account("arn:aws-cn:iam::210987654321:role/x"), Some("210987654321"));
     }
 
     #[test]

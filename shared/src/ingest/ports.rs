@@ -211,6 +211,9 @@ pub trait DropBox: Send + Sync {
     /// The file, only while it is at `etag`.
     async fn open_dropped(&self, key: &str, etag: &str) -> Result<Box<dyn FetchedBody>, FetchError>;
     async fn remove_dropped(&self, key: &str) -> Result<(), SourceError>;
+    /// Copies the file (only while it is at `etag`) to `to`, tagged with why; the original is
+    /// left as it is.
+    async fn quarantine_dropped(&self, key: &str, etag: &str, to: &str, reason: &str) -> Result<(), SourceError>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

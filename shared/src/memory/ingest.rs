@@ -200,6 +200,15 @@ impl crate::ingest::ports::DropBox for MemorySourceStore {
         Ok(Box::new(DroppedBody { head, bytes: Some(object.bytes) }))
     }
 
+    async fn quarantine_dropped(&self, key: &str, etag: &str, to: &str, reason: &str) -> Result<(), SourceError> {
+        let mut objects = locked(&self.objects);
+        let object = objects.get(key).filter(|o| o.etag.trim_matches('"') == etag).cloned();
+        let object = object.ok_or(SourceError::Changed)?;
+        let tagged = StoredObject { content_type: format!("{}; quarantine={reason}", object.content_type), ..object };
+        objects.insert(to.to_string(), tagged);
+        Ok(())
+    }
+
     async fn remove_dropped(&self, key: &str) -> Result<(), SourceError> {
         locked(&self.objects).remove(key);
         Ok(())
