@@ -16,6 +16,7 @@ use vaultstream::ingest::dispatch::{DispatchService, Handled};
 use vaultstream::ingest::import::{ImportRequest, ImportService};
 use vaultstream::ingest::import_fetch::{ImportSettings, ImportWorker};
 use vaultstream::ingest::ports::{ImportMessage, QueueMessage, SourceStore};
+use vaultstream::ingest::rate_floor::MinRate;
 use vaultstream::ingest::url_fetch::GuardedFetcher;
 use vaultstream::ingest::url_guard::FetchPolicy;
 use vaultstream::memory::{MemoryCatalog, MemoryJobs, MemoryLedger, MemoryQueues, MemorySourceStore};
@@ -128,7 +129,9 @@ async fn respond(socket: &mut tokio::net::TcpStream, answer: Answer) -> std::io:
             Ok(())
         }
         Answer::Chunked { chunks } => {
-            socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: video/mp4\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n").await?;
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: video/mp4\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n")
+                .await?;
             for chunk in chunks {
                 socket.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await?;
                 socket.write_all(&chunk).await?;
@@ -238,7 +241,7 @@ impl World {
 }
 
 fn settings() -> ImportSettings {
-    ImportSettings { max_bytes: 1024 * 1024, part_size: PART, time_limit: Duration::from_secs(10) }
+    ImportSettings { max_bytes: 1024 * 1024, part_size: PART, time_limit: Duration::from_secs(10), ..Default::default() }
 }
 
 fn creator() -> Principal {
@@ -370,6 +373,8 @@ async fn hostile_and_broken_urls_are_refused_with_a_reason_and_store_nothing() {
         ("/huge.mp4", Answer::File { content_type: "video/mp4", body: media_bytes(2 * 1024 * 1024) }),
         ("/endless.mp4", Answer::Unsized { total: 3 * 1024 * 1024 }),
         ("/slow.mp4", Answer::Stall { declared: 4 * PART as usize, sent: PART as usize + 10 }),
+        // 2 KiB a second: a slowloris, under the floor long before the time limit.
+        ("/trickle.mp4", Answer::Trickle { total: 512 * 1024, every: 2048 }),
         ("/to-metadata", Answer::Redirect("http://169.254.169.254/latest/meta-data/iam/security-credentials/".into())),
         ("/to-private", Answer::Redirect("http://10.0.0.8/film.mp4".into())),
         ("/forbidden.mp4", Answer::Status(403)),
@@ -388,6 +393,10 @@ async fn hostile_and_broken_urls_are_refused_with_a_reason_and_store_nothing() {
     refused(outcome(&world, &origin, "/endless.mp4", LOCAL, settings()).await, "larger than the accepted");
     let hurried = ImportSettings { time_limit: Duration::from_millis(800), ..settings() };
     refused(outcome(&world, &origin, "/slow.mp4", LOCAL, hurried).await, "did not finish within 0.8 s");
+    let floored = ImportSettings { min_rate: MinRate { min_bytes: 16 * 1024, window: Duration::from_secs(2) }, ..settings() };
+    let started = std::time::Instant::now();
+    refused(outcome(&world, &origin, "/trickle.mp4", LOCAL, floored.clone()).await, "less than the 16384 bytes in 2 s an import needs");
+    assert!(started.elapsed() < floored.time_limit, "cut at the end of its first window, not at the time limit: {:?}", started.elapsed());
     refused(outcome(&world, &origin, "/to-metadata", LOCAL, settings()).await, "169.254.169.254");
     refused(outcome(&world, &origin, "/to-private", LOCAL, settings()).await, "10.0.0.8");
     refused(outcome(&world, &origin, "/forbidden.mp4", LOCAL, settings()).await, "403");
@@ -411,8 +420,8 @@ async fn hostile_and_broken_urls_are_refused_with_a_reason_and_store_nothing() {
 
     // Every refusal is in the ledger, and the creator heard of each.
     let denials = world.ledger.records().into_iter().filter(|r| r.event.decision == Decision::Deny).count();
-    assert_eq!(denials, 12);
-    assert_eq!(world.queues.notifications().len(), 12);
+    assert_eq!(denials, 13);
+    assert_eq!(world.queues.notifications().len(), 13);
     assert!(world.queues.dead_letters().is_empty(), "refusals are the creator's to fix, not operators'");
 }
 

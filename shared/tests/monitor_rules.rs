@@ -180,7 +180,7 @@ async fn connecting_a_bucket_takes_an_administrator_and_a_well_formed_request() 
         (MonitorRequest { profile: Some("fast".into()), ..s3_request("media-in", "") }, "profile: \"fast\""),
         // The deployment's own buckets, whatever prefix (another tenant's), and its own account.
         (s3_request("vs-source", "source/globex/"), "belongs to this VaultStream deployment"),
-        (s3_request("VS-Origin", "globex/"), "belongs to this VaultStream deployment"),
+        (s3_request("vs-origin", "globex/"), "belongs to this VaultStream deployment"),
         (
             MonitorRequest { role_arn: Some("arn:aws:iam::123456789012:role/Anything".into()), ..s3_request("media-in", "") },
             "VaultStream's own account",

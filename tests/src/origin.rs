@@ -65,3 +65,66 @@ impl Server {
         self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
     }
 }
+
+/// A slowloris on 127.0.0.1: every request is answered `200` (a video of 32 MiB, or what
+/// [`Slowloris::serving`] says), then `every` bytes a second, until [`Slowloris::stop`]. It counts
+/// the connections it holds open.
+pub struct Slowloris {
+    pub port: u16,
+    open: Arc<std::sync::atomic::AtomicUsize>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Slowloris {
+    pub async fn start(every: usize) -> Slowloris {
+        Self::serving(every, "video/mp4", 32 << 20).await
+    }
+
+    /// Claims `length` bytes of `content_type` and trickles them.
+    pub async fn serving(every: usize, content_type: &'static str, length: usize) -> Slowloris {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let counted = Arc::clone(&open);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let (open, mut stopped) = (Arc::clone(&counted), stopped.clone());
+                tokio::spawn(async move {
+                    let mut request = [0u8; 4096];
+                    if socket.read(&mut request).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    open.fetch_add(1, Ordering::SeqCst);
+                    let head =
+                        format!("HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {length}\r\nconnection: close\r\n\r\n");
+                    let mut held = socket.write_all(head.as_bytes()).await.is_ok();
+                    while held && !*stopped.borrow() {
+                        held = socket.write_all(&vec![0x47u8; every]).await.is_ok();
+                        tokio::select! {
+                            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                            _ = stopped.changed() => {}
+                        }
+                    }
+                    open.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        Slowloris { port, open, stop }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Connections being trickled to now.
+    pub fn open(&self) -> usize {
+        self.open.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Ends every connection (the imports fail as a broken download).
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+}

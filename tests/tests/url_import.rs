@@ -123,3 +123,55 @@ async fn a_url_import_reaches_ready_once_and_hostile_links_are_refused_with_a_re
     }
     stack.interrupt();
 }
+
+#[tokio::test]
+async fn one_tenants_slow_imports_do_not_hold_up_another_tenants() {
+    let root = tempfile::tempdir().unwrap();
+    let clip = root.path().join("small.mp4");
+    let made = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=1", "-c:v", "libx264", "-preset", "ultrafast"])
+        .arg(&clip)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let server = Server::start(HashMap::from([(
+        "/victim.mp4".to_string(),
+        ("200 OK\r\ncontent-type: video/mp4".to_string(), std::fs::read(&clip).unwrap()),
+    )]))
+    .await;
+    // The attacker's server trickles just fast enough to pass the floor, so each import would
+    // hold its slot for the whole time limit.
+    let attacker = vaultstream_tests::origin::Slowloris::start(1024).await;
+
+    let state_dir = root.path().join("stack");
+    let stack = Running::start_with("dev", &state_dir, &["--import-allow-loopback"], &[("VAULTSTREAM_IMPORT_MIN_RATE", "512/10")]);
+    let api = stack.url("api_url");
+    let http = reqwest::Client::new();
+    let evil = mint(&state_dir, "mallory", "importer", "content:write content:read");
+    for n in 0..4 {
+        let (status, _, _) = import(&http, &api, &evil, &json!({"url": attacker.url(&format!("/{n}.mp4")), "title": "slow"}), None).await;
+        assert_eq!(status, 202);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while attacker.open() < 2 {
+        assert!(Instant::now() < deadline, "the attacker's imports never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Another tenant's import is fetched while the attacker's still hold their connections.
+    let token = mint(&state_dir, "acme", "importer", "content:write content:read");
+    let (status, accepted, _) = import(&http, &api, &token, &json!({"url": server.url("/victim.mp4"), "title": "On time"}), None).await;
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["content_id"].as_str().unwrap();
+    let view = settled(&http, &api, &token, id, &["AWAITING_UPLOAD"]).await;
+    let still_open = attacker.open();
+    assert_ne!(view["status"], "AWAITING_UPLOAD", "the import waited behind the attacker's: {view}");
+    assert!(still_open >= 1, "the attacker's imports were still being trickled when the victim's was fetched");
+    assert!(
+        still_open <= 2,
+        "one tenant holds at most its share of the import slots: {still_open}\n{}",
+        vaultstream_tests::local::stderr_of(&state_dir, "dev")
+    );
+    attacker.stop();
+    stack.interrupt();
+}

@@ -45,9 +45,10 @@ pub const CDN_DOMAIN: &str = "localhost";
 /// The hash CloudFront signatures use here (announced with `CloudFront-Hash-Algorithm`).
 pub const HASH_ALGORITHM: &str = "SHA256";
 /// Settings a developer may override from the environment when starting the stack.
-pub const TUNABLES: [&str; 8] = [
+pub const TUNABLES: [&str; 9] = [
     "VAULTSTREAM_MULTIPART_THRESHOLD_BYTES",
     "VAULTSTREAM_IMPORT_TIME_LIMIT_SECONDS",
+    "VAULTSTREAM_IMPORT_MIN_RATE",
     "VAULTSTREAM_IMPORT_PART_BYTES",
     "VAULTSTREAM_MAX_UPLOAD_BYTES",
     "VAULTSTREAM_PLAYBACK_TTL_SECONDS",

@@ -2,9 +2,10 @@
 //!
 //! - **SQS → Lambda**: each queue is long-polled by its own task and its messages handed to the
 //!   real handler as Lambda's SQS event: the ingest and retry queues' to `dispatch` (batches of
-//!   10), the import queue's to `import_fetch` (one at a time, so a long download delays no
-//!   dispatch); the messages a handler reports as failed stay on the queue for redelivery and,
-//!   after the queue's receive limit, its DLQ.
+//!   10), the import queue's to `import_fetch` (one message an invocation, [`IMPORT_SLOTS`] at
+//!   once, at most [`IMPORT_SLOTS_PER_TENANT`] of one tenant's: a tenant's slow downloads hold
+//!   its own share and never another tenant's turn); the messages a handler reports as failed
+//!   stay on the queue for redelivery and, after the queue's receive limit, its DLQ.
 //! - **Batch**: moto records `SubmitJob` but runs nothing; each new job is run once with the real
 //!   `vaultstream-transcode` binary, the command and environment of its job definition and the
 //!   definition's timeout, `--workers` at a time.
@@ -24,6 +25,7 @@ use aws_lambda_events::sqs::SqsEvent;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use serde_json::{json, Value};
 use tokio::sync::{watch, Mutex, Semaphore};
+use vaultstream::ingest::fair_share::FairShare;
 use vaultstream_functions::handlers::{dispatch::Dispatch, import_fetch::ImportFetch, job_events::JobEvents};
 use vaultstream_functions::wiring::Aws;
 
@@ -33,6 +35,12 @@ use crate::provision::Outputs;
 
 /// How long a receive waits for a message (SQS long polling, as Lambda's pollers use it).
 const LONG_POLL_SECONDS: i32 = 2;
+
+/// Imports run at once, and at most this many of one tenant's.
+pub const IMPORT_SLOTS: usize = 4;
+pub const IMPORT_SLOTS_PER_TENANT: usize = 2;
+/// A message whose tenant has no free slot goes back on the queue for this long.
+const DEFERRED_SECONDS: i32 = 5;
 
 /// How Batch reports a job whose host went away; job_events retries it.
 pub const LOST_HOST_REASON: &str = "Host EC2 (instance i-vaultstream-local) terminated.";
@@ -91,12 +99,12 @@ impl Pipeline {
         let consumers = [
             (self.outputs.ingest_queue_url.clone(), Consumer::Dispatch, 10),
             (self.outputs.retry_queue_url.clone(), Consumer::Dispatch, 10),
-            (self.outputs.import_queue_url.clone(), Consumer::ImportFetch, 1),
         ];
         let mut tasks: Vec<tokio::task::JoinHandle<()>> = consumers
             .into_iter()
             .map(|(queue, consumer, batch)| tokio::spawn(Arc::clone(&self).poll_queue(queue, consumer, batch, shutdown.clone())))
             .collect();
+        tasks.push(tokio::spawn(Arc::clone(&self).poll_imports(self.outputs.import_queue_url.clone(), shutdown.clone())));
         tasks.push(tokio::spawn(self.run_jobs(runner, shutdown)));
         Ok(tasks)
     }
@@ -127,6 +135,88 @@ impl Pipeline {
                 }
             }
         }
+    }
+
+    /// The import queue's consumer: each message handed over alone, as soon as its tenant's
+    /// share and the whole have a slot; a message whose tenant has none waits on the queue.
+    async fn poll_imports(self: Arc<Self>, queue: String, mut shutdown: watch::Receiver<bool>) {
+        let share = Arc::new(FairShare::new(IMPORT_SLOTS, IMPORT_SLOTS_PER_TENANT));
+        let in_flight: Arc<std::sync::Mutex<std::collections::HashSet<String>>> = Arc::default();
+        let mut running = tokio::task::JoinSet::new();
+        let mut arn = None;
+        while !*shutdown.borrow() {
+            while running.try_join_next().is_some() {}
+            if !share.has_room() {
+                tokio::select! {
+                    _ = running.join_next() => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+            let queue_arn = match &arn {
+                Some(found) => String::clone(found),
+                None => match self.queue_arn(&queue).await {
+                    Ok(found) => arn.insert(found).clone(),
+                    Err(e) => {
+                        tracing::warn!(queue = %queue, error = %e, "polling failed");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                },
+            };
+            let received = tokio::select! {
+                received = self.receive(&queue, 10) => received,
+                _ = shutdown.changed() => break,
+            };
+            let messages = match received {
+                Ok(messages) => messages,
+                Err(e) => {
+                    tracing::warn!(queue = %queue, error = %e, "polling failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            for message in messages {
+                let import = message.body().and_then(|b| serde_json::from_str::<vaultstream::ingest::ports::ImportMessage>(b).ok());
+                let tenant = import.as_ref().map(|m| m.tenant.clone()).unwrap_or_else(vaultstream::ids::TenantId::unauthenticated);
+                // The same import delivered twice (a replayed request) waits for the first to end,
+                // which then makes the second a no-op, rather than fetching the file twice at once.
+                let content = import.map(|m| format!("{}/{}", m.tenant, m.content_id)).unwrap_or_default();
+                let busy = !content.is_empty() && !in_flight.lock().unwrap_or_else(|p| p.into_inner()).insert(content.clone());
+                match share.try_slot(&tenant).filter(|_| !busy) {
+                    Some(slot) => {
+                        let (pipeline, queue, queue_arn, in_flight) =
+                            (Arc::clone(&self), queue.clone(), queue_arn.clone(), Arc::clone(&in_flight));
+                        running.spawn(async move {
+                            if let Err(e) = pipeline.hand_over(&queue, &queue_arn, Consumer::ImportFetch, &[message]).await {
+                                tracing::warn!(queue = %queue, error = %e, "handing over an import failed");
+                            }
+                            in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&content);
+                            drop(slot);
+                        });
+                    }
+                    None => {
+                        if !busy {
+                            in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&content);
+                        }
+                        if let Some(handle) = message.receipt_handle() {
+                            let deferred = self
+                                .aws
+                                .sqs()
+                                .change_message_visibility()
+                                .queue_url(&queue)
+                                .receipt_handle(handle)
+                                .visibility_timeout(DEFERRED_SECONDS);
+                            if let Err(e) = deferred.send().await {
+                                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "could not defer an import");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Only the wait is cut short by a stop, never the handling of what arrived.
+        while running.join_next().await.is_some() {}
     }
 
     async fn queue_arn(&self, queue: &str) -> Result<String> {

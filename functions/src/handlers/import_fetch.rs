@@ -11,6 +11,7 @@ use vaultstream::aws::{S3SourceStore, SqsRedelivery};
 use vaultstream::ingest::import_fetch::{ImportSettings, ImportWorker};
 use vaultstream::ingest::monitor_poll::MonitoredObjects;
 use vaultstream::ingest::ports::QueueMessage;
+use vaultstream::ingest::rate_floor::MinRate;
 use vaultstream::ingest::upload::UploadSettings;
 use vaultstream::ingest::url_fetch::GuardedFetcher;
 use vaultstream::ingest::url_guard::FetchPolicy;
@@ -49,7 +50,18 @@ pub fn settings(env: &Env) -> Result<ImportSettings, ConfigError> {
     if settings.time_limit.is_zero() {
         return Err(ConfigError::new("VAULTSTREAM_IMPORT_TIME_LIMIT_SECONDS", "must be more than 0"));
     }
+    if let Some(rate) = env.optional("VAULTSTREAM_IMPORT_MIN_RATE") {
+        settings.min_rate = min_rate(rate)
+            .ok_or_else(|| ConfigError::new("VAULTSTREAM_IMPORT_MIN_RATE", format!("{rate:?} is not BYTES/SECONDS (such as 262144/30)")))?;
+    }
     Ok(settings)
+}
+
+/// `BYTES/SECONDS`: at least BYTES in every SECONDS.
+fn min_rate(text: &str) -> Option<MinRate> {
+    let (bytes, seconds) = text.split_once('/')?;
+    let (min_bytes, seconds): (u64, u64) = (bytes.trim().parse().ok()?, seconds.trim().parse().ok()?);
+    (seconds > 0).then(|| MinRate { min_bytes, window: Duration::from_secs(seconds) })
 }
 
 impl ImportFetch {

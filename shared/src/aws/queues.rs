@@ -62,6 +62,9 @@ impl ImportQueue for SqsImportQueue {
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(body)
+            // One message group per tenant: on a standard queue, SQS fair queues then deliver
+            // the other tenants' messages ahead of one tenant's backlog.
+            .message_group_id(message.tenant.as_str())
             .send()
             .await
             .map_err(|e| DisplayErrorContext(e).to_string())?;

@@ -26,9 +26,11 @@ use url::Url;
 
 use crate::access::{AccessError, RequestMeta};
 use crate::audit::{AuditEvent, AuditSink, Decision};
+use crate::ingest::fair_share::FairShare;
 use crate::ingest::import::ImportService;
 use crate::ingest::media_types;
 use crate::ingest::ports::{Feed, FeedStore, FeedStoreError, FetchError, Fetcher};
+use crate::ingest::rate_floor::{MinRate, RateFloor, TooSlow};
 use crate::ingest::upload::sha256_hex;
 use crate::ingest::url_guard::shown;
 use crate::metadata::feed::FeedItem;
@@ -37,6 +39,12 @@ use crate::metadata::feed::FeedItem;
 pub const MAX_FEED_BYTES: usize = 5 * 1024 * 1024;
 /// A whole feed fetch, connection included.
 pub const FEED_TIME_LIMIT: Duration = Duration::from_secs(30);
+/// The slowest a feed may arrive: a feed of a few KiB that trickles is cut off after one window.
+pub const FEED_MIN_RATE: MinRate = MinRate { min_bytes: 4 * 1024, window: Duration::from_secs(5) };
+/// Feeds fetched at once by one poll, and at most this many of one tenant's: a tenant's slow
+/// feeds hold their own share, never another tenant's turn.
+pub const CONCURRENT_POLLS: usize = 16;
+pub const CONCURRENT_POLLS_PER_TENANT: usize = 2;
 /// New items imported per feed and poll; the rest wait for the next poll.
 pub const MAX_ITEMS_PER_POLL: usize = 50;
 /// Settled items a feed remembers between polls (a feed lists its latest few dozen).
@@ -162,13 +170,20 @@ pub struct FeedPoller {
 }
 
 impl FeedPoller {
-    /// Polls every feed once, one after another; returns how many were polled.
+    /// Polls every feed once, [`CONCURRENT_POLLS`] at a time and at most
+    /// [`CONCURRENT_POLLS_PER_TENANT`] of one tenant's; returns how many were polled.
     pub async fn poll_all(&self, run_id: &str) -> Result<usize, FeedStoreError> {
         let feeds = self.feeds.all().await?;
         let count = feeds.len();
-        for feed in feeds {
-            self.poll(feed, run_id).await;
-        }
+        let share = FairShare::new(CONCURRENT_POLLS, CONCURRENT_POLLS_PER_TENANT);
+        let polls = feeds.into_iter().map(|feed| {
+            let share = &share;
+            async move {
+                let _slot = share.slot(&feed.tenant).await;
+                self.poll(feed, run_id).await;
+            }
+        });
+        futures_util::future::join_all(polls).await;
         Ok(count)
     }
 
@@ -279,8 +294,27 @@ impl FeedPoller {
             return Err(format!("the feed is larger than {MAX_FEED_BYTES} bytes, more than any feed VaultStream reads"));
         }
         let mut bytes = Vec::new();
+        let mut floor = RateFloor::start(FEED_MIN_RATE);
+        let trickling = |TooSlow(got): TooSlow| {
+            format!(
+                "the feed server sent {got} bytes in {} s, less than the {} a feed needs",
+                FEED_MIN_RATE.window.as_secs(),
+                FEED_MIN_RATE.shown()
+            )
+        };
         loop {
-            match timeout_at(deadline, body.chunk()).await.map_err(|_| too_slow())?.map_err(failed)? {
+            let next = match timeout_at(deadline.min(floor.window_end()), body.chunk()).await {
+                Err(_) if Instant::now() >= deadline => return Err(too_slow()),
+                Err(_) => {
+                    floor.check().map_err(trickling)?;
+                    continue;
+                }
+                Ok(next) => next.map_err(failed)?,
+            };
+            if let Some(chunk) = &next {
+                floor.arrived(chunk.len() as u64).map_err(trickling)?;
+            }
+            match next {
                 None => break,
                 Some(chunk) => {
                     if bytes.len() + chunk.len() > MAX_FEED_BYTES {

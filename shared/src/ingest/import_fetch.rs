@@ -37,6 +37,7 @@ use crate::ingest::ports::{
     BucketObject, CompletedPart, ContentFailed, DropBox, DroppedFile, FailureReports, FetchError, FetchedHead, Fetcher, ImportKind,
     ImportMessage, QueueMessage, Redelivery, SourceWriter,
 };
+use crate::ingest::rate_floor::{MinRate, RateFloor, TooSlow};
 use crate::ingest::source_key::SourceKey;
 use crate::ingest::upload::{UploadSettings, MAX_FILENAME_BYTES};
 use crate::ingest::url_guard::shown;
@@ -53,6 +54,9 @@ pub struct ImportSettings {
     pub part_size: u64,
     /// The whole transfer, connection included (`VAULTSTREAM_IMPORT_TIME_LIMIT_SECONDS`).
     pub time_limit: Duration,
+    /// The slowest a server may send once it has answered: below it, the import stops at the
+    /// end of the window rather than holding its slot for the whole time limit.
+    pub min_rate: MinRate,
 }
 
 impl ImportSettings {
@@ -64,6 +68,7 @@ impl ImportSettings {
             max_bytes: UploadSettings::DEFAULT_MAX_BYTES,
             part_size: Self::DEFAULT_PART_SIZE,
             time_limit: Self::DEFAULT_TIME_LIMIT,
+            min_rate: MinRate::DEFAULT,
         }
     }
 }
@@ -376,13 +381,28 @@ impl ImportWorker {
         let mut buffer: Vec<u8> = Vec::with_capacity(head.content_length.map_or(part_size, |n| (n as usize).min(part_size)));
         let mut total = 0u64;
         let mut markup = MarkupCheck::default();
+        let mut floor = RateFloor::start(settings.min_rate);
+        let trickling = |TooSlow(got): TooSlow| {
+            Stop::Refused(format!(
+                "the server sent {got} bytes in {} s, less than the {} an import needs; host the file where it downloads faster, \
+                 or upload it",
+                settings.min_rate.window.as_secs_f64(),
+                settings.min_rate.shown()
+            ))
+        };
         loop {
-            let chunk = match timeout_at(deadline, body.chunk()).await {
-                Err(_) => return Err(too_slow()),
+            // Each wait ends with the window too, so a silent server is cut off at its end.
+            let chunk = match timeout_at(deadline.min(floor.window_end()), body.chunk()).await {
+                Err(_) if Instant::now() >= deadline => return Err(too_slow()),
+                Err(_) => {
+                    floor.check().map_err(trickling)?;
+                    continue;
+                }
                 Ok(Err(e)) => return Err(fetch_stop(e)),
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(chunk))) => chunk,
             };
+            floor.arrived(chunk.len() as u64).map_err(trickling)?;
             if markup.feed(&chunk) == Some(true) {
                 return Err(Stop::Refused(
                     "the URL answered with a web page (its body is markup), not a media file; give a direct link to the file".into(),

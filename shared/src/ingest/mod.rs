@@ -19,11 +19,13 @@
 //! - [`drop_zone`]: FTP drop zones: the token login, the folder a session is confined to, and a
 //!   finished upload becoming an import.
 //! - [`url_guard`]: what every URL fetched on a creator's behalf must pass (no SSRF);
-//!   [`url_fetch`] fetches through it.
+//!   [`url_fetch`] fetches through it; [`rate_floor`]: the slowest a transfer may be.
+//! - [`fair_share`]: a door's capacity shared between tenants, so none can starve the others.
 
 pub mod backoff;
 pub mod dispatch;
 pub mod drop_zone;
+pub mod fair_share;
 pub mod feed_poll;
 pub mod feeds;
 pub mod import;
@@ -36,6 +38,7 @@ pub mod monitors;
 pub mod ports;
 pub mod post_policy;
 pub mod queue_choice;
+pub mod rate_floor;
 pub mod sniff;
 pub mod source_key;
 pub mod status;

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# One tenant attacking, another's latency: the victim's feed poll and URL import, idle and while
+# an attacker holds the doors with slowloris servers (100 slow feeds; 8 slow imports), in one
+# run. Medians and the ratio attacked / idle (goal <= 1.5). ROUNDS=N (default 5).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh >/dev/null
+if [ -x .venv-moto/bin/python ]; then export VAULTSTREAM_PYTHON="$PWD/.venv-moto/bin/python"; fi
+# The stack as the tests run it (one build serves both).
+cargo build -q --workspace --bins
+cargo bench -q -p vaultstream-tests --profile dev --bench fairness 2>/dev/null | grep -v '^$'
