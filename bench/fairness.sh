@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One tenant attacking, another's latency: the victim's feed poll and URL import, idle and while
 # an attacker holds the doors with slowloris servers (100 slow feeds; 8 slow imports), in one
-# run. Medians and the ratio attacked / idle (goal <= 1.5). ROUNDS=N (default 5).
+# run. Medians and the ratio attacked / idle (goal <= 1.5). ROUNDS=N (default 5); NO_ATTACK=1 for
+# the control (the same rounds with no attacker: the emulator's drift between phases alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh >/dev/null

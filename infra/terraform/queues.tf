@@ -41,18 +41,23 @@ resource "aws_sqs_queue" "retry" {
   redrive_policy             = jsonencode({ deadLetterTargetArn = aws_sqs_queue.failures_dlq.arn, maxReceiveCount = local.max_receives })
 }
 
+# FIFO, one message group per tenant (the tenant is each message's group id): Lambda runs at
+# most one import of a tenant at a time, so one tenant's slow downloads never hold another's.
 resource "aws_sqs_queue" "import_dlq" {
-  name                      = "${var.prefix}-import-dlq"
+  name                      = "${var.prefix}-import-dlq.fifo"
+  fifo_queue                = true
   sqs_managed_sse_enabled   = true
   message_retention_seconds = local.queue_retention
 }
 
 resource "aws_sqs_queue" "import" {
-  name                       = "${var.prefix}-import"
-  sqs_managed_sse_enabled    = true
-  message_retention_seconds  = local.queue_retention
-  visibility_timeout_seconds = local.import_visibility_seconds
-  redrive_policy             = jsonencode({ deadLetterTargetArn = aws_sqs_queue.import_dlq.arn, maxReceiveCount = local.max_receives })
+  name                        = "${var.prefix}-import.fifo"
+  fifo_queue                  = true
+  content_based_deduplication = true
+  sqs_managed_sse_enabled     = true
+  message_retention_seconds   = local.queue_retention
+  visibility_timeout_seconds  = local.import_visibility_seconds
+  redrive_policy              = jsonencode({ deadLetterTargetArn = aws_sqs_queue.import_dlq.arn, maxReceiveCount = local.max_receives })
 }
 
 locals {

@@ -298,6 +298,15 @@ def main(template_path):
         for res in [*spec["permissions"], *spec.get("denied", {})]:
             if res not in tf_grantable:
                 problems.append(f"{name}: Terraform has no ARN for {res}")
+    # 2a'. The import queue is FIFO with a message group per tenant (its DLQ FIFO too), in both.
+    if CONTRACT["event_sources"]["import_fetch"].get("fifo_group_per_tenant"):
+        cdk_fifo = sorted(rid for rid, r in cfn.items() if r["Type"] == "AWS::SQS::Queue" and r["Properties"].get("FifoQueue"))
+        if not any(rid.startswith("QueuesImportDlq") for rid in cdk_fifo) or not any(rid.startswith("QueuesImport") and not rid.startswith("QueuesImportDlq") for rid in cdk_fifo):
+            problems.append(f"CDK's import queue and its DLQ must be FIFO (one message group per tenant); FIFO queues: {cdk_fifo}")
+        for name in ["import", "import_dlq"]:
+            block = re.search(rf'resource "aws_sqs_queue" "{name}" \{{(.*?)\n\}}', tf_text, re.S)
+            if not block or not re.search(r"fifo_queue\s+=\s+true", block.group(1)):
+                problems.append(f"Terraform's queue {name} must be FIFO (one message group per tenant)")
     # 2a. The contract's denials: Terraform renders each as an explicit Deny, and the monitors'
     # and imports' roles deny the deployment's own buckets.
     function_policy = re.search(r'data "aws_iam_policy_document" "function" \{(.*?)\n\}', tf_text, re.S)

@@ -39,4 +39,5 @@ expect_failure "alarms nobody hears" 's/  alarm_actions       = \[var.alarm_topi
 expect_failure "a dashboard of its own" 's/  dashboard_body = jsonencode({ widgets = local.dashboard_widgets })/  dashboard_body = jsonencode({ widgets = [] })/' observability.tf "Terraform does not build its dashboard body from the contract"
 expect_failure "denials that allow" 's/      effect    = "Deny"/      effect    = "Allow"/' functions.tf "do not render the contract's denials as Deny statements"
 expect_failure "a denial with no ARN" 's/    served_buckets      = /    served_bucket       = /' functions.tf "Terraform has no ARN for served_buckets"
-echo "parity self-test: 25 broken copies of Terraform refused"
+expect_failure "a shared import pool" '/^resource "aws_sqs_queue" "import" {/,/^}/s/fifo_queue                  = true/fifo_queue                  = false/' queues.tf "Terraform's queue import must be FIFO"
+echo "parity self-test: 26 broken copies of Terraform refused"

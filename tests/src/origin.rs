@@ -96,6 +96,10 @@ impl Slowloris {
                     if socket.read(&mut request).await.unwrap_or(0) == 0 {
                         return;
                     }
+                    if *stopped.borrow() {
+                        let _ = socket.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+                        return;
+                    }
                     open.fetch_add(1, Ordering::SeqCst);
                     let head =
                         format!("HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {length}\r\nconnection: close\r\n\r\n");
@@ -107,6 +111,9 @@ impl Slowloris {
                             _ = stopped.changed() => {}
                         }
                     }
+                    // Stopped: silent until the client gives up (a rate floor ends it for good).
+                    let mut rest = [0u8; 1024];
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(120), socket.read(&mut rest)).await;
                     open.fetch_sub(1, Ordering::SeqCst);
                 });
             }
@@ -123,7 +130,7 @@ impl Slowloris {
         self.open.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Ends every connection (the imports fail as a broken download).
+    /// Stops: open connections fall silent (until the client closes them), new requests get 404.
     pub fn stop(&self) {
         let _ = self.stop.send(true);
     }

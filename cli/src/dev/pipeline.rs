@@ -36,9 +36,10 @@ use crate::provision::Outputs;
 /// How long a receive waits for a message (SQS long polling, as Lambda's pollers use it).
 const LONG_POLL_SECONDS: i32 = 2;
 
-/// Imports run at once, and at most this many of one tenant's.
+/// Imports run at once, and at most this many of one tenant's: one, as the deployment's FIFO
+/// import queue (a message group per tenant) gives each tenant.
 pub const IMPORT_SLOTS: usize = 4;
-pub const IMPORT_SLOTS_PER_TENANT: usize = 2;
+pub const IMPORT_SLOTS_PER_TENANT: usize = 1;
 /// A message whose tenant has no free slot goes back on the queue for this long.
 const DEFERRED_SECONDS: i32 = 5;
 
@@ -176,6 +177,7 @@ impl Pipeline {
                     continue;
                 }
             };
+            let mut deferred = Vec::new();
             for message in messages {
                 let import = message.body().and_then(|b| serde_json::from_str::<vaultstream::ingest::ports::ImportMessage>(b).ok());
                 let tenant = import.as_ref().map(|m| m.tenant.clone()).unwrap_or_else(vaultstream::ids::TenantId::unauthenticated);
@@ -199,19 +201,27 @@ impl Pipeline {
                         if !busy {
                             in_flight.lock().unwrap_or_else(|p| p.into_inner()).remove(&content);
                         }
-                        if let Some(handle) = message.receipt_handle() {
-                            let deferred = self
-                                .aws
-                                .sqs()
-                                .change_message_visibility()
-                                .queue_url(&queue)
-                                .receipt_handle(handle)
-                                .visibility_timeout(DEFERRED_SECONDS);
-                            if let Err(e) = deferred.send().await {
-                                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "could not defer an import");
-                            }
-                        }
+                        deferred.extend(message.receipt_handle().map(str::to_string));
                     }
+                }
+            }
+            // The messages that must wait go back in one call, after the others have started.
+            if !deferred.is_empty() {
+                let entries: Vec<_> = deferred
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(n, handle)| {
+                        aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry::builder()
+                            .id(n.to_string())
+                            .receipt_handle(handle)
+                            .visibility_timeout(DEFERRED_SECONDS)
+                            .build()
+                            .ok()
+                    })
+                    .collect();
+                let batch = self.aws.sqs().change_message_visibility_batch().queue_url(&queue).set_entries(Some(entries));
+                if let Err(e) = batch.send().await {
+                    tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&e), "could not defer imports; they return after the queue's visibility timeout");
                 }
             }
         }

@@ -74,7 +74,8 @@ export interface Contract {
   routes: { route: string; function: string; authorizer: boolean }[];
   event_sources: {
     dispatch: { sqs: ResourceName[]; batch_size: number; report_batch_item_failures: boolean };
-    import_fetch: { sqs: ResourceName[]; batch_size: number; report_batch_item_failures: boolean; maximum_concurrency: number };
+    /** `fifo_group_per_tenant`: the import queue is FIFO, each tenant one message group. */
+    import_fetch: { sqs: ResourceName[]; batch_size: number; report_batch_item_failures: boolean; maximum_concurrency: number; fifo_group_per_tenant: boolean };
     job_events: { eventbridge: { source: string[]; 'detail-type': string[]; status: string[] } };
     audit_digest: { schedule: string };
     feed_poll: { schedule: string };

@@ -11,6 +11,7 @@ export function justifyFindings(stack: Stack): void {
         'the ledger resource policy (a table policy cannot name its own ARN; "*" is the table), and every revision of our own ' +
         'job definitions (SubmitJob names the definition by name; its revision number changes with each deploy), ' +
         'the drop zones (drop/ of the source bucket: every tenant\'s folder, narrowed to one per login by ftp_auth\'s session policy), ' +
+        'the quarantine (quarantine/ of the source bucket: where drop_zone copies the uploads of sessions that had ended), ' +
         'the GCS monitors\' service account keys (one secret per monitor, named {prefix}/monitors/{tenant}/{monitor} when a tenant connects a bucket), ' +
         'and customers\' roles for S3 monitors (in accounts VaultStream learns when a tenant connects a bucket; never this account, by condition; each role demands its monitor\'s external id).',
       appliesTo: [
@@ -19,6 +20,7 @@ export function justifyFindings(stack: Stack): void {
         { regex: '/^Resource::<StorageOrigin[A-Za-z0-9]+\\.Arn>\\/\\*\\/\\*\\/captions\\/\\*$/' },
         { regex: '/^Resource::<StorageSource[A-Za-z0-9]+\\.Arn>\\/source\\/\\*$/' },
         { regex: '/^Resource::<StorageSource[A-Za-z0-9]+\\.Arn>\\/drop\\/\\*$/' },
+        { regex: '/^Resource::<StorageSource[A-Za-z0-9]+\\.Arn>\\/quarantine\\/\\*$/' },
         { regex: '/^Resource::<StorageSource[A-Za-z0-9]+\\.Arn>\\/source\\/<aws:PrincipalTag\\/tenant>\\/\\*$/' },
         { regex: '/^Resource::<StorageOrigin[A-Za-z0-9]+\\.Arn>\\/<aws:PrincipalTag\\/tenant>\\/\\*$/' },
         { regex: '/^Resource::<StorageAuditArchive[A-Za-z0-9]+\\.Arn>\\/(ledger|audit-digests)\\/\\*$/' },

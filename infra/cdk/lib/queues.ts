@@ -52,10 +52,14 @@ export class Queues extends Construct {
     });
     // A fetch may run for the function's whole 15 minutes: a message stays hidden for six times
     // that, as Lambda advises for SQS sources, so a running import is never handed out twice.
-    this.importDlq = new sqs.Queue(this, 'ImportDlq', { ...common, queueName: `${props.prefix}-import-dlq` });
+    // FIFO, one message group per tenant (the tenant is each message's group id): Lambda runs at
+    // most one import of a tenant at a time, so one tenant's slow downloads never hold another's.
+    this.importDlq = new sqs.Queue(this, 'ImportDlq', { ...common, queueName: `${props.prefix}-import-dlq.fifo`, fifo: true });
     this.import = new sqs.Queue(this, 'Import', {
       ...common,
-      queueName: `${props.prefix}-import`,
+      queueName: `${props.prefix}-import.fifo`,
+      fifo: true,
+      contentBasedDeduplication: true,
       visibilityTimeout: Duration.seconds(IMPORT_VISIBILITY_SECONDS),
       deadLetterQueue: { queue: this.importDlq, maxReceiveCount: MAX_RECEIVES },
     });

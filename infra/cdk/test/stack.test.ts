@@ -233,6 +233,9 @@ test('ingest: dispatch consumes ingest and retry, import_fetch the import queue,
   const importQueue = ofType('AWS::SQS::Queue').find(([id]) => id.startsWith('QueuesImport') && !id.startsWith('QueuesImportDlq'))![1].Properties;
   assert.ok(importQueue.VisibilityTimeout >= 6 * contract.functions.import_fetch.timeout_s, String(importQueue.VisibilityTimeout));
   assert.ok(JSON.stringify(importQueue.RedrivePolicy).includes('QueuesImportDlq'));
+  // One message group per tenant: at most one import of a tenant runs at a time.
+  assert.equal(importQueue.FifoQueue, contract.event_sources.import_fetch.fifo_group_per_tenant);
+  assert.equal(importQueue.ContentBasedDeduplication, true);
   const rule = ofType('AWS::Events::Rule')[0][1].Properties;
   assert.deepEqual(rule.EventPattern.detail.status, contract.event_sources.job_events.eventbridge.status);
   assert.equal(rule.Targets.length, 1);
