@@ -9,4 +9,10 @@ bash scripts/install-deps.sh >/dev/null
 if [ -x .venv-moto/bin/python ]; then export VAULTSTREAM_PYTHON="$PWD/.venv-moto/bin/python"; fi
 # The stack as the tests run it (one build serves both).
 cargo build -q --workspace --bins
-cargo bench -q -p vaultstream-tests --profile dev --bench fairness 2>/dev/null | grep -v '^$'
+mkdir -p bench/out
+# Cargo's and the stack's chatter go to a file, shown when the run fails.
+if ! cargo bench -q -p vaultstream-tests --profile dev --bench fairness 2>bench/out/fairness.stderr | grep -v '^$'; then
+    echo "the fairness bench failed; the end of its output:" >&2
+    tail -n 30 bench/out/fairness.stderr >&2
+    exit 1
+fi
