@@ -342,6 +342,43 @@ async fn an_item_with_no_guid_link_or_title_is_refused_once_not_at_every_poll() 
 }
 
 #[tokio::test]
+async fn one_tenants_stalled_feeds_do_not_hold_up_another_tenants_feed() {
+    // A server that accepts and never answers: each of its feeds holds a fetch for 30 s.
+    let stall = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stall_port = stall.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = stall.accept().await {
+            held.push(socket);
+        }
+    });
+    let server = Feeds::default();
+    let port = server.serve().await;
+    server.publish("/victim.rss", "\"v\"", rss(&[("v1", "On time", "/on-time.mp4")]));
+    let world = World::new();
+    let abuser = Principal { tenant: TenantId::parse("abuser").unwrap(), ..creator() };
+    for n in 0..20 {
+        let request = FeedRequest { url: format!("http://127.0.0.1:{stall_port}/slow-{n}.rss"), profile: None };
+        world.service(LOCAL).subscribe(&abuser, &request, &meta()).await.unwrap();
+    }
+    world.subscribe(&format!("http://127.0.0.1:{port}/victim.rss")).await;
+    let poller = world.poller(LOCAL);
+    let victim_queued = async {
+        while world.imported().is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    tokio::select! {
+        _ = victim_queued => {}
+        _ = poller.poll_all("r1") => panic!("the poll ended before the victim's item was queued, or queued it only after the stalled feeds"),
+    }
+    assert_eq!(world.imported(), [format!("http://127.0.0.1:{port}/on-time.mp4")]);
+    // It did not wait for any of them: none of the stalled feeds has finished its poll yet.
+    let finished = world.feeds.list(&abuser.tenant).await.unwrap().into_iter().filter(|f| f.last_error.is_some()).count();
+    assert_eq!(finished, 0, "the victim's feed waited for {finished} stalled feed(s)");
+}
+
+#[tokio::test]
 async fn subscriptions_are_checked_and_belong_to_their_tenant() {
     let world = World::new();
     let service = world.service(FetchPolicy::default());

@@ -21,7 +21,6 @@
 //! both before and after the attacked ones, as the emulator slows while its tables grow).
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -166,20 +165,13 @@ async fn main() {
 
     // Imports on the local stack: idle rounds, then the attack starts and the same again.
     let root = tempfile::tempdir().unwrap();
-    let clip = root.path().join("small.mp4");
-    let made = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=1", "-c:v", "libx264", "-preset", "ultrafast"])
-        .arg(&clip)
-        .status()
-        .unwrap();
-    assert!(made.success());
     let files = Server::start(HashMap::new()).await;
     let state_dir = root.path().join("stack");
     let stack = Running::start_with("dev", &state_dir, &["--import-allow-loopback"], &[("VAULTSTREAM_IMPORT_MIN_RATE", "512/10")]);
     let api = stack.url("api_url");
     let http = reqwest::Client::new();
     let token = mint(&state_dir, "acme", "importer", "content:write content:read");
-    let bytes = std::fs::read(&clip).unwrap();
+    let bytes = vaultstream_tests::local::clip(1);
     let file = |name: String| {
         let mut tagged = bytes.clone();
         tagged.extend_from_slice(name.as_bytes());

@@ -127,16 +127,9 @@ async fn a_url_import_reaches_ready_once_and_hostile_links_are_refused_with_a_re
 #[tokio::test]
 async fn one_tenants_slow_imports_do_not_hold_up_another_tenants() {
     let root = tempfile::tempdir().unwrap();
-    let clip = root.path().join("small.mp4");
-    let made = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=25:d=1", "-c:v", "libx264", "-preset", "ultrafast"])
-        .arg(&clip)
-        .status()
-        .unwrap();
-    assert!(made.success());
     let server = Server::start(HashMap::from([(
         "/victim.mp4".to_string(),
-        ("200 OK\r\ncontent-type: video/mp4".to_string(), std::fs::read(&clip).unwrap()),
+        ("200 OK\r\ncontent-type: video/mp4".to_string(), vaultstream_tests::local::clip(1)),
     )]))
     .await;
     // The attacker's server trickles just fast enough to pass the floor, so each import would

@@ -59,6 +59,30 @@ impl FairShare {
     }
 }
 
+/// Runs `poll` on every item, [`CONCURRENT_POLLS`] at once and at most
+/// [`CONCURRENT_POLLS_PER_TENANT`] of one tenant's: how the feed and monitor polls go through
+/// their subscriptions.
+pub async fn poll_each<T, F, Fut>(items: Vec<T>, tenant_of: impl Fn(&T) -> TenantId, poll: F)
+where
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let share = FairShare::new(CONCURRENT_POLLS, CONCURRENT_POLLS_PER_TENANT);
+    let polls = items.into_iter().map(|item| {
+        let (share, tenant, poll) = (&share, tenant_of(&item), &poll);
+        async move {
+            let _slot = share.slot(&tenant).await;
+            poll(item).await;
+        }
+    });
+    futures_util::future::join_all(polls).await;
+}
+
+/// Subscriptions (feeds, monitors) polled at once, and at most this many of one tenant's: a
+/// tenant's slow subscriptions hold their own share, never another tenant's turn.
+pub const CONCURRENT_POLLS: usize = 16;
+pub const CONCURRENT_POLLS_PER_TENANT: usize = 2;
+
 #[cfg(test)]
 mod tests {
     use super::*;

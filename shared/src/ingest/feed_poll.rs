@@ -26,7 +26,7 @@ use url::Url;
 
 use crate::access::{AccessError, RequestMeta};
 use crate::audit::{AuditEvent, AuditSink, Decision};
-use crate::ingest::fair_share::FairShare;
+use crate::ingest::fair_share;
 use crate::ingest::import::ImportService;
 use crate::ingest::media_types;
 use crate::ingest::ports::{Feed, FeedStore, FeedStoreError, FetchError, Fetcher};
@@ -41,10 +41,7 @@ pub const MAX_FEED_BYTES: usize = 5 * 1024 * 1024;
 pub const FEED_TIME_LIMIT: Duration = Duration::from_secs(30);
 /// The slowest a feed may arrive: a feed of a few KiB that trickles is cut off after one window.
 pub const FEED_MIN_RATE: MinRate = MinRate { min_bytes: 4 * 1024, window: Duration::from_secs(5) };
-/// Feeds fetched at once by one poll, and at most this many of one tenant's: a tenant's slow
-/// feeds hold their own share, never another tenant's turn.
-pub const CONCURRENT_POLLS: usize = 16;
-pub const CONCURRENT_POLLS_PER_TENANT: usize = 2;
+
 /// New items imported per feed and poll; the rest wait for the next poll.
 pub const MAX_ITEMS_PER_POLL: usize = 50;
 /// Settled items a feed remembers between polls (a feed lists its latest few dozen).
@@ -170,20 +167,19 @@ pub struct FeedPoller {
 }
 
 impl FeedPoller {
-    /// Polls every feed once, [`CONCURRENT_POLLS`] at a time and at most
-    /// [`CONCURRENT_POLLS_PER_TENANT`] of one tenant's; returns how many were polled.
+    /// Polls every feed once, [`fair_share::CONCURRENT_POLLS`] at a time and at most
+    /// [`fair_share::CONCURRENT_POLLS_PER_TENANT`] of one tenant's; returns how many were polled.
     pub async fn poll_all(&self, run_id: &str) -> Result<usize, FeedStoreError> {
         let feeds = self.feeds.all().await?;
         let count = feeds.len();
-        let share = FairShare::new(CONCURRENT_POLLS, CONCURRENT_POLLS_PER_TENANT);
-        let polls = feeds.into_iter().map(|feed| {
-            let share = &share;
-            async move {
-                let _slot = share.slot(&feed.tenant).await;
+        fair_share::poll_each(
+            feeds,
+            |f| f.tenant.clone(),
+            |feed| async move {
                 self.poll(feed, run_id).await;
-            }
-        });
-        futures_util::future::join_all(polls).await;
+            },
+        )
+        .await;
         Ok(count)
     }
 

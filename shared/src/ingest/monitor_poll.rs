@@ -20,8 +20,7 @@
 //! - **Recorded.** What each poll found is kept on the monitor (`last_polled_at`, `last_error`,
 //!   `last_refusal`, the counts `GET /v1/monitors` shows); refusals and new errors are in the ledger.
 
-use crate::ingest::fair_share::FairShare;
-use crate::ingest::feed_poll::{CONCURRENT_POLLS, CONCURRENT_POLLS_PER_TENANT};
+use crate::ingest::fair_share;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -86,20 +85,19 @@ pub struct MonitorPoller {
 }
 
 impl MonitorPoller {
-    /// Polls every monitor once, as feeds are polled: [`CONCURRENT_POLLS`] at a time and at most
-    /// [`CONCURRENT_POLLS_PER_TENANT`] of one tenant's; returns how many were polled.
+    /// Polls every monitor once, as feeds are polled: [`fair_share::CONCURRENT_POLLS`] at a time and at most
+    /// [`fair_share::CONCURRENT_POLLS_PER_TENANT`] of one tenant's; returns how many were polled.
     pub async fn poll_all(&self, run_id: &str) -> Result<usize, MonitorStoreError> {
         let monitors = self.monitors.all().await?;
         let count = monitors.len();
-        let share = FairShare::new(CONCURRENT_POLLS, CONCURRENT_POLLS_PER_TENANT);
-        let polls = monitors.into_iter().map(|monitor| {
-            let share = &share;
-            async move {
-                let _slot = share.slot(&monitor.tenant).await;
+        fair_share::poll_each(
+            monitors,
+            |m| m.tenant.clone(),
+            |monitor| async move {
                 self.poll(monitor, run_id).await;
-            }
-        });
-        futures_util::future::join_all(polls).await;
+            },
+        )
+        .await;
         Ok(count)
     }
 
