@@ -34,7 +34,7 @@ use vaultstream::ingest::url_fetch::GuardedFetcher;
 use vaultstream::ingest::url_guard::FetchPolicy;
 use vaultstream::memory::{MemoryCatalog, MemoryFeeds, MemoryLedger, MemoryQueues};
 use vaultstream::principal::{Credential, Principal, Scope};
-use vaultstream_tests::local::{mint, Running};
+use vaultstream_tests::local::{get_json, mint, Running};
 use vaultstream_tests::origin::{Server, Slowloris};
 
 const LOCAL: FetchPolicy = FetchPolicy { allow_http: true, allow_loopback: true };
@@ -135,8 +135,7 @@ async fn import_round(http: &reqwest::Client, api: &str, token: &str, files: &Se
 }
 
 async fn view_status(http: &reqwest::Client, api: &str, token: &str, id: &str) -> String {
-    let view: Value = http.get(format!("{api}/v1/content/{id}")).bearer_auth(token).send().await.unwrap().json().await.unwrap();
-    view["status"].as_str().unwrap_or_default().to_string()
+    get_json(http, format!("{api}/v1/content/{id}"), token).await["status"].as_str().unwrap_or_default().to_string()
 }
 
 fn row(door: &str, idle: Vec<f64>, attacked: Vec<f64>) {
@@ -210,7 +209,7 @@ async fn main() {
     slow.stop();
     let settled = Instant::now();
     loop {
-        let list: Value = http.get(format!("{api}/v1/content?limit=50")).bearer_auth(&evil).send().await.unwrap().json().await.unwrap();
+        let list = get_json(&http, format!("{api}/v1/content?limit=50"), &evil).await;
         let waiting = list["items"].as_array().map_or(0, |items| items.iter().filter(|i| i["status"] == "AWAITING_UPLOAD").count());
         if waiting == 0 || settled.elapsed() > Duration::from_secs(300) {
             break;

@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use vaultstream_tests::local::{mint, Running, MULTIPART_THRESHOLD};
+use vaultstream_tests::local::{get_json, mint, Running, MULTIPART_THRESHOLD};
 use vaultstream_tests::workspace_binary;
 
 /// A running agent and the JSON lines it prints.
@@ -187,15 +187,7 @@ async fn a_watch_folder_uploads_whole_files_refuses_bad_ones_and_resumes_after_a
     let ignored = |file: &str| agent.said("taken", file)[0]["sidecar_ignored"].to_string();
     assert!(ignored("Linked sidecar.mp4").contains("is a symbolic link"), "{}", ignored("Linked sidecar.mp4"));
     assert!(ignored("Huge sidecar.mp4").contains("402653184 bytes, more than the 65536"), "{}", ignored("Huge sidecar.mp4"));
-    let view: Value = http
-        .get(format!("{api}/v1/content/{}", linked["content_id"].as_str().unwrap()))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let view = get_json(&http, format!("{api}/v1/content/{}", linked["content_id"].as_str().unwrap()), &token).await;
     assert_eq!(view["title"], "Linked sidecar", "{view}");
     assert!(!view.to_string().contains("read through a link"), "the link's target became metadata: {view}");
 
