@@ -191,6 +191,29 @@ pub struct Publication {
     /// The trick-play track (`thumbnails/storyboard.vtt`), relative to the version folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storyboard: Option<String>,
+    /// The CMAF packaging (`cbcs`), where the profile made one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmaf: Option<CmafPublication>,
+}
+
+/// What a published CMAF packaging needs known beside its files: the KID its key has (derived,
+/// recorded so an operator can match a DRM vendor's licence logs to a title).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CmafPublication {
+    pub kid: String,
+    pub scheme: String,
+    /// The DRM systems a vendor's key provider signalled (`widevine`, `playready`, `fairplay`);
+    /// empty when VaultStream holds the key and the title is signalled for ClearKey.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub systems: Vec<String>,
+}
+
+impl CmafPublication {
+    /// Whether a DRM vendor holds the key: VaultStream then serves neither the raw key nor a
+    /// ClearKey licence for it.
+    pub fn vendor_keyed(&self) -> bool {
+        !self.systems.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

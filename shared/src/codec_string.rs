@@ -7,7 +7,7 @@
 pub const AAC_LC: &str = "mp4a.40.2";
 
 /// Finds Annex B NAL units (start codes `00 00 01` / `00 00 00 01`) in a packet.
-fn annexb_nals(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub fn annexb_nals(data: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut starts = Vec::new();
     let mut i = 0;
     while i + 3 <= data.len() {

@@ -75,12 +75,28 @@ fn default_codec() -> VideoCodec {
     VideoCodec::H264
 }
 
+/// How a title is packaged for delivery; a profile names one or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Packaging {
+    /// The HLS ladder every HLS player plays: AES-128 whole-segment encryption, in the profile's
+    /// `container` (MPEG-TS, or fMP4 segments with `"container": "fmp4"`), trick play included.
+    #[serde(rename = "hls-ts")]
+    HlsTs,
+    /// CMAF (one track per file, fragmented MP4) with common encryption `cbcs`, behind both an
+    /// HLS (`cmaf.m3u8`) and a DASH (`manifest.mpd`) manifest: the packaging DRM systems play.
+    #[serde(rename = "cmaf")]
+    Cmaf,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     pub name: String,
     #[serde(default)]
     pub container: Container,
+    /// Unset: both, except for AV1 ladders (see [`Profile::packaging`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packaging: Option<Vec<Packaging>>,
     #[serde(default = "default_segment_seconds")]
     pub segment_seconds: f64,
     #[serde(default = "default_gop_seconds")]
@@ -201,6 +217,7 @@ impl Profile {
         Some(Profile {
             name: name.into(),
             container,
+            packaging: None,
             segment_seconds: default_segment_seconds(),
             gop_seconds: default_gop_seconds(),
             hdr,
@@ -299,8 +316,44 @@ impl Profile {
             if r.codec == VideoCodec::Av1 && self.container != Container::Fmp4 {
                 return Err(Error::profile(field("codec"), "av1 needs \"container\": \"fmp4\" (AV1 is not carried in MPEG-TS)"));
             }
+            if r.codec == VideoCodec::Av1 && self.cmaf() {
+                return Err(Error::profile(
+                    "packaging",
+                    "\"cmaf\" (cbcs) is not made for av1 rungs; use \"packaging\": [\"hls-ts\"] for an AV1 ladder",
+                ));
+            }
+        }
+        if let Some(packaging) = &self.packaging {
+            if !packaging.contains(&Packaging::HlsTs) {
+                return Err(Error::profile(
+                    "packaging",
+                    "must include \"hls-ts\": the master playlist, trick play and captions are published with the HLS ladder (e.g. [\"hls-ts\", \"cmaf\"])",
+                ));
+            }
+            if packaging.iter().enumerate().any(|(i, p)| packaging[..i].contains(p)) {
+                return Err(Error::profile("packaging", "names a packaging twice"));
+            }
         }
         Ok(())
+    }
+}
+
+impl Profile {
+    /// The packagings this profile makes. Unset, both: the CMAF tracks come from the same
+    /// encoded packets (no second encode), so DRM-ready output costs only muxing, encryption
+    /// and storage, and HLS players that know no DRM keep the AES-128 ladder. AV1 ladders make
+    /// only the HLS ladder: `cbcs` for AV1 protects tile data only, which needs an OBU parser
+    /// this packager does not have.
+    pub fn packaging(&self) -> Vec<Packaging> {
+        match &self.packaging {
+            Some(p) => p.clone(),
+            None if self.rungs.iter().any(|r| r.codec == VideoCodec::Av1) => vec![Packaging::HlsTs],
+            None => vec![Packaging::HlsTs, Packaging::Cmaf],
+        }
+    }
+
+    pub fn cmaf(&self) -> bool {
+        self.packaging().contains(&Packaging::Cmaf)
     }
 }
 

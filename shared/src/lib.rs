@@ -5,6 +5,8 @@
 //! Media:
 //! - [`content_key`]: the per-content AES-128 key, zeroized and unprintable, and its key ids.
 //! - [`segment_cipher`]: AES-128-CBC + PKCS7 over whole HLS segments (RFC 8216 §5.2).
+//! - [`cmaf`]: the CMAF packaging's HLS playlists and DASH MPD, and their personalisation.
+//! - [`cenc`]: common encryption's KIDs and the ClearKey licence exchange (CMAF, `cbcs`).
 //! - [`ladder`]: encoding profiles (built-in and JSON) and how a ladder is planned for a source.
 //! - [`codec_string`]: RFC 6381 `CODECS` values read from the encoded bitstream.
 //! - [`hls`]: master and media playlists, rendered through `m3u8-rs`.
@@ -36,10 +38,14 @@ pub mod aws;
 pub mod captions;
 pub mod catalog;
 pub mod cdn;
+pub mod cenc;
 pub mod clock;
+pub mod cmaf;
 pub mod codec_string;
 pub mod content_key;
 pub mod content_keys;
+pub mod cpix;
+pub mod drm;
 pub mod emf;
 pub mod error;
 pub mod gcs;

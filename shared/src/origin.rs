@@ -30,6 +30,31 @@ pub enum PlaylistPath {
     Media(RenditionName),
     /// A video rendition's trick-play playlist (`EXT-X-I-FRAMES-ONLY`).
     IFrames(RenditionName),
+    /// The CMAF packaging's HLS master (`cmaf.m3u8`).
+    CmafMaster,
+    /// A rendition's CMAF media playlist: its video or its audio track.
+    CmafMedia(RenditionName, CmafTrack),
+    /// The CMAF packaging's DASH MPD (`manifest.mpd`).
+    Mpd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmafTrack {
+    Video,
+    Audio,
+}
+
+impl CmafTrack {
+    pub fn playlist(&self) -> &'static str {
+        match self {
+            CmafTrack::Video => crate::cmaf::VIDEO_PLAYLIST,
+            CmafTrack::Audio => crate::cmaf::AUDIO_PLAYLIST,
+        }
+    }
+
+    pub fn parse(file: &str) -> Option<CmafTrack> {
+        [CmafTrack::Video, CmafTrack::Audio].into_iter().find(|t| t.playlist() == file)
+    }
 }
 
 impl PlaylistPath {
@@ -38,6 +63,9 @@ impl PlaylistPath {
             PlaylistPath::Master => "master.m3u8".into(),
             PlaylistPath::Media(r) => format!("{r}/index.m3u8"),
             PlaylistPath::IFrames(r) => format!("{r}/iframes.m3u8"),
+            PlaylistPath::CmafMaster => crate::cmaf::MASTER.into(),
+            PlaylistPath::CmafMedia(r, track) => format!("{r}/{}", track.playlist()),
+            PlaylistPath::Mpd => crate::cmaf::MPD.into(),
         }
     }
 
@@ -55,8 +83,8 @@ impl PlaylistPath {
     /// The rendition whose folder holds the playlist's segments.
     pub fn rendition(&self) -> Option<&RenditionName> {
         match self {
-            PlaylistPath::Master => None,
-            PlaylistPath::Media(r) | PlaylistPath::IFrames(r) => Some(r),
+            PlaylistPath::Master | PlaylistPath::CmafMaster | PlaylistPath::Mpd => None,
+            PlaylistPath::Media(r) | PlaylistPath::IFrames(r) | PlaylistPath::CmafMedia(r, _) => Some(r),
         }
     }
 

@@ -49,6 +49,30 @@ pub fn decrypt_segment(key: &ContentKey, iv: &Iv, ciphertext: &[u8]) -> Result<V
         .map_err(|_| Error::Decrypt("bad padding: wrong key or IV, or a damaged segment".into()))
 }
 
+/// `cbcs` pattern encryption (ISO/IEC 23001-7 §10.4) of one protected range, in place: of every
+/// `crypt + skip` 16-byte blocks the first `crypt` are encrypted, chaining CBC from `iv` through
+/// the encrypted blocks only; a trailing partial block stays clear. `(0, 0)` (no pattern, as
+/// audio tracks use) encrypts every whole block.
+pub fn cbcs_encrypt_in_place(key: &ContentKey, iv: &[u8; IV_LEN], data: &mut [u8], pattern: (u8, u8)) {
+    let mut cipher = Encryptor::new(key.expose().into(), iv.into());
+    for block in pattern_blocks(data, pattern) {
+        cipher.encrypt_block_mut(block.into());
+    }
+}
+
+/// The inverse of [`cbcs_encrypt_in_place`].
+pub fn cbcs_decrypt_in_place(key: &ContentKey, iv: &[u8; IV_LEN], data: &mut [u8], pattern: (u8, u8)) {
+    let mut cipher = Decryptor::new(key.expose().into(), iv.into());
+    for block in pattern_blocks(data, pattern) {
+        cipher.decrypt_block_mut(block.into());
+    }
+}
+
+fn pattern_blocks(data: &mut [u8], (crypt, skip): (u8, u8)) -> impl Iterator<Item = &mut [u8]> {
+    let (crypt, skip) = if crypt == 0 { (1usize, 0usize) } else { (usize::from(crypt), usize::from(skip)) };
+    data.chunks_exact_mut(IV_LEN).enumerate().filter(move |(i, _)| i % (crypt + skip) < crypt).map(|(_, block)| block)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +122,22 @@ mod tests {
     fn iv_attribute_is_hex_with_prefix() {
         let iv = Iv([0xab; 16]);
         assert_eq!(iv.to_hls_attribute(), format!("0x{}", "AB".repeat(16)));
+    }
+
+    #[test]
+    fn cbcs_encrypts_one_block_in_ten_and_leaves_a_partial_block_clear() {
+        let key = ContentKey::from_bytes([7; 16]);
+        let iv = [9u8; IV_LEN];
+        let plain: Vec<u8> = (0..(16 * 11 + 5)).map(|i| i as u8).collect();
+        let mut data = plain.clone();
+        cbcs_encrypt_in_place(&key, &iv, &mut data, (1, 9));
+        let changed: Vec<bool> = data.chunks(16).zip(plain.chunks(16)).map(|(a, b)| a != b).collect();
+        assert_eq!(changed, [true, false, false, false, false, false, false, false, false, false, true, false]);
+        cbcs_decrypt_in_place(&key, &iv, &mut data, (1, 9));
+        assert_eq!(data, plain);
+        let mut whole = plain.clone();
+        cbcs_encrypt_in_place(&key, &iv, &mut whole, (0, 0));
+        assert!(whole.chunks(16).take(11).zip(plain.chunks(16)).all(|(a, b)| a != b), "every whole block");
+        assert_eq!(&whole[176..], &plain[176..], "the partial block stays clear");
     }
 }

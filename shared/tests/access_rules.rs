@@ -269,6 +269,7 @@ async fn a_key_period_late_in_a_long_title_still_plays() {
         poster: None,
         thumbnails: vec![],
         storyboard: None,
+        cmaf: None,
     });
     k.catalog.insert(stored);
     let playlists = Arc::new(MemoryPlaylists::new());
@@ -285,6 +286,7 @@ async fn a_key_period_late_in_a_long_title_still_plays() {
         hosts: Arc::new(TenantHosts::new(&secret, "example.com")),
         tokens: k.tokens.clone(),
         api_base_url: "https://api.example.com".into(),
+        licenses: Default::default(),
     };
     // A playback grant of 30 minutes, served at t = 1,000.
     let playback = k.tokens.mint(&TokenClaims { kind: TokenKind::Playback, key_id: None, ..key_claims(TokenKind::Key, 2_800) }).unwrap();

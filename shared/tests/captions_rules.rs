@@ -165,6 +165,7 @@ async fn the_manifest_lists_tracks_and_serves_their_playlists() {
         poster: None,
         thumbnails: vec![],
         storyboard: None,
+        cmaf: None,
     });
     let captions = record.captions.clone();
     s.catalog.insert(record);
@@ -183,6 +184,7 @@ async fn the_manifest_lists_tracks_and_serves_their_playlists() {
         hosts: hosts.clone(),
         tokens: tokens.clone(),
         api_base_url: "https://api.example.com".into(),
+        licenses: Default::default(),
     };
     let claims = TokenClaims {
         kind: TokenKind::Playback,

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use crate::access::manifest::ensure_live_session;
 use crate::access::{record, AccessError, Decided, RequestMeta, INVALID_PART, INVALID_RESOURCE};
 use crate::audit::AuditSink;
-use crate::catalog::ContentCatalog;
+use crate::catalog::{ContentCatalog, ContentRecord};
+use crate::cenc::{ClearKeyLicense, ClearKeyRequest, Kid, CMAF_KEY_ID};
 use crate::content_key::ContentKey;
 use crate::content_keys::{KeyVault, KeyVaultError};
 use crate::identity::SessionRevocations;
@@ -68,6 +69,8 @@ pub struct KeyDeliveryService {
 }
 
 impl KeyDeliveryService {
+    /// `GET /v1/keys/{content}/{key_id}`: the key bytes an HLS player (raw) or an SDK client
+    /// (wrapped under the session's KEK) asked for.
     pub async fn deliver(
         &self,
         content_id: &str,
@@ -76,6 +79,99 @@ impl KeyDeliveryService {
         proof: &SessionProof<'_>,
         meta: &RequestMeta,
     ) -> Result<KeyBytes, AccessError> {
+        self.unlock(
+            "key.fetch",
+            content_id,
+            key_id,
+            token,
+            proof,
+            meta,
+            |_, _| Ok(()),
+            |claims, (), plain| {
+                Ok(match claims.delivery {
+                    Delivery::Raw => KeyBytes::Raw(plain),
+                    Delivery::Wrapped => KeyBytes::Wrapped(
+                        SessionKek::derive(&self.secret, &claims.tenant, &claims.session, &claims.content)
+                            .wrap(&plain)
+                            .map_err(|e| AccessError::Internal(e.to_string()))?,
+                    ),
+                })
+            },
+        )
+        .await
+    }
+
+    /// `POST /v1/licenses/{content}/clearkey`: a W3C ClearKey licence for the CMAF key, after
+    /// the same checks as a key (token, session proof, live session, the tenant's playable
+    /// title). Every KID asked for must be this title's (derived, never taken on trust).
+    pub async fn license(
+        &self,
+        content_id: &str,
+        token: Option<&str>,
+        proof: &SessionProof<'_>,
+        body: &[u8],
+        meta: &RequestMeta,
+    ) -> Result<ClearKeyLicense, AccessError> {
+        let request: Result<ClearKeyRequest, AccessError> = serde_json::from_slice(body).map_err(|e| {
+            AccessError::BadRequest(format!(
+                "a ClearKey licence request is the JSON a ClearKey CDM sends, {{\"kids\": [\"<base64url KID>\"], \"type\": \"temporary\"}}: {e}"
+            ))
+        });
+        let kids = match &request {
+            Ok(r) if r.kids.is_empty() || r.kids.len() > 16 => {
+                Err(AccessError::BadRequest("a ClearKey licence request names 1 to 16 KIDs".into()))
+            }
+            Ok(r) => r
+                .kids
+                .iter()
+                .map(|k| {
+                    Kid::parse_base64url(k).ok_or_else(|| AccessError::BadRequest(format!("{k:?} is not a KID (16 bytes, base64url)")))
+                })
+                .collect::<Result<Vec<Kid>, AccessError>>(),
+            Err(e) => Err(e.clone()),
+        };
+        let session_type = request.as_ref().ok().and_then(|r| r.session_type.clone()).unwrap_or_else(|| "temporary".into());
+        self.unlock(
+            "license.issue",
+            content_id,
+            CMAF_KEY_ID,
+            token,
+            proof,
+            meta,
+            |claims, record| {
+                let kids = kids.clone()?;
+                // The KID the transcoder wrote into this title's `tenc`, as the catalog records it.
+                let ours = record
+                    .publication
+                    .as_ref()
+                    .and_then(|p| p.cmaf.as_ref())
+                    .and_then(|c| Kid::parse_uuid(&c.kid))
+                    .ok_or_else(|| AccessError::NotFound(format!("content {} has no CMAF packaging to license", claims.content)))?;
+                match kids.iter().find(|k| **k != ours) {
+                    Some(other) => Err(AccessError::NotFound(format!("KID {other} is not a key of content {}", claims.content))),
+                    None => Ok(ours),
+                }
+            },
+            |_, kid, plain| Ok(ClearKeyLicense { keys: vec![ClearKeyLicense::key(&kid, &plain)], session_type }),
+        )
+        .await
+    }
+
+    /// The checks every key request passes, then the key unwrapped through KMS; `check` runs on
+    /// the verified token and the title's record before KMS is asked, `finish` on the plaintext
+    /// key. Audited as `action`, success or refusal.
+    #[allow(clippy::too_many_arguments)]
+    async fn unlock<C, T>(
+        &self,
+        action: &'static str,
+        content_id: &str,
+        key_id: &str,
+        token: Option<&str>,
+        proof: &SessionProof<'_>,
+        meta: &RequestMeta,
+        check: impl FnOnce(&TokenClaims, &ContentRecord) -> Result<C, AccessError>,
+        finish: impl FnOnce(&TokenClaims, C, ContentKey) -> Result<T, AccessError>,
+    ) -> Result<T, AccessError> {
         let content = ContentId::parse(content_id).map_err(|e| AccessError::BadRequest(e.to_string()));
         let key = KeyId::try_from(key_id.to_string()).map_err(|e| AccessError::BadRequest(e.to_string()));
         let resource = match (&content, &key) {
@@ -119,26 +215,28 @@ impl KeyDeliveryService {
                     if !record.status.is_playable() {
                         return Err(AccessError::Conflict(format!("content {} is {} and cannot be played", claims.content, record.status)));
                     }
+                    let vendor_keyed = record.publication.as_ref().and_then(|p| p.cmaf.as_ref()).is_some_and(|c| c.vendor_keyed());
+                    if vendor_keyed && key.as_str() == CMAF_KEY_ID {
+                        return Err(AccessError::Conflict(format!(
+                            "content {}'s CMAF key is held by its DRM vendor: VaultStream gives neither the key nor a ClearKey \
+                             licence for it; play through the licence servers the playback answer names",
+                            claims.content
+                        )));
+                    }
+                    let checked = check(&claims, &record)?;
                     let wrapped =
                         record.keys.get(&key).ok_or_else(|| AccessError::NotFound(format!("key {key} of content {}", claims.content)))?;
                     let plain = self.vault.decrypt(&claims.tenant, &claims.content, wrapped).await.map_err(|e| match e {
                         KeyVaultError::Unavailable(m) => AccessError::Unavailable(m),
                         other => AccessError::Internal(other.to_string()),
                     })?;
-                    Ok(match claims.delivery {
-                        Delivery::Raw => KeyBytes::Raw(plain),
-                        Delivery::Wrapped => KeyBytes::Wrapped(
-                            SessionKek::derive(&self.secret, &claims.tenant, &claims.session, &claims.content)
-                                .wrap(&plain)
-                                .map_err(|e| AccessError::Internal(e.to_string()))?,
-                        ),
-                    })
+                    finish(&claims, checked, plain)
                 }
                 .await
             }
             Err(e) => Err(e),
         };
-        let decided = Decided { tenant, actor: &actor, action: "key.fetch", resource };
+        let decided = Decided { tenant, actor: &actor, action, resource };
         record(self.audit.as_ref(), decided, meta, outcome).await
     }
 

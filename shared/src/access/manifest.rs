@@ -9,10 +9,14 @@ use crate::access::{personalize, record, AccessError, Decided, RequestMeta, INVA
 use crate::audit::AuditSink;
 use crate::catalog::{ContentCatalog, ContentRecord, Publication};
 use crate::cdn::TenantHosts;
+use crate::cenc::CMAF_KEY_ID;
+use crate::cmaf::{self, KeyFormat};
+use crate::drm::LicenseServers;
 use crate::identity::SessionRevocations;
 use crate::ids::{ContentId, RenditionName, SessionId, TenantId, TrackName};
-use crate::origin::{PlaylistPath, PlaylistStore, Published};
+use crate::origin::{CmafTrack, PlaylistPath, PlaylistStore, Published};
 use crate::session_token::{Expected, TokenClaims, TokenError, TokenKind, TokenSigner};
+use crate::KeyId;
 
 pub struct ManifestService {
     pub catalog: Arc<dyn ContentCatalog>,
@@ -22,6 +26,8 @@ pub struct ManifestService {
     pub hosts: Arc<TenantHosts>,
     pub tokens: Arc<TokenSigner>,
     pub api_base_url: String,
+    /// The deployment's DRM vendor licence servers, named in the MPDs of vendor-keyed titles.
+    pub licenses: LicenseServers,
 }
 
 impl From<TokenError> for AccessError {
@@ -58,6 +64,22 @@ pub enum Requested<'a> {
     IFrames(&'a str),
     /// A caption track's media playlist (`en`).
     Captions(&'a str),
+    /// The CMAF packaging's HLS master; its playlists name keys as `format` asks.
+    CmafMaster(KeyFormat),
+    /// A rendition's CMAF media playlist (`720p`, `video.m3u8`).
+    CmafMedia(&'a str, &'a str, KeyFormat),
+    /// The CMAF packaging's DASH MPD.
+    Mpd,
+}
+
+impl Requested<'_> {
+    /// What the answer is: an HLS playlist or a DASH MPD.
+    pub fn content_type(&self) -> &'static str {
+        match self {
+            Requested::Mpd => "application/dash+xml",
+            _ => "application/vnd.apple.mpegurl",
+        }
+    }
 }
 
 impl Requested<'_> {
@@ -78,6 +100,12 @@ impl Requested<'_> {
                 Ok(t) => format!("content/{c}/captions/{t}/index.m3u8"),
                 Err(_) => format!("content/{c}/captions/{INVALID_PART}"),
             },
+            Requested::CmafMaster(_) => format!("content/{c}/{}", cmaf::MASTER),
+            Requested::CmafMedia(r, file, _) => match (RenditionName::parse(*r), CmafTrack::parse(file)) {
+                (Ok(r), Some(t)) => format!("content/{c}/{r}/{}", t.playlist()),
+                _ => format!("content/{c}/{INVALID_PART}"),
+            },
+            Requested::Mpd => format!("content/{c}/{}", cmaf::MPD),
         }
     }
 }
@@ -128,6 +156,12 @@ impl ManifestService {
                 let track = TrackName::parse(t).map_err(|e| AccessError::BadRequest(e.to_string()))?;
                 return self.render_captions(claims, &track).await;
             }
+            Requested::CmafMaster(_) => PlaylistPath::CmafMaster,
+            Requested::CmafMedia(r, file, _) => PlaylistPath::CmafMedia(
+                RenditionName::parse(r).map_err(|e| AccessError::BadRequest(e.to_string()))?,
+                CmafTrack::parse(file).ok_or_else(|| AccessError::NotFound(format!("CMAF playlist {file}")))?,
+            ),
+            Requested::Mpd => PlaylistPath::Mpd,
         };
         let content = &claims.content;
         let stored = self.playable(claims).await?;
@@ -139,20 +173,50 @@ impl ManifestService {
             .await
             .map_err(|e| AccessError::Unavailable(e.to_string()))?
             .ok_or_else(|| AccessError::NotFound(format!("playlist {} of content {content}", path.relative())))?;
+        let manifests = format!("{}/v1/manifests/{content}", self.api_base_url);
+        let version_base = format!("{}{}/", self.hosts.content_base(&claims.tenant, content), publication.version);
         match path {
-            PlaylistPath::Master => {
-                let manifests = format!("{}/v1/manifests/{content}", self.api_base_url);
-                let subtitles: Vec<SubtitleRendition> = stored
+            PlaylistPath::CmafMaster => {
+                let format = match requested {
+                    Requested::CmafMaster(f) => f,
+                    _ => KeyFormat::default(),
+                };
+                let subtitles = self.subtitles(&stored, &manifests, token);
+                cmaf::personalize_master(
+                    &text,
+                    |r, p| format!("{manifests}/{r}/{p}?token={token}&keyformat={}", format.as_str()),
+                    &subtitles,
+                )
+            }
+            PlaylistPath::CmafMedia(r, _) => {
+                let format = match requested {
+                    Requested::CmafMedia(_, _, f) => f,
+                    _ => KeyFormat::default(),
+                };
+                if format == KeyFormat::Identity && publication.cmaf.as_ref().is_some_and(|c| c.vendor_keyed()) {
+                    return Err(AccessError::Conflict(format!(
+                        "content {content}'s key is held by its DRM vendor, so there is no identity key: \
+                         ask without keyformat=identity and play through the vendor's licence servers"
+                    )));
+                }
+                let key_url = self.key_url(claims, &cmaf_key_id()?)?;
+                cmaf::personalize_media(&text, &format!("{version_base}{r}/"), &key_url, format)
+            }
+            PlaylistPath::Mpd => {
+                let texts: Vec<cmaf::TextTrack> = stored
                     .captions
                     .iter()
-                    .map(|t| SubtitleRendition {
-                        name: t.label.clone(),
+                    .map(|t| cmaf::TextTrack {
+                        id: t.track.to_string(),
                         language: t.language.clone(),
-                        default: t.default,
-                        forced: t.forced,
-                        uri: format!("{manifests}/captions/{}/index.m3u8?token={token}", t.track),
+                        label: t.label.clone(),
+                        url: format!("{}{}", self.hosts.content_base(&claims.tenant, content), t.file),
                     })
                     .collect();
+                cmaf::personalize_mpd(&text, &version_base, &self.license_url(claims)?, &self.licenses, &texts)
+            }
+            PlaylistPath::Master => {
+                let subtitles = self.subtitles(&stored, &manifests, token);
                 personalize::master(&text, |p| format!("{manifests}/{}?token={token}", p.relative()), &subtitles)
             }
             PlaylistPath::Media(r) | PlaylistPath::IFrames(r) => {
@@ -160,13 +224,35 @@ impl ManifestService {
                 // Key tokens live as long as the playback grant: players do not reload a VOD
                 // playlist, so a key period that starts an hour in must still find its token
                 // valid. What keeps a leaked key URL useless is the session proof it needs.
-                personalize::media(&text, &cdn, |key_id| {
-                    let key_token =
-                        self.tokens.mint(&TokenClaims { kind: TokenKind::Key, key_id: Some(key_id.clone()), ..claims.clone() })?;
-                    Ok(format!("{}/v1/keys/{content}/{key_id}?token={key_token}", self.api_base_url))
-                })
+                personalize::media(&text, &cdn, |key_id| self.key_url(claims, key_id))
             }
         }
+    }
+
+    /// The title's caption tracks as subtitle renditions, their playlists signed for this session.
+    fn subtitles(&self, stored: &ContentRecord, manifests: &str, token: &str) -> Vec<SubtitleRendition> {
+        stored
+            .captions
+            .iter()
+            .map(|t| SubtitleRendition {
+                name: t.label.clone(),
+                language: t.language.clone(),
+                default: t.default,
+                forced: t.forced,
+                uri: format!("{manifests}/captions/{}/index.m3u8?token={token}", t.track),
+            })
+            .collect()
+    }
+
+    /// A signed, session-bound key URL (the key token lives as long as the playback grant).
+    fn key_url(&self, claims: &TokenClaims, key_id: &KeyId) -> Result<String, AccessError> {
+        let key_token = self.tokens.mint(&TokenClaims { kind: TokenKind::Key, key_id: Some(key_id.clone()), ..claims.clone() })?;
+        Ok(format!("{}/v1/keys/{}/{key_id}?token={key_token}", self.api_base_url, claims.content))
+    }
+
+    /// The ClearKey licence URL for this session: a key token for the CMAF key `c0`.
+    fn license_url(&self, claims: &TokenClaims) -> Result<String, AccessError> {
+        license_url(&self.tokens, &self.api_base_url, claims)
     }
 
     /// The session is live and the token's content is the caller tenant's and playable.
@@ -194,6 +280,17 @@ impl ManifestService {
         let duration = publication.duration_seconds.unwrap_or(0.0).max(caption.end_seconds);
         personalize::subtitles(&format!("{}{}", self.hosts.content_base(&claims.tenant, content), caption.file), duration)
     }
+}
+
+fn cmaf_key_id() -> Result<KeyId, AccessError> {
+    KeyId::try_from(CMAF_KEY_ID.to_string()).map_err(|e| AccessError::Internal(e.to_string()))
+}
+
+/// `{api}/v1/licenses/{content}/clearkey?token=…`: the ClearKey licence server for a playback
+/// grant's session (the token is a key token for `c0`; the request still needs the session).
+pub fn license_url(tokens: &TokenSigner, api_base_url: &str, claims: &TokenClaims) -> Result<String, AccessError> {
+    let token = tokens.mint(&TokenClaims { kind: TokenKind::Key, key_id: Some(cmaf_key_id()?), ..claims.clone() })?;
+    Ok(format!("{api_base_url}/v1/licenses/{}/clearkey?token={token}", claims.content))
 }
 
 fn published_version(stored: &ContentRecord) -> Result<&Publication, AccessError> {

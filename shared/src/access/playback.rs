@@ -12,6 +12,7 @@ use crate::access::{content_resource, record, AccessError, Decided, RequestMeta}
 use crate::audit::AuditSink;
 use crate::catalog::{ContentCatalog, ContentRecord};
 use crate::cdn::{sign_cookies, Policy, PolicySigner, SignError, SignedCookies, TenantHosts};
+use crate::drm::{DrmSystem, LicenseServers};
 use crate::identity::SessionRevocations;
 use crate::ids::ContentId;
 use crate::principal::{Principal, Scope};
@@ -47,6 +48,37 @@ pub struct PlaybackGrant {
     /// The session proof key requests may carry instead of `Authorization`, as a `Set-Cookie`
     /// value for the API host, scoped to this content's key path.
     pub session_cookie: String,
+    /// The CMAF packaging's manifests and DRM configuration, where the title has one.
+    pub cmaf: Option<CmafGrant>,
+}
+
+impl PlaybackGrant {
+    /// Every session-proof `Set-Cookie` value: the key path's, and the licence path's where the
+    /// title has a CMAF packaging (the same proof, for players that cannot add headers).
+    pub fn session_cookies(&self) -> Vec<String> {
+        let licence = self.cmaf.as_ref().map(|_| {
+            let content = self.cookie_path.trim_end_matches('/').rsplit('/').next().unwrap_or_default();
+            self.session_cookie.replacen(&format!("Path=/v1/keys/{content}/"), &format!("Path=/v1/licenses/{content}/"), 1)
+        });
+        std::iter::once(self.session_cookie.clone()).chain(licence).collect()
+    }
+}
+
+/// What a player needs for the CMAF (`cbcs`) packaging: both manifests and where licences are.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CmafGrant {
+    /// HLS over the CMAF tracks (its media playlists name the key for EME: `org.w3.clearkey`).
+    pub hls_url: String,
+    pub dash_url: String,
+    pub kid: String,
+    /// ClearKey licence server (W3C EME JSON), session-bound like key URLs; `None` where a DRM
+    /// vendor holds the key.
+    pub clearkey_license_url: Option<String>,
+    /// A vendor-keyed title's systems and the deployment's licence server of each (`None`
+    /// where the deployment names none).
+    pub systems: Vec<(DrmSystem, Option<String>)>,
+    /// FairPlay's application certificate, where the title has FairPlay and the deployment names one.
+    pub fairplay_certificate_url: Option<String>,
 }
 
 pub struct PlaybackService {
@@ -62,6 +94,8 @@ pub struct PlaybackService {
     pub api_base_url: String,
     /// Lifetime of the cookies and the playback token, seconds.
     pub ttl_seconds: u64,
+    /// The deployment's DRM vendor licence servers.
+    pub licenses: LicenseServers,
 }
 
 impl From<SignError> for AccessError {
@@ -113,6 +147,28 @@ impl PlaybackService {
             expires_at,
         };
         let token = self.tokens.mint(&claims)?;
+        let cmaf = match stored.as_ref().and_then(|r| r.publication.as_ref()).and_then(|p| p.cmaf.as_ref()) {
+            Some(packaged) => {
+                let systems: Vec<DrmSystem> = packaged.systems.iter().filter_map(|s| DrmSystem::parse(s)).collect();
+                let clearkey_license_url = match packaged.vendor_keyed() {
+                    true => None,
+                    false => Some(crate::access::manifest::license_url(&self.tokens, &self.api_base_url, &claims)?),
+                };
+                Some(CmafGrant {
+                    hls_url: format!("{}/v1/manifests/{content}/{}?token={token}", self.api_base_url, crate::cmaf::MASTER),
+                    dash_url: format!("{}/v1/manifests/{content}/{}?token={token}", self.api_base_url, crate::cmaf::MPD),
+                    kid: packaged.kid.clone(),
+                    clearkey_license_url,
+                    fairplay_certificate_url: self
+                        .licenses
+                        .fairplay_certificate_url
+                        .clone()
+                        .filter(|_| systems.contains(&DrmSystem::FairPlay)),
+                    systems: systems.into_iter().map(|s| (s, self.licenses.url(s).map(str::to_string))).collect(),
+                })
+            }
+            None => None,
+        };
         let proof = self.tokens.mint(&TokenClaims { kind: TokenKind::Session, delivery: Delivery::Raw, ..claims })?;
         let session_key = (delivery == Delivery::Wrapped)
             .then(|| STANDARD.encode(SessionKek::derive(&self.secret, &principal.tenant, &principal.session, &content).expose()));
@@ -127,6 +183,7 @@ impl PlaybackService {
                 "{SESSION_COOKIE}={proof}; Path=/v1/keys/{content}/; Max-Age={}; HttpOnly; Secure; SameSite=Strict",
                 self.ttl_seconds
             ),
+            cmaf,
         })
     }
 }

@@ -21,6 +21,7 @@ pub mod policy_signer;
 pub mod queues;
 pub mod sessions;
 pub mod source_store;
+pub mod speke;
 pub mod subscriptions;
 pub mod tenant_role;
 

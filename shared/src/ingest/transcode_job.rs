@@ -28,7 +28,18 @@ pub async fn content_key(
     tenant: &TenantId,
     content: &ContentId,
 ) -> Result<ContentKey, KeyError> {
-    let id = KeyId::for_period(0);
+    content_key_with_id(catalog, vault, tenant, content, &KeyId::for_period(0)).await
+}
+
+/// [`content_key`] for any of the content's keys (`c0`, the CMAF packaging's), on the same terms.
+pub async fn content_key_with_id(
+    catalog: &dyn ContentCatalog,
+    vault: &dyn KeyVault,
+    tenant: &TenantId,
+    content: &ContentId,
+    id: &KeyId,
+) -> Result<ContentKey, KeyError> {
+    let id = id.clone();
     let record = catalog.get(tenant, content).await?.ok_or_else(|| crate::catalog::CatalogError::Precondition(content.clone()))?;
     if let Some(stored) = record.keys.get(&id) {
         return Ok(vault.decrypt(tenant, content, stored).await?);
