@@ -90,6 +90,11 @@ pub struct LocalArgs {
     #[arg(long, value_name = "HEX", env = "VAULTSTREAM_KEY_HEX", hide_env_values = true)]
     pub key_hex: Option<String>,
 
+    /// The CMAF packaging's key (32 hex digits) instead of a fresh random one; written beside
+    /// the first as `<key file>.c0`. Prefer the environment variable.
+    #[arg(long, value_name = "HEX", env = "VAULTSTREAM_CMAF_KEY_HEX", hide_env_values = true)]
+    pub cmaf_key_hex: Option<String>,
+
     /// What EXT-X-KEY's URI names; `{key_id}` is replaced by the key id (k0, k1, ...).
     /// Default: the key file's path relative to each media playlist.
     #[arg(long, value_name = "URI")]
@@ -98,6 +103,9 @@ pub struct LocalArgs {
     /// Rotate to a fresh key every N segments (key ids are listed in manifest.json).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub key_period_segments: Option<u32>,
+
+    #[command(flatten)]
+    pub drm: DrmArgs,
 
     #[command(flatten)]
     pub limits: LimitArgs,
@@ -171,4 +179,26 @@ pub struct RunArgs {
     /// Objects uploaded to the origin at once.
     #[arg(long, env = "VAULTSTREAM_UPLOAD_CONCURRENCY", value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub upload_concurrency: u32,
+
+    #[command(flatten)]
+    pub drm: DrmArgs,
+}
+
+/// A DRM vendor's key provider for the CMAF packaging: shared by both modes. Without a SPEKE
+/// URL, VaultStream holds the key (KMS, or `local`'s key file) and signals ClearKey.
+#[derive(Debug, Args, Clone)]
+pub struct DrmArgs {
+    /// The vendor's SPEKE v2 endpoint (CPIX 2.3 over HTTPS): it gives the CMAF key and each DRM
+    /// system's signalling; the title is then signalled for those systems, never ClearKey.
+    #[arg(long, env = "VAULTSTREAM_SPEKE_URL", value_name = "URL")]
+    pub speke_url: Option<String>,
+
+    /// How SPEKE requests are authenticated: `sigv4` (API Gateway's IAM authorization, with
+    /// the job's own role) or `none` (the URL carries the vendor's credential).
+    #[arg(long, env = "VAULTSTREAM_SPEKE_AUTH", value_name = "sigv4|none", default_value = "sigv4")]
+    pub speke_auth: String,
+
+    /// The DRM systems the vendor signals, comma-separated.
+    #[arg(long, env = "VAULTSTREAM_DRM_SYSTEMS", value_name = "LIST", default_value = "widevine,playready,fairplay")]
+    pub drm_systems: String,
 }

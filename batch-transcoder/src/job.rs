@@ -9,6 +9,7 @@ use vaultstream::ladder::{self, Profile, VideoCodec};
 use vaultstream::ContentKey;
 
 use crate::cli::{EncodingArgs, LimitArgs, LocalArgs};
+use crate::cmaf::CmafKey;
 use crate::encoder::{self, X264_PRESETS};
 use crate::error::{Result, TranscodeError};
 use crate::keys::KeyStorage;
@@ -25,6 +26,9 @@ pub struct Job {
     pub key_storage: KeyStorage,
     pub key_uri: Option<String>,
     pub key_period_segments: Option<usize>,
+    /// The CMAF packaging's key when the caller has one (`run`: from KMS); `local` makes a fresh
+    /// one where the profile asks for CMAF.
+    pub cmaf_key: Option<CmafKey>,
     pub limits: Limits,
     pub stall_timeout: Duration,
 }
@@ -103,6 +107,14 @@ impl Job {
             None => ContentKey::generate()?,
         };
         let (limits, stall_timeout) = limits(&args.limits)?;
+        // A given CMAF key keeps the KID a fresh one would have (derived from the folder name).
+        let cmaf_key = match &args.cmaf_key_hex {
+            Some(hex) => {
+                let key = ContentKey::from_hex(hex).map_err(|e| TranscodeError::Usage(format!("--cmaf-key-hex: {e}")))?;
+                Some(CmafKey::held(key, local_cmaf_kid(&args.out).1))
+            }
+            None => None,
+        };
         Ok(Job {
             input: args.input,
             out: args.out,
@@ -113,8 +125,37 @@ impl Job {
             key_storage: KeyStorage::File(args.key_file),
             key_uri: args.key_uri,
             key_period_segments: args.key_period_segments.map(|n| n as usize),
+            cmaf_key,
             limits,
             stall_timeout,
         })
     }
+}
+
+/// `local`'s CMAF key from a SPEKE key provider, where `--speke-url` names one (the KID is the
+/// one a key of `local`'s own would have, from the output folder's name).
+pub fn vendor_key(drm: &crate::cli::DrmArgs, job: &Job) -> Result<Option<CmafKey>> {
+    if drm.speke_url.is_none() {
+        return Ok(None);
+    }
+    if job.cmaf_key.is_some() {
+        return Err(TranscodeError::Usage("--cmaf-key-hex and --speke-url both name the CMAF key: give one".into()));
+    }
+    let (title, kid) = local_cmaf_kid(&job.out);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| TranscodeError::Fatal(format!("starting the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let Some((provider, systems)) = crate::key_provider::from_args(drm).await? else { return Ok(None) };
+        crate::key_provider::vendor_key(&provider, systems, format!("local/{title}"), kid).await.map(Some)
+    })
+}
+
+/// The title `local` names an output folder's CMAF key after (the folder's name), and the KID
+/// derived from it: the same whether `local` makes the key, is given it, or asks a key provider.
+pub fn local_cmaf_kid(out: &std::path::Path) -> (String, vaultstream::cenc::Kid) {
+    let title = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let kid = vaultstream::cenc::Kid::derive("local", &title, vaultstream::cenc::CMAF_KEY_ID);
+    (title, kid)
 }

@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::Serialize;
+use vaultstream::cenc::CMAF_KEY_ID;
 use vaultstream::{ContentKey, KeyId};
 
+use crate::cmaf::CmafKey;
 use crate::error::{Result, TranscodeError};
 
 pub const KEY_ID_PLACEHOLDER: &str = "{key_id}";
@@ -43,8 +45,23 @@ pub struct KeyRecord {
     pub file: Option<PathBuf>,
 }
 
+#[derive(Debug, Clone, Serialize)]
+pub struct CmafKeyRecord {
+    pub id: KeyId,
+    pub kid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// `vaultstream` (KMS or the key file) or `key-provider` (a DRM vendor's SPEKE service).
+    pub held_by: &'static str,
+    /// The DRM systems signalled besides ClearKey's (a key provider's).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub systems: Vec<String>,
+}
+
 pub struct KeyRing {
     keys: Mutex<Vec<PeriodKey>>,
+    /// The CMAF packaging's key (`c0`), one for the whole title.
+    cmaf: Option<(PeriodKey, CmafKey)>,
     period_segments: Option<usize>,
     base_file: Option<PathBuf>,
     uri_template: Option<String>,
@@ -86,9 +103,58 @@ impl KeyRing {
                 (None, String::new())
             }
         };
-        let ring = KeyRing { keys: Mutex::new(Vec::new()), period_segments, base_file, uri_template, relative_uri };
+        let ring = KeyRing { keys: Mutex::new(Vec::new()), cmaf: None, period_segments, base_file, uri_template, relative_uri };
         ring.store(PeriodKey { id: KeyId::for_period(0), key: first, file: ring.file_for(0) })?;
         Ok(ring)
+    }
+
+    /// Adds the CMAF packaging's key; `local` writes one it holds beside `k0` as `KEYFILE.c0`
+    /// (a key provider's key stays the vendor's: no file).
+    pub fn with_cmaf_key(mut self, cmaf: CmafKey) -> Result<Self> {
+        let base = if cmaf.vendor.is_none() { self.base_file.as_ref() } else { None };
+        let file = base.map(|base| {
+            let mut name = base.as_os_str().to_owned();
+            name.push(format!(".{CMAF_KEY_ID}"));
+            PathBuf::from(name)
+        });
+        if let Some(file) = &file {
+            write_key_file(file, &cmaf.key)?;
+        }
+        let id = KeyId::try_from(CMAF_KEY_ID.to_string()).map_err(|e| TranscodeError::Fatal(e.to_string()))?;
+        self.cmaf = Some((PeriodKey { id, key: cmaf.key.clone(), file }, cmaf));
+        Ok(self)
+    }
+
+    pub fn cmaf_key(&self) -> Option<CmafKey> {
+        self.cmaf.as_ref().map(|(_, cmaf)| cmaf.clone())
+    }
+
+    /// What the CMAF media playlists name as the `identity` key's URI: the `--key-uri` template
+    /// with `c0`, or the `.c0` key file relative to a rendition folder.
+    pub fn cmaf_uri(&self) -> String {
+        match &self.uri_template {
+            Some(template) => template.replace(KEY_ID_PLACEHOLDER, CMAF_KEY_ID),
+            None => {
+                let name =
+                    self.base_file.as_ref().and_then(|f| f.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let name = format!("{name}.{CMAF_KEY_ID}");
+                match self.relative_uri.rsplit_once('/') {
+                    Some((dir, _)) => format!("{dir}/{name}"),
+                    None => name,
+                }
+            }
+        }
+    }
+
+    /// What manifest.json records of the CMAF key: its id, KID and file, never the key.
+    pub fn cmaf_record(&self) -> Option<CmafKeyRecord> {
+        self.cmaf.as_ref().map(|(k, cmaf)| CmafKeyRecord {
+            id: k.id.clone(),
+            kid: cmaf.kid.uuid(),
+            file: k.file.clone(),
+            held_by: if cmaf.vendor.is_some() { "key-provider" } else { "vaultstream" },
+            systems: cmaf.vendor.iter().flatten().map(|s| s.system.name().to_string()).collect(),
+        })
     }
 
     fn store(&self, period: PeriodKey) -> Result<()> {
@@ -158,7 +224,8 @@ impl KeyRing {
 
     /// Removes every key file this run wrote (used when nothing gets published).
     pub fn discard(&self) {
-        for file in self.records().into_iter().filter_map(|r| r.file) {
+        let cmaf = self.cmaf_record().and_then(|r| r.file);
+        for file in self.records().into_iter().filter_map(|r| r.file).chain(cmaf) {
             let _ = std::fs::remove_file(file);
         }
     }

@@ -7,8 +7,10 @@
 //! S3 ([`source`]), the key from KMS, the output to a new version in the origin bucket
 //! ([`origin_upload`]), the content record moved along.
 
+mod cbcs;
 mod cli;
 mod closed_captions;
+mod cmaf;
 mod colour;
 mod decode;
 mod encoder;
@@ -18,6 +20,7 @@ mod hdr10;
 mod iframes;
 mod interleave;
 mod job;
+mod key_provider;
 mod keyframes;
 mod keys;
 mod manifest;
@@ -103,7 +106,13 @@ fn run(cli: Cli) -> Result<(), TranscodeError> {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Local(args) => {
-            let job = job::Job::from_args(args)?;
+            let drm = args.drm.clone();
+            let mut job = job::Job::from_args(args)?;
+            if job.profile.cmaf() {
+                if let Some(key) = job::vendor_key(&drm, &job)? {
+                    job.cmaf_key = Some(key);
+                }
+            }
             let pipeline::LocalOutput { dir: out_dir, manifest, .. } = pipeline::run_local(job, None)?;
             let summary = serde_json::json!({
                 "status": manifest.status,

@@ -4,7 +4,7 @@ use serde::Serialize;
 use vaultstream::ladder::{Container, DroppedRung};
 
 use crate::encoder::Selection;
-use crate::keys::KeyRecord;
+use crate::keys::{CmafKeyRecord, KeyRecord};
 use crate::probe::SourceInfo;
 use crate::rendition::RenditionOutput;
 use crate::thumbnails::Pictures;
@@ -30,6 +30,15 @@ pub struct Figures {
 }
 
 #[derive(Debug, Serialize)]
+pub struct CmafManifests {
+    /// HLS master playlist over the CMAF tracks (`EXT-X-MAP`, `SAMPLE-AES`).
+    pub hls: String,
+    /// DASH MPD over the same tracks.
+    pub dash: String,
+    pub scheme: &'static str,
+}
+
+#[derive(Debug, Serialize)]
 pub struct Manifest {
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -46,6 +55,11 @@ pub struct Manifest {
     pub failed_renditions: Vec<FailedRendition>,
     pub dropped_renditions: Vec<DroppedRung>,
     pub keys: Vec<KeyRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cmaf_key: Option<CmafKeyRecord>,
+    /// The CMAF packaging's manifests, where the profile makes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cmaf: Option<CmafManifests>,
     pub pictures: Pictures,
     pub figures: Figures,
 }

@@ -42,6 +42,12 @@ impl SegmentMuxer {
     /// Creates the muxer and writes its header. For fMP4 the header is the init section, returned
     /// as the second value.
     pub fn new(container: Container, streams: &[StreamSpec]) -> Result<(Self, Option<Vec<u8>>)> {
+        Self::with_extradata(container, streams, None)
+    }
+
+    /// [`SegmentMuxer::new`], with `extradata` as the first stream's decoder configuration where
+    /// its encoder has none (an encoder writing Annex B for MPEG-TS).
+    pub fn with_extradata(container: Container, streams: &[StreamSpec], extradata: Option<&[u8]>) -> Result<(Self, Option<Vec<u8>>)> {
         let format = CString::new(match container {
             Container::Ts => "mpegts",
             Container::Fmp4 => "mp4",
@@ -59,6 +65,16 @@ impl SegmentMuxer {
                     return Err(TranscodeError::Fatal("allocating a muxer stream".into()));
                 }
                 check("copying encoder parameters", avcodec_parameters_from_context((*st).codecpar, spec.encoder))?;
+                let par = (*st).codecpar;
+                if let Some(data) = extradata.filter(|_| muxer.encoder_time_bases.is_empty() && (*par).extradata_size == 0) {
+                    let buffer = av_mallocz(data.len() + AV_INPUT_BUFFER_PADDING_SIZE as usize) as *mut u8;
+                    if buffer.is_null() {
+                        return Err(TranscodeError::Fatal("allocating the decoder configuration".into()));
+                    }
+                    ptr::copy_nonoverlapping(data.as_ptr(), buffer, data.len());
+                    (*par).extradata = buffer;
+                    (*par).extradata_size = data.len() as i32;
+                }
                 (*st).time_base = spec.time_base.into();
                 muxer.encoder_time_bases.push(spec.time_base);
             }

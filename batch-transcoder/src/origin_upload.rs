@@ -32,6 +32,7 @@ fn content_type(relative: &str) -> &'static str {
         Some("m4s") => "video/iso.segment",
         Some("mp4") => "video/mp4",
         Some("m3u8") => "application/vnd.apple.mpegurl",
+        Some("mpd") => "application/dash+xml",
         Some("jpg") => "image/jpeg",
         Some("vtt") => "text/vtt",
         _ => "application/octet-stream",
@@ -41,11 +42,16 @@ fn content_type(relative: &str) -> &'static str {
 /// Versions never change once written: media can be cached for good. Playlists are read only by
 /// the manifest function, which personalises them.
 fn cache_control(relative: &str) -> &'static str {
-    if relative.ends_with(".m3u8") {
+    if is_manifest(relative) {
         "private, no-store"
     } else {
         "public, max-age=31536000, immutable"
     }
+}
+
+/// Playlists and MPDs: uploaded after every file they name, and never cached.
+fn is_manifest(relative: &str) -> bool {
+    relative.ends_with(".m3u8") || relative.ends_with(".mpd")
 }
 
 fn walk(dir: &Path, relative: &str, out: &mut Vec<Item>) -> Result<()> {
@@ -126,7 +132,7 @@ impl OriginUpload {
         for entry in entries {
             walk(&dir.join(entry), entry, &mut items)?;
         }
-        let (playlists, media): (Vec<Item>, Vec<Item>) = items.into_iter().partition(|i| i.relative.ends_with(".m3u8"));
+        let (playlists, media): (Vec<Item>, Vec<Item>) = items.into_iter().partition(|i| is_manifest(&i.relative));
         let mut total = self.put_all(media).await?;
         let lists = self.put_all(playlists).await?;
         let key = format!("{}master.m3u8", self.prefix);

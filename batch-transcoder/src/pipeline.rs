@@ -6,9 +6,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use vaultstream::cmaf;
 use vaultstream::hls::{self, IFrameVariant, Variant};
 use vaultstream::ladder::Container;
+use vaultstream::ContentKey;
 
+use crate::cmaf::CmafKey;
 use crate::colour::DynamicRange;
 use crate::decode::{self, Decoders};
 use crate::encoder::{self, Selection};
@@ -17,7 +20,7 @@ use crate::fanout::Fanout;
 use crate::hdr10::Hdr10;
 use crate::job::Job;
 use crate::keys::{KeyRing, KeyStorage};
-use crate::manifest::{cpu_seconds, round3, Figures, Manifest};
+use crate::manifest::{cpu_seconds, round3, CmafManifests, Figures, Manifest};
 use crate::plan::{self, Plan};
 use crate::probe;
 use crate::progress::{Progress, ProgressObserver};
@@ -71,8 +74,11 @@ pub fn transcode(
 
     // Plan.
     let selections = choose_encoders(&plan::codecs_needed(&source, &job.profile), &job.encoder)?;
-    let Plan { timeline, frame_rate, renditions, picture_size, pictures, dropped } =
+    let Plan { timeline, frame_rate, mut renditions, picture_size, pictures, dropped } =
         plan::plan(&source, &job.profile, &job.preset, &selections, staging.dir());
+    for rendition in &mut renditions {
+        rendition.cmaf = ring.cmaf_key();
+    }
 
     // Decode once, fanned out to every rendition.
     let mut decoders = Decoders::open(&input, &source, pictures, job.profile.loudness)?;
@@ -131,8 +137,12 @@ pub fn transcode(
         })
         .collect();
     let master = hls::master_playlist(&variants, job.profile.container == Container::Fmp4);
+    let cmaf = write_cmaf_manifests(staging, outputs, &timeline, ring)?;
 
     let mut entries: Vec<String> = outputs.iter().map(|o| o.name.clone()).collect();
+    if cmaf.is_some() {
+        entries.extend([cmaf::MASTER.to_string(), cmaf::MPD.to_string()]);
+    }
     if collected.pictures.poster.is_some() {
         entries.push("poster.jpg".into());
     }
@@ -156,6 +166,8 @@ pub fn transcode(
         failed_renditions: collected.failed,
         dropped_renditions: dropped,
         keys: ring.records(),
+        cmaf_key: ring.cmaf_record(),
+        cmaf,
         pictures: collected.pictures,
         figures: Figures {
             wall_seconds: round3(wall),
@@ -169,6 +181,51 @@ pub fn transcode(
         source,
     };
     Ok(Transcoded { manifest, entries, master })
+}
+
+/// The CMAF packaging's playlists and MPD, where the renditions carry CMAF tracks.
+fn write_cmaf_manifests(
+    staging: &Staging,
+    outputs: &[RenditionOutput],
+    timeline: &crate::keyframes::Timeline,
+    ring: &KeyRing,
+) -> Result<Option<CmafManifests>> {
+    let Some(key) = ring.cmaf_key() else { return Ok(None) };
+    let track = |t: &crate::cmaf::TrackOutput| cmaf::Track {
+        init: t.init.clone(),
+        timescale: t.timescale,
+        codec: t.codec.clone(),
+        bandwidth: t.bandwidth,
+        average_bandwidth: t.average_bandwidth,
+        fragments: t.fragments.iter().map(|f| cmaf::Fragment { uri: f.uri.clone(), start: f.start, duration: f.duration }).collect(),
+    };
+    let renditions: Vec<cmaf::Rendition> = outputs
+        .iter()
+        .filter_map(|o| {
+            let packaged = o.cmaf.as_ref()?;
+            Some(cmaf::Rendition {
+                name: o.name.clone(),
+                resolution: o.width.zip(o.height),
+                frame_rate: o.width.map(|_| (timeline.fps_num, timeline.fps_den)),
+                video: packaged.video.as_ref().map(track),
+                audio: packaged.audio.as_ref().map(track),
+            })
+        })
+        .collect();
+    if renditions.is_empty() {
+        return Ok(None);
+    }
+    let title = cmaf::Title { kid: key.kid, renditions, vendor: key.vendor.clone() };
+    for r in &title.renditions {
+        for (t, name) in [(&r.video, cmaf::VIDEO_PLAYLIST), (&r.audio, cmaf::AUDIO_PLAYLIST)] {
+            if let Some(t) = t {
+                staging.write(&format!("{}/{name}", r.name), cmaf::media_playlist(t, &title, &ring.cmaf_uri()).as_bytes())?;
+            }
+        }
+    }
+    staging.write(cmaf::MASTER, cmaf::master_playlist(&title).as_bytes())?;
+    staging.write(cmaf::MPD, cmaf::mpd(&title).as_bytes())?;
+    Ok(Some(CmafManifests { hls: cmaf::MASTER.into(), dash: cmaf::MPD.into(), scheme: "cbcs" }))
 }
 
 /// A transcode published into a local folder.
@@ -188,7 +245,14 @@ pub fn run_local(job: Job, observer: Option<ProgressObserver>) -> Result<LocalOu
         KeyStorage::File(None) => KeyStorage::File(Some(default_key_file(staging.out_dir())?)),
         other => other.clone(),
     };
-    let ring = match KeyRing::new(job.key.clone(), storage, job.key_period_segments, job.key_uri.clone(), staging.out_dir()) {
+    let ring = KeyRing::new(job.key.clone(), storage, job.key_period_segments, job.key_uri.clone(), staging.out_dir()).and_then(|ring| {
+        match (&job.cmaf_key, job.profile.cmaf()) {
+            (_, false) => Ok(ring),
+            (Some(given), true) => ring.with_cmaf_key(given.clone()),
+            (None, true) => ring.with_cmaf_key(CmafKey::held(ContentKey::generate()?, crate::job::local_cmaf_kid(staging.out_dir()).1)),
+        }
+    });
+    let ring = match ring {
         Ok(ring) => Arc::new(ring),
         Err(e) => {
             staging.abandon();

@@ -61,6 +61,7 @@ pub fn plan(source: &SourceInfo, profile: &Profile, preset: &str, selections: &[
             timeline,
             video: None,
             audio_kbps: Some(ladder::audio_only_kbps(profile)),
+            cmaf: None,
         };
         return Plan {
             timeline,
@@ -99,6 +100,7 @@ pub fn plan(source: &SourceInfo, profile: &Profile, preset: &str, selections: &[
                 name: rung.name.clone(),
                 dir: staging_dir.join(&rung.name),
                 container: profile.container,
+                cmaf: None,
                 timeline,
                 video: Some(VideoPlan {
                     codec: rung.codec,

@@ -15,6 +15,7 @@ use vaultstream::ladder::{Container, VideoCodec};
 use vaultstream::segment_cipher::{encrypt_segment_in_place, Iv};
 
 use crate::closed_captions;
+use crate::cmaf::{CmafKey, CmafOutput, Packager};
 use crate::colour::{DynamicRange, Tags};
 use crate::encoder::{self, Backend, VideoEncoder, VideoSettings};
 use crate::error::{Result, TranscodeError};
@@ -60,6 +61,8 @@ pub struct RenditionPlan {
     pub timeline: Timeline,
     pub video: Option<VideoPlan>,
     pub audio_kbps: Option<u32>,
+    /// The CMAF packaging's key, where the profile asks for CMAF beside the HLS ladder.
+    pub cmaf: Option<CmafKey>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -102,6 +105,9 @@ pub struct RenditionOutput {
     /// Peak and average segment bit rate (bits per second, as delivered: encrypted).
     pub bandwidth: u64,
     pub average_bandwidth: u64,
+    /// Its CMAF tracks (`cbcs`), from the same packets as its segments.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cmaf: Option<CmafOutput>,
 }
 
 impl RenditionOutput {
@@ -151,6 +157,7 @@ struct Segmenter<'k> {
     /// Whether the video carries CEA-608/708 captions (A/53 SEI).
     closed_captions: bool,
     video_codec: Option<VideoCodec>,
+    cmaf: Option<Packager>,
 }
 
 impl Segmenter<'_> {
@@ -170,6 +177,9 @@ impl Segmenter<'_> {
                 Some((current, start)) if index > current => {
                     let bytes = self.muxer.cut()?;
                     self.emit(bytes, pts - start)?;
+                    if let Some(cmaf) = self.cmaf.as_mut() {
+                        cmaf.cut()?;
+                    }
                     self.current = Some((index, pts));
                 }
                 Some(_) => {}
@@ -182,6 +192,9 @@ impl Segmenter<'_> {
         }
         if let Some(track) = self.iframes.as_mut().filter(|_| is_video && packet.is_key()) {
             track.key_packet(&packet, pts, self.keys)?;
+        }
+        if let Some(cmaf) = self.cmaf.as_mut() {
+            cmaf.write(is_video, &packet)?;
         }
         self.muxer.write(stream, &mut packet)
     }
@@ -235,6 +248,15 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
         Some((_, spec)) => Some(IFrameTrack::new(plan.container, spec, plan.dir.clone(), plan.timeline)?),
         None => None,
     };
+    let cmaf = match &plan.cmaf {
+        Some(key) => Some(Packager::new(
+            &plan.dir,
+            key,
+            video.as_ref().zip(plan.video.as_ref()).map(|(v, p)| (specs[0].encoder, v.time_base, p.codec == VideoCodec::Hevc)),
+            audio.as_ref().map(|a| (specs[specs.len() - 1].encoder, a.time_base)),
+        )?),
+        None => None,
+    };
     let video_stream = video.as_ref().map(|_| 0usize);
     let audio_stream = audio.as_ref().map(|_| usize::from(video.is_some()));
     let stream_count = specs.len();
@@ -252,6 +274,7 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
         iframes,
         closed_captions: false,
         video_codec: plan.video.as_ref().map(|v| v.codec),
+        cmaf,
     };
     let mut interleaver: Interleaver<Packet> = Interleaver::new(stream_count);
     let time_bases: Vec<Rational> = specs.iter().map(|s| s.time_base).collect();
@@ -336,7 +359,9 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
         (Some(v), None) => Some(fallback_codec_string(v.codec, v.settings.ten_bit).to_string()),
         (_, c) => c,
     };
-    let codecs = video_codec.into_iter().chain(audio.as_ref().map(|_| codec_string::AAC_LC.to_string())).collect::<Vec<_>>().join(",");
+    let audio_codec = audio.as_ref().map(|_| codec_string::AAC_LC.to_string());
+    let cmaf = segmenter.cmaf.take().map(|p| p.finish(video_codec.clone(), audio_codec.clone())).transpose()?;
+    let codecs = video_codec.into_iter().chain(audio_codec).collect::<Vec<_>>().join(",");
 
     Ok(RenditionOutput {
         name: plan.name.clone(),
@@ -355,6 +380,7 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
         iframes,
         bandwidth,
         average_bandwidth,
+        cmaf,
     })
 }
 

@@ -32,6 +32,7 @@ use vaultstream::metrics::job::{self as job_metrics, JobEnd};
 use vaultstream::origin::Published;
 
 use crate::cli::RunArgs;
+use crate::cmaf::CmafKey;
 use crate::error::{Result, TranscodeError};
 use crate::job::{self, Job};
 use crate::keys::KeyStorage;
@@ -40,6 +41,9 @@ use crate::origin_upload::OriginUpload;
 use crate::pipeline::{self, LocalOutput};
 use crate::probe::Limits;
 use crate::source::{self, Expected};
+use vaultstream::catalog::CmafPublication;
+use vaultstream::cenc::{Kid, CMAF_KEY_ID};
+use vaultstream::KeyId;
 
 /// How often progress is written to the record, at most.
 const HEARTBEAT: Duration = Duration::from_secs(5);
@@ -238,6 +242,23 @@ async fn transcode_and_publish(
     // 3. The key.
     let vault = KmsKeyVault::new(clients.kms().clone(), Some(args.content_key_id.clone()));
     let key = transcode_job::content_key(ctx.catalog.as_ref(), &vault, tenant, content).await.map_err(key_error)?;
+    // The CMAF key: a DRM vendor's (SPEKE), or one VaultStream keeps like k0.
+    let kid = Kid::derive(tenant.as_str(), content.as_str(), CMAF_KEY_ID);
+    let provider = match profile.cmaf() {
+        true => crate::key_provider::from_args(&args.drm).await?,
+        false => None,
+    };
+    let cmaf_key = match (profile.cmaf(), provider) {
+        (false, _) => None,
+        (true, Some((provider, systems))) => {
+            Some(crate::key_provider::vendor_key(&provider, systems, format!("{tenant}/{content}"), kid).await?)
+        }
+        (true, None) => {
+            let id = KeyId::try_from(CMAF_KEY_ID.to_string()).map_err(|e| TranscodeError::Fatal(e.to_string()))?;
+            let key = transcode_job::content_key_with_id(ctx.catalog.as_ref(), &vault, tenant, content, &id).await.map_err(key_error)?;
+            Some(CmafKey::held(key, kid))
+        }
+    };
 
     // 4. The source.
     let declared = record.source.as_ref().ok_or_else(|| TranscodeError::Fatal("the content record declares no source".into()))?;
@@ -266,6 +287,7 @@ async fn transcode_and_publish(
         key_storage: KeyStorage::MemoryOnly,
         key_uri: Some(vaultstream::access::personalize::KEY_URI_SCHEME.to_string() + crate::keys::KEY_ID_PLACEHOLDER),
         key_period_segments: None,
+        cmaf_key,
         limits,
         stall_timeout,
     };
@@ -366,6 +388,11 @@ fn publication(manifest: &Manifest, version: VersionId) -> Publication {
         poster: manifest.pictures.poster.clone(),
         thumbnails: manifest.pictures.thumbnails.iter().map(|t| t.uri.clone()).collect(),
         storyboard: manifest.pictures.storyboard.clone(),
+        cmaf: manifest.cmaf.as_ref().zip(manifest.cmaf_key.as_ref()).map(|(packaged, key)| CmafPublication {
+            kid: key.kid.clone(),
+            scheme: packaged.scheme.to_string(),
+            systems: key.systems.clone(),
+        }),
     }
 }
 
