@@ -47,6 +47,36 @@ impl Clients {
 #[derive(Deserialize)]
 struct Contract {
     transcoder: TranscoderContract,
+    drm: DrmContract,
+}
+
+#[derive(Deserialize)]
+struct DrmContract {
+    settings: Vec<DrmSetting>,
+}
+
+#[derive(Deserialize)]
+struct DrmSetting {
+    env: String,
+    default: String,
+    read_by: Vec<String>,
+}
+
+/// The contract's DRM settings `reader` (`transcoder`, `playback`, ...) reads, each from the
+/// environment the stack starts in, or the contract's default: a developer tries a DRM
+/// vendor's key provider and licence servers locally as a deployment configures them.
+pub fn drm_settings(reader: &str) -> Vec<(String, String)> {
+    let contract: Contract = serde_json::from_str(CONTRACT_JSON).expect("infra/contract.json is built in");
+    contract
+        .drm
+        .settings
+        .into_iter()
+        .filter(|s| s.read_by.iter().any(|r| r == reader))
+        .map(|s| {
+            let value = std::env::var(&s.env).unwrap_or(s.default);
+            (s.env, value)
+        })
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -181,6 +211,8 @@ pub async fn provision(clients: &Clients, prefix: &str) -> Result<Outputs, Boots
         ("VAULTSTREAM_CONTENT_KEY_ID", content_key_id.as_str()),
         ("VAULTSTREAM_PRICE_PER_VCPU_SECOND", LOCAL_PRICE_PER_VCPU_SECOND),
     ];
+    let drm = drm_settings("transcoder");
+    let environment: Vec<(&str, &str)> = environment.into_iter().chain(drm.iter().map(|(k, v)| (k.as_str(), v.as_str()))).collect();
     batch(clients, prefix, &environment).await?;
     let content_failed_bus = event_bus(clients, &format!("{prefix}.content.failed")).await?;
 

@@ -84,7 +84,10 @@ async function play(item) {
   // Playlists and keys come from the API (another origin, CORS); segments from this host, with
   // the cookies playback just set. A key URL alone opens nothing: each key request carries the
   // viewer's session as its bearer token.
-  const hls = new Hls({
+  // CMAF (cbcs) plays through EME with the ClearKey CDM: hls.js asks the licence server, with
+  // the viewer's bearer token, for the KID the playlist names.
+  const cmaf = document.getElementById('packaging').value === 'cmaf' && playback.cmaf_manifest_url;
+  const config = {
     fragLoadPolicy: policy(10000, 120000), keyLoadPolicy: policy(8000, 20000), playlistLoadPolicy: policy(10000, 20000),
     xhrSetup: (xhr, url) => {
       if (new URL(url, location.href).pathname.startsWith('/v1/keys/')) {
@@ -92,7 +95,23 @@ async function play(item) {
         xhr.setRequestHeader('Authorization', `Bearer ${Session.token}`);
       }
     },
-  });
+  };
+  if (cmaf) {
+    config.emeEnabled = true;
+    config.drmSystems = { 'org.w3.clearkey': {
+      licenseUrl: playback.drm.clearkey.license_url,
+      generateRequest: (type, data, context) => {
+        const kid = btoa(String.fromCharCode(...context.decryptdata.keyId)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+        return { initDataType: 'keyids', initData: new TextEncoder().encode(JSON.stringify({ kids: [kid] })).buffer };
+      },
+    } };
+    config.licenseXhrSetup = (xhr, url) => {
+      xhr.open('POST', url, true);
+      xhr.setRequestHeader('Authorization', `Bearer ${Session.token}`);
+    };
+  }
+  state.packaging = cmaf ? 'cmaf' : 'hls';
+  const hls = new Hls(config);
   state.hls = hls;
   hls.on(Hls.Events.KEY_LOADED, (_, data) => state.keysFetched.add((data.frag && data.frag.level) ?? -1));
   hls.on(Hls.Events.ERROR, (_, data) => {
@@ -123,9 +142,12 @@ async function play(item) {
     const level = hls.levels[data.level];
     document.getElementById('level-info').textContent = level ? `playing ${level.height}p` : '';
   });
-  hls.loadSource(playback.manifest_url);
+  hls.loadSource(cmaf ? playback.cmaf_manifest_url : playback.manifest_url);
   hls.attachMedia(video);
 }
+
+// Switching the packaging replays the title from the start in the other one.
+document.getElementById('packaging').onchange = () => { if (state.playing) play({ content_id: state.playing, title: document.getElementById('now-playing').textContent }); };
 
 if (showWho()) listTitles();
 else document.getElementById('list-error').textContent = 'Sign in to see your titles.';

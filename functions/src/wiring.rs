@@ -72,6 +72,22 @@ pub fn api_base_url(env: &Env) -> Result<String, ConfigError> {
     Ok(url)
 }
 
+/// The DRM vendors' licence servers the deployment names (infra/contract.json `drm.systems`):
+/// each optional, each an https URL (http only on loopback, for the local stack).
+pub fn license_servers(env: &Env) -> Result<vaultstream::drm::LicenseServers, ConfigError> {
+    let servers = vaultstream::drm::LicenseServers::from_lookup(|name| env.optional(name).map(str::to_string));
+    let urls = servers.urls.iter().map(|(s, u)| (s.license_url_env(), u.as_str()));
+    let certificate = servers.fairplay_certificate_url.as_deref().map(|u| (vaultstream::drm::FAIRPLAY_CERTIFICATE_URL_ENV, u));
+    for (name, value) in urls.chain(certificate) {
+        let url = url::Url::parse(value).map_err(|e| ConfigError::new(name, format!("{value:?} is not a URL: {e}")))?;
+        let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+        if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+            return Err(ConfigError::new(name, format!("{value:?} must be an https URL: players fetch licences from it")));
+        }
+    }
+    Ok(servers)
+}
+
 pub fn tenant_hosts(env: &Env, secret: &ServiceSecret) -> Result<Arc<TenantHosts>, ConfigError> {
     let domain = env.required("VAULTSTREAM_CDN_DOMAIN")?;
     let scheme = env.optional("VAULTSTREAM_CDN_SCHEME").unwrap_or("https");

@@ -179,6 +179,7 @@ fn percent_decode(text: &str) -> String {
 fn content_type_for(key: &str) -> &'static str {
     match key.rsplit('.').next() {
         Some("m3u8") => "application/vnd.apple.mpegurl",
+        Some("mpd") => "application/dash+xml",
         Some("ts") => "video/mp2t",
         Some("m4s") => "video/iso.segment",
         Some("mp4") => "video/mp4",

@@ -328,6 +328,10 @@ pub fn function_env(info: &StackInfo, identity: &Identity, cloudfront_pem: &Path
             pairs.insert(name.to_string(), value);
         }
     }
+    // DRM vendors' licence servers, from the environment as a deployment's parameters.
+    for reader in ["playback", "manifest"] {
+        pairs.extend(crate::provision::drm_settings(reader));
+    }
     Env::from_pairs(pairs)
 }
 

@@ -1,10 +1,13 @@
 //! `GET /v1/manifests/{content_id}/master.m3u8?token=…` and
-//! `GET /v1/manifests/{content_id}/{rendition}/index.m3u8?token=…`: personalised playlists.
+//! `GET /v1/manifests/{content_id}/{rendition}/index.m3u8?token=…`: personalised playlists, and
+//! the CMAF packaging's `cmaf.m3u8`, `{rendition}/video.m3u8`, `{rendition}/audio.m3u8`
+//! (`&keyformat=clearkey|identity`) and `manifest.mpd`.
 
 use lambda_http::{Body, Request, Response};
 use tracing::Instrument;
 use vaultstream::access::manifest::{ManifestService, Requested};
 use vaultstream::access::AccessError;
+use vaultstream::cmaf::KeyFormat;
 
 use crate::env::{ConfigError, Env};
 use crate::http::{access_error, finish, meta, path_after, private, query};
@@ -32,6 +35,7 @@ impl HttpFunction for Manifest {
             hosts: wiring::tenant_hosts(env, &secret)?,
             tokens: wiring::token_signer(&secret),
             api_base_url: wiring::api_base_url(env)?,
+            licenses: wiring::license_servers(env)?,
         };
         Ok(Manifest { service })
     }
@@ -39,8 +43,15 @@ impl HttpFunction for Manifest {
     async fn handle(&self, request: Request) -> Response<Body> {
         let meta = meta(&request);
         let parts = path_after(&request, "/v1/manifests/").unwrap_or_default();
+        // Which key tag a CMAF playlist carries (unknown values get the default, ClearKey).
+        let keyformat = query(&request, "keyformat").and_then(|k| KeyFormat::parse(&k)).unwrap_or_default();
         let (content_id, requested) = match parts.as_slice() {
             [id, "master.m3u8"] => (Some(id.to_string()), Requested::Master),
+            [id, "cmaf.m3u8"] => (Some(id.to_string()), Requested::CmafMaster(keyformat)),
+            [id, "manifest.mpd"] => (Some(id.to_string()), Requested::Mpd),
+            [id, rendition, file @ ("video.m3u8" | "audio.m3u8")] => {
+                (Some(id.to_string()), Requested::CmafMedia(rendition, file, keyformat))
+            }
             [id, "captions", track, "index.m3u8"] => (Some(id.to_string()), Requested::Captions(track)),
             [id, rendition, "index.m3u8"] => (Some(id.to_string()), Requested::Rendition(rendition)),
             [id, rendition, "iframes.m3u8"] => (Some(id.to_string()), Requested::IFrames(rendition)),
@@ -59,9 +70,12 @@ impl HttpFunction for Manifest {
                         Requested::Rendition(r) => r.to_string(),
                         Requested::IFrames(r) => format!("{r}/iframes"),
                         Requested::Captions(t) => format!("captions/{t}"),
+                        Requested::CmafMaster(_) => "cmaf".to_string(),
+                        Requested::CmafMedia(r, file, _) => format!("{r}/{file}"),
+                        Requested::Mpd => "mpd".to_string(),
                     };
                     tracing::info!(status = 200, rendition = %playlist_name, "playlist served");
-                    finish(private(200, "application/vnd.apple.mpegurl"), Body::Text(playlist))
+                    finish(private(200, requested.content_type()), Body::Text(playlist))
                 }
                 Err(e) => access_error(&e),
             }

@@ -41,6 +41,7 @@ impl HttpFunction for Playback {
             secret,
             api_base_url: wiring::api_base_url(env)?,
             ttl_seconds: env.number("VAULTSTREAM_PLAYBACK_TTL_SECONDS", 1800u64)?,
+            licenses: wiring::license_servers(env)?,
         };
         Ok(Playback { service })
     }
@@ -71,6 +72,24 @@ impl HttpFunction for Playback {
                         "expires_at": rfc3339(grant.expires_at),
                         "cookies": grant.cookies.to_json(),
                     });
+                    if let Some(cmaf) = &grant.cmaf {
+                        json["cmaf_manifest_url"] = cmaf.hls_url.clone().into();
+                        json["dash_url"] = cmaf.dash_url.clone().into();
+                        let mut systems = serde_json::Map::new();
+                        for (system, url) in &cmaf.systems {
+                            let mut entry = serde_json::json!({"license_url": url});
+                            if *system == vaultstream::drm::DrmSystem::FairPlay {
+                                entry["certificate_url"] = cmaf.fairplay_certificate_url.clone().into();
+                            }
+                            systems.insert(system.name().to_string(), entry);
+                        }
+                        json["drm"] = serde_json::json!({
+                            "scheme": "cbcs",
+                            "kid": cmaf.kid,
+                            "clearkey": cmaf.clearkey_license_url.as_ref().map(|url| serde_json::json!({"license_url": url})),
+                            "systems": systems,
+                        });
+                    }
                     if let Some(key) = &grant.session_key {
                         json["session_key"] = serde_json::Value::from(key.as_str());
                     }
@@ -78,7 +97,9 @@ impl HttpFunction for Playback {
                     for cookie in grant.cookies.set_cookie_headers(&grant.cookie_domain, &grant.cookie_path) {
                         response = response.header(SET_COOKIE, cookie);
                     }
-                    response = response.header(SET_COOKIE, grant.session_cookie);
+                    for cookie in grant.session_cookies() {
+                        response = response.header(SET_COOKIE, cookie);
+                    }
                     tracing::info!(status = 200, "playback granted");
                     finish(response, Body::Text(json.to_string()))
                 }
