@@ -7,49 +7,21 @@
 //    "mode": "play" | "strip-cookies" | "cookies": [...] (expired ones, set before playing) |
 //            "swap-key" (with "other_content_id": the key URLs name that title instead),
 //    "seconds": position to reach ("until_cue": also wait until this caption text is on screen), "screenshot": PATH, "upload": PATH (creator: file to upload),
-//    "title": upload title}
+//    "title": upload title, "packaging": "hls" | "cmaf" (the viewer's packaging menu)}
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import http from 'node:http';
-import { chromium } from 'playwright-core';
-
-// Playwright's own fetch resolves names in Node, which (unlike Chromium) does not map
-// *.localhost to loopback: send intercepted requests to 127.0.0.1 with their Host header.
-function loopbackFetch(request) {
-  const url = new URL(request.url());
-  const headers = { ...request.headers(), host: url.host };
-  const body = request.postDataBuffer();
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: url.port || 80, path: url.pathname + url.search, method: request.method(), headers }, res => {
-      const chunks = [];
-      res.on('data', c => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, headers: { ...res.headers }, body: Buffer.concat(chunks) }));
-    });
-    req.on('error', reject);
-    if (body) req.write(body);
-    req.end();
-  });
-}
+import { launch, loopbackFetch, signIn } from './stack.mjs';
 
 const scenario = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
 const target = scenario.seconds ?? 3;
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'vaultstream-chromium-'));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  headless: true,
-  viewport: { width: 1280, height: 900 },
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--autoplay-policy=no-user-gesture-required'],
-});
+const browser = await launch();
+const context = browser.context;
 const result = { responses: [], console: [] };
 try {
   const page = await context.newPage();
   page.on('console', m => result.console.push(`${m.type()}: ${m.text()}`));
   page.on('response', r => {
     const url = r.url();
-    if (url.includes('/v1/') || url.includes('.ts') || url.includes('.m3u8') || url.includes('.vtt')) result.responses.push({ url: url.split('?')[0], status: r.status() });
+    if (url.includes('/v1/') || url.includes('.ts') || url.includes('.m3u8') || url.includes('.vtt') || url.includes('.m4s')) result.responses.push({ url: url.split('?')[0], status: r.status() });
   });
   if (scenario.mode === 'strip-cookies' || scenario.cookies) {
     // Playback's Set-Cookie is dropped: the page has no cookies, or only the ones given here.
@@ -70,12 +42,7 @@ try {
   }
 
   // Sign in as a person would.
-  await page.goto(scenario.viewer_url);
-  await page.fill('input[name=tenant]', scenario.tenant);
-  await page.fill('input[name=user]', scenario.user ?? 'ada');
-  await page.selectOption('select[name=role]', scenario.role ?? 'viewer');
-  await Promise.all([page.waitForURL(/cdn\.localhost/), page.click('button[type=submit]')]);
-  result.signed_in_at = new URL(page.url()).host;
+  result.signed_in_at = await signIn(page, scenario);
 
   if (scenario.upload) {
     // The uploads already there, once the page has listed them (not a guess at how long that takes).
@@ -106,6 +73,8 @@ try {
     const card = await page.$(`#titles .card[data-content-id="${scenario.content_id}"]`);
     if (card) await card.click();
     else await page.evaluate(id => play({ content_id: id, title: 'by id' }), scenario.content_id);
+    // The packaging menu, as a person switches it once the title plays (it replays the title).
+    if (scenario.packaging) await page.selectOption('#packaging', scenario.packaging);
     const deadline = Date.now() + 30_000;
     for (;;) {
       const state = await page.evaluate(() => {
@@ -114,7 +83,7 @@ try {
         return {
           current_time: v.currentTime, width: v.videoWidth, height: v.videoHeight,
           levels: s.hls ? s.hls.levels.map(l => l.height) : [], keys_fetched: s.keysFetched ? [...s.keysFetched] : [],
-          errors: s.errors, player_error: document.getElementById('player-error').textContent,
+          errors: s.errors, packaging: s.packaging, player_error: document.getElementById('player-error').textContent,
           quality_options: [...document.querySelectorAll('#quality option')].map(o => o.textContent),
           caption_options: [...document.querySelectorAll('#captions option')].map(o => o.textContent),
           subtitle_tracks: s.hls ? s.hls.subtitleTracks.map(t => ({ name: t.name, lang: t.lang, default: t.default, forced: t.forced })) : [],
@@ -143,7 +112,6 @@ try {
 } catch (e) {
   result.exception = String(e && e.stack || e);
 } finally {
-  await context.close();
-  fs.rmSync(profile, { recursive: true, force: true });
+  await browser.close();
 }
 console.log(JSON.stringify(result));

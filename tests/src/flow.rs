@@ -28,7 +28,11 @@ pub struct Functions {
 }
 
 pub async fn functions(stack: &Stack) -> Functions {
-    let env = stack.env();
+    functions_with(stack, stack.env()).await
+}
+
+/// The functions as a deployment configured with `env` (the stack's, plus settings) runs them.
+pub async fn functions_with(stack: &Stack, env: vaultstream_functions::env::Env) -> Functions {
     Functions {
         authorizer: Authorizer::from_env(&env, &stack.aws).await.unwrap(),
         playback: Playback::from_env(&env, &stack.aws).await.unwrap(),
@@ -66,13 +70,24 @@ pub const VERSION: &str = "v1";
 pub struct Published {
     pub out: tempfile::TempDir,
     pub key_hex: String,
+    /// The CMAF packaging's key (`c0`) and the KID its `tenc` names.
+    pub cmaf_key_hex: String,
+    pub kid: String,
 }
 
 pub async fn publish(stack: &Stack, tenant: &str, content: &str) -> Published {
+    publish_keyed(stack, tenant, content, None).await
+}
+
+/// As [`publish`], with the CMAF key from the SPEKE key provider at `speke_url` where given (the
+/// record then holds no `c0`: the vendor does; `cmaf_key_hex` is empty).
+pub async fn publish_keyed(stack: &Stack, tenant: &str, content: &str, speke_url: Option<&str>) -> Published {
     let (t, c) = (TenantId::parse(tenant).unwrap(), ContentId::parse(content).unwrap());
     let vault = KmsKeyVault::new(stack.aws.kms().clone(), Some(stack.content_cmk.clone()));
     let (key, blob) = vault.generate(&t, &c).await.unwrap();
     let key_hex = hex::encode(key.expose());
+    let (cmaf_key, cmaf_blob) = vault.generate(&t, &c).await.unwrap();
+    let cmaf_key_hex = hex::encode(cmaf_key.expose());
     let out = tempfile::tempdir().unwrap();
     let clip = out.path().join("clip.mp4");
     let status = Command::new("ffmpeg")
@@ -101,7 +116,8 @@ pub async fn publish(stack: &Stack, tenant: &str, content: &str) -> Published {
         .unwrap();
     assert!(status.success());
     let hls = out.path().join("hls");
-    let run = Command::new(workspace_binary("vaultstream-transcode"))
+    let mut transcode = Command::new(workspace_binary("vaultstream-transcode"));
+    transcode
         .args(["local"])
         .arg(&clip)
         .arg("--out")
@@ -109,14 +125,24 @@ pub async fn publish(stack: &Stack, tenant: &str, content: &str) -> Published {
         .args(["--preset", "ultrafast", "--segment-seconds", "2", "--key-uri", "key://{key_id}"])
         .arg("--key-file")
         .arg(out.path().join("k.key"))
-        .env("VAULTSTREAM_KEY_HEX", &key_hex)
-        .output()
-        .unwrap();
+        .env("VAULTSTREAM_KEY_HEX", &key_hex);
+    match speke_url {
+        Some(url) => transcode.args(["--speke-url", url, "--speke-auth", "none"]),
+        None => transcode.env("VAULTSTREAM_CMAF_KEY_HEX", &cmaf_key_hex),
+    };
+    let run = transcode.output().unwrap();
     assert!(run.status.success(), "transcode failed: {}", String::from_utf8_lossy(&run.stderr));
+    let manifest: Value = serde_json::from_str(&std::fs::read_to_string(hls.join("manifest.json")).unwrap()).unwrap();
+    let kid = manifest["cmaf_key"]["kid"].as_str().expect("the default profile packages CMAF").to_string();
+    let systems: Vec<String> =
+        manifest["cmaf_key"]["systems"].as_array().into_iter().flatten().map(|s| s.as_str().unwrap().to_string()).collect();
     upload_dir(stack, &hls, &format!("{tenant}/{content}/{VERSION}")).await;
     let catalog = DynamoCatalog::new(stack.aws.dynamodb().clone(), &stack.content_table);
     let mut record = ContentRecord::new(t, c, ContentStatus::Ready, "clip");
     record.keys.insert(KeyId::for_period(0), blob);
+    if speke_url.is_none() {
+        record.keys.insert(KeyId::try_from(vaultstream::cenc::CMAF_KEY_ID.to_string()).unwrap(), cmaf_blob);
+    }
     record.publication = Some(Publication {
         version: VersionId::parse(VERSION).unwrap(),
         renditions: Vec::new(),
@@ -124,9 +150,11 @@ pub async fn publish(stack: &Stack, tenant: &str, content: &str) -> Published {
         poster: None,
         thumbnails: Vec::new(),
         storyboard: None,
+        cmaf: Some(vaultstream::catalog::CmafPublication { kid: kid.clone(), scheme: "cbcs".into(), systems }),
     });
     catalog.create(&record, None).await.unwrap();
-    Published { out, key_hex }
+    let cmaf_key_hex = if speke_url.is_some() { String::new() } else { cmaf_key_hex };
+    Published { out, key_hex, cmaf_key_hex, kid }
 }
 
 pub async fn upload_dir(stack: &Stack, dir: &Path, prefix: &str) {
@@ -161,6 +189,14 @@ pub async fn authorize(f: &Functions, token: &str) -> Option<HashMap<String, Val
 pub async fn start_playback(f: &Functions, context: &HashMap<String, Value>, content: &str, body: Option<&str>) -> Response<Body> {
     let ctx = serde_json::to_value(context).unwrap();
     f.playback.handle(http_event("POST", &format!("/v1/content/{content}/playback"), &[], &[], Some(&ctx), body)).await
+}
+
+/// `POST` a ClearKey licence request to a licence URL.
+pub async fn post_license(f: &Functions, url: &str, headers: &[(&str, &str)], body: &str) -> Response<Body> {
+    let (path, token) = split_url(url);
+    let mut headers = headers.to_vec();
+    headers.push(("content-type", "application/json"));
+    f.keys.handle(http_event("POST", &path, &[("token", &token)], &headers, None, Some(body))).await
 }
 
 pub async fn get(f: &Functions, url: &str, headers: &[(&str, &str)]) -> Response<Body> {

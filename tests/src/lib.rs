@@ -10,6 +10,7 @@ pub mod observability;
 pub mod origin;
 pub mod proxy;
 pub mod runtime_api;
+pub mod speke;
 pub mod stack;
 
 use std::path::PathBuf;
@@ -28,4 +29,17 @@ pub fn workspace_binary(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// A 854x480 30 fps test pattern with a sine tone, `seconds` long, written to `path` (H.264 +
+/// AAC): a source whose default ladder has two rungs (480p and 360p).
+pub fn two_rung_source(path: &std::path::Path, seconds: u32) {
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i", &format!("testsrc2=s=854x480:r=30:d={seconds}")])
+        .args(["-f", "lavfi", "-i", &format!("sine=r=48000:d={seconds}")])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest"])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success(), "ffmpeg could not make the test source");
 }

@@ -416,3 +416,153 @@ async fn requests_around_the_cdn_are_refused_before_any_handler() {
     let err = OriginVerify::from_env(&missing, &stack.aws).await.err().expect("refused");
     assert!(err.to_string().contains("VAULTSTREAM_ORIGIN_VERIFY_SECRET_ARN"), "{err}");
 }
+
+/// ClearKey licences for the CMAF packaging pass the same checks as keys: the viewer's session
+/// (revocation ends it), the token's title, the caller's tenant and a KID of this title. Each
+/// answer, granted or refused, is in the tenant's ledger.
+#[tokio::test]
+async fn clearkey_licences_need_the_session_the_title_and_the_tenant() {
+    let stack = Stack::provision().await;
+    let f = functions(&stack).await;
+    let published = publish(&stack, "acme", "movie1").await;
+    publish(&stack, "acme", "movie2").await;
+    let jwt = stack.jwt(Algorithm::RS256, &claims("acme", "viewer-l", "content:read", "sess-l"));
+    let seen = play(&f, &jwt, "movie1").await;
+    let license_url = seen.playback["drm"]["clearkey"]["license_url"].as_str().expect("playback names the licence server").to_string();
+    assert_eq!(seen.playback["drm"]["kid"], published.kid.as_str());
+    assert!(seen.playback["dash_url"].as_str().unwrap().contains("/v1/manifests/movie1/manifest.mpd?token="), "{}", seen.playback);
+    let kid = URL_SAFE_NO_PAD.encode(uuid::Uuid::parse_str(&published.kid).unwrap().as_bytes());
+    let request = json!({"kids": [kid], "type": "temporary"}).to_string();
+    let bearer = format!("Bearer {jwt}");
+
+    let granted = post_license(&f, &license_url, &[("authorization", &bearer)], &request).await;
+    assert_eq!(granted.status(), 200, "{}", body_text(&granted));
+    assert_eq!(granted.headers()["cache-control"], "private, no-store");
+    let license: Value = serde_json::from_str(&body_text(&granted)).unwrap();
+    assert_eq!(license["keys"][0]["kid"], kid.as_str());
+    assert_eq!(license["keys"][0]["kty"], "oct");
+    assert_eq!(hex::encode(URL_SAFE_NO_PAD.decode(license["keys"][0]["k"].as_str().unwrap()).unwrap()), published.cmaf_key_hex);
+    assert_ne!(published.cmaf_key_hex, published.key_hex, "the CMAF key is not the AES-128 ladder's");
+
+    // The session cookie playback set for the licence path proves the session as well.
+    let licence_cookie = playback_cookie_for(&f, &jwt, "movie1", "/v1/licenses/movie1/").await;
+    let by_cookie = post_license(&f, &license_url, &[("cookie", &licence_cookie)], &request).await;
+    assert_eq!(by_cookie.status(), 200, "{}", body_text(&by_cookie));
+
+    // No session proof: 401. The licence URL of another title, or another tenant's viewer: 403.
+    let bare = post_license(&f, &license_url, &[], &request).await;
+    assert_eq!((bare.status().as_u16(), error_code(&bare)), (401, "unauthenticated".into()), "{}", body_text(&bare));
+    let other_title = license_url.replace("/licenses/movie1/", "/licenses/movie2/");
+    assert_eq!(post_license(&f, &other_title, &[("authorization", &bearer)], &request).await.status(), 403);
+    let rival = stack.jwt(Algorithm::RS256, &claims("globex", "viewer-g", "content:read", "sess-g"));
+    assert_eq!(post_license(&f, &license_url, &[("authorization", &format!("Bearer {rival}"))], &request).await.status(), 403);
+    // A KID that is not this title's: 404; a body that is not a licence request: 400, saying what is.
+    let foreign = json!({"kids": [URL_SAFE_NO_PAD.encode([7u8; 16])]}).to_string();
+    assert_eq!(post_license(&f, &license_url, &[("authorization", &bearer)], &foreign).await.status(), 404);
+    let garbled = post_license(&f, &license_url, &[("authorization", &bearer)], "kids=1").await;
+    assert_eq!(garbled.status(), 400);
+    assert!(body_text(&garbled).contains("\\\"kids\\\""), "{}", body_text(&garbled));
+    // A revoked session gets no more licences.
+    let sessions = DynamoSessions::new(stack.aws.dynamodb().clone(), &stack.tokens_table);
+    sessions.revoke(&TenantId::parse("acme").unwrap(), &SessionId::parse("sess-l").unwrap(), now()).await.unwrap();
+    let revoked = post_license(&f, &license_url, &[("authorization", &bearer)], &request).await;
+    assert_eq!(revoked.status(), 401, "{}", body_text(&revoked));
+    let revoked = post_license(&f, &license_url, &[("cookie", &licence_cookie)], &request).await;
+    assert_eq!(revoked.status(), 401, "{}", body_text(&revoked));
+
+    let decisions: Vec<(String, Decision)> = ledger(&stack, "acme")
+        .await
+        .into_iter()
+        .filter(|r| r.event.action == "license.issue")
+        .map(|r| (r.event.resource, r.event.decision))
+        .collect();
+    let allowed = decisions.iter().filter(|(_, d)| *d == Decision::Allow).count();
+    let denied = decisions.iter().filter(|(_, d)| *d == Decision::Deny).count();
+    // Two grants and six refusals, each under the tenant whose token it was (the rival's too);
+    // the revoked session's bearer is refused by authentication before the licence service,
+    // its cookie by the licence service.
+    assert_eq!((allowed, denied), (2, 6), "{decisions:?}");
+    assert!(decisions.iter().all(|(r, _)| r.starts_with("content/movie")), "{decisions:?}");
+}
+
+/// A title whose CMAF key a DRM vendor's SPEKE key provider holds: playback names the licence
+/// server the deployment configured for each of its systems and no ClearKey one; the MPD names
+/// them; VaultStream gives neither the key nor a ClearKey licence for it (409, audited), and the
+/// ladder's AES-128 keys still play.
+#[tokio::test]
+async fn a_vendor_keyed_title_names_the_vendors_licence_servers_and_gets_no_clearkey() {
+    let stack = Stack::provision().await;
+    let dir = tempfile::tempdir().unwrap();
+    let vendor = vaultstream_tests::speke::KeyProvider::start(dir.path());
+    let widevine = "https://widevine.vendor.example/proxy?customer=acme&x=1";
+    let env = stack
+        .env()
+        .with("VAULTSTREAM_DRM_WIDEVINE_LICENSE_URL", widevine)
+        .with("VAULTSTREAM_DRM_FAIRPLAY_LICENSE_URL", "https://fairplay.vendor.example/ksm")
+        .with("VAULTSTREAM_DRM_FAIRPLAY_CERTIFICATE_URL", "https://fairplay.vendor.example/cert.der");
+    let f = functions_with(&stack, env).await;
+    let published = publish_keyed(&stack, "acme", "vendor1", Some(&vendor.url)).await;
+    let jwt = stack.jwt(Algorithm::RS256, &claims("acme", "viewer-v", "content:read", "sess-v"));
+    let seen = play(&f, &jwt, "vendor1").await;
+    assert_eq!(seen.key.len(), 16, "the AES-128 ladder plays as before");
+
+    let drm = &seen.playback["drm"];
+    assert_eq!(drm["kid"], published.kid.as_str());
+    assert_eq!(drm["clearkey"], Value::Null, "no ClearKey for a key VaultStream does not hold: {drm}");
+    assert_eq!(drm["systems"]["widevine"]["license_url"], widevine, "{drm}");
+    assert_eq!(drm["systems"]["playready"]["license_url"], Value::Null, "the deployment names no PlayReady server: {drm}");
+    assert_eq!(drm["systems"]["fairplay"]["certificate_url"], "https://fairplay.vendor.example/cert.der", "{drm}");
+
+    let mpd = body_text(&get(&f, seen.playback["dash_url"].as_str().unwrap(), &[]).await);
+    assert!(mpd.contains("licenseType=\"EME-1.0\">https://widevine.vendor.example/proxy?customer=acme&amp;x=1</dashif:Laurl>"), "{mpd}");
+    assert!(!mpd.contains("e2719d58") && !mpd.contains("/v1/licenses/"), "{mpd}");
+    let cmaf = body_text(&get(&f, seen.playback["cmaf_manifest_url"].as_str().unwrap(), &[]).await);
+    let video = cmaf.lines().find(|l| l.contains("/video.m3u8?")).expect("a CMAF variant").to_string();
+    let media = body_text(&get(&f, &video, &[]).await);
+    assert!(media.contains("KEYFORMAT=\"com.apple.streamingkeydelivery\"") && !media.contains("org.w3.clearkey"), "{media}");
+    let identity = get(&f, &video.replace("keyformat=clearkey", "keyformat=identity"), &[]).await;
+    assert_eq!(identity.status(), 409, "{}", body_text(&identity));
+    assert!(body_text(&identity).contains("held by its DRM vendor"), "{}", body_text(&identity));
+
+    // Neither the raw key nor a ClearKey licence, even with a valid c0 key token of this session
+    // (as one minted before the title was re-transcoded with a vendor would be) and its proof.
+    let signer = vaultstream::session_token::TokenSigner::new(
+        &vaultstream::service_secret::ServiceSecret::from_hex(&stack.service_secret_hex).unwrap(),
+    );
+    let mut c0 = signer.open(seen.key_url.split("token=").nth(1).unwrap()).unwrap();
+    c0.key_id = Some(vaultstream::KeyId::try_from("c0".to_string()).unwrap());
+    let c0_token = signer.mint(&c0).unwrap();
+    let licence_cookie = playback_cookie_for(&f, &jwt, "vendor1", "/v1/licenses/vendor1/").await;
+    let licence_url = format!("https://api.vaultstream.test/v1/licenses/vendor1/clearkey?token={c0_token}");
+    let kid = URL_SAFE_NO_PAD.encode(uuid::Uuid::parse_str(&published.kid).unwrap().as_bytes());
+    let refused = post_license(&f, &licence_url, &[("cookie", &licence_cookie)], &json!({"kids": [kid]}).to_string()).await;
+    assert_eq!(refused.status(), 409, "{}", body_text(&refused));
+    assert!(body_text(&refused).contains("held by its DRM vendor"), "{}", body_text(&refused));
+    let raw =
+        get(&f, &format!("https://api.vaultstream.test/v1/keys/vendor1/c0?token={c0_token}"), &[("cookie", &seen.session_cookie)]).await;
+    assert_eq!(raw.status(), 409, "{}", body_text(&raw));
+    let refusals = ledger(&stack, "acme")
+        .await
+        .into_iter()
+        .filter(|r| r.event.resource == "content/vendor1/key/c0" && r.event.decision == Decision::Deny)
+        .count();
+    assert_eq!(refusals, 2, "both refusals are in the ledger");
+    assert_eq!(vendor.key(&published.kid).len(), 32, "the vendor gave the title's KID its key");
+}
+
+/// The `VaultStream-Session` cookie a fresh playback sets for `path`, as `name=value`.
+async fn playback_cookie_for(f: &Functions, jwt: &str, content: &str, path: &str) -> String {
+    let context = authorize(f, jwt).await.expect("the viewer's JWT is accepted");
+    let response = start_playback(f, &context, content, None).await;
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("VaultStream-Session=") && v.split("; ").any(|a| a == format!("Path={path}")))
+        .unwrap_or_else(|| panic!("playback sets a session cookie for {path}"))
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use vaultstream_tests::workspace_binary;
+use vaultstream_tests::{two_rung_source, workspace_binary};
 
 fn play(root: &Path, master: &str) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/play.mjs");
@@ -21,13 +21,7 @@ fn play(root: &Path, master: &str) -> serde_json::Value {
 
 fn transcode(root: &Path) {
     let src = root.join("src.mp4");
-    let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-f", "lavfi", "-i", "testsrc2=s=854x480:r=30:d=8", "-f", "lavfi", "-i", "sine=r=48000:d=8"])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest"])
-        .arg(&src)
-        .status()
-        .unwrap();
-    assert!(status.success());
+    two_rung_source(&src, 8);
     let out = Command::new(workspace_binary("vaultstream-transcode"))
         .arg("local")
         .arg(&src)
