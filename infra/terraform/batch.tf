@@ -156,7 +156,7 @@ data "aws_iam_policy_document" "ecs_tasks_assume" {
 
 resource "aws_iam_role" "transcoder" {
   name_prefix        = "${var.prefix}-transcoder-"
-  description        = "VaultStream transcode jobs: only assuming the tenant role (infra/contract.json)"
+  description        = "VaultStream transcode jobs: only assuming the tenant role and calling the DRM key provider (infra/contract.json)"
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
 }
 
@@ -190,7 +190,8 @@ resource "aws_iam_role" "transcoder_tenant" {
   max_session_duration = 3600
 }
 
-# The job role's grants (only assuming the tenant role) and the tenant role's, from the contract.
+# The job role's grants (assuming the tenant role, calling the DRM vendor's SPEKE API) and the
+# tenant role's, from the contract.
 data "aws_iam_policy_document" "transcoder" {
   for_each = {
     job    = local.contract.transcoder.permissions
@@ -234,5 +235,8 @@ locals {
     VAULTSTREAM_CONTENT_KEY_ID        = aws_kms_key.content.arn
     VAULTSTREAM_PRICE_PER_VCPU_SECOND = var.price_per_vcpu_second
     VAULTSTREAM_TENANT_ROLE_ARN       = aws_iam_role.transcoder_tenant.arn
+    VAULTSTREAM_SPEKE_URL             = var.speke_url
+    VAULTSTREAM_SPEKE_AUTH            = var.speke_auth
+    VAULTSTREAM_DRM_SYSTEMS           = var.drm_systems
   }
 }

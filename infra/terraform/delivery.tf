@@ -12,6 +12,7 @@ locals {
   api_behaviours = {
     "/v1/manifests/*" = ["GET", "HEAD", "OPTIONS"]
     "/v1/keys/*"      = ["GET", "HEAD", "OPTIONS"]
+    "/v1/licenses/*"  = ["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"]
     "/v1/content*"    = ["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"]
     "/v1/feeds*"      = ["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"]
     "/v1/monitors*"   = ["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"]
@@ -198,9 +199,9 @@ resource "aws_cloudfront_distribution" "cdn" {
     }
   }
 
-  # Keys and personalised playlists are per viewer: never cached.
+  # Keys, licences and personalised playlists are per viewer: never cached.
   dynamic "ordered_cache_behavior" {
-    for_each = ["/v1/manifests/*", "/v1/keys/*", "/v1/content*"]
+    for_each = ["/v1/manifests/*", "/v1/keys/*", "/v1/licenses/*", "/v1/content*"]
     content {
       path_pattern               = ordered_cache_behavior.value
       target_origin_id           = "api"

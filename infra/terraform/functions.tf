@@ -51,6 +51,7 @@ locals {
     source_drop_listing = { arns = [aws_s3_bucket.source.arn], conditions = [{ test = "StringLike", variable = "s3:prefix", values = ["drop/*"] }] }
     customer_roles      = { arns = ["arn:${local.partition}:iam::*:role/*"], conditions = [{ test = "StringNotEquals", variable = "aws:ResourceAccount", values = [local.account] }] }
     tenant_role         = { arns = [aws_iam_role.transcoder_tenant.arn], conditions = [] }
+    speke_api           = { arns = [var.speke_api_arn], conditions = [] }
     tenant_sources      = { arns = ["${aws_s3_bucket.source.arn}/source/${local.tenant}/*"], conditions = [] }
     tenant_origin       = { arns = ["${aws_s3_bucket.origin.arn}/${local.tenant}/*"], conditions = [] }
     tenant_content      = { arns = [aws_dynamodb_table.content.arn], conditions = [{ test = "ForAllValues:StringEquals", variable = "dynamodb:LeadingKeys", values = ["TENANT#${local.tenant}"] }] }
@@ -95,15 +96,19 @@ locals {
     VAULTSTREAM_RETRY_QUEUE_URL           = aws_sqs_queue.retry.url
     VAULTSTREAM_IMPORT_QUEUE_URL          = aws_sqs_queue.import.url
     # import_fetch's timeout is 900 s: the transfer stops in time to record why.
-    VAULTSTREAM_IMPORT_TIME_LIMIT_SECONDS = "840"
-    VAULTSTREAM_FAILURES_DLQ_URL          = aws_sqs_queue.failures_dlq.url
-    VAULTSTREAM_CONTENT_FAILED_BUS        = aws_cloudwatch_event_bus.content_failed.name
-    VAULTSTREAM_JOB_QUEUE_VIDEO_GPU       = "${var.prefix}-video-gpu"
-    VAULTSTREAM_JOB_QUEUE_VIDEO_CPU       = "${var.prefix}-video-cpu"
-    VAULTSTREAM_JOB_QUEUE_AUDIO           = "${var.prefix}-audio"
-    VAULTSTREAM_JOB_DEFINITION_VIDEO_GPU  = "${var.prefix}-video-gpu"
-    VAULTSTREAM_JOB_DEFINITION_VIDEO_CPU  = "${var.prefix}-video-cpu"
-    VAULTSTREAM_JOB_DEFINITION_AUDIO      = "${var.prefix}-audio"
+    VAULTSTREAM_IMPORT_TIME_LIMIT_SECONDS    = "840"
+    VAULTSTREAM_FAILURES_DLQ_URL             = aws_sqs_queue.failures_dlq.url
+    VAULTSTREAM_CONTENT_FAILED_BUS           = aws_cloudwatch_event_bus.content_failed.name
+    VAULTSTREAM_JOB_QUEUE_VIDEO_GPU          = "${var.prefix}-video-gpu"
+    VAULTSTREAM_JOB_QUEUE_VIDEO_CPU          = "${var.prefix}-video-cpu"
+    VAULTSTREAM_JOB_QUEUE_AUDIO              = "${var.prefix}-audio"
+    VAULTSTREAM_JOB_DEFINITION_VIDEO_GPU     = "${var.prefix}-video-gpu"
+    VAULTSTREAM_JOB_DEFINITION_VIDEO_CPU     = "${var.prefix}-video-cpu"
+    VAULTSTREAM_JOB_DEFINITION_AUDIO         = "${var.prefix}-audio"
+    VAULTSTREAM_DRM_WIDEVINE_LICENSE_URL     = var.widevine_license_url
+    VAULTSTREAM_DRM_PLAYREADY_LICENSE_URL    = var.playready_license_url
+    VAULTSTREAM_DRM_FAIRPLAY_LICENSE_URL     = var.fairplay_license_url
+    VAULTSTREAM_DRM_FAIRPLAY_CERTIFICATE_URL = var.fairplay_certificate_url
   }
 }
 

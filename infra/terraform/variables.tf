@@ -107,3 +107,57 @@ variable "drop_zone_certificate_arn" {
   description = "Regional ACM certificate for the FTPS drop zone endpoint"
   type        = string
 }
+
+# A DRM vendor is configuration (infra/contract.json drm.settings): its SPEKE endpoint and its
+# licence servers. Empty: VaultStream holds the CMAF key and serves ClearKey itself.
+variable "speke_url" {
+  description = "DRM: the vendor's SPEKE v2 endpoint (VAULTSTREAM_SPEKE_URL, read by the transcoder); empty: off"
+  type        = string
+  default     = ""
+}
+
+variable "speke_auth" {
+  description = "DRM: how SPEKE requests are authenticated, sigv4 (the job's role, execute-api) or none (VAULTSTREAM_SPEKE_AUTH)"
+  type        = string
+  default     = "sigv4"
+  validation {
+    condition     = contains(["sigv4", "none"], var.speke_auth)
+    error_message = "speke_auth is sigv4 or none."
+  }
+}
+
+variable "drm_systems" {
+  description = "DRM: the systems the vendor signals, comma-separated (VAULTSTREAM_DRM_SYSTEMS, read by the transcoder)"
+  type        = string
+  default     = "widevine,playready,fairplay"
+}
+
+variable "speke_api_arn" {
+  description = "DRM: the vendor's SPEKE API the transcode jobs may invoke (arn:aws:execute-api:region:account:api-id/stage/POST/path); the default matches no API"
+  type        = string
+  default     = "arn:aws:execute-api:us-east-1:000000000000:none/*/POST/*"
+}
+
+variable "widevine_license_url" {
+  description = "DRM: the Widevine licence server players use (VAULTSTREAM_DRM_WIDEVINE_LICENSE_URL, read by playback and manifest); empty: none"
+  type        = string
+  default     = ""
+}
+
+variable "playready_license_url" {
+  description = "DRM: the PlayReady licence server (VAULTSTREAM_DRM_PLAYREADY_LICENSE_URL, read by playback and manifest); empty: none"
+  type        = string
+  default     = ""
+}
+
+variable "fairplay_license_url" {
+  description = "DRM: the FairPlay key server (VAULTSTREAM_DRM_FAIRPLAY_LICENSE_URL, read by playback and manifest); empty: none"
+  type        = string
+  default     = ""
+}
+
+variable "fairplay_certificate_url" {
+  description = "DRM: FairPlay's application certificate (VAULTSTREAM_DRM_FAIRPLAY_CERTIFICATE_URL, read by playback); empty: none"
+  type        = string
+  default     = ""
+}

@@ -259,6 +259,52 @@ def transcoder_problems(cfn, tf_text):
     return problems
 
 
+def drm_problems(template, cfn, tf_text):
+    drm = CONTRACT["drm"]
+    problems = []
+    parameters = template.get("Parameters", {})
+    tf_variables = {list(v.keys())[0].strip('"'): list(v.values())[0] for p in glob.glob(os.path.join(TF_DIR, "*.tf")) for v in hcl2.load(open(p)).get("variable", [])}
+    functions = {n: r["Properties"] for rid, r in cfn.items() if r["Type"] == "AWS::Lambda::Function"
+                 for n in CONTRACT["functions"] if rid.startswith(f"Functions{n.replace('_', '')}") and not rid.startswith(f"Functions{n.replace('_', '')}Role")}
+    jobs = [r["Properties"]["ContainerProperties"] for r in cfn.values() if r["Type"] == "AWS::Batch::JobDefinition"]
+    tf_transcoder = re.search(r"transcoder_env = \{(.*?)\n  \}", tf_text, re.S).group(1)
+    tf_functions = re.search(r"function_env = \{(.*?)\n  \}", tf_text, re.S).group(1)
+    for setting in drm["settings"]:
+        env, param, var, default = setting["env"], setting["cdk_parameter"], setting["terraform_variable"], setting["default"]
+        if parameters.get(param, {}).get("Default") != default:
+            problems.append(f"drm: CDK parameter {param} is missing or its default is not {default!r}")
+        if val(tf_variables.get(var, {}).get("default")) != default:
+            problems.append(f"drm: Terraform variable {var} is missing or its default is not {default!r}")
+        for reader in setting["read_by"]:
+            if reader == "transcoder":
+                if env not in CONTRACT["transcoder"]["env"]:
+                    problems.append(f"drm: the contract's transcoder.env lacks {env}")
+                if any({"Name": env, "Value": {"Ref": param}} not in j["Environment"] for j in jobs):
+                    problems.append(f"drm: a CDK job definition does not set {env} from parameter {param}")
+                if not re.search(rf"^\s+{env}\s+=\s+var\.{var}$", tf_transcoder, re.M):
+                    problems.append(f"drm: Terraform's job definitions do not set {env} = var.{var}")
+            else:
+                if env not in CONTRACT["functions"][reader]["env"]:
+                    problems.append(f"drm: the contract's {reader}.env lacks {env}")
+                if functions.get(reader, {}).get("Environment", {}).get("Variables", {}).get(env) != {"Ref": param}:
+                    problems.append(f"drm: CDK's {reader} does not read {env} from parameter {param}")
+                if not re.search(rf"^\s+{env}\s+=\s+var\.{var}$", tf_functions, re.M):
+                    problems.append(f"drm: Terraform's function_env does not set {env} = var.{var}")
+        others = [f for f, spec in CONTRACT["functions"].items() if env in spec["env"] and f not in setting["read_by"]]
+        if others or (env in CONTRACT["transcoder"]["env"]) != ("transcoder" in setting["read_by"]):
+            problems.append(f"drm: {env} is read by more than its setting's read_by {setting['read_by']} ({others})")
+    provider = drm["key_provider"]
+    if provider["permission"] not in CONTRACT["transcoder"]["permissions"]:
+        problems.append(f"drm: the transcoder may not call the key provider ({provider['permission']} is not in its permissions)")
+    statements = [st for rid, r in cfn.items() if r["Type"] == "AWS::IAM::Policy" and rid.startswith("TranscoderContract")
+                  for st in r["Properties"]["PolicyDocument"]["Statement"] if st["Sid"] == "SpekeApi"]
+    if [st.get("Resource") for st in statements] != [{"Ref": provider["api_arn"]["cdk_parameter"]}]:
+        problems.append(f"drm: CDK's SpekeApi grant is not on parameter {provider['api_arn']['cdk_parameter']} ({statements})")
+    if not re.search(rf"speke_api\s+=\s+\{{ arns = \[var\.{provider['api_arn']['terraform_variable']}\]", tf_text):
+        problems.append(f"drm: Terraform's speke_api grant is not on var.{provider['api_arn']['terraform_variable']}")
+    return problems
+
+
 def main(template_path):
     template = json.load(open(template_path))
     cfn = template["Resources"]
@@ -544,6 +590,10 @@ def main(template_path):
     # 4c. The dashboard and the alarms: the contract's observability section in both.
     problems += observability_problems(cfn, tf_text, template_prefix(cfn))
 
+    # 4d. DRM vendors by configuration: every drm setting is a CDK parameter and a Terraform
+    # variable of the contract's default, handed to exactly its readers as the contract's variable.
+    problems += drm_problems(template, cfn, tf_text)
+
     # 5. Routes and outputs.
     cfn_routes = sorted(r["Properties"]["RouteKey"] for r in cfn.values() if r["Type"] == "AWS::ApiGatewayV2::Route")
     if cfn_routes != sorted(r["route"] for r in CONTRACT["routes"]):
@@ -560,7 +610,9 @@ def main(template_path):
 
     # 6. The code reads only variables the contract knows, and every deployed one is read.
     read = set()
-    for path in glob.glob(os.path.join(ROOT, "functions", "src", "**", "*.rs"), recursive=True):
+    # The licence servers' variables are named where the DRM systems are (shared/src/drm.rs).
+    sources = [*glob.glob(os.path.join(ROOT, "functions", "src", "**", "*.rs"), recursive=True), os.path.join(ROOT, "shared", "src", "drm.rs")]
+    for path in sources:
         read |= set(re.findall(r'"(VAULTSTREAM_[A-Z0-9_]+)"', open(path).read()))
     deployed = {v for f in CONTRACT["functions"].values() for v in f["env"]}
     known = deployed | set(CONTRACT["local_only_env"])

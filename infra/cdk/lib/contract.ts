@@ -18,7 +18,9 @@ export type ResourceName =
   // serves or keeps (origin, audit archive, access logs) rather than takes in.
   | 'platform_buckets' | 'served_buckets'
   // The transcode job's tenant session: each bounded by the session's `tenant` tag.
-  | 'tenant_role' | 'tenant_sources' | 'tenant_origin' | 'tenant_content' | 'tenant_ledger' | 'tenant_content_key';
+  | 'tenant_role' | 'tenant_sources' | 'tenant_origin' | 'tenant_content' | 'tenant_ledger' | 'tenant_content_key'
+  // A DRM vendor's SPEKE API (API Gateway), which the job's own role calls with SigV4.
+  | 'speke_api';
 
 export interface FunctionContract {
   memory_mb: number;
@@ -68,6 +70,13 @@ export interface ObservabilityContract {
   alarms: AlarmContract[];
 }
 
+/** DRM vendors by configuration: each setting a CDK parameter, a Terraform variable, variables of the readers. */
+export interface DrmContract {
+  key_provider: { protocol: string; cpix_version: string; auth: string[]; permission: ResourceName; api_arn: { cdk_parameter: string; terraform_variable: string } };
+  settings: { env: string; cdk_parameter: string; terraform_variable: string; default: string; read_by: string[] }[];
+  systems: Record<string, { system_id: string; hls_keyformat: string; license_url_env: string }>;
+}
+
 export interface Contract {
   functions: Record<string, FunctionContract>;
   transcoder: TranscoderContract;
@@ -89,6 +98,7 @@ export interface Contract {
   ledger_denied_actions: string[];
   outputs: string[];
   observability: ObservabilityContract;
+  drm: DrmContract;
 }
 
 export const CONTRACT_PATH = path.resolve(__dirname, '..', '..', '..', 'contract.json');

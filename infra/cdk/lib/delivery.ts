@@ -179,6 +179,8 @@ export class Delivery extends Construct {
         // Every API route is here: the API has no other way in.
         cacheBehaviors: [
           apiBehaviour('/v1/manifests/*'), apiBehaviour('/v1/keys/*'),
+          // ClearKey licences are POSTs (CloudFront allows POST only with every method).
+          apiBehaviour('/v1/licenses/*', ['GET', 'HEAD', 'OPTIONS', 'PUT', 'PATCH', 'POST', 'DELETE']),
           apiBehaviour('/v1/content*', ['GET', 'HEAD', 'OPTIONS', 'PUT', 'PATCH', 'POST', 'DELETE']),
           apiBehaviour('/v1/feeds*', ['GET', 'HEAD', 'OPTIONS', 'PUT', 'PATCH', 'POST', 'DELETE']),
           apiBehaviour('/v1/monitors*', ['GET', 'HEAD', 'OPTIONS', 'PUT', 'PATCH', 'POST', 'DELETE']),

@@ -49,6 +49,12 @@ export class VaultStreamStack extends Stack {
     const dropZoneCidr = param('DropZoneClientCidr', 'Network (CIDR) that may reach the SFTP/FTPS drop zone', { default: '10.0.0.0/8' }).valueAsString;
     const dropZoneCertificateArn = param('DropZoneCertificateArn', 'Regional ACM certificate for the FTPS drop zone endpoint').valueAsString;
     const pricePerVcpuSecond = param('PricePerVcpuSecond', 'US dollars per vCPU-second, for the transcode cost estimate', { default: '0.0000118' }).valueAsString;
+    // A DRM vendor is configuration: its SPEKE endpoint and licence servers (empty: VaultStream
+    // holds the CMAF key and serves ClearKey itself).
+    const drmSettings: Record<string, string> = Object.fromEntries(contract.drm.settings.map((s) => [
+      s.env, param(s.cdk_parameter, `DRM: ${s.env} for ${s.read_by.join(', ')} (infra/contract.json drm.settings; empty: off)`, { default: s.default }).valueAsString,
+    ]));
+    const spekeApiArn = param(contract.drm.key_provider.api_arn.cdk_parameter, "The DRM vendor's SPEKE API the transcode jobs may invoke (arn:aws:execute-api:region:account:api-id/stage/POST/path); the default matches no API", { default: 'arn:aws:execute-api:us-east-1:000000000000:none/*/POST/*' }).valueAsString;
 
     const keys = new Keys(this, 'Keys', { prefix });
     const storage = new Storage(this, 'Storage', { prefix, originKey: keys.origin, playerOrigin: param('PlayerOrigin', 'Origin of the web player allowed by CORS, e.g. https://watch.example.com').valueAsString });
@@ -64,11 +70,11 @@ export class VaultStreamStack extends Stack {
 
     const contextConditions = encryptionContextConditions(contract.kms_encryption_context_keys);
     // A transcode job's own role may only assume the tenant role, tagging the session with the
-    // job's tenant; every permission of the tenant role is bounded by that tag, so a job reaches
+    // job's tenant (and call the DRM vendor's SPEKE API, where the deployment names one); every permission of the tenant role is bounded by that tag, so a job reaches
     // only its tenant's sources, origin folder, records, ledger chains and content keys.
     const transcoderRole = new iam.Role(this, 'TranscoderRole', {
       assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com'),
-      description: 'VaultStream transcode jobs: only assuming the tenant role (infra/contract.json)',
+      description: 'VaultStream transcode jobs: only assuming the tenant role and calling the DRM key provider (infra/contract.json)',
     });
     const tag = contract.transcoder.tenant_session_tag;
     const tenant = `\${aws:PrincipalTag/${tag}}`;
@@ -130,6 +136,7 @@ export class VaultStreamStack extends Stack {
       tenant_content: { arns: [content.tableArn], conditions: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [`TENANT#${tenant}`] } } },
       tenant_ledger: { arns: [ledger.table.tableArn], conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${tenant}#*`] } } },
       tenant_content_key: { arns: [keys.content.keyArn], conditions: tenantKeyConditions },
+      speke_api: { arns: [spekeApiArn] },
       job_definitions: { arns: JOB_KINDS.map((k) => `arn:${Aws.PARTITION}:batch:${Aws.REGION}:${Aws.ACCOUNT_ID}:job-definition/${jobDefinitionName(prefix, k)}:*`) },
     };
 
@@ -187,6 +194,7 @@ export class VaultStreamStack extends Stack {
         VAULTSTREAM_JOB_DEFINITION_VIDEO_GPU: jobDefinitionName(prefix, 'video-gpu'),
         VAULTSTREAM_JOB_DEFINITION_VIDEO_CPU: jobDefinitionName(prefix, 'video-cpu'),
         VAULTSTREAM_JOB_DEFINITION_AUDIO: jobDefinitionName(prefix, 'audio'),
+        ...drmSettings,
       },
     });
     // dispatch consumes the ingest and retry queues, reporting partial batch failures. The role's
@@ -232,6 +240,7 @@ export class VaultStreamStack extends Stack {
       VAULTSTREAM_CONTENT_KEY_ID: keys.content.keyArn,
       VAULTSTREAM_PRICE_PER_VCPU_SECOND: pricePerVcpuSecond,
       VAULTSTREAM_TENANT_ROLE_ARN: tenantRole.roleArn,
+      ...Object.fromEntries(contract.drm.settings.filter((s) => s.read_by.includes('transcoder')).map((s) => [s.env, drmSettings[s.env]])),
     };
     for (const variable of contract.transcoder.env) {
       if (transcoderEnv[variable] === undefined) throw new Error(`the contract's transcoder reads ${variable}, which the job definitions do not set`);

@@ -99,7 +99,11 @@ test('transcode jobs act for one tenant: the job role only assumes the tenant ro
 
   const policyOf = (roleId: string) => ofType('AWS::IAM::Policy').filter(([, p]) => JSON.stringify(p.Properties.Roles).includes(roleId)).flatMap(([, p]) => statementsOf(p.Properties.PolicyDocument));
   const job = policyOf(jobRoleId);
-  assert.deepEqual(job.map((s) => [actionsOf(s).sort(), s.Resource]), [[['sts:AssumeRole', 'sts:TagSession'], { 'Fn::GetAtt': [tenantRoleId, 'Arn'] }]], 'the job role reaches no data itself');
+  // Besides the tenant role, only the DRM vendor's SPEKE API the deployment names (a parameter).
+  assert.deepEqual(job.map((s) => [actionsOf(s).sort(), s.Resource]), [
+    [['sts:AssumeRole', 'sts:TagSession'], { 'Fn::GetAtt': [tenantRoleId, 'Arn'] }],
+    [['execute-api:Invoke'], { Ref: contract.drm.key_provider.api_arn.cdk_parameter }],
+  ], 'the job role reaches no data itself');
   // The attacker: a job for tenant "a" asks for tenant "b"'s source, origin, records, chains and keys.
   // Each grant must name the session's tag in what it reaches (the origin key only works through
   // S3, on objects the tenant-bounded s3:PutObject allows).
@@ -138,7 +142,7 @@ test('CloudFront: OAC origin, trusted key group on segments, uncached API routes
   assert.ok(config.DefaultCacheBehavior.TrustedKeyGroups.length === 1);
   assert.equal(config.DefaultCacheBehavior.FunctionAssociations[0].EventType, 'viewer-request');
   const patterns: string[] = config.CacheBehaviors.map((b: any) => b.PathPattern);
-  assert.deepEqual(patterns, ['/v1/manifests/*', '/v1/keys/*', '/v1/content*', '/v1/feeds*', '/v1/monitors*']);
+  assert.deepEqual(patterns, ['/v1/manifests/*', '/v1/keys/*', '/v1/licenses/*', '/v1/content*', '/v1/feeds*', '/v1/monitors*']);
   // Every route of the contract is reachable through one of them, with its method.
   for (const r of contract.routes) {
     const [method, path] = r.route.split(' ');
