@@ -54,12 +54,13 @@ done
 # pinned versions is used as it is; otherwise they go into a project venv.
 moto_version=$(sed -n 's/^moto\[server\]==//p' cli/emulator/requirements.txt)
 gcs_version=$(sed -n 's/^gcp-storage-emulator==//p' cli/emulator/requirements.txt)
+cpix_version=$(sed -n 's/^cpix==//p' cli/emulator/requirements.txt)
 has_moto() {
-  "$1" -c "import moto, flask, flask_cors, sys, importlib.metadata as m; \
-sys.exit(moto.__version__ != '$moto_version' or m.version('gcp-storage-emulator') != '$gcs_version')" 2>/dev/null
+  "$1" -c "import moto, flask, flask_cors, cpix, sys, importlib.metadata as m; \
+sys.exit(moto.__version__ != '$moto_version' or m.version('gcp-storage-emulator') != '$gcs_version' or m.version('cpix') != '$cpix_version')" 2>/dev/null
 }
 if ! has_moto python3 && ! has_moto .venv-moto/bin/python; then
-  echo "installing moto[server]==$moto_version and gcp-storage-emulator==$gcs_version into .venv-moto" >&2
+  echo "installing moto[server]==$moto_version, gcp-storage-emulator==$gcs_version and cpix==$cpix_version into .venv-moto" >&2
   python3 -m venv .venv-moto
   .venv-moto/bin/pip install --quiet --disable-pip-version-check -r cli/emulator/requirements.txt
 fi
