@@ -10,8 +10,14 @@ use crate::fanout::{DecodeStats, FrameSink};
 use crate::normalize::{AudioNormalizer, PictureForms, VideoNormalizer};
 use crate::probe::{Limits, SourceInfo};
 use crate::progress::Progress;
+use crate::stages::{self, HelperThreads, Stage, StageClock};
 use crate::watchdog::{Phase, Watchdog};
 use vaultstream::ladder::Loudness;
+
+/// What the threads the video decoder and the normalizer's filter graph start are named, so
+/// their CPU time counts to their stages.
+const DECODER_THREADS: &str = "vs-decode";
+const NORMALIZER_THREADS: &str = "vs-normalize";
 
 struct VideoInput {
     stream: usize,
@@ -58,8 +64,8 @@ impl Decoders {
             let time_base = stream.time_base();
             let mut ctx = codec::Context::from_parameters(stream.parameters()).map_err(|e| TranscodeError::ffmpeg("video decoder", e))?;
             ctx.set_threading(codec::threading::Config { kind: codec::threading::Type::Frame, count: 0, ..Default::default() });
-            let mut decoder =
-                ctx.decoder().video().map_err(|e| TranscodeError::InvalidInput(format!("the video stream cannot be decoded: {e}")))?;
+            let mut decoder = stages::with_thread_name(DECODER_THREADS, || ctx.decoder().video())
+                .map_err(|e| TranscodeError::InvalidInput(format!("the video stream cannot be decoded: {e}")))?;
             decoder.set_packet_time_base(time_base);
             let start = (source.start_time / f64::from(time_base)).round() as i64;
             video = Some(VideoInput { stream: v.index, decoder, time_base, start, pictures, normalizer: None });
@@ -88,12 +94,14 @@ pub fn decode_all(
     progress: &mut Progress,
     limits: &Limits,
 ) -> Result<DecodeReport> {
+    let mut clock = std::mem::take(&mut sink.stats.clock);
+    let clock = &mut clock;
     let mut read_error = None;
     let (mut packets, mut packet_bytes) = (0u64, 0u64);
     loop {
         watchdog.progress(Phase::Reading);
         let mut packet = Packet::empty();
-        match packet.read(input) {
+        match clock.time(Stage::Read, || packet.read(input)) {
             Ok(()) => {}
             Err(ff::Error::Eof) => break,
             Err(_) if watchdog.fired() => return Err(watchdog.stall_error()),
@@ -106,16 +114,16 @@ pub fn decode_all(
         packets += 1;
         packet_bytes += packet.size() as u64;
         if let Some(v) = decoders.video.as_mut().filter(|v| v.stream == packet.stream()) {
-            if v.decoder.send_packet(&packet).is_err() {
+            if clock.time(Stage::Decode, || v.decoder.send_packet(&packet)).is_err() {
                 sink.stats.decode_errors += 1;
             }
-            drain_video(v, source, sink)?;
+            drain_video(v, source, sink, clock)?;
         }
         if let Some(a) = decoders.audio.as_mut().filter(|a| a.stream == packet.stream()) {
-            if a.decoder.send_packet(&packet).is_err() {
+            if clock.time(Stage::Decode, || a.decoder.send_packet(&packet)).is_err() {
                 sink.stats.decode_errors += 1;
             }
-            drain_audio(a, source.start_time, sink)?;
+            drain_audio(a, source.start_time, sink, clock)?;
         }
         progress.update(sink.stats.position());
         if sink.stats.position() > limits.max_duration + 1.0 {
@@ -131,26 +139,33 @@ pub fn decode_all(
     // Flush decoders and filters.
     watchdog.progress(Phase::Finishing);
     if let Some(v) = decoders.video.as_mut() {
-        let _ = v.decoder.send_eof();
-        drain_video(v, source, sink)?;
+        let _ = clock.time(Stage::Decode, || v.decoder.send_eof());
+        drain_video(v, source, sink, clock)?;
         if let Some(n) = v.normalizer.as_mut() {
-            n.flush()?;
-            while let Some(f) = n.pull()? {
+            clock.time(Stage::NormalizeVideo, || n.flush())?;
+            while let Some(f) = clock.time(Stage::NormalizeVideo, || n.pull())? {
                 sink.video(f);
             }
             sink.stats.tone_map_seconds = n.tone_map_seconds();
         }
     }
     if let Some(a) = decoders.audio.as_mut() {
-        let _ = a.decoder.send_eof();
-        drain_audio(a, source.start_time, sink)?;
+        let _ = clock.time(Stage::Decode, || a.decoder.send_eof());
+        drain_audio(a, source.start_time, sink, clock)?;
         if let Some(n) = a.normalizer.as_mut() {
-            n.flush()?;
-            while let Some(f) = n.pull() {
+            clock.time(Stage::NormalizeAudio, || n.flush())?;
+            while let Some(f) = clock.time(Stage::NormalizeAudio, || n.pull()) {
                 sink.audio(f);
             }
         }
     }
+    // The decoders' and filter graphs' own threads, while they are still open.
+    for (stage, name) in [(Stage::Decode, DECODER_THREADS), (Stage::NormalizeVideo, NORMALIZER_THREADS)] {
+        let mut threads = HelperThreads::named(name);
+        threads.sample();
+        clock.add_helpers(stage, &threads);
+    }
+    sink.stats.clock = std::mem::take(clock);
     progress.update(sink.stats.position());
     progress.finish();
     Ok(DecodeReport { read_error, packets, packet_bytes })
@@ -198,27 +213,29 @@ pub fn validate(source: &SourceInfo, stats: &DecodeStats, report: &DecodeReport)
     Ok(())
 }
 
-fn drain_video(v: &mut VideoInput, source: &SourceInfo, sink: &mut FrameSink<'_>) -> Result<()> {
+fn drain_video(v: &mut VideoInput, source: &SourceInfo, sink: &mut FrameSink<'_>, clock: &mut StageClock) -> Result<()> {
     let mut decoded = frame::Video::empty();
-    while v.decoder.receive_frame(&mut decoded).is_ok() {
+    while clock.time(Stage::Decode, || v.decoder.receive_frame(&mut decoded)).is_ok() {
         sink.stats.video_frames += 1;
         let pts = decoded.timestamp().or(decoded.pts()).unwrap_or(0) - v.start;
         decoded.set_pts(Some(pts));
         if v.normalizer.is_none() {
             let video = source.video.as_ref().ok_or_else(|| TranscodeError::Fatal("video frames without a video stream".into()))?;
             let timeline = sink.timeline();
-            v.normalizer = Some(VideoNormalizer::new(
-                video,
-                decoded.format(),
-                decoded.aspect_ratio(),
-                v.time_base,
-                (timeline.fps_num, timeline.fps_den),
-                v.pictures,
-            )?);
+            v.normalizer = Some(stages::with_thread_name(NORMALIZER_THREADS, || {
+                VideoNormalizer::new(
+                    video,
+                    decoded.format(),
+                    decoded.aspect_ratio(),
+                    v.time_base,
+                    (timeline.fps_num, timeline.fps_den),
+                    v.pictures,
+                )
+            })?);
         }
         if let Some(n) = v.normalizer.as_mut() {
-            n.push(&decoded)?;
-            while let Some(f) = n.pull()? {
+            clock.time(Stage::NormalizeVideo, || n.push(&decoded))?;
+            while let Some(f) = clock.time(Stage::NormalizeVideo, || n.pull())? {
                 sink.video(f);
             }
         }
@@ -226,9 +243,9 @@ fn drain_video(v: &mut VideoInput, source: &SourceInfo, sink: &mut FrameSink<'_>
     Ok(())
 }
 
-fn drain_audio(a: &mut AudioInput, start_time: f64, sink: &mut FrameSink<'_>) -> Result<()> {
+fn drain_audio(a: &mut AudioInput, start_time: f64, sink: &mut FrameSink<'_>, clock: &mut StageClock) -> Result<()> {
     let mut decoded = frame::Audio::empty();
-    while a.decoder.receive_frame(&mut decoded).is_ok() {
+    while clock.time(Stage::Decode, || a.decoder.receive_frame(&mut decoded)).is_ok() {
         let rate = decoded.rate().max(1);
         let sample_tb = Rational::new(1, rate as i32);
         let pts = decoded.timestamp().or(decoded.pts()).map(|t| t.rescale(a.time_base, sample_tb));
@@ -246,8 +263,8 @@ fn drain_audio(a: &mut AudioInput, start_time: f64, sink: &mut FrameSink<'_>) ->
             decoded.set_channel_layout(ff::ChannelLayout::default(i32::from(decoded.channels())));
         }
         if let Some(n) = a.normalizer.as_mut() {
-            n.push(&decoded)?;
-            while let Some(f) = n.pull() {
+            clock.time(Stage::NormalizeAudio, || n.push(&decoded))?;
+            while let Some(f) = clock.time(Stage::NormalizeAudio, || n.pull()) {
                 sink.audio(f);
             }
         }

@@ -170,6 +170,23 @@ pub fn options(name: &str, codec: VideoCodec, preset: &str, gop: u32, ten_bit: b
     }
 }
 
+/// x264 threads for each of a ladder's rungs, encoded side by side on `cores` cores, given each
+/// rung's pixels per frame. The rungs already run in parallel, so x264's own default (1.5 threads
+/// a core for every encoder: 12 frame threads and 4 lookaheads for a 4-rung ladder on 2 cores)
+/// only adds switching and frame-thread stalls. Each rung gets cores in proportion to its share
+/// of the pixels, and two frame threads a core to keep them busy through stalls: on 2 cores the
+/// 1080p rung of the default ladder gets 2, the others 1; on 16 cores, 16, 8, 4 and 2.
+pub fn software_threads(pixels: &[u64], cores: usize) -> Vec<u32> {
+    let total: u64 = pixels.iter().sum();
+    pixels
+        .iter()
+        .map(|&p| {
+            let share = if total == 0 { 0.0 } else { p as f64 / total as f64 };
+            (2.0 * cores as f64 * share).round().clamp(1.0, 16.0) as u32
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone)]
 pub struct VideoSettings {
     pub width: u32,
@@ -372,6 +389,17 @@ impl Drop for HwUpload {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rungs_share_the_cores_by_their_pixels() {
+        let ladder = [1920 * 1080, 1280 * 720, 854 * 480, 640 * 360];
+        assert_eq!(software_threads(&ladder, 2), [2, 1, 1, 1]);
+        assert_eq!(software_threads(&ladder, 16), [16, 8, 4, 2]);
+        assert_eq!(software_threads(&ladder, 64), [16, 16, 14, 8]);
+        assert_eq!(software_threads(&[1280 * 720], 1), [2]);
+        assert_eq!(software_threads(&[0, 0], 4), [1, 1]);
+        assert!(software_threads(&[], 4).is_empty());
+    }
 
     #[test]
     fn auto_prefers_hardware_in_order_and_records_why_others_were_skipped() {

@@ -12,9 +12,11 @@ use ffmpeg_next::frame;
 use crate::error::{ErrorClass, Result, TranscodeError};
 use crate::keyframes::Timeline;
 use crate::keys::KeyRing;
+use crate::manifest::thread_cpu_time;
 use crate::manifest::FailedRendition;
 use crate::normalize::{Normalized, Picture};
 use crate::rendition::{self, RenditionOutput, RenditionPlan, Work};
+use crate::stages::{Stage, StageClock};
 use crate::thumbnails::{self, Pictures, Shot, ShotPicker};
 use crate::watchdog::Watchdog;
 
@@ -22,10 +24,11 @@ use crate::watchdog::Watchdog;
 const QUEUE_DEPTH: usize = 16;
 
 type Worker<T> = std::thread::JoinHandle<Result<T>>;
+type PicturesWorker = Worker<(Pictures, StageClock)>;
 
 pub struct Fanout {
     renditions: Vec<(String, Picture, SyncSender<Work>, Worker<RenditionOutput>)>,
-    pictures: Option<(SyncSender<Shot>, Worker<Pictures>)>,
+    pictures: Option<(SyncSender<Shot>, PicturesWorker)>,
 }
 
 /// What the workers produced.
@@ -33,6 +36,8 @@ pub struct Collected {
     pub outputs: Vec<RenditionOutput>,
     pub failed: Vec<FailedRendition>,
     pub pictures: Pictures,
+    /// CPU by stage of every worker (the rungs' also in their outputs).
+    pub clock: StageClock,
 }
 
 /// Decode statistics, gathered as frames go out.
@@ -45,6 +50,8 @@ pub struct DecodeStats {
     pub audio_end: f64,
     /// CPU seconds the decode thread spent tone-mapping (HDR sources).
     pub tone_map_seconds: Option<f64>,
+    /// CPU by stage of the decode thread and the decoders' own threads.
+    pub clock: StageClock,
 }
 
 impl DecodeStats {
@@ -66,14 +73,16 @@ impl Fanout {
         let mut fanout = Fanout { renditions: Vec::new(), pictures: None };
         // Each rung's thread is a span of the transcode (a subsegment in its trace).
         let parent = tracing::Span::current();
-        for plan in plans {
+        for (index, plan) in plans.into_iter().enumerate() {
             let (tx, rx) = sync_channel(QUEUE_DEPTH);
             let ring = Arc::clone(ring);
             let dog = Arc::clone(watchdog);
             let name = plan.name.clone();
             let picture = plan.video.as_ref().map_or(Picture::Sdr, |v| v.picture);
             let handle = std::thread::Builder::new()
-                .name(format!("rendition-{name}"))
+                // Unique in its first 15 bytes (what Linux keeps), which the encoder's own
+                // threads inherit: their CPU time counts to this rung by it.
+                .name(format!("rung{index}-{name}"))
                 .spawn({
                     let span = tracing::info_span!(parent: &parent, "rung", otel.name = %format!("rung {name}"), rung = %name);
                     move || span.in_scope(|| rendition::run(plan, rx, &ring, &dog))
@@ -85,7 +94,12 @@ impl Fanout {
             let (tx, rx) = sync_channel(4);
             let handle = std::thread::Builder::new()
                 .name("thumbnails".into())
-                .spawn(move || thumbnails::run(pictures_dir, size, rx))
+                .spawn(move || {
+                    let pictures = thumbnails::run(pictures_dir, size, rx)?;
+                    let mut clock = StageClock::default();
+                    clock.add(Stage::Pictures, thread_cpu_time());
+                    Ok((pictures, clock))
+                })
                 .map_err(|e| TranscodeError::Fatal(format!("starting the thumbnail thread: {e}")))?;
             fanout.pictures = Some((tx, handle));
         }
@@ -107,13 +121,17 @@ impl Fanout {
 
     /// Waits for every worker. Failures the whole job shares end the job with that error.
     pub fn collect(self) -> Result<Collected> {
-        let mut outputs = Vec::new();
+        let mut outputs: Vec<RenditionOutput> = Vec::new();
         let mut failed = Vec::new();
+        let mut clock = StageClock::default();
         let mut shared_failure = None;
         for (name, _, tx, handle) in self.renditions {
             drop(tx);
             match handle.join() {
-                Ok(Ok(out)) => outputs.push(out),
+                Ok(Ok(out)) => {
+                    clock.merge(&out.clock);
+                    outputs.push(out);
+                }
                 Ok(Err(e)) if e.class() == ErrorClass::Retryable => {
                     tracing::error!(rendition = %name, error = %e, "rendition failed for a reason every rendition shares");
                     shared_failure.get_or_insert(e);
@@ -129,7 +147,10 @@ impl Fanout {
             Some((tx, handle)) => {
                 drop(tx);
                 match handle.join() {
-                    Ok(Ok(p)) => p,
+                    Ok(Ok((p, spent))) => {
+                        clock.merge(&spent);
+                        p
+                    }
                     Ok(Err(e)) if e.class() == ErrorClass::Retryable => {
                         shared_failure.get_or_insert(e);
                         Pictures::default()
@@ -145,7 +166,7 @@ impl Fanout {
         };
         match shared_failure {
             Some(e) => Err(e),
-            None => Ok(Collected { outputs, failed, pictures }),
+            None => Ok(Collected { outputs, failed, pictures, clock }),
         }
     }
 }

@@ -36,6 +36,7 @@ mod quality;
 mod rendition;
 mod run;
 mod source;
+mod stages;
 mod storyboard;
 mod thumbnails;
 mod tonemap;

@@ -27,6 +27,8 @@ pub struct Figures {
     pub tone_map_cpu_seconds: Option<f64>,
     /// CPU seconds spent measuring the rungs' quality (decoding them again, PSNR and SSIM).
     pub quality_cpu_seconds: f64,
+    /// CPU seconds by stage, all rungs together (each rung's own are in its rendition).
+    pub cpu_by_stage: crate::stages::StageSeconds,
 }
 
 #[derive(Debug, Serialize)]

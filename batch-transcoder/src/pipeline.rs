@@ -26,6 +26,7 @@ use crate::probe;
 use crate::progress::{Progress, ProgressObserver};
 use crate::publish::{abandon_paths, Staging};
 use crate::rendition::RenditionOutput;
+use crate::stages::StageSeconds;
 use crate::watchdog::{Phase, Watchdog};
 
 /// A finished transcode in its staging folder: what to publish, in order, then the master.
@@ -79,6 +80,7 @@ pub fn transcode(
     for rendition in &mut renditions {
         rendition.cmaf = ring.cmaf_key();
     }
+    plan::share_cores(&mut renditions, std::thread::available_parallelism().map_or(1, |n| n.get()));
 
     // Decode once, fanned out to every rendition.
     let mut decoders = Decoders::open(&input, &source, pictures, job.profile.loudness)?;
@@ -151,6 +153,9 @@ pub fn transcode(
     }
     let wall = started.elapsed().as_secs_f64();
     let quality_cpu_seconds = round3(outputs.iter().map(|o| o.quality_cpu_seconds).sum());
+    let mut clock = std::mem::take(&mut collected.clock);
+    clock.merge(&stats.clock);
+    let cpu_seconds = cpu_seconds();
     let reason = Manifest::partial_reason(&collected.failed, outputs.len());
     let manifest = Manifest {
         status: if reason.is_none() { "complete" } else { "partial" },
@@ -171,7 +176,8 @@ pub fn transcode(
         pictures: collected.pictures,
         figures: Figures {
             wall_seconds: round3(wall),
-            cpu_seconds: round3(cpu_seconds()),
+            cpu_seconds: round3(cpu_seconds),
+            cpu_by_stage: StageSeconds::of(&clock, cpu_seconds),
             realtime_factor: stats.position().gt(&0.0).then(|| round3(stats.position() / wall)),
             frames_decoded: stats.video_frames,
             decode_errors: stats.decode_errors,

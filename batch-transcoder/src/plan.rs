@@ -153,6 +153,20 @@ pub fn plan(source: &SourceInfo, profile: &Profile, preset: &str, selections: &[
     Plan { timeline, frame_rate, renditions, picture_size: top_sdr, pictures, dropped: ladder_plan.dropped }
 }
 
+/// Sets x264's thread count on the rungs it encodes (and whose profile sets none) so the ladder's
+/// threads match `cores` ([`encoder::software_threads`]); other encoders keep their own.
+pub fn share_cores(renditions: &mut [RenditionPlan], cores: usize) {
+    let pixels: Vec<u64> =
+        renditions.iter().map(|r| r.video.as_ref().map_or(0, |v| u64::from(v.settings.width) * u64::from(v.settings.height))).collect();
+    for (rendition, threads) in renditions.iter_mut().zip(encoder::software_threads(&pixels, cores)) {
+        if let Some(v) = rendition.video.as_mut().filter(|v| v.encoder == "libx264") {
+            if !v.settings.extra_options.iter().any(|(k, _)| k == "threads") {
+                v.settings.extra_options.push(("threads".into(), threads.to_string()));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +218,26 @@ mod tests {
         assert!(top.fallback.is_none(), "software needs no fallback");
         assert_eq!(plan.renditions[2].dir, Path::new("/s/360p"));
         assert!(plan.renditions.iter().all(|r| r.audio_kbps.is_some()));
+    }
+
+    #[test]
+    fn x264_rungs_share_the_cores_and_a_profiles_own_thread_count_stays() {
+        let mut profile = Profile::built_in("default").unwrap();
+        profile.rungs[1].encoder_options.insert("threads".into(), "6".into());
+        let mut software =
+            plan(&source(1920, 1080, true), &profile, "veryfast", &[selection("libx264", Backend::Software)], Path::new("/s"));
+        share_cores(&mut software.renditions, 2);
+        let threads = |p: &Plan| -> Vec<Option<String>> {
+            p.renditions
+                .iter()
+                .map(|r| r.video.as_ref().unwrap().settings.extra_options.iter().find(|(k, _)| k == "threads").map(|(_, v)| v.clone()))
+                .collect()
+        };
+        assert_eq!(threads(&software), [Some("2".into()), Some("6".into()), Some("1".into()), Some("1".into())]);
+        let mut hardware =
+            plan(&source(1920, 1080, true), &profile, "veryfast", &[selection("h264_nvenc", Backend::Nvenc)], Path::new("/s"));
+        share_cores(&mut hardware.renditions, 2);
+        assert_eq!(threads(&hardware), [None, Some("6".into()), None, None], "NVENC keeps its own threading");
     }
 
     #[test]

@@ -27,6 +27,7 @@ use crate::keys::KeyRing;
 use crate::mux::{SegmentMuxer, StreamSpec};
 use crate::normalize::Picture;
 use crate::quality::QualityProbe;
+use crate::stages::{HelperThreads, Stage, StageClock};
 use crate::watchdog::Watchdog;
 use vaultstream::catalog::RenditionQuality;
 use vaultstream::ladder::QualityFloor;
@@ -97,6 +98,10 @@ pub struct RenditionOutput {
     pub init_segment: Option<String>,
     pub frames: u64,
     pub segments: Vec<SegmentRecord>,
+    /// CPU seconds by stage on this rung's thread and its encoder's threads.
+    pub cpu_by_stage: std::collections::BTreeMap<Stage, f64>,
+    #[serde(skip)]
+    pub clock: StageClock,
     /// The trick-play track of a video rung.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iframes: Option<IFrameOutput>,
@@ -129,6 +134,8 @@ struct VideoPath {
     time_base: Rational,
     input_time_base: Rational,
     scaler: Option<scaling::Context>,
+    /// The last scaled frame, whose buffers the next one reuses once the encoder has let go.
+    spare: Option<frame::Video>,
     first_index: Option<i64>,
     frames: u64,
     /// None where it could not start or has given up (the rung publishes without figures).
@@ -158,6 +165,7 @@ struct Segmenter<'k> {
     closed_captions: bool,
     video_codec: Option<VideoCodec>,
     cmaf: Option<Packager>,
+    clock: StageClock,
 }
 
 impl Segmenter<'_> {
@@ -175,10 +183,10 @@ impl Segmenter<'_> {
             match self.current {
                 None => self.current = Some((index, pts)),
                 Some((current, start)) if index > current => {
-                    let bytes = self.muxer.cut()?;
+                    let bytes = self.clock.time(Stage::Mux, || self.muxer.cut())?;
                     self.emit(bytes, pts - start)?;
                     if let Some(cmaf) = self.cmaf.as_mut() {
-                        cmaf.cut()?;
+                        self.clock.time(Stage::Cmaf, || cmaf.cut())?;
                     }
                     self.current = Some((index, pts));
                 }
@@ -191,21 +199,23 @@ impl Segmenter<'_> {
             self.closed_captions = packet.data().is_some_and(|d| closed_captions::in_access_unit(d, hevc));
         }
         if let Some(track) = self.iframes.as_mut().filter(|_| is_video && packet.is_key()) {
-            track.key_packet(&packet, pts, self.keys)?;
+            self.clock.time(Stage::IFrames, || track.key_packet(&packet, pts, self.keys))?;
         }
         if let Some(cmaf) = self.cmaf.as_mut() {
-            cmaf.write(is_video, &packet)?;
+            self.clock.time(Stage::Cmaf, || cmaf.write(is_video, &packet))?;
         }
-        self.muxer.write(stream, &mut packet)
+        self.clock.time(Stage::Mux, || self.muxer.write(stream, &mut packet))
     }
 
     fn emit(&mut self, mut bytes: Vec<u8>, duration: f64) -> Result<()> {
         let number = self.segments.len();
         let (key, key_uri) = self.keys.for_segment(number)?;
         let iv = Iv::random()?;
-        encrypt_segment_in_place(&key, &iv, &mut bytes);
+        self.clock.time(Stage::Encrypt, || encrypt_segment_in_place(&key, &iv, &mut bytes));
         let uri = format!("seg_{number:05}.{}", self.extension);
-        std::fs::write(self.plan_dir.join(&uri), &bytes).map_err(|e| TranscodeError::output(&format!("writing {uri}"), e))?;
+        self.clock
+            .time(Stage::Write, || std::fs::write(self.plan_dir.join(&uri), &bytes))
+            .map_err(|e| TranscodeError::output(&format!("writing {uri}"), e))?;
         self.segments.push(SegmentRecord { uri, duration, bytes: bytes.len() as u64, key_uri, iv: iv.to_hls_attribute(), iv_bytes: iv });
         Ok(())
     }
@@ -275,10 +285,14 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
         closed_captions: false,
         video_codec: plan.video.as_ref().map(|v| v.codec),
         cmaf,
+        clock: StageClock::default(),
     };
     let mut interleaver: Interleaver<Packet> = Interleaver::new(stream_count);
     let time_bases: Vec<Rational> = specs.iter().map(|s| s.time_base).collect();
 
+    let mut clock = StageClock::default();
+    // The encoder's own threads (opened above, on this thread, so named as it).
+    let mut encoder_threads = HelperThreads::of_this_thread();
     let drain = |interleaver: &mut Interleaver<Packet>, segmenter: &mut Segmenter| -> Result<()> {
         while let Some((stream, packet)) = interleaver.pop() {
             segmenter.accept(stream, Some(stream) == video_stream, packet, time_bases[stream])?;
@@ -290,19 +304,26 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
         match item {
             Work::Video(frame) => {
                 if let (Some(v), Some(s)) = (video.as_mut(), video_stream) {
-                    let prepared = prepare_frame(v, &frame, &plan.timeline)?;
-                    v.encoder
-                        .encoder
-                        .send_frame(&prepared)
+                    let prepared = prepare_frame(v, &frame, &plan.timeline, &mut clock)?;
+                    clock
+                        .time(Stage::EncodeVideo, || v.encoder.encoder.send_frame(&prepared))
                         .map_err(|e| TranscodeError::Fatal(format!("{}: encoding: {e}", v.encoder_name)))?;
+                    if v.scaler.is_some() && v.encoder.upload.is_none() {
+                        v.spare = Some(prepared);
+                    }
                     v.frames += 1;
-                    receive(&mut v.encoder.encoder, s, v.time_base, &mut interleaver, &mut v.quality)?;
+                    if v.frames % 30 == 0 {
+                        encoder_threads.sample();
+                    }
+                    receive(&mut v.encoder.encoder, s, v.time_base, &mut interleaver, &mut v.quality, (&mut clock, Stage::EncodeVideo))?;
                 }
             }
             Work::Audio(frame) => {
                 if let (Some(a), Some(s)) = (audio.as_mut(), audio_stream) {
-                    a.encoder.send_frame(&frame).map_err(|e| TranscodeError::Fatal(format!("aac: encoding: {e}")))?;
-                    receive(&mut a.encoder, s, a.time_base, &mut interleaver, &mut None)?;
+                    clock
+                        .time(Stage::EncodeAudio, || a.encoder.send_frame(&frame))
+                        .map_err(|e| TranscodeError::Fatal(format!("aac: encoding: {e}")))?;
+                    receive(&mut a.encoder, s, a.time_base, &mut interleaver, &mut None, (&mut clock, Stage::EncodeAudio))?;
                 }
             }
         }
@@ -311,14 +332,17 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
     }
 
     // The decoder hung up: flush encoders, then whatever is still queued.
+    encoder_threads.sample();
     if let (Some(v), Some(s)) = (video.as_mut(), video_stream) {
-        v.encoder.encoder.send_eof().map_err(|e| TranscodeError::Fatal(format!("flushing {}: {e}", v.encoder_name)))?;
-        receive(&mut v.encoder.encoder, s, v.time_base, &mut interleaver, &mut v.quality)?;
+        clock
+            .time(Stage::EncodeVideo, || v.encoder.encoder.send_eof())
+            .map_err(|e| TranscodeError::Fatal(format!("flushing {}: {e}", v.encoder_name)))?;
+        receive(&mut v.encoder.encoder, s, v.time_base, &mut interleaver, &mut v.quality, (&mut clock, Stage::EncodeVideo))?;
         interleaver.close(s);
     }
     if let (Some(a), Some(s)) = (audio.as_mut(), audio_stream) {
-        a.encoder.send_eof().map_err(|e| TranscodeError::Fatal(format!("flushing aac: {e}")))?;
-        receive(&mut a.encoder, s, a.time_base, &mut interleaver, &mut None)?;
+        clock.time(Stage::EncodeAudio, || a.encoder.send_eof()).map_err(|e| TranscodeError::Fatal(format!("flushing aac: {e}")))?;
+        receive(&mut a.encoder, s, a.time_base, &mut interleaver, &mut None, (&mut clock, Stage::EncodeAudio))?;
         interleaver.close(s);
     }
     drain(&mut interleaver, &mut segmenter)?;
@@ -327,9 +351,15 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
         return Err(TranscodeError::Fatal("the encoder produced no packets".into()));
     };
     let last_duration = segmenter.end_time - start;
-    let tail = segmenter.muxer.finish()?;
+    let tail = segmenter.clock.time(Stage::Mux, || segmenter.muxer.finish())?;
     segmenter.emit(tail, last_duration)?;
-    let iframes = segmenter.iframes.take().map(|track| track.finish(segmenter.end_time, keys)).transpose()?;
+    let end_time = segmenter.end_time;
+    let iframes = match segmenter.iframes.take() {
+        Some(track) => Some(segmenter.clock.time(Stage::IFrames, || track.finish(end_time, keys))?),
+        None => None,
+    };
+    encoder_threads.sample();
+    clock.add_helpers(Stage::EncodeVideo, &encoder_threads);
     let (quality, quality_cpu_seconds) = match video.as_mut().and_then(|v| v.quality.take()).map(QualityProbe::finish) {
         Some(Ok(measured)) => measured,
         Some(Err(e)) => {
@@ -360,7 +390,12 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
         (_, c) => c,
     };
     let audio_codec = audio.as_ref().map(|_| codec_string::AAC_LC.to_string());
-    let cmaf = segmenter.cmaf.take().map(|p| p.finish(video_codec.clone(), audio_codec.clone())).transpose()?;
+    let cmaf = match segmenter.cmaf.take() {
+        Some(p) => Some(segmenter.clock.time(Stage::Cmaf, || p.finish(video_codec.clone(), audio_codec.clone()))?),
+        None => None,
+    };
+    clock.merge(&segmenter.clock);
+    clock.add(Stage::Quality, std::time::Duration::from_secs_f64(quality_cpu_seconds));
     let codecs = video_codec.into_iter().chain(audio_codec).collect::<Vec<_>>().join(",");
 
     Ok(RenditionOutput {
@@ -376,6 +411,8 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
         init_segment,
         frames: video.as_ref().map_or(0, |v| v.frames),
         closed_captions: segmenter.closed_captions,
+        cpu_by_stage: clock.seconds(),
+        clock,
         segments: segmenter.segments,
         iframes,
         bandwidth,
@@ -419,6 +456,7 @@ fn open_video_path(plan: &VideoPlan, global_header: bool) -> Result<VideoPath> {
         time_base,
         input_time_base: plan.input_time_base,
         scaler: None,
+        spare: None,
         first_index: None,
         frames: 0,
         quality,
@@ -429,7 +467,7 @@ fn open_video_path(plan: &VideoPlan, global_header: bool) -> Result<VideoPath> {
 
 /// Scales a shared normalized frame to this rendition, stamps its output index and forces an
 /// IDR where the timeline says a GOP or segment starts.
-fn prepare_frame(v: &mut VideoPath, input: &frame::Video, timeline: &Timeline) -> Result<frame::Video> {
+fn prepare_frame(v: &mut VideoPath, input: &frame::Video, timeline: &Timeline, clock: &mut StageClock) -> Result<frame::Video> {
     let (width, height, format) = (v.encoder.encoder.width(), v.encoder.encoder.height(), v.encoder.input_format);
     let mut out = if input.width() == width && input.height() == height && input.format() == format {
         let mut shared = frame::Video::empty();
@@ -448,10 +486,12 @@ fn prepare_frame(v: &mut VideoPath, input: &frame::Video, timeline: &Timeline) -
                     .map_err(|e| TranscodeError::Fatal(format!("creating the scaler: {e}")))?,
             ),
         };
-        let mut scaled = frame::Video::new(format, width, height);
-        scaler.run(input, &mut scaled).map_err(|e| TranscodeError::Fatal(format!("scaling: {e}")))?;
-        closed_captions::carry(input, &mut scaled)?;
-        scaled
+        clock.time(Stage::Scale, || -> Result<frame::Video> {
+            let mut scaled = reusable(v.spare.take(), format, width, height);
+            scaler.run(input, &mut scaled).map_err(|e| TranscodeError::Fatal(format!("scaling: {e}")))?;
+            closed_captions::carry(input, &mut scaled)?;
+            Ok(scaled)
+        })?
     };
     let index = input.pts().unwrap_or(0);
     let index = if v.input_time_base == v.time_base { index } else { index.rescale(v.input_time_base, v.time_base) };
@@ -459,7 +499,7 @@ fn prepare_frame(v: &mut VideoPath, input: &frame::Video, timeline: &Timeline) -
     out.set_pts(Some(index));
     out.set_kind(if timeline.is_keyframe(index, first) { ff::picture::Type::I } else { ff::picture::Type::None });
     if let Some(probe) = &mut v.quality {
-        probe.offer(&out);
+        clock.time(Stage::Quality, || probe.offer(&out));
     }
     if let Some(hdr10) = &v.hdr10_on_frames {
         hdr10.attach(&mut out)?;
@@ -470,6 +510,33 @@ fn prepare_frame(v: &mut VideoPath, input: &frame::Video, timeline: &Timeline) -
     }
 }
 
+/// The previous scaled frame, when nothing else holds its buffers any more (software encoders
+/// copy the picture in `send_frame`), stripped of its side data; else a new frame. A fresh
+/// 1080p frame a rung a frame is page faults and zeroed pages, a few percent of a transcode.
+fn reusable(spare: Option<frame::Video>, format: ff::format::Pixel, width: u32, height: u32) -> frame::Video {
+    match spare {
+        // SAFETY: a valid frame we own; av_frame_is_writable only reads its buffer references.
+        Some(mut frame)
+            if unsafe { ff::ffi::av_frame_is_writable(frame.as_ptr().cast_mut()) } > 0
+                && (frame.format(), frame.width(), frame.height()) == (format, width, height) =>
+        {
+            // SAFETY: removing side data by the type of the first entry, once per entry there
+            // was; each call frees that entry (and any of its type) and shrinks the array.
+            unsafe {
+                let raw = frame.as_mut_ptr();
+                for _ in 0..(*raw).nb_side_data {
+                    if (*raw).nb_side_data == 0 {
+                        break;
+                    }
+                    ff::ffi::av_frame_remove_side_data(raw, (**(*raw).side_data).type_);
+                }
+            }
+            frame
+        }
+        _ => frame::Video::new(format, width, height),
+    }
+}
+
 /// Moves every packet the encoder has ready into the interleaver, past the quality probe first.
 fn receive(
     encoder: &mut ff::encoder::Encoder,
@@ -477,10 +544,11 @@ fn receive(
     time_base: Rational,
     interleaver: &mut Interleaver<Packet>,
     quality: &mut Option<QualityProbe>,
+    (clock, stage): (&mut StageClock, Stage),
 ) -> Result<()> {
     loop {
         let mut packet = Packet::empty();
-        match encoder.receive_packet(&mut packet) {
+        match clock.time(stage, || encoder.receive_packet(&mut packet)) {
             Ok(()) => {
                 if let Some(Err(e)) = quality.as_mut().map(|probe| probe.packet(&packet)) {
                     tracing::warn!(error = %e, "measuring this rung's quality failed; it publishes without figures");

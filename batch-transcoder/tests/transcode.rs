@@ -80,6 +80,28 @@ fn ladder_plays_in_ffmpeg_with_every_source_frame_and_aligned_idrs() {
     assert_eq!(manifest["dropped_renditions"][0]["name"], "1080p");
     assert_eq!(manifest["keys"][0]["id"], "k0");
     assert!(manifest["keys"][0].get("key").is_none());
+
+    // Where the CPU went: every stage of the default pipeline reported, adding up (with what no
+    // stage accounts for) to the process's CPU time; the encoders' own threads counted to their
+    // rungs, so encoding video is the largest stage, as it is.
+    let figures = &manifest["figures"];
+    let stages = figures["cpu_by_stage"].as_object().unwrap();
+    for stage in
+        ["read", "decode", "scale", "encode_video", "encode_audio", "quality", "i_frames", "mux", "cmaf", "encrypt", "write", "pictures"]
+    {
+        assert!(stages.get(stage).and_then(|s| s.as_f64()).is_some_and(|s| s >= 0.0), "{stage} missing: {stages:?}");
+    }
+    let sum: f64 = stages.values().map(|s| s.as_f64().unwrap()).sum();
+    let cpu = figures["cpu_seconds"].as_f64().unwrap();
+    assert!((sum - cpu).abs() <= 0.02 + cpu * 0.01, "stages {sum} s against the process's {cpu} s: {stages:?}");
+    let largest = stages.iter().filter(|(k, _)| *k != "other").max_by(|a, b| a.1.as_f64().partial_cmp(&b.1.as_f64()).unwrap()).unwrap();
+    assert_eq!(largest.0, "encode_video", "{stages:?}");
+    // Each rung's own; the top one takes the source's picture as it is, unscaled.
+    for rung in manifest["renditions"].as_array().unwrap() {
+        let own = &rung["cpu_by_stage"];
+        assert!(own["encode_video"].as_f64().is_some_and(|s| s > 0.0), "{own}");
+        assert_eq!(own.get("scale").is_some(), rung["name"] != "720p", "{own}");
+    }
 }
 
 #[test]
