@@ -31,6 +31,24 @@ pub fn workspace_binary(name: &str) -> PathBuf {
     path
 }
 
+/// Runs `vaultstream-transcode local SRC --out OUT [--key-file KEY_FILE] EXTRA…`, which must
+/// succeed; its JSON summary.
+pub fn transcode_local(
+    src: &std::path::Path,
+    out: &std::path::Path,
+    key_file: Option<&std::path::Path>,
+    extra: &[&str],
+) -> serde_json::Value {
+    let mut command = std::process::Command::new(workspace_binary("vaultstream-transcode"));
+    command.arg("local").arg(src).arg("--out").arg(out);
+    if let Some(key_file) = key_file {
+        command.arg("--key-file").arg(key_file);
+    }
+    let run = command.args(extra).output().unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    serde_json::from_slice(&run.stdout).unwrap_or_else(|e| panic!("no JSON summary ({e}): {}", String::from_utf8_lossy(&run.stdout)))
+}
+
 /// A 854x480 30 fps test pattern with a sine tone, `seconds` long, written to `path` (H.264 +
 /// AAC): a source whose default ladder has two rungs (480p and 360p).
 pub fn two_rung_source(path: &std::path::Path, seconds: u32) {

@@ -188,6 +188,17 @@ pub fn statuses(result: &Value, part: &str) -> Vec<u64> {
         .collect()
 }
 
+/// Puts `srt` on the title as its default German caption track ("Deutsch"), as a creator does.
+pub async fn put_german_captions(http: &reqwest::Client, api: &str, title: &str, token: &str, srt: String) -> reqwest::Response {
+    http.put(format!("{api}/v1/content/{title}/captions/de?label=Deutsch&default=true"))
+        .bearer_auth(token)
+        .header("content-type", "application/x-subrip")
+        .body(srt)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// `GET url` with a bearer token, its JSON answer.
 pub async fn get_json(http: &reqwest::Client, url: String, token: &str) -> Value {
     http.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap()

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use vaultstream_tests::{two_rung_source, workspace_binary};
+use vaultstream_tests::{transcode_local, two_rung_source};
 
 fn play(root: &Path, master: &str) -> serde_json::Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/play.mjs");
@@ -22,16 +22,7 @@ fn play(root: &Path, master: &str) -> serde_json::Value {
 fn transcode(root: &Path) {
     let src = root.join("src.mp4");
     two_rung_source(&src, 8);
-    let out = Command::new(workspace_binary("vaultstream-transcode"))
-        .arg("local")
-        .arg(&src)
-        .arg("--out")
-        .arg(root.join("out"))
-        .arg("--key-file")
-        .arg(root.join("out.key"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    transcode_local(&src, &root.join("out"), Some(&root.join("out.key")), &[]);
 }
 
 #[test]

@@ -11,7 +11,9 @@ use serde_json::{json, Value};
 use vaultstream::segment_cipher::{decrypt_segment, Iv};
 use vaultstream::ContentKey;
 use vaultstream_cli::dev::client::loopback_client;
-use vaultstream_tests::local::{browser, cli, mint, output_dir, processes_mentioning, statuses, Running, MULTIPART_THRESHOLD};
+use vaultstream_tests::local::{
+    browser, cli, mint, output_dir, processes_mentioning, put_german_captions, statuses, Running, MULTIPART_THRESHOLD,
+};
 
 fn ffmpeg(args: &[&str], out: &std::path::Path) {
     let status = Command::new("ffmpeg").args(["-v", "error", "-y"]).args(args).arg(out).status().unwrap();
@@ -150,14 +152,7 @@ async fn local_stack_from_demo_to_browser_to_restart() {
     let captioner = mint(&state, "demo", "cleo", "content:read content:write");
     let cue = "Grüße aus München — 東京";
     let srt = format!("1\r\n00:00:00,500 --> 00:00:05,000\r\n{cue}\r\n\r\n2\r\n00:00:05,000 --> 00:00:06,000\r\n<i>Ça va ?</i>\r\n");
-    let put = http
-        .put(format!("{api}/v1/content/{title}/captions/de?label=Deutsch&default=true"))
-        .bearer_auth(&captioner)
-        .header("content-type", "application/x-subrip")
-        .body(srt)
-        .send()
-        .await
-        .unwrap();
+    let put = put_german_captions(&http, &api, &title, &captioner, srt).await;
     assert_eq!(put.status(), 200);
     let put = json(put).await;
     assert_eq!((put["captions"][0]["cues"].as_u64(), put["captions"][0]["format"].as_str()), (Some(2), Some("srt")), "{put}");

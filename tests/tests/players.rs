@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use vaultstream_cli::dev::client::loopback_client;
-use vaultstream_tests::local::{browser, browser_script, mint, output_dir, statuses, Running};
-use vaultstream_tests::{two_rung_source, workspace_binary};
+use vaultstream_tests::local::{browser, browser_script, mint, output_dir, put_german_captions, statuses, Running};
+use vaultstream_tests::{transcode_local, two_rung_source};
 
 const PLAYERS: [&str; 3] = ["shaka", "videojs", "hlsjs"];
 
@@ -52,15 +52,7 @@ async fn shaka_video_js_and_hls_js_play_a_local_stack_title() {
     let captioner = mint(&state, "demo", "cleo", "content:read content:write");
     let cue = "Grüße aus München";
     let srt = format!("1\r\n00:00:00,500 --> 00:00:15,000\r\n{cue}\r\n");
-    let put = loopback_client()
-        .unwrap()
-        .put(format!("{api}/v1/content/{title}/captions/de?label=Deutsch&default=true"))
-        .bearer_auth(&captioner)
-        .header("content-type", "application/x-subrip")
-        .body(srt)
-        .send()
-        .await
-        .unwrap();
+    let put = put_german_captions(&loopback_client().unwrap(), &api, &title, &captioner, srt).await;
     assert_eq!(put.status(), 200);
 
     for player in PLAYERS {
@@ -117,18 +109,12 @@ fn key_period_ladder(root: &Path) {
     two_rung_source(&src, 24);
     let keys = root.join("keys");
     std::fs::create_dir(&keys).unwrap();
-    let out = Command::new(workspace_binary("vaultstream-transcode"))
-        .arg("local")
-        .arg(&src)
-        .arg("--out")
-        .arg(root.join("out"))
-        .arg("--key-file")
-        .arg(keys.join("key"))
-        .args(["--key-uri", "/keys/{key_id}", "--key-period-segments", "2", "--segment-seconds", "2"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = transcode_local(
+        &src,
+        &root.join("out"),
+        Some(&keys.join("key")),
+        &["--key-uri", "/keys/{key_id}", "--key-period-segments", "2", "--segment-seconds", "2"],
+    );
     // `k0` is the key file itself, later periods' keys are `key.k1`, `key.k2`, …
     for file in summary["key_files"].as_array().unwrap() {
         let file = Path::new(file.as_str().unwrap());
@@ -176,15 +162,7 @@ fn shaka_plays_a_vendor_keyed_title_with_the_vendors_key() {
     let vendor = vaultstream_tests::speke::KeyProvider::start(dir.path());
     let src = dir.path().join("src.mp4");
     two_rung_source(&src, 12);
-    let out = Command::new(workspace_binary("vaultstream-transcode"))
-        .arg("local")
-        .arg(&src)
-        .arg("--out")
-        .arg(dir.path().join("out"))
-        .args(["--segment-seconds", "2", "--speke-url", &vendor.url, "--speke-auth", "none"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    transcode_local(&src, &dir.path().join("out"), None, &["--segment-seconds", "2", "--speke-url", &vendor.url, "--speke-auth", "none"]);
     let manifest: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/manifest.json")).unwrap()).unwrap();
     let kid = manifest["cmaf_key"]["kid"].as_str().unwrap().to_string();
     let mpd = std::fs::read_to_string(dir.path().join("out/manifest.mpd")).unwrap();
