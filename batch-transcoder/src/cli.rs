@@ -1,6 +1,33 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use std::ffi::OsString;
+
+impl EncodingArgs {
+    /// These arguments as a command line repeats them (for a chunk worker).
+    pub fn to_args(&self) -> Vec<OsString> {
+        let mut args: Vec<OsString> =
+            ["--profile", &self.profile, "--encoder", &self.encoder, "--preset", &self.preset].iter().map(OsString::from).collect();
+        if let Some(s) = self.segment_seconds {
+            args.extend(["--segment-seconds".into(), s.to_string().into()]);
+        }
+        args
+    }
+}
+
+impl LimitArgs {
+    pub fn to_args(&self) -> Vec<OsString> {
+        [
+            ("--max-width", self.max_width.to_string()),
+            ("--max-height", self.max_height.to_string()),
+            ("--max-duration", self.max_duration.to_string()),
+            ("--stall-timeout", self.stall_timeout.to_string()),
+        ]
+        .into_iter()
+        .flat_map(|(k, v)| [OsString::from(k), OsString::from(v)])
+        .collect()
+    }
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,10 +52,57 @@ pub enum Command {
                             65 invalid source (the content is FAILED_INVALID), 75 temporary failure \
                             (job_events retries it), 1 anything else.")]
     Run(RunArgs),
+    /// One chunk of a chunked title: `local --chunk-seconds` starts one per chunk, as the Batch
+    /// array starts its children (the index from `AWS_BATCH_JOB_ARRAY_INDEX` there).
+    #[command(hide = true)]
+    Chunk(ChunkArgs),
+}
+
+/// A local chunk worker's arguments.
+#[derive(Debug, Args)]
+pub struct ChunkArgs {
+    /// The source file.
+    #[arg(long)]
+    pub input: PathBuf,
+
+    /// The plan's folder: plan.json, and one folder per chunk.
+    #[arg(long, value_name = "DIR")]
+    pub plan_dir: PathBuf,
+
+    /// Which chunk of the plan.
+    #[arg(long, env = "AWS_BATCH_JOB_ARRAY_INDEX")]
+    pub index: u32,
+
+    /// Which attempt this is (reported in chunk.json).
+    #[arg(long, env = "AWS_BATCH_JOB_ATTEMPT", default_value_t = 1)]
+    pub attempt: u32,
+
+    /// The cores this worker may use (x264's threads are shared out over them).
+    #[arg(long)]
+    pub cores: Option<usize>,
+
+    #[command(flatten)]
+    pub encoding: EncodingArgs,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// How `local` splits a long title.
+#[derive(Debug, Args, Clone)]
+pub struct ChunkingArgs {
+    /// Encode a title of two or more chunks of about this many seconds (whole segments) in
+    /// parallel worker processes and stitch them; shorter titles are transcoded whole.
+    #[arg(long, value_name = "SECONDS")]
+    pub chunk_seconds: Option<f64>,
+
+    /// Chunk worker processes at once (default: one per core).
+    #[arg(long, value_name = "N", requires = "chunk_seconds", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub workers: Option<u32>,
 }
 
 /// How to encode: shared by both modes.
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct EncodingArgs {
     /// Built-in profile (default, hevc-4k, av1-archive) or a JSON profile file.
     #[arg(long, value_name = "NAME|FILE", default_value = "default")]
@@ -49,7 +123,7 @@ pub struct EncodingArgs {
 }
 
 /// What sources are accepted and how long a stuck run may wait: shared by both modes.
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct LimitArgs {
     /// Largest accepted source width.
     #[arg(long, value_name = "PIXELS", default_value_t = 8192)]
@@ -109,6 +183,9 @@ pub struct LocalArgs {
 
     #[command(flatten)]
     pub limits: LimitArgs,
+
+    #[command(flatten)]
+    pub chunking: ChunkingArgs,
 }
 
 /// The Batch job's arguments: the job definition passes the first five (from the job's

@@ -8,10 +8,12 @@ use ffmpeg_next as ff;
 use crate::error::{Result, TranscodeError};
 use crate::fanout::{DecodeStats, FrameSink};
 use crate::normalize::{AudioNormalizer, PictureForms, VideoNormalizer};
+use crate::packet_file::PacketWriter;
 use crate::probe::{Limits, SourceInfo};
 use crate::progress::Progress;
 use crate::stages::{self, HelperThreads, Stage, StageClock};
 use crate::watchdog::{Phase, Watchdog};
+use vaultstream::chunking::Chunk;
 use vaultstream::ladder::Loudness;
 
 /// What the threads the video decoder and the normalizer's filter graph start are named, so
@@ -43,6 +45,98 @@ pub struct Decoders {
     audio: Option<AudioInput>,
 }
 
+/// Where packets are read from: the source's demuxer, or (in a stitch) the chunks' copies of
+/// its audio packets.
+pub trait PacketSource {
+    /// Stream `index`'s codec parameters and time base.
+    fn stream_of(&self, index: usize) -> Option<(codec::Parameters, Rational)>;
+    fn read_into(&mut self, packet: &mut Packet) -> std::result::Result<(), ff::Error>;
+    /// Moves to the keyframe at or before `ts` (microseconds).
+    fn seek_before(&mut self, ts: i64) -> std::result::Result<(), ff::Error>;
+}
+
+impl PacketSource for ff::format::context::Input {
+    fn stream_of(&self, index: usize) -> Option<(codec::Parameters, Rational)> {
+        self.stream(index).map(|s| (s.parameters(), s.time_base()))
+    }
+
+    fn read_into(&mut self, packet: &mut Packet) -> std::result::Result<(), ff::Error> {
+        packet.read(self)
+    }
+
+    fn seek_before(&mut self, ts: i64) -> std::result::Result<(), ff::Error> {
+        self.seek(ts, ..ts)
+    }
+}
+
+impl PacketSource for crate::packet_file::PacketChain {
+    fn stream_of(&self, index: usize) -> Option<(codec::Parameters, Rational)> {
+        (index == 0).then(|| (self.parameters.clone(), self.time_base))
+    }
+
+    fn read_into(&mut self, packet: &mut Packet) -> std::result::Result<(), ff::Error> {
+        match self.next_packet() {
+            Ok(Some(next)) => {
+                *packet = next;
+                Ok(())
+            }
+            Ok(None) => Err(ff::Error::Eof),
+            Err(e) => {
+                tracing::error!(error = %e, "reading the chunks' audio");
+                Err(ff::Error::InvalidData)
+            }
+        }
+    }
+
+    fn seek_before(&mut self, _: i64) -> std::result::Result<(), ff::Error> {
+        Err(ff::Error::Other { errno: libc::ESPIPE })
+    }
+}
+
+/// A chunk's share of the source: its output frames only, decoded from a keyframe before them,
+/// and the source's audio packets of its time span copied (not decoded) into `audio`.
+pub struct Window {
+    pub chunk: Chunk,
+    pub audio: Option<(usize, Rational, PacketWriter)>,
+    /// The first and last copied audio packet's times (seconds from the source's start).
+    pub audio_span: Option<(f64, f64)>,
+    video_done: bool,
+    audio_done: bool,
+}
+
+impl Window {
+    pub fn new(chunk: Chunk, audio: Option<(usize, Rational, PacketWriter)>) -> Window {
+        let audio_done = audio.is_none();
+        Window { chunk, audio, audio_span: None, video_done: false, audio_done }
+    }
+
+    /// Copies an audio packet of the chunk's span; says whether the packet was the audio stream's.
+    fn copy_audio(&mut self, packet: &Packet, start_time: f64) -> Result<bool> {
+        let Some((stream, time_base, writer)) = self.audio.as_mut() else { return Ok(false) };
+        if packet.stream() != *stream {
+            return Ok(false);
+        }
+        let Some(ts) = packet.pts().or(packet.dts()) else { return Ok(true) };
+        let t = ts as f64 * f64::from(*time_base) - start_time;
+        if self.chunk.holds(t) {
+            writer.write(packet)?;
+            let span = self.audio_span.get_or_insert((t, t));
+            span.1 = span.1.max(t);
+        } else if self.chunk.end_seconds.is_some_and(|end| t >= end + AUDIO_PAST_END) {
+            self.audio_done = true;
+        }
+        Ok(true)
+    }
+
+    fn done(&self) -> bool {
+        self.video_done && self.audio_done
+    }
+}
+
+/// Audio packets are read this far past a chunk's end: a demuxer may store a packet a little
+/// out of time order across streams, never this far.
+const AUDIO_PAST_END: f64 = 1.0;
+
 /// What reading the whole source showed, besides the frame statistics the sink gathered.
 pub struct DecodeReport {
     pub read_error: Option<String>,
@@ -52,17 +146,11 @@ pub struct DecodeReport {
 
 impl Decoders {
     /// Opens the decoders; video is normalized into `pictures`, audio to `loudness` if given.
-    pub fn open(
-        input: &ff::format::context::Input,
-        source: &SourceInfo,
-        pictures: PictureForms,
-        loudness: Option<Loudness>,
-    ) -> Result<Decoders> {
+    pub fn open(input: &impl PacketSource, source: &SourceInfo, pictures: PictureForms, loudness: Option<Loudness>) -> Result<Decoders> {
         let mut video = None;
         if let Some(v) = &source.video {
-            let stream = input.stream(v.index).ok_or_else(|| TranscodeError::Fatal("video stream vanished".into()))?;
-            let time_base = stream.time_base();
-            let mut ctx = codec::Context::from_parameters(stream.parameters()).map_err(|e| TranscodeError::ffmpeg("video decoder", e))?;
+            let (parameters, time_base) = input.stream_of(v.index).ok_or_else(|| TranscodeError::Fatal("video stream vanished".into()))?;
+            let mut ctx = codec::Context::from_parameters(parameters).map_err(|e| TranscodeError::ffmpeg("video decoder", e))?;
             ctx.set_threading(codec::threading::Config { kind: codec::threading::Type::Frame, count: 0, ..Default::default() });
             let mut decoder = stages::with_thread_name(DECODER_THREADS, || ctx.decoder().video())
                 .map_err(|e| TranscodeError::InvalidInput(format!("the video stream cannot be decoded: {e}")))?;
@@ -72,9 +160,8 @@ impl Decoders {
         }
         let mut audio = None;
         if let Some(a) = &source.audio {
-            let stream = input.stream(a.index).ok_or_else(|| TranscodeError::Fatal("audio stream vanished".into()))?;
-            let time_base = stream.time_base();
-            let ctx = codec::Context::from_parameters(stream.parameters()).map_err(|e| TranscodeError::ffmpeg("audio decoder", e))?;
+            let (parameters, time_base) = input.stream_of(a.index).ok_or_else(|| TranscodeError::Fatal("audio stream vanished".into()))?;
+            let ctx = codec::Context::from_parameters(parameters).map_err(|e| TranscodeError::ffmpeg("audio decoder", e))?;
             let mut decoder =
                 ctx.decoder().audio().map_err(|e| TranscodeError::InvalidInput(format!("the audio stream cannot be decoded: {e}")))?;
             decoder.set_packet_time_base(time_base);
@@ -84,24 +171,37 @@ impl Decoders {
     }
 }
 
-/// Reads the source to its end, sending every normalized frame to `sink`.
+/// Reads the source to its end (a chunk's: to its window's), sending every normalized frame to
+/// `sink`.
+#[allow(clippy::too_many_arguments)]
 pub fn decode_all(
-    input: &mut ff::format::context::Input,
+    input: &mut impl PacketSource,
     decoders: &mut Decoders,
     source: &SourceInfo,
     sink: &mut FrameSink<'_>,
     watchdog: &Watchdog,
     progress: &mut Progress,
     limits: &Limits,
+    mut window: Option<&mut Window>,
 ) -> Result<DecodeReport> {
     let mut clock = std::mem::take(&mut sink.stats.clock);
     let clock = &mut clock;
     let mut read_error = None;
     let (mut packets, mut packet_bytes) = (0u64, 0u64);
+    if let Some(w) = window.as_deref() {
+        let seek = w.chunk.seek_seconds();
+        if seek > 0.0 {
+            let ts = ((seek + source.start_time) * f64::from(ff::ffi::AV_TIME_BASE)) as i64;
+            input.seek_before(ts).map_err(|e| TranscodeError::InvalidInput(format!("cannot seek the source to {seek:.3} s: {e}")))?;
+        }
+    }
     loop {
+        if window.as_deref().is_some_and(Window::done) {
+            break;
+        }
         watchdog.progress(Phase::Reading);
         let mut packet = Packet::empty();
-        match clock.time(Stage::Read, || packet.read(input)) {
+        match clock.time(Stage::Read, || input.read_into(&mut packet)) {
             Ok(()) => {}
             Err(ff::Error::Eof) => break,
             Err(_) if watchdog.fired() => return Err(watchdog.stall_error()),
@@ -113,11 +213,19 @@ pub fn decode_all(
         watchdog.progress(Phase::Decoding);
         packets += 1;
         packet_bytes += packet.size() as u64;
+        if let Some(w) = window.as_deref_mut() {
+            if clock.time(Stage::Read, || w.copy_audio(&packet, source.start_time))? {
+                continue;
+            }
+        }
         if let Some(v) = decoders.video.as_mut().filter(|v| v.stream == packet.stream()) {
+            if window.as_deref().is_some_and(|w| w.video_done) {
+                continue;
+            }
             if clock.time(Stage::Decode, || v.decoder.send_packet(&packet)).is_err() {
                 sink.stats.decode_errors += 1;
             }
-            drain_video(v, source, sink, clock)?;
+            drain_video(v, source, sink, clock, window.as_deref_mut())?;
         }
         if let Some(a) = decoders.audio.as_mut().filter(|a| a.stream == packet.stream()) {
             if clock.time(Stage::Decode, || a.decoder.send_packet(&packet)).is_err() {
@@ -140,11 +248,11 @@ pub fn decode_all(
     watchdog.progress(Phase::Finishing);
     if let Some(v) = decoders.video.as_mut() {
         let _ = clock.time(Stage::Decode, || v.decoder.send_eof());
-        drain_video(v, source, sink, clock)?;
+        drain_video(v, source, sink, clock, window.as_deref_mut())?;
         if let Some(n) = v.normalizer.as_mut() {
             clock.time(Stage::NormalizeVideo, || n.flush())?;
             while let Some(f) = clock.time(Stage::NormalizeVideo, || n.pull())? {
-                sink.video(f);
+                hand_over(f, sink, window.as_deref_mut());
             }
             sink.stats.tone_map_seconds = n.tone_map_seconds();
         }
@@ -213,7 +321,26 @@ pub fn validate(source: &SourceInfo, stats: &DecodeStats, report: &DecodeReport)
     Ok(())
 }
 
-fn drain_video(v: &mut VideoInput, source: &SourceInfo, sink: &mut FrameSink<'_>, clock: &mut StageClock) -> Result<()> {
+/// Sends a normalized frame on, unless it lies outside the chunk being encoded.
+fn hand_over(frame: crate::normalize::Normalized, sink: &mut FrameSink<'_>, window: Option<&mut Window>) {
+    let index = frame.sdr.pts().unwrap_or(0);
+    match window {
+        Some(w) if !w.chunk.holds_frame(index) => {
+            if w.chunk.end_frame.is_some_and(|end| index >= end) {
+                w.video_done = true;
+            }
+        }
+        _ => sink.video(frame),
+    }
+}
+
+fn drain_video(
+    v: &mut VideoInput,
+    source: &SourceInfo,
+    sink: &mut FrameSink<'_>,
+    clock: &mut StageClock,
+    mut window: Option<&mut Window>,
+) -> Result<()> {
     let mut decoded = frame::Video::empty();
     while clock.time(Stage::Decode, || v.decoder.receive_frame(&mut decoded)).is_ok() {
         sink.stats.video_frames += 1;
@@ -230,13 +357,14 @@ fn drain_video(v: &mut VideoInput, source: &SourceInfo, sink: &mut FrameSink<'_>
                     v.time_base,
                     (timeline.fps_num, timeline.fps_den),
                     v.pictures,
+                    window.as_deref().map_or(0.0, |w| w.chunk.start_seconds),
                 )
             })?);
         }
         if let Some(n) = v.normalizer.as_mut() {
             clock.time(Stage::NormalizeVideo, || n.push(&decoded))?;
             while let Some(f) = clock.time(Stage::NormalizeVideo, || n.pull())? {
-                sink.video(f);
+                hand_over(f, sink, window.as_deref_mut());
             }
         }
     }

@@ -69,6 +69,7 @@ impl Fanout {
         pictures_dir: PathBuf,
         ring: &Arc<KeyRing>,
         watchdog: &Arc<Watchdog>,
+        storyboard: bool,
     ) -> Result<Fanout> {
         let mut fanout = Fanout { renditions: Vec::new(), pictures: None };
         // Each rung's thread is a span of the transcode (a subsegment in its trace).
@@ -95,7 +96,7 @@ impl Fanout {
             let handle = std::thread::Builder::new()
                 .name("thumbnails".into())
                 .spawn(move || {
-                    let pictures = thumbnails::run(pictures_dir, size, rx)?;
+                    let pictures = thumbnails::run(pictures_dir, size, rx, storyboard)?;
                     let mut clock = StageClock::default();
                     clock.add(Stage::Pictures, thread_cpu_time());
                     Ok((pictures, clock))
@@ -108,7 +109,12 @@ impl Fanout {
 
     /// Where decoded, normalized frames go.
     pub fn frames(&self, timeline: Timeline) -> FrameSink<'_> {
-        FrameSink { fanout: self, timeline, picker: ShotPicker::default(), stats: DecodeStats::default(), last_video: None }
+        self.frames_from(timeline, 0.0)
+    }
+
+    /// Where the frames of a chunk starting at `start_seconds` go.
+    pub fn frames_from(&self, timeline: Timeline, start_seconds: f64) -> FrameSink<'_> {
+        FrameSink { fanout: self, timeline, picker: ShotPicker::from(start_seconds), stats: DecodeStats::default(), last_video: None }
     }
 
     /// Sends each rendition the work made for the picture it takes.

@@ -26,6 +26,11 @@ impl<T> Interleaver<T> {
         self.open[stream] = false;
     }
 
+    /// Whether `stream` holds the others back: open, with nothing queued.
+    pub fn waits_for(&self, stream: usize) -> bool {
+        self.open[stream] && self.queues[stream].is_empty()
+    }
+
     /// The next packet in decode order, if it can be known yet.
     pub fn pop(&mut self) -> Option<(usize, T)> {
         let blocked = self.queues.iter().zip(&self.open).any(|(q, &open)| open && q.is_empty());

@@ -31,6 +31,8 @@ pub struct Job {
     pub cmaf_key: Option<CmafKey>,
     pub limits: Limits,
     pub stall_timeout: Duration,
+    /// Split-and-stitch on this machine (`local --chunk-seconds`).
+    pub chunking: Option<crate::chunked::LocalChunking>,
 }
 
 /// A built-in profile by name, or a JSON profile file.
@@ -102,6 +104,17 @@ pub fn limits(args: &LimitArgs) -> Result<(Limits, Duration)> {
 impl Job {
     pub fn from_args(args: LocalArgs) -> Result<Job> {
         let profile = encoding(&args.encoding)?;
+        let chunking = match args.chunking.chunk_seconds {
+            None => None,
+            Some(s) if !(s.is_finite() && (1.0..=3600.0).contains(&s)) => {
+                return Err(TranscodeError::Usage(format!("--chunk-seconds {s} is out of range (expected 1 to 3600)")));
+            }
+            Some(chunk_seconds) => Some(crate::chunked::LocalChunking {
+                chunk_seconds,
+                workers: args.chunking.workers.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |w| w as usize),
+                worker_args: [args.encoding.to_args(), args.limits.to_args()].concat(),
+            }),
+        };
         let key = match &args.key_hex {
             Some(hex) => ContentKey::from_hex(hex).map_err(|e| TranscodeError::Usage(format!("--key-hex: {e}")))?,
             None => ContentKey::generate()?,
@@ -128,6 +141,27 @@ impl Job {
             cmaf_key,
             limits,
             stall_timeout,
+            chunking,
+        })
+    }
+
+    /// A chunk worker's job: only what encoding a chunk reads.
+    pub fn for_chunk(args: &crate::cli::ChunkArgs) -> Result<Job> {
+        let (limits, stall_timeout) = limits(&args.limits)?;
+        Ok(Job {
+            input: args.input.clone(),
+            out: args.plan_dir.clone(),
+            profile: encoding(&args.encoding)?,
+            encoder: args.encoding.encoder.clone(),
+            preset: args.encoding.preset.clone(),
+            key: ContentKey::generate()?,
+            key_storage: KeyStorage::MemoryOnly,
+            key_uri: None,
+            key_period_segments: None,
+            cmaf_key: None,
+            limits,
+            stall_timeout,
+            chunking: None,
         })
     }
 }

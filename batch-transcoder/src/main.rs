@@ -8,6 +8,8 @@
 //! ([`origin_upload`]), the content record moved along.
 
 mod cbcs;
+mod chunk;
+mod chunked;
 mod cli;
 mod closed_captions;
 mod cmaf;
@@ -27,6 +29,7 @@ mod manifest;
 mod mux;
 mod normalize;
 mod origin_upload;
+mod packet_file;
 mod pipeline;
 mod plan;
 mod probe;
@@ -37,6 +40,7 @@ mod rendition;
 mod run;
 mod source;
 mod stages;
+mod stitch;
 mod storyboard;
 mod thumbnails;
 mod tonemap;
@@ -106,6 +110,25 @@ fn run(cli: Cli) -> Result<(), TranscodeError> {
     ffmpeg_next::init().map_err(|e| TranscodeError::Fatal(format!("initialising FFmpeg: {e}")))?;
     match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Chunk(args) => {
+            let job = job::Job::for_chunk(&args)?;
+            let plan: vaultstream::chunking::ChunkPlan = std::fs::read(args.plan_dir.join(vaultstream::chunking::PLAN_FILE))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .ok_or_else(|| TranscodeError::Usage(format!("{} holds no readable plan.json", args.plan_dir.display())))?;
+            let chunk = plan
+                .chunks
+                .get(args.index as usize)
+                .ok_or_else(|| TranscodeError::Usage(format!("--index {} is past the plan's {} chunks", args.index, plan.chunks.len())))?;
+            let dir = args.plan_dir.join(vaultstream::chunking::chunk_dir(chunk.index));
+            let cores = args.cores.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let report = chunk::encode(&job, &plan.plan_id, chunk, &dir, args.attempt, cores)?;
+            println!(
+                "{}",
+                serde_json::json!({"status": "chunk_done", "index": report.index, "frames": report.frames, "wall_seconds": report.wall_seconds})
+            );
+            Ok(())
+        }
         Command::Local(args) => {
             let drm = args.drm.clone();
             let mut job = job::Job::from_args(args)?;

@@ -29,6 +29,10 @@ pub struct Figures {
     pub quality_cpu_seconds: f64,
     /// CPU seconds by stage, all rungs together (each rung's own are in its rendition).
     pub cpu_by_stage: crate::stages::StageSeconds,
+    /// A chunked title's chunks and stitch: their time, CPU and cost (the figures above are the
+    /// stitch's own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunked: Option<vaultstream::chunking::ChunkedFigures>,
 }
 
 #[derive(Debug, Serialize)]

@@ -106,6 +106,7 @@ impl VideoNormalizer {
         stream_time_base: Rational,
         fps: (u32, u32),
         pictures: PictureForms,
+        start_seconds: f64,
     ) -> Result<Self> {
         let sar = if sample_aspect.numerator() > 0 && sample_aspect.denominator() > 0 { sample_aspect } else { Rational::new(1, 1) };
         let args = format!(
@@ -124,7 +125,8 @@ impl VideoNormalizer {
             chain.push("scale=w=trunc(iw*sar/2)*2:h=ih:flags=bicubic".into());
             chain.push("setsar=1".into());
         }
-        chain.push(format!("fps=fps={}/{}:start_time=0:round=near", fps.0, fps.1));
+        // Output frame numbers count from the source's start; a chunk's first is its own.
+        chain.push(format!("fps=fps={}/{}:start_time={start_seconds}:round=near", fps.0, fps.1));
         let shared = chain.join(",");
         let (description, tone_map, keeps_hdr) = match pictures {
             // 4:2:0 8-bit once here, rather than in every rendition's scaler.

@@ -52,6 +52,42 @@ fn choose_encoders(plan_codecs: &[vaultstream::ladder::VideoCodec], requested: &
     Ok(selections)
 }
 
+/// Opens and probes the source (and reads an HDR10 source's first frame for its metadata).
+pub fn probe_source(
+    path: &std::path::Path,
+    limits: &probe::Limits,
+    watchdog: &Watchdog,
+) -> Result<(ffmpeg_next::format::context::Input, probe::SourceInfo)> {
+    watchdog.progress(Phase::Reading);
+    let _probing = tracing::info_span!("probe").entered();
+    let (input, size) =
+        probe::open(path, Arc::clone(&watchdog.abort)).map_err(|e| if watchdog.fired() { watchdog.stall_error() } else { e })?;
+    let mut source = probe::inspect(&input, size, limits)?;
+    if let Some(video) = source.video.as_mut().filter(|v| v.dynamic_range == DynamicRange::Pq && v.hdr10.is_none()) {
+        video.hdr10 = Hdr10::of_first_frame(path, Arc::clone(&watchdog.abort));
+    }
+    tracing::info!(format = %source.format, duration = ?source.duration, video = ?source.video.as_ref().map(|v| (v.display_width, v.display_height, &v.codec)), audio = ?source.audio.as_ref().map(|a| &a.codec), "probed source");
+    Ok((input, source))
+}
+
+/// The encoders and the plan for `source`, the renditions' folders under `dir`, x264's threads
+/// shared out over `cores`.
+pub fn plan_title(
+    job: &Job,
+    source: &probe::SourceInfo,
+    cmaf: Option<CmafKey>,
+    dir: &std::path::Path,
+    cores: usize,
+) -> Result<(Vec<Selection>, Plan)> {
+    let selections = choose_encoders(&plan::codecs_needed(source, &job.profile), &job.encoder)?;
+    let mut plan = plan::plan(source, &job.profile, &job.preset, &selections, dir);
+    for rendition in &mut plan.renditions {
+        rendition.cmaf = cmaf.clone();
+    }
+    plan::share_cores(&mut plan.renditions, cores);
+    Ok((selections, plan))
+}
+
 /// Runs the pipeline into `staging`. Every segment is encrypted before it is written.
 pub fn transcode(
     job: &Job,
@@ -61,43 +97,50 @@ pub fn transcode(
     observer: Option<ProgressObserver>,
     started: Instant,
 ) -> Result<Transcoded> {
-    // Probe.
-    watchdog.progress(Phase::Reading);
-    let probing = tracing::info_span!("probe").entered();
-    let (mut input, size) =
-        probe::open(&job.input, Arc::clone(&watchdog.abort)).map_err(|e| if watchdog.fired() { watchdog.stall_error() } else { e })?;
-    let mut source = probe::inspect(&input, size, &job.limits)?;
-    if let Some(video) = source.video.as_mut().filter(|v| v.dynamic_range == DynamicRange::Pq && v.hdr10.is_none()) {
-        video.hdr10 = Hdr10::of_first_frame(&job.input, Arc::clone(&watchdog.abort));
-    }
-    drop(probing);
-    tracing::info!(format = %source.format, duration = ?source.duration, video = ?source.video.as_ref().map(|v| (v.display_width, v.display_height, &v.codec)), audio = ?source.audio.as_ref().map(|a| &a.codec), "probed source");
-
-    // Plan.
-    let selections = choose_encoders(&plan::codecs_needed(&source, &job.profile), &job.encoder)?;
-    let Plan { timeline, frame_rate, mut renditions, picture_size, pictures, dropped } =
-        plan::plan(&source, &job.profile, &job.preset, &selections, staging.dir());
-    for rendition in &mut renditions {
-        rendition.cmaf = ring.cmaf_key();
-    }
-    plan::share_cores(&mut renditions, std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let (mut input, source) = probe_source(&job.input, &job.limits, watchdog)?;
+    let (selections, Plan { timeline, frame_rate, renditions, picture_size, pictures, dropped }) =
+        plan_title(job, &source, ring.cmaf_key(), staging.dir(), std::thread::available_parallelism().map_or(1, |n| n.get()))?;
 
     // Decode once, fanned out to every rendition.
     let mut decoders = Decoders::open(&input, &source, pictures, job.profile.loudness)?;
-    let fanout = Fanout::start(renditions, picture_size, staging.dir().to_path_buf(), ring, watchdog)?;
+    let fanout = Fanout::start(renditions, picture_size, staging.dir().to_path_buf(), ring, watchdog, true)?;
     let mut progress = Progress::new(source.duration, observer);
     let mut sink = fanout.frames(timeline);
     let decoded = tracing::info_span!("decode")
-        .in_scope(|| decode::decode_all(&mut input, &mut decoders, &source, &mut sink, watchdog, &mut progress, &job.limits));
+        .in_scope(|| decode::decode_all(&mut input, &mut decoders, &source, &mut sink, watchdog, &mut progress, &job.limits, None));
     let stats = sink.finish();
 
     // Collect.
     let collected = fanout.collect();
     let report = decoded?;
-    let mut collected = collected?;
+    let collected = collected?;
 
     // Judge the source now that it has been read in full.
     decode::validate(&source, &stats, &report)?;
+    finish(job, staging, ring, Title { source, selections, timeline, frame_rate, dropped }, collected, stats, started)
+}
+
+/// What the title's transcode decided before its renditions ran.
+pub struct Title {
+    pub source: probe::SourceInfo,
+    pub selections: Vec<Selection>,
+    pub timeline: crate::keyframes::Timeline,
+    pub frame_rate: Option<(u32, u32)>,
+    pub dropped: Vec<vaultstream::ladder::DroppedRung>,
+}
+
+/// From the renditions' outputs to the title's playlists and manifest, in `staging`: shared by
+/// the whole transcode and the stitch of a chunked one.
+pub fn finish(
+    job: &Job,
+    staging: &Staging,
+    ring: &Arc<KeyRing>,
+    title: Title,
+    mut collected: crate::fanout::Collected,
+    stats: crate::fanout::DecodeStats,
+    started: Instant,
+) -> Result<Transcoded> {
+    let Title { source, selections, timeline, frame_rate, dropped } = title;
     if collected.outputs.is_empty() {
         let reasons: Vec<String> = collected.failed.iter().map(|f| format!("{}: {}", f.name, f.reason)).collect();
         return Err(TranscodeError::Fatal(format!("every rendition failed ({})", reasons.join("; "))));
@@ -139,7 +182,7 @@ pub fn transcode(
         })
         .collect();
     let master = hls::master_playlist(&variants, job.profile.container == Container::Fmp4);
-    let cmaf = write_cmaf_manifests(staging, outputs, &timeline, ring)?;
+    let cmaf = write_cmaf_manifests(staging, outputs, &timeline, ring.as_ref())?;
 
     let mut entries: Vec<String> = outputs.iter().map(|o| o.name.clone()).collect();
     if cmaf.is_some() {
@@ -183,6 +226,7 @@ pub fn transcode(
             decode_errors: stats.decode_errors,
             tone_map_cpu_seconds: stats.tone_map_seconds.map(round3),
             quality_cpu_seconds,
+            chunked: None,
         },
         source,
     };
@@ -279,7 +323,10 @@ pub fn run_local(job: Job, observer: Option<ProgressObserver>) -> Result<LocalOu
         });
     }
 
-    let result = transcode(&job, &staging, &ring, &watchdog, observer, started);
+    let result = match &job.chunking {
+        Some(how) => crate::chunked::transcode(&job, &staging, &ring, &watchdog, observer, started, how),
+        None => transcode(&job, &staging, &ring, &watchdog, observer, started),
+    };
     watchdog.stop();
     let published = result.and_then(|t| {
         let manifest_json = serde_json::to_vec_pretty(&t.manifest).map_err(|e| TranscodeError::Fatal(format!("manifest: {e}")))?;
@@ -291,6 +338,9 @@ pub fn run_local(job: Job, observer: Option<ProgressObserver>) -> Result<LocalOu
             if let Err(e) = staging.publish(&t.entries, &manifest_json, t.master.as_bytes()) {
                 ring.discard();
                 return Err(e);
+            }
+            if job.chunking.is_some() {
+                crate::chunked::clean_up(&out_dir);
             }
             Ok(LocalOutput { dir: out_dir, manifest: t.manifest, entries: t.entries })
         }

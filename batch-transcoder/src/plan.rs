@@ -62,6 +62,7 @@ pub fn plan(source: &SourceInfo, profile: &Profile, preset: &str, selections: &[
             video: None,
             audio_kbps: Some(ladder::audio_only_kbps(profile)),
             cmaf: None,
+            chunk: None,
         };
         return Plan {
             timeline,
@@ -101,6 +102,7 @@ pub fn plan(source: &SourceInfo, profile: &Profile, preset: &str, selections: &[
                 dir: staging_dir.join(&rung.name),
                 container: profile.container,
                 cmaf: None,
+                chunk: None,
                 timeline,
                 video: Some(VideoPlan {
                     codec: rung.codec,

@@ -13,7 +13,7 @@ pub struct Staging {
     created_out_dir: bool,
 }
 
-fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
+pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     fs::write(&tmp, contents).map_err(|e| TranscodeError::output(&format!("writing {}", tmp.display()), e))?;
     fs::rename(&tmp, path).map_err(|e| TranscodeError::output(&format!("publishing {}", path.display()), e))

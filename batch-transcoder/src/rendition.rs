@@ -26,6 +26,7 @@ use crate::keyframes::Timeline;
 use crate::keys::KeyRing;
 use crate::mux::{SegmentMuxer, StreamSpec};
 use crate::normalize::Picture;
+use crate::packet_file::{PacketChain, PacketWriter};
 use crate::quality::QualityProbe;
 use crate::stages::{HelperThreads, Stage, StageClock};
 use crate::watchdog::Watchdog;
@@ -64,6 +65,18 @@ pub struct RenditionPlan {
     pub audio_kbps: Option<u32>,
     /// The CMAF packaging's key, where the profile asks for CMAF beside the HLS ladder.
     pub cmaf: Option<CmafKey>,
+    /// Its part in a chunked title's transcode, where the title is chunked.
+    pub chunk: Option<ChunkRole>,
+}
+
+/// What a rendition does in a chunked title.
+#[derive(Debug, Clone)]
+pub enum ChunkRole {
+    /// Encode one chunk's frames, its packets kept in `file` (no audio, no segments).
+    Encode { file: PathBuf },
+    /// Take the video packets from every chunk's file, in order, instead of encoding: the rest
+    /// (audio, segments, encryption, CMAF, I-frames) as for a whole title.
+    Stitch { files: Vec<PathBuf>, encoder: String, quality: Option<RenditionQuality> },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -225,10 +238,17 @@ impl Segmenter<'_> {
 pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: &Watchdog) -> Result<RenditionOutput> {
     std::fs::create_dir_all(&plan.dir).map_err(|e| TranscodeError::output(&format!("creating {}", plan.dir.display()), e))?;
     let global_header = plan.container == Container::Fmp4;
+    if let (Some(ChunkRole::Encode { file }), Some(v)) = (&plan.chunk, &plan.video) {
+        return encode_chunk(&plan, v, file, work, watchdog);
+    }
 
+    let mut stitched = match &plan.chunk {
+        Some(ChunkRole::Stitch { files, .. }) if plan.video.is_some() => Some(Stitched::open(files.clone())?),
+        _ => None,
+    };
     let mut video = match &plan.video {
-        Some(v) => Some(open_video_path(v, global_header)?),
-        None => None,
+        Some(v) if stitched.is_none() => Some(open_video_path(v, global_header)?),
+        _ => None,
     };
     let mut audio = match plan.audio_kbps {
         Some(kbps) => {
@@ -243,6 +263,10 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
     if let Some(v) = &video {
         specs.push(StreamSpec { encoder: unsafe { v.encoder.encoder.as_ptr() }, time_base: v.time_base });
     }
+    if let Some(s) = &stitched {
+        specs.push(StreamSpec { encoder: unsafe { s.context.as_ptr() }, time_base: s.time_base });
+    }
+    let has_video = !specs.is_empty();
     if let Some(a) = &audio {
         specs.push(StreamSpec { encoder: unsafe { a.encoder.as_ptr() }, time_base: a.time_base });
     }
@@ -254,21 +278,21 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
         }
         None => (None, None),
     };
-    let iframes = match video.as_ref().zip(specs.first()) {
-        Some((_, spec)) => Some(IFrameTrack::new(plan.container, spec, plan.dir.clone(), plan.timeline)?),
+    let iframes = match specs.first().filter(|_| has_video) {
+        Some(spec) => Some(IFrameTrack::new(plan.container, spec, plan.dir.clone(), plan.timeline)?),
         None => None,
     };
     let cmaf = match &plan.cmaf {
         Some(key) => Some(Packager::new(
             &plan.dir,
             key,
-            video.as_ref().zip(plan.video.as_ref()).map(|(v, p)| (specs[0].encoder, v.time_base, p.codec == VideoCodec::Hevc)),
+            plan.video.as_ref().filter(|_| has_video).map(|p| (specs[0].encoder, specs[0].time_base, p.codec == VideoCodec::Hevc)),
             audio.as_ref().map(|a| (specs[specs.len() - 1].encoder, a.time_base)),
         )?),
         None => None,
     };
-    let video_stream = video.as_ref().map(|_| 0usize);
-    let audio_stream = audio.as_ref().map(|_| usize::from(video.is_some()));
+    let video_stream = has_video.then_some(0usize);
+    let audio_stream = audio.as_ref().map(|_| usize::from(has_video));
     let stream_count = specs.len();
     let mut segmenter = Segmenter {
         muxer,
@@ -276,7 +300,7 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
         plan_dir: plan.dir.clone(),
         extension: if plan.container == Container::Fmp4 { "m4s" } else { "ts" },
         timeline: plan.timeline,
-        cut_on_video: video.is_some(),
+        cut_on_video: has_video,
         current: None,
         end_time: 0.0,
         segments: Vec::new(),
@@ -293,11 +317,25 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
     let mut clock = StageClock::default();
     // The encoder's own threads (opened above, on this thread, so named as it).
     let mut encoder_threads = HelperThreads::of_this_thread();
-    let drain = |interleaver: &mut Interleaver<Packet>, segmenter: &mut Segmenter| -> Result<()> {
-        while let Some((stream, packet)) = interleaver.pop() {
-            segmenter.accept(stream, Some(stream) == video_stream, packet, time_bases[stream])?;
+    // A stitched rung's video packets are read one at a time, whenever the interleaver waits
+    // for video, so no more than a packet of it is held.
+    let drain = |interleaver: &mut Interleaver<Packet>, segmenter: &mut Segmenter, stitched: &mut Option<Stitched>| -> Result<()> {
+        loop {
+            while let Some((stream, packet)) = interleaver.pop() {
+                segmenter.accept(stream, Some(stream) == video_stream, packet, time_bases[stream])?;
+            }
+            match (stitched.as_mut(), video_stream) {
+                (Some(s), Some(v)) if interleaver.waits_for(v) => match s.chain.next_packet()? {
+                    Some(packet) => {
+                        s.frames += 1;
+                        let dts = packet.dts().or(packet.pts()).unwrap_or(0) as f64 * f64::from(s.time_base);
+                        interleaver.push(v, dts, packet);
+                    }
+                    None => interleaver.close(v),
+                },
+                _ => return Ok(()),
+            }
         }
-        Ok(())
     };
 
     for item in work.iter() {
@@ -327,7 +365,7 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
                 }
             }
         }
-        drain(&mut interleaver, &mut segmenter)?;
+        drain(&mut interleaver, &mut segmenter, &mut stitched)?;
         watchdog.heartbeat();
     }
 
@@ -345,7 +383,7 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
         receive(&mut a.encoder, s, a.time_base, &mut interleaver, &mut None, (&mut clock, Stage::EncodeAudio))?;
         interleaver.close(s);
     }
-    drain(&mut interleaver, &mut segmenter)?;
+    drain(&mut interleaver, &mut segmenter, &mut stitched)?;
 
     let Some((_, start)) = segmenter.current else {
         return Err(TranscodeError::Fatal("the encoder produced no packets".into()));
@@ -361,6 +399,10 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
     encoder_threads.sample();
     clock.add_helpers(Stage::EncodeVideo, &encoder_threads);
     let (quality, quality_cpu_seconds) = match video.as_mut().and_then(|v| v.quality.take()).map(QualityProbe::finish) {
+        _ if stitched.is_some() => match &plan.chunk {
+            Some(ChunkRole::Stitch { quality, .. }) => (quality.clone(), 0.0),
+            _ => (None, 0.0),
+        },
         Some(Ok(measured)) => measured,
         Some(Err(e)) => {
             tracing::warn!(error = %e, "measuring this rung's quality failed; it publishes without figures");
@@ -403,13 +445,16 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
         width: plan.video.as_ref().map(|v| v.settings.width),
         height: plan.video.as_ref().map(|v| v.settings.height),
         codecs,
-        encoder: video.as_ref().map(|v| v.encoder_name.clone()),
+        encoder: match (&plan.chunk, &video) {
+            (Some(ChunkRole::Stitch { encoder, .. }), _) if has_video => Some(encoder.clone()),
+            (_, v) => v.as_ref().map(|v| v.encoder_name.clone()),
+        },
         video_range: plan.video.as_ref().map(|v| v.settings.colour.dynamic_range()),
         colour: plan.video.as_ref().map(|v| v.settings.colour),
         quality,
         quality_cpu_seconds,
         init_segment,
-        frames: video.as_ref().map_or(0, |v| v.frames),
+        frames: video.as_ref().map(|v| v.frames).or(stitched.as_ref().map(|s| s.frames)).unwrap_or(0),
         closed_captions: segmenter.closed_captions,
         cpu_by_stage: clock.seconds(),
         clock,
@@ -418,6 +463,113 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
         bandwidth,
         average_bandwidth,
         cmaf,
+    })
+}
+
+/// A stitched rung's video: the chunks' packets and a codec context describing them.
+struct Stitched {
+    chain: PacketChain,
+    context: ff::codec::Context,
+    time_base: Rational,
+    frames: u64,
+}
+
+impl Stitched {
+    fn open(files: Vec<PathBuf>) -> Result<Stitched> {
+        let chain = PacketChain::open(files)?;
+        let mut context = ff::codec::Context::from_parameters(chain.parameters.clone())
+            .map_err(|e| TranscodeError::Fatal(format!("describing the stitched video: {e}")))?;
+        let time_base = chain.time_base;
+        // SAFETY: a context we own; the muxers read its time base with its other parameters. The
+        // NUT file's codec tag is NUT's own, which MPEG-TS and MP4 muxers would refuse.
+        unsafe {
+            (*context.as_mut_ptr()).time_base = time_base.into();
+            (*context.as_mut_ptr()).codec_tag = 0;
+        }
+        Ok(Stitched { chain, context, time_base, frames: 0 })
+    }
+}
+
+/// Encodes one chunk's frames of this rung into `file`: the same frames, IDRs and encoder
+/// settings as the whole title's rung would get for them, the packets kept for the stitch.
+fn encode_chunk(
+    plan: &RenditionPlan,
+    video_plan: &VideoPlan,
+    file: &std::path::Path,
+    work: Receiver<Work>,
+    watchdog: &Watchdog,
+) -> Result<RenditionOutput> {
+    let mut v = open_video_path(video_plan, plan.container == Container::Fmp4)?;
+    let mut writer = PacketWriter::create(file, ff::codec::Parameters::from(&v.encoder.encoder), v.time_base)?;
+    let mut interleaver: Interleaver<Packet> = Interleaver::new(1);
+    let mut clock = StageClock::default();
+    let mut encoder_threads = HelperThreads::of_this_thread();
+    let mut write_ready = |interleaver: &mut Interleaver<Packet>, clock: &mut StageClock| -> Result<()> {
+        while let Some((_, packet)) = interleaver.pop() {
+            clock.time(Stage::Write, || writer.write(&packet))?;
+        }
+        Ok(())
+    };
+    for item in work.iter() {
+        if let Work::Video(frame) = item {
+            let prepared = prepare_frame(&mut v, &frame, &plan.timeline, &mut clock)?;
+            clock
+                .time(Stage::EncodeVideo, || v.encoder.encoder.send_frame(&prepared))
+                .map_err(|e| TranscodeError::Fatal(format!("{}: encoding: {e}", v.encoder_name)))?;
+            if v.scaler.is_some() && v.encoder.upload.is_none() {
+                v.spare = Some(prepared);
+            }
+            v.frames += 1;
+            if v.frames % 30 == 0 {
+                encoder_threads.sample();
+            }
+            receive(&mut v.encoder.encoder, 0, v.time_base, &mut interleaver, &mut v.quality, (&mut clock, Stage::EncodeVideo))?;
+            write_ready(&mut interleaver, &mut clock)?;
+        }
+        watchdog.heartbeat();
+    }
+    encoder_threads.sample();
+    clock
+        .time(Stage::EncodeVideo, || v.encoder.encoder.send_eof())
+        .map_err(|e| TranscodeError::Fatal(format!("flushing {}: {e}", v.encoder_name)))?;
+    receive(&mut v.encoder.encoder, 0, v.time_base, &mut interleaver, &mut v.quality, (&mut clock, Stage::EncodeVideo))?;
+    interleaver.close(0);
+    write_ready(&mut interleaver, &mut clock)?;
+    clock.time(Stage::Write, || writer.finish())?;
+    if v.frames == 0 {
+        return Err(TranscodeError::Fatal("the chunk gave this rung no frames".into()));
+    }
+    encoder_threads.sample();
+    clock.add_helpers(Stage::EncodeVideo, &encoder_threads);
+    let (quality, quality_cpu_seconds) = match v.quality.take().map(QualityProbe::finish) {
+        Some(Ok(measured)) => measured,
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "measuring this rung's quality failed; it publishes without figures");
+            (None, 0.0)
+        }
+        None => (None, 0.0),
+    };
+    clock.add(Stage::Quality, std::time::Duration::from_secs_f64(quality_cpu_seconds));
+    Ok(RenditionOutput {
+        name: plan.name.clone(),
+        width: Some(video_plan.settings.width),
+        height: Some(video_plan.settings.height),
+        codecs: String::new(),
+        encoder: Some(v.encoder_name.clone()),
+        video_range: None,
+        colour: None,
+        quality,
+        quality_cpu_seconds,
+        init_segment: None,
+        frames: v.frames,
+        segments: Vec::new(),
+        cpu_by_stage: clock.seconds(),
+        clock,
+        iframes: None,
+        closed_captions: false,
+        bandwidth: 0,
+        average_bandwidth: 0,
+        cmaf: None,
     })
 }
 

@@ -290,6 +290,7 @@ async fn transcode_and_publish(
         cmaf_key,
         limits,
         stall_timeout,
+        chunking: None,
     };
     let (progress_tx, progress_rx) = tokio::sync::watch::channel(0.0f64);
     let heartbeat = tokio::spawn(heartbeat(Arc::clone(&ctx.catalog), tenant.clone(), content.clone(), progress_rx));

@@ -31,6 +31,15 @@ pub struct ShotPicker {
 }
 
 impl ShotPicker {
+    /// The picker of a chunk starting at `start_seconds`: the thumbnails from there on, and the
+    /// poster only in the chunk that starts the title.
+    pub fn from(start_seconds: f64) -> ShotPicker {
+        ShotPicker {
+            next_thumbnail: (start_seconds / THUMBNAIL_INTERVAL - 1e-6).ceil().max(0.0) as usize,
+            poster_taken: start_seconds > 0.0,
+        }
+    }
+
     /// `time` of the current frame; `last` says whether it is the final frame (a clip shorter
     /// than `POSTER_AT` still gets a poster).
     pub fn pick(&mut self, time: f64) -> (bool, Option<usize>) {
@@ -105,12 +114,14 @@ pub fn encode_jpeg(picture: &frame::Video) -> Result<Vec<u8>> {
     Ok(packet.data().unwrap_or_default().to_vec())
 }
 
-/// Writes `poster.jpg` (at `poster_size`), `thumbnails/thumb_NNNNN.jpg` and the storyboard
-/// (`thumbnails/storyboard.vtt` and its sheets) into `dir`.
-pub fn run(dir: PathBuf, poster_size: (u32, u32), shots: Receiver<Shot>) -> Result<Pictures> {
+/// Writes `poster.jpg` (at `poster_size`), `thumbnails/thumb_NNNNN.jpg` and, with `storyboard`,
+/// the storyboard (`thumbnails/storyboard.vtt` and its sheets) into `dir`. A chunk makes none:
+/// the stitch tiles every chunk's thumbnails into one.
+pub fn run(dir: PathBuf, poster_size: (u32, u32), shots: Receiver<Shot>, storyboard: bool) -> Result<Pictures> {
     let thumbs_dir = dir.join("thumbnails");
     std::fs::create_dir_all(&thumbs_dir).map_err(|e| TranscodeError::output(&format!("creating {}", thumbs_dir.display()), e))?;
     let mut pictures = Pictures::default();
+    let make_storyboard = storyboard;
     let mut storyboard = Storyboard::new(thumbs_dir);
     for shot in shots.iter() {
         match shot {
@@ -125,13 +136,41 @@ pub fn run(dir: PathBuf, poster_size: (u32, u32), shots: Receiver<Shot>) -> Resu
                 let uri = format!("thumbnails/thumb_{index:05}.jpg");
                 std::fs::write(dir.join(&uri), encode_jpeg(&thumbnail)?)
                     .map_err(|e| TranscodeError::output(&format!("writing {uri}"), e))?;
-                storyboard.add(&thumbnail, time)?;
+                if make_storyboard {
+                    storyboard.add(&thumbnail, time)?;
+                }
                 pictures.thumbnails.push(Thumbnail { uri, time });
             }
         }
     }
-    pictures.storyboard = storyboard.finish(THUMBNAIL_INTERVAL)?.map(|name| format!("thumbnails/{name}"));
+    if make_storyboard {
+        pictures.storyboard = storyboard.finish(THUMBNAIL_INTERVAL)?.map(|name| format!("thumbnails/{name}"));
+    }
     Ok(pictures)
+}
+
+/// The storyboard of thumbnails already written (a chunked title's, gathered from its chunks),
+/// each decoded from its JPEG and tiled as [`run`] tiles them.
+pub fn storyboard_of(dir: &std::path::Path, thumbnails: &[Thumbnail]) -> Result<Option<String>> {
+    let mut storyboard = Storyboard::new(dir.join("thumbnails"));
+    for t in thumbnails {
+        let picture = decode_jpeg(&dir.join(&t.uri))?;
+        storyboard.add(&picture, t.time)?;
+    }
+    Ok(storyboard.finish(THUMBNAIL_INTERVAL)?.map(|name| format!("thumbnails/{name}")))
+}
+
+fn decode_jpeg(path: &std::path::Path) -> Result<frame::Video> {
+    let fatal = |e: ff::Error| TranscodeError::Fatal(format!("reading the thumbnail {}: {e}", path.display()));
+    let bytes = std::fs::read(path).map_err(|e| TranscodeError::output(&format!("reading {}", path.display()), e))?;
+    let mjpeg =
+        ff::decoder::find(codec::Id::MJPEG).ok_or_else(|| TranscodeError::Fatal("this FFmpeg build has no mjpeg decoder".into()))?;
+    let mut decoder = codec::Context::new_with_codec(mjpeg).decoder().video().map_err(fatal)?;
+    decoder.send_packet(&Packet::copy(&bytes)).map_err(fatal)?;
+    decoder.send_eof().map_err(fatal)?;
+    let mut picture = frame::Video::empty();
+    decoder.receive_frame(&mut picture).map_err(fatal)?;
+    Ok(picture)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! - [`codec_string`]: RFC 6381 `CODECS` values read from the encoded bitstream.
 //! - [`hls`]: master and media playlists, rendered through `m3u8-rs`.
 //! - [`captions`]: SRT and WebVTT sidecars, checked and published as subtitle renditions.
+//! - [`chunking`]: split-and-stitch: where a long title is cut, and what its chunks report.
 //!
 //! Content and ingest:
 //! - [`ids`], [`principal`]: validated identifiers and the verified caller.
@@ -39,6 +40,7 @@ pub mod captions;
 pub mod catalog;
 pub mod cdn;
 pub mod cenc;
+pub mod chunking;
 pub mod clock;
 pub mod cmaf;
 pub mod codec_string;

@@ -1,0 +1,177 @@
+//! The stitch of a chunked title: every chunk's packets of a rung read in order into that rung's
+//! segmenter (the same mux, encryption per key period, CMAF and I-frame tracks as a whole
+//! title's), the source audio the chunks copied decoded and encoded once, the chunks' thumbnails
+//! gathered into one storyboard, and the title's playlists and manifest written as for a whole
+//! transcode. It checks what it stitches: every chunk finished for this plan, every rung in every
+//! chunk, decode times only going forward, and no audio packet missing at a seam.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use vaultstream::chunking::{self, ChunkReport, ChunkedFigures};
+
+use crate::decode::{self, Decoders};
+use crate::error::{Result, TranscodeError};
+use crate::fanout::{DecodeStats, Fanout};
+use crate::job::Job;
+use crate::keys::KeyRing;
+use crate::manifest::cpu_seconds;
+use crate::packet_file::PacketChain;
+use crate::pipeline::{self, Title, Transcoded};
+use crate::probe::{AudioSource, SourceInfo};
+use crate::progress::{Progress, ProgressObserver};
+use crate::publish::Staging;
+use crate::rendition::ChunkRole;
+use crate::thumbnails::{self, Pictures, Thumbnail};
+use crate::watchdog::Watchdog;
+
+/// A plan's chunks as the stitch finds them: each chunk's folder and report, in order.
+pub struct Stitchable {
+    pub chunks: Vec<(PathBuf, ChunkReport)>,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn transcode(
+    job: &Job,
+    staging: &Staging,
+    ring: &Arc<KeyRing>,
+    watchdog: &Arc<Watchdog>,
+    parts: &Stitchable,
+    observer: Option<ProgressObserver>,
+    started: Instant,
+    price_per_vcpu_second: f64,
+) -> Result<Transcoded> {
+    let (source_input, source) = pipeline::probe_source(&job.input, &job.limits, watchdog)?;
+    drop(source_input);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (selections, mut plan) = pipeline::plan_title(job, &source, ring.cmaf_key(), staging.dir(), cores)?;
+    for rendition in plan.renditions.iter_mut().filter(|r| r.video.is_some()) {
+        let mut files = Vec::new();
+        let mut qualities = Vec::new();
+        let mut encoder = None;
+        for (dir, report) in &parts.chunks {
+            let rung = report.rungs.iter().find(|r| r.name == rendition.name).ok_or_else(|| {
+                TranscodeError::Fatal(format!("chunk {} has no rendition {}; re-encode that chunk", report.index, rendition.name))
+            })?;
+            files.push(dir.join(&rung.file));
+            qualities.extend(rung.quality.clone());
+            encoder.get_or_insert_with(|| rung.encoder.clone());
+        }
+        let floor = rendition.video.as_ref().and_then(|v| v.quality_floor);
+        let quality = chunking::merge_quality(&qualities).map(|mut q| {
+            q.below_floor = floor.and_then(|f| f.shortfall(q.psnr_db, q.ssim));
+            q
+        });
+        rendition.chunk = Some(ChunkRole::Stitch { files, encoder: encoder.unwrap_or_default(), quality });
+    }
+
+    // The source's audio, as the chunks copied it, in one stream (checked at every seam).
+    let audio = match &source.audio {
+        Some(a) => {
+            check_audio_seams(parts)?;
+            Some((audio_chain(parts)?, a))
+        }
+        None => None,
+    };
+    let fanout = Fanout::start(plan.renditions, None, staging.dir().to_path_buf(), ring, watchdog, false)?;
+    let mut sink = fanout.frames(plan.timeline);
+    let mut progress = Progress::new(source.duration, observer);
+    let decoded = match audio {
+        Some((mut chain, a)) => {
+            let audio_source = SourceInfo { video: None, audio: Some(AudioSource { index: 0, ..a.clone() }), ..source.clone() };
+            let mut decoders = Decoders::open(&chain, &audio_source, plan.pictures, job.profile.loudness)?;
+            Some(decode::decode_all(&mut chain, &mut decoders, &audio_source, &mut sink, watchdog, &mut progress, &job.limits, None))
+        }
+        None => None,
+    };
+    let mut stats = sink.finish();
+    let collected = fanout.collect();
+    if let Some(decoded) = decoded {
+        decoded?;
+    }
+    let mut collected = collected?;
+
+    stats.video_frames = parts.chunks.iter().map(|(_, r)| r.frames).sum();
+    stats.decode_errors += parts.chunks.iter().map(|(_, r)| r.decode_errors).sum::<u64>();
+    let fps = f64::from(plan.timeline.fps_num) / f64::from(plan.timeline.fps_den);
+    stats.video_end = stats.video_frames as f64 / fps;
+    check_length(&source, &stats)?;
+    collected.pictures = gather_pictures(parts, staging.dir())?;
+
+    let title = Title { source, selections, timeline: plan.timeline, frame_rate: plan.frame_rate, dropped: plan.dropped };
+    let mut transcoded = pipeline::finish(job, staging, ring, title, collected, stats, started)?;
+    let reports: Vec<ChunkReport> = parts.chunks.iter().map(|(_, r)| r.clone()).collect();
+    let content_seconds = transcoded.manifest.source.duration.unwrap_or(0.0);
+    transcoded.manifest.figures.chunked = Some(ChunkedFigures::new(&reports, cpu_seconds(), content_seconds, price_per_vcpu_second));
+    Ok(transcoded)
+}
+
+/// A truncated source shows in its last chunk: fewer frames than its declared length.
+fn check_length(source: &SourceInfo, stats: &DecodeStats) -> Result<()> {
+    if let Some(declared) = source.duration {
+        let decoded = stats.position();
+        if declared >= 2.0 && decoded < declared * 0.9 - 0.5 {
+            return Err(TranscodeError::InvalidInput(format!(
+                "the file ends after {decoded:.1} s of its declared {declared:.1} s: it is truncated"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn audio_chain(parts: &Stitchable) -> Result<PacketChain> {
+    PacketChain::open(parts.chunks.iter().map(|(dir, _)| dir.join(chunking::AUDIO_PACKETS)).collect())
+}
+
+/// Reads the chunks' audio packets once through, checking every seam: a chunk's first packet
+/// must start where the previous chunk's last one ended, or the seam would click.
+fn check_audio_seams(parts: &Stitchable) -> Result<()> {
+    let mut chain = audio_chain(parts)?;
+    let mut seams = parts.chunks.iter().scan(0u64, |seen, (_, r)| {
+        *seen += r.audio_packets;
+        Some(*seen)
+    });
+    let (mut count, mut expected): (u64, Option<i64>) = (0, None);
+    let (mut seam, mut next_seam) = (0usize, seams.next());
+    while let Some(packet) = chain.next_packet()? {
+        while next_seam == Some(count) {
+            seam += 1;
+            next_seam = seams.next();
+            if let (Some(want), Some(pts)) = (expected, packet.pts()) {
+                if (pts - want).abs() > (packet.duration() / 2).max(1) {
+                    return Err(TranscodeError::Fatal(format!(
+                        "the audio of chunk {seam} starts at {pts} where chunk {} ended at {want} (time base {}): a seam would click; re-encode the title",
+                        seam - 1,
+                        chain.time_base
+                    )));
+                }
+            }
+        }
+        expected = packet.pts().map(|p| p + packet.duration()).filter(|_| packet.duration() > 0);
+        count += 1;
+    }
+    Ok(())
+}
+
+/// The poster and thumbnails every chunk took, moved into `staging`, and one storyboard of them.
+fn gather_pictures(parts: &Stitchable, staging: &Path) -> Result<Pictures> {
+    let mut pictures = Pictures::default();
+    std::fs::create_dir_all(staging.join("thumbnails")).map_err(|e| TranscodeError::output("creating thumbnails/", e))?;
+    for (dir, report) in &parts.chunks {
+        if report.poster {
+            copy(&dir.join("poster.jpg"), &staging.join("poster.jpg"))?;
+            pictures.poster = Some("poster.jpg".into());
+        }
+        for (uri, time) in &report.thumbnails {
+            copy(&dir.join(uri), &staging.join(uri))?;
+            pictures.thumbnails.push(Thumbnail { uri: uri.clone(), time: *time });
+        }
+    }
+    pictures.storyboard = thumbnails::storyboard_of(staging, &pictures.thumbnails)?;
+    Ok(pictures)
+}
+
+fn copy(from: &Path, to: &Path) -> Result<()> {
+    std::fs::copy(from, to).map(|_| ()).map_err(|e| TranscodeError::output(&format!("copying {} to {}", from.display(), to.display()), e))
+}
