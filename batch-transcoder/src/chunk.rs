@@ -61,7 +61,7 @@ fn encode_in(
     started: Instant,
 ) -> Result<ChunkReport> {
     let which = format!("chunk {} (from {:.3} s)", chunk.index, chunk.start_seconds);
-    let (mut input, source) = pipeline::probe_source(&job.input, &job.limits, watchdog)?;
+    let (mut input, source) = pipeline::probe_source(job, watchdog)?;
     if source.video.is_none() {
         return Err(TranscodeError::Usage("a source without video is transcoded whole, never in chunks".into()));
     }

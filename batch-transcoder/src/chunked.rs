@@ -60,7 +60,7 @@ pub fn transcode(
     started: Instant,
     how: &LocalChunking,
 ) -> Result<Transcoded> {
-    let (input, source) = pipeline::probe_source(&job.input, &job.limits, watchdog)?;
+    let (input, source) = pipeline::probe_source(job, watchdog)?;
     drop(input);
     let Some((chunks, fps)) = plan_chunks(job, &source, how.chunk_seconds) else {
         tracing::info!("the title makes fewer than two chunks; transcoding it whole");
@@ -81,8 +81,8 @@ pub fn transcode(
     // The watchdog watches the stitch; the workers have their own.
     watchdog.stop();
     let reports = run_workers(job, &plan, &plan_dir, how)?;
-    let parts = Stitchable { chunks: reports };
-    let stitched = stitch::transcode(job, staging, ring, &Watchdog::new(job.stall_timeout), &parts, observer, started, 0.0)?;
+    let parts = Stitchable { chunks: reports, price_per_vcpu_second: 0.0 };
+    let stitched = stitch::transcode(job, staging, ring, &Watchdog::new(job.stall_timeout), &parts, observer, started)?;
     Ok(stitched)
 }
 
@@ -131,7 +131,7 @@ fn run_workers(job: &Job, plan: &ChunkPlan, plan_dir: &Path, how: &LocalChunking
                 let log = std::fs::File::create(plan_dir.join(format!("{}.log", chunking::chunk_dir(index as u32))))
                     .map_err(|e| TranscodeError::output("creating a chunk log", e))?;
                 let child = Command::new(&exe)
-                    .arg("chunk")
+                    .arg("chunk-worker")
                     .arg("--input")
                     .arg(&input)
                     .arg("--plan-dir")

@@ -52,10 +52,47 @@ pub enum Command {
                             65 invalid source (the content is FAILED_INVALID), 75 temporary failure \
                             (job_events retries it), 1 anything else.")]
     Run(RunArgs),
-    /// One chunk of a chunked title: `local --chunk-seconds` starts one per chunk, as the Batch
-    /// array starts its children (the index from `AWS_BATCH_JOB_ARRAY_INDEX` there).
+    /// An AWS Batch array child of a chunked title: encodes chunk `AWS_BATCH_JOB_ARRAY_INDEX` of
+    /// the plan `run` made, from ranged reads of the source, into the plan's folder in the source
+    /// bucket (`chunks/{tenant}/{content_id}/{plan_id}/`).
+    #[command(after_help = "Exit codes: 0 encoded (or already encoded, or nothing to do), 2 usage, 65 the source is invalid \
+                            in this chunk (the content is FAILED_INVALID, the chunk named), 75 temporary failure (Batch \
+                            retries the chunk alone), 1 anything else.")]
+    Chunk {
+        #[command(flatten)]
+        run: RunArgs,
+        #[command(flatten)]
+        plan: PlanArgs,
+    },
+    /// The AWS Batch job that runs once every chunk of the plan is encoded: stitches them into
+    /// one version, encrypted and packaged as `run` would, and publishes it.
+    #[command(after_help = "Exit codes: 0 published (READY or PARTIAL) or nothing to do, 2 usage, 65 invalid source, \
+                            75 temporary failure (job_events retries the title; finished chunks are kept), 1 anything else.")]
+    Stitch {
+        #[command(flatten)]
+        run: RunArgs,
+        #[command(flatten)]
+        plan: PlanArgs,
+    },
+    /// One chunk on this machine: `local --chunk-seconds` starts one per chunk.
     #[command(hide = true)]
-    Chunk(ChunkArgs),
+    ChunkWorker(ChunkArgs),
+}
+
+/// Which plan a chunk or stitch job works on.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The plan `run` wrote (its id names its folder).
+    #[arg(long, value_name = "ID")]
+    pub plan_id: String,
+
+    /// Which chunk (array jobs: Batch sets it).
+    #[arg(long, env = "AWS_BATCH_JOB_ARRAY_INDEX")]
+    pub index: Option<u32>,
+
+    /// Which attempt of this job this is (Batch sets it).
+    #[arg(long, env = "AWS_BATCH_JOB_ATTEMPT", default_value_t = 1)]
+    pub attempt: u32,
 }
 
 /// A local chunk worker's arguments.
@@ -252,6 +289,23 @@ pub struct RunArgs {
     /// Where the source and the encrypted segments are kept while the job runs.
     #[arg(long, env = "VAULTSTREAM_SCRATCH_DIR", value_name = "DIR", default_value_os_t = std::env::temp_dir())]
     pub scratch_dir: PathBuf,
+
+    /// Split titles of two or more chunks of about this many seconds into a Batch array job of
+    /// chunks and a stitch job; 0 transcodes every title whole in this job.
+    #[arg(long, env = "VAULTSTREAM_CHUNK_SECONDS", value_name = "SECONDS", default_value_t = 0.0)]
+    pub chunk_seconds: f64,
+
+    /// The job definition of a chunked title's array children (`chunk`).
+    #[arg(long, env = "VAULTSTREAM_CHUNK_JOB_DEFINITION", value_name = "ARN")]
+    pub chunk_job_definition: Option<String>,
+
+    /// The job definition of a chunked title's stitch (`stitch`).
+    #[arg(long, env = "VAULTSTREAM_STITCH_JOB_DEFINITION", value_name = "ARN")]
+    pub stitch_job_definition: Option<String>,
+
+    /// The job queue this job runs in (Batch sets it); a chunked title's jobs go to the same.
+    #[arg(long, env = "AWS_BATCH_JQ_NAME", value_name = "QUEUE")]
+    pub job_queue: Option<String>,
 
     /// Objects uploaded to the origin at once.
     #[arg(long, env = "VAULTSTREAM_UPLOAD_CONCURRENCY", value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]

@@ -17,6 +17,8 @@ use crate::probe::Limits;
 
 pub struct Job {
     pub input: PathBuf,
+    /// Where the source is read by ranged GETs instead of `input` (a chunked title in `run`).
+    pub remote: Option<crate::probe::RemoteSource>,
     pub out: PathBuf,
     pub profile: Profile,
     pub encoder: String,
@@ -31,8 +33,14 @@ pub struct Job {
     pub cmaf_key: Option<CmafKey>,
     pub limits: Limits,
     pub stall_timeout: Duration,
-    /// Split-and-stitch on this machine (`local --chunk-seconds`).
-    pub chunking: Option<crate::chunked::LocalChunking>,
+    /// Split-and-stitch: on this machine (`local --chunk-seconds`), or the stitch of chunks the
+    /// Batch array encoded.
+    pub chunking: Option<Chunking>,
+}
+
+pub enum Chunking {
+    Split(crate::chunked::LocalChunking),
+    Stitch(crate::stitch::Stitchable),
 }
 
 /// A built-in profile by name, or a JSON profile file.
@@ -109,11 +117,11 @@ impl Job {
             Some(s) if !(s.is_finite() && (1.0..=3600.0).contains(&s)) => {
                 return Err(TranscodeError::Usage(format!("--chunk-seconds {s} is out of range (expected 1 to 3600)")));
             }
-            Some(chunk_seconds) => Some(crate::chunked::LocalChunking {
+            Some(chunk_seconds) => Some(Chunking::Split(crate::chunked::LocalChunking {
                 chunk_seconds,
                 workers: args.chunking.workers.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |w| w as usize),
                 worker_args: [args.encoding.to_args(), args.limits.to_args()].concat(),
-            }),
+            })),
         };
         let key = match &args.key_hex {
             Some(hex) => ContentKey::from_hex(hex).map_err(|e| TranscodeError::Usage(format!("--key-hex: {e}")))?,
@@ -130,6 +138,7 @@ impl Job {
         };
         Ok(Job {
             input: args.input,
+            remote: None,
             out: args.out,
             profile,
             encoder: args.encoding.encoder,
@@ -150,6 +159,7 @@ impl Job {
         let (limits, stall_timeout) = limits(&args.limits)?;
         Ok(Job {
             input: args.input.clone(),
+            remote: None,
             out: args.plan_dir.clone(),
             profile: encoding(&args.encoding)?,
             encoder: args.encoding.encoder.clone(),

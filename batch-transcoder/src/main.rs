@@ -38,6 +38,7 @@ mod publish;
 mod quality;
 mod rendition;
 mod run;
+mod run_chunks;
 mod source;
 mod stages;
 mod stitch;
@@ -110,7 +111,9 @@ fn run(cli: Cli) -> Result<(), TranscodeError> {
     ffmpeg_next::init().map_err(|e| TranscodeError::Fatal(format!("initialising FFmpeg: {e}")))?;
     match cli.command {
         Command::Run(args) => run::run(args),
-        Command::Chunk(args) => {
+        Command::Chunk { run, plan } => run_chunks::chunk(run, plan),
+        Command::Stitch { run, plan } => run_chunks::stitch(run, plan),
+        Command::ChunkWorker(args) => {
             let job = job::Job::for_chunk(&args)?;
             let plan: vaultstream::chunking::ChunkPlan = std::fs::read(args.plan_dir.join(vaultstream::chunking::PLAN_FILE))
                 .ok()

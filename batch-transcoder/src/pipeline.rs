@@ -18,7 +18,7 @@ use crate::encoder::{self, Selection};
 use crate::error::{Result, TranscodeError};
 use crate::fanout::Fanout;
 use crate::hdr10::Hdr10;
-use crate::job::Job;
+use crate::job::{Chunking, Job};
 use crate::keys::{KeyRing, KeyStorage};
 use crate::manifest::{cpu_seconds, round3, CmafManifests, Figures, Manifest};
 use crate::plan::{self, Plan};
@@ -52,19 +52,20 @@ fn choose_encoders(plan_codecs: &[vaultstream::ladder::VideoCodec], requested: &
     Ok(selections)
 }
 
-/// Opens and probes the source (and reads an HDR10 source's first frame for its metadata).
-pub fn probe_source(
-    path: &std::path::Path,
-    limits: &probe::Limits,
-    watchdog: &Watchdog,
-) -> Result<(ffmpeg_next::format::context::Input, probe::SourceInfo)> {
+/// Opens and probes the job's source, a file or a remote object (and reads an HDR10 file's
+/// first frame for its metadata).
+pub fn probe_source(job: &Job, watchdog: &Watchdog) -> Result<(ffmpeg_next::format::context::Input, probe::SourceInfo)> {
     watchdog.progress(Phase::Reading);
     let _probing = tracing::info_span!("probe").entered();
-    let (input, size) =
-        probe::open(path, Arc::clone(&watchdog.abort)).map_err(|e| if watchdog.fired() { watchdog.stall_error() } else { e })?;
-    let mut source = probe::inspect(&input, size, limits)?;
+    let abort = Arc::clone(&watchdog.abort);
+    let opened = match &job.remote {
+        Some(remote) => probe::open_remote(remote, abort),
+        None => probe::open(&job.input, abort),
+    };
+    let (input, size) = opened.map_err(|e| if watchdog.fired() { watchdog.stall_error() } else { e })?;
+    let mut source = probe::inspect(&input, size, &job.limits)?;
     if let Some(video) = source.video.as_mut().filter(|v| v.dynamic_range == DynamicRange::Pq && v.hdr10.is_none()) {
-        video.hdr10 = Hdr10::of_first_frame(path, Arc::clone(&watchdog.abort));
+        video.hdr10 = Hdr10::of_first_frame(&job.input, Arc::clone(&watchdog.abort));
     }
     tracing::info!(format = %source.format, duration = ?source.duration, video = ?source.video.as_ref().map(|v| (v.display_width, v.display_height, &v.codec)), audio = ?source.audio.as_ref().map(|a| &a.codec), "probed source");
     Ok((input, source))
@@ -97,7 +98,7 @@ pub fn transcode(
     observer: Option<ProgressObserver>,
     started: Instant,
 ) -> Result<Transcoded> {
-    let (mut input, source) = probe_source(&job.input, &job.limits, watchdog)?;
+    let (mut input, source) = probe_source(job, watchdog)?;
     let (selections, Plan { timeline, frame_rate, renditions, picture_size, pictures, dropped }) =
         plan_title(job, &source, ring.cmaf_key(), staging.dir(), std::thread::available_parallelism().map_or(1, |n| n.get()))?;
 
@@ -324,7 +325,8 @@ pub fn run_local(job: Job, observer: Option<ProgressObserver>) -> Result<LocalOu
     }
 
     let result = match &job.chunking {
-        Some(how) => crate::chunked::transcode(&job, &staging, &ring, &watchdog, observer, started, how),
+        Some(Chunking::Split(how)) => crate::chunked::transcode(&job, &staging, &ring, &watchdog, observer, started, how),
+        Some(Chunking::Stitch(parts)) => crate::stitch::transcode(&job, &staging, &ring, &watchdog, parts, observer, started),
         None => transcode(&job, &staging, &ring, &watchdog, observer, started),
     };
     watchdog.stop();
@@ -339,7 +341,7 @@ pub fn run_local(job: Job, observer: Option<ProgressObserver>) -> Result<LocalOu
                 ring.discard();
                 return Err(e);
             }
-            if job.chunking.is_some() {
+            if matches!(job.chunking, Some(Chunking::Split(_))) {
                 crate::chunked::clean_up(&out_dir);
             }
             Ok(LocalOutput { dir: out_dir, manifest: t.manifest, entries: t.entries })

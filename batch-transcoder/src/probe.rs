@@ -150,6 +150,48 @@ pub fn open(path: &Path, abort: Arc<AtomicBool>) -> Result<(Input, u64)> {
     Ok((input, meta.len()))
 }
 
+/// A source object read where it lies, by ranged HTTP GETs (a chunk of a chunked title reads only
+/// its own span): a presigned GET URL of the source bucket, the headers it was signed with
+/// (`If-Match` the accepted ETag, so a replaced object is never read), and its size.
+#[derive(Debug, Clone)]
+pub struct RemoteSource {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub size: u64,
+}
+
+/// Opens a remote source for demuxing, confined as [`open`] confines a file: only the accepted
+/// demuxers, and only HTTPS (plain HTTP where the URL is the emulator's, on loopback).
+pub fn open_remote(source: &RemoteSource, abort: Arc<AtomicBool>) -> Result<(Input, u64)> {
+    let loopback = source.url.starts_with("http://127.0.0.1:") || source.url.starts_with("http://localhost:");
+    if !(source.url.starts_with("https://") || loopback) {
+        return Err(TranscodeError::Usage("a remote source must be an https URL".into()));
+    }
+    let protocols = if loopback { "http,tcp" } else { "https,tls,tcp" };
+    let headers: String =
+        source.headers.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("host")).map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    let mut options = ff::Dictionary::new();
+    options.set("headers", &headers);
+    options.set("rw_timeout", "30000000");
+    options.set("reconnect", "1");
+    let allowed = media_types::demuxer_allow_list();
+    let input = open_with(source.url.as_bytes().to_vec(), &allowed, protocols, options, move || abort.load(Ordering::Relaxed)).map_err(
+        |e| match e {
+            ff::Error::Exit => TranscodeError::Temporary("reading the source was interrupted".into()),
+            ff::Error::HttpBadRequest
+            | ff::Error::HttpUnauthorized
+            | ff::Error::HttpOther4xx
+            | ff::Error::HttpForbidden
+            | ff::Error::HttpNotFound => {
+                TranscodeError::Fatal(format!("the source object cannot be read ({e}); it may have been replaced since it was accepted"))
+            }
+            ff::Error::HttpServerError => TranscodeError::Temporary(format!("the source bucket failed: {e}")),
+            e => TranscodeError::InvalidInput(format!("the source is not a media file FFmpeg can read ({e})")),
+        },
+    )?;
+    Ok((input, source.size))
+}
+
 /// `avformat_open_input` with `format_whitelist` and `protocol_whitelist=file` (which demuxers
 /// that open nested inputs inherit), and the watchdog's interrupt callback.
 fn open_confined<F: FnMut() -> bool>(path: &Path, allowed_demuxers: &str, interrupt: F) -> std::result::Result<Input, ff::Error> {
@@ -157,10 +199,19 @@ fn open_confined<F: FnMut() -> bool>(path: &Path, allowed_demuxers: &str, interr
     // The `file:` prefix keeps a colon in the file name from being read as a protocol.
     let mut url = b"file:".to_vec();
     url.extend_from_slice(path.as_os_str().as_bytes());
+    open_with(url, allowed_demuxers, "file", ff::Dictionary::new(), interrupt)
+}
+
+fn open_with<F: FnMut() -> bool>(
+    url: Vec<u8>,
+    allowed_demuxers: &str,
+    protocols: &str,
+    mut options: ff::Dictionary,
+    interrupt: F,
+) -> std::result::Result<Input, ff::Error> {
     let url = std::ffi::CString::new(url).map_err(|_| ff::Error::InvalidData)?;
-    let mut options = ff::Dictionary::new();
     options.set("format_whitelist", allowed_demuxers);
-    options.set("protocol_whitelist", "file");
+    options.set("protocol_whitelist", protocols);
     // SAFETY: the context is allocated here and either handed to `Input` (which closes it) or
     // freed by FFmpeg itself when `avformat_open_input` fails; the callback box is leaked on
     // purpose, as ffmpeg-next's own `input_with_interrupt` does, because the context refers to it

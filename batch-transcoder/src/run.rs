@@ -49,7 +49,7 @@ use vaultstream::KeyId;
 const HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// The scratch folder of one run, removed however the run ends.
-struct Scratch(PathBuf);
+pub(crate) struct Scratch(pub PathBuf);
 
 impl Drop for Scratch {
     fn drop(&mut self) {
@@ -57,20 +57,20 @@ impl Drop for Scratch {
     }
 }
 
-struct Context {
-    tenant: TenantId,
-    content: ContentId,
-    catalog: Arc<DynamoCatalog>,
-    audit: DynamoLedger,
+pub(crate) struct Context {
+    pub tenant: TenantId,
+    pub content: ContentId,
+    pub catalog: Arc<DynamoCatalog>,
+    pub audit: DynamoLedger,
     /// The Batch job id (`AWS_BATCH_JOB_ID`), for the audit records.
-    job_id: String,
+    pub job_id: String,
     /// The tenant session's assumed-role ARN, when the job runs as one.
-    acting_as: Option<String>,
+    pub acting_as: Option<String>,
 }
 
 /// The job's AWS clients: as its tenant's tagged session when a tenant role is configured, so
 /// nothing the job does reaches another tenant's data.
-async fn clients_for(args: &RunArgs, tenant: &TenantId, content: &ContentId) -> Result<(Clients, Option<String>)> {
+pub(crate) async fn clients_for(args: &RunArgs, tenant: &TenantId, content: &ContentId) -> Result<(Clients, Option<String>)> {
     let (config, emulator) = Clients::load_config().await;
     let Some(role) = args.tenant_role_arn.as_deref().filter(|r| !r.trim().is_empty()) else {
         return Ok((Clients::from_sdk_config(&config, emulator), None));
@@ -89,7 +89,7 @@ async fn clients_for(args: &RunArgs, tenant: &TenantId, content: &ContentId) -> 
 }
 
 impl Context {
-    async fn audit(&self, decision: Decision, reason: String) {
+    pub async fn audit(&self, decision: Decision, reason: String) {
         let event = AuditEvent {
             tenant: self.tenant.clone(),
             actor: "transcoder".into(),
@@ -106,14 +106,14 @@ impl Context {
     }
 }
 
-fn catalog_error(e: CatalogError) -> TranscodeError {
+pub(crate) fn catalog_error(e: CatalogError) -> TranscodeError {
     match e {
         CatalogError::Unavailable(m) => TranscodeError::Temporary(format!("the content table: {m}")),
         other => TranscodeError::Fatal(other.to_string()),
     }
 }
 
-fn key_error(e: KeyError) -> TranscodeError {
+pub(crate) fn key_error(e: KeyError) -> TranscodeError {
     match e {
         KeyError::Vault(KeyVaultError::Unavailable(m)) => TranscodeError::Temporary(format!("KMS: {m}")),
         KeyError::Catalog(e) => catalog_error(e),
@@ -135,12 +135,12 @@ pub fn run(args: RunArgs) -> Result<()> {
 }
 
 /// The Batch job id (`AWS_BATCH_JOB_ID`), or `manual` for a run outside Batch.
-fn batch_job_id() -> String {
+pub(crate) fn batch_job_id() -> String {
     std::env::var("AWS_BATCH_JOB_ID").unwrap_or_else(|_| "manual".into())
 }
 
 /// EMF lines on stdout, ahead of the summary line (which stays the last).
-fn emit_metrics(documents: &[serde_json::Value]) {
+pub(crate) fn emit_metrics(documents: &[serde_json::Value]) {
     for document in documents {
         println!("{document}");
     }
@@ -209,33 +209,40 @@ async fn take_and_transcode(
     }
     ctx.audit(Decision::Allow, format!("transcode started (attempt {})", record.attempts.max(1))).await;
 
-    let outcome = transcode_and_publish(args, ctx, &record, clients, (profile, limits, stall_timeout), started).await;
+    let outcome = transcode_and_publish(args, ctx, &record, clients, (profile, limits, stall_timeout), started, None).await;
     if let Err(TranscodeError::InvalidInput(reason)) = &outcome {
-        // The creator reads this reason: it names their upload, not this worker's scratch path.
-        let local = scratch_dir(args, content).join("source").display().to_string();
-        let reason = reason.replace(&local, "the uploaded file");
-        let (expect, patch) = transcode_job::reject(reason.clone());
-        match ctx.catalog.update(tenant, content, &expect, &patch).await {
-            Ok(_) | Err(CatalogError::Precondition(_)) => {}
-            Err(e) => tracing::error!(error = %e, "could not record the rejection; job_events will"),
-        }
-        ctx.audit(Decision::Deny, format!("invalid source: {reason}")).await;
+        record_rejection(args, ctx, reason).await;
     }
     outcome
 }
 
+/// A bad source ends the title `FAILED_INVALID` with the reason, audited.
+pub(crate) async fn record_rejection(args: &RunArgs, ctx: &Context, reason: &str) {
+    let (tenant, content) = (&ctx.tenant, &ctx.content);
+    // The creator reads this reason: it names their upload, not this worker's scratch path.
+    let local = scratch_dir(args, content).join("source").display().to_string();
+    let reason = reason.replace(&local, "the uploaded file");
+    let (expect, patch) = transcode_job::reject(reason.clone());
+    match ctx.catalog.update(tenant, content, &expect, &patch).await {
+        Ok(_) | Err(CatalogError::Precondition(_)) => {}
+        Err(e) => tracing::error!(error = %e, "could not record the rejection; job_events will"),
+    }
+    ctx.audit(Decision::Deny, format!("invalid source: {reason}")).await;
+}
+
 /// This job's private working folder.
-fn scratch_dir(args: &RunArgs, content: &vaultstream::ids::ContentId) -> std::path::PathBuf {
+pub(crate) fn scratch_dir(args: &RunArgs, content: &vaultstream::ids::ContentId) -> std::path::PathBuf {
     args.scratch_dir.join(format!("vaultstream-{content}-{}", std::process::id()))
 }
 
-async fn transcode_and_publish(
+pub(crate) async fn transcode_and_publish(
     args: &RunArgs,
     ctx: &Context,
     record: &ContentRecord,
     clients: &Clients,
     (profile, limits, stall_timeout): (Profile, Limits, Duration),
     started: Instant,
+    stitch: Option<crate::stitch::Stitchable>,
 ) -> Result<()> {
     let (tenant, content) = (&ctx.tenant, &ctx.content);
 
@@ -260,25 +267,40 @@ async fn transcode_and_publish(
         }
     };
 
-    // 4. The source.
+    // 4. The source: copied to scratch for a whole title; read where it lies by a chunked
+    // title's planner and stitch.
     let declared = record.source.as_ref().ok_or_else(|| TranscodeError::Fatal("the content record declares no source".into()))?;
     let scratch = Scratch(scratch_dir(args, content));
     std::fs::create_dir_all(&scratch.0).map_err(|e| TranscodeError::output(&format!("creating {}", scratch.0.display()), e))?;
-    let part_size = match &record.upload {
-        Some(UploadPlan::Multipart { part_size, .. }) => Some(*part_size),
-        _ => None,
-    };
-    let expected = Expected { etag: record.source_etag.as_deref(), size: declared.size_bytes, part_size };
     let input = scratch.0.join("source");
+    let remote = match &stitch {
+        Some(_) => Some(crate::run_chunks::presign_source(clients, args, record).await?),
+        None => None,
+    };
+    if stitch.is_none() {
+        if let Some(split) = crate::run_chunks::split(args, ctx, record, clients, (&profile, &limits, stall_timeout)).await? {
+            println!("{split}");
+            return Ok(());
+        }
+    }
     let download_started = Instant::now();
-    source::fetch(clients.s3(), &args.source_bucket, &args.source_key, &expected, &input)
-        .instrument(tracing::info_span!("download"))
-        .await?;
+    if stitch.is_none() {
+        let part_size = match &record.upload {
+            Some(UploadPlan::Multipart { part_size, .. }) => Some(*part_size),
+            _ => None,
+        };
+        let expected = Expected { etag: record.source_etag.as_deref(), size: declared.size_bytes, part_size };
+        source::fetch(clients.s3(), &args.source_bucket, &args.source_key, &expected, &input)
+            .instrument(tracing::info_span!("download"))
+            .await?;
+    }
     let download_seconds = download_started.elapsed().as_secs_f64();
+    let chunks_cpu: f64 = stitch.as_ref().map_or(0.0, |s| s.chunks.iter().map(|(_, r)| r.cpu_seconds).sum());
 
     // 5. Transcode, heartbeating progress.
     let job = Job {
         input,
+        remote,
         out: scratch.0.join("out"),
         profile,
         encoder: args.encoding.encoder.clone(),
@@ -290,7 +312,7 @@ async fn transcode_and_publish(
         cmaf_key,
         limits,
         stall_timeout,
-        chunking: None,
+        chunking: stitch.map(crate::job::Chunking::Stitch),
     };
     let (progress_tx, progress_rx) = tokio::sync::watch::channel(0.0f64);
     let heartbeat = tokio::spawn(heartbeat(Arc::clone(&ctx.catalog), tenant.clone(), content.clone(), progress_rx));
@@ -321,7 +343,8 @@ async fn transcode_and_publish(
     let upload_seconds = upload_started.elapsed().as_secs_f64();
 
     let publish_started = Instant::now();
-    let cpu = cpu_seconds();
+    // A chunked title's CPU is its chunks' and this stitch's.
+    let cpu = cpu_seconds() + chunks_cpu;
     let figures = JobFigures {
         wall_seconds: round3(started.elapsed().as_secs_f64()),
         cpu_seconds: round3(cpu),

@@ -29,6 +29,8 @@ use crate::watchdog::Watchdog;
 /// A plan's chunks as the stitch finds them: each chunk's folder and report, in order.
 pub struct Stitchable {
     pub chunks: Vec<(PathBuf, ChunkReport)>,
+    /// For the title's cost in its manifest.
+    pub price_per_vcpu_second: f64,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -40,9 +42,8 @@ pub fn transcode(
     parts: &Stitchable,
     observer: Option<ProgressObserver>,
     started: Instant,
-    price_per_vcpu_second: f64,
 ) -> Result<Transcoded> {
-    let (source_input, source) = pipeline::probe_source(&job.input, &job.limits, watchdog)?;
+    let (source_input, source) = pipeline::probe_source(job, watchdog)?;
     drop(source_input);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (selections, mut plan) = pipeline::plan_title(job, &source, ring.cmaf_key(), staging.dir(), cores)?;
@@ -103,7 +104,7 @@ pub fn transcode(
     let mut transcoded = pipeline::finish(job, staging, ring, title, collected, stats, started)?;
     let reports: Vec<ChunkReport> = parts.chunks.iter().map(|(_, r)| r.clone()).collect();
     let content_seconds = transcoded.manifest.source.duration.unwrap_or(0.0);
-    transcoded.manifest.figures.chunked = Some(ChunkedFigures::new(&reports, cpu_seconds(), content_seconds, price_per_vcpu_second));
+    transcoded.manifest.figures.chunked = Some(ChunkedFigures::new(&reports, cpu_seconds(), content_seconds, parts.price_per_vcpu_second));
     Ok(transcoded)
 }
 
