@@ -84,6 +84,28 @@ struct TranscoderContract {
     command: Vec<String>,
     parameters: std::collections::BTreeMap<String, String>,
     env: Vec<String>,
+    chunking: ChunkingContract,
+}
+
+/// A chunked title's array and stitch job definitions, per video kind.
+#[derive(Deserialize)]
+struct ChunkingContract {
+    kinds: Vec<String>,
+    chunk_seconds: String,
+    expire_after_days: i32,
+    jobs: std::collections::BTreeMap<String, ChunkJobContract>,
+}
+
+#[derive(Deserialize)]
+struct ChunkJobContract {
+    command: Vec<String>,
+    retry: RetryContract,
+}
+
+#[derive(Deserialize)]
+struct RetryContract {
+    attempts: i32,
+    evaluate_on_exit: Vec<std::collections::BTreeMap<String, String>>,
 }
 
 const CONTRACT_JSON: &str = include_str!("../../infra/contract.json");
@@ -245,21 +267,31 @@ pub async fn provision(clients: &Clients, prefix: &str) -> Result<Outputs, Boots
     })
 }
 
-/// Abandoned multipart uploads (a creator who never completed) are aborted after two days, as CDK and Terraform do.
+/// Abandoned multipart uploads (a creator who never completed) are aborted after two days, and
+/// chunked titles' chunks expire after the contract's days, as CDK and Terraform do.
 async fn source_lifecycle(clients: &Clients, bucket: &str) -> Result<(), BootstrapError> {
+    let contract: Contract = serde_json::from_str(CONTRACT_JSON)
+        .map_err(|e| BootstrapError { resource: "infra/contract.json".into(), message: e.to_string() })?;
     let abort = aws_sdk_s3::types::AbortIncompleteMultipartUpload::builder().days_after_initiation(ABORT_UPLOADS_AFTER_DAYS).build();
-    let rule = LifecycleRule::builder()
+    let uploads = LifecycleRule::builder()
         .id("abort-abandoned-uploads")
         .status(ExpirationStatus::Enabled)
         .filter(LifecycleRuleFilter::builder().prefix("source/").build())
         .abort_incomplete_multipart_upload(abort)
         .build()
         .map_err(failed(bucket))?;
-    lifecycle(clients, bucket, rule).await
+    let chunks = LifecycleRule::builder()
+        .id("expire-chunks")
+        .status(ExpirationStatus::Enabled)
+        .filter(LifecycleRuleFilter::builder().prefix("chunks/").build())
+        .expiration(aws_sdk_s3::types::LifecycleExpiration::builder().days(contract.transcoder.chunking.expire_after_days).build())
+        .build()
+        .map_err(failed(bucket))?;
+    lifecycle(clients, bucket, vec![uploads, chunks]).await
 }
 
-async fn lifecycle(clients: &Clients, bucket: &str, rule: LifecycleRule) -> Result<(), BootstrapError> {
-    let lifecycle = BucketLifecycleConfiguration::builder().rules(rule).build().map_err(failed(bucket))?;
+async fn lifecycle(clients: &Clients, bucket: &str, rules: Vec<LifecycleRule>) -> Result<(), BootstrapError> {
+    let lifecycle = BucketLifecycleConfiguration::builder().set_rules(Some(rules)).build().map_err(failed(bucket))?;
     clients
         .aws
         .s3()
@@ -292,8 +324,9 @@ async fn idempotency_expiry(clients: &Clients, table: &str) -> Result<(), Bootst
 async fn batch(clients: &Clients, prefix: &str, environment: &[(&str, &str)]) -> Result<(), BootstrapError> {
     let contract: Contract = serde_json::from_str(CONTRACT_JSON)
         .map_err(|e| BootstrapError { resource: "infra/contract.json".into(), message: e.to_string() })?;
+    const PER_KIND: [&str; 3] = ["VAULTSTREAM_CHUNK_SECONDS", "VAULTSTREAM_CHUNK_JOB_DEFINITION", "VAULTSTREAM_STITCH_JOB_DEFINITION"];
     for name in &contract.transcoder.env {
-        if !environment.iter().any(|(k, _)| k == name) {
+        if !PER_KIND.contains(&name.as_str()) && !environment.iter().any(|(k, _)| k == name) {
             return Err(BootstrapError {
                 resource: "the job definitions".into(),
                 message: format!("the contract's transcoder reads {name}, which the bootstrap does not set"),
@@ -343,30 +376,64 @@ async fn batch(clients: &Clients, prefix: &str, environment: &[(&str, &str)]) ->
                 .await
                 .map_err(failed(&name))?;
         }
-        let definitions = clients
-            .aws
-            .batch()
-            .describe_job_definitions()
-            .job_definition_name(&name)
-            .status("ACTIVE")
-            .send()
-            .await
-            .map_err(failed(&name))?;
-        if definitions.job_definitions().is_empty() {
-            register_job_definition(clients, &name, &contract.transcoder, environment, (vcpus, memory, timeout)).await?;
+        // A video kind's run job splits long titles into its own chunk and stitch jobs.
+        let chunking = &contract.transcoder.chunking;
+        let splits = chunking.kinds.iter().any(|k| k == kind);
+        let (chunk_name, stitch_name) = (format!("{name}-chunk"), format!("{name}-stitch"));
+        let (chunk_definition, stitch_definition) = if splits { (chunk_name.as_str(), stitch_name.as_str()) } else { ("", "") };
+        let mut kind_environment = environment.to_vec();
+        kind_environment.extend([
+            ("VAULTSTREAM_CHUNK_SECONDS", chunking.chunk_seconds.as_str()),
+            ("VAULTSTREAM_CHUNK_JOB_DEFINITION", chunk_definition),
+            ("VAULTSTREAM_STITCH_JOB_DEFINITION", stitch_definition),
+        ]);
+        let mut definitions = vec![(name.clone(), contract.transcoder.command.clone(), None)];
+        if splits {
+            for (job, definition) in [("chunk", &chunk_name), ("stitch", &stitch_name)] {
+                let spec = chunking.jobs.get(job).ok_or_else(|| BootstrapError {
+                    resource: "infra/contract.json".into(),
+                    message: format!("transcoder.chunking.jobs has no {job}"),
+                })?;
+                definitions.push((definition.clone(), spec.command.clone(), Some(&spec.retry)));
+            }
+        }
+        for (definition, command, retry) in definitions {
+            let existing = clients
+                .aws
+                .batch()
+                .describe_job_definitions()
+                .job_definition_name(&definition)
+                .status("ACTIVE")
+                .send()
+                .await
+                .map_err(failed(&definition))?;
+            if existing.job_definitions().is_empty() {
+                let spec = JobSpec { command, parameters: &contract.transcoder.parameters, retry };
+                register_job_definition(clients, &definition, &spec, &kind_environment, (vcpus, memory, timeout)).await?;
+            }
         }
     }
     Ok(())
 }
 
+/// What a job definition runs.
+struct JobSpec<'a> {
+    command: Vec<String>,
+    parameters: &'a std::collections::BTreeMap<String, String>,
+    /// Batch's own retries (chunk children); `None`: one attempt, job_events retries.
+    retry: Option<&'a RetryContract>,
+}
+
 async fn register_job_definition(
     clients: &Clients,
     name: &str,
-    transcoder: &TranscoderContract,
+    transcoder: &JobSpec<'_>,
     environment: &[(&str, &str)],
     (vcpus, memory, timeout): (u32, u32, u32),
 ) -> Result<(), BootstrapError> {
-    use aws_sdk_batch::types::{ContainerProperties, JobTimeout, KeyValuePair, ResourceRequirement, ResourceType, RetryStrategy};
+    use aws_sdk_batch::types::{
+        ContainerProperties, EvaluateOnExit, JobTimeout, KeyValuePair, ResourceRequirement, ResourceType, RetryAction, RetryStrategy,
+    };
     let requirement = |kind: ResourceType, value: u32| ResourceRequirement::builder().r#type(kind).value(value.to_string()).build();
     let mut container = ContainerProperties::builder()
         .image(LOCAL_IMAGE)
@@ -377,6 +444,29 @@ async fn register_job_definition(
     for (k, v) in environment {
         container = container.environment(KeyValuePair::builder().name(*k).value(*v).build());
     }
+    // Retries are job_events' (with backoff, counted across attempts), except a chunk's, which
+    // Batch retries alone as the contract says.
+    let retry = match transcoder.retry {
+        None => RetryStrategy::builder().attempts(1).build(),
+        Some(spec) => {
+            let mut retry = RetryStrategy::builder().attempts(spec.attempts);
+            for rule in &spec.evaluate_on_exit {
+                let action = if rule.get("action").map(String::as_str) == Some("RETRY") { RetryAction::Retry } else { RetryAction::Exit };
+                let mut condition = EvaluateOnExit::builder().action(action);
+                if let Some(v) = rule.get("on_exit_code") {
+                    condition = condition.on_exit_code(v);
+                }
+                if let Some(v) = rule.get("on_status_reason") {
+                    condition = condition.on_status_reason(v);
+                }
+                if let Some(v) = rule.get("on_reason") {
+                    condition = condition.on_reason(v);
+                }
+                retry = retry.evaluate_on_exit(condition.build());
+            }
+            retry.build()
+        }
+    };
     clients
         .aws
         .batch()
@@ -386,8 +476,7 @@ async fn register_job_definition(
         .set_parameters(Some(transcoder.parameters.clone().into_iter().collect()))
         .container_properties(container.build())
         .timeout(JobTimeout::builder().attempt_duration_seconds(timeout as i32).build())
-        // Retries are job_events' (with backoff, counted across attempts), never Batch's own.
-        .retry_strategy(RetryStrategy::builder().attempts(1).build())
+        .retry_strategy(retry)
         .propagate_tags(true)
         .send()
         .await
@@ -739,7 +828,7 @@ async fn audit_archive_rules(clients: &Clients, bucket: &str) -> Result<(), Boot
         .transitions(transition)
         .build()
         .map_err(failed(bucket))?;
-    lifecycle(clients, bucket, rule).await
+    lifecycle(clients, bucket, vec![rule]).await
 }
 
 /// `ObjectCreated:*`, not only `Put`: a multipart upload completes as `CompleteMultipartUpload`.

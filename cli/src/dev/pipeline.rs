@@ -6,9 +6,13 @@
 //!   once, at most [`IMPORT_SLOTS_PER_TENANT`] of one tenant's: a tenant's slow downloads hold
 //!   its own share and never another tenant's turn); the messages a handler reports as failed
 //!   stay on the queue for redelivery and, after the queue's receive limit, its DLQ.
-//! - **Batch**: moto records `SubmitJob` but runs nothing; each new job is run once with the real
+//! - **Batch**: moto records `SubmitJob` but runs nothing; each new job is run with the real
 //!   `vaultstream-transcode` binary, the command and environment of its job definition and the
-//!   definition's timeout, `--workers` at a time.
+//!   definition's timeout, `--workers` at a time. As Batch does: an array job's children run
+//!   (`AWS_BATCH_JOB_ARRAY_INDEX`) and the parent ends when they all have; a job waits for the
+//!   jobs it `dependsOn` and fails (`Dependent Job failed`) without running if one failed; each
+//!   job (each child alone) is retried by its definition's retry strategy. A process killed by
+//!   a signal is reported as a lost host, the way Batch reports a Spot reclaim.
 //! - **EventBridge → Lambda**: each finished job becomes a "Batch Job State Change" event for the
 //!   real `job_events` handler (delivered again if it asks to be), which schedules retries through
 //!   the retry queue exactly as in AWS. A job cut short by the stack stopping is reported as Batch
@@ -74,9 +78,17 @@ enum Consumer {
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "state", rename_all = "lowercase")]
 enum JobState {
-    Running { job: Box<BatchJob> },
-    Done,
+    Running {
+        job: Box<BatchJob>,
+    },
+    Done {
+        #[serde(default)]
+        failed: bool,
+    },
 }
+
+/// How Batch says a job never ran because a job it depends on failed.
+pub const DEPENDENCY_FAILED: &str = "Dependent Job failed";
 
 impl Pipeline {
     /// Starts the queue poller and the job runner; both stop when `shutdown` turns true.
@@ -92,7 +104,7 @@ impl Pipeline {
                 self.deliver(job, None, LOST_HOST_REASON).await;
             }
         }
-        let jobs: BTreeMap<String, JobState> = jobs.into_keys().map(|id| (id, JobState::Done)).collect();
+        let jobs: BTreeMap<String, JobState> = jobs.into_keys().map(|id| (id, JobState::Done { failed: true })).collect();
         let runner = Arc::new(Runner { seen: Mutex::new(jobs), slots: Semaphore::new(self.workers.max(1)) });
         runner.save(&self.jobs_file).await;
         // One long-polling consumer per queue, as Lambda's event source mappings are: a message
@@ -306,10 +318,25 @@ impl Pipeline {
                     };
                     runner.claim(&job).await;
                     runner.save(&self.jobs_file).await;
+                    if job.array_size.is_some() {
+                        // The parent runs nothing: it ends when its children have.
+                        continue;
+                    }
                     let (pipeline, runner) = (Arc::clone(&self), Arc::clone(&runner));
                     running.spawn(async move {
-                        pipeline.run_job(&runner, &job).await;
-                        runner.finish(&job.id).await;
+                        let failed = match runner.dependencies_failed(&job.depends_on).await {
+                            Some(true) => {
+                                pipeline.deliver(&job, None, DEPENDENCY_FAILED).await;
+                                true
+                            }
+                            _ => !pipeline.run_job(&runner, &job).await,
+                        };
+                        runner.finish(&job.id, failed).await;
+                        for (parent, failed) in runner.finished_arrays().await {
+                            let (exit, reason) =
+                                if failed { (None, "An array child failed") } else { (Some(0), "All array children succeeded") };
+                            pipeline.deliver(&parent, exit, reason).await;
+                        }
                         runner.save(&pipeline.jobs_file).await;
                         (pipeline.after_job)();
                     });
@@ -326,26 +353,42 @@ impl Pipeline {
         running.shutdown().await;
     }
 
-    async fn run_job(&self, runner: &Runner, job: &BatchJob) {
-        let Ok(_slot) = runner.slots.acquire().await else { return };
-        let (exit, reason) = match self.execute(job).await {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                tracing::error!(job_id = %job.id, error = %e, "the job could not start");
-                (Some(1), format!("CannotStartContainerError: {e}"))
+    /// Runs the job, attempt after attempt as its retry strategy allows; whether it succeeded.
+    async fn run_job(&self, runner: &Runner, job: &BatchJob) -> bool {
+        let mut attempt = 1;
+        loop {
+            let outcome = {
+                let Ok(_slot) = runner.slots.acquire().await else { return false };
+                self.execute(job, attempt).await
+            };
+            let (exit, reason) = match outcome {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    tracing::error!(job_id = %job.id, error = %e, "the job could not start");
+                    (Some(1), format!("CannotStartContainerError: {e}"))
+                }
+            };
+            if exit != Some(0) && job.retry.again(attempt, exit, &reason) {
+                tracing::info!(job_id = %job.id, attempt, exit = ?exit, reason = %reason, "retrying the job, as its retry strategy says");
+                attempt += 1;
+                continue;
             }
-        };
-        self.deliver(job, exit, &reason).await;
+            self.deliver(job, exit, &reason).await;
+            return exit == Some(0);
+        }
     }
 
     /// Runs the job's container process to its end (or its timeout).
-    async fn execute(&self, job: &BatchJob) -> Result<(Option<i32>, String)> {
+    async fn execute(&self, job: &BatchJob, attempt: u32) -> Result<(Option<i32>, String)> {
         let scratch = self.scratch.join(&job.id);
         std::fs::create_dir_all(&scratch)?;
         std::fs::create_dir_all(&self.logs)?;
-        let log_path = self.logs.join(format!("{}.log", job.id));
+        let log_path = self.logs.join(match attempt {
+            1 => format!("{}.log", job.id),
+            n => format!("{}.attempt{n}.log", job.id),
+        });
         let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
-        let mut command = tokio::process::Command::from(job.command(&self.transcoder, &self.emulator_endpoint, &scratch)?);
+        let mut command = tokio::process::Command::from(job.command(&self.transcoder, &self.emulator_endpoint, &scratch, attempt)?);
         command.stdin(std::process::Stdio::null()).stdout(log.try_clone()?).stderr(log).kill_on_drop(true);
         crate::dev::emulator::terminate_with_parent(&mut command);
         tracing::info!(job_id = %job.id, job_name = %job.name, log = %log_path.display(), "running a Batch job");
@@ -354,12 +397,12 @@ impl Pipeline {
         let outcome = match tokio::time::timeout(limit, child.wait()).await {
             Ok(status) => {
                 let code = status?.code();
-                let reason = match code {
-                    Some(0) => "Essential container in task exited".to_string(),
-                    Some(c) => format!("Essential container in task exited with code {c}"),
-                    None => "Essential container in task was killed".to_string(),
-                };
-                (code.or(Some(137)), reason)
+                match code {
+                    Some(0) => (code, "Essential container in task exited".to_string()),
+                    Some(c) => (code, format!("Essential container in task exited with code {c}")),
+                    // Killed by a signal: what a Spot reclaim looks like from inside.
+                    None => (None, LOST_HOST_REASON.to_string()),
+                }
             }
             Err(_) => {
                 let _ = child.kill().await;
@@ -407,8 +450,48 @@ impl Runner {
         self.seen.lock().await.insert(job.id.clone(), JobState::Running { job: Box::new(job.clone()) });
     }
 
-    async fn finish(&self, id: &str) {
-        self.seen.lock().await.insert(id.to_string(), JobState::Done);
+    async fn finish(&self, id: &str, failed: bool) {
+        self.seen.lock().await.insert(id.to_string(), JobState::Done { failed });
+    }
+
+    /// Waits until every job in `ids` has ended; whether any failed (`None` for no dependencies).
+    async fn dependencies_failed(&self, ids: &[String]) -> Option<bool> {
+        if ids.is_empty() {
+            return None;
+        }
+        loop {
+            {
+                let seen = self.seen.lock().await;
+                let states: Vec<Option<&JobState>> = ids.iter().map(|id| seen.get(id)).collect();
+                if states.iter().all(|s| matches!(s, Some(JobState::Done { .. }))) {
+                    return Some(states.iter().any(|s| matches!(s, Some(JobState::Done { failed: true }))));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Array parents whose children have all ended, marked ended now: each with whether a child failed.
+    async fn finished_arrays(&self) -> Vec<(BatchJob, bool)> {
+        let mut seen = self.seen.lock().await;
+        let parents: Vec<BatchJob> = seen
+            .values()
+            .filter_map(|s| match s {
+                JobState::Running { job } if job.array_size.is_some() => Some((**job).clone()),
+                _ => None,
+            })
+            .collect();
+        let mut ended = Vec::new();
+        for parent in parents {
+            let size = parent.array_size.unwrap_or(0);
+            let children: Vec<Option<&JobState>> = (0..size).map(|i| seen.get(&format!("{}:{i}", parent.id))).collect();
+            if children.iter().all(|c| matches!(c, Some(JobState::Done { .. }))) {
+                let failed = children.iter().any(|c| matches!(c, Some(JobState::Done { failed: true })));
+                seen.insert(parent.id.clone(), JobState::Done { failed });
+                ended.push((parent, failed));
+            }
+        }
+        ended
     }
 
     async fn save(&self, path: &std::path::Path) {

@@ -61,7 +61,14 @@ pub struct BatchJobStateChange {
     pub container: Option<ContainerDetail>,
     #[serde(default)]
     pub attempts: Vec<AttemptDetail>,
+    /// Present on an array job's events (the parent's `size`, a child's `index`).
+    #[serde(default)]
+    pub array_properties: Option<serde_json::Value>,
 }
+
+/// How Batch says a job never ran because one it depends on failed (a chunked title's stitch,
+/// when a chunk failed on every attempt).
+pub const DEPENDENCY_FAILED: &str = "Dependent Job failed";
 
 impl BatchJobStateChange {
     fn exit_code(&self) -> Option<i32> {
@@ -101,6 +108,12 @@ pub fn classify(change: &BatchJobStateChange) -> JobOutcome {
         "FAILED" => {
             let reason = change.reason();
             let spot_reclaimed = reason.starts_with("Host EC2");
+            if reason.starts_with(DEPENDENCY_FAILED) && change.exit_code().is_none() {
+                // A chunk that failed for good: one that found the source invalid has already
+                // ended the title FAILED_INVALID; any other is retried with the title, whose
+                // finished chunks are kept.
+                return JobOutcome::Temporary(format!("a chunk of the title failed on every attempt: {reason}"));
+            }
             match change.exit_code() {
                 Some(EXIT_INVALID_INPUT) => JobOutcome::InvalidInput(format!("the transcoder rejected the source (exit 65): {reason}")),
                 Some(EXIT_TEMPORARY) => JobOutcome::Temporary(format!("the transcoder hit a temporary failure (exit 75): {reason}")),
@@ -142,7 +155,9 @@ impl JobEventsService {
     /// retry the delivery); everything else is decided and audited here.
     pub async fn handle(&self, change: &BatchJobStateChange, request_id: &str) -> Result<(), String> {
         let outcome = classify(change);
-        if outcome == JobOutcome::InProgress {
+        // A chunked title's array and its children are followed by its stitch job, whose end
+        // (or dependency failure) the record waits for; their own events decide nothing.
+        if outcome == JobOutcome::InProgress || change.array_properties.is_some() {
             return Ok(());
         }
         tally::count(Counted::JobFinished { status: change.status.clone() });
@@ -326,6 +341,20 @@ mod tests {
         assert!(matches!(classify(&change("FAILED", Some(1), "Essential container in task exited")), JobOutcome::Fatal(_)));
         assert!(matches!(classify(&change("FAILED", None, "Job attempt duration exceeded timeout")), JobOutcome::Fatal(_)));
         assert_eq!(classify(&change("RUNNING", None, "")), JobOutcome::InProgress);
+    }
+
+    #[test]
+    fn a_stitch_whose_chunks_failed_is_retried_and_array_events_are_left_alone() {
+        let stitch: BatchJobStateChange = serde_json::from_value(serde_json::json!({
+            "jobId": "s", "status": "FAILED", "statusReason": "Dependent Job failed", "parameters": {}
+        }))
+        .unwrap();
+        assert!(matches!(classify(&stitch), JobOutcome::Temporary(_)));
+        let child: BatchJobStateChange = serde_json::from_value(serde_json::json!({
+            "jobId": "a:3", "status": "FAILED", "arrayProperties": {"index": 3}, "container": {"exitCode": 75}
+        }))
+        .unwrap();
+        assert!(child.array_properties.is_some());
     }
 
     #[test]
