@@ -184,7 +184,7 @@ fn processes(needle: &str) -> Vec<u32> {
 fn a_chunk_killed_mid_way_is_retried_alone() {
     let dir = tempfile::tempdir().unwrap();
     let src = clip(dir.path(), "src.mp4", 426, 240, 30, 96, true);
-    let mut child = local(dir.path(), &src, "out", &["--chunk-seconds", "24", "--workers", "2"])
+    let child = local(dir.path(), &src, "out", &["--chunk-seconds", "24", "--workers", "2"])
         .env("VAULTSTREAM_KEEP_CHUNKS", "1")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

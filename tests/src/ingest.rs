@@ -192,7 +192,7 @@ pub trait RunJob {
 
 impl RunJob for BatchJob {
     fn command_against(&self, endpoint: &str, scratch: &Path) -> Command {
-        self.command(&workspace_binary("vaultstream-transcode"), endpoint, scratch).expect("the job's command resolves")
+        self.command(&workspace_binary("vaultstream-transcode"), endpoint, scratch, 1).expect("the job's command resolves")
     }
 
     fn run(&self, scratch: &Path) -> Output {
