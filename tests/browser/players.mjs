@@ -120,6 +120,12 @@ try {
         buffered: [...Array(v.buffered.length).keys()].map(i => [v.buffered.start(i), v.buffered.end(i)]), version: p.version, variants: p.variants(), text: p.text(), errors: p.errors };
     });
     Object.assign(result, state);
+    // `start_at`: a seek once the player knows the title's length, to play across a given time.
+    if (scenario.start_at !== undefined && result.sought_to === undefined && state.ready_state >= 1) {
+      await page.evaluate(t => { (window.probe.video || document.getElementById('probe')).currentTime = t; }, scenario.start_at);
+      result.sought_to = scenario.start_at;
+      result.decoded_at_seek = state.decoded_frames;
+    }
     if (state.height && result.heights_seen.at(-1) !== state.height) result.heights_seen.push(state.height);
     if (scenario.switch && !result.switched_to && state.current_time >= 2 && state.variants.length > 1) {
       const other = state.variants.find(v => v.height !== state.height);

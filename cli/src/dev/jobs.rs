@@ -111,7 +111,9 @@ impl BatchJob {
                             on_exit_code: e.on_exit_code().map(str::to_string),
                             on_status_reason: e.on_status_reason().map(str::to_string),
                             on_reason: e.on_reason().map(str::to_string),
-                            retry: e.action() == Some(&aws_sdk_batch::types::RetryAction::Retry),
+                            // moto stores the action lower-cased, which the SDK reads as an
+                            // unknown variant: compare its text.
+                            retry: e.action().is_some_and(|a| a.as_str().eq_ignore_ascii_case("retry")),
                         })
                         .collect(),
                 })
