@@ -115,8 +115,21 @@ resource "aws_batch_job_queue" "all" {
   }
 }
 
+# Every job definition: a kind's run job, and for the video kinds a chunked title's chunk (an
+# array child, retried alone by Batch as the contract's rules say) and stitch. Run and stitch
+# jobs are one attempt each: job_events retries them with backoff.
+locals {
+  chunking = local.contract.transcoder.chunking
+  all_job_definitions = merge(
+    { for kind, spec in local.job_definitions : kind => merge(spec, { kind = kind, job = "run" }) },
+    { for pair in setproduct(local.chunking.kinds, keys(local.chunking.jobs)) :
+      "${pair[0]}-${pair[1]}" => merge(local.job_definitions[pair[0]], { kind = pair[0], job = pair[1] })
+    },
+  )
+}
+
 resource "aws_batch_job_definition" "all" {
-  for_each              = local.job_definitions
+  for_each              = local.all_job_definitions
   name                  = "${var.prefix}-${each.key}"
   type                  = "container"
   platform_capabilities = ["EC2"]
@@ -126,17 +139,26 @@ resource "aws_batch_job_definition" "all" {
     attempt_duration_seconds = each.value.timeout
   }
   retry_strategy {
-    attempts = 1
+    attempts = each.value.job == "run" ? 1 : local.chunking.jobs[each.value.job].retry.attempts
+    dynamic "evaluate_on_exit" {
+      for_each = each.value.job == "run" ? [] : local.chunking.jobs[each.value.job].retry.evaluate_on_exit
+      content {
+        action           = evaluate_on_exit.value.action
+        on_exit_code     = lookup(evaluate_on_exit.value, "on_exit_code", null)
+        on_status_reason = lookup(evaluate_on_exit.value, "on_status_reason", null)
+        on_reason        = lookup(evaluate_on_exit.value, "on_reason", null)
+      }
+    }
   }
   container_properties = jsonencode({
     image      = var.transcoder_image
     jobRoleArn = aws_iam_role.transcoder.arn
-    command    = local.contract.transcoder.command
+    command    = each.value.job == "run" ? local.contract.transcoder.command : local.chunking.jobs[each.value.job].command
     resourceRequirements = concat(
       [{ type = "VCPU", value = tostring(each.value.vcpus) }, { type = "MEMORY", value = tostring(each.value.memory) }],
       each.value.gpus > 0 ? [{ type = "GPU", value = tostring(each.value.gpus) }] : []
     )
-    environment            = [for k, v in merge(local.transcoder_env, { AWS_REGION = local.region }) : { name = k, value = v }]
+    environment            = [for k, v in merge(local.transcoder_env, local.chunked_env[each.value.kind], { AWS_REGION = local.region }) : { name = k, value = v }]
     readonlyRootFilesystem = false
     privileged             = false
     user                   = "10001"
@@ -239,4 +261,10 @@ locals {
     VAULTSTREAM_SPEKE_AUTH            = var.speke_auth
     VAULTSTREAM_DRM_SYSTEMS           = var.drm_systems
   }
+  # A kind's chunked-title settings (empty definitions for kinds that never split).
+  chunked_env = { for kind in keys(local.job_definitions) : kind => {
+    VAULTSTREAM_CHUNK_SECONDS         = local.chunking.chunk_seconds
+    VAULTSTREAM_CHUNK_JOB_DEFINITION  = contains(local.chunking.kinds, kind) ? "${var.prefix}-${kind}-chunk" : ""
+    VAULTSTREAM_STITCH_JOB_DEFINITION = contains(local.chunking.kinds, kind) ? "${var.prefix}-${kind}-stitch" : ""
+  } }
 }

@@ -13,6 +13,12 @@ locals {
   tenant                = "$${aws:PrincipalTag/${local.tenant_tag}}"
   tenant_key_conditions = concat(local.context_conditions, [{ test = "StringEquals", variable = "kms:EncryptionContext:${local.tenant_tag}", values = [local.tenant] }])
 
+  # A chunked title's job queues and chunk and stitch definitions, per video kind.
+  chunked_job_arns = flatten([for k in local.contract.transcoder.chunking.kinds : concat(
+    ["arn:${local.partition}:batch:${local.region}:${local.account}:job-queue/${var.prefix}-${k}"],
+    [for j in ["chunk", "stitch"] : "arn:${local.partition}:batch:${local.region}:${local.account}:job-definition/${var.prefix}-${k}-${j}:*"]
+  )])
+
   # What each contract resource name means here (the CDK stack has the same map). Caption files
   # sit beside a title's versions: {tenant}/{content_id}/captions/{file}.
   grantable = {
@@ -57,6 +63,9 @@ locals {
     tenant_content      = { arns = [aws_dynamodb_table.content.arn], conditions = [{ test = "ForAllValues:StringEquals", variable = "dynamodb:LeadingKeys", values = ["TENANT#${local.tenant}"] }] }
     tenant_ledger       = { arns = [aws_dynamodb_table.audit.arn], conditions = [{ test = "ForAllValues:StringLike", variable = "dynamodb:LeadingKeys", values = ["${local.tenant}#*"] }] }
     tenant_content_key  = { arns = [aws_kms_key.content.arn], conditions = local.tenant_key_conditions }
+    tenant_chunks       = { arns = ["${aws_s3_bucket.source.arn}/chunks/${local.tenant}/*"], conditions = [] }
+    # A tenant session submits a chunked title's jobs only tagged with its own tenant.
+    tenant_chunk_jobs = { arns = local.chunked_job_arns, conditions = [{ test = "StringEquals", variable = "aws:RequestTag/vaultstream:tenant", values = [local.tenant] }] }
     # Named before they exist: the job queues and definitions are created with the transcoder.
     job_queues      = { arns = [for k in keys(local.job_queues) : "arn:${local.partition}:batch:${local.region}:${local.account}:job-queue/${var.prefix}-${k}"], conditions = [] }
     job_definitions = { arns = [for k in keys(local.job_definitions) : "arn:${local.partition}:batch:${local.region}:${local.account}:job-definition/${var.prefix}-${k}:*"], conditions = [] }

@@ -205,6 +205,17 @@ resource "aws_s3_bucket_lifecycle_configuration" "source" {
       days_after_initiation = 2
     }
   }
+  # A chunked title's chunks are kept until its stitch has published, or its retries are over.
+  rule {
+    id     = "expire-chunks"
+    status = "Enabled"
+    filter {
+      prefix = "chunks/"
+    }
+    expiration {
+      days = local.contract.transcoder.chunking.expire_after_days
+    }
+  }
 }
 
 resource "aws_s3_bucket_lifecycle_configuration" "origin" {

@@ -118,6 +118,7 @@ def tf_count(body):
             "local.compute_environments": 5,
             "local.job_queues": 3,
             "local.job_definitions": 3,
+            "local.all_job_definitions": 3 + len(CONTRACT["transcoder"]["chunking"]["kinds"]) * len(CONTRACT["transcoder"]["chunking"]["jobs"]),
             "local.routes": len(CONTRACT["routes"]),
             "local.routed_functions": len({r["function"] for r in CONTRACT["routes"]}),
             "toset(local.contract.event_sources.dispatch.sqs)": len(CONTRACT["event_sources"]["dispatch"]["sqs"]),
@@ -210,52 +211,103 @@ def observability_problems(cfn, tf_text, prefix):
     return problems
 
 
-def transcoder_help():
+def transcoder_help(subcommand="run"):
     default = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "debug", "vaultstream-transcode")
     binary = os.environ.get("VAULTSTREAM_TRANSCODER", default)
     if not os.path.exists(binary):
         raise SystemExit(f"{binary} is missing: build the workspace first (cargo build --workspace --bins), as scripts/test.sh does")
-    text = subprocess.run([binary, "run", "--help"], capture_output=True, text=True, check=True).stdout
+    text = subprocess.run([binary, subcommand, "--help"], capture_output=True, text=True, check=True).stdout
     return set(re.findall(r"(--[a-z0-9][a-z0-9-]*)", text)), set(re.findall(r"\[env: ([A-Z0-9_]+)=", text))
 
 
 def tf_job_definition():
-    """The command and environment names of Terraform's job definitions."""
+    """The commands and environment names of Terraform's job definitions (run, chunk, stitch)."""
     text = open(os.path.join(TF_DIR, "batch.tf")).read()
     props = text[text.index("container_properties = jsonencode"):]
-    literal = re.search(r"command\s*=\s*(\[[^\]]*\])", props)
-    if re.search(r"command\s*=\s*local\.contract\.transcoder\.command", props):
-        command = CONTRACT["transcoder"]["command"]
-    elif literal:
-        command = json.loads(literal.group(1))
+    chosen = re.search(r'command\s*=\s*each\.value\.job == "run" \? local\.contract\.transcoder\.command : local\.chunking\.jobs\[each\.value\.job\]\.command', props)
+    if chosen:
+        commands = {"run": CONTRACT["transcoder"]["command"], **{job: spec["command"] for job, spec in CONTRACT["transcoder"]["chunking"]["jobs"].items()}}
+    elif re.search(r"command\s*=\s*local\.contract\.transcoder\.command", props):
+        commands = {"run": CONTRACT["transcoder"]["command"]}
     else:
-        raise SystemExit("parity.py cannot read the job definitions' command in batch.tf")
+        literal = re.search(r"command\s*=\s*(\[[^\]]*\])", props)
+        if not literal:
+            raise SystemExit("parity.py cannot read the job definitions' command in batch.tf")
+        commands = {"run": json.loads(literal.group(1))}
     env_block = re.search(r"transcoder_env = \{(.*?)\n  \}", text, re.S).group(1)
-    return command, set(re.findall(r"^\s+(\w+)\s+=", env_block, re.M))
+    env = set(re.findall(r"^\s+(\w+)\s+=", env_block, re.M))
+    chunked = re.search(r"chunked_env = \{.*?=> \{(.*?)\n  \} \}", text, re.S)
+    if chunked and "local.chunked_env[each.value.kind]" in props:
+        env |= set(re.findall(r"^\s+(\w+)\s+=", chunked.group(1), re.M))
+    return commands, env
 
 
 def transcoder_problems(cfn, tf_text):
-    flags, env_help = transcoder_help()
+    chunking = CONTRACT["transcoder"]["chunking"]
+    contract_commands = {"run": CONTRACT["transcoder"]["command"], **{job: spec["command"] for job, spec in chunking["jobs"].items()}}
+    helps = {job: transcoder_help(job) for job in contract_commands}
     problems = []
     contract_env = set(CONTRACT["transcoder"]["env"])
-    for v in sorted(contract_env - env_help):
-        problems.append(f"the contract's transcoder reads {v}, which `vaultstream-transcode run --help` does not list")
-    definitions = [("CDK", d["Properties"]["ContainerProperties"]) for d in cfn.values() if d["Type"] == "AWS::Batch::JobDefinition"]
-    sources = [(who, props["Command"], {e["Name"] for e in props["Environment"]}) for who, props in definitions]
-    tf_command, tf_env = tf_job_definition()
-    sources.append(("Terraform", tf_command, tf_env))
+    for job, (_, env_help) in helps.items():
+        for v in sorted(contract_env - env_help):
+            problems.append(f"the contract's transcoder reads {v}, which `vaultstream-transcode {job} --help` does not list")
+    definitions = [(d["Properties"]["JobDefinitionName"], d["Properties"]) for d in cfn.values() if d["Type"] == "AWS::Batch::JobDefinition"]
+    sources = [(f"CDK {name}", props["ContainerProperties"]["Command"], {e["Name"] for e in props["ContainerProperties"]["Environment"]}) for name, props in definitions]
+    tf_commands, tf_env = tf_job_definition()
+    sources += [(f"Terraform ({job})", command, tf_env) for job, command in tf_commands.items()]
+    if set(tf_commands) != set(contract_commands):
+        problems.append(f"Terraform's job definitions run {sorted(tf_commands)}, the contract's are {sorted(contract_commands)}")
     for who, command, env in sources:
-        if command != CONTRACT["transcoder"]["command"]:
-            problems.append(f"{who} job definitions run {command}, not the contract's command")
-        if not command or command[0] != "run":
-            problems.append(f"{who} job definitions do not run `vaultstream-transcode run`")
+        job = command[0] if command else None
+        if command not in contract_commands.values():
+            problems.append(f"{who} runs {command}, none of the contract's commands")
+        if job not in helps:
+            continue
+        flags, env_help = helps[job]
         for flag in (c for c in command if c.startswith("--")):
             if flag not in flags:
-                problems.append(f"{who} job definitions pass {flag}, a flag `vaultstream-transcode run` lacks")
+                problems.append(f"{who} passes {flag}, a flag `vaultstream-transcode {job}` lacks")
         for v in sorted((env - {"AWS_REGION"}) - env_help):
-            problems.append(f"{who} job definitions set {v}, which the transcoder does not read")
+            problems.append(f"{who} sets {v}, which the transcoder does not read")
         for v in sorted(contract_env - env):
-            problems.append(f"{who} job definitions do not set {v}")
+            problems.append(f"{who} does not set {v}")
+
+    # A video kind's run job names its own chunk and stitch definitions, each of which exists with
+    # the contract's command and retry strategy (Batch retries a chunk alone; run and stitch once).
+    by_name = dict(definitions)
+    for name, props in definitions:
+        if props["ContainerProperties"]["Command"] != contract_commands["run"]:
+            continue
+        kind = name.split("-", 1)[1] if "-" in name else name
+        kind = next((k for k in ["video-gpu", "video-cpu", "audio"] if name.endswith(k)), kind)
+        env = {e["Name"]: e["Value"] for e in props["ContainerProperties"]["Environment"]}
+        for job in chunking["jobs"]:
+            named = env.get(f"VAULTSTREAM_{job.upper()}_JOB_DEFINITION")
+            if kind not in chunking["kinds"]:
+                if named != "":
+                    problems.append(f"CDK {name} names a {job} definition, but {kind} titles are never split")
+                continue
+            target = by_name.get(named or "")
+            if not target or target["ContainerProperties"]["Command"] != chunking["jobs"][job]["command"]:
+                problems.append(f"CDK {name}'s VAULTSTREAM_{job.upper()}_JOB_DEFINITION ({named}) is not a {job} definition running the contract's command")
+                continue
+            retry = target["RetryStrategy"]
+            want = chunking["jobs"][job]["retry"]
+            rules = [{k: v for k, v in r.items()} for r in retry.get("EvaluateOnExit", [])]
+            keys = {"on_exit_code": "OnExitCode", "on_status_reason": "OnStatusReason", "on_reason": "OnReason", "action": "Action"}
+            if retry.get("Attempts") != want["attempts"] or rules != [{keys[k]: v for k, v in r.items()} for r in want["evaluate_on_exit"]]:
+                problems.append(f"CDK {named} retries {retry}, not the contract's {want}")
+    for needle, what in [("local.chunking.jobs[each.value.job].retry.attempts", "the chunk and stitch jobs' attempts"),
+                         ("local.chunking.jobs[each.value.job].retry.evaluate_on_exit", "the chunk job's retry rules"),
+                         ('contains(local.chunking.kinds, kind) ? "${var.prefix}-${kind}-chunk" : ""', "each kind's chunk definition"),
+                         ('contains(local.chunking.kinds, kind) ? "${var.prefix}-${kind}-stitch" : ""', "each kind's stitch definition"),
+                         ("days = local.contract.transcoder.chunking.expire_after_days", "the chunks' expiry")]:
+        if needle not in tf_text:
+            problems.append(f"Terraform does not take {what} from the contract")
+    lifecycle = [r for res in cfn.values() if res["Type"] == "AWS::S3::Bucket" for r in res["Properties"].get("LifecycleConfiguration", {}).get("Rules", [])
+                 if r.get("Prefix") == "chunks/"]
+    if [r.get("ExpirationInDays") for r in lifecycle] != [chunking["expire_after_days"]]:
+        problems.append(f"CDK must expire chunks/ after {chunking['expire_after_days']} days ({lifecycle})")
     return problems
 
 
@@ -451,7 +503,7 @@ def main(template_path):
     # 4. Object Lock, one attempt per job, ObjectCreated:*, the ingest wiring in Terraform (CDK's
     # are asserted in its tests).
     for needle, what in [('mode  = "COMPLIANCE"', "Object Lock compliance"), ('"s3:ObjectCreated:*"', "ObjectCreated:*"),
-                         ("attempts = 1", "one attempt per Batch job (job_events retries)"),
+                         ('attempts = each.value.job == "run" ? 1 :', "one attempt per run job (job_events retries)"),
                          ("local.contract.transcoder.parameters", "the contract's job parameters"),
                          ("local.contract.event_sources.job_events.eventbridge", "Batch job state changes to job_events"),
                          ('aws_lambda_function.function["job_events"].arn', "job_events as the rule's target"),
@@ -633,7 +685,7 @@ def main(template_path):
             print("  -", p)
         return 1
     print(f"parity ok: {len(TYPES) + 1} resource types, {len(CONTRACT['functions'])} functions' permissions, routes, outputs, ledger protections, "
-          "job definitions against `vaultstream-transcode run --help`, dashboard and alarms")
+          "job definitions against `vaultstream-transcode run|chunk|stitch --help`, dashboard and alarms")
     return 0
 
 

@@ -19,6 +19,9 @@ export type ResourceName =
   | 'platform_buckets' | 'served_buckets'
   // The transcode job's tenant session: each bounded by the session's `tenant` tag.
   | 'tenant_role' | 'tenant_sources' | 'tenant_origin' | 'tenant_content' | 'tenant_ledger' | 'tenant_content_key'
+  // A chunked title's files under chunks/{tenant}/ of the source bucket, and its array and
+  // stitch jobs (submitted tagged with the session's tenant).
+  | 'tenant_chunks' | 'tenant_chunk_jobs'
   // A DRM vendor's SPEKE API (API Gateway), which the job's own role calls with SigV4.
   | 'speke_api';
 
@@ -45,6 +48,15 @@ export interface TranscoderContract {
   tenant_permissions: Partial<Record<ResourceName, string[]>>;
   exit_codes: { invalid_input: number; temporary_failure: number };
   retry: { max_attempts: number; backoff_base_seconds: number; backoff_cap_seconds: number };
+  chunking: ChunkingContract;
+}
+
+/** Split-and-stitch: per video kind, a chunk (array child) and a stitch job definition. */
+export interface ChunkingContract {
+  kinds: string[];
+  chunk_seconds: string;
+  expire_after_days: number;
+  jobs: Record<'chunk' | 'stitch', { command: string[]; retry: { attempts: number; evaluate_on_exit: Record<string, string>[] } }>;
 }
 
 /** [namespace, metric name, dimensions, statistic]; `{prefix}` and `{function}` are placeholders. */

@@ -7,7 +7,7 @@ export function justifyFindings(stack: Stack): void {
     {
       id: 'AwsSolutions-IAM5',
       reason: 'Wildcards only where IAM has no narrower resource: X-Ray trace segments (no resource-level permissions), ' +
-        'objects under a bucket or prefix (segments and uploads are many keys; the tenant prefix of a transcode job; the captions folder of every title), key policies (Resource "*" means this key), ' +
+        'objects under a bucket or prefix (segments and uploads are many keys; the tenant prefix of a transcode job, and of its chunked titles\' chunks; the captions folder of every title), key policies (Resource "*" means this key), ' +
         'the ledger resource policy (a table policy cannot name its own ARN; "*" is the table), and every revision of our own ' +
         'job definitions (SubmitJob names the definition by name; its revision number changes with each deploy), ' +
         'the drop zones (drop/ of the source bucket: every tenant\'s folder, narrowed to one per login by ftp_auth\'s session policy), ' +
@@ -22,6 +22,7 @@ export function justifyFindings(stack: Stack): void {
         { regex: '/^Resource::<StorageSource[A-Za-z0-9]+\\.Arn>\\/drop\\/\\*$/' },
         { regex: '/^Resource::<StorageSource[A-Za-z0-9]+\\.Arn>\\/quarantine\\/\\*$/' },
         { regex: '/^Resource::<StorageSource[A-Za-z0-9]+\\.Arn>\\/source\\/<aws:PrincipalTag\\/tenant>\\/\\*$/' },
+        { regex: '/^Resource::<StorageSource[A-Za-z0-9]+\\.Arn>\\/chunks\\/<aws:PrincipalTag\\/tenant>\\/\\*$/' },
         { regex: '/^Resource::<StorageOrigin[A-Za-z0-9]+\\.Arn>\\/<aws:PrincipalTag\\/tenant>\\/\\*$/' },
         { regex: '/^Resource::<StorageAuditArchive[A-Za-z0-9]+\\.Arn>\\/(ledger|audit-digests)\\/\\*$/' },
         { regex: '/^Resource::arn:<AWS::Partition>:batch:<AWS::Region>:<AWS::AccountId>:job-definition\\/[a-z0-9-]+:\\*$/' },

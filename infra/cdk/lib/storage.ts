@@ -20,6 +20,8 @@ export interface StorageProps {
   originKey: kms.IKey;
   /** The web player's origin: browsers upload from there straight to the source bucket. */
   playerOrigin: string;
+  /** How long a chunked title's chunks are kept (the contract's). */
+  chunksExpireAfterDays: number;
 }
 
 export class Storage extends Construct {
@@ -54,8 +56,12 @@ export class Storage extends Construct {
       bucketName: bucketName(props.prefix, 'source'),
       ...logged('source'),
       encryption: s3.BucketEncryption.S3_MANAGED,
-      // Abandoned multipart uploads cost money and hold nothing playable.
-      lifecycleRules: [{ id: 'abort-incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(2) }],
+      // Abandoned multipart uploads cost money and hold nothing playable; a chunked title's
+      // chunks are worth keeping only until its stitch has published (or its retries are over).
+      lifecycleRules: [
+        { id: 'abort-incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(2) },
+        { id: 'expire-chunks', prefix: 'chunks/', expiration: Duration.days(props.chunksExpireAfterDays) },
+      ],
       // Browsers PUT uploads (and their parts) to presigned URLs, or POST signed forms from a
       // script; the ETag of each part is read.
       cors: [{ allowedOrigins: [props.playerOrigin], allowedMethods: [s3.HttpMethods.PUT, s3.HttpMethods.POST], allowedHeaders: ['content-type', 'content-length'], exposedHeaders: ['ETag'], maxAge: 3600 }],

@@ -1,8 +1,10 @@
 // AWS Batch for `vaultstream-transcode run`: GPU (g4dn/g5 on the NVIDIA ECS AMI, Spot first with
 // on-demand fallback), CPU Spot (x86 and Graviton) and audio environments; a job queue each for
-// video-GPU, video-CPU and audio; job definitions running the contract's command. Each job is one
-// attempt: job_events retries exit 75 and Spot reclaims with backoff (never exit 65), counting
-// attempts across resubmissions, which Batch's own retry strategy could not.
+// video-GPU, video-CPU and audio; job definitions running the contract's command, and for the
+// video kinds a chunked title's chunk and stitch definitions. A run or stitch job is one attempt:
+// job_events retries exit 75 and Spot reclaims with backoff (never exit 65), counting attempts
+// across resubmissions, which Batch's own retry strategy could not; a chunk child is retried by
+// Batch alone, so a reclaim costs one chunk.
 import { Aws } from 'aws-cdk-lib';
 import * as batch from 'aws-cdk-lib/aws-batch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
@@ -27,6 +29,8 @@ export const JOB_KINDS = ['video-gpu', 'video-cpu', 'audio'] as const;
 export type JobKind = (typeof JOB_KINDS)[number];
 export const jobQueueName = (prefix: string, kind: JobKind) => `${prefix}-${kind}`;
 export const jobDefinitionName = (prefix: string, kind: JobKind) => `${prefix}-${kind}`;
+/** A video kind's chunked-title job definitions: `{prefix}-{kind}-chunk` and `-stitch`. */
+export const chunkedJobDefinitionName = (prefix: string, kind: string, job: 'chunk' | 'stitch') => `${prefix}-${kind}-${job}`;
 
 interface Environment {
   id: string;
@@ -97,8 +101,19 @@ export class Transcoding extends Construct {
       audio: queue('AudioQueue', 'audio', [audio]),
     };
 
-    const retryStrategy = { attempts: 1 };
-    const definition = (did: string, name: string, vcpus: number, memoryMiB: number, gpus: number, timeoutSeconds: number) => {
+    // One attempt for run and stitch: job_events retries them. A chunk child is retried alone by
+    // Batch, as the contract's rules say (exit 75, a lost Spot host).
+    const chunking = props.contract.chunking;
+    const retryOf = (job?: 'chunk' | 'stitch'): batch.CfnJobDefinition.RetryStrategyProperty => {
+      if (!job || chunking.jobs[job].retry.evaluate_on_exit.length === 0) return { attempts: job ? chunking.jobs[job].retry.attempts : 1 };
+      return {
+        attempts: chunking.jobs[job].retry.attempts,
+        evaluateOnExit: chunking.jobs[job].retry.evaluate_on_exit.map((rule) => ({
+          action: rule.action, onExitCode: rule.on_exit_code, onStatusReason: rule.on_status_reason, onReason: rule.on_reason,
+        })),
+      };
+    };
+    const definition = (did: string, name: string, vcpus: number, memoryMiB: number, gpus: number, timeoutSeconds: number, job?: 'chunk' | 'stitch') => {
       const resourceRequirements = [{ type: 'VCPU', value: String(vcpus) }, { type: 'MEMORY', value: String(memoryMiB) }];
       if (gpus > 0) resourceRequirements.push({ type: 'GPU', value: String(gpus) });
       const def = new batch.CfnJobDefinition(this, did, {
@@ -107,14 +122,14 @@ export class Transcoding extends Construct {
         platformCapabilities: ['EC2'],
         propagateTags: true,
         timeout: { attemptDurationSeconds: timeoutSeconds },
-        retryStrategy,
+        retryStrategy: retryOf(job),
         parameters: props.contract.parameters,
         containerProperties: {
           image: props.image,
           jobRoleArn: props.jobRole.roleArn,
-          command: props.contract.command,
+          command: job ? chunking.jobs[job].command : props.contract.command,
           resourceRequirements,
-          environment: Object.entries({ ...props.environment, AWS_REGION: Aws.REGION }).sort().map(([name, value]) => ({ name, value })),
+          environment: Object.entries({ ...props.environment, ...chunkedEnvironment(name), AWS_REGION: Aws.REGION }).sort().map(([name, value]) => ({ name, value })),
           readonlyRootFilesystem: false,
           privileged: false,
           user: '10001',
@@ -124,8 +139,26 @@ export class Transcoding extends Construct {
       this.jobDefinitions.push(def);
       return def;
     };
-    definition('VideoGpuJob', 'video-gpu', 4, 15000, 1, 4 * 3600);
-    definition('VideoCpuJob', 'video-cpu', 4, 7500, 0, 8 * 3600);
-    definition('AudioJob', 'audio', 1, 1900, 0, 3600);
+    // A kind's jobs know its chunked-title definitions (empty for kinds that never split).
+    const chunkedEnvironment = (name: string) => {
+      const kind = name.replace(/-(chunk|stitch)$/, '');
+      const splits = chunking.kinds.includes(kind);
+      return {
+        VAULTSTREAM_CHUNK_SECONDS: chunking.chunk_seconds,
+        VAULTSTREAM_CHUNK_JOB_DEFINITION: splits ? chunkedJobDefinitionName(props.prefix, kind, 'chunk') : '',
+        VAULTSTREAM_STITCH_JOB_DEFINITION: splits ? chunkedJobDefinitionName(props.prefix, kind, 'stitch') : '',
+      };
+    };
+    const kinds: [string, string, number, number, number, number][] = [
+      ['VideoGpu', 'video-gpu', 4, 15000, 1, 4 * 3600],
+      ['VideoCpu', 'video-cpu', 4, 7500, 0, 8 * 3600],
+      ['Audio', 'audio', 1, 1900, 0, 3600],
+    ];
+    for (const [id, name, vcpus, memory, gpus, timeout] of kinds) {
+      definition(`${id}Job`, name, vcpus, memory, gpus, timeout);
+      if (!chunking.kinds.includes(name)) continue;
+      definition(`${id}ChunkJob`, `${name}-chunk`, vcpus, memory, gpus, timeout, 'chunk');
+      definition(`${id}StitchJob`, `${name}-stitch`, vcpus, memory, gpus, timeout, 'stitch');
+    }
   }
 }

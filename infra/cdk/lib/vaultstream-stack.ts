@@ -18,7 +18,7 @@ import { Ledger, vaultTable } from './ledger';
 import { Observability } from './observability';
 import { Queues } from './queues';
 import { bucketName, Storage } from './storage';
-import { JOB_KINDS, jobDefinitionName, jobQueueName, Transcoding } from './transcoding';
+import { chunkedJobDefinitionName, JOB_KINDS, jobDefinitionName, jobQueueName, Transcoding } from './transcoding';
 
 export interface VaultStreamProps extends StackProps {
   /** Prefix of every resource name. */
@@ -57,7 +57,10 @@ export class VaultStreamStack extends Stack {
     const spekeApiArn = param(contract.drm.key_provider.api_arn.cdk_parameter, "The DRM vendor's SPEKE API the transcode jobs may invoke (arn:aws:execute-api:region:account:api-id/stage/POST/path); the default matches no API", { default: 'arn:aws:execute-api:us-east-1:000000000000:none/*/POST/*' }).valueAsString;
 
     const keys = new Keys(this, 'Keys', { prefix });
-    const storage = new Storage(this, 'Storage', { prefix, originKey: keys.origin, playerOrigin: param('PlayerOrigin', 'Origin of the web player allowed by CORS, e.g. https://watch.example.com').valueAsString });
+    const storage = new Storage(this, 'Storage', {
+      prefix, originKey: keys.origin, playerOrigin: param('PlayerOrigin', 'Origin of the web player allowed by CORS, e.g. https://watch.example.com').valueAsString,
+      chunksExpireAfterDays: contract.transcoder.chunking.expire_after_days,
+    });
     // Idempotency keys expire through the TTL; content records carry no expires_at.
     const content = vaultTable(this, 'Catalog', `${prefix}-content`, { timeToLiveAttribute: 'expires_at' });
     const tokens = vaultTable(this, 'Tokens', `${prefix}-tokens`);
@@ -136,6 +139,15 @@ export class VaultStreamStack extends Stack {
       tenant_content: { arns: [content.tableArn], conditions: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [`TENANT#${tenant}`] } } },
       tenant_ledger: { arns: [ledger.table.tableArn], conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${tenant}#*`] } } },
       tenant_content_key: { arns: [keys.content.keyArn], conditions: tenantKeyConditions },
+      tenant_chunks: { arns: [storage.source.arnForObjects(`chunks/${tenant}/*`)] },
+      // A tenant session submits a chunked title's jobs only tagged with its own tenant.
+      tenant_chunk_jobs: {
+        arns: contract.transcoder.chunking.kinds.flatMap((k) => [
+          `arn:${Aws.PARTITION}:batch:${Aws.REGION}:${Aws.ACCOUNT_ID}:job-queue/${prefix}-${k}`,
+          ...(['chunk', 'stitch'] as const).map((j) => `arn:${Aws.PARTITION}:batch:${Aws.REGION}:${Aws.ACCOUNT_ID}:job-definition/${chunkedJobDefinitionName(prefix, k, j)}:*`),
+        ]),
+        conditions: { StringEquals: { 'aws:RequestTag/vaultstream:tenant': tenant } },
+      },
       speke_api: { arns: [spekeApiArn] },
       job_definitions: { arns: JOB_KINDS.map((k) => `arn:${Aws.PARTITION}:batch:${Aws.REGION}:${Aws.ACCOUNT_ID}:job-definition/${jobDefinitionName(prefix, k)}:*`) },
     };
@@ -242,7 +254,9 @@ export class VaultStreamStack extends Stack {
       VAULTSTREAM_TENANT_ROLE_ARN: tenantRole.roleArn,
       ...Object.fromEntries(contract.drm.settings.filter((s) => s.read_by.includes('transcoder')).map((s) => [s.env, drmSettings[s.env]])),
     };
-    for (const variable of contract.transcoder.env) {
+    // Each kind's chunked-title settings are its own (Transcoding sets them per definition).
+    const perKind = ['VAULTSTREAM_CHUNK_SECONDS', 'VAULTSTREAM_CHUNK_JOB_DEFINITION', 'VAULTSTREAM_STITCH_JOB_DEFINITION'];
+    for (const variable of contract.transcoder.env.filter((v) => !perKind.includes(v))) {
       if (transcoderEnv[variable] === undefined) throw new Error(`the contract's transcoder reads ${variable}, which the job definitions do not set`);
     }
     const transcoding = new Transcoding(this, 'Transcoding', {

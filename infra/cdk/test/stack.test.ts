@@ -185,15 +185,31 @@ test('the API answers only through CloudFront: no execute-api endpoint, every ro
   }
 });
 
-test('Batch: three queues; one attempt per job (job_events retries); the contract command and environment; GPU on the NVIDIA AMI with on-demand fallback; IMDSv2 with one hop', () => {
+test('Batch: three queues; one attempt per run and stitch job (job_events retries), a chunk retried alone by the contract\'s rules; the contract commands and environment; GPU on the NVIDIA AMI with on-demand fallback; IMDSv2 with one hop', () => {
   assert.equal(ofType('AWS::Batch::JobQueue').length, 3);
-  for (const [id, def] of ofType('AWS::Batch::JobDefinition')) {
-    assert.deepEqual(def.Properties.RetryStrategy, { Attempts: 1 }, id);
+  const definitions = ofType('AWS::Batch::JobDefinition');
+  assert.equal(definitions.length, 3 + 2 * contract.transcoder.chunking.kinds.length);
+  const chunking = contract.transcoder.chunking;
+  for (const [id, def] of definitions) {
+    const name: string = def.Properties.JobDefinitionName;
+    const job = name.endsWith('-chunk') ? 'chunk' : name.endsWith('-stitch') ? 'stitch' : undefined;
+    const command = job ? chunking.jobs[job].command : contract.transcoder.command;
+    assert.deepEqual(def.Properties.ContainerProperties.Command, command, id);
+    if (job === 'chunk') {
+      assert.equal(def.Properties.RetryStrategy.Attempts, chunking.jobs.chunk.retry.attempts, id);
+      assert.deepEqual(def.Properties.RetryStrategy.EvaluateOnExit.map((r: any) => r.Action), chunking.jobs.chunk.retry.evaluate_on_exit.map((r) => r.action), id);
+    } else {
+      assert.deepEqual(def.Properties.RetryStrategy, { Attempts: 1 }, id);
+    }
     assert.ok(def.Properties.Timeout.AttemptDurationSeconds > 0, id);
-    assert.deepEqual(def.Properties.ContainerProperties.Command, contract.transcoder.command, id);
     assert.deepEqual(def.Properties.Parameters, contract.transcoder.parameters, id);
     const env = def.Properties.ContainerProperties.Environment.map((e: any) => e.Name).sort();
     assert.deepEqual(env, [...contract.transcoder.env, 'AWS_REGION'].sort(), id);
+    const value = (n: string) => def.Properties.ContainerProperties.Environment.find((e: any) => e.Name === n).Value;
+    const kind = name.replace(/^.*?-(video-gpu|video-cpu|audio)(-chunk|-stitch)?$/, '$1');
+    const splits = chunking.kinds.includes(kind);
+    assert.equal(value('VAULTSTREAM_CHUNK_JOB_DEFINITION') !== '', splits, id);
+    if (splits) assert.ok(value('VAULTSTREAM_CHUNK_JOB_DEFINITION').endsWith(`${kind}-chunk`), id);
   }
   // IMDSv2 only and one hop, on every compute environment: a job's container cannot borrow the instance role.
   const [[templateId, launchTemplate]] = ofType('AWS::EC2::LaunchTemplate');
