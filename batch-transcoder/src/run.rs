@@ -352,6 +352,7 @@ pub(crate) async fn transcode_and_publish(
         encoder: manifest.encoders.first().map(|s| s.name.clone()).unwrap_or_else(|| "aac".into()),
         output_bytes: uploaded.bytes,
         estimated_cost_usd: (cpu * args.price_per_vcpu_second * 1e6).round() / 1e6,
+        chunked: manifest.figures.chunked.clone(),
     };
     let partial = manifest.reason.clone();
     let publication = publication(&manifest, version.clone());

@@ -64,6 +64,8 @@ locals {
     tenant_ledger       = { arns = [aws_dynamodb_table.audit.arn], conditions = [{ test = "ForAllValues:StringLike", variable = "dynamodb:LeadingKeys", values = ["${local.tenant}#*"] }] }
     tenant_content_key  = { arns = [aws_kms_key.content.arn], conditions = local.tenant_key_conditions }
     tenant_chunks       = { arns = ["${aws_s3_bucket.source.arn}/chunks/${local.tenant}/*"], conditions = [] }
+    # Listing its own chunks: a missing chunk.json is then a 404, not an AccessDenied.
+    tenant_chunks_listing = { arns = [aws_s3_bucket.source.arn], conditions = [{ test = "StringLike", variable = "s3:prefix", values = ["chunks/${local.tenant}/*"] }] }
     # A tenant session submits a chunked title's jobs only tagged with its own tenant.
     tenant_chunk_jobs = { arns = local.chunked_job_arns, conditions = [{ test = "StringEquals", variable = "aws:RequestTag/vaultstream:tenant", values = [local.tenant] }] }
     # Named before they exist: the job queues and definitions are created with the transcoder.

@@ -174,6 +174,10 @@ pub struct JobFigures {
     pub output_bytes: u64,
     /// CPU seconds times the configured price per vCPU-second, in US dollars.
     pub estimated_cost_usd: f64,
+    /// A chunked title's chunks and stitch (`wall_seconds` is then the stitch's, `cpu_seconds`
+    /// and the cost every job's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunked: Option<crate::chunking::ChunkedFigures>,
 }
 
 /// Where the published files are: `{tenant}/{content_id}/{version}/` in the origin bucket.

@@ -72,6 +72,7 @@ fn transcoder_documents() -> Vec<Value> {
         encoder: "libx264".into(),
         output_bytes: 1000,
         estimated_cost_usd: 0.001,
+        chunked: None,
     };
     let mut documents = job::published(&figures, 0, "j", 1).to_vec();
     documents.push(job::ended(JobEnd::Failed, "j", 1));

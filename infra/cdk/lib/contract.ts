@@ -21,7 +21,7 @@ export type ResourceName =
   | 'tenant_role' | 'tenant_sources' | 'tenant_origin' | 'tenant_content' | 'tenant_ledger' | 'tenant_content_key'
   // A chunked title's files under chunks/{tenant}/ of the source bucket, and its array and
   // stitch jobs (submitted tagged with the session's tenant).
-  | 'tenant_chunks' | 'tenant_chunk_jobs'
+  | 'tenant_chunks' | 'tenant_chunks_listing' | 'tenant_chunk_jobs'
   // A DRM vendor's SPEKE API (API Gateway), which the job's own role calls with SigV4.
   | 'speke_api';
 

@@ -140,6 +140,8 @@ export class VaultStreamStack extends Stack {
       tenant_ledger: { arns: [ledger.table.tableArn], conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${tenant}#*`] } } },
       tenant_content_key: { arns: [keys.content.keyArn], conditions: tenantKeyConditions },
       tenant_chunks: { arns: [storage.source.arnForObjects(`chunks/${tenant}/*`)] },
+      // Listing its own chunks: a missing chunk.json is then a 404, not an AccessDenied.
+      tenant_chunks_listing: { arns: [storage.source.bucketArn], conditions: { StringLike: { 's3:prefix': [`chunks/${tenant}/*`] } } },
       // A tenant session submits a chunked title's jobs only tagged with its own tenant.
       tenant_chunk_jobs: {
         arns: contract.transcoder.chunking.kinds.flatMap((k) => [

@@ -73,6 +73,7 @@ mod tests {
             encoder: "libx264".into(),
             output_bytes: 12_345_678,
             estimated_cost_usd: 0.0012,
+            chunked: None,
         }
     }
 
