@@ -16,7 +16,8 @@ fn chunk_worker(index: u32) -> Option<u32> {
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
         let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
         let wanted = format!("AWS_BATCH_JOB_ARRAY_INDEX={index}");
-        if String::from_utf8_lossy(&cmdline).starts_with(&format!("{}\0chunk\0", vaultstream_tests::workspace_binary("vaultstream-transcode").display()))
+        if String::from_utf8_lossy(&cmdline)
+            .starts_with(&format!("{}\0chunk\0", vaultstream_tests::workspace_binary("vaultstream-transcode").display()))
             && environ.split(|b| *b == 0).any(|kv| kv == wanted.as_bytes())
         {
             return Some(pid);
