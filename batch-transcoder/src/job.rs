@@ -157,13 +157,25 @@ impl Job {
     /// A chunk worker's job: only what encoding a chunk reads.
     pub fn for_chunk(args: &crate::cli::ChunkArgs) -> Result<Job> {
         let (limits, stall_timeout) = limits(&args.limits)?;
+        Job::reading(args.input.clone(), None, encoding(&args.encoding)?, &args.encoding, (limits, stall_timeout))
+    }
+
+    /// A job that only reads the source (to plan a chunked title, or to encode one chunk): its
+    /// key is a fresh one no output is ever encrypted with.
+    pub fn reading(
+        input: PathBuf,
+        remote: Option<crate::probe::RemoteSource>,
+        profile: Profile,
+        args: &EncodingArgs,
+        (limits, stall_timeout): (Limits, Duration),
+    ) -> Result<Job> {
         Ok(Job {
-            input: args.input.clone(),
-            remote: None,
-            out: args.plan_dir.clone(),
-            profile: encoding(&args.encoding)?,
-            encoder: args.encoding.encoder.clone(),
-            preset: args.encoding.preset.clone(),
+            input,
+            remote,
+            out: std::env::temp_dir(),
+            profile,
+            encoder: args.encoder.clone(),
+            preset: args.preset.clone(),
             key: ContentKey::generate()?,
             key_storage: KeyStorage::MemoryOnly,
             key_uri: None,

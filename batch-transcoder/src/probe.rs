@@ -186,7 +186,9 @@ pub fn open_remote(source: &RemoteSource, abort: Arc<AtomicBool>) -> Result<(Inp
                 TranscodeError::Fatal(format!("the source object cannot be read ({e}); it may have been replaced since it was accepted"))
             }
             ff::Error::HttpServerError => TranscodeError::Temporary(format!("the source bucket failed: {e}")),
-            e => TranscodeError::InvalidInput(format!("the source is not a media file FFmpeg can read ({e})")),
+            e => TranscodeError::InvalidInput(format!(
+                "the uploaded file is not a media file FFmpeg can read ({e}); it may be truncated, damaged or not a video at all"
+            )),
         },
     )?;
     Ok((input, source.size))

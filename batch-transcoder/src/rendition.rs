@@ -342,18 +342,7 @@ pub fn run(plan: RenditionPlan, work: Receiver<Work>, keys: &KeyRing, watchdog: 
         match item {
             Work::Video(frame) => {
                 if let (Some(v), Some(s)) = (video.as_mut(), video_stream) {
-                    let prepared = prepare_frame(v, &frame, &plan.timeline, &mut clock)?;
-                    clock
-                        .time(Stage::EncodeVideo, || v.encoder.encoder.send_frame(&prepared))
-                        .map_err(|e| TranscodeError::Fatal(format!("{}: encoding: {e}", v.encoder_name)))?;
-                    if v.scaler.is_some() && v.encoder.upload.is_none() {
-                        v.spare = Some(prepared);
-                    }
-                    v.frames += 1;
-                    if v.frames % 30 == 0 {
-                        encoder_threads.sample();
-                    }
-                    receive(&mut v.encoder.encoder, s, v.time_base, &mut interleaver, &mut v.quality, (&mut clock, Stage::EncodeVideo))?;
+                    encode_frame(v, &frame, &plan.timeline, (s, &mut interleaver), (&mut clock, &mut encoder_threads))?;
                 }
             }
             Work::Audio(frame) => {
@@ -512,18 +501,7 @@ fn encode_chunk(
     };
     for item in work.iter() {
         if let Work::Video(frame) = item {
-            let prepared = prepare_frame(&mut v, &frame, &plan.timeline, &mut clock)?;
-            clock
-                .time(Stage::EncodeVideo, || v.encoder.encoder.send_frame(&prepared))
-                .map_err(|e| TranscodeError::Fatal(format!("{}: encoding: {e}", v.encoder_name)))?;
-            if v.scaler.is_some() && v.encoder.upload.is_none() {
-                v.spare = Some(prepared);
-            }
-            v.frames += 1;
-            if v.frames % 30 == 0 {
-                encoder_threads.sample();
-            }
-            receive(&mut v.encoder.encoder, 0, v.time_base, &mut interleaver, &mut v.quality, (&mut clock, Stage::EncodeVideo))?;
+            encode_frame(&mut v, &frame, &plan.timeline, (0, &mut interleaver), (&mut clock, &mut encoder_threads))?;
             write_ready(&mut interleaver, &mut clock)?;
         }
         watchdog.heartbeat();
@@ -615,6 +593,30 @@ fn open_video_path(plan: &VideoPlan, global_header: bool) -> Result<VideoPath> {
         hdr10_on_frames: plan.settings.hdr10.filter(|_| Backend::of(&encoder_name) != Backend::Software),
         encoder_name,
     })
+}
+
+/// Prepares and encodes one frame, moving the packets the encoder has ready into `stream` of the
+/// interleaver; the encoder's own threads are sampled every 30 frames (x264 ends its lookahead
+/// threads at flush, before a last sample could see them).
+fn encode_frame(
+    v: &mut VideoPath,
+    frame: &frame::Video,
+    timeline: &Timeline,
+    (stream, interleaver): (usize, &mut Interleaver<Packet>),
+    (clock, encoder_threads): (&mut StageClock, &mut HelperThreads),
+) -> Result<()> {
+    let prepared = prepare_frame(v, frame, timeline, clock)?;
+    clock
+        .time(Stage::EncodeVideo, || v.encoder.encoder.send_frame(&prepared))
+        .map_err(|e| TranscodeError::Fatal(format!("{}: encoding: {e}", v.encoder_name)))?;
+    if v.scaler.is_some() && v.encoder.upload.is_none() {
+        v.spare = Some(prepared);
+    }
+    v.frames += 1;
+    if v.frames % 30 == 0 {
+        encoder_threads.sample();
+    }
+    receive(&mut v.encoder.encoder, stream, v.time_base, interleaver, &mut v.quality, (clock, Stage::EncodeVideo))
 }
 
 /// Scales a shared normalized frame to this rendition, stamps its output index and forces an

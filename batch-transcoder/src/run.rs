@@ -70,7 +70,7 @@ pub(crate) struct Context {
 
 /// The job's AWS clients: as its tenant's tagged session when a tenant role is configured, so
 /// nothing the job does reaches another tenant's data.
-pub(crate) async fn clients_for(args: &RunArgs, tenant: &TenantId, content: &ContentId) -> Result<(Clients, Option<String>)> {
+async fn clients_for(args: &RunArgs, tenant: &TenantId, content: &ContentId) -> Result<(Clients, Option<String>)> {
     let (config, emulator) = Clients::load_config().await;
     let Some(role) = args.tenant_role_arn.as_deref().filter(|r| !r.trim().is_empty()) else {
         return Ok((Clients::from_sdk_config(&config, emulator), None));
@@ -89,6 +89,20 @@ pub(crate) async fn clients_for(args: &RunArgs, tenant: &TenantId, content: &Con
 }
 
 impl Context {
+    /// The job's clients, acting as the tenant where a tenant role is configured, and its context.
+    pub async fn open(args: &RunArgs, tenant: &TenantId, content: &ContentId) -> Result<(Context, Clients)> {
+        let (clients, acting_as) = clients_for(args, tenant, content).await?;
+        let ctx = Context {
+            acting_as,
+            tenant: tenant.clone(),
+            content: content.clone(),
+            catalog: Arc::new(DynamoCatalog::new(clients.dynamodb().clone(), &args.content_table)),
+            audit: DynamoLedger::new(clients.dynamodb().clone(), &args.audit_table, args.audit_shards),
+            job_id: batch_job_id(),
+        };
+        Ok((ctx, clients))
+    }
+
     pub async fn audit(&self, decision: Decision, reason: String) {
         let event = AuditEvent {
             tenant: self.tenant.clone(),
@@ -160,15 +174,7 @@ async fn run_job(args: RunArgs) -> Result<()> {
         return Err(TranscodeError::Usage("--price-per-vcpu-second must be a price in dollars from 0 up to 1".into()));
     }
 
-    let (clients, acting_as) = clients_for(&args, &tenant, &content).await?;
-    let ctx = Context {
-        acting_as,
-        tenant: tenant.clone(),
-        content: content.clone(),
-        catalog: Arc::new(DynamoCatalog::new(clients.dynamodb().clone(), &args.content_table)),
-        audit: DynamoLedger::new(clients.dynamodb().clone(), &args.audit_table, args.audit_shards),
-        job_id: batch_job_id(),
-    };
+    let (ctx, clients) = Context::open(&args, &tenant, &content).await?;
     let span = tracing::info_span!("run", otel.kind = "server", request_id = %ctx.job_id, tenant = %tenant, content_id = %content);
     if args.trace_header != "none" {
         vaultstream::traces::continue_trace(&span, &args.trace_header);

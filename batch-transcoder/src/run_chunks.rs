@@ -18,13 +18,12 @@
 //! so a rerun never mixes another plan's chunks into its version.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use vaultstream::audit::Decision;
-use vaultstream::aws::{Clients, DynamoCatalog, DynamoLedger};
+use vaultstream::aws::Clients;
 use vaultstream::catalog::{ContentCatalog, ContentRecord, ContentStatus, Expect, JobRef, Patch};
 use vaultstream::chunking::{self, ChunkPlan, ChunkReport, PlanInputs};
 use vaultstream::ids::{ContentId, TenantId};
@@ -34,7 +33,6 @@ use vaultstream::ladder::Profile;
 use crate::cli::{PlanArgs, RunArgs};
 use crate::error::{Result, TranscodeError};
 use crate::job::{self, Job};
-use crate::keys::KeyStorage;
 use crate::probe::{Limits, RemoteSource};
 use crate::run::{self, Context, Scratch};
 use crate::stitch::Stitchable;
@@ -62,24 +60,9 @@ pub async fn presign_source(clients: &Clients, args: &RunArgs, record: &ContentR
     })
 }
 
-/// A job that only reads the source (to plan or to encode a chunk): no key is ever used.
+/// A job that only reads the source where it lies (to plan, or to encode a chunk).
 fn reading_job(args: &RunArgs, profile: Profile, limits: Limits, stall_timeout: Duration, remote: RemoteSource) -> Result<Job> {
-    Ok(Job {
-        input: PathBuf::from("/nonexistent/remote-source"),
-        remote: Some(remote),
-        out: std::env::temp_dir(),
-        profile,
-        encoder: args.encoding.encoder.clone(),
-        preset: args.encoding.preset.clone(),
-        key: vaultstream::ContentKey::generate()?,
-        key_storage: KeyStorage::MemoryOnly,
-        key_uri: None,
-        key_period_segments: None,
-        cmaf_key: None,
-        limits,
-        stall_timeout,
-        chunking: None,
-    })
+    Job::reading(PathBuf::from("/nonexistent/remote-source"), Some(remote), profile, &args.encoding, (limits, stall_timeout))
 }
 
 fn plan_prefix(tenant: &TenantId, content: &ContentId, plan_id: &str) -> String {
@@ -145,7 +128,16 @@ pub async fn split(
         Ok::<_, TranscodeError>((crate::chunked::plan_chunks(&job, &source, chunk_seconds), job))
     })
     .await
-    .map_err(|e| TranscodeError::Fatal(format!("the probe thread failed: {e}")))??;
+    .map_err(|e| TranscodeError::Fatal(format!("the probe thread failed: {e}")))?;
+    // A source the ranged probe cannot read goes the whole way: the download checks it against
+    // the accepted ETag and size, and the pipeline says what is wrong with it.
+    let probed = match probed {
+        Ok(probed) => probed,
+        Err(e) => {
+            tracing::info!(error = %e, "the ranged probe could not read the source; transcoding it whole");
+            return Ok(None);
+        }
+    };
     let (Some((chunks, frame_rate)), job) = probed else { return Ok(None) };
 
     let etag = record.source_etag.clone().unwrap_or_default();
@@ -226,15 +218,7 @@ async fn open(args: &RunArgs) -> Result<(Context, Clients, Option<ContentRecord>
     if args.source_key != expected_key {
         return Err(TranscodeError::Usage(format!("--source-key must be {expected_key}: a job reads only its own content's upload")));
     }
-    let (clients, acting_as) = run::clients_for(args, &tenant, &content).await?;
-    let ctx = Context {
-        acting_as,
-        tenant: tenant.clone(),
-        content: content.clone(),
-        catalog: Arc::new(DynamoCatalog::new(clients.dynamodb().clone(), &args.content_table)),
-        audit: DynamoLedger::new(clients.dynamodb().clone(), &args.audit_table, args.audit_shards),
-        job_id: run::batch_job_id(),
-    };
+    let (ctx, clients) = Context::open(args, &tenant, &content).await?;
     let record = ctx
         .catalog
         .get(&tenant, &content)
