@@ -128,6 +128,7 @@ fn encode_in(
             "{which}: the source has no frames in this chunk's span; it is shorter than it claims"
         )));
     }
+    let audio_next_pts = window.audio_next_pts;
     let audio_packets = match window.audio.take() {
         Some((_, _, writer)) => writer.finish()?.0,
         None => 0,
@@ -163,6 +164,7 @@ fn encode_in(
         frames,
         rungs,
         audio_packets,
+        audio_next_pts,
         decode_errors: stats.decode_errors,
         packets_read: report.packets,
         thumbnails: collected.pictures.thumbnails.iter().map(|t| (t.uri.clone(), t.time)).collect(),

@@ -100,6 +100,9 @@ pub struct Window {
     pub audio: Option<(usize, Rational, PacketWriter)>,
     /// The first and last copied audio packet's times (seconds from the source's start).
     pub audio_span: Option<(f64, f64)>,
+    /// The presentation time (as the chunk's audio file keeps it) of the first audio packet past
+    /// the chunk's end: where the next chunk's audio must start, if the source's audio goes on.
+    pub audio_next_pts: Option<i64>,
     video_done: bool,
     audio_done: bool,
 }
@@ -107,7 +110,7 @@ pub struct Window {
 impl Window {
     pub fn new(chunk: Chunk, audio: Option<(usize, Rational, PacketWriter)>) -> Window {
         let audio_done = audio.is_none();
-        Window { chunk, audio, audio_span: None, video_done: false, audio_done }
+        Window { chunk, audio, audio_span: None, audio_next_pts: None, video_done: false, audio_done }
     }
 
     /// Copies an audio packet of the chunk's span; says whether the packet was the audio stream's.
@@ -122,8 +125,12 @@ impl Window {
             writer.write(packet)?;
             let span = self.audio_span.get_or_insert((t, t));
             span.1 = span.1.max(t);
-        } else if self.chunk.end_seconds.is_some_and(|end| t >= end + AUDIO_PAST_END) {
-            self.audio_done = true;
+        } else if self.chunk.end_seconds.is_some_and(|end| t >= end) {
+            let stored = writer.stored_time(ts);
+            self.audio_next_pts = Some(self.audio_next_pts.map_or(stored, |n| n.min(stored)));
+            if self.chunk.end_seconds.is_some_and(|end| t >= end + AUDIO_PAST_END) {
+                self.audio_done = true;
+            }
         }
         Ok(true)
     }

@@ -51,6 +51,12 @@ impl PacketWriter {
         Ok(PacketWriter { output, time_base, stream_time_base, path: path.to_path_buf(), dts: Vec::new(), packets: 0, bytes: 0 })
     }
 
+    /// A time in the packets' time base, as the file keeps it (its stream's own time base).
+    pub fn stored_time(&self, ts: i64) -> i64 {
+        use ff::Rescale;
+        ts.rescale(self.time_base, self.stream_time_base)
+    }
+
     pub fn write(&mut self, packet: &Packet) -> Result<()> {
         let mut packet = packet.clone();
         packet.set_stream(0);

@@ -229,3 +229,32 @@ fn a_chunk_killed_mid_way_is_retried_alone() {
         assert_eq!(report["attempt"], if index == 2 { 2 } else { 1 }, "chunk {index}: {report}");
     }
 }
+
+/// A source damaged across a seam (MPEG-TS with a stretch of garbage): the chunked title is the
+/// whole title's, audio gap (filled as the whole title fills it) and all.
+#[test]
+fn a_source_damaged_across_a_seam_stitches_as_the_whole_title_transcodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mp4 = clip(dir.path(), "src.mp4", 426, 240, 30, 72, true);
+    let ts = dir.path().join("src.ts");
+    ok(Command::new("ffmpeg").args(["-v", "error", "-i"]).arg(&mp4).args(["-c", "copy", "-f", "mpegts"]).arg(&ts));
+    let mut bytes = std::fs::read(&ts).unwrap();
+    let (from, to) = (bytes.len() * 40 / 100, bytes.len() * 55 / 100);
+    let mut state = 1u32;
+    for b in &mut bytes[from..to] {
+        state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        *b = (state >> 24) as u8;
+    }
+    let damaged = dir.path().join("damaged.ts");
+    std::fs::write(&damaged, bytes).unwrap();
+    ok(&mut local(dir.path(), &damaged, "whole", &[]));
+    ok(&mut local(dir.path(), &damaged, "chunked", &["--chunk-seconds", "24", "--workers", "2"]));
+    let (whole, chunked) = (manifest(dir.path(), "whole"), manifest(dir.path(), "chunked"));
+    assert_eq!(chunked["figures"]["chunked"]["chunks"], 3);
+    for (w, c) in whole["renditions"].as_array().unwrap().iter().zip(chunked["renditions"].as_array().unwrap()) {
+        let name = w["name"].as_str().unwrap();
+        assert_eq!(c["frames"], w["frames"], "{name}");
+        let audio = |which: &str| audio_samples(&dir.path().join(which).join(name).join("index.m3u8"));
+        assert!(audio("chunked") == audio("whole"), "{name}: the damaged title's audio differs chunked");
+    }
+}

@@ -146,8 +146,12 @@ pub struct ChunkReport {
     /// Output frames it encoded (the same in every rung).
     pub frames: u64,
     pub rungs: Vec<ChunkRung>,
-    /// Source audio packets it copied, and the first and last one's times.
+    /// Source audio packets it copied.
     pub audio_packets: u64,
+    /// Where the source's audio goes on after the chunk (the first packet past its end, in the
+    /// time base of the chunk's `audio.nut`), when it does: the next chunk's audio starts there.
+    #[serde(default)]
+    pub audio_next_pts: Option<i64>,
     pub decode_errors: u64,
     pub packets_read: u64,
     /// Thumbnails it took (`thumbnails/thumb_NNNNN.jpg`, with their times), and whether it took
@@ -319,6 +323,7 @@ mod tests {
             frames: 1,
             rungs: vec![],
             audio_packets: 0,
+            audio_next_pts: None,
             decode_errors: 0,
             packets_read: 0,
             thumbnails: vec![],
